@@ -1,0 +1,192 @@
+"""Turn a validated Segment message into the row the event log stores.
+
+Three derivations live here, each as Segment documents it:
+- the event time, corrected for the sender's clock skew:
+  ``timestamp = receivedAt - (sentAt - originalTimestamp)`` (``originalTimestamp`` falls back to
+  the ``timestamp`` the client sent, which is the same clock);
+- the marketing touchpoint: ``channel`` from ``properties.channel``, else the UTM medium
+  (``context.campaign.medium`` or ``utm_medium`` in ``context.page.url``), else
+  ``context.channel``; ``campaign`` and ``source`` from the UTM name and source;
+- revenue, from ``properties.revenue`` (Segment's e-commerce spec) else ``properties.total``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from clm.ingest.schemas import Alias, AnyMessage, Group, Identify, Page, Screen, Track
+
+
+@dataclass
+class EventRecord:
+    """A message ready to store, with the identifiers identity resolution needs."""
+
+    message_id: str
+    type: str
+    name: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    timestamp: datetime
+    received_at: datetime
+    sent_at: datetime | None
+    original_timestamp: datetime | None
+    channel: str | None
+    campaign: str | None
+    source: str | None
+    revenue: float | None
+    currency: str | None
+    properties: dict[str, Any]
+    context: dict[str, Any]
+    traits: dict[str, Any] | None
+    email: str | None = None
+    previous_id: str | None = None
+    external_ids: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ts(self) -> int:
+        return int(self.timestamp.timestamp())
+
+
+def content_message_id(raw: dict[str, Any]) -> str:
+    """A stable id for a message sent without one, so that its retries are still deduplicated."""
+    digest = hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"clm-{digest[:40]}"
+
+
+def event_time(
+    message: AnyMessage, received_at: datetime, batch_sent_at: datetime | None
+) -> tuple[datetime, datetime | None, datetime | None]:
+    """(timestamp, sentAt, originalTimestamp) with the sender's clock skew removed."""
+    original = message.original_timestamp or message.timestamp
+    sent_at = message.sent_at or batch_sent_at
+    if original is not None and sent_at is not None:
+        return received_at - (sent_at - original), sent_at, original
+    if original is not None:
+        return original, sent_at, original
+    return received_at, sent_at, None
+
+
+def _utm_from_url(context: dict[str, Any]) -> dict[str, str]:
+    page = context.get("page")
+    url = page.get("url") if isinstance(page, dict) else None
+    if not isinstance(url, str) or "utm_" not in url:
+        return {}
+    query = parse_qs(urlsplit(url).query)
+    return {key[4:]: values[0] for key, values in query.items() if key.startswith("utm_")}
+
+
+def _text(value: Any, limit: int) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = str(value).strip()
+    return text[:limit] or None
+
+
+def touchpoint(
+    properties: dict[str, Any], context: dict[str, Any]
+) -> tuple[str | None, str | None, str | None]:
+    """(channel, campaign, source) of a message, as documented in the module docstring."""
+    campaign_ctx = context.get("campaign")
+    utm: dict[str, Any] = campaign_ctx if isinstance(campaign_ctx, dict) else {}
+    if not utm:
+        utm = _utm_from_url(context)
+    channel = (
+        _text(properties.get("channel"), 64)
+        or _text(utm.get("medium"), 64)
+        or _text(context.get("channel"), 64)
+    )
+    campaign = _text(utm.get("name") or utm.get("campaign"), 255) or _text(
+        properties.get("campaign"), 255
+    )
+    return channel, campaign, _text(utm.get("source"), 255)
+
+
+def _revenue(properties: dict[str, Any]) -> tuple[float | None, str | None]:
+    for key in ("revenue", "total"):
+        value = properties.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value), _text(properties.get("currency"), 8)
+        if isinstance(value, str):
+            try:
+                return float(value), _text(properties.get("currency"), 8)
+            except ValueError:
+                return None, None
+    return None, None
+
+
+def _email(traits: dict[str, Any] | None) -> str | None:
+    if not traits:
+        return None
+    email = traits.get("email")
+    if isinstance(email, str) and "@" in email:
+        return email.strip().lower()[:320]
+    return None
+
+
+def _external_ids(context: dict[str, Any]) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for item in context.get("externalIds") or []:
+        if isinstance(item, dict) and item.get("id") is not None and item.get("type"):
+            found.append((f"ext:{str(item['type'])[:59]}", str(item["id"])[:512]))
+    return found
+
+
+def to_record(
+    message: AnyMessage,
+    raw: dict[str, Any],
+    received_at: datetime,
+    batch_sent_at: datetime | None = None,
+    batch_context: dict[str, Any] | None = None,
+) -> EventRecord:
+    """The stored form of one validated message."""
+    context = {**batch_context, **message.context} if batch_context else message.context
+    timestamp, sent_at, original = event_time(message, received_at, batch_sent_at)
+    properties: dict[str, Any] = {}
+    traits: dict[str, Any] | None = None
+    name: str | None = None
+    previous_id: str | None = None
+    if isinstance(message, Track):
+        properties, name = message.properties, message.event
+    elif isinstance(message, Page | Screen):
+        properties, name = message.properties, message.name
+        if isinstance(message, Page) and message.category:
+            properties = {**properties, "category": message.category}
+    elif isinstance(message, Identify):
+        traits = message.traits
+    elif isinstance(message, Group):
+        traits, properties = message.traits, {"groupId": message.group_id}
+    elif isinstance(message, Alias):
+        previous_id = message.previous_id
+        properties = {"previousId": previous_id}
+    context_traits = context.get("traits")
+    channel, campaign, source = touchpoint(properties, context)
+    revenue, currency = _revenue(properties)
+    return EventRecord(
+        message_id=message.message_id or content_message_id(raw),
+        type=message.type,
+        name=name,
+        user_id=message.user_id,
+        anonymous_id=message.anonymous_id,
+        timestamp=timestamp,
+        received_at=received_at,
+        sent_at=sent_at,
+        original_timestamp=original,
+        channel=channel,
+        campaign=campaign,
+        source=source,
+        revenue=revenue,
+        currency=currency,
+        properties=properties,
+        context=context,
+        traits=traits,
+        email=_email(traits if isinstance(message, Identify) else None)
+        or _email(context_traits if isinstance(context_traits, dict) else None),
+        previous_id=previous_id,
+        external_ids=_external_ids(context),
+    )

@@ -1,0 +1,167 @@
+"""Ingestion: validate, normalise, deduplicate, resolve identities, store — in one transaction.
+
+The transaction commits before the caller hears "stored", so an acknowledged event is durable.
+Invalid messages are reported one by one and never block the valid ones of the same batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pydantic
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from clm.config import get_settings
+from clm.ingest.identity import IdentityResolver
+from clm.ingest.normalize import EventRecord, to_record
+from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
+from clm.store.engine import Database
+from clm.store.models import Event
+
+_CHUNK = 500
+
+
+def pydantic_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
+    """Field-level messages in our error shape, without echoing the (possibly personal) input."""
+    errors = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = list(err["loc"])
+        if loc and loc[0] in MESSAGE_TYPES:  # the union's tag adds nothing for the sender
+            loc = loc[1:]
+        errors.append({"loc": loc, "message": err["msg"], "type": err["type"]})
+    return errors
+
+
+def parse_messages(
+    raws: Sequence[Any],
+    received_at: datetime,
+    *,
+    batch_sent_at: datetime | None = None,
+    batch_context: dict[str, Any] | None = None,
+    max_event_bytes: int | None = None,
+) -> tuple[list[EventRecord], list[Rejected]]:
+    """Validate each message on its own; the good become records, the bad get reasons."""
+    limit = max_event_bytes or get_settings().max_event_bytes
+    records: list[EventRecord] = []
+    rejected: list[Rejected] = []
+    for index, raw in enumerate(raws):
+        message_id = raw.get("messageId") if isinstance(raw, dict) else None
+        message_id = message_id if isinstance(message_id, str) else None
+        if not isinstance(raw, dict):
+            rejected.append(Rejected(index=index, errors=[_error((), "must be a JSON object")]))
+            continue
+        size = len(orjson.dumps(raw))
+        if size > limit:
+            reason = f"message is {size} bytes; the limit is {limit} bytes"
+            rejected.append(
+                Rejected(index=index, message_id=message_id, errors=[_error((), reason, "size")])
+            )
+            continue
+        try:
+            message = message_adapter.validate_python(raw)
+        except pydantic.ValidationError as exc:
+            rejected.append(
+                Rejected(index=index, message_id=message_id, errors=pydantic_errors(exc))
+            )
+            continue
+        records.append(to_record(message, raw, received_at, batch_sent_at, batch_context))
+    return records, rejected
+
+
+def _error(loc: tuple[str | int, ...], message: str, kind: str = "value_error") -> dict[str, Any]:
+    return {"loc": list(loc), "message": message, "type": kind}
+
+
+def _insert(dialect: str) -> Any:
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+def _existing_message_ids(session: Session, workspace_id: int, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        found.update(
+            session.scalars(
+                select(Event.message_id).where(
+                    Event.workspace_id == workspace_id,
+                    Event.message_id.in_(ids[start : start + _CHUNK]),
+                )
+            )
+        )
+    return found
+
+
+def store_records(db: Database, workspace_id: int, records: list[EventRecord]) -> tuple[int, int]:
+    """Store new records in one transaction; returns (stored, duplicates)."""
+    unique: dict[str, EventRecord] = {}
+    for record in records:
+        unique.setdefault(record.message_id, record)
+    duplicates = len(records) - len(unique)
+    if not unique:
+        return 0, duplicates
+    with db.transaction() as session:
+        if db.dialect == "postgresql":
+            # One writer per workspace at a time: identity merges must see each other.
+            session.execute(text("SELECT pg_advisory_xact_lock(:ws)"), {"ws": workspace_id})
+        existing = _existing_message_ids(session, workspace_id, list(unique))
+        fresh = [record for key, record in unique.items() if key not in existing]
+        duplicates += len(unique) - len(fresh)
+        if not fresh:
+            return 0, duplicates
+        resolver = IdentityResolver(session, workspace_id, datetime.now(UTC))
+        resolver.prefetch(fresh)
+        rows = [_row(workspace_id, resolver.resolve(record), record) for record in fresh]
+        resolver.flush()
+        statement = _insert(db.dialect)(Event).on_conflict_do_nothing(
+            index_elements=["workspace_id", "message_id"]
+        )
+        session.execute(statement, rows)
+    return len(rows), duplicates
+
+
+def _row(workspace_id: int, identity_id: int, record: EventRecord) -> dict[str, Any]:
+    return {
+        "workspace_id": workspace_id,
+        "identity_id": identity_id,
+        "message_id": record.message_id,
+        "type": record.type,
+        "name": record.name,
+        "user_id": record.user_id,
+        "anonymous_id": record.anonymous_id,
+        "timestamp": record.timestamp,
+        "ts": record.ts,
+        "received_at": record.received_at,
+        "sent_at": record.sent_at,
+        "original_timestamp": record.original_timestamp,
+        "channel": record.channel,
+        "campaign": record.campaign,
+        "source": record.source,
+        "revenue": record.revenue,
+        "currency": record.currency,
+        "properties": record.properties,
+        "context": record.context,
+        "traits": record.traits,
+    }
+
+
+def ingest(
+    db: Database,
+    workspace_id: int,
+    raws: Sequence[Any],
+    *,
+    received_at: datetime | None = None,
+    batch_sent_at: datetime | None = None,
+    batch_context: dict[str, Any] | None = None,
+) -> IngestResult:
+    """Validate and store Segment messages; the result lists what was rejected and why."""
+    received_at = received_at or datetime.now(UTC)
+    records, rejected = parse_messages(
+        raws, received_at, batch_sent_at=batch_sent_at, batch_context=batch_context
+    )
+    stored, duplicates = store_records(db, workspace_id, records)
+    return IngestResult(stored=stored, duplicates=duplicates, rejected=rejected)
