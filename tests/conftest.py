@@ -96,3 +96,68 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
 
 
 __all__ = ["IN_CI", "SHARED_DATA", "migrate"]
+
+
+# --- a real HTTP server on loopback ---------------------------------------------------------
+
+import socket  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import uvicorn  # noqa: E402
+
+from clm.api.app import create_app  # noqa: E402
+from clm.store import workspaces as ws  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    db: Database
+
+
+@pytest.fixture
+def live_server(db: Database) -> Iterator[LiveServer]:
+    """The real app under uvicorn on a loopback port, in a thread, over the ``db`` backend."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.02)
+    yield LiveServer(f"http://127.0.0.1:{port}", db)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@dataclass
+class Tenant:
+    id: int
+    slug: str
+    write_key: str
+    secret_key: str
+
+
+def make_tenant(db: Database, slug: str = "shop") -> Tenant:
+    with db.transaction() as session:
+        workspace = ws.create_workspace(session, slug)
+        write = ws.issue_key(session, "write", workspace.id)
+        secret = ws.issue_key(session, "secret", workspace.id)
+    return Tenant(workspace.id, slug, write.key, secret.key)
+
+
+@pytest.fixture
+def tenant(db: Database) -> Tenant:
+    return make_tenant(db)

@@ -1,0 +1,36 @@
+"""The FastAPI application: thin routers over the services, one error mapping."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from clm.api.errors import install_error_handlers
+from clm.api.management import router as management_router
+from clm.api.responses import JsonResponse
+from clm.api.tracking import router as tracking_router
+from clm.config import get_settings
+from clm.store.engine import Database
+
+
+def create_app(db: Database | None = None) -> FastAPI:
+    """The API over ``db`` (by default the configured database, migrated on start)."""
+    database = db or Database.open(get_settings().effective_database_url)
+    app = FastAPI(
+        title="CLM",
+        summary="Customer lifecycle management: Segment-compatible ingestion and management API",
+        version="0.1.0",
+        default_response_class=JsonResponse,
+    )
+    app.state.db = database
+    install_error_handlers(app)
+    app.include_router(tracking_router)
+    app.include_router(management_router)
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        """Liveness: the process answers and its database is reachable."""
+        with database.session() as session:
+            session.connection()
+        return {"status": "ok", "database": database.dialect}
+
+    return app

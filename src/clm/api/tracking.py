@@ -1,0 +1,143 @@
+"""The Segment HTTP Tracking API (``/v1/*``): what Segment's SDKs and servers speak.
+
+Authentication as Segment does it: the workspace write key as the Basic user name, or
+``writeKey`` in the body. Limits as Segment's: 32 KB a message, 500 KB a batch (after gunzip).
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pydantic
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from clm.api.deps import DatabaseDep, basic_username, credential_for
+from clm.api.responses import JsonResponse
+from clm.config import get_settings
+from clm.errors import ClmError, FieldError, PayloadTooLarge, PermissionDenied, ValidationError
+from clm.ingest.schemas import Batch, IngestResult
+from clm.ingest.service import ingest, pydantic_errors
+
+router = APIRouter(prefix="/v1", tags=["tracking"])
+
+
+class MalformedJson(ClmError):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, gunzipped, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    gzipped = request.headers.get("content-encoding", "").lower() == "gzip"
+    if declared and declared.isdigit() and not gzipped and int(declared) > limit:
+        raise PayloadTooLarge(f"Body is {declared} bytes; the limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    inflater = zlib.decompressobj(wbits=31) if gzipped else None
+    async for chunk in request.stream():
+        if inflater is not None:
+            try:
+                chunk = inflater.decompress(chunk, limit + 1 - size)
+            except zlib.error as exc:
+                raise ValidationError(f"Body is not valid gzip: {exc}") from exc
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(
+            "Body is not valid JSON", [FieldError(("body",), str(exc), "json_invalid")]
+        ) from exc
+
+
+def _write_key(request: Request, payload: Any) -> str | None:
+    key = basic_username(request.headers.get("authorization"))
+    if key is None and isinstance(payload, dict):
+        body_key = payload.get("writeKey")
+        key = body_key if isinstance(body_key, str) else None
+    return key
+
+
+def _workspace_for(request: Request, db: Any, payload: Any) -> int:
+    credential = credential_for(db, _write_key(request, payload))
+    if credential.kind not in ("write", "secret") or credential.workspace_id is None:
+        raise PermissionDenied("Events are sent with a workspace write key")
+    return credential.workspace_id
+
+
+def _field_errors(errors: list[dict[str, Any]], *prefix: str | int) -> list[FieldError]:
+    return [FieldError((*prefix, *e["loc"]), e["message"], e["type"]) for e in errors]
+
+
+def _rejections(result: IngestResult) -> list[FieldError]:
+    return [
+        error
+        for item in result.rejected
+        for error in _field_errors(item.errors, "batch", item.index)
+    ]
+
+
+async def _single(kind: str, request: Request, db: DatabaseDep) -> JsonResponse:
+    settings = get_settings()
+    payload = parse_json(await read_body(request, settings.max_event_bytes))
+    workspace_id = _workspace_for(request, db, payload)
+    if not isinstance(payload, dict):
+        raise ValidationError("Body must be a JSON object")
+    payload = {**payload, "type": kind}
+    payload.pop("writeKey", None)
+    result = await run_in_threadpool(ingest, db, workspace_id, [payload])
+    if result.rejected:
+        raise ValidationError(f"Invalid {kind} message", _field_errors(result.rejected[0].errors))
+    return JsonResponse({"success": True})
+
+
+def _route(kind: str) -> None:
+    async def endpoint(request: Request, db: DatabaseDep) -> JsonResponse:
+        return await _single(kind, request, db)
+
+    endpoint.__name__ = f"{kind}_message"
+    endpoint.__doc__ = f"Segment ``{kind}`` call: one message, stored before the 200."
+    router.add_api_route(f"/{kind}", endpoint, methods=["POST"], name=kind)
+
+
+for _kind in ("identify", "track", "page", "screen", "group", "alias"):
+    _route(_kind)
+
+
+@router.post("/batch")
+@router.post("/import")
+async def batch(request: Request, db: DatabaseDep) -> JsonResponse:
+    """Many messages at once. Valid ones are stored even when others are rejected: the reply
+    lists each rejected message by its index, with field-level reasons."""
+    received_at = datetime.now(UTC)
+    payload = parse_json(await read_body(request, get_settings().max_batch_bytes))
+    workspace_id = _workspace_for(request, db, payload)
+    try:
+        envelope = Batch.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        errors = [
+            FieldError(tuple(e["loc"]), e["message"], e["type"]) for e in pydantic_errors(exc)
+        ]
+        raise ValidationError("Invalid batch", errors) from exc
+    result = await run_in_threadpool(
+        ingest,
+        db,
+        workspace_id,
+        envelope.batch,
+        received_at=received_at,
+        batch_sent_at=envelope.sent_at,
+        batch_context=envelope.context or None,
+    )
+    if result.rejected and not result.stored and not result.duplicates:
+        raise ValidationError("No message in the batch is valid", _rejections(result))
+    return JsonResponse(result.model_dump(by_alias=True))

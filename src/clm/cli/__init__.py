@@ -1,0 +1,51 @@
+"""The ``clm`` command line: thin commands over the Python API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from clm.cli._common import DatabaseOption, console
+from clm.cli.admin import keys_app, workspace_app
+from clm.cli.customers import customer_app, events_app
+
+app = typer.Typer(
+    name="clm",
+    help="CLM: customer lifecycle management from your event log.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(keys_app, name="keys")
+app.add_typer(customer_app, name="customer")
+app.add_typer(events_app, name="events")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Serve the tracking API (/v1) and the management API (/api/v1)."""
+    import uvicorn
+
+    from clm.api.app import create_app
+    from clm.cli._common import open_database
+    from clm.config import get_settings
+
+    settings = get_settings()
+    db = open_database(database_url)
+    bind_host, bind_port = host or settings.host, port or settings.port
+    console.print(f"CLM API on http://{bind_host}:{bind_port}  (docs: /docs)")
+    uvicorn.run(create_app(db), host=bind_host, port=bind_port, log_level="warning")
+
+
+@app.command()
+def migrate(database_url: DatabaseOption = None) -> None:
+    """Bring the database schema up to date (the server and every command also do this)."""
+    from clm.cli._common import open_database
+
+    db = open_database(database_url)
+    console.print(f"Schema up to date ({db.dialect}).")

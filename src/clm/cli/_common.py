@@ -1,0 +1,95 @@
+"""What every command shares: opening the database, finding the workspace, printing results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from clm.config import get_settings
+from clm.errors import ClmError
+from clm.store.engine import Database
+from clm.store.workspaces import get_workspace
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="table for people, json for scripts")
+]
+WorkspaceOption = Annotated[
+    str, typer.Option("--workspace", "-w", help="Workspace slug or id", envvar="CLM_WORKSPACE")
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL; default: CLM_DATABASE_URL or the SQLite file in CLM_DATA_DIR",
+    ),
+]
+
+
+def open_database(url: str | None = None) -> Database:
+    return Database.open(url or get_settings().effective_database_url)
+
+
+def workspace_id(db: Database, ref: str) -> int:
+    with db.session() as session:
+        return get_workspace(session, ref).id
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """A ClmError becomes a one-line message and exit code 1, never a traceback."""
+    try:
+        yield
+    except ClmError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, default=str) + "\n")
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    return str(value)

@@ -1,0 +1,117 @@
+"""``clm customer`` and ``clm events``: look a customer up, page through the log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from clm.cli._common import (
+    DatabaseOption,
+    FormatOption,
+    OutputFormat,
+    WorkspaceOption,
+    console,
+    friendly_errors,
+    open_database,
+    print_json,
+    print_table,
+    workspace_id,
+)
+from clm.store import customers as repo
+
+customer_app = typer.Typer(help="Look up customers: identities, resolution and timeline.")
+events_app = typer.Typer(help="Read the event log.")
+
+
+@customer_app.command("show")
+def show_customer(
+    ref: Annotated[str, typer.Argument(help="Customer id, or an identifier with --by")],
+    workspace: WorkspaceOption,
+    by: Annotated[str, typer.Option(help="id, user_id, anonymous_id, email or ext:<type>")] = "id",
+    events: Annotated[int, typer.Option(help="How many recent events to show")] = 20,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """A customer: traits, identities, how they were resolved, and the latest events."""
+    db = open_database(database_url)
+    with friendly_errors():
+        ws_id = workspace_id(db, workspace)
+        with db.session() as session:
+            if by == "id":
+                detail = repo.get_customer(session, ws_id, int(ref))
+            else:
+                detail = repo.find_customer(session, ws_id, by, ref)
+            recent = repo.timeline(session, ws_id, detail.id, limit=events)
+    if output is OutputFormat.json:
+        print_json({"customer": detail, "timeline": recent})
+        return
+    console.print(
+        f"[bold]Customer {detail.id}[/bold]  user_id={detail.user_id}  email={detail.email}\n"
+        f"first seen {detail.first_seen_at:%Y-%m-%d %H:%M}, last seen "
+        f"{detail.last_seen_at:%Y-%m-%d %H:%M}, {detail.event_count} events"
+    )
+    if detail.traits:
+        console.print(f"traits: {detail.traits}")
+    print_table(
+        "Identities",
+        ["kind", "value", "first seen"],
+        [(i.kind, i.value, i.first_seen_at) for i in detail.identities],
+    )
+    print_table(
+        "Resolution",
+        ["when", "identifier", "outcome", "reason", "other customer"],
+        [
+            (r.occurred_at, f"{r.kind}={r.value}", r.outcome, r.reason, r.other_customer_id)
+            for r in detail.resolution
+        ],
+    )
+    print_table(
+        "Timeline (newest first)",
+        ["time", "type", "name", "channel", "campaign", "revenue"],
+        [(e.timestamp, e.type, e.name, e.channel, e.campaign, e.revenue) for e in recent],
+    )
+
+
+@events_app.command("list")
+def list_events(
+    workspace: WorkspaceOption,
+    after: Annotated[int | None, typer.Option(help="Show events stored after this id")] = None,
+    limit: Annotated[int, typer.Option(help="Page size (at most 1000)")] = 50,
+    customer: Annotated[int | None, typer.Option(help="Only this customer's events")] = None,
+    type: Annotated[str | None, typer.Option(help="identify, track, page, ...")] = None,
+    name: Annotated[str | None, typer.Option(help="Event name, e.g. 'Order Completed'")] = None,
+    since: Annotated[datetime | None, typer.Option(help="From this time (UTC)")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Before this time (UTC)")] = None,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Page through the event log in stored order."""
+    db = open_database(database_url)
+    with friendly_errors():
+        ws_id = workspace_id(db, workspace)
+        where = repo.EventFilter(customer, type, name, _utc(since), _utc(until))
+        with db.session() as session:
+            page = repo.list_events(session, ws_id, where, after=after, limit=limit)
+    if output is OutputFormat.json:
+        print_json(page)
+        return
+    print_table(
+        "Events",
+        ["id", "customer", "time", "type", "name", "channel", "revenue"],
+        [
+            (e.id, e.customer_id, e.timestamp, e.type, e.name, e.channel, e.revenue)
+            for e in page.items
+        ],
+    )
+    if page.next_after is not None:
+        console.print(f"[dim]more: --after {page.next_after}[/dim]")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -1,0 +1,169 @@
+"""Reading customers and their events: every query is filtered by workspace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from clm.errors import NotFound
+from clm.store.models import Customer, Event, Identity, IdentityLink
+from clm.store.schemas import (
+    CustomerDetail,
+    CustomerPublic,
+    EventPublic,
+    IdentityLinkPublic,
+    IdentityPublic,
+    Page,
+)
+
+MAX_PAGE = 1000
+
+
+def _resolve_id(session: Session, workspace_id: int, customer_id: int) -> Customer:
+    """The customer, following merges: an old id keeps working after its customer merged."""
+    customer = session.get(Customer, customer_id)
+    seen = 0
+    while customer is not None and customer.merged_into_id is not None and seen < 100:
+        customer = session.get(Customer, customer.merged_into_id)
+        seen += 1
+    if customer is None or customer.workspace_id != workspace_id:
+        raise NotFound(f"No customer {customer_id}")
+    return customer
+
+
+def get_customer(session: Session, workspace_id: int, customer_id: int) -> CustomerDetail:
+    customer = _resolve_id(session, workspace_id, customer_id)
+    identities = session.scalars(
+        select(Identity).where(Identity.customer_id == customer.id).order_by(Identity.id)
+    )
+    links = session.scalars(
+        select(IdentityLink)
+        .where(
+            (IdentityLink.customer_id == customer.id)
+            | (IdentityLink.other_customer_id == customer.id)
+        )
+        .order_by(IdentityLink.id)
+    )
+    merged = session.scalars(
+        select(Customer.id).where(Customer.merged_into_id == customer.id).order_by(Customer.id)
+    )
+    count = session.scalar(
+        select(func.count())
+        .select_from(Event)
+        .join(Identity, Identity.id == Event.identity_id)
+        .where(Identity.customer_id == customer.id)
+    )
+    return CustomerDetail(
+        **CustomerPublic.model_validate(customer).model_dump(),
+        identities=[IdentityPublic.model_validate(i) for i in identities],
+        resolution=[IdentityLinkPublic.model_validate(link) for link in links],
+        merged_ids=list(merged),
+        event_count=count or 0,
+    )
+
+
+def find_customer(session: Session, workspace_id: int, kind: str, value: str) -> CustomerDetail:
+    """The customer an identifier names (``user_id``, ``anonymous_id``, ``email``, ``ext:*``)."""
+    if kind == "email":
+        value = value.strip().lower()
+    customer_id = session.scalar(
+        select(Identity.customer_id).where(
+            Identity.workspace_id == workspace_id, Identity.kind == kind, Identity.value == value
+        )
+    )
+    if customer_id is None:
+        raise NotFound(f"No customer with {kind} {value!r}")
+    return get_customer(session, workspace_id, customer_id)
+
+
+def list_customers(
+    session: Session, workspace_id: int, *, after: int | None = None, limit: int = 100
+) -> Page[CustomerPublic]:
+    limit = max(1, min(limit, MAX_PAGE))
+    query = select(Customer).where(
+        Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None)
+    )
+    if after is not None:
+        query = query.where(Customer.id > after)
+    rows = list(session.scalars(query.order_by(Customer.id).limit(limit + 1)))
+    items = [CustomerPublic.model_validate(row) for row in rows[:limit]]
+    return Page(items=items, next_after=items[-1].id if len(rows) > limit else None)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    customer_id: int | None = None
+    type: str | None = None
+    name: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _events_query(workspace_id: int, where: EventFilter) -> Select[tuple[Event, int]]:
+    query = (
+        select(Event, Identity.customer_id)
+        .join(Identity, Identity.id == Event.identity_id)
+        .where(Event.workspace_id == workspace_id)
+    )
+    if where.customer_id is not None:
+        query = query.where(Identity.customer_id == where.customer_id)
+    if where.type:
+        query = query.where(Event.type == where.type)
+    if where.name:
+        query = query.where(Event.name == where.name)
+    if where.since:
+        query = query.where(Event.ts >= int(where.since.timestamp()))
+    if where.until:
+        query = query.where(Event.ts < int(where.until.timestamp()))
+    return query
+
+
+def list_events(
+    session: Session,
+    workspace_id: int,
+    where: EventFilter | None = None,
+    *,
+    after: int | None = None,
+    limit: int = 100,
+) -> Page[EventPublic]:
+    """Events in the order they were stored (by id), a page at a time."""
+    limit = max(1, min(limit, MAX_PAGE))
+    where = where or EventFilter()
+    if where.customer_id is not None:
+        where = EventFilter(
+            customer_id=_resolve_id(session, workspace_id, where.customer_id).id,
+            type=where.type,
+            name=where.name,
+            since=where.since,
+            until=where.until,
+        )
+    query = _events_query(workspace_id, where)
+    if after is not None:
+        query = query.where(Event.id > after)
+    rows = session.execute(query.order_by(Event.id).limit(limit + 1)).all()
+    items = [_event(event, customer_id) for event, customer_id in rows[:limit]]
+    return Page(items=items, next_after=items[-1].id if len(rows) > limit else None)
+
+
+def timeline(
+    session: Session, workspace_id: int, customer_id: int, *, limit: int = 100
+) -> list[EventPublic]:
+    """A customer's most recent events, newest first, across all their merged identities."""
+    customer = _resolve_id(session, workspace_id, customer_id)
+    query = _events_query(workspace_id, EventFilter(customer_id=customer.id))
+    rows = session.execute(
+        query.order_by(Event.ts.desc(), Event.id.desc()).limit(max(1, min(limit, MAX_PAGE)))
+    ).all()
+    return [_event(event, cid) for event, cid in rows]
+
+
+def _event(event: Event, customer_id: int) -> EventPublic:
+    return EventPublic.model_validate(
+        {
+            **{c: getattr(event, c) for c in EventPublic.model_fields if c != "customer_id"},
+            "customer_id": customer_id,
+        }
+    )
