@@ -32,7 +32,7 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
-Identifier = Annotated[str | None, BeforeValidator(_id_to_str), Field(max_length=255)]
+Identifier = Annotated[Annotated[str, Field(max_length=255)] | None, BeforeValidator(_id_to_str)]
 
 
 class _Message(BaseModel):

@@ -65,12 +65,20 @@ def parse_messages(
             continue
         try:
             message = message_adapter.validate_python(raw)
+            record = to_record(message, raw, received_at, batch_sent_at, batch_context)
         except pydantic.ValidationError as exc:
             rejected.append(
                 Rejected(index=index, message_id=message_id, errors=pydantic_errors(exc))
             )
             continue
-        records.append(to_record(message, raw, received_at, batch_sent_at, batch_context))
+        except (TypeError, ValueError, OverflowError) as exc:
+            # A value no rule anticipated (e.g. a date out of range): still the sender's fault.
+            reason = f"{type(exc).__name__}: {exc}"
+            rejected.append(
+                Rejected(index=index, message_id=message_id, errors=[_error((), reason)])
+            )
+            continue
+        records.append(record)
     return records, rejected
 
 

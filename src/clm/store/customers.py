@@ -102,7 +102,7 @@ class EventFilter:
     until: datetime | None = None
 
 
-def _events_query(workspace_id: int, where: EventFilter) -> Select[tuple[Event, int]]:
+def _events_query(workspace_id: int, where: EventFilter) -> Select[Event, int]:
     query = (
         select(Event, Identity.customer_id)
         .join(Identity, Identity.id == Event.identity_id)
