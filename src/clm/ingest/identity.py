@@ -10,6 +10,9 @@ Rules, in order (documented in the README's "Identity resolution" section):
    customer that claimed it first, and the message is stored under its own user id: no event is
    ever lost or moved to a stranger. ``alias`` is an explicit instruction and always merges.
 4. Merging repoints identities, never events, and records which identifier joined whom, when.
+
+A batch is resolved in memory first and written in a handful of bulk statements (``flush``):
+per-message round trips would cap ingestion at a few thousand events a second.
 """
 
 from __future__ import annotations
@@ -20,38 +23,61 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from clm.ingest.normalize import EventRecord
+from clm.store.ids import allocate_ids
 from clm.store.models import Customer, Identity, IdentityLink
 
 Key = tuple[str, str]
 _CHUNK = 500
 
 
-@dataclass
-class _CustomerState:
-    id: int
+@dataclass(eq=False)
+class CustomerState:
+    id: int | None  # None until a new customer is written
     user_id: str | None
     email: str | None
     traits: dict[str, Any]
     first_seen_at: datetime
     last_seen_at: datetime
     dirty: bool = False
-    merged_into: int | None = None
+    merged_into: CustomerState | None = None
+
+
+@dataclass(eq=False)
+class IdentityState:
+    id: int | None  # None until a new identity is written
+    kind: str
+    value: str
+    customer: CustomerState
+    first_seen_at: datetime
+
+
+@dataclass
+class _Link:
+    customer: CustomerState
+    other: CustomerState | None
+    key: Key
+    outcome: str
+    reason: str
+    record: EventRecord
 
 
 @dataclass
 class IdentityResolver:
-    """Resolves the messages of one transaction, with every lookup made once per batch."""
+    """Resolves the messages of one transaction; lookups once per batch, writes in bulk."""
 
     session: Session
     workspace_id: int
     recorded_at: datetime
-    _identities: dict[Key, list[int]] = field(default_factory=dict)  # key -> [id, customer]
-    _customers: dict[int, _CustomerState] = field(default_factory=dict)
-    _links: list[dict[str, Any]] = field(default_factory=list)
+    _identities: dict[Key, IdentityState] = field(default_factory=dict)
+    _customers: dict[int, CustomerState] = field(default_factory=dict)
+    _new_customers: list[CustomerState] = field(default_factory=list)
+    _new_identities: list[IdentityState] = field(default_factory=list)
+    _merges: list[tuple[CustomerState, CustomerState]] = field(default_factory=list)
+    _links: list[_Link] = field(default_factory=list)
 
     @staticmethod
     def keys_of(record: EventRecord) -> list[Key]:
@@ -66,6 +92,7 @@ class IdentityResolver:
         return keys
 
     def prefetch(self, records: Iterable[EventRecord]) -> None:
+        """Load every identity (and its customer) the records name, a few queries in all."""
         wanted: dict[str, set[str]] = defaultdict(set)
         for record in records:
             for kind, value in self.keys_of(record):
@@ -73,21 +100,25 @@ class IdentityResolver:
             if record.previous_id is not None:
                 wanted["user_id"].add(record.previous_id)
                 wanted["anonymous_id"].add(record.previous_id)
-        customer_ids: set[int] = set()
+        found: list[tuple[int, str, str, int, datetime]] = []
         for kind, values in wanted.items():
             ordered = sorted(values)
             for start in range(0, len(ordered), _CHUNK):
                 rows = self.session.execute(
-                    select(Identity.id, Identity.value, Identity.customer_id).where(
+                    select(
+                        Identity.id, Identity.value, Identity.customer_id, Identity.first_seen_at
+                    ).where(
                         Identity.workspace_id == self.workspace_id,
                         Identity.kind == kind,
                         Identity.value.in_(ordered[start : start + _CHUNK]),
                     )
                 )
-                for identity_id, value, customer_id in rows:
-                    self._identities[(kind, value)] = [identity_id, customer_id]
-                    customer_ids.add(customer_id)
-        self._load_customers(customer_ids)
+                found.extend((row[0], kind, row[1], row[2], row[3]) for row in rows)
+        self._load_customers({row[3] for row in found})
+        for identity_id, kind, value, customer_id, first_seen in found:
+            self._identities[(kind, value)] = IdentityState(
+                identity_id, kind, value, self._customers[customer_id], first_seen
+            )
 
     def _load_customers(self, ids: set[int]) -> None:
         ordered = sorted(ids - self._customers.keys())
@@ -103,19 +134,18 @@ class IdentityResolver:
                 ).where(Customer.id.in_(ordered[start : start + _CHUNK]))
             )
             for row in rows:
-                self._customers[row.id] = _CustomerState(
+                self._customers[row.id] = CustomerState(
                     row.id, row.user_id, row.email, dict(row.traits or {}), *row[4:6]
                 )
 
-    def resolve(self, record: EventRecord) -> int:
-        """The identity id the event is stored under; merges and attaches as the rules say."""
+    def resolve(self, record: EventRecord) -> IdentityState:
+        """The identity the event is stored under; merges and attaches as the rules say."""
         keys = self.keys_of(record)
         reason = record.type if record.type in ("identify", "alias") else "event"
         if record.previous_id is not None:
-            previous = self._previous_key(record.previous_id)
-            keys.append(previous)
+            keys.append(self._previous_key(record.previous_id))
         known = [key for key in keys if key in self._identities]
-        target = self._customers[self._identities[known[0]][1]] if known else None
+        target = self._identities[known[0]].customer if known else None
         if (
             target is not None
             and record.user_id is not None
@@ -127,26 +157,28 @@ class IdentityResolver:
             target = None
         created = target is None
         if target is None:
-            target = self._new_customer(record)
+            target = CustomerState(
+                None, record.user_id, record.email, {}, record.timestamp, record.timestamp
+            )
+            self._new_customers.append(target)
         for key in known:
-            other_id = self._identities[key][1]
-            if other_id == target.id:
+            other = self._identities[key].customer
+            if other is target:
                 continue
-            other = self._customers[other_id]
             if (
                 record.type != "alias"
                 and target.user_id
                 and other.user_id
                 and target.user_id != other.user_id
             ):
-                self._link(target.id, other.id, key, "conflict", reason, record)
+                self._links.append(_Link(target, other, key, "conflict", reason, record))
                 continue
             self._merge(other, target, key, reason, record)
         for key in keys:
             if key not in self._identities:
                 self._attach(target, key, "new" if created else "attached", reason, record)
         self._touch(target, record)
-        return self._identities[keys[0]][0]
+        return self._identities[keys[0]]
 
     def _previous_key(self, previous_id: str) -> Key:
         for kind in ("user_id", "anonymous_id"):
@@ -154,78 +186,43 @@ class IdentityResolver:
                 return (kind, previous_id)
         return ("anonymous_id", previous_id)
 
-    def _new_customer(self, record: EventRecord) -> _CustomerState:
-        customer_id = self.session.execute(
-            insert(Customer)
-            .values(
-                workspace_id=self.workspace_id,
-                user_id=record.user_id,
-                email=record.email,
-                traits={},
-                first_seen_at=record.timestamp,
-                last_seen_at=record.timestamp,
-            )
-            .returning(Customer.id)
-        ).scalar_one()
-        state = _CustomerState(
-            customer_id, record.user_id, record.email, {}, record.timestamp, record.timestamp
-        )
-        self._customers[customer_id] = state
-        return state
-
     def _attach(
-        self, target: _CustomerState, key: Key, outcome: str, reason: str, record: EventRecord
+        self, target: CustomerState, key: Key, outcome: str, reason: str, record: EventRecord
     ) -> None:
-        identity_id = self.session.execute(
-            insert(Identity)
-            .values(
-                workspace_id=self.workspace_id,
-                kind=key[0],
-                value=key[1],
-                customer_id=target.id,
-                first_seen_at=record.timestamp,
-            )
-            .returning(Identity.id)
-        ).scalar_one()
-        self._identities[key] = [identity_id, target.id]
+        identity = IdentityState(None, key[0], key[1], target, record.timestamp)
+        self._identities[key] = identity
+        self._new_identities.append(identity)
         if key[0] == "user_id" and target.user_id is None:
             target.user_id, target.dirty = key[1], True
         if key[0] == "email" and target.email is None:
             target.email, target.dirty = key[1], True
-        self._link(target.id, None, key, outcome, reason, record)
+        self._links.append(_Link(target, None, key, outcome, reason, record))
 
     def _merge(
         self,
-        loser: _CustomerState,
-        winner: _CustomerState,
+        loser: CustomerState,
+        winner: CustomerState,
         key: Key,
         reason: str,
         record: EventRecord,
     ) -> None:
-        self.session.execute(
-            update(Identity)
-            .where(Identity.workspace_id == self.workspace_id, Identity.customer_id == loser.id)
-            .values(customer_id=winner.id)
-        )
-        self.session.execute(
-            update(Customer)
-            .where(Customer.merged_into_id == loser.id)
-            .values(merged_into_id=winner.id)
-        )
-        for entry in self._identities.values():
-            if entry[1] == loser.id:
-                entry[1] = winner.id
+        for identity in self._identities.values():
+            if identity.customer is loser:
+                identity.customer = winner
+        for customer in (*self._customers.values(), *self._new_customers):
+            if customer.merged_into is loser:
+                customer.merged_into = winner
         winner.traits = {**loser.traits, **winner.traits}
         winner.first_seen_at = min(winner.first_seen_at, loser.first_seen_at)
         winner.last_seen_at = max(winner.last_seen_at, loser.last_seen_at)
         winner.user_id = winner.user_id or loser.user_id
         winner.email = winner.email or loser.email
         winner.dirty = True
-        loser.merged_into, loser.dirty = winner.id, True
-        self._customers[loser.id] = loser
-        self._link(winner.id, loser.id, key, "merged", reason, record)
+        loser.merged_into, loser.dirty = winner, True
+        self._merges.append((loser, winner))
+        self._links.append(_Link(winner, loser, key, "merged", reason, record))
 
-    def _touch(self, target: _CustomerState, record: EventRecord) -> None:
+    def _touch(self, target: CustomerState, record: EventRecord) -> None:
         if record.type == "identify" and record.traits:
             target.traits = {**target.traits, **record.traits}
             target.dirty = True
@@ -234,48 +231,123 @@ class IdentityResolver:
         if record.timestamp < target.first_seen_at:
             target.first_seen_at, target.dirty = record.timestamp, True
 
-    def _link(
-        self,
-        customer_id: int,
-        other_id: int | None,
-        key: Key,
-        outcome: str,
-        reason: str,
-        record: EventRecord,
-    ) -> None:
-        self._links.append(
-            {
-                "workspace_id": self.workspace_id,
-                "customer_id": customer_id,
-                "other_customer_id": other_id,
-                "kind": key[0],
-                "value": key[1],
-                "outcome": outcome,
-                "reason": reason,
-                "message_id": record.message_id,
-                "occurred_at": record.timestamp,
-                "recorded_at": self.recorded_at,
-            }
-        )
-
     def flush(self) -> None:
-        """Write what changed about customers, and the resolution record."""
-        if self._links:
-            self.session.execute(insert(IdentityLink), self._links)
-            self._links.clear()
-        for state in self._customers.values():
-            if not state.dirty:
-                continue
+        """Write new customers and identities, repoint merged ones, record the resolution."""
+        self._insert_customers()
+        self._insert_identities()
+        for loser, winner in self._merges:
+            self.session.execute(
+                update(Identity)
+                .where(Identity.workspace_id == self.workspace_id, Identity.customer_id == loser.id)
+                .values(customer_id=winner.id)
+            )
             self.session.execute(
                 update(Customer)
-                .where(Customer.id == state.id)
+                .where(Customer.merged_into_id == loser.id)
+                .values(merged_into_id=winner.id)
+            )
+        self._merges.clear()
+        self._update_customers()
+        self._insert_links()
+
+    def _insert_customers(self) -> None:
+        if not self._new_customers:
+            return
+        rows = [
+            {
+                "workspace_id": self.workspace_id,
+                "user_id": c.user_id,
+                "email": c.email,
+                "traits": c.traits,
+                "first_seen_at": c.first_seen_at,
+                "last_seen_at": c.last_seen_at,
+            }
+            for c in self._new_customers
+        ]
+        ids = allocate_ids(self.session, Customer.__table__, len(rows))
+        for row, customer_id in zip(rows, ids, strict=True):
+            row["id"] = customer_id
+        self.session.execute(insert(Customer), rows)
+        for customer, customer_id in zip(self._new_customers, ids, strict=True):
+            customer.id = customer_id
+            customer.dirty = customer.merged_into is not None
+            self._customers[customer_id] = customer
+        self._new_customers.clear()
+
+    def _insert_identities(self) -> None:
+        if not self._new_identities:
+            return
+        rows = [
+            {
+                "workspace_id": self.workspace_id,
+                "kind": i.kind,
+                "value": i.value,
+                "customer_id": i.customer.id,
+                "first_seen_at": i.first_seen_at,
+            }
+            for i in self._new_identities
+        ]
+        ids = allocate_ids(self.session, Identity.__table__, len(rows))
+        for row, identity_id in zip(rows, ids, strict=True):
+            row["id"] = identity_id
+        self.session.execute(insert(Identity), rows)
+        for identity, identity_id in zip(self._new_identities, ids, strict=True):
+            identity.id = identity_id
+        self._new_identities.clear()
+
+    def _update_customers(self) -> None:
+        rows = [
+            {
+                "b_id": c.id,
+                "user_id": c.user_id,
+                "email": c.email,
+                "traits": c.traits,
+                "first_seen_at": c.first_seen_at,
+                "last_seen_at": c.last_seen_at,
+                "merged_into_id": c.merged_into.id if c.merged_into else None,
+            }
+            for c in self._customers.values()
+            if c.dirty
+        ]
+        if rows:
+            statement = (
+                update(Customer.__table__)
+                .where(Customer.__table__.c.id == bindparam("b_id"))
                 .values(
-                    user_id=state.user_id,
-                    email=state.email,
-                    traits=state.traits,
-                    first_seen_at=state.first_seen_at,
-                    last_seen_at=state.last_seen_at,
-                    merged_into_id=state.merged_into,
+                    {
+                        name: bindparam(name)
+                        for name in (
+                            "user_id",
+                            "email",
+                            "traits",
+                            "first_seen_at",
+                            "last_seen_at",
+                            "merged_into_id",
+                        )
+                    }
                 )
             )
-            state.dirty = False
+            self.session.connection().execute(statement, rows)
+        for customer in self._customers.values():
+            customer.dirty = False
+
+    def _insert_links(self) -> None:
+        if not self._links:
+            return
+        rows = [
+            {
+                "workspace_id": self.workspace_id,
+                "customer_id": link.customer.id,
+                "other_customer_id": link.other.id if link.other else None,
+                "kind": link.key[0],
+                "value": link.key[1],
+                "outcome": link.outcome,
+                "reason": link.reason,
+                "message_id": link.record.message_id,
+                "occurred_at": link.record.timestamp,
+                "recorded_at": self.recorded_at,
+            }
+            for link in self._links
+        ]
+        self.session.execute(insert(IdentityLink), rows)
+        self._links.clear()

@@ -123,8 +123,13 @@ def store_records(db: Database, workspace_id: int, records: list[EventRecord]) -
             return 0, duplicates
         resolver = IdentityResolver(session, workspace_id, datetime.now(UTC))
         resolver.prefetch(fresh)
-        rows = [_row(workspace_id, resolver.resolve(record), record) for record in fresh]
+        identities = [resolver.resolve(record) for record in fresh]
         resolver.flush()
+        rows = [
+            _row(workspace_id, identity.id, record)
+            for identity, record in zip(identities, fresh, strict=True)
+            if identity.id is not None
+        ]
         statement = _insert(db.dialect)(Event).on_conflict_do_nothing(
             index_elements=["workspace_id", "message_id"]
         )
