@@ -1,0 +1,219 @@
+"""Maximum-likelihood machinery shared by every model: optimiser, weights, standard errors."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from clm.predict._errors import ConvergenceWarning, InvalidSummaryError, NotFittedError
+from clm.predict._validation import FloatArray, check_weights
+
+__all__ = ["MLEModel", "RowLogLik"]
+
+#: Per-row log-likelihood and its gradient with respect to the natural parameters.
+RowLogLik = tuple[FloatArray, FloatArray]
+
+_LOG_BOUND = 25.0  # parameters are searched in [e^-25, e^25]: far beyond any sane scale
+_Z95 = 1.959963984540054
+
+
+class MLEModel:
+    """Base of the fitted models: weighted maximum likelihood on log-parameters.
+
+    Subclasses name their parameters and provide a vectorised per-row log-likelihood with its
+    gradient; this class owns what is common: L-BFGS-B on ``log(params)`` (positivity for
+    free, and a better-conditioned surface than the raw scale), case weights so compressed
+    data fits exactly like the full data, an L2 penalty on the parameters as in lifetimes, and
+    Wald standard errors from the inverse Hessian of the (unpenalised) log-likelihood.
+
+    Parameters
+    ----------
+    penalizer
+        Coefficient of ``penalizer * sum(params**2)`` added to the *mean* negative
+        log-likelihood. Zero reproduces the published maximum-likelihood estimates; a small
+        value (0.001 to 0.1) tames runaway parameters on small or degenerate data.
+    initial_params
+        Optional starting values by parameter name; the defaults are data-driven.
+    max_iter
+        Iteration cap for L-BFGS-B.
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        penalizer: float = 0.0,
+        initial_params: Mapping[str, float] | None = None,
+        max_iter: int = 1000,
+    ) -> None:
+        if penalizer < 0 or not np.isfinite(penalizer):
+            raise ValueError(f"penalizer must be a non-negative number, got {penalizer}")
+        self.penalizer = penalizer
+        self.initial_params = initial_params
+        self.max_iter = max_iter
+
+    # -- to be provided by subclasses -------------------------------------------------------
+    def _row_loglik(self, params: FloatArray, data: Sequence[FloatArray]) -> RowLogLik:
+        raise NotImplementedError
+
+    def _default_start(self, data: Sequence[FloatArray], weights: FloatArray) -> FloatArray:
+        return np.ones(len(self.param_names))
+
+    # -- fitted state ------------------------------------------------------------------------
+    @property
+    def _params(self) -> FloatArray:
+        params: Mapping[str, float] | None = getattr(self, "params_", None)
+        if params is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
+        return np.array([params[name] for name in self.param_names], dtype=np.float64)
+
+    def _start(self, data: Sequence[FloatArray], weights: FloatArray) -> FloatArray:
+        start = self._default_start(data, weights)
+        if self.initial_params is not None:
+            unknown = set(self.initial_params) - set(self.param_names)
+            if unknown:
+                raise ValueError(f"unknown parameter(s) in initial_params: {sorted(unknown)}")
+            for i, name in enumerate(self.param_names):
+                if name in self.initial_params:
+                    start[i] = float(self.initial_params[name])
+        if np.any(~np.isfinite(start)) or np.any(start <= 0):
+            raise ValueError(f"starting values must be positive and finite, got {start}")
+        return start
+
+    def _fit_arrays(self, data: Sequence[FloatArray], weights: Any) -> Self:
+        """Maximise the weighted log-likelihood of ``data`` and store the fitted attributes."""
+        w = check_weights(weights, data[0].shape[0])
+        keep = w > 0  # zero-weight rows carry no information; skip their work
+        if not np.all(keep):
+            data, w = [column[keep] for column in data], w[keep]
+        total = float(w.sum())
+        penalizer = self.penalizer
+
+        def objective(theta: FloatArray) -> tuple[float, FloatArray]:
+            params = np.exp(theta)
+            with np.errstate(all="ignore"):
+                ll, grad = self._row_loglik(params, data)
+                value = -float(w @ ll) / total + penalizer * float(params @ params)
+                gradient = -(w @ grad) / total * params + 2 * penalizer * params**2
+            if not np.isfinite(value) or not np.all(np.isfinite(gradient)):
+                # Steer the line search back instead of crashing on a bad trial point.
+                return np.inf, np.zeros_like(theta)
+            return value, gradient
+
+        theta0 = np.log(self._start(data, w))
+        value0, _ = objective(theta0)
+        if not np.isfinite(value0):
+            raise InvalidSummaryError(
+                "the log-likelihood is not finite at the starting values; check the data "
+                "or pass initial_params"
+            )
+        result = optimize.minimize(
+            objective,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(theta0),
+            options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20},
+        )
+        params = np.exp(result.x)
+        self._warn_if_not_converged(result, params)
+        self.params_ = dict(zip(self.param_names, (float(p) for p in params), strict=True))
+        ll, _ = self._row_loglik(params, data)
+        self.log_likelihood_ = float(w @ ll)
+        self.n_customers_ = total
+        self.covariance_ = self._covariance(params, data, w)
+        return self
+
+    def _warn_if_not_converged(self, result: optimize.OptimizeResult, params: FloatArray) -> None:
+        at_bound = np.abs(np.log(params)) > _LOG_BOUND - 1e-6
+        if result.success and not np.any(at_bound):
+            return
+        names = [n for n, b in zip(self.param_names, at_bound, strict=True) if b]
+        reason = f"parameter(s) {names} ran to the search bound" if names else result.message
+        warnings.warn(
+            ConvergenceWarning(
+                f"{type(self).__name__}.fit did not converge ({reason}). Try a small "
+                "penalizer (e.g. penalizer=0.01), rescaling time (e.g. weeks instead of days) "
+                "so that T is of order 10-100, or initial_params closer to plausible values."
+            ),
+            stacklevel=3,
+        )
+
+    def _covariance(
+        self, params: FloatArray, data: Sequence[FloatArray], w: FloatArray
+    ) -> FloatArray:
+        """Inverse observed information, from central differences of the analytic gradient."""
+
+        def total_gradient(p: FloatArray) -> FloatArray:
+            grad: FloatArray = w @ self._row_loglik(p, data)[1]
+            return grad
+
+        k = len(params)
+        hessian = np.empty((k, k))
+        with np.errstate(all="ignore"):
+            for j in range(k):
+                step = 1e-5 * params[j]
+                up, down = params.copy(), params.copy()
+                up[j] += step
+                down[j] -= step
+                hessian[:, j] = (total_gradient(up) - total_gradient(down)) / (2 * step)
+        symmetric: FloatArray = (hessian + hessian.T) / 2
+        try:
+            covariance = np.asarray(np.linalg.inv(-symmetric), dtype=np.float64)
+        except np.linalg.LinAlgError:
+            return np.full((k, k), np.nan)
+        return covariance
+
+    def summary(self) -> pd.DataFrame:
+        """Estimates with standard errors and 95% confidence intervals.
+
+        Standard errors are the square roots of the diagonal of the inverse observed
+        information (the negative Hessian of the log-likelihood at the maximum). The intervals
+        are built on the log scale, ``exp(log(estimate) ± 1.96 · se / estimate)`` (delta
+        method), because every parameter is positive and its sampling distribution is skewed
+        on the raw scale; they are therefore not symmetric around the estimate.
+        """
+        params = self._params
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.diag(self.covariance_))
+        spread = np.exp(_Z95 * se / params)
+        return pd.DataFrame(
+            {
+                "estimate": params,
+                "se": se,
+                "lower_95": params / spread,
+                "upper_95": params * spread,
+            },
+            index=pd.Index(self.param_names, name="parameter"),
+        )
+
+    def __repr__(self) -> str:
+        params: Mapping[str, float] | None = getattr(self, "params_", None)
+        if params is None:
+            return f"{type(self).__name__}(penalizer={self.penalizer})"
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in params.items())
+        return f"<{type(self).__name__} fitted on {self.n_customers_:g} customers: {shown}>"
+
+
+def numerical_row_gradient(
+    row_loglik: Callable[[FloatArray], FloatArray], params: FloatArray
+) -> FloatArray:
+    """Per-row gradient by central differences in log-parameters, one vectorised pass each.
+
+    Used where an analytic gradient would need derivatives of a hypergeometric function with
+    respect to its parameters (Pareto/NBD); the relative step 1e-6 balances truncation
+    (~1e-12) against rounding (~1e-10) error.
+    """
+    columns = []
+    for j in range(len(params)):
+        step = 1e-6
+        up, down = params.copy(), params.copy()
+        up[j] *= np.exp(step)
+        down[j] *= np.exp(-step)
+        columns.append((row_loglik(up) - row_loglik(down)) / (2 * step * params[j]))
+    return np.stack(columns, axis=1)
