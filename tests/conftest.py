@@ -56,7 +56,18 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-_TABLES = ("events", "identity_links", "identities", "customers", "api_keys", "workspaces")
+_TABLES = (
+    "lifecycle_runs",
+    "health_history",
+    "stage_transitions",
+    "lifecycle_definitions",
+    "events",
+    "identity_links",
+    "identities",
+    "customers",
+    "api_keys",
+    "workspaces",
+)
 
 
 def _truncate(db: Database) -> None:

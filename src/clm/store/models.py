@@ -87,7 +87,11 @@ class ApiKey(Base):
 
 
 class Customer(Base):
-    """A person (or account) as CLM knows them; ``merged_into_id`` redirects a merged-away id."""
+    """A person (or account) as CLM knows them; ``merged_into_id`` redirects a merged-away id.
+
+    Activity (first and last seen, counts) is not kept here: it is derived from the events, so
+    that ingestion writes a customer row only when the customer's identity changes.
+    """
 
     __tablename__ = "customers"
 
@@ -96,8 +100,7 @@ class Customer(Base):
     user_id: Mapped[str | None] = mapped_column(String(255))
     email: Mapped[str | None] = mapped_column(String(320))
     traits: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    first_seen_at: Mapped[datetime] = mapped_column(Timestamp)
-    last_seen_at: Mapped[datetime] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
 
     __table_args__ = (
@@ -174,3 +177,96 @@ class Event(Base):
         UniqueConstraint("workspace_id", "message_id", name="uq_event_message"),
         Index("ix_events_workspace_ts", "workspace_id", "ts"),
     )
+
+
+# --- lifecycle: stage models, stage history, health (owned by clm.lifecycle) ---------------
+
+from sqlalchemy import Boolean, Text  # noqa: E402 - appended section of its own
+
+
+class LifecycleDefinition(Base):
+    """One version of a stage model or health scorecard, kept forever so old history stays
+    explainable; ``kind`` is ``stages`` or ``health``; at most one active per (kind, name)."""
+
+    __tablename__ = "lifecycle_definitions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "kind", "name", "version", name="uq_lifecycle_def"),
+    )
+
+
+class StageTransition(Base):
+    """A customer's move between stages under one model version: when, why, what caused it."""
+
+    __tablename__ = "stage_transitions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    definition_id: Mapped[int] = mapped_column(
+        ForeignKey("lifecycle_definitions.id", ondelete="CASCADE")
+    )
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime] = mapped_column(Timestamp)
+    from_stage: Mapped[str | None] = mapped_column(String(64))
+    to_stage: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    rule: Mapped[str] = mapped_column(String(128))
+    cause_message_id: Mapped[str | None] = mapped_column(String(255))
+    announced: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_stage_transitions_customer", "definition_id", "customer_id", "ts"),
+        Index("ix_stage_transitions_ts", "definition_id", "ts"),
+    )
+
+
+class HealthSnapshot(Base):
+    """A customer's health score and state from ``ts`` on, with each factor's contribution."""
+
+    __tablename__ = "health_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    definition_id: Mapped[int] = mapped_column(
+        ForeignKey("lifecycle_definitions.id", ondelete="CASCADE")
+    )
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime] = mapped_column(Timestamp)
+    score: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    contributions: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    cause_message_id: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        Index("ix_health_history_customer", "definition_id", "customer_id", "ts"),
+        Index("ix_health_history_ts", "definition_id", "ts"),
+    )
+
+
+class LifecycleRun(Base):
+    """One computation (full, incremental or tick) and the last event id it has seen."""
+
+    __tablename__ = "lifecycle_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    definition_id: Mapped[int] = mapped_column(
+        ForeignKey("lifecycle_definitions.id", ondelete="CASCADE"), index=True
+    )
+    mode: Mapped[str] = mapped_column(String(16))
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+    customers: Mapped[int] = mapped_column(Integer)
+    rows_written: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime] = mapped_column(Timestamp)

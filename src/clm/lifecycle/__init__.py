@@ -1,0 +1,1 @@
+"""Lifecycle stages and health, computed from the event log."""

@@ -1,0 +1,120 @@
+"""Stored stage models and scorecards: every applied version is kept, one is active per name.
+
+A workspace without a stage model gets the shipped ``classic`` model on first use, and the
+shipped ``default`` scorecard likewise.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, select, update
+
+from clm.errors import NotFound
+from clm.lifecycle.compiled import CompiledModel
+from clm.lifecycle.loader import (
+    default_scorecard_text,
+    load_scorecard,
+    load_stage_model,
+    shipped_model_text,
+)
+from clm.lifecycle.schemas import DefinitionInfo
+from clm.store.engine import Database
+from clm.store.models import LifecycleDefinition
+
+Kind = Literal["stages", "health"]
+
+
+def _compile(kind: Kind, source: str) -> Any:
+    return load_stage_model(source) if kind == "stages" else load_scorecard(source)
+
+
+def save_definition(db: Database, workspace_id: int, kind: Kind, source: str) -> DefinitionInfo:
+    """Validate ``source`` and store it as the next version of its name, made active."""
+    compiled = _compile(kind, source)
+    with db.transaction() as session:
+        latest = session.scalar(
+            select(func.max(LifecycleDefinition.version)).where(
+                LifecycleDefinition.workspace_id == workspace_id,
+                LifecycleDefinition.kind == kind,
+                LifecycleDefinition.name == compiled.name,
+            )
+        )
+        session.execute(
+            update(LifecycleDefinition)
+            .where(
+                LifecycleDefinition.workspace_id == workspace_id,
+                LifecycleDefinition.kind == kind,
+                LifecycleDefinition.name == compiled.name,
+            )
+            .values(active=False)
+        )
+        row = LifecycleDefinition(
+            workspace_id=workspace_id,
+            kind=kind,
+            name=compiled.name,
+            version=(latest or 0) + 1,
+            source=source,
+            active=True,
+            created_at=datetime.now(UTC),
+        )
+        session.add(row)
+        session.flush()
+        return DefinitionInfo.model_validate(row)
+
+
+def apply_stage_model(db: Database, workspace_id: int, source: str) -> DefinitionInfo:
+    """Store a new version of a stage model (YAML); recompute with ``run_lifecycle`` after."""
+    return save_definition(db, workspace_id, "stages", source)
+
+
+def list_definitions(
+    db: Database, workspace_id: int, kind: Kind = "stages"
+) -> list[DefinitionInfo]:
+    with db.session() as session:
+        rows = session.scalars(
+            select(LifecycleDefinition)
+            .where(
+                LifecycleDefinition.workspace_id == workspace_id, LifecycleDefinition.kind == kind
+            )
+            .order_by(LifecycleDefinition.name, LifecycleDefinition.version)
+        )
+        return [DefinitionInfo.model_validate(r) for r in rows]
+
+
+def get_definition(
+    db: Database,
+    workspace_id: int,
+    kind: Kind = "stages",
+    name: str | None = None,
+    version: int | None = None,
+) -> tuple[DefinitionInfo, Any, str]:
+    """(info, compiled, source) of the active (or given) version; installs the default."""
+    query = select(LifecycleDefinition).where(
+        LifecycleDefinition.workspace_id == workspace_id, LifecycleDefinition.kind == kind
+    )
+    if name is not None:
+        query = query.where(LifecycleDefinition.name == name)
+    if version is not None:
+        query = query.where(LifecycleDefinition.version == version)
+    else:
+        query = query.where(LifecycleDefinition.active.is_(True))
+    with db.session() as session:
+        row = session.scalars(query.order_by(LifecycleDefinition.id)).first()
+        info = DefinitionInfo.model_validate(row) if row else None
+        source = row.source if row else ""
+    if info is None:
+        if name is not None or version is not None:
+            raise NotFound(f"No {kind} definition {name or ''} version {version or 'active'}")
+        default = shipped_model_text("classic") if kind == "stages" else default_scorecard_text()
+        info = save_definition(db, workspace_id, kind, default)
+        source = default
+    return info, _compile(kind, source), source
+
+
+def get_stage_model(
+    db: Database, workspace_id: int, name: str | None = None, version: int | None = None
+) -> tuple[DefinitionInfo, CompiledModel]:
+    info, compiled, _ = get_definition(db, workspace_id, "stages", name, version)
+    return info, compiled

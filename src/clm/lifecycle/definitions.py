@@ -1,0 +1,122 @@
+"""Stage models as Python objects: the schema every YAML file is validated against.
+
+A stage model lists stages in funnel order. Each stage has an entry ``rule`` over customer
+features; exactly one stage is ``initial`` (where every customer with an event starts, and falls
+back to when no other rule holds); stages marked ``exit`` (such as ``churned``) take precedence
+over all others. ``lapses`` move a customer out of a stage after time passes.
+
+Precedence, when several rules match at one instant:
+1. the entry rules are tried in ``precedence`` order (default: exit stages in list order, then
+   the other stages from the last to the first, then the initial stage); the first that holds
+   gives the *entry stage*;
+2. then, while a lapse *from* the current stage holds, the customer moves to its ``to`` stage
+   (lapses form no cycle, so this ends); the last stage reached is the customer's stage.
+The rule recorded for a transition is ``stage:<name>`` or ``lapse:<name>`` accordingly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
+FeatureKind = Literal["count", "sum", "exists", "first_ts", "last_ts", "last", "days_since", "expr"]
+
+
+class FeatureDefinition(BaseModel):
+    """One feature, computed per customer as of any instant from their events.
+
+    Aggregates (``count``, ``sum``, ``exists``, ``first_ts``, ``last_ts``, ``last``) look at
+    the events named by ``event`` (any event when absent) that pass the ``where`` filter, over
+    the last ``window_days`` days (all time when absent; ``count``/``sum``/``exists`` only).
+    ``sum`` and ``last`` read ``field``: ``revenue``, ``name``, ``channel``, ... or
+    ``properties.<key>``. ``days_since`` is the time since the ``first_ts``/``last_ts`` feature
+    ``of``; ``expr`` combines other features.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FeatureKind
+    event: str | list[str] | None = None
+    where: str | None = None
+    window_days: PositiveInt | None = None
+    field: str | None = None
+    value_type: Literal["number", "string"] = "number"
+    of: str | None = None
+    expr: str | None = None
+    description: str = ""
+
+
+class StageDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Identifier
+    rule: str | None = None
+    initial: bool = False
+    exit: bool = False
+    description: str = ""
+
+
+class LapseDefinition(BaseModel):
+    """Leave stage ``from`` for stage ``to`` once ``when`` holds (usually a days_since test)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: Identifier | None = None
+    source: Identifier = Field(alias="from")
+    to: Identifier
+    when: str
+
+
+class StageModel(BaseModel):
+    """A named, versioned lifecycle definition; one workspace may hold several (one per brand)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Identifier
+    version: PositiveInt = 1
+    description: str = ""
+    parameters: dict[Identifier, float | int | str] = Field(default_factory=dict)
+    features: dict[Identifier, FeatureDefinition] = Field(default_factory=dict)
+    stages: Annotated[list[StageDefinition], Field(min_length=1)]
+    lapses: list[LapseDefinition] = Field(default_factory=list)
+    precedence: list[Identifier] | None = None
+
+
+class Factor(BaseModel):
+    """One line of a health scorecard: a feature mapped linearly onto 0..1, times a weight.
+
+    ``best`` is the feature value worth the full weight, ``worst`` the value worth nothing;
+    values in between are interpolated and values beyond are clipped. An unknown value counts
+    as ``missing`` (a fraction of the weight, 0.5 by default: no news is neutral).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    feature: Identifier
+    axis: Literal["sentiment", "risk"]
+    weight: Annotated[float, Field(gt=0)]
+    best: float
+    worst: float
+    missing: Annotated[float, Field(ge=0, le=1)] = 0.5
+    label: str = ""
+
+
+class Scorecard(BaseModel):
+    """A health scorecard: factors whose weights add up to 100, and the state thresholds.
+
+    States: ``unhappy`` when the sentiment share is below ``unhappy_below`` (0..1 of the
+    sentiment weights), else ``at_risk`` when the risk share is below ``at_risk_below``, else
+    ``happy``. The score is the sum of the factor contributions (0..100).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Identifier
+    version: PositiveInt = 1
+    description: str = ""
+    features: dict[Identifier, FeatureDefinition] = Field(default_factory=dict)
+    factors: dict[Identifier, Factor]
+    unhappy_below: Annotated[float, Field(ge=0, le=1)] = 0.5
+    at_risk_below: Annotated[float, Field(ge=0, le=1)] = 0.5

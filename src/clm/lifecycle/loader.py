@@ -1,0 +1,146 @@
+"""Reading stage models and scorecards from YAML, refusing bad ones with the line at fault.
+
+``load_stage_model(text)`` returns a compiled, checked model or raises
+``clm.errors.ValidationError`` whose errors each carry the path (``loc``) and a message that
+starts with ``line N:``. The shipped models live in ``data/models/*.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from clm.errors import FieldError, ValidationError
+from clm.lifecycle.compiled import CompiledModel, compile_model
+from clm.lifecycle.definitions import Scorecard, StageModel
+from clm.lifecycle.features import DefinitionError
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def _with_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
+    """Plain Python data from a YAML node, recording each value's 1-based line."""
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.safe_load(yaml.serialize(key_node))
+            result[key] = _with_lines(value_node, (*loc, key), lines)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_with_lines(item, (*loc, i), lines) for i, item in enumerate(node.value)]
+    value = yaml.safe_load(yaml.serialize(node))
+    if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+        lines[loc] += 1  # a block scalar's text starts below its indicator
+    return value
+
+
+def parse_yaml(text: str) -> tuple[Any, dict[Loc, int]]:
+    lines: dict[Loc, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ValidationError(
+            "The file is not valid YAML", [FieldError((), f"line {line}: {problem}", "yaml")]
+        ) from None
+    if root is None:
+        raise ValidationError("The file is empty", [FieldError((), "line 1: empty document")])
+    return _with_lines(root, (), lines), lines
+
+
+def _line_for(loc: Loc, lines: dict[Loc, int]) -> int:
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc, 1)
+
+
+def _validate(cls: type[M], data: Any, lines: dict[Loc, int], what: str) -> M:
+    try:
+        return cls.model_validate(data)
+    except pydantic.ValidationError as exc:
+        errors = []
+        for error in exc.errors(include_url=False, include_input=False):
+            loc = tuple(error["loc"])
+            message = f"line {_line_for(loc, lines)}: {error['msg']}"
+            errors.append(FieldError(loc, message, error["type"]))
+        raise ValidationError(f"Invalid {what}", errors) from None
+
+
+def _compile_or_raise(
+    compile_fn: Callable[[M], Any], definition: M, lines: dict[Loc, int], what: str
+) -> Any:
+    try:
+        return compile_fn(definition)
+    except DefinitionError as exc:
+        errors = []
+        for problem in exc.problems:
+            line = _line_for(_yaml_loc(problem.loc), lines) + problem.line - 1
+            errors.append(FieldError(problem.loc, f"line {line}: {problem.message}"))
+        raise ValidationError(f"Invalid {what}", errors) from None
+
+
+def _yaml_loc(loc: Loc) -> Loc:
+    # Lapse sources are written 'from' in YAML; features are compiled under their own name.
+    return tuple("from" if part == "source" else part for part in loc)
+
+
+def load_stage_model(text: str) -> CompiledModel:
+    """A checked stage model from YAML text; ValidationError names each bad line."""
+    data, lines = parse_yaml(text)
+    model = _validate(StageModel, data, lines, "stage model")
+    compiled: CompiledModel = _compile_or_raise(compile_model, model, lines, "stage model")
+    return compiled
+
+
+def load_stage_model_file(path: str | Path) -> CompiledModel:
+    return load_stage_model(Path(path).read_text())
+
+
+def load_scorecard(text: str) -> Any:
+    """A checked health scorecard (``CompiledScorecard``) from YAML text."""
+    from clm.lifecycle.health import compile_scorecard
+
+    data, lines = parse_yaml(text)
+    card = _validate(Scorecard, data, lines, "scorecard")
+    return _compile_or_raise(compile_scorecard, card, lines, "scorecard")
+
+
+def _data_dir() -> Any:
+    return resources.files("clm.lifecycle").joinpath("data")
+
+
+def shipped_model_names() -> list[str]:
+    """The stage models CLM ships: classic, four_stage, seven_stage, b2b_subscription."""
+    folder = _data_dir().joinpath("models")
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def shipped_model_text(name: str) -> str:
+    folder = _data_dir().joinpath("models")
+    if name not in shipped_model_names():
+        raise ValidationError(
+            f"No shipped stage model {name!r}",
+            [FieldError(("name",), f"choose one of: {', '.join(shipped_model_names())}")],
+        )
+    return str(folder.joinpath(f"{name}.yaml").read_text())
+
+
+@cache
+def shipped_model(name: str = "classic") -> CompiledModel:
+    return load_stage_model(shipped_model_text(name))
+
+
+def default_scorecard_text() -> str:
+    return str(_data_dir().joinpath("scorecards/default.yaml").read_text())

@@ -1,0 +1,112 @@
+"""What the lifecycle hands to callers (Python API, CLI, HTTP): plain pydantic models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class DefinitionInfo(BaseModel):
+    """One stored version of a stage model or scorecard."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    kind: str
+    name: str
+    version: int
+    active: bool
+    created_at: datetime
+
+
+class TransitionPublic(BaseModel):
+    """One stage change: when, from where to where, the rule that fired and what caused it."""
+
+    customer_id: int
+    at: datetime
+    ts: int
+    from_stage: str | None
+    to_stage: str
+    kind: str
+    rule: str
+    cause_message_id: str | None
+    cause: str  # "event" or "time" (a lapse or a window closing)
+
+
+class StageAt(BaseModel):
+    customer_id: int
+    stage: str
+    since: datetime
+    rule: str
+    model: str
+    model_version: int
+
+
+class RunResult(BaseModel):
+    """What a run did: how many customers it looked at and transitions it stored."""
+
+    mode: str
+    model: str
+    model_version: int
+    engine: str
+    customers: int
+    transitions: int
+    events_written: int
+    last_event_id: int
+    seconds: float
+
+
+class TransitionPage(BaseModel):
+    items: list[TransitionPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class FactorContribution(BaseModel):
+    factor: str
+    label: str
+    axis: str
+    value: Any
+    points: float
+    weight: float
+
+
+class HealthPublic(BaseModel):
+    """A customer's health: the score, its state, and the factors behind it, largest first."""
+
+    customer_id: int
+    at: datetime
+    score: float
+    state: str
+    factors: list[FactorContribution]
+
+
+class HealthChange(BaseModel):
+    at: datetime
+    score: float
+    state: str
+    cause_message_id: str | None
+
+
+class CustomerLifecycle(BaseModel):
+    """Everything the lifecycle knows of one customer: stage, health, reasons, history."""
+
+    customer_id: int
+    stage: StageAt | None
+    features: dict[str, Any]
+    stage_history: list[TransitionPublic]
+    health: HealthPublic | None
+    health_history: list[HealthChange]
+
+
+class Preview(BaseModel):
+    """What applying a stage model would do, before applying it."""
+
+    model: str
+    customers: int
+    counts: dict[str, int]
+    transitions: int
+    sample: list[TransitionPublic]
