@@ -90,6 +90,7 @@ def test_anonymous_visitor_becomes_known_customer(db: Database, tenant: Tenant) 
     assert detail.traits == {"email": "Ann@Example.com", "plan": "pro"}
     assert detail.first_seen_at == T0
     assert detail.last_seen_at == T0 + timedelta(minutes=3)
+    assert detail.event_count == 4
     assert live_customers(db, tenant.id) == 1
 
 

@@ -12,6 +12,7 @@ from clm.cli._common import (
     FormatOption,
     OutputFormat,
     WorkspaceOption,
+    cell,
     console,
     friendly_errors,
     open_database,
@@ -49,8 +50,8 @@ def show_customer(
         return
     console.print(
         f"[bold]Customer {detail.id}[/bold]  user_id={detail.user_id}  email={detail.email}\n"
-        f"first seen {detail.first_seen_at:%Y-%m-%d %H:%M}, last seen "
-        f"{detail.last_seen_at:%Y-%m-%d %H:%M}, {detail.event_count} events"
+        f"first seen {cell(detail.first_seen_at)}, last seen {cell(detail.last_seen_at)}, "
+        f"{detail.event_count} events"
     )
     if detail.traits:
         console.print(f"traits: {detail.traits}")

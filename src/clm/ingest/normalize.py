@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -77,6 +78,12 @@ def _utm_from_url(context: dict[str, Any]) -> dict[str, str]:
     url = page.get("url") if isinstance(page, dict) else None
     if not isinstance(url, str) or "utm_" not in url:
         return {}
+    return _utm_query(url)
+
+
+@lru_cache(maxsize=4096)
+def _utm_query(url: str) -> dict[str, str]:
+    # Cached: a campaign's landing URL repeats across thousands of visitors.
     query = parse_qs(urlsplit(url).query)
     return {key[4:]: values[0] for key, values in query.items() if key.startswith("utm_")}
 

@@ -13,14 +13,13 @@ from typing import Any
 import orjson
 import pydantic
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from clm.config import get_settings
 from clm.ingest.identity import IdentityResolver
 from clm.ingest.normalize import EventRecord, to_record
 from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
+from clm.store.bulk import insert_events
 from clm.store.engine import Database
 from clm.store.models import Event
 
@@ -86,15 +85,11 @@ def _error(loc: tuple[str | int, ...], message: str, kind: str = "value_error") 
     return {"loc": list(loc), "message": message, "type": kind}
 
 
-def _insert(dialect: str) -> Any:
-    return pg_insert if dialect == "postgresql" else sqlite_insert
-
-
 def _existing_message_ids(session: Session, workspace_id: int, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), _CHUNK):
         found.update(
-            session.scalars(
+            session.connection().scalars(
                 select(Event.message_id).where(
                     Event.workspace_id == workspace_id,
                     Event.message_id.in_(ids[start : start + _CHUNK]),
@@ -130,36 +125,34 @@ def store_records(db: Database, workspace_id: int, records: list[EventRecord]) -
             for identity, record in zip(identities, fresh, strict=True)
             if identity.id is not None
         ]
-        statement = _insert(db.dialect)(Event).on_conflict_do_nothing(
-            index_elements=["workspace_id", "message_id"]
-        )
-        session.execute(statement, rows)
-    return len(rows), duplicates
+        stored = insert_events(session.connection(), rows)
+    return stored, duplicates + len(rows) - stored
 
 
-def _row(workspace_id: int, identity_id: int, record: EventRecord) -> dict[str, Any]:
-    return {
-        "workspace_id": workspace_id,
-        "identity_id": identity_id,
-        "message_id": record.message_id,
-        "type": record.type,
-        "name": record.name,
-        "user_id": record.user_id,
-        "anonymous_id": record.anonymous_id,
-        "timestamp": record.timestamp,
-        "ts": record.ts,
-        "received_at": record.received_at,
-        "sent_at": record.sent_at,
-        "original_timestamp": record.original_timestamp,
-        "channel": record.channel,
-        "campaign": record.campaign,
-        "source": record.source,
-        "revenue": record.revenue,
-        "currency": record.currency,
-        "properties": record.properties,
-        "context": record.context,
-        "traits": record.traits,
-    }
+def _row(workspace_id: int, identity_id: int, record: EventRecord) -> tuple[Any, ...]:
+    """The record as a tuple in ``EVENT_COLUMNS`` order."""
+    return (
+        workspace_id,
+        identity_id,
+        record.message_id,
+        record.type,
+        record.name,
+        record.user_id,
+        record.anonymous_id,
+        record.timestamp,
+        record.ts,
+        record.received_at,
+        record.sent_at,
+        record.original_timestamp,
+        record.channel,
+        record.campaign,
+        record.source,
+        record.revenue,
+        record.currency,
+        record.properties,
+        record.context,
+        record.traits,
+    )
 
 
 def ingest(

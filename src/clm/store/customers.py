@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -50,19 +50,36 @@ def get_customer(session: Session, workspace_id: int, customer_id: int) -> Custo
     merged = session.scalars(
         select(Customer.id).where(Customer.merged_into_id == customer.id).order_by(Customer.id)
     )
-    count = session.scalar(
-        select(func.count())
-        .select_from(Event)
-        .join(Identity, Identity.id == Event.identity_id)
-        .where(Identity.customer_id == customer.id)
-    )
+    activity = _activity(session, [customer.id])
     return CustomerDetail(
-        **CustomerPublic.model_validate(customer).model_dump(),
+        **_public(customer, activity).model_dump(),
         identities=[IdentityPublic.model_validate(i) for i in identities],
         resolution=[IdentityLinkPublic.model_validate(link) for link in links],
         merged_ids=list(merged),
-        event_count=count or 0,
     )
+
+
+def _activity(session: Session, customer_ids: list[int]) -> dict[int, tuple[int, int, int]]:
+    """(first ts, last ts, event count) per customer, from the log."""
+    if not customer_ids:
+        return {}
+    rows = session.execute(
+        select(Identity.customer_id, func.min(Event.ts), func.max(Event.ts), func.count())
+        .join(Identity, Identity.id == Event.identity_id)
+        .where(Identity.customer_id.in_(customer_ids))
+        .group_by(Identity.customer_id)
+    )
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
+def _public(customer: Customer, activity: dict[int, tuple[int, int, int]]) -> CustomerPublic:
+    public = CustomerPublic.model_validate(customer)
+    if customer.id in activity:
+        first, last, count = activity[customer.id]
+        public.first_seen_at = datetime.fromtimestamp(first, UTC)
+        public.last_seen_at = datetime.fromtimestamp(last, UTC)
+        public.event_count = count
+    return public
 
 
 def find_customer(session: Session, workspace_id: int, kind: str, value: str) -> CustomerDetail:
@@ -89,7 +106,8 @@ def list_customers(
     if after is not None:
         query = query.where(Customer.id > after)
     rows = list(session.scalars(query.order_by(Customer.id).limit(limit + 1)))
-    items = [CustomerPublic.model_validate(row) for row in rows[:limit]]
+    activity = _activity(session, [row.id for row in rows[:limit]])
+    items = [_public(row, activity) for row in rows[:limit]]
     return Page(items=items, next_after=items[-1].id if len(rows) > limit else None)
 
 

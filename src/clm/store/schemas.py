@@ -50,19 +50,22 @@ class IdentityLinkPublic(_Public):
 
 
 class CustomerPublic(_Public):
+    """A customer; ``first_seen_at``/``last_seen_at``/``event_count`` come from their events."""
+
     id: int
     user_id: str | None
     email: str | None
     traits: dict[str, Any]
-    first_seen_at: datetime
-    last_seen_at: datetime
+    created_at: datetime
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    event_count: int = 0
 
 
 class CustomerDetail(CustomerPublic):
     identities: list[IdentityPublic]
     resolution: list[IdentityLinkPublic]
     merged_ids: list[int]
-    event_count: int
 
 
 class EventPublic(_Public):

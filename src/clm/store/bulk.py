@@ -1,0 +1,96 @@
+"""Append many events in one statement, below the ORM.
+
+This is the hot path of ingestion and import: rows arrive as plain tuples (``EVENT_COLUMNS``
+order, aware datetimes, dicts for JSON) and go straight to the driver's ``executemany``.
+Duplicates of a stored ``message_id`` are skipped by the unique index, never raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection
+
+EVENT_COLUMNS = (
+    "workspace_id",
+    "identity_id",
+    "message_id",
+    "type",
+    "name",
+    "user_id",
+    "anonymous_id",
+    "timestamp",
+    "ts",
+    "received_at",
+    "sent_at",
+    "original_timestamp",
+    "channel",
+    "campaign",
+    "source",
+    "revenue",
+    "currency",
+    "properties",
+    "context",
+    "traits",
+)
+_DATETIMES = frozenset(
+    i
+    for i, c in enumerate(EVENT_COLUMNS)
+    if c in ("timestamp", "received_at", "sent_at", "original_timestamp")
+)
+_JSONS = frozenset(
+    i for i, c in enumerate(EVENT_COLUMNS) if c in ("properties", "context", "traits")
+)
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime stores, for an aware datetime, in UTC."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _sqlite_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    texts: dict[datetime, str] = {}  # a batch shares its receipt time, often its timestamps
+
+    def as_text(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        found = texts.get(value)
+        if found is None:
+            found = texts[value] = sqlite_datetime(value)
+        return found
+
+    return [
+        tuple(
+            as_text(v) if i in _DATETIMES else json_text(v) if i in _JSONS else v
+            for i, v in enumerate(row)
+        )
+        for row in rows
+    ]
+
+
+def _postgres_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(json_text(v) if i in _JSONS else v for i, v in enumerate(row))
+
+
+def insert_events(connection: Connection, rows: Sequence[Sequence[Any]]) -> int:
+    """Insert rows, skipping stored message ids; returns how many were new."""
+    if not rows:
+        return 0
+    names = ", ".join(EVENT_COLUMNS)
+    conflict = "ON CONFLICT (workspace_id, message_id) DO NOTHING"
+    if connection.dialect.name == "postgresql":
+        marks = ", ".join("%s::jsonb" if i in _JSONS else "%s" for i in range(len(EVENT_COLUMNS)))
+        values = [_postgres_row(row) for row in rows]
+    else:
+        marks = ", ".join("?" for _ in EVENT_COLUMNS)
+        values = _sqlite_rows(rows)
+    sql = f"INSERT INTO events ({names}) VALUES ({marks}) {conflict}"  # noqa: S608 - constants
+    result = connection.exec_driver_sql(sql, values)
+    return max(int(result.rowcount), 0)
