@@ -26,12 +26,15 @@ from clm.predict._errors import (
 )
 from clm.predict._summary import compress, rfm_summary
 from clm.predict.beta_geo import BetaGeo, ModifiedBetaGeo
+from clm.predict.beta_geo_beta_binom import BetaGeoBetaBinom
+from clm.predict.clv import customer_lifetime_value
 from clm.predict.gamma_gamma import GammaGamma, IndependenceCheck, check_independence
 from clm.predict.pareto_nbd import ParetoNBD
 from clm.predict.shifted_beta_geo import ShiftedBetaGeometric
 
 __all__ = [
     "BetaGeo",
+    "BetaGeoBetaBinom",
     "ConvergenceWarning",
     "GammaGamma",
     "IndependenceCheck",
@@ -44,5 +47,6 @@ __all__ = [
     "ShiftedBetaGeometric",
     "check_independence",
     "compress",
+    "customer_lifetime_value",
     "rfm_summary",
 ]
