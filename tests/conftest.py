@@ -71,6 +71,7 @@ _TABLES = (
 
 
 def _truncate(db: Database) -> None:
+    db.extensions.clear()  # caches of what the deleted rows said
     with db.engine.begin() as conn:
         if db.dialect == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE"))

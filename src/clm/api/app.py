@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from clm.api.errors import install_error_handlers
@@ -9,13 +12,22 @@ from clm.api.management import router as management_router
 from clm.api.responses import JsonResponse
 from clm.api.tracking import router as tracking_router
 from clm.config import get_settings
+from clm.ingest.writer import EventWriter
 from clm.store.engine import Database
 
 
 def create_app(db: Database | None = None) -> FastAPI:
     """The API over ``db`` (by default the configured database, migrated on start)."""
     database = db or Database.open(get_settings().effective_database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.writer = EventWriter(database)
+        yield
+        app.state.writer.close()  # drains the queue: every accepted batch is answered
+
     app = FastAPI(
+        lifespan=lifespan,
         title="CLM",
         summary="Customer lifecycle management: Segment-compatible ingestion and management API",
         version="0.1.0",

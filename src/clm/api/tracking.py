@@ -6,6 +6,7 @@ Authentication as Segment does it: the workspace write key as the Basic user nam
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from datetime import UTC, datetime
 from typing import Any
@@ -13,14 +14,14 @@ from typing import Any
 import orjson
 import pydantic
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from clm.api.deps import DatabaseDep, basic_username, credential_for
 from clm.api.responses import JsonResponse
 from clm.config import get_settings
 from clm.errors import ClmError, FieldError, PayloadTooLarge, PermissionDenied, ValidationError
 from clm.ingest.schemas import Batch, IngestResult
-from clm.ingest.service import ingest, pydantic_errors
+from clm.ingest.service import parse_messages, pydantic_errors
+from clm.ingest.writer import EventWriter
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
 
@@ -87,6 +88,24 @@ def _rejections(result: IngestResult) -> list[FieldError]:
     ]
 
 
+async def store(
+    request: Request,
+    workspace_id: int,
+    raws: list[Any],
+    *,
+    received_at: datetime,
+    batch_sent_at: datetime | None = None,
+    batch_context: dict[str, Any] | None = None,
+) -> IngestResult:
+    """Validate here, then hand the good records to the group-commit writer and wait for it."""
+    records, rejected = parse_messages(
+        raws, received_at, batch_sent_at=batch_sent_at, batch_context=batch_context
+    )
+    writer: EventWriter = request.app.state.writer
+    stored, duplicates = await asyncio.wrap_future(writer.submit(workspace_id, records))
+    return IngestResult(stored=stored, duplicates=duplicates, rejected=rejected)
+
+
 async def _single(kind: str, request: Request, db: DatabaseDep) -> JsonResponse:
     settings = get_settings()
     payload = parse_json(await read_body(request, settings.max_event_bytes))
@@ -95,7 +114,7 @@ async def _single(kind: str, request: Request, db: DatabaseDep) -> JsonResponse:
         raise ValidationError("Body must be a JSON object")
     payload = {**payload, "type": kind}
     payload.pop("writeKey", None)
-    result = await run_in_threadpool(ingest, db, workspace_id, [payload])
+    result = await store(request, workspace_id, [payload], received_at=datetime.now(UTC))
     if result.rejected:
         raise ValidationError(f"Invalid {kind} message", _field_errors(result.rejected[0].errors))
     return JsonResponse({"success": True})
@@ -129,9 +148,8 @@ async def batch(request: Request, db: DatabaseDep) -> JsonResponse:
             FieldError(tuple(e["loc"]), e["message"], e["type"]) for e in pydantic_errors(exc)
         ]
         raise ValidationError("Invalid batch", errors) from exc
-    result = await run_in_threadpool(
-        ingest,
-        db,
+    result = await store(
+        request,
         workspace_id,
         envelope.batch,
         received_at=received_at,

@@ -68,6 +68,38 @@ class _Link:
     record: EventRecord
 
 
+class KnownIdentities:
+    """Committed identifiers of one database: key → (identity id, customer id).
+
+    The fast path of ingestion. A message whose identifiers are all known *and name one
+    customer* needs no lookup: the event is stored under its first identifier's identity,
+    whose id never changes. A stale entry cannot mislead: merges only ever join customers, so
+    "one customer" stays true, and "several customers" sends the message down the slow path,
+    which reads the database. Bounded; emptied when full.
+    """
+
+    def __init__(self, limit: int = 500_000) -> None:
+        self.limit = limit
+        self._entries: dict[tuple[int, str, str], tuple[int, int]] = {}
+
+    def identity_for(self, workspace_id: int, keys: list[Key]) -> int | None:
+        first: tuple[int, int] | None = None
+        for kind, value in keys:
+            entry = self._entries.get((workspace_id, kind, value))
+            if entry is None or (first is not None and entry[1] != first[1]):
+                return None
+            first = first or entry
+        return first[0] if first else None
+
+    def learn(self, workspace_id: int, resolver: IdentityResolver) -> None:
+        """Remember what a committed transaction resolved."""
+        if len(self._entries) + len(resolver._identities) > self.limit:
+            self._entries.clear()
+        for (kind, value), identity in resolver._identities.items():
+            if identity.id is not None and identity.customer.id is not None:
+                self._entries[(workspace_id, kind, value)] = (identity.id, identity.customer.id)
+
+
 @dataclass
 class IdentityResolver:
     """Resolves the messages of one transaction; lookups once per batch, writes in bulk."""

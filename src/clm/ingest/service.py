@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from clm.config import get_settings
-from clm.ingest.identity import IdentityResolver
+from clm.ingest.identity import IdentityResolver, KnownIdentities
 from clm.ingest.normalize import EventRecord, to_record
 from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
 from clm.store.bulk import insert_events
@@ -101,32 +101,66 @@ def _existing_message_ids(session: Session, workspace_id: int, ids: list[str]) -
 
 def store_records(db: Database, workspace_id: int, records: list[EventRecord]) -> tuple[int, int]:
     """Store new records in one transaction; returns (stored, duplicates)."""
+    known = known_identities(db)
+    with db.transaction() as session:
+        stored, duplicates, resolver = store_in(session, workspace_id, records, known)
+    if resolver is not None:
+        known.learn(workspace_id, resolver)
+    return stored, duplicates
+
+
+def known_identities(db: Database) -> KnownIdentities:
+    """The identity cache of this database handle (one per process and database)."""
+    cache = db.extensions.get("known_identities")
+    if cache is None:
+        cache = db.extensions["known_identities"] = KnownIdentities()
+    assert isinstance(cache, KnownIdentities)
+    return cache
+
+
+def store_in(
+    session: Session, workspace_id: int, records: list[EventRecord], known: KnownIdentities
+) -> tuple[int, int, IdentityResolver | None]:
+    """Store records inside the caller's transaction: (stored, duplicates, resolver).
+
+    The caller commits, then passes the resolver to ``known.learn``: only committed
+    identities may be cached.
+    """
     unique: dict[str, EventRecord] = {}
     for record in records:
         unique.setdefault(record.message_id, record)
     duplicates = len(records) - len(unique)
     if not unique:
-        return 0, duplicates
-    with db.transaction() as session:
-        if db.dialect == "postgresql":
-            # One writer per workspace at a time: identity merges must see each other.
-            session.execute(text("SELECT pg_advisory_xact_lock(:ws)"), {"ws": workspace_id})
-        existing = _existing_message_ids(session, workspace_id, list(unique))
-        fresh = [record for key, record in unique.items() if key not in existing]
-        duplicates += len(unique) - len(fresh)
-        if not fresh:
-            return 0, duplicates
-        resolver = IdentityResolver(session, workspace_id, datetime.now(UTC))
-        resolver.prefetch(fresh)
-        identities = [resolver.resolve(record) for record in fresh]
-        resolver.flush()
-        rows = [
-            _row(workspace_id, identity.id, record)
-            for identity, record in zip(identities, fresh, strict=True)
-            if identity.id is not None
-        ]
-        stored = insert_events(session.connection(), rows)
-    return stored, duplicates + len(rows) - stored
+        return 0, duplicates, None
+    if session.get_bind().dialect.name == "postgresql":
+        # One writer per workspace at a time: identity merges must see each other.
+        session.execute(text("SELECT pg_advisory_xact_lock(:ws)"), {"ws": workspace_id})
+    existing = _existing_message_ids(session, workspace_id, list(unique))
+    fresh = [record for key, record in unique.items() if key not in existing]
+    duplicates += len(unique) - len(fresh)
+    if not fresh:
+        return 0, duplicates, None
+    resolver = IdentityResolver(session, workspace_id, datetime.now(UTC))
+    # Known customers skip the lookups; the rest are resolved together.
+    identity_ids: list[int | None] = [
+        None
+        if record.type in ("identify", "alias")
+        else known.identity_for(workspace_id, resolver.keys_of(record))
+        for record in fresh
+    ]
+    pending = [i for i, identity_id in enumerate(identity_ids) if identity_id is None]
+    resolver.prefetch(fresh[i] for i in pending)
+    resolved = [(i, resolver.resolve(fresh[i])) for i in pending]
+    resolver.flush()
+    for i, identity in resolved:
+        identity_ids[i] = identity.id
+    rows = [
+        _row(workspace_id, identity_id, record)
+        for identity_id, record in zip(identity_ids, fresh, strict=True)
+        if identity_id is not None
+    ]
+    stored = insert_events(session.connection(), rows)
+    return stored, duplicates + len(rows) - stored, resolver
 
 
 def _row(workspace_id: int, identity_id: int, record: EventRecord) -> tuple[Any, ...]:
@@ -165,9 +199,11 @@ def ingest(
     batch_context: dict[str, Any] | None = None,
 ) -> IngestResult:
     """Validate and store Segment messages; the result lists what was rejected and why."""
-    received_at = received_at or datetime.now(UTC)
     records, rejected = parse_messages(
-        raws, received_at, batch_sent_at=batch_sent_at, batch_context=batch_context
+        raws,
+        received_at or datetime.now(UTC),
+        batch_sent_at=batch_sent_at,
+        batch_context=batch_context,
     )
     stored, duplicates = store_records(db, workspace_id, records)
     return IngestResult(stored=stored, duplicates=duplicates, rejected=rejected)

@@ -85,6 +85,8 @@ class Database:
     sessions: sessionmaker[Session] = field(init=False)
     # SQLite allows one writer: serialise writers in-process instead of spinning on SQLITE_BUSY.
     write_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    # Per-database, per-process state of the layers above (e.g. ingestion's identity cache).
+    extensions: dict[str, Any] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
