@@ -77,7 +77,7 @@ def _truncate(db: Database) -> None:
             conn.execute(text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE"))
         else:
             for table in _TABLES:
-                conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed names
+                conn.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture(scope="session")

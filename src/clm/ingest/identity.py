@@ -302,7 +302,7 @@ class IdentityResolver:
             }
             for c in self._new_customers
         ]
-        self.session.execute(insert(Customer), rows)
+        self._connection.execute(insert(Customer.__table__), rows)
         for customer in self._new_customers:
             customer.dirty = customer.merged_into is not None
             self._customers[customer.id] = customer  # type: ignore[index]
@@ -325,7 +325,7 @@ class IdentityResolver:
                     "first_seen_at": identity.first_seen_at,
                 }
             )
-        self.session.execute(insert(Identity), rows)
+        self._connection.execute(insert(Identity.__table__), rows)
         self._new_identities.clear()
 
     def _update_customers(self) -> None:
@@ -369,5 +369,5 @@ class IdentityResolver:
             }
             for link in self._links
         ]
-        self.session.execute(insert(IdentityLink), rows)
+        self._connection.execute(insert(IdentityLink.__table__), rows)
         self._links.clear()

@@ -76,18 +76,48 @@ def _postgres_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
     return [(*r[:17], json_text(r[17]), json_text(r[18]), json_text(r[19])) for r in rows]
 
 
+def prepare_rows(dialect: str, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """Rows of Python values (aware datetimes, dicts) as the driver takes them."""
+    return _postgres_rows(rows) if dialect == "postgresql" else _sqlite_rows(rows)
+
+
 def insert_events(connection: Connection, rows: Sequence[Sequence[Any]]) -> int:
     """Insert rows, skipping stored message ids; returns how many were new."""
-    if not rows:
+    return insert_prepared(connection, prepare_rows(connection.dialect.name, rows))
+
+
+def insert_prepared(connection: Connection, values: Sequence[Sequence[Any]]) -> int:
+    """Insert driver-ready rows (``prepare_rows``' output, or the same built in bulk):
+    datetimes as SQLite's text or PostgreSQL-readable values, JSON as text."""
+    if not values:
         return 0
     names = ", ".join(EVENT_COLUMNS)
     conflict = "ON CONFLICT (workspace_id, message_id) DO NOTHING"
     if connection.dialect.name == "postgresql":
+        if len(values) > 2_000:
+            return _copy_postgres(connection, values)
         marks = ", ".join("%s::jsonb" if i in _JSONS else "%s" for i in range(len(EVENT_COLUMNS)))
-        values = _postgres_rows(rows)
     else:
         marks = ", ".join("?" for _ in EVENT_COLUMNS)
-        values = _sqlite_rows(rows)
     sql = f"INSERT INTO events ({names}) VALUES ({marks}) {conflict}"  # noqa: S608 - constants
-    result = connection.exec_driver_sql(sql, values)
+    result = connection.exec_driver_sql(sql, list(values))
+    return max(int(result.rowcount), 0)
+
+
+def _copy_postgres(connection: Connection, values: Sequence[Sequence[Any]]) -> int:
+    """COPY into a temporary table, then one INSERT ... ON CONFLICT: PostgreSQL's fast path."""
+    names = ", ".join(EVENT_COLUMNS)
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS events_incoming ON COMMIT DELETE ROWS AS "  # noqa: S608
+        f"SELECT {names} FROM events WITH NO DATA"
+    )
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY events_incoming ({names}) FROM STDIN") as copy:
+        for row in values:
+            copy.write_row(row)
+    result = connection.exec_driver_sql(
+        f"INSERT INTO events ({names}) SELECT {names} FROM events_incoming "  # noqa: S608
+        "ON CONFLICT (workspace_id, message_id) DO NOTHING"
+    )
+    connection.exec_driver_sql("TRUNCATE events_incoming")
     return max(int(result.rowcount), 0)
