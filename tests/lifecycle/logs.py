@@ -50,6 +50,7 @@ def as_log_events(customer_of: dict[str, int], messages: list[dict[str, Any]]) -
                 message_id=raw["messageId"],
                 name=raw.get("event"),
                 type=raw["type"],
+                channel=props.get("channel"),
                 revenue=float(revenue) if isinstance(revenue, int | float) else None,
                 properties=props,
             )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 from sqlalchemy import text
@@ -70,16 +71,19 @@ def _sqlite_json_extract(doc: str, path: str) -> str: ...  # type: ignore[empty-
 def _sqlite_json_type(doc: str, path: str) -> str: ...  # type: ignore[empty-body]
 
 
-@ibis.udf.scalar.builtin(name="jsonb_typeof")
-def _pg_jsonb_typeof(doc: str) -> str: ...  # type: ignore[empty-body]
+_JSONB = dt.JSON(binary=True)
 
 
-@ibis.udf.scalar.builtin(name="jsonb_extract_path")
-def _pg_jsonb_path(doc: str, key: str) -> str: ...  # type: ignore[empty-body]
+@ibis.udf.scalar.builtin(name="jsonb_typeof", signature=((_JSONB,), dt.string))
+def _pg_jsonb_typeof(doc: Any) -> Any: ...
 
 
-@ibis.udf.scalar.builtin(name="jsonb_extract_path_text")
-def _pg_jsonb_text(doc: str, key: str) -> str: ...  # type: ignore[empty-body]
+@ibis.udf.scalar.builtin(name="jsonb_extract_path", signature=((_JSONB, dt.string), _JSONB))
+def _pg_jsonb_path(doc: Any, key: Any) -> Any: ...
+
+
+@ibis.udf.scalar.builtin(name="jsonb_extract_path_text", signature=((_JSONB, dt.string), dt.string))
+def _pg_jsonb_text(doc: Any, key: Any) -> Any: ...
 
 
 def _sqlite_prop(table: ir.Table, key: str, want: str) -> ir.Value:
@@ -135,7 +139,7 @@ def export_events(
     db: Database, workspace_id: int, customer_ids: Iterable[int] | None = None
 ) -> pa.Table:
     """The workspace's events (resolved to customers) as an Arrow table, properties as JSON."""
-    query = (  # noqa: S608 - a fixed prefix, and the ids below are ints
+    query = (
         "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "
         "properties FROM customer_events WHERE workspace_id = :ws "
         f"AND message_id NOT LIKE '{OWN_EVENTS_PREFIX}%'"
@@ -209,20 +213,32 @@ def duckdb_source(
 
 
 @contextmanager
-def quiet_spark() -> Iterator[None]:
-    """PySpark raises a few known deprecation warnings of its own; hide those only."""
+def quiet_engines() -> Iterator[None]:
+    """PySpark raises a few known deprecation warnings of its own, and Ibis 12 reads a pandas
+    option that pandas 3 deprecates: hide those only."""
     with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The 'future\.infer_string' option")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pyspark.*")
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark.*")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis.*")
         yield
 
 
+def release_spark_sockets() -> None:
+    """PySpark leaves the local sockets it fetched results through to the garbage collector;
+    collect them now, with their ResourceWarning silenced, rather than at a random later time."""
+    import gc
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ResourceWarning)
+        gc.collect()
+
+
 def spark_session(cores: int = 2) -> Any:
     """A local Spark session tuned for small machines (UTC, few shuffle partitions)."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    with quiet_spark():
+    with quiet_engines():
         from pyspark.sql import SparkSession
 
         session = (
@@ -243,7 +259,7 @@ def spark_source(
     view: str = "clm_events",
 ) -> Source:  # fmt: skip
     flat = flatten(events, properties)
-    with quiet_spark():
+    with quiet_engines():
         if isinstance(events, pa.Table):
             frame = session.createDataFrame(flat.to_arrow_table())
         else:

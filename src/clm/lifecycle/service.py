@@ -24,7 +24,8 @@ from clm.lifecycle.engines import (
     EngineName,
     duckdb_source,
     export_events,
-    quiet_spark,
+    quiet_engines,
+    release_spark_sockets,
     spark_session,
     sql_source,
 )
@@ -49,7 +50,8 @@ def compute_transitions(
     if engine == "sql":
         source = sql_source(db, workspace_id, customer_ids)
         try:
-            return transitions(source.events, model, source.prop).to_pyarrow()
+            with quiet_engines():
+                return transitions(source.events, model, source.prop).to_pyarrow()
         finally:
             source.backend.disconnect()
     events = export_events(db, workspace_id, customer_ids)
@@ -57,11 +59,13 @@ def compute_transitions(
     if engine == "duckdb":
         source = duckdb_source(events, props)
         return transitions(source.events, model, source.prop).to_pyarrow()
-    with quiet_spark():
+    with quiet_engines():
         from clm.lifecycle.engines import spark_source
 
         source = spark_source(spark or spark_session(), events, props)
-        return transitions(source.events, model, source.prop).to_pyarrow()
+        result: pa.Table = transitions(source.events, model, source.prop).to_pyarrow()
+        release_spark_sockets()
+        return result
 
 
 def _last_event_id(db: Database, workspace_id: int) -> int:
