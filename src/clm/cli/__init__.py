@@ -9,6 +9,7 @@ import typer
 from clm.cli._common import DatabaseOption, console
 from clm.cli.admin import keys_app, workspace_app
 from clm.cli.customers import customer_app, events_app
+from clm.cli.importing import import_app
 
 app = typer.Typer(
     name="clm",
@@ -20,6 +21,7 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(keys_app, name="keys")
 app.add_typer(customer_app, name="customer")
 app.add_typer(events_app, name="events")
+app.add_typer(import_app, name="import")
 
 
 @app.command()
