@@ -1,0 +1,137 @@
+"""Computing, storing and reading health: scores over history, and the present with reasons."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from clm.lifecycle.catalog import get_definition
+from clm.lifecycle.engines import (
+    EngineName,
+    duckdb_source,
+    export_events,
+    quiet_engines,
+    sql_source,
+)
+from clm.lifecycle.health import CompiledScorecard, health_changes, score
+from clm.lifecycle.plan import feature_table, required_properties
+from clm.lifecycle.reference import LogEvent, feature_values
+from clm.lifecycle.schemas import FactorContribution, HealthChange, HealthPublic
+from clm.store.engine import Database
+from clm.store.models import HealthSnapshot
+
+CHUNK = 5_000
+
+
+def get_scorecard(db: Database, workspace_id: int, name: str | None = None) -> tuple[int, CompiledScorecard]:
+    info, compiled, _ = get_definition(db, workspace_id, "health", name)
+    return info.id, compiled
+
+
+def compute_health_rows(
+    db: Database, workspace_id: int, card: CompiledScorecard, engine: EngineName = "sql"
+) -> list[dict[str, Any]]:
+    """Feature values at every instant of every customer, sorted, from ``engine``."""
+    columns = ["customer_id", "ts", "is_event", "cause_message_id", *card.feature_set.features]
+    if engine == "sql":
+        source = sql_source(db, workspace_id)
+    else:
+        events = export_events(db, workspace_id)
+        source = duckdb_source(events, required_properties(card.feature_set.features))
+    try:
+        with quiet_engines():
+            table = feature_table(source.events, card.feature_set, source.prop)
+            rows: list[dict[str, Any]] = (
+                table.select(*columns).order_by(["customer_id", "ts"]).to_pyarrow().to_pylist()
+            )
+    finally:
+        if engine == "sql":
+            source.backend.disconnect()
+    return rows
+
+
+def run_health(db: Database, workspace_id: int, *, engine: EngineName = "sql") -> int:
+    """Recompute and store the health history of every customer; returns rows stored."""
+    definition_id, card = get_scorecard(db, workspace_id)
+    changes = health_changes(card, compute_health_rows(db, workspace_id, card, engine))
+    rows = [
+        {
+            "workspace_id": workspace_id,
+            "definition_id": definition_id,
+            "customer_id": int(row["customer_id"]),
+            "ts": int(row["ts"]),
+            "occurred_at": datetime.fromtimestamp(int(row["ts"]), UTC),
+            "score": round(total, 4),
+            "state": state,
+            "contributions": json.loads(json.dumps(contributions)),
+            "cause_message_id": row["cause_message_id"] if row["is_event"] else None,
+        }
+        for row, total, state, contributions in changes
+    ]
+    with db.transaction() as session:
+        session.execute(delete(HealthSnapshot).where(HealthSnapshot.definition_id == definition_id))
+        for start in range(0, len(rows), CHUNK):
+            session.execute(insert(HealthSnapshot), rows[start : start + CHUNK])
+    return len(rows)
+
+
+def health_history(
+    db: Database, workspace_id: int, customer_id: int, as_of: datetime | None = None
+) -> list[HealthChange]:
+    definition_id, _ = get_scorecard(db, workspace_id)
+    cutoff = int((as_of or datetime.now(UTC)).timestamp())
+    with db.session() as session:
+        rows = session.scalars(
+            select(HealthSnapshot)
+            .where(
+                HealthSnapshot.definition_id == definition_id,
+                HealthSnapshot.customer_id == customer_id,
+                HealthSnapshot.ts <= cutoff,
+            )
+            .order_by(HealthSnapshot.ts)
+        )
+        return [HealthChange(at=r.occurred_at, score=r.score, state=r.state,
+                             cause_message_id=r.cause_message_id) for r in rows]  # fmt: skip
+
+
+def explain(card: CompiledScorecard, values: dict[str, Any], customer_id: int, at: datetime) -> HealthPublic:
+    """Score, state and factors, the ones costing the most points first."""
+    total, state, contributions = score(card, values)
+    factors = [
+        FactorContribution(
+            factor=key, label=card.factors[key].label or key, axis=card.factors[key].axis,
+            value=c["value"], points=round(c["points"], 2), weight=round(card.weights[key], 2),
+        )
+        for key, c in contributions.items()
+    ]  # fmt: skip
+    factors.sort(key=lambda f: f.points - f.weight)
+    return HealthPublic(customer_id=customer_id, at=at, score=round(total, 2), state=state,
+                        factors=factors)  # fmt: skip
+
+
+def log_events(db: Database, workspace_id: int, customer_id: int) -> list[LogEvent]:
+    table = export_events(db, workspace_id, [customer_id]).to_pylist()
+    return [
+        LogEvent(
+            customer_id=r["customer_id"], ts=r["ts"], message_id=r["message_id"], name=r["name"],
+            type=r["type"], channel=r["channel"], campaign=r["campaign"], source=r["source"],
+            revenue=r["revenue"], properties=json.loads(r["properties"] or "{}"),
+        )
+        for r in table
+    ]  # fmt: skip
+
+
+def health_now(
+    db: Database, workspace_id: int, customer_id: int, at: datetime | None = None
+) -> HealthPublic | None:
+    """A customer's health at ``at`` (default now), exactly, with its reasons."""
+    _, card = get_scorecard(db, workspace_id)
+    when = at or datetime.now(UTC)
+    events = sorted(log_events(db, workspace_id, customer_id), key=lambda e: e.ts)
+    if not events or events[0].ts > when.timestamp():
+        return None
+    values = feature_values(card.feature_set.features, events, int(when.timestamp()))
+    return explain(card, values, customer_id, when)

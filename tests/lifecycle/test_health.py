@@ -1,0 +1,81 @@
+"""Health: scores worked out by hand from a small scorecard, stored history, backtest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clm.errors import ValidationError
+from clm.ingest.service import ingest
+from clm.lifecycle.backtest import auc
+from clm.lifecycle.catalog import save_definition
+from clm.lifecycle.health import score
+from clm.lifecycle.health_service import health_history, health_now, run_health
+from clm.lifecycle.loader import default_scorecard_text, load_scorecard
+from clm.store.engine import Database
+from tests.lifecycle.logs import DAY, at, message, new_workspace
+
+CARD = """\
+name: small
+unhappy_below: 0.5
+at_risk_below: 0.5
+factors:
+  nps: {feature: last_nps, axis: sentiment, weight: 30, best: 10, worst: 0}
+  tickets: {feature: open_tickets, axis: sentiment, weight: 10, best: 0, worst: 2, missing: 1}
+  engagement: {feature: engagement_30d, axis: risk, weight: 60, best: 4, worst: 0}
+"""
+
+
+def test_contributions_add_up_to_the_score() -> None:
+    card = load_scorecard(CARD)
+    # nps 8 -> 30 * 0.8 = 24; 1 open ticket -> 10 * 0.5 = 5; 1 event of 4 -> 60 * 0.25 = 15.
+    total, state, parts = score(card, {"last_nps": 8, "open_tickets": 1, "engagement_30d": 1})
+    assert total == pytest.approx(44.0)
+    assert {k: p["points"] for k, p in parts.items()} == pytest.approx(
+        {"nps": 24.0, "tickets": 5.0, "engagement": 15.0}
+    )
+    # sentiment 29/40 >= 0.5 but risk 15/60 < 0.5: happy but at risk.
+    assert state == "at_risk"
+    # unknown NPS scores half (15); sentiment 15 + 0 (2 tickets) = 15/40 < 0.5: unhappy.
+    total, state, _ = score(card, {"last_nps": None, "open_tickets": 2, "engagement_30d": 9})
+    assert (total, state) == (pytest.approx(75.0), "unhappy")
+
+
+def test_bad_scorecard_names_the_line() -> None:
+    with pytest.raises(ValidationError) as caught:
+        load_scorecard(CARD.replace("feature: open_tickets", "feature: subscription_status"))
+    assert [e.message for e in caught.value.errors] == [
+        "line 6: type mismatch: a factor needs a number, 'subscription_status' is string"
+    ]
+    assert load_scorecard(default_scorecard_text()).weights["nps"] == pytest.approx(20.0)
+
+
+def test_health_history_and_now(db: Database) -> None:
+    workspace_id = new_workspace(db)
+    save_definition(db, workspace_id, "health", CARD)
+    ingest(db, workspace_id, [
+        message("a", 0, "a1", "NPS Survey Answered", score=10),
+        message("a", DAY, "a2", "Ticket Opened"),
+        message("a", 2 * DAY, "a3", "Page Viewed"),
+        message("a", 3 * DAY, "a4", "Page Viewed"),
+    ])  # fmt: skip
+    assert run_health(db, workspace_id) > 0
+    history = health_history(db, workspace_id, 1, at(100 * DAY))
+    # day 0: nps 30 + tickets 10 + engagement 1/4 of 60 = 15 -> 55, risk 15/60: at risk
+    # day 1: one ticket open: 30 + 5 + 30 (2 events) = 65; day 2: 30 + 5 + 45 = 80 (risk 0.75)
+    # day 3: 30 + 5 + 60 = 95; day 30.. events leave the window one by one: 80, 65, 50, 35.
+    assert [(h.score, h.state) for h in history] == [
+        (55.0, "at_risk"), (65.0, "happy"), (80.0, "happy"), (95.0, "happy"),
+        (80.0, "happy"), (65.0, "happy"), (50.0, "at_risk"), (35.0, "at_risk"),
+    ]  # fmt: skip
+    now = health_now(db, workspace_id, 1, at(100 * DAY))
+    assert now is not None and now.score == 35.0 and now.state == "at_risk"
+    assert now.factors[0].factor == "engagement"  # costs the most points
+    assert sum(f.points for f in now.factors) == pytest.approx(now.score)
+
+
+def test_auc_by_hand() -> None:
+    # risk 0.9 and 0.4 churn, 0.5 and 0.1 do not: 3 of 4 pairs ordered right -> 0.75
+    scores = np.array([0.9, 0.5, 0.4, 0.1])
+    assert auc(scores, np.array([True, False, True, False])) == 0.75
+    assert auc(scores, np.array([True, True, True, True])) is None
