@@ -174,7 +174,7 @@ def simulate_gamma_gamma(
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(frequency, dtype=np.float64)
-    nu = rng.gamma(q, 1.0 / v, x.shape[0])
+    nu = np.asarray(rng.gamma(q, 1.0 / v, x.shape[0]), dtype=np.float64)
     has = x > 0
     out = np.zeros_like(x)
     out[has] = np.asarray(rng.gamma(p * x[has], 1.0 / nu[has])) / x[has]
