@@ -43,7 +43,9 @@ def compile_scorecard(card: Scorecard) -> CompiledScorecard:
     for key, factor in card.factors.items():
         kind = scope.get(factor.feature)
         if kind is None:
-            problems.append(Problem(("factors", key, "feature"), f"unknown feature '{factor.feature}'"))
+            problems.append(
+                Problem(("factors", key, "feature"), f"unknown feature '{factor.feature}'")
+            )
         elif kind not in ("number", "bool", "days"):
             problems.append(Problem(("factors", key, "feature"),
                                     f"type mismatch: a factor needs a number, '{factor.feature}' is {kind}"))  # fmt: skip

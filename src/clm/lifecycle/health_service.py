@@ -26,7 +26,9 @@ from clm.store.models import HealthSnapshot
 CHUNK = 5_000
 
 
-def get_scorecard(db: Database, workspace_id: int, name: str | None = None) -> tuple[int, CompiledScorecard]:
+def get_scorecard(
+    db: Database, workspace_id: int, name: str | None = None
+) -> tuple[int, CompiledScorecard]:
     info, compiled, _ = get_definition(db, workspace_id, "health", name)
     return info.id, compiled
 
@@ -97,7 +99,9 @@ def health_history(
                              cause_message_id=r.cause_message_id) for r in rows]  # fmt: skip
 
 
-def explain(card: CompiledScorecard, values: dict[str, Any], customer_id: int, at: datetime) -> HealthPublic:
+def explain(
+    card: CompiledScorecard, values: dict[str, Any], customer_id: int, at: datetime
+) -> HealthPublic:
     """Score, state and factors, the ones costing the most points first."""
     total, state, contributions = score(card, values)
     factors = [

@@ -1,0 +1,111 @@
+"""Lifecycle endpoints under ``/api/v1``: the stage model, a customer's lifecycle and health,
+counts per stage and state at a date, transitions in a period. Workspace secret key only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import and_, func, select
+
+from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
+from clm.lifecycle import (
+    CustomerLifecycle,
+    DefinitionInfo,
+    TransitionPage,
+    apply_stage_model,
+    customer_lifecycle,
+    stage_counts,
+    transitions_between,
+)
+from clm.lifecycle.catalog import get_definition
+from clm.lifecycle.health_service import get_scorecard
+from clm.store.models import HealthSnapshot
+
+router = APIRouter(prefix="/api/v1", tags=["lifecycle"])
+
+
+class StageModelPublic(BaseModel):
+    definition: DefinitionInfo
+    yaml: str
+
+
+class StageModelIn(BaseModel):
+    yaml: str
+
+
+class Counts(BaseModel):
+    at: datetime
+    stages: dict[str, int]
+    health: dict[str, int]
+
+
+@router.get("/lifecycle/model")
+def get_model(db: DatabaseDep, key: WorkspaceKey) -> StageModelPublic:
+    """The active stage model, as YAML."""
+    info, _, source = get_definition(db, workspace_id(key), "stages")
+    return StageModelPublic(definition=info, yaml=source)
+
+
+@router.put("/lifecycle/model")
+def put_model(body: StageModelIn, db: DatabaseDep, key: WorkspaceKey) -> StageModelPublic:
+    """Store a new version of a stage model; errors are 422 with the line of each problem.
+    History is recomputed by ``clm lifecycle run`` (or the next scheduled run)."""
+    info = apply_stage_model(db, workspace_id(key), body.yaml)
+    return StageModelPublic(definition=info, yaml=body.yaml)
+
+
+@router.get("/customers/{customer_id}/lifecycle")
+def get_customer_lifecycle(
+    customer_id: int, db: DatabaseDep, key: WorkspaceKey, at: datetime | None = None
+) -> CustomerLifecycle:
+    """A customer's stage, health with reasons, and both histories."""
+    return customer_lifecycle(db, workspace_id(key), customer_id, at)
+
+
+@router.get("/lifecycle/counts")
+def get_counts(db: DatabaseDep, key: WorkspaceKey, at: datetime | None = None) -> Counts:
+    """How many customers stand in each stage and health state at ``at`` (default now)."""
+    when = at or datetime.now(UTC)
+    ws = workspace_id(key)
+    return Counts(at=when, stages=stage_counts(db, ws, when), health=_health_counts(db, ws, when))
+
+
+def _health_counts(db: DatabaseDep, ws: int, when: datetime) -> dict[str, int]:
+    definition_id, _ = get_scorecard(db, ws)
+    latest = (
+        select(HealthSnapshot.customer_id, func.max(HealthSnapshot.ts).label("ts"))
+        .where(HealthSnapshot.definition_id == definition_id,
+               HealthSnapshot.ts <= int(when.timestamp()))
+        .group_by(HealthSnapshot.customer_id)
+        .subquery()
+    )  # fmt: skip
+    query = (
+        select(HealthSnapshot.state, func.count())
+        .join(latest, and_(HealthSnapshot.customer_id == latest.c.customer_id,
+                           HealthSnapshot.ts == latest.c.ts))
+        .where(HealthSnapshot.definition_id == definition_id)
+        .group_by(HealthSnapshot.state)
+    )  # fmt: skip
+    counts = {"happy": 0, "at_risk": 0, "unhappy": 0}
+    with db.session() as session:
+        counts.update({state: int(n) for state, n in session.execute(query)})
+    return counts
+
+
+@router.get("/lifecycle/transitions")
+def get_transitions(
+    db: DatabaseDep,
+    key: WorkspaceKey,
+    start: datetime,
+    end: datetime,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    to_stage: str | None = None,
+) -> TransitionPage:
+    """Transitions with start <= time < end, oldest first, paged."""
+    return transitions_between(
+        db, workspace_id(key), start, end, limit=limit, offset=offset, to_stage=to_stage
+    )

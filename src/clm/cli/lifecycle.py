@@ -1,0 +1,275 @@
+"""``clm stages``, ``clm lifecycle`` and ``clm health``: define stages, compute, look back.
+
+Mount with ``app.add_typer(stages_app, name="stages")`` (and ``lifecycle``, ``health``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from clm.cli._common import (
+    DatabaseOption,
+    FormatOption,
+    OutputFormat,
+    WorkspaceOption,
+    console,
+    friendly_errors,
+    open_database,
+    print_json,
+    print_table,
+    workspace_id,
+)
+
+stages_app = typer.Typer(help="Stage models: validate, preview, apply and list them.")
+lifecycle_app = typer.Typer(help="Compute stage history: full runs and scheduled ticks.")
+health_app = typer.Typer(help="Customer health: compute the scores and backtest them.")
+T = TypeVar("T")
+
+
+class Engine(StrEnum):
+    sql = "sql"
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    Engine, typer.Option(help="sql: in the database itself; duckdb: fast, in-process; spark")
+]
+FileArgument = Annotated[Path, typer.Argument(help="A stage model YAML file", exists=True)]
+
+
+def _busy(label: str, work: Callable[[], T]) -> T:
+    """Run ``work`` under a rich progress display (the engines report no finer progress)."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        progress.add_task(label, total=None)
+        return work()
+
+
+def _date(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@stages_app.command("validate")
+def validate(path: FileArgument, output: FormatOption = OutputFormat.table) -> None:
+    """Check a stage model file; every problem is listed with its line."""
+    from clm.errors import ValidationError
+    from clm.lifecycle import load_stage_model
+
+    try:
+        model = load_stage_model(path.read_text())
+    except ValidationError as exc:
+        if output is OutputFormat.json:
+            print_json(exc.as_dict())
+        else:
+            for error in exc.errors:
+                console.print(f"[red]{path}:[/red] {error.message}")
+        raise typer.Exit(1) from exc
+    summary = {"valid": True, "name": model.name, "stages": [s.name for s in model.stages],
+               "precedence": list(model.precedence), "features": sorted(model.features)}  # fmt: skip
+    if output is OutputFormat.json:
+        print_json(summary)
+    else:
+        console.print(
+            f"[green]valid[/green]: {model.name}, stages {' -> '.join(summary['stages'])}"
+        )
+
+
+@stages_app.command("preview")
+def preview(
+    path: FileArgument,
+    workspace: WorkspaceOption,
+    sample: Annotated[int, typer.Option(help="How many transitions to show")] = 10,
+    engine: EngineOption = Engine.duckdb,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """What a stage model would give on this workspace, before applying it."""
+    from clm.lifecycle import preview_stage_model
+
+    db = open_database(database_url)
+    with friendly_errors():
+        ws = workspace_id(db, workspace)
+        result = _busy(
+            "computing",
+            lambda: preview_stage_model(
+                db, ws, path.read_text(), sample=sample, engine=engine.value
+            ),
+        )  # type: ignore[arg-type]
+    if output is OutputFormat.json:
+        print_json(result)
+        return
+    print_table(f"{result.model}: customers per stage now", ["stage", "customers"],
+                list(result.counts.items()))  # fmt: skip
+    _print_transitions(f"sample of {result.transitions} transitions", result.sample)
+
+
+@stages_app.command("apply")
+def apply(
+    path: FileArgument,
+    workspace: WorkspaceOption,
+    run: Annotated[bool, typer.Option(help="Recompute history right away")] = True,
+    engine: EngineOption = Engine.sql,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Store a stage model as a new version and (by default) recompute history under it."""
+    from clm.lifecycle import apply_stage_model, run_lifecycle
+
+    db = open_database(database_url)
+    with friendly_errors():
+        ws = workspace_id(db, workspace)
+        info = apply_stage_model(db, ws, path.read_text())
+        result = None
+        if run:
+            result = _busy(
+                "recomputing history",
+                lambda: run_lifecycle(db, ws, model_name=info.name, engine=engine.value),
+            )  # type: ignore[arg-type]
+    if output is OutputFormat.json:
+        print_json({"definition": info, "run": result})
+    else:
+        console.print(f"applied {info.name} version {info.version}")
+        if result:
+            console.print(f"{result.transitions} transitions for {result.customers} customers")
+
+
+@stages_app.command("list")
+def list_models(
+    workspace: WorkspaceOption,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Stored stage model versions (the active one marked), and the shipped models."""
+    from clm.lifecycle import list_definitions, shipped_model_names
+
+    db = open_database(database_url)
+    with friendly_errors():
+        rows = list_definitions(db, workspace_id(db, workspace))
+    if output is OutputFormat.json:
+        print_json({"stored": rows, "shipped": shipped_model_names()})
+        return
+    print_table("Stage models", ["name", "version", "active", "created"],
+                [(r.name, r.version, "yes" if r.active else "", r.created_at) for r in rows])  # fmt: skip
+    console.print(f"shipped: {', '.join(shipped_model_names())}")
+
+
+def _run(full: bool, workspace: str, engine: Engine, database_url: str | None,
+         output: OutputFormat, now: str | None = None) -> None:  # fmt: skip
+    from clm.lifecycle import run_lifecycle, tick
+
+    db = open_database(database_url)
+    with friendly_errors():
+        ws = workspace_id(db, workspace)
+        if full:
+            result = _busy(
+                "recomputing history", lambda: run_lifecycle(db, ws, engine=engine.value)
+            )  # type: ignore[arg-type]
+        else:
+            result = _busy("ticking", lambda: tick(db, ws, now=_date(now), engine=engine.value))  # type: ignore[arg-type]
+    if output is OutputFormat.json:
+        print_json(result)
+    else:
+        console.print(
+            f"{result.mode}: {result.customers} customers, {result.transitions} transitions, "
+            f"{result.events_written} events written, {result.seconds:.2f} s ({result.engine})"
+        )
+
+
+@lifecycle_app.command("run")
+def run_command(
+    workspace: WorkspaceOption,
+    engine: EngineOption = Engine.sql,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Recompute every customer's stage history from the event log."""
+    _run(True, workspace, engine, database_url, output)
+
+
+@lifecycle_app.command("tick")
+def tick_command(
+    workspace: WorkspaceOption,
+    engine: EngineOption = Engine.duckdb,
+    now: Annotated[str | None, typer.Option(help="Pretend it is this ISO time")] = None,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """The scheduled job: take in new events, announce lapses that are now due."""
+    _run(False, workspace, engine, database_url, output, now)
+
+
+@health_app.command("run")
+def health_run(
+    workspace: WorkspaceOption,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Recompute every customer's health history."""
+    from clm.lifecycle import run_health
+
+    db = open_database(database_url)
+    with friendly_errors():
+        ws = workspace_id(db, workspace)
+        rows = _busy("scoring", lambda: run_health(db, ws))
+    print_json({"rows": rows}) if output is OutputFormat.json else console.print(f"{rows} rows")
+
+
+@health_app.command("backtest")
+def health_backtest(
+    workspace: WorkspaceOption,
+    step_days: Annotated[int, typer.Option(help="Days between evaluation dates")] = 30,
+    recompute: Annotated[bool, typer.Option(help="Recompute health history first")] = True,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """How well health predicted churn in the next 30 and 90 days (AUC, lift, precision)."""
+    from clm.lifecycle import backtest, run_health
+
+    db = open_database(database_url)
+    with friendly_errors():
+        ws = workspace_id(db, workspace)
+        if recompute:
+            _busy("scoring", lambda: run_health(db, ws))
+        results = _busy("replaying", lambda: backtest(db, ws, step_days=step_days))
+    if output is OutputFormat.json:
+        print_json(results)
+        return
+    print_table("Health backtest", ["horizon", "samples", "churners", "AUC", "precision at risk",
+                                    "lift by decile (1 = lowest scores)"],
+                [(f"{r.horizon_days} d", r.samples, r.churners, _num(r.auc),
+                  _num(r.precision_at_risk), " ".join(f"{x:.2f}" for x in r.lift_by_decile))
+                 for r in results])  # fmt: skip
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _print_transitions(title: str, rows: list[Any]) -> None:
+    print_table(title, ["customer", "at", "from", "to", "kind", "rule", "cause"],
+                [(t.customer_id, t.at, t.from_stage, t.to_stage, t.kind, t.rule,
+                  t.cause_message_id or t.cause) for t in rows])  # fmt: skip
+
+
+def customer_lifecycle_data(db: Any, workspace_id_: int, customer_id: int) -> Any:
+    """For ``clm customer show``: the customer's stage, health, reasons and histories."""
+    from clm.lifecycle import customer_lifecycle
+
+    return customer_lifecycle(db, workspace_id_, customer_id)
+
+
+app = typer.Typer(help="Lifecycle stages and health.")
+app.add_typer(stages_app, name="stages")
+app.add_typer(lifecycle_app, name="lifecycle")
+app.add_typer(health_app, name="health")

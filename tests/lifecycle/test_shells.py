@@ -1,0 +1,113 @@
+"""The CLI commands and HTTP endpoints: thin shells over the Python API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import asyncio
+from typing import Any
+
+import httpx
+from typer.testing import CliRunner
+
+from clm.api.app import create_app
+from clm.api.lifecycle import router
+from clm.cli.lifecycle import app
+from clm.ingest.service import ingest
+from clm.lifecycle.loader import shipped_model_text
+from clm.store.engine import Database
+from clm.store.workspaces import issue_key
+from tests.lifecycle.logs import DAY, message, new_workspace
+
+LOG = [
+    message("a", 0, "a1", kind="identify"),
+    message("a", DAY, "a2", "Order Completed", revenue=3),
+]
+
+
+def test_cli_validate_preview_apply_run_tick(sqlite_db: Database, tmp_path: Path) -> None:
+    workspace_id = new_workspace(sqlite_db)
+    ingest(sqlite_db, workspace_id, LOG)
+    url = ["--database-url", str(sqlite_db.engine.url), "--workspace", "acme"]
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(shipped_model_text("four_stage"))
+    bad.write_text(shipped_model_text("four_stage").replace("purchase_count >= 1", "purchases"))
+    runner = CliRunner()
+    result = runner.invoke(app, ["stages", "validate", str(bad)])
+    # line 12 of four_stage.yaml is the purchase stage's rule
+    assert result.exit_code == 1
+    assert "line 12: unknown feature 'purchases'" in " ".join(result.output.split())
+    result = runner.invoke(app, ["stages", "validate", str(good), "--format", "json"])
+    assert json.loads(result.output)["stages"][0] == "awareness"
+    result = runner.invoke(app, ["stages", "preview", str(good), *url, "--format", "json"])
+    assert json.loads(result.output)["counts"] == {
+        "awareness": 0, "consideration": 0, "purchase": 1, "loyalty": 0,
+    }  # fmt: skip
+    result = runner.invoke(app, ["stages", "apply", str(good), *url, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["run"]["transitions"] == 2  # consideration, purchase
+    result = runner.invoke(app, ["lifecycle", "tick", *url, "--format", "json"])
+    assert json.loads(result.output)["mode"] == "tick"
+    result = runner.invoke(app, ["health", "backtest", *url, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert [r["horizon_days"] for r in json.loads(result.output)] == [30, 90]
+    for group in ("stages", "lifecycle", "health"):
+        assert runner.invoke(app, [group, "--help"]).exit_code == 0
+
+
+class _Client:
+    """Synchronous calls into the ASGI app (no server, no lifespan: these routes need none)."""
+
+    def __init__(self, api: Any) -> None:
+        self.transport = httpx.ASGITransport(app=api)
+
+    def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        async def go() -> httpx.Response:
+            async with httpx.AsyncClient(transport=self.transport, base_url="http://t") as c:
+                return await c.request(method, url, **kwargs)
+
+        return asyncio.run(go())
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self._call("GET", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self._call("PUT", url, **kwargs)
+
+
+def test_api_model_422_with_lines_customer_counts_transitions(sqlite_db: Database) -> None:
+    workspace_id = new_workspace(sqlite_db)
+    ingest(sqlite_db, workspace_id, LOG)
+    with sqlite_db.transaction() as session:
+        secret = issue_key(session, "secret", workspace_id).key
+    api = create_app(sqlite_db)
+    api.include_router(router)
+    headers = {"Authorization": f"Bearer {secret}"}
+    client = _Client(api)
+    if True:
+        bad = shipped_model_text("classic").replace("rule: identified", "rule: identifed")
+        response = client.put("/api/v1/lifecycle/model", json={"yaml": bad}, headers=headers)
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["message"] == "line 15: unknown feature 'identifed'"
+        assert client.get("/api/v1/lifecycle/model").status_code == 401
+        model = client.get("/api/v1/lifecycle/model", headers=headers).json()
+        assert model["definition"]["name"] == "classic"
+        from clm.lifecycle import run_health, run_lifecycle
+
+        run_lifecycle(sqlite_db, workspace_id)
+        run_health(sqlite_db, workspace_id)
+        counts = client.get("/api/v1/lifecycle/counts", headers=headers).json()
+        assert counts["stages"]["churned"] == 1  # the only order was long ago
+        assert sum(counts["health"].values()) == 1
+        detail = client.get("/api/v1/customers/1/lifecycle", headers=headers).json()
+        assert [t["to_stage"] for t in detail["stage_history"]] == [
+            "acquisition", "conversion", "churned",
+        ]  # fmt: skip
+        assert detail["features"]["purchase_count"] == 1
+        page = client.get(
+            "/api/v1/lifecycle/transitions",
+            params={"start": "2024-01-01T00:00:00Z", "end": "2024-01-03T00:00:00Z", "limit": 1},
+            headers=headers,
+        ).json()
+        assert page["total"] == 2 and len(page["items"]) == 1
