@@ -51,3 +51,24 @@ def migrate(database_url: DatabaseOption = None) -> None:
 
     db = open_database(database_url)
     console.print(f"Schema up to date ({db.dialect}).")
+
+
+@app.command()
+def demo(
+    serve_api: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API when the data is ready")
+    ] = True,
+    port: Annotated[int, typer.Option(help="Port of the API")] = 8000,
+    customers: Annotated[
+        int | None, typer.Option(help="Only the first N CDNOW customers (all 23,570 by default)")
+    ] = None,
+    fresh: Annotated[bool, typer.Option(help="Delete the demo database and rebuild it")] = False,
+) -> None:
+    """Build the CDNOW demo workspace in an embedded database and serve the API on localhost.
+
+    The purchases are the real CDNOW log (Fader & Hardie); the other touchpoints (visits,
+    sign-ups, emails, tickets, NPS answers, referrals) are synthetic and marked as such.
+    """
+    from clm.cli.demo import run_demo
+
+    run_demo(serve_api=serve_api, port=port, customers=customers, fresh=fresh)

@@ -113,6 +113,9 @@ class IdentityResolver:
     _new_identities: list[IdentityState] = field(default_factory=list)
     _merges: list[tuple[CustomerState, CustomerState]] = field(default_factory=list)
     _links: list[_Link] = field(default_factory=list)
+    # Reverse indexes, so that a merge costs what the merged customer owns, not the batch.
+    _owned: dict[CustomerState, list[IdentityState]] = field(default_factory=dict)
+    _absorbed: dict[CustomerState, list[CustomerState]] = field(default_factory=dict)
 
     @property
     def _connection(self) -> Connection:
@@ -133,6 +136,7 @@ class IdentityResolver:
 
     def prefetch(self, records: Iterable[EventRecord]) -> None:
         """Load every identity (and its customer) the records name, a few queries in all."""
+        records = list(records)
         wanted: dict[str, set[str]] = defaultdict(set)
         for record in records:
             for kind, value in self.keys_of(record):
@@ -154,9 +158,36 @@ class IdentityResolver:
                 found.extend((row[0], kind, row[1], row[2]) for row in rows)
         self._load_customers({row[3] for row in found})
         for identity_id, kind, value, customer_id in found:
-            self._identities[(kind, value)] = IdentityState(
-                identity_id, kind, value, self._customers[customer_id]
+            self._remember(IdentityState(identity_id, kind, value, self._customers[customer_id]))
+        self._load_full(records)
+
+    def _remember(self, identity: IdentityState) -> None:
+        self._identities[(identity.kind, identity.value)] = identity
+        self._owned.setdefault(identity.customer, []).append(identity)
+
+    def _load_full(self, records: Iterable[EventRecord]) -> None:
+        """Read email and traits, in one go, of the customers identify and alias may change."""
+        ids: set[int] = set()
+        for record in records:
+            if record.type in ("identify", "alias"):
+                keys = self.keys_of(record)
+                if record.previous_id is not None:
+                    keys.append(self._previous_key(record.previous_id))
+                for key in keys:
+                    identity = self._identities.get(key)
+                    if identity is not None and not identity.customer.loaded:
+                        ids.add(identity.customer.id)  # type: ignore[arg-type]
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), _CHUNK):
+            rows = self._connection.execute(
+                select(Customer.id, Customer.email, Customer.traits).where(
+                    Customer.id.in_(ordered[start : start + _CHUNK])
+                )
             )
+            for customer_id, email, traits in rows:
+                customer = self._customers[customer_id]
+                customer.email, customer.traits = email, dict(traits or {})
+                customer.loaded = True
 
     def _load_customers(self, ids: set[int]) -> None:
         ordered = sorted(ids - self._customers.keys())
@@ -231,7 +262,7 @@ class IdentityResolver:
         self, target: CustomerState, key: Key, outcome: str, reason: str, record: EventRecord
     ) -> None:
         identity = IdentityState(None, key[0], key[1], target, record.timestamp)
-        self._identities[key] = identity
+        self._remember(identity)
         self._new_identities.append(identity)
         if key[0] in ("user_id", "email"):
             self._full(target)
@@ -251,12 +282,13 @@ class IdentityResolver:
     ) -> None:
         self._full(loser)
         self._full(winner)
-        for identity in self._identities.values():
-            if identity.customer is loser:
-                identity.customer = winner
-        for customer in (*self._customers.values(), *self._new_customers):
-            if customer.merged_into is loser:
-                customer.merged_into = winner
+        for identity in self._owned.pop(loser, []):
+            identity.customer = winner
+            self._owned.setdefault(winner, []).append(identity)
+        absorbed = self._absorbed.pop(loser, [])
+        for customer in absorbed:
+            customer.merged_into = winner
+        self._absorbed.setdefault(winner, []).extend([*absorbed, loser])
         winner.traits = {**loser.traits, **winner.traits}
         winner.user_id = winner.user_id or loser.user_id
         winner.email = winner.email or loser.email
@@ -269,16 +301,24 @@ class IdentityResolver:
         """Write new customers and identities, repoint merged ones, record the resolution."""
         self._insert_customers()
         self._insert_identities()
-        for loser, winner in self._merges:
-            self.session.execute(
-                update(Identity)
-                .where(Identity.workspace_id == self.workspace_id, Identity.customer_id == loser.id)
-                .values(customer_id=winner.id)
+        if self._merges:
+            # In merge order, so that a chain (a into b, then b into c) ends at c.
+            pairs = [{"loser": loser.id, "winner": winner.id} for loser, winner in self._merges]
+            identities, customers = Identity.__table__, Customer.__table__
+            self._connection.execute(
+                update(identities)
+                .where(
+                    identities.c.workspace_id == self.workspace_id,
+                    identities.c.customer_id == bindparam("loser"),
+                )
+                .values(customer_id=bindparam("winner")),
+                pairs,
             )
-            self.session.execute(
-                update(Customer)
-                .where(Customer.merged_into_id == loser.id)
-                .values(merged_into_id=winner.id)
+            self._connection.execute(
+                update(customers)
+                .where(customers.c.merged_into_id == bindparam("loser"))
+                .values(merged_into_id=bindparam("winner")),
+                pairs,
             )
         self._merges.clear()
         self._update_customers()

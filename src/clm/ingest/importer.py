@@ -296,8 +296,7 @@ def _transaction_frame(
         # format, each value may be any ISO 8601 form (polars would guess one for all).
         formats = [date_format] if date_format else _ISO_FORMATS
         when = pl.coalesce(
-            text.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
-            for f in formats
+            text.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in formats
         )
     money = pl.col(amount).cast(pl.Float64, strict=False)
     frame = table.with_row_index("_row").select(

@@ -106,6 +106,7 @@ class Customer(Base):
     __table_args__ = (
         Index("ix_customers_workspace_user", "workspace_id", "user_id"),
         Index("ix_customers_workspace_id", "workspace_id", "id"),
+        Index("ix_customers_merged_into", "merged_into_id"),
     )
 
 

@@ -78,6 +78,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_customers_workspace_user", "customers", ["workspace_id", "user_id"], unique=False
     )
+    op.create_index("ix_customers_merged_into", "customers", ["merged_into_id"], unique=False)
     op.create_table(
         "identities",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
