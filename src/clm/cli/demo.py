@@ -22,9 +22,10 @@ def run_demo(*, serve_api: bool, port: int, customers: int | None, fresh: bool) 
     url = f"sqlite:///{folder / 'clm.sqlite'}"
     db = Database.open(url)
     console.print(f"[bold]CLM demo[/bold]: building workspace '{WORKSPACE}' in {folder}")
+    counts = TextColumn("{task.completed:,}/{task.total:,}")
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
-        TimeElapsedColumn(), console=console, transient=True,
+        TextColumn("{task.description}"), BarColumn(), counts, TimeElapsedColumn(),
+        console=console, transient=True,
     ) as bar:  # fmt: skip
         tasks: dict[str, int] = {}
 
