@@ -21,5 +21,7 @@ stages:
   - {name: lost, exit: true, rule: "last_score <= 2"}
 lapses:
   - {from: fan, to: buyer, when: "days_since_last_purchase >= gap"}
-  - {from: buyer, to: visitor, when: "days_since_first_order > 40 and days_since_last_purchase >= 30"}
+  - from: buyer
+    to: visitor
+    when: "days_since_first_order > 40 and days_since_last_purchase >= 30"
 """

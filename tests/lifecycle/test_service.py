@@ -39,7 +39,7 @@ def _own_events(db: Database) -> int:
 
 
 def test_run_stores_history_and_answers_queries(db: Database) -> None:
-    workspace_id, a, b = _setup(db)
+    workspace_id, a, _b = _setup(db)
     result = run_lifecycle(db, workspace_id)
     # a: 7 transitions (reach .. loyalty, lapse to retention at day 210, churn at day 395);
     # b: conversion at 5 s, churned 365 days after that order.
@@ -83,7 +83,7 @@ def test_events_are_announced_once_and_left_out_of_features(db: Database) -> Non
 def test_new_events_update_only_touched_customers_and_tick_announces_due_lapses(
     db: Database,
 ) -> None:
-    workspace_id, a, b = _setup(db)
+    workspace_id, _a, b = _setup(db)
     run_lifecycle(db, workspace_id, now=at(40 * DAY))
     assert _own_events(db) == 6  # due by day 40: a's five, b's one
     ingest(db, workspace_id, [message("b", 2 * DAY, "b2", "Order Completed", revenue=2)])
