@@ -17,6 +17,17 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _fresh_settings() -> None:
+    """CLM: customer lifecycle management from your event log."""
+    # Each invocation reads CLM_* anew (matters when one process runs many commands).
+    from clm.config import get_settings
+
+    get_settings.cache_clear()
+
+
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(keys_app, name="keys")
 app.add_typer(customer_app, name="customer")

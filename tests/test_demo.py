@@ -1,0 +1,63 @@
+"""The demo builds a faithful CDNOW workspace: real purchases, synthetic journeys, idempotent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from clm.cli import app
+from clm.demo import build_demo, cdnow_transactions
+from clm.store import customers as repo
+from clm.store.engine import Database
+from clm.store.models import Customer, Event
+from tests.conftest import SHARED_DATA
+
+
+def test_demo_purchases_are_the_cdnow_log(sqlite_db: Database) -> None:
+    summary = build_demo(sqlite_db, customers=40)
+    # Independently from the shared copy of the data set: the first 40 customers' lines.
+    lines = [
+        line.split() for line in (SHARED_DATA / "CDNOW_master.txt").read_text().splitlines()[1:]
+    ]
+    first_40 = sorted({line[0] for line in lines})[:40]
+    expected = [line for line in lines if line[0] in first_40]
+    assert len(lines) == 69_659
+    assert summary.customers == 40
+    assert summary.purchases == len(expected)
+    with sqlite_db.session() as session:
+        revenue = session.scalar(
+            select(func.sum(Event.revenue)).where(Event.name == "Order Completed")
+        )
+        live = session.scalar(select(func.count()).where(Customer.merged_into_id.is_(None)))
+        one = repo.find_customer(session, summary.workspace_id, "user_id", first_40[0])
+    assert revenue == sum(float(line[3]) for line in expected)
+    # Every synthetic visitor was identified and merged into its CDNOW customer.
+    assert live == 40
+    assert {i.kind for i in one.identities} == {"user_id", "anonymous_id", "email"}
+    with sqlite_db.session() as session:
+        timeline = repo.timeline(session, summary.workspace_id, one.id, limit=1000)
+    events = {e.name or e.type for e in timeline}
+    assert {"Landing", "identify", "Signed Up", "Order Completed"} <= events
+    assert summary.touchpoints > 3 * 40
+    again = build_demo(sqlite_db, customers=40)
+    with sqlite_db.session() as session:
+        total = session.scalar(select(func.count()).select_from(Event))
+    assert total == summary.purchases + summary.touchpoints
+    assert again.secret_key is None  # keys are issued once
+
+
+def test_cdnow_loader_matches_the_shared_file() -> None:
+    frame = cdnow_transactions()
+    assert frame.height == 69_659
+    assert frame.select("customer_id").n_unique() == 23_570
+
+
+def test_demo_command_builds_without_serving(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["demo", "--no-serve", "--customers", "25"], env={"CLM_DATA_DIR": str(tmp_path)}
+    )
+    assert result.exit_code == 0, result.output
+    assert "25 customers" in result.output
+    assert (tmp_path / "demo" / "keys.json").exists()
