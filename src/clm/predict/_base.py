@@ -126,8 +126,27 @@ class MLEModel:
         ll, _ = self._row_loglik(params, data)
         self.log_likelihood_ = float(w @ ll)
         self.n_customers_ = total
-        self.covariance_ = self._covariance(params, data, w)
+        # The Hessian costs 2k extra likelihood passes: computed on first use (summary()).
+        self._fit_state: tuple[FloatArray, Sequence[FloatArray], FloatArray] | None = (
+            params,
+            data,
+            w,
+        )
+        self._covariance_cache: FloatArray | None = None
         return self
+
+    @property
+    def covariance_(self) -> FloatArray:
+        """Inverse observed information of the fitted parameters (natural scale)."""
+        cached: FloatArray | None = getattr(self, "_covariance_cache", None)
+        if cached is None:
+            state = getattr(self, "_fit_state", None)
+            if state is None:
+                raise NotFittedError(f"{type(self).__name__} has no fit to compute errors from")
+            cached = self._covariance(*state)
+            self._covariance_cache = cached
+            self._fit_state = None  # release the data once the covariance is known
+        return cached
 
     def _warn_if_not_converged(self, result: optimize.OptimizeResult, params: FloatArray) -> None:
         at_bound = np.abs(np.log(params)) > _LOG_BOUND - 1e-6

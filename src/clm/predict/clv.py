@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from clm.predict._summary import DAYS_PER_UNIT
+from clm.predict._summary import DAYS_PER_UNIT, compress
 from clm.predict._validation import as_pandas
 
 __all__ = ["customer_lifetime_value"]
@@ -75,10 +75,13 @@ def customer_lifetime_value(
         ),
         dtype=np.float64,
     )
-    value = np.zeros(len(frame))
-    previous = np.zeros(len(frame))
+    # Expected purchases depend on (frequency, recency, T) only: forecast each distinct row
+    # once (a few thousand rows even for millions of customers) and map back.
+    rows, inverse = compress(frame, columns=("frequency", "recency", "T"), return_inverse=True)
+    discounted = np.zeros(len(rows))
+    previous = np.zeros(len(rows))
     for k in range(1, int(horizon) + 1):
-        cumulative = transaction_model.predict_purchases(k * period, frame).to_numpy()
-        value += spend * (cumulative - previous) / (1.0 + discount_rate) ** k
+        cumulative = transaction_model.predict_purchases(k * period, rows).to_numpy()
+        discounted += (cumulative - previous) / (1.0 + discount_rate) ** k
         previous = cumulative
-    return pd.Series(value, index=frame.index, name="clv")
+    return pd.Series(spend * discounted[inverse], index=frame.index, name="clv")
