@@ -59,7 +59,10 @@ def test_p_alive_history_jumps_at_purchases(model: BetaGeo) -> None:
     figure = plot_p_alive_history(model, [0.0, 5.0, 12.0], end=40.0)
     line = figure.axes[0].get_lines()[0]
     t, p = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
-    assert p[t == 12.0][0] == pytest.approx(1.0)  # just bought: certainly alive
+    # Just after the 2nd repeat purchase only the dropout coin matters: 1/(1 + a/(b+x-1)).
+    at_purchase = p[t == 12.0][0]
+    assert at_purchase == pytest.approx(1.0 / (1 + 0.793 / (2.426 + 1)))
+    assert p[t < 12.0][-1] < at_purchase  # the purchase revives the customer
     after = t > 12.0
     assert np.all(np.diff(p[after]) < 0)  # decays while silent
     row = pd.DataFrame({"frequency": [2.0], "recency": [12.0], "T": [40.0]})
