@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from clm.api.errors import install_error_handlers
+from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
 from clm.api.responses import JsonResponse
 from clm.api.tracking import router as tracking_router
@@ -37,6 +38,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(tracking_router)
     app.include_router(management_router)
+    app.include_router(lifecycle_router)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

@@ -10,6 +10,7 @@ from clm.cli._common import DatabaseOption, console
 from clm.cli.admin import keys_app, workspace_app
 from clm.cli.customers import customer_app, events_app
 from clm.cli.importing import import_app
+from clm.cli.lifecycle import health_app, lifecycle_app, stages_app
 
 app = typer.Typer(
     name="clm",
@@ -33,6 +34,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(customer_app, name="customer")
 app.add_typer(events_app, name="events")
 app.add_typer(import_app, name="import")
+app.add_typer(stages_app, name="stages")
+app.add_typer(lifecycle_app, name="lifecycle")
+app.add_typer(health_app, name="health")
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from clm.cli._common import console
 from clm.config import get_settings
@@ -32,7 +32,7 @@ def run_demo(*, serve_api: bool, port: int, customers: int | None, fresh: bool) 
         def report(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
+            bar.update(TaskID(tasks[stage]), completed=done)
 
         summary = build_demo(db, customers=customers, progress=report)
     keys_file = folder / "keys.json"
