@@ -14,7 +14,7 @@ Expressions. http://brucehardie.com/notes/009/
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import special, stats
@@ -64,7 +64,12 @@ class ParetoNBD(RFMModel):
         return start
 
     def _parts(
-        self, params: FloatArray, x: FloatArray, tx: FloatArray, age: FloatArray
+        self,
+        params: FloatArray,
+        x: FloatArray,
+        tx: FloatArray,
+        age: FloatArray,
+        dedupe: bool = False,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """(log prefactor, log alive-at-T term, log of the dropped-out-in-(t_x, T] term).
 
@@ -75,15 +80,34 @@ class ParetoNBD(RFMModel):
         prefactor = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
         prefactor = prefactor + s * np.log(beta)
         alive = -(r + x) * np.log(alpha + age) - s * np.log(beta + age)
-        at_tx = _log_tail_integral(r, alpha, s, beta, x, tx)
-        at_t = _log_tail_integral(r, alpha, s, beta, x, age)
+        if dedupe:
+            at_tx, at_t = self._tail_by_pair(params, x, tx), self._tail_by_pair(params, x, age)
+        else:
+            at_tx = _log_tail_integral(r, alpha, s, beta, x, tx)
+            at_t = _log_tail_integral(r, alpha, s, beta, x, age)
         gap = np.minimum(at_t - at_tx, 0.0)  # the integral shrinks with t; clip float noise
         with np.errstate(divide="ignore"):
             dropped = np.log(s) - np.log(r + s + x) + at_tx + np.log(-np.expm1(gap))
         return prefactor, alive, dropped
 
+    def _tail_by_pair(self, params: FloatArray, x: FloatArray, t: FloatArray) -> FloatArray:
+        """The 2F1 term on distinct (x, t) pairs only: the costly part of every likelihood
+        pass during a fit, where daily data repeat pairs (e.g. 106k rows, ~20k pairs) and the
+        same arrays come back at every iteration, so the pairing is computed once."""
+        cache: list[tuple[FloatArray, FloatArray, FloatArray, FloatArray, Any]]
+        cache = self.__dict__.setdefault("_pair_cache", [])
+        found = [entry for entry in cache if entry[0] is x and entry[1] is t]
+        if found:
+            ux, ut, inverse = found[0][2:]
+        else:
+            pairs, inverse = np.unique(np.stack([x, t], axis=1), axis=0, return_inverse=True)
+            ux, ut, inverse = pairs[:, 0].copy(), pairs[:, 1].copy(), inverse.reshape(-1)
+            cache[:] = [*cache[-1:], (x, t, ux, ut, inverse)]
+        r, alpha, s, beta = params
+        return np.asarray(_log_tail_integral(r, alpha, s, beta, ux, ut)[inverse], dtype=np.float64)
+
     def _loglik_only(self, params: FloatArray, data: Sequence[FloatArray]) -> FloatArray:
-        prefactor, alive, dropped = self._parts(params, *data)
+        prefactor, alive, dropped = self._parts(params, *data, dedupe=True)
         return np.asarray(prefactor + np.logaddexp(alive, dropped), dtype=np.float64)
 
     def _row_loglik(self, params: FloatArray, data: Sequence[FloatArray]) -> RowLogLik:
