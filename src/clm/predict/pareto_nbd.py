@@ -107,7 +107,8 @@ class ParetoNBD(RFMModel):
         return np.asarray(_log_tail_integral(r, alpha, s, beta, ux, ut)[inverse], dtype=np.float64)
 
     def _loglik_only(self, params: FloatArray, data: Sequence[FloatArray]) -> FloatArray:
-        prefactor, alive, dropped = self._parts(params, *data, dedupe=True)
+        x, tx, age = data
+        prefactor, alive, dropped = self._parts(params, x, tx, age, dedupe=True)
         return np.asarray(prefactor + np.logaddexp(alive, dropped), dtype=np.float64)
 
     def _row_loglik(self, params: FloatArray, data: Sequence[FloatArray]) -> RowLogLik:
