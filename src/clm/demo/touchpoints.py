@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-CHANNELS = {
+CHANNELS: dict[str, tuple[float, str, list[str | None]]] = {
     # channel: (weight, utm source, campaigns)
     "paid_search": (0.30, "google", ["brand_search", "cd_deals_search"]),
     "organic": (0.22, "google", [None]),

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from clm.ingest.normalize import EventRecord
 from clm.store.ids import allocate_ids
-from clm.store.models import Customer, Identity, IdentityLink
+from clm.store.models import Customer, Identity, IdentityLink, table_of
 
 Key = tuple[str, str]
 _CHUNK = 500
@@ -304,7 +304,7 @@ class IdentityResolver:
         if self._merges:
             # In merge order, so that a chain (a into b, then b into c) ends at c.
             pairs = [{"loser": loser.id, "winner": winner.id} for loser, winner in self._merges]
-            identities, customers = Identity.__table__, Customer.__table__
+            identities, customers = table_of(Identity), table_of(Customer)
             self._connection.execute(
                 update(identities)
                 .where(
@@ -327,7 +327,7 @@ class IdentityResolver:
     def _insert_customers(self) -> None:
         if not self._new_customers:
             return
-        ids = allocate_ids(self.session, Customer.__table__, len(self._new_customers))
+        ids = allocate_ids(self.session, table_of(Customer), len(self._new_customers))
         for customer, customer_id in zip(self._new_customers, ids, strict=True):
             customer.id = customer_id
         rows = [
@@ -342,7 +342,7 @@ class IdentityResolver:
             }
             for c in self._new_customers
         ]
-        self._connection.execute(insert(Customer.__table__), rows)
+        self._connection.execute(insert(table_of(Customer)), rows)
         for customer in self._new_customers:
             customer.dirty = customer.merged_into is not None
             self._customers[customer.id] = customer  # type: ignore[index]
@@ -351,7 +351,7 @@ class IdentityResolver:
     def _insert_identities(self) -> None:
         if not self._new_identities:
             return
-        ids = allocate_ids(self.session, Identity.__table__, len(self._new_identities))
+        ids = allocate_ids(self.session, table_of(Identity), len(self._new_identities))
         rows = []
         for identity, identity_id in zip(self._new_identities, ids, strict=True):
             identity.id = identity_id
@@ -365,7 +365,7 @@ class IdentityResolver:
                     "first_seen_at": identity.first_seen_at,
                 }
             )
-        self._connection.execute(insert(Identity.__table__), rows)
+        self._connection.execute(insert(table_of(Identity)), rows)
         self._new_identities.clear()
 
     def _update_customers(self) -> None:
@@ -381,7 +381,7 @@ class IdentityResolver:
             if c.dirty
         ]
         if rows:
-            table = Customer.__table__
+            table = table_of(Customer)
             statement = (
                 update(table)
                 .where(table.c.id == bindparam("b_id"))
@@ -409,5 +409,5 @@ class IdentityResolver:
             }
             for link in self._links
         ]
-        self._connection.execute(insert(IdentityLink.__table__), rows)
+        self._connection.execute(insert(table_of(IdentityLink)), rows)
         self._links.clear()

@@ -201,7 +201,8 @@ def _as_source(source: Path | str | pl.DataFrame | Any) -> Path | pl.DataFrame:
     if isinstance(source, str | Path):
         return Path(source)
     if type(source).__module__.startswith("pandas"):
-        return pl.from_pandas(source)
+        frame: pl.DataFrame = pl.from_pandas(source)
+        return frame
     raise ValidationError("source must be a path, a polars DataFrame or a pandas DataFrame")
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -55,6 +56,13 @@ Timestamp = UtcDateTime()
 
 class Base(DeclarativeBase):
     pass
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's Core table, typed as one (for bulk statements below the ORM)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class Workspace(Base):
