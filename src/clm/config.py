@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
     max_event_bytes: int = 32 * 1024
     max_batch_bytes: int = 500 * 1024
     log_level: str = "INFO"
+    # FULL: a committed event survives a power cut (one disk flush per commit). NORMAL: it
+    # survives a crash of CLM or a kill, not of the machine; faster on slow disks.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
 
     @property
     def effective_database_url(self) -> str:

@@ -43,9 +43,14 @@ app.add_typer(health_app, name="health")
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000)")] = None,
+    workers: Annotated[
+        int, typer.Option(help="Server processes; more than one uses more cores")
+    ] = 1,
     database_url: DatabaseOption = None,
 ) -> None:
     """Serve the tracking API (/v1) and the management API (/api/v1)."""
+    import os
+
     import uvicorn
 
     from clm.api.app import create_app
@@ -53,10 +58,19 @@ def serve(
     from clm.config import get_settings
 
     settings = get_settings()
-    db = open_database(database_url)
+    db = open_database(database_url)  # migrates once, before any worker starts
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"CLM API on http://{bind_host}:{bind_port}  (docs: /docs)")
-    uvicorn.run(create_app(db), host=bind_host, port=bind_port, log_level="warning")
+    if workers > 1:
+        db.dispose()
+        if database_url:
+            os.environ["CLM_DATABASE_URL"] = database_url
+        uvicorn.run(
+            "clm.api.app:create_app", factory=True, host=bind_host, port=bind_port,
+            workers=workers, log_level="warning",
+        )  # fmt: skip
+    else:
+        uvicorn.run(create_app(db), host=bind_host, port=bind_port, log_level="warning")
 
 
 @app.command()

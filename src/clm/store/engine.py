@@ -1,7 +1,8 @@
 """Open a database, apply migrations, hand out sessions.
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` so that a committed
-transaction survives a power cut: an acknowledged event must never be lost.
+transaction survives a power cut: an acknowledged event must never be lost
+(``CLM_SQLITE_SYNCHRONOUS=NORMAL`` trades that for speed: it still survives a crash or kill).
 """
 
 from __future__ import annotations
@@ -20,19 +21,24 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from clm.config import get_settings
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Take transaction control from pysqlite so that writers can BEGIN IMMEDIATE (below).
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk inserts touch many index pages
-    cursor.close()
+def _sqlite_pragmas(synchronous: str) -> Any:
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from pysqlite so that writers can BEGIN IMMEDIATE (below).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk inserts touch many pages
+        cursor.close()
+
+    return connect
 
 
 def _sqlite_begin(connection: Connection) -> None:
@@ -46,8 +52,10 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def create_db_engine(url: str) -> Engine:
+def create_db_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     """An engine for ``url``; a SQLite file's folder is created on first use."""
+    if sqlite_synchronous not in ("FULL", "NORMAL"):
+        raise ValueError("sqlite_synchronous must be FULL or NORMAL")
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -55,7 +63,7 @@ def create_db_engine(url: str) -> Engine:
         engine = create_engine(
             url, connect_args={"check_same_thread": False}, json_serializer=_json_dumps
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", None):
@@ -94,7 +102,7 @@ class Database:
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True) -> Database:
-        engine = create_db_engine(url)
+        engine = create_db_engine(url, sqlite_synchronous=get_settings().sqlite_synchronous)
         if run_migrations:
             migrate(engine)
         return cls(engine)
