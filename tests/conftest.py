@@ -57,6 +57,23 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "engage_testimonials",
+    "engage_coupon_redemptions",
+    "engage_coupons",
+    "engage_ledger",
+    "engage_referrals",
+    "engage_referral_codes",
+    "engage_cursors",
+    "engage_journey_log",
+    "engage_journeys",
+    "engage_playbooks",
+    "engage_tasks",
+    "engage_surveys",
+    "engage_tokens",
+    "engage_messages",
+    "engage_suppressions",
+    "engage_consents",
+    "engage_config",
     "lifecycle_runs",
     "health_history",
     "stage_transitions",

@@ -279,3 +279,329 @@ class LifecycleRun(Base):
     rows_written: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(Timestamp)
     finished_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+# --- engage: messages, surveys, playbooks, referrals, ledger, testimonials (clm.engage) ------
+
+
+class EngageConfig(Base):
+    """One piece of a workspace's engagement set-up: a channel's provider (``kind`` channel),
+    the guardrail policy, the referral or loyalty program. Secrets live in ``config`` and are
+    never returned by the API nor logged."""
+
+    __tablename__ = "engage_config"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "kind", "name", name="uq_engage_config"),)
+
+
+class EngageConsent(Base):
+    """Whether a customer agreed to hear from us on a channel for a purpose."""
+
+    __tablename__ = "engage_consents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(16))  # marketing | transactional
+    granted: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "workspace_id", "customer_id", "channel", "purpose", name="uq_engage_consent"
+        ),
+    )
+
+
+class EngageSuppression(Base):
+    """An address we must not write to on a channel (unsubscribed, bounced, complained)."""
+
+    __tablename__ = "engage_suppressions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(512))
+    reason: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "channel", "address", name="uq_engage_suppression"),
+    )
+
+
+class EngageMessage(Base):
+    """The outbox: a message decided (or blocked, with the reason) in the same transaction as
+    the decision; the worker delivers it at least once under ``idempotency_key``."""
+
+    __tablename__ = "engage_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str | None] = mapped_column(String(512))
+    payload: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(160))
+    status: Mapped[str] = mapped_column(String(16))  # pending|held|sending|sent|blocked|dead
+    reason: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(160), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "idempotency_key", name="uq_engage_message_key"),
+        Index("ix_engage_messages_due", "status", "next_attempt_at"),
+        Index("ix_engage_messages_customer", "workspace_id", "customer_id", "channel"),
+    )
+
+
+class EngageToken(Base):
+    """A signed link we issued (survey answer, testimonial form): makes it single-use."""
+
+    __tablename__ = "engage_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(128), default="")
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    issued_at: Mapped[datetime] = mapped_column(Timestamp)
+    used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        Index("ix_engage_tokens_subject", "workspace_id", "purpose", "customer_id", "issued_at"),
+    )
+
+
+class EngageSurvey(Base):
+    """An NPS, CSAT, CES or custom survey: questions, schedule, triggers, follow-up rules."""
+
+    __tablename__ = "engage_surveys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(16))
+    definition: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "key", name="uq_engage_survey"),)
+
+
+class EngageTask(Base):
+    """Work for a person: a detractor to call back, a journey step that needs a human."""
+
+    __tablename__ = "engage_tasks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(255))
+    owner: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    dedupe_key: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    closed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "dedupe_key", name="uq_engage_task"),)
+
+
+class EngagePlaybook(Base):
+    """One version of a playbook (trigger + steps); journeys keep the version they began on."""
+
+    __tablename__ = "engage_playbooks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    status: Mapped[str] = mapped_column(String(16))  # active | paused | retired
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "name", "version", name="uq_engage_playbook"),
+    )
+
+
+class EngageJourney(Base):
+    """A customer's way through one playbook: where they are, until when they wait."""
+
+    __tablename__ = "engage_journeys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    playbook_id: Mapped[int] = mapped_column(BigInteger)
+    playbook_name: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    arm: Mapped[str] = mapped_column(String(16))  # treatment | control
+    variant: Mapped[str | None] = mapped_column(String(32))
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16))  # active | waiting | completed | exited
+    wake_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    wait_event: Mapped[str | None] = mapped_column(String(255))
+    enrolled_at: Mapped[datetime] = mapped_column(Timestamp)
+    enrolled_ts: Mapped[int] = mapped_column(BigInteger)
+    trigger_message_id: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        Index("ix_engage_journeys_customer", "workspace_id", "playbook_name", "customer_id"),
+        Index("ix_engage_journeys_due", "workspace_id", "state", "wake_at"),
+    )
+
+
+class EngageJourneyLog(Base):
+    """Journey history: each step a customer took, when, and why."""
+
+    __tablename__ = "engage_journey_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    journey_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    step: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(512), default="")
+    at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class EngageCursor(Base):
+    """How far an engagement consumer (triggers, referrals, loyalty) has read the event log."""
+
+    __tablename__ = "engage_cursors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    consumer: Mapped[str] = mapped_column(String(64))
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "consumer", name="uq_engage_cursor"),)
+
+
+class EngageReferralCode(Base):
+    __tablename__ = "engage_referral_codes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    code: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "code", name="uq_engage_referral_code"),
+        UniqueConstraint("workspace_id", "customer_id", name="uq_engage_referral_owner"),
+    )
+
+
+class EngageReferral(Base):
+    """A referred customer, who referred them, and every check behind the decision."""
+
+    __tablename__ = "engage_referrals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(32))
+    referrer_id: Mapped[int] = mapped_column(BigInteger)
+    referee_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # attributed|qualified|review|rewarded|...
+    checks: Mapped[list[Any]] = mapped_column(Json, default=list)
+    attributed_message_id: Mapped[str | None] = mapped_column(String(255))
+    qualifying_message_id: Mapped[str | None] = mapped_column(String(255))
+    qualified_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    reward_due_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    rewarded_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "referee_id", name="uq_engage_referee"),)
+
+
+class EngageLedgerEntry(Base):
+    """Double-entry points ledger: every transaction's entries add up to zero; append-only."""
+
+    __tablename__ = "engage_ledger"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    txn_id: Mapped[str] = mapped_column(String(160))
+    account: Mapped[str] = mapped_column(String(64))  # customer:<id> | program:<name>
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # earn | redeem | expire | reward
+    memo: Mapped[str] = mapped_column(String(255), default="")
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "txn_id", "account", name="uq_engage_ledger"),
+        Index("ix_engage_ledger_customer", "workspace_id", "customer_id"),
+    )
+
+
+class EngageCoupon(Base):
+    __tablename__ = "engage_coupons"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # percent | amount
+    value: Mapped[float] = mapped_column(Float)
+    min_order: Mapped[float] = mapped_column(Float, default=0.0)
+    max_redemptions: Mapped[int] = mapped_column(Integer, default=1)
+    redemptions: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    source: Mapped[str] = mapped_column(String(160), default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "code", name="uq_engage_coupon"),)
+
+
+class EngageCouponRedemption(Base):
+    __tablename__ = "engage_coupon_redemptions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    coupon_id: Mapped[int] = mapped_column(BigInteger)
+    order_id: Mapped[str] = mapped_column(String(255))
+    discount: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("coupon_id", "order_id", name="uq_engage_redemption"),)
+
+
+class EngageTestimonial(Base):
+    __tablename__ = "engage_testimonials"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    text: Mapped[str] = mapped_column(Text)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    display_name: Mapped[str] = mapped_column(String(120), default="")
+    brand: Mapped[str | None] = mapped_column(String(64))
+    product: Mapped[str | None] = mapped_column(String(128))
+    consent: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | rejected
+    review_note: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    reviewed_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -1,0 +1,45 @@
+"""Engagement: acting on where a customer stands — messages, surveys, playbooks, referrals.
+
+Everything here is written back to the event log as ordinary Segment ``track`` events, with
+deterministic message ids (``clm-engage-…``) so retries never double them:
+
+======================  ===================================================================
+event                   properties
+======================  ===================================================================
+``Email Sent``          message_id, channel, category (also ``SMS Sent``, ``Webhook Delivered``)
+``Message Blocked``     channel, category, purpose, reason (consent, suppression, cap, upsell)
+``Unsubscribed``        channel, reason
+======================  ===================================================================
+
+Sends go through one place (``send``/``decide_in``): the guardrails decide, the outbox
+records, the worker delivers at least once with an idempotency key.
+"""
+
+from clm.engage.channels import sign_webhook, verify_webhook
+from clm.engage.delivery import deliver_due
+from clm.engage.outbox import Decided, decide_in, send
+from clm.engage.schemas import (
+    Content,
+    DeliveryReport,
+    EmailProvider,
+    Policy,
+    SendRequest,
+    SmsProvider,
+    WebhookProvider,
+)
+
+__all__ = [
+    "Content",
+    "Decided",
+    "DeliveryReport",
+    "EmailProvider",
+    "Policy",
+    "SendRequest",
+    "SmsProvider",
+    "WebhookProvider",
+    "decide_in",
+    "deliver_due",
+    "send",
+    "sign_webhook",
+    "verify_webhook",
+]

@@ -1,0 +1,172 @@
+"""Delivery over the wire: SMTP email, Twilio-compatible SMS, signed webhooks.
+
+Every delivery carries the message's idempotency key (``Message-ID`` and
+``X-CLM-Idempotency-Key`` for email, ``I-Twilio-Idempotency-Token`` for SMS,
+``Idempotency-Key`` for webhooks), so a receiver that honours it never acts twice on a retry.
+Secrets (SMTP password, SMS token, webhook secret) are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import smtplib
+import time
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from clm.engage.schemas import EmailProvider, SmsProvider, WebhookProvider
+
+SIGNATURE_HEADER = "X-CLM-Signature"
+
+
+class DeliveryError(Exception):
+    """A failed attempt; ``permanent`` ones are not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Outgoing(Protocol):
+    id: int
+    address: str | None
+    payload: dict[str, Any]
+    idempotency_key: str
+
+
+def message_id_header(key: str) -> str:
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@clm.engage>"
+
+
+def build_email(provider: EmailProvider, message: Outgoing) -> EmailMessage:
+    """A multipart email: plain text, optional HTML, List-Unsubscribe (RFC 2369 and 8058)."""
+    payload = message.payload
+    email = EmailMessage()
+    email["From"] = provider.sender
+    email["To"] = message.address or ""
+    email["Subject"] = payload.get("subject") or ""
+    email["Date"] = formatdate(localtime=False)
+    email["Message-ID"] = message_id_header(message.idempotency_key)
+    email["X-CLM-Idempotency-Key"] = message.idempotency_key
+    unsubscribe = payload.get("unsubscribe_url")
+    if unsubscribe:
+        email["List-Unsubscribe"] = f"<{unsubscribe}>"
+        email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    email.set_content(payload.get("text") or "")
+    if payload.get("html"):
+        email.add_alternative(payload["html"], subtype="html")
+    return email
+
+
+class SmtpSession:
+    """One SMTP connection reused for a batch of messages."""
+
+    def __init__(self, provider: EmailProvider) -> None:
+        self.provider = provider
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._smtp is None:
+            p = self.provider
+            smtp = smtplib.SMTP(p.host, p.port, timeout=p.timeout)
+            try:
+                if p.starttls:
+                    smtp.starttls()
+                if p.username and p.password is not None:
+                    smtp.login(p.username, p.password.get_secret_value())
+            except Exception:
+                smtp.close()
+                raise
+            self._smtp = smtp
+        return self._smtp
+
+    def send(self, message: Outgoing) -> None:
+        if not message.address:
+            raise DeliveryError("no address", permanent=True)
+        try:
+            self._connect().send_message(build_email(self.provider, message))
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryError(f"recipient refused: {exc.recipients}", permanent=True) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise DeliveryError(f"smtp: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                self._smtp.close()
+            self._smtp = None
+
+
+def _check_response(response: httpx.Response, what: str) -> None:
+    if response.status_code < 300:
+        return
+    # 4xx other than 408/429 will not get better by retrying.
+    permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 409, 429)
+    raise DeliveryError(f"{what}: HTTP {response.status_code}", permanent=permanent)
+
+
+def send_sms(client: httpx.Client, provider: SmsProvider, message: Outgoing) -> None:
+    base = provider.base_url.rstrip("/")
+    url = f"{base}/2010-04-01/Accounts/{provider.account_sid}/Messages.json"
+    try:
+        response = client.post(
+            url,
+            data={
+                "To": message.address or "",
+                "From": provider.sender,
+                "Body": message.payload.get("body", ""),
+            },
+            auth=(provider.account_sid, provider.auth_token.get_secret_value()),
+            headers={"I-Twilio-Idempotency-Token": message.idempotency_key},
+            timeout=provider.timeout,
+        )
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"sms: {type(exc).__name__}") from exc
+    _check_response(response, "sms")
+
+
+def sign_webhook(secret: str, body: bytes, timestamp: int) -> str:
+    """``t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">``: the receiver recomputes and compares,
+    and rejects old timestamps to stop replays."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def verify_webhook(secret: str, body: bytes, header: str, tolerance: int = 300) -> bool:
+    """What a receiver does (and what our tests do): signature and freshness."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs(time.time() - timestamp) > tolerance:
+        return False
+    expected = sign_webhook(secret, body, timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def send_webhook(client: httpx.Client, provider: WebhookProvider, message: Outgoing) -> None:
+    body = orjson.dumps(message.payload.get("body", {}))
+    signature = sign_webhook(provider.secret.get_secret_value(), body, int(time.time()))
+    try:
+        response = client.post(
+            provider.url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: signature,
+                "Idempotency-Key": message.idempotency_key,
+            },
+            timeout=provider.timeout,
+        )
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"webhook: {type(exc).__name__}") from exc
+    _check_response(response, "webhook")

@@ -1,0 +1,143 @@
+"""Engagement at the edge: channel providers, the guardrail policy, messages (pydantic)."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+Channel = Literal["email", "sms", "webhook"]
+Purpose = Literal["marketing", "transactional"]
+CHANNELS: tuple[Channel, ...] = ("email", "sms", "webhook")
+MessageStatus = Literal["pending", "held", "sending", "sent", "blocked", "dead"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmailProvider(_Strict):
+    """An SMTP server; ``password`` is a secret: never logged nor returned."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    sender: str = "CLM <noreply@localhost>"
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    timeout: float = 10.0
+
+
+class SmsProvider(_Strict):
+    """A Twilio-compatible HTTP API: ``{base_url}/2010-04-01/Accounts/{sid}/Messages.json``."""
+
+    base_url: str = "https://api.twilio.com"
+    account_sid: str
+    auth_token: SecretStr
+    sender: str
+    timeout: float = 10.0
+
+
+class WebhookProvider(_Strict):
+    """A URL receiving JSON, signed with HMAC-SHA256 over ``{timestamp}.{body}``."""
+
+    url: str
+    secret: SecretStr
+    timeout: float = 10.0
+
+
+class FrequencyCap(_Strict):
+    channel: Channel
+    max_messages: Annotated[int, Field(ge=0)]
+    window_hours: Annotated[float, Field(gt=0)]
+
+
+class QuietHours(_Strict):
+    """No marketing between ``start`` and ``end`` in the customer's own time zone."""
+
+    start: time = time(21, 0)
+    end: time = time(8, 0)
+    default_timezone: str = "UTC"
+
+
+class Policy(_Strict):
+    """The guardrails, enforced on every send; the defaults are the safe ones."""
+
+    marketing_requires_opt_in: bool = True
+    caps: list[FrequencyCap] = Field(
+        default_factory=lambda: [
+            FrequencyCap(channel="email", max_messages=3, window_hours=24 * 7),
+            FrequencyCap(channel="sms", max_messages=1, window_hours=24),
+        ]
+    )
+    quiet_hours: QuietHours | None = Field(default_factory=QuietHours)
+    # No upsell or cross-sell unless health is happy, and has been for ``stable_days``.
+    upsell_requires_happy: bool = True
+    upsell_categories: list[str] = Field(default_factory=lambda: ["upsell", "cross_sell"])
+    stable_days: Annotated[int, Field(ge=0)] = 14
+    max_attempts: Annotated[int, Field(ge=1)] = 5
+    backoff_seconds: Annotated[float, Field(ge=0)] = 30.0
+
+
+class Content(_Strict):
+    """What to say: Jinja2 templates per channel (``text`` is the plain-text part / SMS body)."""
+
+    subject: str = ""
+    text: str = ""
+    html: str | None = None
+    body: dict[str, Any] | None = None  # webhooks: a JSON document (string values templated)
+
+
+class SendRequest(_Strict):
+    """A decision to write to one customer: guardrails decide whether, and when."""
+
+    customer_id: int
+    channel: Channel
+    category: Annotated[str, Field(min_length=1, max_length=32)] = "other"
+    purpose: Purpose = "marketing"
+    content: Content
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=160)]
+    source: Annotated[str, Field(max_length=160)] = ""
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("category")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class Decision(BaseModel):
+    """The guardrails' verdict on one send, with the reason when it is not a plain yes."""
+
+    status: Literal["pending", "held", "blocked"]
+    reason: str | None = None
+    send_at: datetime | None = None
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    customer_id: int | None
+    channel: str
+    category: str
+    purpose: str
+    status: str
+    reason: str | None
+    source: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class DeliveryReport(BaseModel):
+    """What one pass of the worker did."""
+
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    blocked: int = 0

@@ -1,0 +1,122 @@
+"""Signed, expiring, optionally single-use tokens for the public links.
+
+A token is an itsdangerous signature over a small JSON payload, salted by its purpose (a survey
+token can never unsubscribe anyone). Single-use tokens carry a ``jti`` recorded in
+``engage_tokens`` when issued and marked used when consumed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from clm.engage.settings import signing_key
+from clm.errors import AuthError, Conflict
+from clm.store.models import EngageToken
+
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a verified token says."""
+
+    purpose: str
+    workspace_id: int
+    customer_id: int | None
+    subject: str
+    jti: str
+    data: dict[str, Any]
+
+
+def _serializer(purpose: str, secret: str | None = None) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret or signing_key(), salt=f"clm.engage.{purpose}")
+
+
+def sign(
+    purpose: str,
+    workspace_id: int,
+    customer_id: int | None,
+    subject: str = "",
+    *,
+    jti: str | None = None,
+    data: dict[str, Any] | None = None,
+    secret: str | None = None,
+) -> tuple[str, str]:
+    """(token, jti): a signed token; nothing is stored (see ``issue`` for single-use ones)."""
+    jti = jti or secrets.token_urlsafe(12)
+    payload = {"w": workspace_id, "c": customer_id, "s": subject, "j": jti, "d": data or {}}
+    return str(_serializer(purpose, secret).dumps(payload)), jti
+
+
+def issue(
+    session: Session,
+    purpose: str,
+    workspace_id: int,
+    customer_id: int | None,
+    subject: str = "",
+    *,
+    data: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> tuple[str, str]:
+    """A single-use token, recorded in the caller's transaction."""
+    token, jti = sign(purpose, workspace_id, customer_id, subject, data=data)
+    session.add(
+        EngageToken(
+            workspace_id=workspace_id,
+            jti=jti,
+            purpose=purpose,
+            subject=subject,
+            customer_id=customer_id,
+            issued_at=now or datetime.now(UTC),
+        )
+    )
+    return token, jti
+
+
+def verify(
+    token: str, purpose: str, max_age_seconds: int, *, secret: str | None = None
+) -> TokenClaims:
+    """The claims of a valid token; ``AuthError`` when tampered with or expired."""
+    try:
+        payload = _serializer(purpose, secret).loads(token, max_age=max_age_seconds)
+    except SignatureExpired as exc:
+        raise AuthError("This link has expired", code="token_expired") from exc
+    except BadSignature as exc:
+        raise AuthError("This link is not valid", code="token_invalid") from exc
+    if not isinstance(payload, dict) or "w" not in payload:
+        raise AuthError("This link is not valid", code="token_invalid")
+    return TokenClaims(
+        purpose=purpose,
+        workspace_id=int(payload["w"]),
+        customer_id=payload.get("c"),
+        subject=str(payload.get("s", "")),
+        jti=str(payload["j"]),
+        data=dict(payload.get("d", {})),
+    )
+
+
+def is_used(session: Session, jti: str) -> bool:
+    row = session.execute(select(EngageToken.used_at).where(EngageToken.jti == jti)).first()
+    if row is None:
+        raise AuthError("This link is not valid", code="token_invalid")
+    return row.used_at is not None
+
+
+def consume(session: Session, jti: str, now: datetime | None = None) -> None:
+    """Mark a single-use token used; ``Conflict`` if it already was (or never issued)."""
+    result = session.execute(
+        update(EngageToken)
+        .where(EngageToken.jti == jti, EngageToken.used_at.is_(None))
+        .values(used_at=now or datetime.now(UTC))
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        if session.scalar(select(EngageToken.id).where(EngageToken.jti == jti)) is None:
+            raise AuthError("This link is not valid", code="token_invalid")
+        raise Conflict("This link was already used", code="token_used")
