@@ -150,3 +150,18 @@ def test_workspaces_need_admin_and_keys_are_scoped(live_server: LiveServer, tena
         f"{live_server.url}/v1/track", auth=(key["key"], ""), json={"userId": "u", "event": "E"}
     )
     assert track.status_code == 401
+
+
+def test_workspace_stats_count_after_merges(live_server: LiveServer, populated: Tenant) -> None:
+    response = httpx.get(
+        f"{live_server.url}/api/v1/workspace/stats", headers=bearer(populated.secret_key)
+    )
+    assert response.status_code == 200, response.text
+    stats = response.json()
+    # a1 and u1 are one person; u2 another.
+    assert (stats["customers"], stats["identified_customers"]) == (2, 2)
+    assert stats["events"] == 4
+    assert stats["events_by_type"] == {"identify": 1, "page": 1, "track": 2}
+    assert (stats["purchases"], stats["revenue"]) == (2, 10.0)
+    assert stats["first_event_at"].startswith("2026-01-01T10:00:00")
+    assert stats["last_event_at"].startswith("2026-01-03T10:00:00")

@@ -22,6 +22,7 @@ from clm.store.schemas import (
     EventPublic,
     Page,
     WorkspacePublic,
+    WorkspaceStats,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["management"])
@@ -71,6 +72,13 @@ def list_workspaces(db: DatabaseDep, _: AdminKey) -> list[WorkspacePublic]:
 def current_workspace(db: DatabaseDep, key: WorkspaceKey) -> WorkspacePublic:
     with db.session() as session:
         return WorkspacePublic.model_validate(ws.get_workspace(session, workspace_id(key)))
+
+
+@router.get("/workspace/stats")
+def workspace_stats(db: DatabaseDep, key: WorkspaceKey) -> WorkspaceStats:
+    """Customers, identified share, events by type and channel, purchases and revenue."""
+    with db.session() as session:
+        return repo.workspace_stats(session, workspace_id(key))
 
 
 @router.get("/keys")

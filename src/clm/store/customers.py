@@ -17,6 +17,7 @@ from clm.store.schemas import (
     IdentityLinkPublic,
     IdentityPublic,
     Page,
+    WorkspaceStats,
 )
 
 MAX_PAGE = 1000
@@ -184,4 +185,44 @@ def _event(event: Event, customer_id: int) -> EventPublic:
             **{c: getattr(event, c) for c in EventPublic.model_fields if c != "customer_id"},
             "customer_id": customer_id,
         }
+    )
+
+
+def workspace_stats(session: Session, workspace_id: int) -> WorkspaceStats:
+    """Head counts of a workspace: what the dashboard's first screen shows."""
+    customers = select(func.count()).where(
+        Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None)
+    )
+    identified = customers.where((Customer.user_id.is_not(None)) | (Customer.email.is_not(None)))
+    by_channel = session.execute(
+        select(Event.channel, func.count())
+        .where(Event.workspace_id == workspace_id)
+        .group_by(Event.channel)
+        .order_by(func.count().desc())
+        .limit(12)
+    ).all()
+    by_type = session.execute(
+        select(Event.type, func.count())
+        .where(Event.workspace_id == workspace_id)
+        .group_by(Event.type)
+        .order_by(Event.type)
+    ).all()
+    purchases = session.execute(
+        select(func.count(), func.sum(Event.revenue), func.min(Event.ts), func.max(Event.ts)).where(
+            Event.workspace_id == workspace_id, Event.name == "Order Completed"
+        )
+    ).one()
+    span = session.execute(
+        select(func.min(Event.ts), func.max(Event.ts)).where(Event.workspace_id == workspace_id)
+    ).one()
+    return WorkspaceStats(
+        customers=session.scalar(customers) or 0,
+        identified_customers=session.scalar(identified) or 0,
+        events=sum(n for _, n in by_type),
+        events_by_type={kind: n for kind, n in by_type},
+        events_by_channel={channel or "(none)": n for channel, n in by_channel},
+        purchases=purchases[0] or 0,
+        revenue=float(purchases[1] or 0.0),
+        first_event_at=datetime.fromtimestamp(span[0], UTC) if span[0] is not None else None,
+        last_event_at=datetime.fromtimestamp(span[1], UTC) if span[1] is not None else None,
     )

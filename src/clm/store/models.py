@@ -605,3 +605,37 @@ class EngageTestimonial(Base):
     review_note: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     reviewed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+# --- predictions: BTYD / sBG fits (owned by clm.predictions) --------------------------------
+
+
+class PredictionFit(Base):
+    """One model fit of a workspace's purchase history: what was fitted, how well, on what.
+
+    The per-customer scores it produced are ``Prediction Scored`` events in the log, whose
+    ``message_id`` carries this ``fit_id``; this row keeps the parameters and diagnostics that
+    explain them.
+    """
+
+    __tablename__ = "prediction_fits"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    fit_id: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(32))
+    model_version: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    standard_errors: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    log_likelihood: Mapped[float] = mapped_column(Float)
+    n_customers: Mapped[int] = mapped_column(Integer)
+    calibration_end: Mapped[datetime] = mapped_column(Timestamp)
+    as_of: Mapped[datetime] = mapped_column(Timestamp)
+    holdout: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    diagnostics: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "fit_id", name="uq_prediction_fit"),
+        Index("ix_prediction_fits_workspace_created", "workspace_id", "created_at"),
+    )

@@ -93,3 +93,17 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_after: int | None
+
+
+class WorkspaceStats(BaseModel):
+    """Head counts of a workspace (customers are counted after merges)."""
+
+    customers: int
+    identified_customers: int
+    events: int
+    events_by_type: dict[str, int]
+    events_by_channel: dict[str, int]
+    purchases: int
+    revenue: float
+    first_event_at: datetime | None
+    last_event_at: datetime | None
