@@ -32,6 +32,7 @@ def engage_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
     monkeypatch.setenv("CLM_ENV", "test")
     monkeypatch.setenv("CLM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CLM_PUBLIC_URL", "http://clm.test")
+    monkeypatch.setenv("CLM_ENGAGE_NOTIFY", "false")
     get_engage_settings.cache_clear()
     yield
     get_engage_settings.cache_clear()

@@ -27,6 +27,7 @@ from clm.engage.schemas import (
     SmsProvider,
     WebhookProvider,
 )
+from clm.engage.worker import Queue, make_queue, run_worker
 
 __all__ = [
     "Content",
@@ -34,11 +35,14 @@ __all__ = [
     "DeliveryReport",
     "EmailProvider",
     "Policy",
+    "Queue",
     "SendRequest",
     "SmsProvider",
     "WebhookProvider",
     "decide_in",
     "deliver_due",
+    "make_queue",
+    "run_worker",
     "send",
     "sign_webhook",
     "verify_webhook",

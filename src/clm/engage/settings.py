@@ -37,6 +37,8 @@ class EngageSettings(BaseSettings):
     queue_url: str | None = None
     engage_lease_seconds: int = 60
     engage_batch_size: int = 200
+    # Enqueue a delivery task after each commit that creates messages.
+    engage_notify: bool = True
 
     @property
     def queue_target(self) -> str:

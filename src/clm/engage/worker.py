@@ -1,0 +1,131 @@
+"""The delivery worker on huey: SQLite-backed when embedded, Redis at scale.
+
+The outbox table is the source of truth, the queue only says "look now": a ``drain`` task
+delivers due messages until none is left and schedules itself for the next due time (a
+retry's backoff, a quiet-hours window, an expiring lease); a periodic sweep every minute and
+one at start-up catch whatever a crash left behind. Producers enqueue a ``drain`` after they
+commit (``CLM_ENGAGE_NOTIFY``), so a message goes out within moments, not minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+from sqlalchemy import func, select
+
+from clm.engage import outbox
+from clm.engage.delivery import deliver_due
+from clm.engage.settings import EngageSettings, get_engage_settings
+from clm.store.engine import Database
+from clm.store.models import EngageMessage
+
+log = logging.getLogger("clm.engage.worker")
+_LOOKAHEAD = 300.0  # seconds: a drain schedules the next one if something is due this soon
+
+
+def next_due(db: Database) -> datetime | None:
+    """The earliest moment some message becomes deliverable (due time or lease expiry)."""
+    with db.session() as session:
+        waiting = session.scalar(
+            select(func.min(EngageMessage.next_attempt_at)).where(
+                EngageMessage.status.in_(("pending", "held"))
+            )
+        )
+        leased = session.scalar(
+            select(func.min(EngageMessage.lease_until)).where(EngageMessage.status == "sending")
+        )
+    found = [t for t in (waiting, leased) if t is not None]
+    return min(found) if found else None
+
+
+def drain_once(db: Database, max_passes: int = 1_000) -> int:
+    """Deliver due messages until none is due; returns how many were sent."""
+    sent = 0
+    for _ in range(max_passes):
+        report = deliver_due(db)
+        sent += report.sent
+        if report.claimed == 0:
+            break
+    return sent
+
+
+class Queue:
+    """A huey instance with the engagement tasks registered on it."""
+
+    def __init__(self, huey: Huey, database_url: str | None) -> None:
+        self.huey = huey
+        self._database_url = database_url
+        self._db: Database | None = None
+
+        @huey.task(name="clm.engage.drain")
+        def drain() -> int:
+            db = self.database()
+            sent = drain_once(db)
+            due = next_due(db)
+            if due is not None:
+                delay = max(0.5, (due - datetime.now(UTC)).total_seconds() + 0.2)
+                if delay <= _LOOKAHEAD:
+                    drain.schedule(delay=delay)
+            return sent
+
+        @huey.periodic_task(crontab(minute="*"), name="clm.engage.sweep")
+        def sweep() -> None:
+            drain()
+
+        @huey.on_startup(name="clm.engage.startup")
+        def startup() -> None:
+            drain()
+
+        self.drain: Any = drain
+        self.sweep: Any = sweep
+
+    def database(self) -> Database:
+        if self._db is None:
+            from clm.config import get_settings
+
+            self._db = Database.open(self._database_url or get_settings().effective_database_url)
+        return self._db
+
+    def run(self, workers: int = 2) -> None:
+        """Run the consumer in this process until SIGINT or SIGTERM."""
+        consumer = self.huey.create_consumer(workers=workers, worker_type="thread", periodic=True)
+        consumer.run()
+
+
+def make_queue(settings: EngageSettings | None = None, database_url: str | None = None) -> Queue:
+    settings = settings or get_engage_settings()
+    target = settings.queue_target
+    huey: Huey
+    if target.startswith(("redis://", "rediss://")):
+        huey = RedisHuey("clm-engage", url=target)
+    else:
+        huey = SqliteHuey("clm-engage", filename=target)
+    return Queue(huey, database_url)
+
+
+@lru_cache(maxsize=4)
+def _producer_queue(target: str) -> Queue:
+    return make_queue()
+
+
+def enqueue_drain() -> None:
+    """Tell the worker to look now (best effort: the periodic sweep is the safety net)."""
+    settings = get_engage_settings()
+    if not settings.engage_notify:
+        return
+    try:
+        _producer_queue(settings.queue_target).drain()
+    except Exception:  # a queue hiccup must never undo a committed decision
+        log.warning("could not notify the engagement worker", exc_info=True)
+
+
+outbox.set_notifier(enqueue_drain)
+
+
+def run_worker(database_url: str | None = None, workers: int = 2) -> None:
+    """``clm worker``: deliver the outbox until stopped."""
+    make_queue(database_url=database_url).run(workers=workers)

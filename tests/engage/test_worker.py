@@ -1,0 +1,118 @@
+"""The huey worker: at-least-once delivery that survives a kill -9 mid-batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from clm.engage import outbox
+from clm.engage import repository as repo
+from clm.engage.schemas import Content, Policy, SendRequest, WebhookProvider
+from clm.engage.settings import get_engage_settings
+from clm.engage.worker import make_queue, next_due
+from clm.store.engine import Database
+from clm.store.models import EngageMessage
+from tests.conftest import make_tenant
+from tests.engage.conftest import SECRET, HttpReceiver, add_customer
+
+MESSAGES = 20
+
+
+def _start_worker(db_url: str, queue: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "CLM_SECRET_KEY": SECRET,
+        "CLM_ENV": "test",
+        "CLM_QUEUE_URL": str(queue),
+        "CLM_ENGAGE_LEASE_SECONDS": "1",
+        "CLM_ENGAGE_BATCH_SIZE": "4",
+    }
+    code = f"from clm.engage.worker import run_worker; run_worker({db_url!r}, workers=1)"
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=out)
+
+
+def _sent(db: Database) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).where(EngageMessage.status == "sent")) or 0)
+
+
+def _wait(condition: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_killing_the_worker_mid_batch_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path, http_receiver: HttpReceiver, monkeypatch: object
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'clm.sqlite'}"
+    db = Database.open(db_url)
+    queue = tmp_path / "queue.sqlite"
+    try:
+        tenant = make_tenant(db)
+        with db.transaction() as session:
+            repo.set_policy(session, tenant.id, Policy(quiet_hours=None, caps=[]))
+            repo.set_provider(
+                session, tenant.id, WebhookProvider(url=http_receiver.url, secret="s")
+            )
+        requests = []
+        for i in range(MESSAGES):
+            cid = add_customer(db, tenant.id, f"u{i}")
+            with db.transaction() as session:
+                repo.set_consent(session, tenant.id, cid, "webhook", "marketing", True)
+            requests.append(
+                SendRequest(
+                    customer_id=cid,
+                    channel="webhook",
+                    content=Content(body={"n": str(i)}),
+                    idempotency_key=f"kill-{i}",
+                )
+            )
+        http_receiver.delay = 0.1  # slow receiver: the kill lands mid-batch
+        outbox.send(db, tenant.id, requests, now=datetime.now(UTC))
+        os.environ["CLM_QUEUE_URL"] = str(queue)
+        get_engage_settings.cache_clear()
+        try:
+            make_queue().drain()  # what a producer does after its commit
+        finally:
+            del os.environ["CLM_QUEUE_URL"]
+            get_engage_settings.cache_clear()
+
+        log = tmp_path / "worker.log"
+        worker = _start_worker(db_url, queue, log)
+        try:
+            assert _wait(lambda: len(http_receiver.requests) >= 6, 20), log.read_text()
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+        assert _sent(db) < MESSAGES  # it really died mid-way
+        with db.session() as session:
+            in_flight = session.scalar(
+                select(func.count()).where(EngageMessage.status == "sending")
+            )
+        assert in_flight, "some messages were leased by the killed worker"
+
+        restarted = _start_worker(db_url, queue, log)
+        try:
+            assert _wait(lambda: _sent(db) == MESSAGES, 30), log.read_text()
+        finally:
+            restarted.send_signal(signal.SIGINT)
+            restarted.wait(timeout=20)
+        keys = [r.headers["Idempotency-Key"] for r in http_receiver.requests]
+        # Nothing lost; anything sent twice carried the same key, so it was acted on once.
+        assert set(http_receiver.acted) == {f"kill-{i}" for i in range(MESSAGES)}
+        assert len(keys) >= MESSAGES
+        assert next_due(db) is None
+    finally:
+        db.dispose()
