@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from huey import Huey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, RedisHuey, SqliteHuey, crontab  # type: ignore[import-untyped]
 from sqlalchemy import func, select
 
 from clm.engage import outbox
@@ -61,7 +61,6 @@ class Queue:
         self._database_url = database_url
         self._db: Database | None = None
 
-        @huey.task(name="clm.engage.drain")
         def drain() -> int:
             db = self.database()
             sent = drain_once(db)
@@ -69,19 +68,19 @@ class Queue:
             if due is not None:
                 delay = max(0.5, (due - datetime.now(UTC)).total_seconds() + 0.2)
                 if delay <= _LOOKAHEAD:
-                    drain.schedule(delay=delay)
+                    self.drain.schedule(delay=delay)
             return sent
 
-        @huey.periodic_task(crontab(minute="*"), name="clm.engage.sweep")
         def sweep() -> None:
-            drain()
+            self.drain()
 
-        @huey.on_startup(name="clm.engage.startup")
         def startup() -> None:
-            drain()
+            self.drain()
 
-        self.drain: Any = drain
-        self.sweep: Any = sweep
+        # huey is untyped: its task handles are ``Any`` here.
+        self.drain: Any = huey.task(name="clm.engage.drain")(drain)
+        self.sweep: Any = huey.periodic_task(crontab(minute="*"), name="clm.engage.sweep")(sweep)
+        huey.on_startup(name="clm.engage.startup")(startup)
 
     def database(self) -> Database:
         if self._db is None:
