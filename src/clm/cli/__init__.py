@@ -11,6 +11,7 @@ from clm.cli.admin import keys_app, workspace_app
 from clm.cli.customers import customer_app, events_app
 from clm.cli.importing import import_app
 from clm.cli.lifecycle import health_app, lifecycle_app, stages_app
+from clm.cli.predictions import mount as mount_predictions
 
 app = typer.Typer(
     name="clm",
@@ -37,6 +38,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(stages_app, name="stages")
 app.add_typer(lifecycle_app, name="lifecycle")
 app.add_typer(health_app, name="health")
+mount_predictions(app)
 
 
 @app.command()
@@ -53,20 +55,20 @@ def serve(
 
     import uvicorn
 
-    from clm.api.app import create_app
     from clm.cli._common import open_database
     from clm.config import get_settings
+    from clm.web import create_app
 
     settings = get_settings()
     db = open_database(database_url)  # migrates once, before any worker starts
     bind_host, bind_port = host or settings.host, port or settings.port
-    console.print(f"CLM API on http://{bind_host}:{bind_port}  (docs: /docs)")
+    console.print(f"CLM on http://{bind_host}:{bind_port}  (dashboard: /, API docs: /docs)")
     if workers > 1:
         db.dispose()
         if database_url:
             os.environ["CLM_DATABASE_URL"] = database_url
         uvicorn.run(
-            "clm.api.app:create_app", factory=True, host=bind_host, port=bind_port,
+            "clm.web:create_app", factory=True, host=bind_host, port=bind_port,
             workers=workers, log_level="warning",
         )  # fmt: skip
     else:

@@ -51,7 +51,9 @@ def run_demo(*, serve_api: bool, port: int, customers: int | None, fresh: bool) 
     base = f"http://127.0.0.1:{port}"
     secret = keys.get("secret_key", "<see keys.json>")
     console.print(
-        f"\nAPI:        {base}/docs\n"
+        f"\nDashboard:  {base}/  (paste the secret key below)\n"
+        f"API:        {base}/docs\n"
+        f"Secret key: {secret}\n"
         f"Customers:  curl -H 'Authorization: Bearer {secret}' {base}/api/v1/customers\n"
         f"Send:       curl -u '{keys.get('write_key', '')}:' {base}/v1/track "
         '-H \'Content-Type: application/json\' -d \'{"userId": "00001", "event": "Hello"}\'\n'
@@ -60,6 +62,6 @@ def run_demo(*, serve_api: bool, port: int, customers: int | None, fresh: bool) 
     )
     import uvicorn
 
-    from clm.api.app import create_app
+    from clm.web import create_app
 
     uvicorn.run(create_app(db), host="127.0.0.1", port=port, log_level="warning")
