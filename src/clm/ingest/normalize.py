@@ -55,9 +55,12 @@ class EventRecord:
 
 
 def content_message_id(raw: dict[str, Any]) -> str:
-    """A stable id for a message sent without one, so that its retries are still deduplicated."""
+    """A stable id for a message sent without one, so that its retries are still deduplicated.
+
+    The ``clm-`` prefix is kept for events CLM writes itself (stage changes, predictions).
+    """
     digest = hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return f"clm-{digest[:40]}"
+    return f"auto-{digest[:40]}"
 
 
 def event_time(
