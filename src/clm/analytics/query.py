@@ -1,0 +1,197 @@
+"""Report parameters: validated once at the edge, resolved against the log and the stage model.
+
+Every report takes a ``ReportQuery`` (or a subclass with its own fields). Unknown parameters,
+invalid dates, ``since >= until`` and unknown stages or segments raise
+``clm.errors.ValidationError`` with one ``FieldError`` per problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+import ibis
+import ibis.expr.types as ir
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from clm.analytics.calendar import Granularity
+from clm.analytics.source import ReportSource
+from clm.errors import FieldError, ValidationError
+
+SEGMENTS = ("Champions", "Loyal", "Potential loyalists", "New", "Promising", "Need attention",
+            "About to sleep", "At risk", "Can't lose them", "Hibernating", "Lost")  # fmt: skip
+Q = TypeVar("Q", bound="ReportQuery")
+
+
+class ReportQuery(BaseModel):
+    """The period and the filters every report accepts.
+
+    ``since``/``until`` bound the period ``[since, until)`` (default: the whole log, up to just
+    after its last event). ``stage`` keeps customers in that stage at ``until``; ``segment``
+    those in that RFM segment at ``until``; ``channel``/``campaign`` those with a touchpoint
+    on it in the period.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime | None = None
+    until: datetime | None = None
+    stage: str | None = None
+    segment: str | None = None
+    channel: str | None = None
+    campaign: str | None = None
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @field_validator("segment")
+    @classmethod
+    def _known_segment(cls, value: str | None) -> str | None:
+        if value is not None and value not in SEGMENTS:
+            raise ValueError(f"unknown segment; one of: {', '.join(SEGMENTS)}")
+        return value
+
+
+class PeriodQuery(ReportQuery):
+    granularity: Granularity = "month"
+
+
+class FunnelQuery(ReportQuery):
+    at: datetime | None = Field(
+        default=None, description="date of the stage counts (default: until)"
+    )
+
+
+class RetentionQuery(PeriodQuery):
+    at_risk_below: float = Field(default=0.5, ge=0, le=1, description="P(alive) threshold")
+
+
+class CohortQuery(ReportQuery):
+    cohort_by: Literal["acquisition", "first_purchase"] = "acquisition"
+    max_age: int = Field(default=24, ge=1, le=240, description="months since cohort start")
+
+
+class AttributionQuery(ReportQuery):
+    from_stage: str | None = None
+    to_stage: str | None = None
+    dimension: Literal["channel", "campaign", "type"] = "channel"
+    lookback_days: float = Field(default=30, gt=0)
+    half_life_days: float = Field(default=7, gt=0)
+    max_shapley_channels: int = Field(default=12, ge=1, le=16)
+
+
+class AcquisitionQuery(ReportQuery):
+    dimension: Literal["channel", "campaign"] = "channel"
+
+
+class FeedbackQuery(PeriodQuery):
+    pass
+
+
+def parse_query(kind: type[Q], params: Mapping[str, Any]) -> Q:
+    """Validate raw parameters (from HTTP or the CLI) into a query, or raise ValidationError."""
+    try:
+        return kind.model_validate(dict(params))
+    except pydantic.ValidationError as exc:
+        errors = [
+            FieldError(
+                tuple(err["loc"]),
+                "unknown report parameter" if err["type"] == "extra_forbidden" else err["msg"],
+                err["type"],
+            )
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ValidationError("Invalid report parameters", errors) from exc
+
+
+@dataclass(frozen=True)
+class Period:
+    """``[since, until)`` in epoch seconds."""
+
+    since: int
+    until: int
+
+
+def resolve_period(source: ReportSource, query: ReportQuery) -> Period:
+    """The query's period, defaulting to the whole log; checks stages named in the query."""
+    _check_stages(source, query)
+    bounds = source.bounds()
+    until = int(query.until.timestamp()) if query.until else (bounds[1] + 1 if bounds else 1)
+    since = int(query.since.timestamp()) if query.since else (bounds[0] if bounds else 0)
+    if query.since is None and since >= until:
+        since = until - 1
+    if since >= until:
+        raise ValidationError(
+            "Invalid period", [FieldError(("since",), "must be before until", "value_error")]
+        )
+    return Period(since, until)
+
+
+def _check_stages(source: ReportSource, query: ReportQuery) -> None:
+    known = [s.name for s in source.model.stages]
+    errors = [
+        FieldError((name,), f"unknown stage {value!r}; stages: {', '.join(known)}")
+        for name in ("stage", "from_stage", "to_stage")
+        if (value := getattr(query, name, None)) is not None and value not in known
+    ]
+    if errors:
+        raise ValidationError("Unknown stage", errors)
+
+
+def latest_stage(transitions: ir.Table, at: int) -> ir.Table:
+    """``customer_id, stage, since_ts``: each customer's stage just before ``at``."""
+    t = transitions.filter(transitions.ts < at)
+    t = t.mutate(rn=ibis.row_number().over(group_by="customer_id", order_by=t.ts.desc()))
+    return t.filter(t.rn == 0).select("customer_id", stage=t.to_stage, since_ts=t.ts)
+
+
+def customer_filter(source: ReportSource, query: ReportQuery, period: Period) -> ir.Table | None:
+    """The customers the filters keep (a one-column table), or None when nothing filters."""
+    selected: list[ir.Table] = []
+    if query.stage is not None:
+        stages = latest_stage(source.transitions, period.until)
+        selected.append(stages.filter(stages.stage == query.stage).select("customer_id"))
+    if query.segment is not None:
+        from clm.analytics.rfm import rfm_scores
+
+        scores = rfm_scores(source.events, period.until)
+        selected.append(scores.filter(scores.segment == query.segment).select("customer_id"))
+    for column in ("channel", "campaign"):
+        value = getattr(query, column)
+        if value is not None:
+            e = source.events
+            hits = e.filter(e[column] == value, e.ts >= period.since, e.ts < period.until)
+            selected.append(hits.select("customer_id").distinct())
+    if not selected:
+        return None
+    result = selected[0]
+    for other in selected[1:]:
+        result = result.filter(result.customer_id.isin(other.customer_id))
+    return result
+
+
+def restrict(table: ir.Table, customers: ir.Table | None) -> ir.Table:
+    if customers is None:
+        return table
+    return table.filter(table.customer_id.isin(customers.customer_id))
+
+
+def filtered(source: ReportSource, query: ReportQuery, period: Period) -> tuple[ir.Table, ir.Table]:
+    """(events, transitions) restricted to the customers the query's filters keep."""
+    customers = customer_filter(source, query, period)
+    return restrict(source.events, customers), restrict(source.transitions, customers)
+
+
+def iso(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return round(numerator / denominator, 6) if denominator else None

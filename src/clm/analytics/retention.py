@@ -1,0 +1,161 @@
+"""Churn and retention per period: churn rate by the stage model's churn definition (its exit
+stages), new customers and reactivations, gross and net revenue retention, and the customers
+at risk now with the revenue they carry.
+
+* active at the start of a period: customers whose stage just before it is not an exit stage;
+* churned: moves from a non-exit stage into an exit stage during the period; churn rate =
+  churned / active at start (None without a churn stage);
+* revenue retention of period *p*: of the customers with revenue in *p-1*, their revenue in *p*
+  over their revenue in *p-1* (net), and with each capped at its *p-1* value (gross).
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from clm.analytics.calendar import period_index, period_label, period_start, periods_between
+from clm.analytics.query import (
+    Period,
+    RetentionQuery,
+    filtered,
+    iso,
+    latest_stage,
+    ratio,
+    resolve_period,
+)
+from clm.analytics.schemas import AtRisk, RetentionPeriod, RetentionReport
+from clm.analytics.source import ReportSource
+
+BEFORE = -1  # the bucket of everything before ``since``
+YEAR = 365 * 86_400
+PREDICTION = "Prediction Scored"
+
+
+def _flag(condition: ir.BooleanValue) -> ir.IntegerValue:
+    """1 or 0 (PostgreSQL cannot cast a boolean to BIGINT)."""
+    return ibis.ifelse(condition, 1, 0).cast("int64")
+
+
+def _in(column: ir.StringValue, names: list[str]) -> ir.BooleanValue:
+    return column.isin(names) if names else ibis.literal(False)
+
+
+def churn_retention(source: ReportSource, query: RetentionQuery | None = None) -> RetentionReport:
+    """Churn, reactivation and revenue retention per period, and customers at risk now."""
+    query = query or RetentionQuery()
+    period = resolve_period(source, query)
+    events, transitions = filtered(source, query, period)
+    exits = [s.name for s in source.model.stages if s.exit]
+    grain = query.granularity
+    t = transitions.filter(transitions.ts < period.until)
+    was_alive = t.from_stage.notnull() & ~_in(t.from_stage, exits)
+    now_alive = ~_in(t.to_stage, exits)
+    t = t.mutate(
+        bucket=ibis.ifelse(t.ts < period.since, BEFORE, period_index(t.ts, grain)),
+        delta=_flag(now_alive) - _flag(was_alive),
+        churn=_flag(was_alive & ~now_alive),
+        back=_flag(_in(t.from_stage, exits) & now_alive),
+        new=_flag(t.from_stage.isnull()),
+    )
+    moves = t.group_by("bucket").aggregate(
+        delta=t.delta.sum(), churned=t.churn.sum(), reactivated=t.back.sum(), new=t.new.sum()
+    )
+    by_bucket = {int(r["bucket"]): r for r in source.run(moves).to_pylist()}
+    revenue = _revenue(source, events, period, query)
+    active = int(by_bucket.get(BEFORE, {}).get("delta") or 0)
+    rows = []
+    for index in periods_between(period.since, period.until, grain):
+        found = by_bucket.get(index, {})
+        churned = int(found.get("churned") or 0)
+        money = revenue.get(index, (0.0, 0.0, 0.0, 0.0))
+        rows.append(
+            RetentionPeriod(
+                period=period_label(index, grain),
+                start=iso(max(period_start(index, grain), period.since)),
+                active_at_start=active, new=int(found.get("new") or 0),
+                churned=churned if exits else None,
+                churn_rate=ratio(churned, active) if exits else None,
+                reactivated=int(found.get("reactivated") or 0) if exits else None,
+                revenue=round(money[0], 6), revenue_base=round(money[1], 6),
+                net_revenue_retention=ratio(money[2], money[1]),
+                gross_revenue_retention=ratio(money[3], money[1]),
+            )
+        )  # fmt: skip
+        active += int(found.get("delta") or 0)
+    return RetentionReport(
+        since=iso(period.since), until=iso(period.until), granularity=grain, churn_stages=exits,
+        periods=rows, at_risk=_at_risk(source, events, transitions, exits, period, query),
+    )  # fmt: skip
+
+
+def _revenue(
+    source: ReportSource, events: ir.Table, period: Period, query: RetentionQuery
+) -> dict[int, tuple[float, float, float, float]]:
+    """Per period: (revenue, base from last period's payers, their revenue now, capped)."""
+    paid = events.filter(
+        events.revenue.notnull(), events.ts >= period.since, events.ts < period.until
+    )
+    per = paid.group_by(
+        "customer_id", p=period_index(paid.ts, query.granularity)
+    ).aggregate(rev=paid.revenue.sum())  # fmt: skip
+    totals = per.group_by("p").aggregate(revenue=per.rev.sum())
+    before = per.filter(per.rev > 0)
+    after = per.view()
+    joined = before.left_join(
+        after, [before.customer_id == after.customer_id, after.p == before.p + 1]
+    )
+    now = joined.rev_right.fill_null(0.0)
+    kept = joined.group_by(p=joined.p + 1).aggregate(
+        base=joined.rev.sum(),
+        net=now.sum(),
+        gross=ibis.cases((now < 0, 0.0), (now > joined.rev, joined.rev), else_=now).sum(),
+    )
+    result: dict[int, tuple[float, float, float, float]] = {}
+    for row in source.run(totals).to_pylist():
+        result[int(row["p"])] = (float(row["revenue"] or 0), 0.0, 0.0, 0.0)
+    for row in source.run(kept).to_pylist():
+        total = result.get(int(row["p"]), (0.0,))[0]
+        result[int(row["p"])] = (total, float(row["base"]), float(row["net"]),
+                                 float(row["gross"]))  # fmt: skip
+    return result
+
+
+def _at_risk(
+    source: ReportSource, events: ir.Table, transitions: ir.Table, exits: list[str],
+    period: Period, query: RetentionQuery,
+) -> AtRisk:  # fmt: skip
+    stages = latest_stage(transitions, period.until)
+    alive = stages.filter(~_in(stages.stage, exits)).select("customer_id")
+    scored = events.filter(
+        events.name == PREDICTION, events.p_alive.notnull(), events.ts < period.until
+    )
+    scored = scored.mutate(
+        rn=ibis.row_number().over(group_by="customer_id",
+                                  order_by=[scored.ts.desc(), scored.message_id.desc()])
+    )  # fmt: skip
+    latest = scored.filter(scored.rn == 0).select("customer_id", "p_alive", "clv_12m")
+    recent = events.filter(
+        events.revenue.notnull(), events.ts >= period.until - YEAR, events.ts < period.until
+    )
+    revenue = recent.group_by("customer_id").aggregate(revenue=recent.revenue.sum())
+    with_scores = alive.left_join(latest, "customer_id").select(
+        alive.customer_id, latest.p_alive, latest.clv_12m
+    )
+    joined = with_scores.left_join(revenue, "customer_id").select(
+        with_scores.p_alive, with_scores.clv_12m, revenue.revenue
+    )
+    risky = joined.p_alive < query.at_risk_below
+    summary = joined.aggregate(
+        alive=joined.count(),
+        scored=_flag(joined.p_alive.notnull()).sum(),
+        customers=_flag(risky).sum(),
+        revenue=joined.revenue.sum(where=risky),
+        clv=joined.clv_12m.sum(where=risky),
+    )
+    row = source.run(summary).to_pylist()[0]
+    return AtRisk(
+        threshold=query.at_risk_below, alive_customers=int(row["alive"] or 0),
+        scored_customers=int(row["scored"] or 0), customers=int(row["customers"] or 0),
+        revenue_12m=round(float(row["revenue"] or 0), 6), clv_12m=round(float(row["clv"] or 0), 6),
+    )  # fmt: skip

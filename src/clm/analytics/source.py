@@ -1,0 +1,220 @@
+"""Where the reports read from: the event log and the stage history, on any lifecycle engine.
+
+A ``ReportSource`` holds two Ibis tables on one backend, with the same columns on every engine:
+
+* ``events``: ``customer_id, ts, message_id, name, type, channel, campaign, revenue`` plus the
+  numeric properties the reports read (``score``, ``clv_12m``, ``p_alive``); the lifecycle's
+  own events are left out, as in the lifecycle engines;
+* ``transitions``: ``customer_id, ts, from_stage, to_stage`` of the active (or named) stage
+  model version.
+
+``sql`` reads both straight from SQLite or PostgreSQL; ``duckdb`` and ``spark`` read an export
+of both (the same export the lifecycle engines use), so one Ibis plan runs everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+from sqlalchemy import select
+
+from clm.lifecycle.catalog import get_stage_model
+from clm.lifecycle.compiled import CompiledModel
+from clm.lifecycle.engines import (
+    EngineName,
+    export_events,
+    flatten,
+    quiet_engines,
+    release_spark_sockets,
+    spark_session,
+    sql_backend,
+    sql_source,
+)
+from clm.store.engine import Database
+from clm.store.models import StageTransition
+
+NUMBER_PROPERTIES = ("score", "clv_12m", "p_alive")
+EVENT_COLUMNS = ("customer_id", "ts", "message_id", "name", "type", "channel", "campaign",
+                 "revenue")  # fmt: skip
+TRANSITION_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.int64()),
+        ("ts", pa.int64()),
+        ("from_stage", pa.string()),
+        ("to_stage", pa.string()),
+    ]
+)
+
+
+@dataclass
+class ReportSource:
+    """The two tables every report reads, on one backend, and the stage model behind them."""
+
+    events: ir.Table
+    transitions: ir.Table
+    model: CompiledModel
+    engine: str
+    backend: Any
+    _bounds: tuple[int, int] | None = field(default=None, init=False)
+
+    def run(self, expr: ir.Table) -> pa.Table:
+        """Execute an expression on this source's engine and return Arrow."""
+        with quiet_engines():
+            table: pa.Table = expr.to_pyarrow()
+        if self.engine == "spark":
+            release_spark_sockets()
+        return table
+
+    def bounds(self) -> tuple[int, int] | None:
+        """(first, last) event ts, or None for an empty log."""
+        if self._bounds is None:
+            row = self.run(
+                self.events.aggregate(lo=self.events.ts.min(), hi=self.events.ts.max())
+            ).to_pylist()[0]
+            if row["lo"] is None:
+                return None
+            self._bounds = (int(row["lo"]), int(row["hi"]))
+        return self._bounds
+
+    def close(self) -> None:
+        if self.engine == "sql":
+            self.backend.disconnect()
+
+
+def _typed_events(events: ir.Table, props: dict[str, ir.Value]) -> ir.Table:
+    return events.select(
+        *[events[c] for c in EVENT_COLUMNS],
+        **{k: v.cast("float64") for k, v in props.items()},
+    )
+
+
+def export_transitions(db: Database, definition_id: int) -> pa.Table:
+    """The stored stage history of one model version as Arrow."""
+    query = select(
+        StageTransition.customer_id, StageTransition.ts, StageTransition.from_stage,
+        StageTransition.to_stage,
+    ).where(StageTransition.definition_id == definition_id)  # fmt: skip
+    with db.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    columns: list[list[Any]] = [[row[i] for row in rows] for i in range(len(TRANSITION_SCHEMA))]
+    return pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, TRANSITION_SCHEMA, strict=True)],
+        schema=TRANSITION_SCHEMA,
+    )
+
+
+def duckdb_report_source(
+    events: pa.Table | str | Path,
+    transitions: pa.Table | str | Path,
+    model: CompiledModel,
+    threads: int | None = None,
+) -> ReportSource:
+    """DuckDB over an events export (Arrow or Parquet, ``properties`` as JSON text) and a
+    transitions table; both are loaded into DuckDB once, so every report reads columns."""
+    import duckdb
+
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    flat = flatten(events, [(k, "number") for k in NUMBER_PROPERTIES], con)
+    renames = ", ".join(f"p__number__{k} AS {k}" for k in NUMBER_PROPERTIES)
+    flat.create_view("analytics_flat")
+    columns = ", ".join(EVENT_COLUMNS)  # our constants, not user input
+    con.execute(f"CREATE TABLE analytics_events AS SELECT {columns}, {renames} FROM analytics_flat")  # noqa: S608
+    if isinstance(transitions, pa.Table):
+        con.register("analytics_raw_transitions", transitions)
+        origin = "analytics_raw_transitions"
+    else:
+        origin = f"read_parquet('{transitions}')"
+    select = "SELECT customer_id, ts, from_stage, to_stage FROM"
+    con.execute(f"CREATE TABLE analytics_transitions AS {select} {origin}")
+    backend = ibis.duckdb.from_connection(con)
+    return ReportSource(
+        backend.table("analytics_events"), backend.table("analytics_transitions"), model,
+        "duckdb", backend,
+    )  # fmt: skip
+
+
+def spark_report_source(
+    session: Any, events: pa.Table, transitions: pa.Table, model: CompiledModel
+) -> ReportSource:
+    """PySpark over the same export (flattened by DuckDB, then handed to Spark as Arrow)."""
+    flat = flatten(events, [(k, "number") for k in NUMBER_PROPERTIES])
+    renames = [f"p__number__{k} AS {k}" for k in NUMBER_PROPERTIES]
+    table = flat.select(", ".join([*EVENT_COLUMNS, *renames])).to_arrow_table()
+    with quiet_engines():
+        session.createDataFrame(table.to_pandas()).createOrReplaceTempView("clm_report_events")
+        frame = session.createDataFrame(transitions.to_pandas(), schema=_spark_schema())
+        frame.createOrReplaceTempView("clm_report_transitions")
+        backend = ibis.pyspark.connect(session)
+        return ReportSource(
+            backend.table("clm_report_events"), backend.table("clm_report_transitions"), model,
+            "spark", backend,
+        )  # fmt: skip
+
+
+def _spark_schema() -> Any:
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    return StructType(
+        [
+            StructField("customer_id", LongType()),
+            StructField("ts", LongType()),
+            StructField("from_stage", StringType()),
+            StructField("to_stage", StringType()),
+        ]
+    )
+
+
+def open_report_source(
+    db: Database,
+    workspace_id: int,
+    engine: EngineName = "sql",
+    *,
+    model: str | None = None,
+    spark: Any = None,
+) -> ReportSource:
+    """A report source over a workspace's log and stage history on ``engine``."""
+    info, compiled = get_stage_model(db, workspace_id, model)
+    if engine == "sql":
+        backend = sql_backend(db)
+        source = sql_source(db, workspace_id, backend=backend)
+        events = _typed_events(
+            source.events, {k: source.prop(source.events, k, "number") for k in NUMBER_PROPERTIES}
+        )
+        history = backend.table("stage_transitions")
+        transitions = history.filter(history.definition_id == info.id).select(
+            "customer_id", "ts", "from_stage", "to_stage"
+        )
+        return ReportSource(events, transitions, compiled, "sql", backend)
+    exported = export_events(db, workspace_id)
+    history_table = export_transitions(db, info.id)
+    if engine == "duckdb":
+        return duckdb_report_source(exported, history_table, compiled)
+    if engine == "spark":
+        return spark_report_source(spark or spark_session(), exported, history_table, compiled)
+    raise ValueError(f"unknown engine {engine!r}")
+
+
+@contextmanager
+def report_source(
+    db: Database,
+    workspace_id: int,
+    engine: EngineName = "sql",
+    *,
+    model: str | None = None,
+    spark: Any = None,
+) -> Iterator[ReportSource]:
+    """``open_report_source`` as a context manager that closes the connection after."""
+    source = open_report_source(db, workspace_id, engine, model=model, spark=spark)
+    try:
+        yield source
+    finally:
+        source.close()

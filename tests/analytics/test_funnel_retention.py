@@ -1,0 +1,177 @@
+"""Funnel, churn and retention on the hand-built scenario (tests/analytics/scenario.py).
+
+Worked out by hand from HISTORY, period [2024-01-01, 2024-04-01):
+reach lead (first entry into lead or beyond) in the period: a, b, d, e (c entered in 2023);
+reach trial-or-beyond: a 01-10, b 01-17, c 01-03 (skipped trial), e 03-16; e's move to paying
+on 05-01 is after the period; reach paying-or-beyond: a 01-20, c 01-03; loyal: a 03-01.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from clm.analytics import FunnelQuery, RetentionQuery, churn_retention, funnel, parse_query
+from clm.analytics.funnel import nearest_rank
+from clm.analytics.source import report_source
+from clm.errors import ValidationError
+from tests.analytics.conftest import Loaded
+from tests.analytics.logs import DAY, NO_CHURN_MODEL, load, ts, write_history
+from tests.analytics.scenario import SINCE, UNTIL
+
+PERIOD = {"since": SINCE, "until": UNTIL}
+
+
+def test_funnel_counts_conversion_and_velocity(scenario: Loaded) -> None:
+    with report_source(scenario.db, scenario.workspace_id) as source:
+        report = funnel(source, parse_query(FunnelQuery, PERIOD))
+    # at 04-01: a back in paying (03-25), b churned, c paying again, d lead, e trial
+    assert {c.stage: c.customers for c in report.counts} == {
+        "lead": 1, "trial": 1, "paying": 2, "loyal": 0, "churned": 1,
+    }  # fmt: skip
+    steps = {(s.from_stage, s.to_stage): s for s in report.steps}
+    lead = steps[("lead", "trial")]
+    assert (lead.entered, lead.converted, lead.dropped) == (4, 3, 1)  # d never moved on
+    assert lead.conversion_rate == 0.75 and lead.drop_off_rate == 0.25
+    # a took 5 days, b 10, e 1: sorted [1, 5, 10]; nearest rank: median = 2nd, p90 = 3rd
+    assert (lead.median_days, lead.p90_days) == (5.0, 10.0)
+    trial = steps[("trial", "paying")]
+    assert (trial.entered, trial.converted) == (4, 2)  # a (10 days) and c (0: skipped trial)
+    assert (trial.median_days, trial.p90_days) == (0.0, 10.0)
+    paying = steps[("paying", "loyal")]
+    assert (paying.entered, paying.converted) == (2, 1)
+    assert paying.median_days == (ts("2024-03-01") - ts("2024-01-20")) / DAY
+    assert [(b.source, b.target, b.value) for b in report.backward] == [("loyal", "paying", 1)]
+    # paying re-entered by c (after churn, 03-10) and a (from loyal, 03-25)
+    assert [(r.stage, r.reentries, r.customers) for r in report.reentries] == [("paying", 2, 2)]
+    flow = {(f.source, f.target): f.value for f in report.flow}
+    assert flow == {
+        ("(new)", "lead"): 4, ("lead", "trial"): 3, ("trial", "paying"): 1,
+        ("lead", "paying"): 1, ("paying", "loyal"): 1, ("trial", "churned"): 1,
+        ("paying", "churned"): 1, ("churned", "paying"): 1, ("loyal", "paying"): 1,
+    }  # fmt: skip
+    assert sum(flow.values()) == 14  # 16 transitions, less c's 2023 entry and e's May move
+
+
+def test_stage_counts_at_any_date(scenario: Loaded) -> None:
+    with report_source(scenario.db, scenario.workspace_id) as source:
+        report = funnel(source, parse_query(FunnelQuery, {**PERIOD, "at": "2024-02-10"}))
+    # before 02-10: a paying (01-20), b trial, c churned (02-01), d lead
+    assert {c.stage: c.customers for c in report.counts} == {
+        "lead": 1, "trial": 1, "paying": 1, "loyal": 0, "churned": 1,
+    }  # fmt: skip
+
+
+def test_churn_reactivation_and_revenue_retention(scenario: Loaded) -> None:
+    with report_source(scenario.db, scenario.workspace_id) as source:
+        report = churn_retention(source, parse_query(RetentionQuery, PERIOD))
+    jan, feb, mar = report.periods
+    assert report.churn_stages == ["churned"]
+    # alive before January: c only; January: a and b arrive
+    assert (jan.active_at_start, jan.new, jan.churned, jan.churn_rate) == (1, 2, 0, 0.0)
+    # February: b and c churn out of 3 alive; d arrives
+    assert (feb.active_at_start, feb.new, feb.churned) == (3, 1, 2)
+    assert feb.churn_rate == round(2 / 3, 6)
+    # March: c comes back, e arrives
+    assert (mar.active_at_start, mar.new, mar.churned, mar.reactivated) == (2, 1, 0, 1)
+    assert [p.revenue for p in report.periods] == [140.0, 50.0, 90.0]
+    # February: January's payers a (100) and c (40) bring 50 (a) -> NRR = GRR = 50 / 140
+    assert feb.revenue_base == 140.0
+    assert feb.net_revenue_retention == round(50 / 140, 6) == feb.gross_revenue_retention
+    # March: February's payer a (50) brings 30; c's 60 is not from a February payer
+    assert (mar.net_revenue_retention, mar.gross_revenue_retention) == (0.6, 0.6)
+    assert jan.net_revenue_retention is None  # nobody paid before the period
+    risk = report.at_risk
+    # alive at 04-01: a, c, d, e; scored: a (0.9), c (latest 0.2; 0.95 in January is stale)
+    assert (risk.alive_customers, risk.scored_customers, risk.customers) == (4, 2, 1)
+    assert (risk.revenue_12m, risk.clv_12m) == (100.0, 50.0)  # c: 40 + 60; clv 50
+
+
+def test_gross_retention_caps_expansion(db: object) -> None:
+    from tests.analytics.logs import event
+
+    messages = [
+        event("x", "2024-01-10", "Order Completed", "x1", revenue=100),
+        event("x", "2024-02-10", "Order Completed", "x2", revenue=150),
+        event("y", "2024-01-11", "Order Completed", "y1", revenue=50),
+        event("y", "2024-02-11", "Order Completed", "y2", revenue=20),
+    ]
+    workspace_id, _, _ = load(db, messages)  # type: ignore[arg-type]
+    with report_source(db, workspace_id) as source:  # type: ignore[arg-type]
+        report = churn_retention(source, parse_query(RetentionQuery, PERIOD))
+    feb = report.periods[1]
+    assert feb.net_revenue_retention == round(170 / 150, 6)
+    assert feb.gross_revenue_retention == round((100 + 20) / 150, 6)
+
+
+def test_model_without_churn_stage(db: object) -> None:
+    from tests.analytics.logs import event
+
+    workspace_id, customers, definition_id = load(
+        db, [event("a", "2024-01-05", "Order Completed", "a1", revenue=5)],  # type: ignore[arg-type]
+        model=NO_CHURN_MODEL,
+    )  # fmt: skip
+    moves = [("a", "2024-01-05", None, "lead"), ("a", "2024-01-05", "lead", "paying")]
+    write_history(db, workspace_id, definition_id, customers, moves)  # type: ignore[arg-type]
+    with report_source(db, workspace_id) as source:  # type: ignore[arg-type]
+        report = churn_retention(source, parse_query(RetentionQuery, PERIOD))
+        flow = funnel(source, parse_query(FunnelQuery, PERIOD))
+    assert report.churn_stages == []
+    assert all(p.churned is None and p.churn_rate is None for p in report.periods)
+    assert report.at_risk.alive_customers == 1
+    assert [(s.entered, s.converted) for s in flow.steps] == [(1, 1)]
+
+
+def test_empty_workspace_and_empty_period(db: object) -> None:
+    workspace_id, _, _ = load(db, [])  # type: ignore[arg-type]
+    with report_source(db, workspace_id) as source:  # type: ignore[arg-type]
+        report = funnel(source)
+        retention = churn_retention(source)
+        dated = funnel(source, parse_query(FunnelQuery, PERIOD))
+    assert all(c.customers == 0 for c in report.counts)
+    assert all(s.entered == 0 and s.conversion_rate is None for s in report.steps)
+    assert retention.at_risk.alive_customers == 0
+    assert [s.median_days for s in dated.steps] == [None, None, None]
+
+
+def test_period_without_events(scenario: Loaded) -> None:
+    with report_source(scenario.db, scenario.workspace_id) as source:
+        report = funnel(source, parse_query(FunnelQuery, {"since": "2030-01-01",
+                                                          "until": "2030-02-01"}))  # fmt: skip
+        retention = churn_retention(source, parse_query(RetentionQuery, {
+            "since": "2030-01-01", "until": "2030-02-01"}))  # fmt: skip
+    assert report.flow == [] and all(s.entered == 0 for s in report.steps)
+    # the customers alive at the end of the log are still alive in 2030 (nothing moved them)
+    assert [p.active_at_start for p in retention.periods] == [4]
+    assert retention.periods[0].revenue == 0.0
+
+
+def test_errors_name_the_field(scenario: Loaded) -> None:
+    with pytest.raises(ValidationError) as unknown:
+        parse_query(FunnelQuery, {"sinse": "2024-01-01"})
+    assert unknown.value.errors[0].loc == ("sinse",)
+    assert unknown.value.errors[0].message == "unknown report parameter"
+    with pytest.raises(ValidationError) as bad_date:
+        parse_query(FunnelQuery, {"since": "yesterday-ish"})
+    assert bad_date.value.errors[0].loc == ("since",)
+    with report_source(scenario.db, scenario.workspace_id) as source:
+        with pytest.raises(ValidationError) as stage:
+            funnel(source, parse_query(FunnelQuery, {"stage": "vip"}))
+        assert stage.value.errors[0].loc == ("stage",)
+        with pytest.raises(ValidationError) as order:
+            funnel(source, parse_query(FunnelQuery, {"since": UNTIL, "until": SINCE}))
+        assert order.value.errors[0].loc == ("since",)
+
+
+def test_filters_by_stage_and_channel(scenario: Loaded) -> None:
+    with report_source(scenario.db, scenario.workspace_id) as source:
+        paying = funnel(source, parse_query(FunnelQuery, {**PERIOD, "stage": "paying"}))
+        email = funnel(source, parse_query(FunnelQuery, {**PERIOD, "channel": "email"}))
+    assert {c.stage: c.customers for c in paying.counts}["paying"] == 2  # a and c only
+    assert sum(c.customers for c in paying.counts) == 2
+    assert sum(c.customers for c in email.counts) == 2  # a and e touched email
+
+
+def test_nearest_rank() -> None:
+    assert nearest_rank([(10, 1), (1, 1), (5, 1)], 0.5) == 5
+    assert nearest_rank([(3, 4)], 0.9) == 3
+    assert nearest_rank([], 0.5) is None
