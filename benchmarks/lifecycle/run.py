@@ -29,8 +29,16 @@ from clm.lifecycle.loader import shipped_model
 from clm.lifecycle.plan import required_properties, transitions
 from clm.lifecycle.reference import LogEvent, customer_history
 
-NAMES = np.array(["Page Viewed", "Order Completed", "Signed Up", "Referral Given",
-                  "NPS Survey Answered", "Email Opened"])  # fmt: skip
+NAMES = np.array(
+    [
+        "Page Viewed",
+        "Order Completed",
+        "Signed Up",
+        "Referral Given",
+        "NPS Survey Answered",
+        "Email Opened",
+    ]
+)
 WEIGHTS = np.array([0.55, 0.2, 0.05, 0.03, 0.02, 0.15])
 T0 = 1_600_000_000
 
@@ -42,20 +50,25 @@ def generate(customers: int, events: int, seed: int = 7) -> pa.Table:
     name = NAMES[rng.choice(len(NAMES), events, p=WEIGHTS)]
     revenue = np.where(name == "Order Completed", rng.gamma(2.0, 30.0, events).round(2), np.nan)
     score = rng.integers(0, 11, events)
-    props = np.where(name == "NPS Survey Answered",
-                     np.char.add(np.char.add('{"score": ', score.astype(str)), "}"), "{}")  # fmt: skip
-    return pa.table({
-        "customer_id": pa.array(customer, pa.int64()),
-        "ts": pa.array(ts, pa.int64()),
-        "message_id": pa.array(np.char.add("m", np.arange(events).astype(str))),
-        "name": pa.array(name),
-        "type": pa.array(np.full(events, "track")),
-        "channel": pa.array([None] * events, pa.string()),
-        "campaign": pa.array([None] * events, pa.string()),
-        "source": pa.array([None] * events, pa.string()),
-        "revenue": pa.array(revenue, pa.float64(), mask=np.isnan(revenue)),
-        "properties": pa.array(props),
-    })  # fmt: skip
+    props = np.where(
+        name == "NPS Survey Answered",
+        np.char.add(np.char.add('{"score": ', score.astype(str)), "}"),
+        "{}",
+    )
+    return pa.table(
+        {
+            "customer_id": pa.array(customer, pa.int64()),
+            "ts": pa.array(ts, pa.int64()),
+            "message_id": pa.array(np.char.add("m", np.arange(events).astype(str))),
+            "name": pa.array(name),
+            "type": pa.array(np.full(events, "track")),
+            "channel": pa.array([None] * events, pa.string()),
+            "campaign": pa.array([None] * events, pa.string()),
+            "source": pa.array([None] * events, pa.string()),
+            "revenue": pa.array(revenue, pa.float64(), mask=np.isnan(revenue)),
+            "properties": pa.array(props),
+        }
+    )
 
 
 def duckdb_full(path: Path) -> tuple[float, int]:
@@ -83,11 +96,17 @@ def pandas_obvious(table: pa.Table) -> tuple[float, int]:
     count = 0
     for customer, group in frame.sort_values("ts").groupby("customer_id"):
         events = [
-            LogEvent(int(customer), int(r.ts), r.message_id, r.name, r.type,
-                     revenue=None if pd.isna(r.revenue) else float(r.revenue),
-                     properties=json.loads(r.properties))
+            LogEvent(
+                int(customer),
+                int(r.ts),
+                r.message_id,
+                r.name,
+                r.type,
+                revenue=None if pd.isna(r.revenue) else float(r.revenue),
+                properties=json.loads(r.properties),
+            )
             for r in group.itertuples()
-        ]  # fmt: skip
+        ]
         count += len(customer_history(model, events))
     return time.perf_counter() - start, count
 
@@ -103,15 +122,19 @@ def main() -> None:
     table = generate(args.customers, args.events)
     path = folder / "events.parquet"
     pq.write_table(table, path)
-    print(f"generated {args.events:,} events for {args.customers:,} customers "
-          f"in {time.perf_counter() - start:.1f} s")  # fmt: skip
+    print(
+        f"generated {args.events:,} events for {args.customers:,} customers "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
     seconds, rows = duckdb_full(path)
     print(f"duckdb full recompute: {seconds:.2f} s, {rows:,} transitions")
     rng = np.random.default_rng(1)
     touched = np.unique(rng.integers(1, args.customers + 1, 10_000))
     inc, inc_rows = duckdb_incremental(path, touched)
-    print(f"duckdb incremental (10,000 new events -> {len(touched):,} customers): "
-          f"{inc:.2f} s, {inc_rows:,} transitions")  # fmt: skip
+    print(
+        f"duckdb incremental (10,000 new events -> {len(touched):,} customers): "
+        f"{inc:.2f} s, {inc_rows:,} transitions"
+    )
     small_ids = pa.array(np.arange(1, args.pandas_customers + 1), pa.int64())
     import pyarrow.compute as pc
 
@@ -119,10 +142,12 @@ def main() -> None:
     p_seconds, _ = pandas_obvious(small)
     per_event_pandas = p_seconds / max(1, small.num_rows)
     per_event_duck = seconds / args.events
-    print(f"pandas obvious: {p_seconds:.2f} s for {small.num_rows:,} events "
-          f"({args.pandas_customers:,} customers); per event {per_event_pandas * 1e6:.1f} us "
-          f"vs duckdb {per_event_duck * 1e6:.2f} us: duckdb is "
-          f"{per_event_pandas / per_event_duck:.0f}x faster")  # fmt: skip
+    print(
+        f"pandas obvious: {p_seconds:.2f} s for {small.num_rows:,} events "
+        f"({args.pandas_customers:,} customers); per event {per_event_pandas * 1e6:.1f} us "
+        f"vs duckdb {per_event_duck * 1e6:.2f} us: duckdb is "
+        f"{per_event_pandas / per_event_duck:.0f}x faster"
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:.0f} MiB")
 

@@ -18,8 +18,14 @@ def at(seconds: int) -> datetime:
     return EPOCH + timedelta(seconds=seconds)
 
 
-def message(user: str, seconds: int, message_id: str, event: str | None = None,
-            kind: str = "track", **properties: Any) -> dict[str, Any]:  # fmt: skip
+def message(
+    user: str,
+    seconds: int,
+    message_id: str,
+    event: str | None = None,
+    kind: str = "track",
+    **properties: Any,
+) -> dict[str, Any]:
     """A Segment message from ``user`` at ``EPOCH + seconds``."""
     raw: dict[str, Any] = {
         "type": kind,

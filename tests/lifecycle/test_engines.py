@@ -32,10 +32,16 @@ def _load(db: Database, messages: list[dict[str, Any]]) -> tuple[int, dict[str, 
 def _rows(table: Any) -> list[tuple[Any, ...]]:
     data = table.to_pylist()
     return sorted(
-        (r["customer_id"], r["ts"], r["from_stage"], r["to_stage"], r["rule"],
-         r["cause_message_id"])
+        (
+            r["customer_id"],
+            r["ts"],
+            r["from_stage"],
+            r["to_stage"],
+            r["rule"],
+            r["cause_message_id"],
+        )
         for r in data
-    )  # fmt: skip
+    )
 
 
 # PySpark leaves its local result sockets to the garbage collector (a ResourceWarning).
@@ -91,8 +97,16 @@ def test_engines_equal_the_reference_on_the_classic_model(
     # after the last order), churned (365 days after it); b: conversion, retention (renewal),
     # churned (cancelled); c: churned from the start (P(alive) 0.05 < 0.1).
     assert [(r[0], r[3]) for r in result] == [
-        (customers["a"], s) for s in
-        ("reach", "acquisition", "conversion", "retention", "loyalty", "retention", "churned")
+        (customers["a"], s)
+        for s in (
+            "reach",
+            "acquisition",
+            "conversion",
+            "retention",
+            "loyalty",
+            "retention",
+            "churned",
+        )
     ] + [(customers["b"], s) for s in ("conversion", "retention", "churned")] + [
         (customers["c"], "churned")
-    ]  # fmt: skip
+    ]

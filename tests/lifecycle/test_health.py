@@ -53,21 +53,31 @@ def test_bad_scorecard_names_the_line() -> None:
 def test_health_history_and_now(db: Database) -> None:
     workspace_id = new_workspace(db)
     save_definition(db, workspace_id, "health", CARD)
-    ingest(db, workspace_id, [
-        message("a", 0, "a1", "NPS Survey Answered", score=10),
-        message("a", DAY, "a2", "Ticket Opened"),
-        message("a", 2 * DAY, "a3", "Page Viewed"),
-        message("a", 3 * DAY, "a4", "Page Viewed"),
-    ])  # fmt: skip
+    ingest(
+        db,
+        workspace_id,
+        [
+            message("a", 0, "a1", "NPS Survey Answered", score=10),
+            message("a", DAY, "a2", "Ticket Opened"),
+            message("a", 2 * DAY, "a3", "Page Viewed"),
+            message("a", 3 * DAY, "a4", "Page Viewed"),
+        ],
+    )
     assert run_health(db, workspace_id) > 0
     history = health_history(db, workspace_id, 1, at(100 * DAY))
     # day 0: nps 30 + tickets 10 + engagement 1/4 of 60 = 15 -> 55, risk 15/60: at risk
     # day 1: one ticket open: 30 + 5 + 30 (2 events) = 65; day 2: 30 + 5 + 45 = 80 (risk 0.75)
     # day 3: 30 + 5 + 60 = 95; day 30.. events leave the window one by one: 80, 65, 50, 35.
     assert [(h.score, h.state) for h in history] == [
-        (55.0, "at_risk"), (65.0, "happy"), (80.0, "happy"), (95.0, "happy"),
-        (80.0, "happy"), (65.0, "happy"), (50.0, "at_risk"), (35.0, "at_risk"),
-    ]  # fmt: skip
+        (55.0, "at_risk"),
+        (65.0, "happy"),
+        (80.0, "happy"),
+        (95.0, "happy"),
+        (80.0, "happy"),
+        (65.0, "happy"),
+        (50.0, "at_risk"),
+        (35.0, "at_risk"),
+    ]
     now = health_now(db, workspace_id, 1, at(100 * DAY))
     assert now is not None and now.score == 35.0 and now.state == "at_risk"
     assert now.factors[0].factor == "engagement"  # costs the most points

@@ -52,10 +52,14 @@ def _stored(db: Database, workspace_id: int) -> list[tuple[Any, ...]]:
     with db.session() as session:
         rows = session.execute(
             select(
-                StageTransition.customer_id, StageTransition.ts, StageTransition.from_stage,
-                StageTransition.to_stage, StageTransition.rule, StageTransition.cause_message_id,
+                StageTransition.customer_id,
+                StageTransition.ts,
+                StageTransition.from_stage,
+                StageTransition.to_stage,
+                StageTransition.rule,
+                StageTransition.cause_message_id,
             ).where(StageTransition.workspace_id == workspace_id)
-        )  # fmt: skip
+        )
         return sorted(tuple(r) for r in rows)
 
 
@@ -82,17 +86,25 @@ def test_incremental_updates_equal_one_full_recompute(
     model = load_stage_model(EVERYTHING)
     full = compute_transitions(db, workspace_id, model, "duckdb").to_pylist()
     batch_rows = sorted(
-        (r["customer_id"], r["ts"], r["from_stage"], r["to_stage"], r["rule"],
-         r["cause_message_id"]) for r in full
-    )  # fmt: skip
+        (
+            r["customer_id"],
+            r["ts"],
+            r["from_stage"],
+            r["to_stage"],
+            r["rule"],
+            r["cause_message_id"],
+        )
+        for r in full
+    )
     assert incremental == batch_rows
 
     with db.session() as session:
         customers = {
-            u: c for u, c in session.execute(
+            u: c
+            for u, c in session.execute(
                 select(Customer.user_id, Customer.id).where(Customer.workspace_id == workspace_id)
             )
-        }  # fmt: skip
+        }
     reference = reference_history(model, as_log_events(customers, log))
     assert incremental == sorted(
         (t.customer_id, t.ts, t.from_stage, t.to_stage, t.rule, t.cause_message_id)

@@ -28,20 +28,34 @@ def test_shipped_models_load() -> None:
     assert shipped_model_names() == ["b2b_subscription", "classic", "four_stage", "seven_stage"]
     classic = shipped_model("classic")
     assert [s.name for s in classic.stages] == [
-        "reach", "acquisition", "conversion", "retention", "loyalty", "churned",
-    ]  # fmt: skip
+        "reach",
+        "acquisition",
+        "conversion",
+        "retention",
+        "loyalty",
+        "churned",
+    ]
     # Exit stages first, then from the end of the funnel back to the start.
     assert classic.precedence == (
-        "churned", "loyalty", "retention", "conversion", "acquisition", "reach",
-    )  # fmt: skip
+        "churned",
+        "loyalty",
+        "retention",
+        "conversion",
+        "acquisition",
+        "reach",
+    )
     # 180 and 365 days after the last purchase, in seconds.
     assert classic.feature_set.deadlines == {
         ("last_purchase", 180 * 86_400),
         ("last_purchase", 365 * 86_400),
     }
     assert [s.name for s in shipped_model("b2b_subscription").stages] == [
-        "lead", "trial", "customer", "expansion", "churned",
-    ]  # fmt: skip
+        "lead",
+        "trial",
+        "customer",
+        "expansion",
+        "churned",
+    ]
     assert len(shipped_model("four_stage").stages) == 4
     assert len(shipped_model("seven_stage").stages) == 7
 

@@ -49,9 +49,17 @@ def test_classic_walk_forward_lapse_back_churn_and_reactivate() -> None:
     ]
     kinds = [model.transition_kind(t.from_stage, t.to_stage) for t in history]
     assert kinds == [
-        "entry", "forward", "forward", "forward", "forward", "backward", "exit",
-        "reactivation", "backward", "exit",
-    ]  # fmt: skip
+        "entry",
+        "forward",
+        "forward",
+        "forward",
+        "forward",
+        "backward",
+        "exit",
+        "reactivation",
+        "backward",
+        "exit",
+    ]
 
 
 def test_cancelled_subscription_and_p_alive_churn() -> None:
@@ -65,8 +73,11 @@ def test_cancelled_subscription_and_p_alive_churn() -> None:
     ]
     history = [(t.customer_id, t.ts, t.to_stage) for t in reference_history(model, events)]
     assert history == [
-        (1, 100, "conversion"), (1, 200, "churned"), (2, 100, "conversion"), (2, 200, "churned"),
-    ]  # fmt: skip
+        (1, 100, "conversion"),
+        (1, 200, "churned"),
+        (2, 100, "conversion"),
+        (2, 200, "churned"),
+    ]
 
 
 def test_feature_values_as_of_an_instant() -> None:

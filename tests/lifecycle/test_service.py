@@ -62,8 +62,14 @@ def test_run_stores_history_and_answers_queries(db: Database) -> None:
     assert history[4].rule == "stage:loyalty" and history[4].cause_message_id == "a5"
     assert history[5].rule == "lapse:loyalty_lapsed"
     counts = stage_counts(db, workspace_id, at(100 * DAY))
-    assert counts == {"reach": 0, "acquisition": 0, "conversion": 1, "retention": 0,
-                      "loyalty": 1, "churned": 0}  # fmt: skip
+    assert counts == {
+        "reach": 0,
+        "acquisition": 0,
+        "conversion": 1,
+        "retention": 0,
+        "loyalty": 1,
+        "churned": 0,
+    }
     assert stage_counts(db, workspace_id)["churned"] == 2  # both lapsed long ago
     page = transitions_between(db, workspace_id, at(0), at(30 * DAY), limit=2, offset=1)
     assert page.total == 4  # a: reach, acquisition, conversion; b: conversion (day 30 excluded)
@@ -90,8 +96,9 @@ def test_new_events_update_only_touched_customers_and_tick_announces_due_lapses(
     result = update_lifecycle(db, workspace_id, now=at(40 * DAY))
     assert (result.mode, result.customers) == ("incremental", 1)
     assert [t.to_stage for t in customer_history(db, workspace_id, b, as_of=at(40 * DAY))] == [
-        "conversion", "retention",
-    ]  # fmt: skip
+        "conversion",
+        "retention",
+    ]
     ticked = tick(db, workspace_id, now=at(250 * DAY))
     assert ticked.events_written == 1  # a's lapse to retention at day 210
     assert _own_events(db) == 8

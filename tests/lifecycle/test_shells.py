@@ -41,8 +41,11 @@ def test_cli_validate_preview_apply_run_tick(sqlite_db: Database, tmp_path: Path
     assert json.loads(result.output)["stages"][0] == "awareness"
     result = runner.invoke(app, ["stages", "preview", str(good), *url, "--format", "json"])
     assert json.loads(result.output)["counts"] == {
-        "awareness": 0, "consideration": 0, "purchase": 1, "loyalty": 0,
-    }  # fmt: skip
+        "awareness": 0,
+        "consideration": 0,
+        "purchase": 1,
+        "loyalty": 0,
+    }
     result = runner.invoke(app, ["stages", "apply", str(good), *url, "--format", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["run"]["transitions"] == 2  # consideration, purchase
@@ -101,8 +104,10 @@ def test_api_model_422_with_lines_customer_counts_transitions(sqlite_db: Databas
         assert sum(counts["health"].values()) == 1
         detail = client.get("/api/v1/customers/1/lifecycle", headers=headers).json()
         assert [t["to_stage"] for t in detail["stage_history"]] == [
-            "acquisition", "conversion", "churned",
-        ]  # fmt: skip
+            "acquisition",
+            "conversion",
+            "churned",
+        ]
         assert detail["features"]["purchase_count"] == 1
         page = client.get(
             "/api/v1/lifecycle/transitions",

@@ -77,18 +77,24 @@ def _health_counts(db: DatabaseDep, ws: int, when: datetime) -> dict[str, int]:
     definition_id, _ = get_scorecard(db, ws)
     latest = (
         select(HealthSnapshot.customer_id, func.max(HealthSnapshot.ts).label("ts"))
-        .where(HealthSnapshot.definition_id == definition_id,
-               HealthSnapshot.ts <= int(when.timestamp()))
+        .where(
+            HealthSnapshot.definition_id == definition_id,
+            HealthSnapshot.ts <= int(when.timestamp()),
+        )
         .group_by(HealthSnapshot.customer_id)
         .subquery()
-    )  # fmt: skip
+    )
     query = (
         select(HealthSnapshot.state, func.count())
-        .join(latest, and_(HealthSnapshot.customer_id == latest.c.customer_id,
-                           HealthSnapshot.ts == latest.c.ts))
+        .join(
+            latest,
+            and_(
+                HealthSnapshot.customer_id == latest.c.customer_id, HealthSnapshot.ts == latest.c.ts
+            ),
+        )
         .where(HealthSnapshot.definition_id == definition_id)
         .group_by(HealthSnapshot.state)
-    )  # fmt: skip
+    )
     counts = {"happy": 0, "at_risk": 0, "unhappy": 0}
     with db.session() as session:
         counts.update({state: int(n) for state, n in session.execute(query)})

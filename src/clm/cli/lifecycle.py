@@ -75,14 +75,18 @@ def validate(path: FileArgument, output: FormatOption = OutputFormat.table) -> N
             for error in exc.errors:
                 console.print(f"[red]{path}:[/red] {error.message}")
         raise typer.Exit(1) from exc
-    summary = {"valid": True, "name": model.name, "stages": [s.name for s in model.stages],
-               "precedence": list(model.precedence), "features": sorted(model.features)}  # fmt: skip
+    stage_names = [s.name for s in model.stages]
+    summary = {
+        "valid": True,
+        "name": model.name,
+        "stages": stage_names,
+        "precedence": list(model.precedence),
+        "features": sorted(model.features),
+    }
     if output is OutputFormat.json:
         print_json(summary)
     else:
-        console.print(
-            f"[green]valid[/green]: {model.name}, stages {' -> '.join(summary['stages'])}"
-        )
+        console.print(f"[green]valid[/green]: {model.name}, stages {' -> '.join(stage_names)}")
 
 
 @stages_app.command("preview")
@@ -109,8 +113,11 @@ def preview(
     if output is OutputFormat.json:
         print_json(result)
         return
-    print_table(f"{result.model}: customers per stage now", ["stage", "customers"],
-                list(result.counts.items()))  # fmt: skip
+    print_table(
+        f"{result.model}: customers per stage now",
+        ["stage", "customers"],
+        list(result.counts.items()),
+    )
     _print_transitions(f"sample of {result.transitions} transitions", result.sample)
 
 
@@ -159,13 +166,22 @@ def list_models(
     if output is OutputFormat.json:
         print_json({"stored": rows, "shipped": shipped_model_names()})
         return
-    print_table("Stage models", ["name", "version", "active", "created"],
-                [(r.name, r.version, "yes" if r.active else "", r.created_at) for r in rows])  # fmt: skip
+    print_table(
+        "Stage models",
+        ["name", "version", "active", "created"],
+        [(r.name, r.version, "yes" if r.active else "", r.created_at) for r in rows],
+    )
     console.print(f"shipped: {', '.join(shipped_model_names())}")
 
 
-def _run(full: bool, workspace: str, engine: Engine, database_url: str | None,
-         output: OutputFormat, now: str | None = None) -> None:  # fmt: skip
+def _run(
+    full: bool,
+    workspace: str,
+    engine: Engine,
+    database_url: str | None,
+    output: OutputFormat,
+    now: str | None = None,
+) -> None:
     from clm.lifecycle import run_lifecycle, tick
 
     db = open_database(database_url)
@@ -245,11 +261,28 @@ def health_backtest(
     if output is OutputFormat.json:
         print_json(results)
         return
-    print_table("Health backtest", ["horizon", "samples", "churners", "AUC", "precision at risk",
-                                    "lift by decile (1 = lowest scores)"],
-                [(f"{r.horizon_days} d", r.samples, r.churners, _num(r.auc),
-                  _num(r.precision_at_risk), " ".join(f"{x:.2f}" for x in r.lift_by_decile))
-                 for r in results])  # fmt: skip
+    print_table(
+        "Health backtest",
+        [
+            "horizon",
+            "samples",
+            "churners",
+            "AUC",
+            "precision at risk",
+            "lift by decile (1 = lowest scores)",
+        ],
+        [
+            (
+                f"{r.horizon_days} d",
+                r.samples,
+                r.churners,
+                _num(r.auc),
+                _num(r.precision_at_risk),
+                " ".join(f"{x:.2f}" for x in r.lift_by_decile),
+            )
+            for r in results
+        ],
+    )
 
 
 def _num(value: float | None) -> str:
@@ -257,9 +290,22 @@ def _num(value: float | None) -> str:
 
 
 def _print_transitions(title: str, rows: list[Any]) -> None:
-    print_table(title, ["customer", "at", "from", "to", "kind", "rule", "cause"],
-                [(t.customer_id, t.at, t.from_stage, t.to_stage, t.kind, t.rule,
-                  t.cause_message_id or t.cause) for t in rows])  # fmt: skip
+    print_table(
+        title,
+        ["customer", "at", "from", "to", "kind", "rule", "cause"],
+        [
+            (
+                t.customer_id,
+                t.at,
+                t.from_stage,
+                t.to_stage,
+                t.kind,
+                t.rule,
+                t.cause_message_id or t.cause,
+            )
+            for t in rows
+        ],
+    )
 
 
 def customer_lifecycle_data(db: Any, workspace_id_: int, customer_id: int) -> Any:

@@ -55,9 +55,14 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
 
 
 def backtest(
-    db: Database, workspace_id: int, *, horizons: tuple[int, ...] = (30, 90), step_days: int = 30,
-    start: datetime | None = None, end: datetime | None = None,
-) -> list[BacktestResult]:  # fmt: skip
+    db: Database,
+    workspace_id: int,
+    *,
+    horizons: tuple[int, ...] = (30, 90),
+    step_days: int = 30,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[BacktestResult]:
     stage_info, model = get_stage_model(db, workspace_id)
     exits = {s.name for s in model.stages if s.exit}
     definition_id, _ = get_scorecard(db, workspace_id)
@@ -65,30 +70,50 @@ def backtest(
     stages: dict[int, list[tuple[int, str]]] = defaultdict(list)
     with db.session() as session:
         for c, ts, s, state in session.execute(
-            select(HealthSnapshot.customer_id, HealthSnapshot.ts, HealthSnapshot.score,
-                   HealthSnapshot.state).where(HealthSnapshot.definition_id == definition_id)
+            select(
+                HealthSnapshot.customer_id,
+                HealthSnapshot.ts,
+                HealthSnapshot.score,
+                HealthSnapshot.state,
+            )
+            .where(HealthSnapshot.definition_id == definition_id)
             .order_by(HealthSnapshot.customer_id, HealthSnapshot.ts)
-        ):  # fmt: skip
+        ):
             health[c].append((ts, s, state))
         for c, ts, stage in session.execute(
             select(StageTransition.customer_id, StageTransition.ts, StageTransition.to_stage)
             .where(StageTransition.definition_id == stage_info.id)
             .order_by(StageTransition.customer_id, StageTransition.ts)
-        ):  # fmt: skip
+        ):
             stages[c].append((ts, stage))
     all_ts = [ts for rows in health.values() for ts, _, _ in rows]
     if not all_ts:
-        return [BacktestResult(horizon_days=h, samples=0, churners=0, auc=None, lift_by_decile=[],
-                               precision_at_risk=None, recall_at_risk=None) for h in horizons]  # fmt: skip
+        return [
+            BacktestResult(
+                horizon_days=h,
+                samples=0,
+                churners=0,
+                auc=None,
+                lift_by_decile=[],
+                precision_at_risk=None,
+                recall_at_risk=None,
+            )
+            for h in horizons
+        ]
     first = int(start.timestamp()) if start else min(all_ts)
     last = int(end.timestamp()) if end else max(all_ts)
     return [_one(health, stages, exits, h, first, last, step_days) for h in horizons]
 
 
 def _one(
-    health: dict[int, list[tuple[int, float, str]]], stages: dict[int, list[tuple[int, str]]],
-    exits: set[str], horizon: int, first: int, last: int, step_days: int,
-) -> BacktestResult:  # fmt: skip
+    health: dict[int, list[tuple[int, float, str]]],
+    stages: dict[int, list[tuple[int, str]]],
+    exits: set[str],
+    horizon: int,
+    first: int,
+    last: int,
+    step_days: int,
+) -> BacktestResult:
     scores, states, labels = [], [], []
     for date in range(first, last - horizon * DAY + 1, step_days * DAY):
         for customer, rows in health.items():
@@ -114,6 +139,11 @@ def _one(
     precision = float(y[flagged].mean()) if flagged.any() else None
     recall = float(flagged[y].mean()) if y.any() else None
     return BacktestResult(
-        horizon_days=horizon, samples=len(y), churners=int(y.sum()), auc=auc(risk, y),
-        lift_by_decile=lift, precision_at_risk=precision, recall_at_risk=recall,
-    )  # fmt: skip
+        horizon_days=horizon,
+        samples=len(y),
+        churners=int(y.sum()),
+        auc=auc(risk, y),
+        lift_by_decile=lift,
+        precision_at_risk=precision,
+        recall_at_risk=recall,
+    )

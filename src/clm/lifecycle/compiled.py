@@ -140,10 +140,14 @@ def compile_model(model: StageModel) -> CompiledModel:
         for i, s in enumerate(model.stages)
     )
     lapses = tuple(
-        Lapse(lapse.name or f"{lapse.source}_to_{lapse.to}", lapse.source, lapse.to,
-              seconds_for_days(lapse_nodes[i], scope))
+        Lapse(
+            lapse.name or f"{lapse.source}_to_{lapse.to}",
+            lapse.source,
+            lapse.to,
+            seconds_for_days(lapse_nodes[i], scope),
+        )
         for i, lapse in enumerate(model.lapses)
-    )  # fmt: skip
+    )
     return CompiledModel(model.name, model.version, stages, precedence, lapses, feature_set, model)
 
 
@@ -168,9 +172,11 @@ def _check_stages(model: StageModel, problems: list[Problem]) -> None:
     initial = [i for i, s in enumerate(model.stages) if s.initial]
     if not initial:
         problems.append(
-            Problem(("stages",), "no initial stage: mark the stage customers start in with "
-                    "'initial: true'")
-        )  # fmt: skip
+            Problem(
+                ("stages",),
+                "no initial stage: mark the stage customers start in with 'initial: true'",
+            )
+        )
     for index in initial[1:]:
         problems.append(Problem(("stages", index, "initial"), "more than one initial stage"))
 

@@ -26,15 +26,24 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from clm.lifecycle.plan import PropFn
 from clm.store.engine import Database
 
 EngineName = Literal["sql", "duckdb", "spark"]
 OWN_EVENTS_PREFIX = "clm-lc-"
-COLUMNS = ("customer_id", "ts", "message_id", "name", "type", "channel", "campaign", "source",
-           "revenue")  # fmt: skip
+COLUMNS = (
+    "customer_id",
+    "ts",
+    "message_id",
+    "name",
+    "type",
+    "channel",
+    "campaign",
+    "source",
+    "revenue",
+)
 ARROW_SCHEMA = pa.schema(
     [
         ("customer_id", pa.int64()),
@@ -63,26 +72,36 @@ class Source:
 # --- SQLite / PostgreSQL: Ibis on the store itself ---------------------------------------
 
 
-@ibis.udf.scalar.builtin(name="json_extract")
+@ibis.udf.scalar.builtin(  # type: ignore[untyped-decorator]
+    name="json_extract"
+)
 def _sqlite_json_extract(doc: str, path: str) -> str: ...  # type: ignore[empty-body]
 
 
-@ibis.udf.scalar.builtin(name="json_type")
+@ibis.udf.scalar.builtin(  # type: ignore[untyped-decorator]
+    name="json_type"
+)
 def _sqlite_json_type(doc: str, path: str) -> str: ...  # type: ignore[empty-body]
 
 
 _JSONB = dt.JSON(binary=True)
 
 
-@ibis.udf.scalar.builtin(name="jsonb_typeof", signature=((_JSONB,), dt.string))
+@ibis.udf.scalar.builtin(  # type: ignore[untyped-decorator]
+    name="jsonb_typeof", signature=((_JSONB,), dt.string)
+)
 def _pg_jsonb_typeof(doc: Any) -> Any: ...
 
 
-@ibis.udf.scalar.builtin(name="jsonb_extract_path", signature=((_JSONB, dt.string), _JSONB))
+@ibis.udf.scalar.builtin(  # type: ignore[untyped-decorator]
+    name="jsonb_extract_path", signature=((_JSONB, dt.string), _JSONB)
+)
 def _pg_jsonb_path(doc: Any, key: Any) -> Any: ...
 
 
-@ibis.udf.scalar.builtin(name="jsonb_extract_path_text", signature=((_JSONB, dt.string), dt.string))
+@ibis.udf.scalar.builtin(  # type: ignore[untyped-decorator]
+    name="jsonb_extract_path_text", signature=((_JSONB, dt.string), dt.string)
+)
 def _pg_jsonb_text(doc: Any, key: Any) -> Any: ...
 
 
@@ -135,30 +154,37 @@ def sql_source(
 # --- DuckDB and Spark: over an export of the log ----------------------------------------
 
 
+_EXPORT = text(
+    "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "
+    "properties FROM customer_events WHERE workspace_id = :ws AND message_id NOT LIKE :own"
+)
+_EXPORT_SOME = text(
+    "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "
+    "properties FROM customer_events WHERE workspace_id = :ws AND message_id NOT LIKE :own "
+    "AND customer_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+
+
 def export_events(
     db: Database, workspace_id: int, customer_ids: Iterable[int] | None = None
 ) -> pa.Table:
     """The workspace's events (resolved to customers) as an Arrow table, properties as JSON."""
-    query = (
-        "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "
-        "properties FROM customer_events WHERE workspace_id = :ws "
-        f"AND message_id NOT LIKE '{OWN_EVENTS_PREFIX}%'"
-    )
-    params: dict[str, Any] = {"ws": workspace_id}
-    ids = sorted(set(customer_ids)) if customer_ids is not None else None
-    batches: list[list[Any]] = []
+    params: dict[str, Any] = {"ws": workspace_id, "own": f"{OWN_EVENTS_PREFIX}%"}
+    rows: list[Sequence[Any]] = []
     with db.engine.connect() as conn:
-        chunks = [ids[i : i + 500] for i in range(0, len(ids), 500)] if ids is not None else [None]
-        for chunk in chunks:
-            sql = query
-            if chunk is not None:
-                sql += f" AND customer_id IN ({','.join(str(int(c)) for c in chunk)})"
-            batches.extend(list(row) for row in conn.execute(text(sql), params))
-    columns = list(zip(*batches, strict=True)) if batches else [[] for _ in ARROW_SCHEMA]
-    data = [list(c) for c in columns]
-    data[9] = [p if isinstance(p, str) else json.dumps(p or {}) for p in data[9]]
+        if customer_ids is None:
+            rows.extend(conn.execute(_EXPORT, params))
+        else:
+            ids = sorted({int(c) for c in customer_ids})
+            for start in range(0, len(ids), 500):
+                chunk = {**params, "ids": ids[start : start + 500]}
+                rows.extend(conn.execute(_EXPORT_SOME, chunk))
+    columns: list[list[Any]] = [list(c) for c in zip(*rows, strict=True)] if rows else []
+    if not columns:
+        columns = [[] for _ in ARROW_SCHEMA]
+    columns[9] = [p if isinstance(p, str) else json.dumps(p or {}) for p in columns[9]]
     return pa.Table.from_arrays(
-        [pa.array(col, type=f.type) for col, f in zip(data, ARROW_SCHEMA, strict=True)],
+        [pa.array(col, type=f.type) for col, f in zip(columns, ARROW_SCHEMA, strict=True)],
         schema=ARROW_SCHEMA,
     )
 
@@ -184,8 +210,10 @@ def flatten(
         path = f"'$.{key}'"
         kind = f"json_type(properties, {path})"
         if want == "number":
-            expr = (f"CASE WHEN {kind} IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT') THEN "
-                    f"CAST(json_extract_string(properties, {path}) AS DOUBLE) END")  # fmt: skip
+            expr = (
+                f"CASE WHEN {kind} IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT') THEN "
+                f"CAST(json_extract_string(properties, {path}) AS DOUBLE) END"
+            )
         else:
             expr = f"CASE WHEN {kind} = 'VARCHAR' THEN json_extract_string(properties, {path}) END"
         extra.append(f"{expr} AS {flat_column(key, want)}")
@@ -255,9 +283,11 @@ def spark_session(cores: int = 2) -> Any:
 
 
 def spark_source(
-    session: Any, events: pa.Table | str | Path, properties: Iterable[tuple[str, str]],
+    session: Any,
+    events: pa.Table | str | Path,
+    properties: Iterable[tuple[str, str]],
     view: str = "clm_events",
-) -> Source:  # fmt: skip
+) -> Source:
     flat = flatten(events, properties)
     with quiet_engines():
         if isinstance(events, pa.Table):

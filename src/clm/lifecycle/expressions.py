@@ -158,7 +158,9 @@ def _in_list(left: ast.expr, right: ast.expr, negate: bool, line: int) -> InList
         raise ExpressionError("'in' needs a list of literals: x in ('a', 'b')", line)
     values: list[Scalar] = []
     for element in right.elts:
-        if not isinstance(element, ast.Constant) or isinstance(element.value, bytes):
+        if not isinstance(element, ast.Constant) or not isinstance(
+            element.value, int | float | str | bool | None
+        ):
             raise ExpressionError("'in' needs a list of literals: x in ('a', 'b')", line)
         values.append(element.value)
     return InList(line, _convert(left), tuple(values), negate)

@@ -199,9 +199,16 @@ def _compile_one(
         expr = seconds_for_days(expr, scope)
     window = definition.window_days * DAY if definition.window_days else None
     return Feature(
-        name, kind, feature_type, tuple(events), where, window, definition.field, definition.of,
+        name,
+        kind,
+        feature_type,
+        tuple(events),
+        where,
+        window,
+        definition.field,
+        definition.of,
         expr,
-    )  # fmt: skip
+    )
 
 
 def _check_field(kind: str, definition: FeatureDefinition) -> None:

@@ -47,16 +47,28 @@ def compile_scorecard(card: Scorecard) -> CompiledScorecard:
                 Problem(("factors", key, "feature"), f"unknown feature '{factor.feature}'")
             )
         elif kind not in ("number", "bool", "days"):
-            problems.append(Problem(("factors", key, "feature"),
-                                    f"type mismatch: a factor needs a number, '{factor.feature}' is {kind}"))  # fmt: skip
+            problems.append(
+                Problem(
+                    ("factors", key, "feature"),
+                    f"type mismatch: a factor needs a number, '{factor.feature}' is {kind}",
+                )
+            )
         if factor.best == factor.worst:
             problems.append(Problem(("factors", key, "best"), "best and worst must differ"))
     if problems:
         raise DefinitionError(problems)
     total = sum(f.weight for f in card.factors.values())
     weights = {k: 100.0 * f.weight / total for k, f in card.factors.items()}
-    return CompiledScorecard(card.name, card.version, dict(card.factors), weights, feature_set,
-                             card.unhappy_below, card.at_risk_below, card)  # fmt: skip
+    return CompiledScorecard(
+        card.name,
+        card.version,
+        dict(card.factors),
+        weights,
+        feature_set,
+        card.unhappy_below,
+        card.at_risk_below,
+        card,
+    )
 
 
 def factor_value(card: CompiledScorecard, factor: Factor, raw: Any) -> float | None:

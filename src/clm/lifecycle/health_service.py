@@ -95,8 +95,12 @@ def health_history(
             )
             .order_by(HealthSnapshot.ts)
         )
-        return [HealthChange(at=r.occurred_at, score=r.score, state=r.state,
-                             cause_message_id=r.cause_message_id) for r in rows]  # fmt: skip
+        return [
+            HealthChange(
+                at=r.occurred_at, score=r.score, state=r.state, cause_message_id=r.cause_message_id
+            )
+            for r in rows
+        ]
 
 
 def explain(
@@ -106,26 +110,38 @@ def explain(
     total, state, contributions = score(card, values)
     factors = [
         FactorContribution(
-            factor=key, label=card.factors[key].label or key, axis=card.factors[key].axis,
-            value=c["value"], points=round(c["points"], 2), weight=round(card.weights[key], 2),
+            factor=key,
+            label=card.factors[key].label or key,
+            axis=card.factors[key].axis,
+            value=c["value"],
+            points=round(c["points"], 2),
+            weight=round(card.weights[key], 2),
         )
         for key, c in contributions.items()
-    ]  # fmt: skip
+    ]
     factors.sort(key=lambda f: f.points - f.weight)
-    return HealthPublic(customer_id=customer_id, at=at, score=round(total, 2), state=state,
-                        factors=factors)  # fmt: skip
+    return HealthPublic(
+        customer_id=customer_id, at=at, score=round(total, 2), state=state, factors=factors
+    )
 
 
 def log_events(db: Database, workspace_id: int, customer_id: int) -> list[LogEvent]:
     table = export_events(db, workspace_id, [customer_id]).to_pylist()
     return [
         LogEvent(
-            customer_id=r["customer_id"], ts=r["ts"], message_id=r["message_id"], name=r["name"],
-            type=r["type"], channel=r["channel"], campaign=r["campaign"], source=r["source"],
-            revenue=r["revenue"], properties=json.loads(r["properties"] or "{}"),
+            customer_id=r["customer_id"],
+            ts=r["ts"],
+            message_id=r["message_id"],
+            name=r["name"],
+            type=r["type"],
+            channel=r["channel"],
+            campaign=r["campaign"],
+            source=r["source"],
+            revenue=r["revenue"],
+            properties=json.loads(r["properties"] or "{}"),
         )
         for r in table
-    ]  # fmt: skip
+    ]
 
 
 def health_now(

@@ -41,9 +41,14 @@ def transition_rows(
     kinds: dict[tuple[str | None, str], str] = {}
     rows = []
     for customer, ts, source, target, rule, cause in zip(
-        data["customer_id"], data["ts"], data["from_stage"], data["to_stage"], data["rule"],
-        data["cause_message_id"], strict=True,
-    ):  # fmt: skip
+        data["customer_id"],
+        data["ts"],
+        data["from_stage"],
+        data["to_stage"],
+        data["rule"],
+        data["cause_message_id"],
+        strict=True,
+    ):
         kind = kinds.get((source, target))
         if kind is None:
             kind = kinds[(source, target)] = model.transition_kind(source, target)
@@ -85,9 +90,13 @@ def replace_history(
 
 
 def announce(
-    db: Database, session: Session, workspace_id: int, definition_id: int, model: CompiledModel,
+    db: Database,
+    session: Session,
+    workspace_id: int,
+    definition_id: int,
+    model: CompiledModel,
     now: datetime,
-) -> int:  # fmt: skip
+) -> int:
     """Write the due, unannounced transitions as events; returns how many were written."""
     cutoff = int(now.timestamp())
     due = select(StageTransition).where(

@@ -129,8 +129,13 @@ def instants(events: ir.Table, feature_set: FeatureSet, prop: PropFn) -> ir.Tabl
             for column, dtype in schema.items()
             if column not in ("customer_id", "ts")
         }
-        filler.update({c: ibis.literal(0, dtype) for c, dtype in schema.items()
-                       if c.startswith(("c__", "s__")) or c == "is_event"})  # fmt: skip
+        filler.update(
+            {
+                c: ibis.literal(0, dtype)
+                for c, dtype in schema.items()
+                if c.startswith(("c__", "s__")) or c == "is_event"
+            }
+        )
         rows = rows.union(part.mutate(**filler).select(*schema.names))
     aggregates: dict[str, ir.Value] = {"cause_message_id": rows.message_id.max()}
     aggregates["is_event"] = rows.is_event.sum()

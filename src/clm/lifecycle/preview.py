@@ -14,14 +14,22 @@ from clm.store.engine import Database
 
 
 def preview_stage_model(
-    db: Database, workspace_id: int, source: str, *, sample: int = 10,
-    engine: EngineName = "duckdb", at: datetime | None = None,
-) -> Preview:  # fmt: skip
+    db: Database,
+    workspace_id: int,
+    source: str,
+    *,
+    sample: int = 10,
+    engine: EngineName = "duckdb",
+    at: datetime | None = None,
+) -> Preview:
     """What ``source`` (YAML) would give on this workspace's log; nothing is stored."""
     model = load_stage_model(source)
     cutoff = int((at or datetime.now(UTC)).timestamp())
-    rows = [r for r in compute_transitions(db, workspace_id, model, engine).to_pylist()
-            if r["ts"] <= cutoff]  # fmt: skip
+    rows = [
+        r
+        for r in compute_transitions(db, workspace_id, model, engine).to_pylist()
+        if r["ts"] <= cutoff
+    ]
     rows.sort(key=lambda r: (r["customer_id"], r["ts"]))
     current: dict[int, str] = {}
     for row in rows:
@@ -37,12 +45,16 @@ def preview_stage_model(
         transitions=len(rows),
         sample=[
             TransitionPublic(
-                customer_id=r["customer_id"], at=utc(r["ts"]), ts=r["ts"],
-                from_stage=r["from_stage"], to_stage=r["to_stage"],
-                kind=model.transition_kind(r["from_stage"], r["to_stage"]), rule=r["rule"],
+                customer_id=r["customer_id"],
+                at=utc(r["ts"]),
+                ts=r["ts"],
+                from_stage=r["from_stage"],
+                to_stage=r["to_stage"],
+                kind=model.transition_kind(r["from_stage"], r["to_stage"]),
+                rule=r["rule"],
                 cause_message_id=r["cause_message_id"],
                 cause="event" if r["cause_message_id"] else "time",
             )
             for r in picked
         ],
-    )  # fmt: skip
+    )

@@ -75,9 +75,13 @@ def stage_at(
     if row is None:
         return None
     return StageAt(
-        customer_id=customer_id, stage=row.to_stage, since=row.occurred_at, rule=row.rule,
-        model=info.name, model_version=info.version,
-    )  # fmt: skip
+        customer_id=customer_id,
+        stage=row.to_stage,
+        since=row.occurred_at,
+        rule=row.rule,
+        model=info.name,
+        model_version=info.version,
+    )
 
 
 def customer_history(

@@ -124,8 +124,11 @@ def stage_at(model: CompiledModel, values: Mapping[str, Any]) -> tuple[str, str]
     return stage, rule
 
 
-def candidate_instants(model_features: Mapping[str, Feature], deadlines: Iterable[tuple[str, int]],
-                       events: Sequence[LogEvent]) -> list[int]:  # fmt: skip
+def candidate_instants(
+    model_features: Mapping[str, Feature],
+    deadlines: Iterable[tuple[str, int]],
+    events: Sequence[LogEvent],
+) -> list[int]:
     """Every instant at which some feature of this customer can change."""
     instants = {e.ts for e in events}
     for feature in model_features.values():

@@ -169,14 +169,30 @@ def run_lifecycle(
     info, model = get_stage_model(db, workspace_id, model_name)
     last_event_id = _last_event_id(db, workspace_id)
     table = compute_transitions(db, workspace_id, model, engine, spark=spark)
-    stored, written = _store(db, workspace_id, info.id, model, table, None, "full",
-                             last_event_id, started, now, announce_events)  # fmt: skip
+    stored, written = _store(
+        db,
+        workspace_id,
+        info.id,
+        model,
+        table,
+        None,
+        "full",
+        last_event_id,
+        started,
+        now,
+        announce_events,
+    )
     return RunResult(
-        mode="full", model=info.name, model_version=info.version, engine=engine,
-        customers=len(set(table.column("customer_id").to_pylist())), transitions=stored,
-        events_written=written, last_event_id=last_event_id,
+        mode="full",
+        model=info.name,
+        model_version=info.version,
+        engine=engine,
+        customers=len(set(table.column("customer_id").to_pylist())),
+        transitions=stored,
+        events_written=written,
+        last_event_id=last_event_id,
         seconds=round(time.perf_counter() - clock, 3),
-    )  # fmt: skip
+    )
 
 
 def update_lifecycle(
@@ -194,8 +210,15 @@ def update_lifecycle(
     info, model = get_stage_model(db, workspace_id, model_name)
     watermark = _watermark(db, info.id)
     if watermark is None:
-        return run_lifecycle(db, workspace_id, model_name=model_name, engine=engine,
-                             announce_events=announce_events, now=now, spark=spark)  # fmt: skip
+        return run_lifecycle(
+            db,
+            workspace_id,
+            model_name=model_name,
+            engine=engine,
+            announce_events=announce_events,
+            now=now,
+            spark=spark,
+        )
     clock, started = time.perf_counter(), _now()
     last_event_id = _last_event_id(db, workspace_id)
     customers = touched_customers(db, workspace_id, watermark)
@@ -206,14 +229,29 @@ def update_lifecycle(
         else _empty_transitions()
     )
     stored, written = _store(
-        db, workspace_id, info.id, model, table, [*customers, *stale], "incremental",
-        last_event_id, started, now, announce_events,
-    )  # fmt: skip
+        db,
+        workspace_id,
+        info.id,
+        model,
+        table,
+        [*customers, *stale],
+        "incremental",
+        last_event_id,
+        started,
+        now,
+        announce_events,
+    )
     return RunResult(
-        mode="incremental", model=info.name, model_version=info.version, engine=engine,
-        customers=len(customers), transitions=stored, events_written=written,
-        last_event_id=last_event_id, seconds=round(time.perf_counter() - clock, 3),
-    )  # fmt: skip
+        mode="incremental",
+        model=info.name,
+        model_version=info.version,
+        engine=engine,
+        customers=len(customers),
+        transitions=stored,
+        events_written=written,
+        last_event_id=last_event_id,
+        seconds=round(time.perf_counter() - clock, 3),
+    )
 
 
 def _empty_transitions() -> pa.Table:

@@ -57,13 +57,13 @@ def check(node: Node, scope: Mapping[str, Type], allow_props: bool = False) -> T
     if isinstance(node, Compare):
         return _check_compare(node, scope, allow_props)
     if isinstance(node, InList):
-        operand = check(node.operand, scope, allow_props)
+        operand_type = check(node.operand, scope, allow_props)
         kinds = {literal_type(v) for v in node.values}
         if None in kinds or len(kinds) != 1:
             raise ExpressionError("'in' needs literals of one type and no null", node.line)
-        if operand is not None and operand not in kinds:
+        if operand_type is not None and operand_type not in kinds:
             raise ExpressionError(
-                f"type mismatch: {operand} compared with {kinds.pop()} values", node.line
+                f"type mismatch: {operand_type} compared with {kinds.pop()} values", node.line
             )
         return "bool"
     if isinstance(node, Arith):
@@ -72,12 +72,13 @@ def check(node: Node, scope: Mapping[str, Type], allow_props: bool = False) -> T
                 _want(side, scope, allow_props, "number", f"'{node.op}' needs numbers")
         return "number"
     if isinstance(node, Call):
-        kinds = [check(a, scope, allow_props) for a in node.args]
+        arg_types = [check(a, scope, allow_props) for a in node.args]
         if node.fn == "known":
             return "bool"
-        if kinds[0] and kinds[1] and kinds[0] != kinds[1]:
-            raise ExpressionError(f"type mismatch: coalesce({kinds[0]}, {kinds[1]})", node.line)
-        return kinds[0] or kinds[1]
+        first, second = arg_types
+        if first and second and first != second:
+            raise ExpressionError(f"type mismatch: coalesce({first}, {second})", node.line)
+        return first or second
     raise ExpressionError("unsupported expression", node.line)
 
 
