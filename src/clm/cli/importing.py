@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -89,15 +90,26 @@ def _finish(
         raise typer.Exit(1)
 
 
-def _progress(description: str) -> Progress:
-    return Progress(
-        TextColumn(description),
-        BarColumn(),
-        TextColumn("{task.completed:,} rows"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+def _run(
+    importer: Callable[..., ImportReport],
+    file: Path,
+    workspace: str,
+    database_url: str | None,
+    **options: Any,
+) -> ImportReport:
+    """Open the database, find the workspace, run ``importer`` under a progress bar."""
+    db = open_database(database_url)
+    with friendly_errors():
+        ws = workspace_id(db, workspace)
+        with Progress(
+            TextColumn(f"importing {file.name}"), BarColumn(),
+            TextColumn("{task.completed:,} rows"), TimeElapsedColumn(),
+            console=console, transient=True,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("import", total=None)
+            return importer(
+                db, ws, file, progress=lambda n: bar.update(task, completed=n), **options
+            )
 
 
 @import_app.command("events")
@@ -115,19 +127,9 @@ def events(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Import one Segment message per row; rows are validated like the HTTP API's."""
-    db = open_database(database_url)
     with friendly_errors():
-        ws = workspace_id(db, workspace)
-        with _progress(f"importing {file.name}") as bar:
-            task = bar.add_task("import", total=None)
-            report = import_events(
-                db,
-                ws,
-                file,
-                file_format=_file_format(file_format),
-                mapping=_mapping(map_ or []),
-                progress=lambda n: bar.update(task, completed=n),
-            )
+        options = {"file_format": _file_format(file_format), "mapping": _mapping(map_ or [])}
+    report = _run(import_events, file, workspace, database_url, **options)
     _finish(report, output, rejected_out, strict)
 
 
@@ -152,24 +154,11 @@ def transactions(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Import a transaction log (customer, date, amount) as purchase events."""
-    db = open_database(database_url)
     with friendly_errors():
-        ws = workspace_id(db, workspace)
-        with _progress(f"importing {file.name}") as bar:
-            task = bar.add_task("import", total=None)
-            report = import_transactions(
-                db,
-                ws,
-                file,
-                customer=customer,
-                date=date,
-                amount=amount,
-                quantity=quantity,
-                order_id=order_id,
-                date_format=date_format,
-                currency=currency,
-                event=event,
-                file_format=_file_format(file_format),
-                progress=lambda n: bar.update(task, completed=n),
-            )
+        fmt = _file_format(file_format)
+    report = _run(
+        import_transactions, file, workspace, database_url, customer=customer, date=date,
+        amount=amount, quantity=quantity, order_id=order_id, date_format=date_format,
+        currency=currency, event=event, file_format=fmt,
+    )  # fmt: skip
     _finish(report, output, rejected_out, strict)

@@ -1,0 +1,70 @@
+"""The CLI end to end on an embedded database: workspaces, keys, import, customers, events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from clm.cli import app
+
+
+def run(tmp_path: Path, *args: str) -> tuple[int, str]:
+    env = {"CLM_DATA_DIR": str(tmp_path), "CLM_DATABASE_URL": ""}
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def test_workspace_import_and_lookup(tmp_path: Path) -> None:
+    code, out = run(tmp_path, "workspace", "create", "shop", "--format", "json")
+    assert code == 0, out
+    created = json.loads(out)
+    assert created["write_key"].startswith("clm_wk_")
+    code, out = run(tmp_path, "workspace", "create", "shop")
+    assert code == 1 and "already exists" in out
+    orders = tmp_path / "orders.csv"
+    orders.write_text("customer_id,date,amount\nann,2024-01-01,10\nann,2024-02-01,5\nbob,x,1\n")
+    rejected = tmp_path / "rejected.jsonl"
+    code, out = run(tmp_path, "import", "transactions", str(orders), "-w", "shop",
+                    "--rejected-out", str(rejected), "--format", "json")  # fmt: skip
+    assert code == 0, out
+    assert json.loads(out)["stored"] == 2
+    assert [json.loads(line)["line"] for line in rejected.read_text().splitlines()] == [4]
+    code, _ = run(tmp_path, "import", "transactions", str(orders), "-w", "shop", "--strict")
+    assert code == 1  # a rejected row with --strict
+    code, out = run(tmp_path, "customer", "show", "ann", "--by", "user_id", "-w", "shop",
+                    "--format", "json")  # fmt: skip
+    assert code == 0, out
+    shown = json.loads(out)
+    assert shown["customer"]["event_count"] == 2
+    assert [e["revenue"] for e in shown["timeline"]] == [5.0, 10.0]
+    code, out = run(tmp_path, "events", "list", "-w", "shop", "--limit", "1", "--format", "json")
+    page = json.loads(out)
+    assert len(page["items"]) == 1 and page["next_after"] == page["items"][0]["id"]
+
+
+def test_keys_are_listed_by_prefix_and_revoked(tmp_path: Path) -> None:
+    run(tmp_path, "workspace", "create", "shop")
+    code, out = run(tmp_path, "keys", "create", "write", "-w", "shop", "--name", "web",
+                    "--format", "json")  # fmt: skip
+    assert code == 0, out
+    key = json.loads(out)
+    code, out = run(tmp_path, "keys", "list", "-w", "shop", "--format", "json")
+    listed = json.loads(out)
+    assert len(listed) == 3
+    assert key["key"] not in out  # only the prefix is stored and shown
+    assert {k["prefix"] for k in listed} >= {key["key"][:12]}
+    code, out = run(tmp_path, "keys", "revoke", str(key["id"]), "-w", "shop")
+    assert code == 0, out
+    code, out = run(tmp_path, "keys", "revoke", str(key["id"]), "-w", "shop")
+    assert code == 1 and "No active key" in out
+    code, out = run(tmp_path, "keys", "create", "admin", "-w", "shop")
+    assert code == 1  # admin keys belong to no workspace
+
+
+def test_unknown_workspace_is_a_clear_error(tmp_path: Path) -> None:
+    code, out = run(tmp_path, "events", "list", "-w", "nope")
+    assert code == 1
+    assert "No workspace 'nope'" in out
+    assert "Traceback" not in out
