@@ -20,8 +20,7 @@ def test_reproduces_the_published_cdnow_estimates(cdnow_summary: pd.DataFrame) -
     model = ParetoNBD().fit(rows, weights=rows["weight"])
     for name, published in CDNOW_PARETO.items():
         assert model.params_[name] == pytest.approx(published, rel=0.005), name
-    # FHL 2005 Table 1 reports LL = -9595.0 for the Pareto/NBD on the same data.
-    assert model.log_likelihood_ == pytest.approx(-9595.0, abs=0.1)
+    # No log-likelihood check: the published value could not be verified from a source.
 
 
 @pytest.mark.parametrize(

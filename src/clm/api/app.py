@@ -39,6 +39,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(tracking_router)
     app.include_router(management_router)
     app.include_router(lifecycle_router)
+    app.include_router(__import__("clm.api.predictions").api.predictions.router)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

@@ -45,8 +45,11 @@ def show_customer(
             else:
                 detail = repo.find_customer(session, ws_id, by, ref)
             recent = repo.timeline(session, ws_id, detail.id, limit=events)
+        from clm.predictions import latest_predictions
+
+        predictions = latest_predictions(db, ws_id, detail.id, history=1).latest
     if output is OutputFormat.json:
-        print_json({"customer": detail, "timeline": recent})
+        print_json({"customer": detail, "predictions": predictions, "timeline": recent})
         return
     console.print(
         f"[bold]Customer {detail.id}[/bold]  user_id={detail.user_id}  email={detail.email}\n"
@@ -68,6 +71,19 @@ def show_customer(
             for r in detail.resolution
         ],
     )
+    if predictions is not None:
+        print_table(
+            f"Predictions ({predictions.model} v{predictions.model_version}, "
+            f"as of {cell(predictions.timestamp)})",
+            ["P(alive)", "expected purchases, 90 days", "CLV, 12 months"],
+            [
+                (
+                    f"{predictions.p_alive:.3f}",
+                    f"{predictions.expected_purchases_90d:.2f}",
+                    "" if predictions.clv_12m is None else f"{predictions.clv_12m:,.2f}",
+                )
+            ],
+        )
     print_table(
         "Timeline (newest first)",
         ["time", "type", "name", "channel", "campaign", "revenue"],

@@ -6,6 +6,7 @@ import gzip
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -13,11 +14,13 @@ import polars as pl
 from clm.demo.touchpoints import journeys
 from clm.ingest import ingest
 from clm.ingest.importer import import_transactions
+from clm.predictions import fit_workspace
 from clm.store import workspaces as ws
 from clm.store.engine import Database
 
 CDNOW = Path(__file__).parent / "data" / "cdnow_master.txt.gz"
 WORKSPACE = "cdnow"
+CDNOW_END = date(1998, 6, 30)  # the last day of the CDNOW log
 
 __all__ = ["DemoSummary", "build_demo", "cdnow_transactions"]
 
@@ -75,11 +78,12 @@ def build_demo(
         ingest(db, workspace_id, messages[start : start + chunk])
         if progress:
             progress("touchpoints", min(start + chunk, len(messages)), len(messages))
+    scores = fit_workspace(db, workspace_id, model="bgnbd", as_of=CDNOW_END).scores_written
     return DemoSummary(
         workspace_id=workspace_id,
         customers=purchases.select("customer_id").n_unique(),
         purchases=report.read,
-        touchpoints=len(messages),
+        touchpoints=len(messages) + scores,  # the system's Prediction Scored events included
         write_key=write_key,
         secret_key=secret_key,
     )

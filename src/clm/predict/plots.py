@@ -18,6 +18,9 @@ from clm.predict._rfm_model import RFMModel
 from clm.predict._validation import as_pandas
 
 __all__ = [
+    "calibration_vs_holdout",
+    "frequency_recency_grid",
+    "p_alive_history",
     "plot_calibration_vs_holdout",
     "plot_frequency_recency",
     "plot_p_alive_history",
@@ -67,6 +70,23 @@ def _grid(max_frequency: int, max_t: float, points: int) -> tuple[Any, Any, pd.D
     return valid, x.shape, grid
 
 
+def frequency_recency_grid(
+    model: RFMModel,
+    T: float,
+    quantity: str = "p_alive",
+    t: float = 1.0,
+    max_frequency: int = 20,
+    points: int = 50,
+) -> Any:
+    """The heat-map's values: rows are frequency 0..max_frequency, columns recency in
+    ``linspace(0, T, points)``; impossible cells (frequency 0, recency > 0) are NaN."""
+    if quantity not in ("p_alive", "purchases"):
+        raise ValueError("quantity must be 'p_alive' or 'purchases'")
+    valid, shape, grid = _grid(max_frequency, T, points)
+    values = model.p_alive(grid) if quantity == "p_alive" else model.predict_purchases(t, grid)
+    return np.where(valid, values.to_numpy().reshape(shape), np.nan)
+
+
 def plot_frequency_recency(
     model: RFMModel,
     T: float,
@@ -80,11 +100,7 @@ def plot_frequency_recency(
 
     Cells with frequency 0 and recency > 0 are impossible and left blank.
     """
-    if quantity not in ("p_alive", "purchases"):
-        raise ValueError("quantity must be 'p_alive' or 'purchases'")
-    valid, shape, grid = _grid(max_frequency, T, points)
-    values = model.p_alive(grid) if quantity == "p_alive" else model.predict_purchases(t, grid)
-    image = np.where(valid, values.to_numpy().reshape(shape), np.nan)
+    image = frequency_recency_grid(model, T, quantity, t, max_frequency, points)
     figure = Figure(figsize=(7, 5.5))
     axes = figure.subplots()
     mesh = axes.imshow(

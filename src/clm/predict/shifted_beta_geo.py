@@ -63,6 +63,29 @@ class ShiftedBetaGeometric(MLEModel):
         self.n_periods_ = int(periods[-1])
         return self._fit_arrays([period, is_censored], np.r_[lost, counts[-1]])
 
+    def fit_durations(self, periods: Any, churned: Any, weights: Any = None) -> Self:
+        """Fit on one row per subscriber (or per distinct row, with ``weights``).
+
+        ``periods`` is the number of whole periods a subscriber has been observed (a churner
+        is counted up to and including the period they left in: ``t >= 1``); ``churned``
+        says whether they left (contributing P(T = t)) or are still active (S(t), censored).
+        Subscribers who started at different times pool into one likelihood, which is what
+        FH 2007 eq. 7 becomes when each cohort has its own observation length.
+        """
+        t = np.asarray(periods, dtype=np.float64).reshape(-1)
+        left = np.asarray(churned, dtype=bool).reshape(-1)
+        if t.size == 0:
+            raise InvalidSummaryError("periods: no subscribers to fit")
+        if t.shape != left.shape:
+            raise InvalidSummaryError("periods and churned must have the same length")
+        check_finite_nonnegative(t, "periods")
+        if np.any(t != np.round(t)):
+            raise InvalidSummaryError("column 'periods': values must be whole periods")
+        if np.any(left & (t < 1)):
+            raise InvalidSummaryError("column 'periods': a churner is observed >= 1 period")
+        self.n_periods_ = int(t.max())
+        return self._fit_arrays([t, (~left).astype(np.float64)], weights)
+
     def _default_start(self, data: Sequence[FloatArray], weights: FloatArray) -> FloatArray:
         return np.array([1.0, 1.0])
 
