@@ -1,0 +1,426 @@
+"""The playbook engine: enrol customers when a trigger fires, walk them through the steps.
+
+``enroll_from_events`` reads the event log after a cursor (stage changes, any event, and the
+events journeys wait for); ``enroll_calendar`` handles date and schedule triggers;
+``advance`` runs every due journey until it waits or ends, in batches, writing the sends
+(through the guardrails, into the outbox), tasks, step history and journey state in one
+transaction per batch. Holdout and A/B assignment hash (playbook, customer): stable and
+reproducible. ``tick`` does all three.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.orm import Session
+
+from clm.engage.playbook_schemas import Condition, PlaybookDefinition, Trigger
+from clm.engage.schemas import SendRequest
+from clm.store.engine import Database
+from clm.store.ids import allocate_ids
+from clm.store.models import (
+    Customer,
+    EngageCursor,
+    EngageJourney,
+    EngageJourneyLog,
+    EngagePlaybook,
+    HealthSnapshot,
+)
+
+SCAN = 50_000
+BATCH = 5_000
+
+
+def _unit(*parts: object) -> float:
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def cursor(session: Session, workspace_id: int, consumer: str) -> int:
+    value = session.scalar(
+        select(EngageCursor.last_event_id).where(
+            EngageCursor.workspace_id == workspace_id, EngageCursor.consumer == consumer
+        )
+    )
+    return int(value or 0)
+
+
+def set_cursor(session: Session, workspace_id: int, consumer: str, value: int) -> None:
+    row = session.scalar(
+        select(EngageCursor).where(
+            EngageCursor.workspace_id == workspace_id, EngageCursor.consumer == consumer
+        )
+    )
+    if row is None:
+        session.add(EngageCursor(workspace_id=workspace_id, consumer=consumer, last_event_id=value))
+    else:
+        row.last_event_id = value
+
+
+def active_playbooks(session: Session, workspace_id: int) -> list[tuple[int, PlaybookDefinition]]:
+    rows = session.execute(
+        select(EngagePlaybook.id, EngagePlaybook.definition).where(
+            EngagePlaybook.workspace_id == workspace_id, EngagePlaybook.status == "active"
+        )
+    )
+    return [(r.id, PlaybookDefinition.model_validate(r.definition)) for r in rows]
+
+
+def _matches(trigger: Trigger, name: str, props: dict[str, Any]) -> bool:
+    if trigger.type == "stage_changed":
+        to = props.get("to_stage", props.get("to"))
+        source = props.get("from_stage", props.get("from"))
+        if trigger.to is not None and to != trigger.to:
+            return False
+        if trigger.from_ is not None and source != trigger.from_:
+            return False
+    return all(props.get(k) == v for k, v in trigger.where.items())
+
+
+@dataclass
+class Candidate:
+    customer_id: int
+    ts: int
+    message_id: str
+    why: str
+
+
+def enroll(
+    session: Session,
+    workspace_id: int,
+    playbook_id: int,
+    book: PlaybookDefinition,
+    candidates: Sequence[Candidate],
+    now: datetime,
+) -> int:
+    """Start journeys (or hold customers out) for the candidates that may enter."""
+    ids = sorted({c.customer_id for c in candidates})
+    busy: set[int] = set()
+    for start in range(0, len(ids), 1_000):
+        query = select(EngageJourney.customer_id).where(
+            EngageJourney.workspace_id == workspace_id,
+            EngageJourney.playbook_name == book.name,
+            EngageJourney.customer_id.in_(ids[start : start + 1_000]),
+        )
+        if book.reentry:
+            query = query.where(EngageJourney.state.in_(("active", "waiting")))
+        busy.update(session.scalars(query))
+    fresh: dict[int, Candidate] = {}
+    for c in candidates:
+        if c.customer_id not in busy and c.customer_id not in fresh:
+            fresh[c.customer_id] = c
+    if not fresh:
+        return 0
+    new_ids = allocate_ids(session, EngageJourney.__table__, len(fresh))  # type: ignore[arg-type]
+    journeys, logs = [], []
+    for jid, c in zip(new_ids, fresh.values(), strict=True):
+        control = book.holdout > 0 and _unit(book.name, "holdout", c.customer_id) < book.holdout
+        journeys.append(
+            {
+                "id": jid,
+                "workspace_id": workspace_id,
+                "playbook_id": playbook_id,
+                "playbook_name": book.name,
+                "customer_id": c.customer_id,
+                "arm": "control" if control else "treatment",
+                "variant": None,
+                "step": 0,
+                "state": "control" if control else "active",
+                "wake_at": None if control else now,
+                "wait_event": None,
+                "enrolled_at": now,
+                "enrolled_ts": c.ts,
+                "trigger_message_id": c.message_id,
+                "updated_at": now,
+            }
+        )
+        detail = f"{c.why}; {'held out (control group)' if control else 'treatment'}"
+        logs.append(
+            {
+                "workspace_id": workspace_id,
+                "journey_id": jid,
+                "step": "-",
+                "action": "enrolled",
+                "detail": detail[:512],
+                "at": now,
+            }
+        )
+    for start in range(0, len(journeys), 10_000):
+        session.execute(insert(EngageJourney), journeys[start : start + 10_000])
+        session.execute(insert(EngageJourneyLog), logs[start : start + 10_000])
+    return len(journeys)
+
+
+def enroll_from_events(db: Database, workspace_id: int, now: datetime) -> int:
+    """Enrol on new events and wake journeys waiting for one; returns journeys started."""
+    with db.session() as session:
+        books = active_playbooks(session, workspace_id)
+        waits = set(
+            session.scalars(
+                select(EngageJourney.wait_event)
+                .where(EngageJourney.workspace_id == workspace_id, EngageJourney.state == "waiting")
+                .distinct()
+            )
+        )
+        start = cursor(session, workspace_id, "playbooks")
+        top = (
+            session.scalar(
+                text("SELECT max(id) FROM events WHERE workspace_id = :ws"), {"ws": workspace_id}
+            )
+            or 0
+        )
+    triggers = {b.trigger.event_name for _, b in books if b.trigger.event_name}
+    names = sorted(n for n in triggers | waits if n)
+    enrolled = 0
+    while start < top:
+        rows = _scan(db, workspace_id, names, start, top) if names else []
+        end = int(rows[-1][0]) if len(rows) == SCAN else top
+        by_book: dict[int, list[Candidate]] = {}
+        arrived: dict[str, set[int]] = {}
+        for _, customer_id, name, ts, message_id, raw in rows:
+            props = orjson.loads(raw) if isinstance(raw, str | bytes) else dict(raw or {})
+            if name in waits:
+                arrived.setdefault(name, set()).add(int(customer_id))
+            for book_id, book in books:
+                if book.trigger.event_name == name and _matches(book.trigger, name, props):
+                    why = f"trigger {name} ({message_id})"
+                    if book.trigger.type == "stage_changed":
+                        why = (
+                            f"stage {props.get('from_stage', props.get('from'))} → "
+                            f"{props.get('to_stage', props.get('to'))} ({message_id})"
+                        )
+                    by_book.setdefault(book_id, []).append(
+                        Candidate(int(customer_id), int(ts), str(message_id), why)
+                    )
+        with db.transaction() as session:
+            for book_id, candidates in by_book.items():
+                book = next(b for i, b in books if i == book_id)
+                enrolled += enroll(session, workspace_id, book_id, book, candidates, now)
+            for name, customers in arrived.items():
+                _wake(session, workspace_id, name, customers, now)
+            set_cursor(session, workspace_id, "playbooks", end)
+        start = end
+    return enrolled
+
+
+def _scan(db: Database, workspace_id: int, names: list[str], after: int, top: int) -> list[Any]:
+    marks = ", ".join(f":n{i}" for i in range(len(names)))
+    sql = text(
+        "SELECT id, customer_id, name, ts, message_id, properties FROM customer_events "  # noqa: S608
+        f"WHERE workspace_id = :ws AND id > :after AND id <= :top AND name IN ({marks}) "
+        "ORDER BY id LIMIT :limit"
+    )
+    params = {
+        "ws": workspace_id,
+        "after": after,
+        "top": top,
+        "limit": SCAN,
+        **{f"n{i}": n for i, n in enumerate(names)},
+    }
+    with db.engine.connect() as conn:
+        return list(conn.execute(sql, params))
+
+
+def _wake(
+    session: Session, workspace_id: int, name: str, customers: set[int], now: datetime
+) -> None:
+    ids = sorted(customers)
+    for start in range(0, len(ids), 1_000):
+        waiting = session.execute(
+            select(EngageJourney.id, EngageJourney.step).where(
+                EngageJourney.workspace_id == workspace_id,
+                EngageJourney.state == "waiting",
+                EngageJourney.wait_event == name,
+                EngageJourney.customer_id.in_(ids[start : start + 1_000]),
+            )
+        ).all()
+        if not waiting:
+            continue
+        session.execute(
+            update(EngageJourney),
+            [
+                {
+                    "id": w.id,
+                    "state": "active",
+                    "step": w.step + 1,
+                    "wake_at": now,
+                    "wait_event": None,
+                    "updated_at": now,
+                }
+                for w in waiting
+            ],
+        )
+        session.execute(
+            insert(EngageJourneyLog),
+            [
+                {
+                    "workspace_id": workspace_id,
+                    "journey_id": w.id,
+                    "step": "-",
+                    "action": "event",
+                    "detail": f"{name} arrived",
+                    "at": now,
+                }
+                for w in waiting
+            ],
+        )
+
+
+def enroll_calendar(db: Database, workspace_id: int, now: datetime) -> int:
+    """Date triggers (a trait's date plus an offset, yearly or once) and schedules."""
+    with db.session() as session:
+        books = [
+            (i, b)
+            for i, b in active_playbooks(session, workspace_id)
+            if b.trigger.type in ("date", "schedule", "health_changed")
+        ]
+        if not books:
+            return 0
+        customers = session.execute(
+            select(Customer.id, Customer.traits).where(
+                Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None)
+            )
+        ).all()
+    today = now.date()
+    total = 0
+    for book_id, book in books:
+        if book.trigger.type == "health_changed":
+            total += _enroll_health(db, workspace_id, book_id, book, now)
+            continue
+        candidates = []
+        for cid, traits in customers:
+            key = _calendar_key(book.trigger, dict(traits or {}), today)
+            if key:
+                candidates.append(Candidate(cid, int(now.timestamp()), key, key))
+        with db.transaction() as session:
+            seen = {
+                (r[0], r[1])
+                for r in session.execute(
+                    select(EngageJourney.customer_id, EngageJourney.trigger_message_id).where(
+                        EngageJourney.workspace_id == workspace_id,
+                        EngageJourney.playbook_name == book.name,
+                    )
+                )
+            }
+            fresh = [c for c in candidates if (c.customer_id, c.message_id) not in seen]
+            total += enroll(
+                session,
+                workspace_id,
+                book_id,
+                book.model_copy(update={"reentry": True}),
+                fresh,
+                now,
+            )
+    return total
+
+
+def _calendar_key(trigger: Trigger, traits: dict[str, Any], today: date) -> str | None:
+    if trigger.type == "schedule":
+        period = today.toordinal() // trigger.every_days
+        return f"schedule:{period}" if _conditions(trigger.conditions, traits, None, None) else None
+    raw = traits.get(trigger.trait or "")
+    try:
+        when = date.fromisoformat(str(raw)[:10])
+    except ValueError:
+        return None
+    target = today - timedelta(days=trigger.offset_days)
+    hit = (when.month, when.day) == (target.month, target.day) if trigger.yearly else when == target
+    return f"date:{trigger.trait}:{target.isoformat()}" if hit else None
+
+
+def _enroll_health(
+    db: Database, workspace_id: int, book_id: int, book: PlaybookDefinition, now: datetime
+) -> int:
+    consumer = f"health:{book.name}"
+    with db.session() as session:
+        after = cursor(session, workspace_id, consumer)
+        rows = session.execute(
+            select(
+                HealthSnapshot.id,
+                HealthSnapshot.customer_id,
+                HealthSnapshot.definition_id,
+                HealthSnapshot.ts,
+                HealthSnapshot.state,
+            )
+            .where(HealthSnapshot.workspace_id == workspace_id, HealthSnapshot.id > after)
+            .order_by(HealthSnapshot.id)
+        ).all()
+        candidates = []
+        for row in rows:
+            if row.state != book.trigger.to:
+                continue
+            before = session.scalar(
+                select(HealthSnapshot.state)
+                .where(
+                    HealthSnapshot.definition_id == row.definition_id,
+                    HealthSnapshot.customer_id == row.customer_id,
+                    HealthSnapshot.ts < row.ts,
+                )
+                .order_by(HealthSnapshot.ts.desc())
+                .limit(1)
+            )
+            if before != row.state:
+                candidates.append(
+                    Candidate(
+                        row.customer_id,
+                        row.ts,
+                        f"health:{row.id}",
+                        f"health {before} → {row.state}",
+                    )
+                )
+    with db.transaction() as session:
+        count = enroll(session, workspace_id, book_id, book, candidates, now)
+        if rows:
+            set_cursor(session, workspace_id, consumer, rows[-1].id)
+    return count
+
+
+def _conditions(
+    conditions: Sequence[Condition], traits: dict[str, Any], stage: str | None, variant: str | None
+) -> bool:
+    for c in conditions:
+        if c.attr == "stage":
+            value: Any = stage
+        elif c.attr == "variant":
+            value = variant
+        else:
+            value = traits.get(c.attr.removeprefix("traits."))
+        if c.op == "exists":
+            ok = value is not None
+        elif c.op == "in":
+            ok = value in (c.value or [])
+        elif c.op in ("eq", "ne"):
+            ok = (value == c.value) == (c.op == "eq")
+        else:
+            try:
+                ok = {
+                    "gt": value > c.value,
+                    "gte": value >= c.value,
+                    "lt": value < c.value,
+                    "lte": value <= c.value,
+                }[c.op]
+            except TypeError:
+                ok = False
+        if not ok:
+            return False
+    return True
+
+
+@dataclass
+class Outcome:
+    journey_id: int
+    step: int
+    state: str
+    wake_at: datetime | None = None
+    wait_event: str | None = None
+    variant: str | None = None
+    logs: list[tuple[str, str, str]] = field(default_factory=list)
+    sends: list[SendRequest] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    traits: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,328 @@
+"""Playbook catalog: validate, apply (versioned), pause and resume, report, journey history.
+
+Applying a changed definition stores a new version; journeys already under way keep the
+version they began on unless ``migrate=True`` moves them (by step id) to the new one.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import yaml
+from pydantic import ValidationError as PydanticError
+from sqlalchemy import func, select, update
+
+from clm.engage.playbook_schemas import (
+    ArmResult,
+    JourneyPublic,
+    JourneyStepPublic,
+    PlaybookDefinition,
+    PlaybookPublic,
+    PlaybookReport,
+)
+from clm.engage.templates import check
+from clm.errors import FieldError, NotFound, ValidationError
+from clm.lifecycle import get_stage_model
+from clm.store.engine import Database
+from clm.store.models import (
+    EngageJourney,
+    EngageJourneyLog,
+    EngagePlaybook,
+    Event,
+    Identity,
+    StageTransition,
+)
+
+SHIPPED = ("welcome", "winback", "advocacy_ask", "renewal_reminder")
+
+
+def parse_playbook(source: str | dict[str, Any]) -> PlaybookDefinition:
+    """A definition from YAML/JSON text or a dict; every problem is reported with its path."""
+    data = yaml.safe_load(source) if isinstance(source, str) else source
+    try:
+        definition = PlaybookDefinition.model_validate(data)
+    except PydanticError as exc:
+        raise ValidationError(
+            "Invalid playbook",
+            [FieldError(tuple(e["loc"]), e["msg"]) for e in exc.errors(include_url=False)],
+        ) from exc
+    for i, step in enumerate(definition.steps):
+        if step.content is not None:
+            check(step.content, ("steps", i, "content"))
+    return definition
+
+
+def shipped_playbook(name: str) -> PlaybookDefinition:
+    text = resources.files("clm.engage").joinpath(f"data/playbooks/{name}.yaml").read_text()
+    return parse_playbook(text)
+
+
+def _public(row: EngagePlaybook) -> PlaybookPublic:
+    return PlaybookPublic(
+        id=row.id,
+        name=row.name,
+        version=row.version,
+        status=row.status,
+        created_at=row.created_at,
+        definition=dict(row.definition),
+    )
+
+
+def apply_playbook(
+    db: Database, workspace_id: int, definition: PlaybookDefinition, *, migrate: bool = False
+) -> PlaybookPublic:
+    """Store ``definition`` as the active version (unchanged definitions are not re-stored)."""
+    data = definition.model_dump(mode="json", by_alias=True)
+    with db.transaction() as session:
+        latest = session.scalars(
+            select(EngagePlaybook)
+            .where(
+                EngagePlaybook.workspace_id == workspace_id, EngagePlaybook.name == definition.name
+            )
+            .order_by(EngagePlaybook.version.desc())
+            .limit(1)
+        ).first()
+        if latest is not None and latest.definition == data:
+            return _public(latest)
+        row = EngagePlaybook(
+            workspace_id=workspace_id,
+            name=definition.name,
+            version=(latest.version + 1) if latest else 1,
+            definition=data,
+            status=latest.status if latest and latest.status == "paused" else "active",
+            created_at=datetime.now(UTC),
+        )
+        session.add(row)
+        session.flush()
+        if latest is not None:
+            session.execute(
+                update(EngagePlaybook)
+                .where(
+                    EngagePlaybook.workspace_id == workspace_id,
+                    EngagePlaybook.name == definition.name,
+                    EngagePlaybook.id != row.id,
+                )
+                .values(status="retired")
+            )
+            if migrate:
+                _migrate(session, workspace_id, definition, row.id)
+        return _public(row)
+
+
+def _migrate(session: Any, workspace_id: int, new: PlaybookDefinition, new_id: int) -> None:
+    journeys = session.scalars(
+        select(EngageJourney).where(
+            EngageJourney.workspace_id == workspace_id,
+            EngageJourney.playbook_name == new.name,
+            EngageJourney.state.in_(("active", "waiting")),
+            EngageJourney.playbook_id != new_id,
+        )
+    )
+    versions: dict[int, PlaybookDefinition] = {}
+    ids = {s.id for s in new.steps}
+    for journey in journeys:
+        old = versions.get(journey.playbook_id)
+        if old is None:
+            source = session.get(EngagePlaybook, journey.playbook_id)
+            old = versions[journey.playbook_id] = PlaybookDefinition.model_validate(
+                source.definition
+            )
+        step_id = old.steps[journey.step].id if journey.step < len(old.steps) else "exit"
+        journey.playbook_id = new_id
+        journey.step = new.index(step_id) if step_id in ids else len(new.steps)
+        session.add(
+            EngageJourneyLog(
+                workspace_id=workspace_id,
+                journey_id=journey.id,
+                step=step_id,
+                action="migrated",
+                detail=f"moved to version id {new_id}",
+                at=datetime.now(UTC),
+            )
+        )
+
+
+def list_playbooks(db: Database, workspace_id: int) -> list[PlaybookPublic]:
+    """The current version of each playbook."""
+    with db.session() as session:
+        rows = session.scalars(
+            select(EngagePlaybook)
+            .where(EngagePlaybook.workspace_id == workspace_id, EngagePlaybook.status != "retired")
+            .order_by(EngagePlaybook.name)
+        )
+        return [_public(r) for r in rows]
+
+
+def set_paused(db: Database, workspace_id: int, name: str, paused: bool) -> PlaybookPublic:
+    with db.transaction() as session:
+        row = session.scalars(
+            select(EngagePlaybook).where(
+                EngagePlaybook.workspace_id == workspace_id,
+                EngagePlaybook.name == name,
+                EngagePlaybook.status != "retired",
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"No playbook {name!r}")
+        row.status = "paused" if paused else "active"
+        return _public(row)
+
+
+def _rate(enrolled: int, reached: int) -> ArmResult:
+    return ArmResult(
+        enrolled=enrolled,
+        reached_goal=reached,
+        rate=round(reached / enrolled, 4) if enrolled else 0.0,
+    )
+
+
+def playbook_report(db: Database, workspace_id: int, name: str) -> PlaybookReport:
+    """Goal conversion of treatment against the holdout, with the uplift's 95% Wald CI."""
+    with db.session() as session:
+        current = session.scalars(
+            select(EngagePlaybook)
+            .where(EngagePlaybook.workspace_id == workspace_id, EngagePlaybook.name == name)
+            .order_by(EngagePlaybook.version.desc())
+        ).first()
+        if current is None:
+            raise NotFound(f"No playbook {name!r}")
+        goal = PlaybookDefinition.model_validate(current.definition).goal
+        journeys = session.execute(
+            select(
+                EngageJourney.customer_id,
+                EngageJourney.arm,
+                EngageJourney.variant,
+                EngageJourney.state,
+                EngageJourney.enrolled_ts,
+            ).where(EngageJourney.workspace_id == workspace_id, EngageJourney.playbook_name == name)
+        ).all()
+        reached = _goal_times(db, session, workspace_id, goal, {j.customer_id for j in journeys})
+    window = (goal.within_days * 86_400) if goal else 0
+    arms: dict[str, list[int]] = {"treatment": [0, 0], "control": [0, 0]}
+    variants: dict[str, list[int]] = {}
+    states: dict[str, int] = {}
+    for j in journeys:
+        hit = any(
+            j.enrolled_ts <= t <= j.enrolled_ts + window for t in reached.get(j.customer_id, ())
+        )
+        arms[j.arm][0] += 1
+        arms[j.arm][1] += int(hit)
+        if j.variant:
+            variants.setdefault(j.variant, [0, 0])
+            variants[j.variant][0] += 1
+            variants[j.variant][1] += int(hit)
+        states[j.state] = states.get(j.state, 0) + 1
+    t, c = _rate(*arms["treatment"]), _rate(*arms["control"])
+    uplift = low = high = None
+    if goal and t.enrolled and c.enrolled:
+        uplift = t.rate - c.rate
+        se = math.sqrt(t.rate * (1 - t.rate) / t.enrolled + c.rate * (1 - c.rate) / c.enrolled)
+        low, high = round(uplift - 1.96 * se, 4), round(uplift + 1.96 * se, 4)
+        uplift = round(uplift, 4)
+    label = (
+        None
+        if goal is None
+        else (f"stage {goal.stage}" if goal.stage else f"event {goal.event}")
+        + f" within {goal.within_days}d"
+    )
+    return PlaybookReport(
+        name=name,
+        goal=label,
+        treatment=t,
+        control=c,
+        uplift=uplift,
+        ci_low=low,
+        ci_high=high,
+        variants={k: _rate(*v) for k, v in variants.items()},
+        states=states,
+    )
+
+
+def _goal_times(
+    db: Database, session: Any, workspace_id: int, goal: Any, customers: set[int]
+) -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    if goal is None or not customers:
+        return found
+    ids = sorted(customers)
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        if goal.stage:
+            info, _ = get_stage_model(db, workspace_id)
+            rows = session.execute(
+                select(StageTransition.customer_id, StageTransition.ts).where(
+                    StageTransition.definition_id == info.id,
+                    StageTransition.to_stage == goal.stage,
+                    StageTransition.customer_id.in_(part),
+                )
+            )
+        else:
+            rows = session.execute(
+                select(Identity.customer_id, Event.ts)
+                .join(Identity, Identity.id == Event.identity_id)
+                .where(
+                    Event.workspace_id == workspace_id,
+                    Event.name == goal.event,
+                    Identity.customer_id.in_(part),
+                )
+            )
+        for customer_id, ts in rows:
+            found.setdefault(customer_id, []).append(int(ts))
+    return found
+
+
+def journey_history(db: Database, workspace_id: int, customer_id: int) -> list[JourneyPublic]:
+    """Every journey of a customer: which step, when, and why."""
+    with db.session() as session:
+        journeys = session.scalars(
+            select(EngageJourney)
+            .where(
+                EngageJourney.workspace_id == workspace_id, EngageJourney.customer_id == customer_id
+            )
+            .order_by(EngageJourney.id)
+        ).all()
+        out = []
+        for j in journeys:
+            book = session.get(EngagePlaybook, j.playbook_id)
+            definition = PlaybookDefinition.model_validate(book.definition) if book else None
+            log = session.scalars(
+                select(EngageJourneyLog)
+                .where(EngageJourneyLog.journey_id == j.id)
+                .order_by(EngageJourneyLog.id)
+            )
+            step = (
+                definition.steps[j.step].id
+                if definition and j.step < len(definition.steps)
+                else None
+            )
+            out.append(
+                JourneyPublic(
+                    id=j.id,
+                    playbook=j.playbook_name,
+                    version=book.version if book else 0,
+                    arm=j.arm,
+                    variant=j.variant,
+                    state=j.state,
+                    current_step=step,
+                    enrolled_at=j.enrolled_at,
+                    wake_at=j.wake_at,
+                    history=[
+                        JourneyStepPublic(step=r.step, action=r.action, detail=r.detail, at=r.at)
+                        for r in log
+                    ],
+                )
+            )
+        return out
+
+
+def journey_counts(db: Database, workspace_id: int) -> dict[str, int]:
+    with db.session() as session:
+        rows = session.execute(
+            select(EngageJourney.state, func.count())
+            .where(EngageJourney.workspace_id == workspace_id)
+            .group_by(EngageJourney.state)
+        )
+        return {state: int(n) for state, n in rows}
