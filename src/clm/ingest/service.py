@@ -55,7 +55,13 @@ def parse_messages(
         if not isinstance(raw, dict):
             rejected.append(Rejected(index=index, errors=[_error((), "must be a JSON object")]))
             continue
-        size = len(orjson.dumps(raw))
+        try:
+            size = len(orjson.dumps(raw))
+        except TypeError as exc:  # e.g. an integer over 64 bits: the log could not store it
+            rejected.append(
+                Rejected(index=index, message_id=message_id, errors=[_error((), str(exc))])
+            )
+            continue
         if size > limit:
             reason = f"message is {size} bytes; the limit is {limit} bytes"
             rejected.append(
