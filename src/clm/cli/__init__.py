@@ -9,6 +9,7 @@ import typer
 from clm.cli._common import DatabaseOption, console
 from clm.cli.admin import keys_app, workspace_app
 from clm.cli.customers import customer_app, events_app
+from clm.cli.engage import playbook_app, survey_app, worker
 from clm.cli.importing import import_app
 from clm.cli.lifecycle import health_app, lifecycle_app, stages_app
 from clm.cli.predictions import mount as mount_predictions
@@ -38,6 +39,9 @@ app.add_typer(import_app, name="import")
 app.add_typer(stages_app, name="stages")
 app.add_typer(lifecycle_app, name="lifecycle")
 app.add_typer(health_app, name="health")
+app.add_typer(survey_app, name="survey")
+app.add_typer(playbook_app, name="playbook")
+app.command("worker")(worker)
 mount_predictions(app)
 
 

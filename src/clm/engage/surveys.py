@@ -399,3 +399,10 @@ def open_task(
     )
     assert task_id is not None
     return int(task_id)
+
+
+def survey_for_token(db: Database, token: str) -> SurveyDefinition:
+    """The survey a (valid) answer link is for, without using the link up."""
+    claims = tokens.verify(token, "survey", 366 * DAY)
+    with db.session() as session:
+        return get_survey(session, claims.workspace_id, claims.subject)

@@ -1,0 +1,209 @@
+"""Engagement API under ``/api/v1/engage``: channels, policy, consent, messages, surveys,
+playbooks, journeys, tasks. Secrets go in, never out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
+from clm.engage import outbox, surveys
+from clm.engage import playbooks as pb
+from clm.engage import repository as repo
+from clm.engage.journey_steps import TickReport, tick
+from clm.engage.playbook_schemas import JourneyPublic, PlaybookPublic, PlaybookReport
+from clm.engage.schemas import (
+    EmailProvider,
+    MessagePublic,
+    Policy,
+    SendRequest,
+    SmsProvider,
+    WebhookProvider,
+)
+from clm.engage.survey_schemas import SurveyDefinition, SurveyPublic
+from clm.store.models import EngageMessage, EngageTask
+
+router = APIRouter(prefix="/api/v1/engage", tags=["engage"])
+
+
+class ConsentBody(BaseModel):
+    customer_id: int
+    channel: Literal["email", "sms", "webhook"]
+    purpose: Literal["marketing", "transactional"]
+    granted: bool
+
+
+class DecidedPublic(BaseModel):
+    idempotency_key: str
+    status: str
+    reason: str | None
+
+
+class Audience(BaseModel):
+    customer_ids: list[int]
+
+
+def _redacted(provider: EmailProvider | SmsProvider | WebhookProvider) -> dict[str, Any]:
+    return provider.model_dump(mode="json")  # SecretStr dumps as "**********"
+
+
+@router.put("/channels/email")
+def put_email(body: EmailProvider, db: DatabaseDep, key: WorkspaceKey) -> dict[str, Any]:
+    with db.transaction() as session:
+        repo.set_provider(session, workspace_id(key), body)
+    return _redacted(body)
+
+
+@router.put("/channels/sms")
+def put_sms(body: SmsProvider, db: DatabaseDep, key: WorkspaceKey) -> dict[str, Any]:
+    with db.transaction() as session:
+        repo.set_provider(session, workspace_id(key), body)
+    return _redacted(body)
+
+
+@router.put("/channels/webhook")
+def put_webhook(body: WebhookProvider, db: DatabaseDep, key: WorkspaceKey) -> dict[str, Any]:
+    with db.transaction() as session:
+        repo.set_provider(session, workspace_id(key), body)
+    return _redacted(body)
+
+
+@router.get("/policy")
+def get_policy(db: DatabaseDep, key: WorkspaceKey) -> Policy:
+    with db.session() as session:
+        return repo.get_policy(session, workspace_id(key))
+
+
+@router.put("/policy")
+def put_policy(body: Policy, db: DatabaseDep, key: WorkspaceKey) -> Policy:
+    with db.transaction() as session:
+        repo.set_policy(session, workspace_id(key), body)
+    return body
+
+
+@router.put("/consents")
+def put_consent(body: ConsentBody, db: DatabaseDep, key: WorkspaceKey) -> ConsentBody:
+    with db.transaction() as session:
+        repo.set_consent(
+            session, workspace_id(key), body.customer_id, body.channel, body.purpose, body.granted
+        )
+    return body
+
+
+@router.post("/messages", status_code=202)
+def send_messages(
+    body: list[SendRequest], db: DatabaseDep, key: WorkspaceKey
+) -> list[DecidedPublic]:
+    decided = outbox.send(db, workspace_id(key), body)
+    return [
+        DecidedPublic(idempotency_key=d.request.idempotency_key, status=d.status, reason=d.reason)
+        for d in decided
+    ]
+
+
+@router.get("/messages")
+def list_messages(
+    db: DatabaseDep,
+    key: WorkspaceKey,
+    status: str | None = None,
+    limit: Annotated[int, Query(le=1000)] = 100,
+) -> list[MessagePublic]:
+    query = select(EngageMessage).where(EngageMessage.workspace_id == workspace_id(key))
+    if status:
+        query = query.where(EngageMessage.status == status)
+    with db.session() as session:
+        rows = session.scalars(query.order_by(EngageMessage.id.desc()).limit(limit))
+        return [MessagePublic.model_validate(r) for r in rows]
+
+
+@router.post("/surveys", status_code=201)
+def save_survey(body: SurveyDefinition, db: DatabaseDep, key: WorkspaceKey) -> SurveyPublic:
+    return surveys.save_survey(db, workspace_id(key), body)
+
+
+@router.get("/surveys")
+def list_surveys(db: DatabaseDep, key: WorkspaceKey) -> list[SurveyPublic]:
+    return surveys.list_surveys(db, workspace_id(key))
+
+
+@router.post("/surveys/{survey_key}/send", status_code=202)
+def send_survey(
+    survey_key: str, body: Audience, db: DatabaseDep, key: WorkspaceKey
+) -> list[DecidedPublic]:
+    decided = surveys.send_survey(db, workspace_id(key), survey_key, body.customer_ids)
+    return [
+        DecidedPublic(idempotency_key=d.request.idempotency_key, status=d.status, reason=d.reason)
+        for d in decided
+    ]
+
+
+@router.post("/playbooks/validate")
+def validate_playbook(body: Annotated[dict[str, Any], Body()], _: WorkspaceKey) -> dict[str, Any]:
+    definition = pb.parse_playbook(body)
+    return {"valid": True, "name": definition.name, "steps": len(definition.steps)}
+
+
+@router.post("/playbooks", status_code=201)
+def apply_playbook(
+    body: Annotated[dict[str, Any], Body()],
+    db: DatabaseDep,
+    key: WorkspaceKey,
+    migrate: bool = False,
+) -> PlaybookPublic:
+    return pb.apply_playbook(db, workspace_id(key), pb.parse_playbook(body), migrate=migrate)
+
+
+@router.get("/playbooks")
+def list_playbooks(db: DatabaseDep, key: WorkspaceKey) -> list[PlaybookPublic]:
+    return pb.list_playbooks(db, workspace_id(key))
+
+
+@router.post("/playbooks/{name}/pause")
+def pause_playbook(name: str, db: DatabaseDep, key: WorkspaceKey) -> PlaybookPublic:
+    return pb.set_paused(db, workspace_id(key), name, True)
+
+
+@router.post("/playbooks/{name}/resume")
+def resume_playbook(name: str, db: DatabaseDep, key: WorkspaceKey) -> PlaybookPublic:
+    return pb.set_paused(db, workspace_id(key), name, False)
+
+
+@router.get("/playbooks/{name}/report")
+def report_playbook(name: str, db: DatabaseDep, key: WorkspaceKey) -> PlaybookReport:
+    return pb.playbook_report(db, workspace_id(key), name)
+
+
+@router.get("/customers/{customer_id}/journeys")
+def customer_journeys(customer_id: int, db: DatabaseDep, key: WorkspaceKey) -> list[JourneyPublic]:
+    return pb.journey_history(db, workspace_id(key), customer_id)
+
+
+@router.post("/tick")
+def run_tick(db: DatabaseDep, key: WorkspaceKey) -> TickReport:
+    """Enrol on new events and dates, advance due journeys (the worker also does this)."""
+    return tick(db, workspace_id(key))
+
+
+@router.get("/tasks")
+def list_tasks(db: DatabaseDep, key: WorkspaceKey, status: str = "open") -> list[dict[str, Any]]:
+    with db.session() as session:
+        rows = session.scalars(
+            select(EngageTask)
+            .where(EngageTask.workspace_id == workspace_id(key), EngageTask.status == status)
+            .order_by(EngageTask.id)
+        )
+        return [
+            {
+                "id": t.id,
+                "customer_id": t.customer_id,
+                "kind": t.kind,
+                "title": t.title,
+                "owner": t.owner,
+                "detail": t.detail,
+                "created_at": t.created_at,
+            }
+            for t in rows
+        ]

@@ -1,0 +1,250 @@
+"""``clm survey``, ``clm playbook`` and ``clm worker``: engagement from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from clm.cli._common import (
+    DatabaseOption,
+    FormatOption,
+    OutputFormat,
+    WorkspaceOption,
+    console,
+    friendly_errors,
+    open_database,
+    print_json,
+    print_table,
+    workspace_id,
+)
+
+survey_app = typer.Typer(help="NPS, CSAT, CES and custom surveys.", no_args_is_help=True)
+playbook_app = typer.Typer(
+    help="Playbooks: triggers and steps, journeys, reports.", no_args_is_help=True
+)
+FileArg = Annotated[Path, typer.Argument(help="A YAML or JSON file", exists=True, readable=True)]
+
+
+@survey_app.command("apply")
+def survey_apply(
+    path: FileArg, workspace: WorkspaceOption, database_url: DatabaseOption = None
+) -> None:
+    """Create or replace a survey from a YAML/JSON definition."""
+    from clm.engage.survey_schemas import SurveyDefinition
+    from clm.engage.surveys import save_survey
+
+    db = open_database(database_url)
+    with friendly_errors():
+        definition = SurveyDefinition.model_validate(yaml.safe_load(path.read_text()))
+        saved = save_survey(db, workspace_id(db, workspace), definition)
+    console.print(f"Survey [bold]{saved.key}[/bold] ({saved.type}) saved.")
+
+
+@survey_app.command("list")
+def survey_list(
+    workspace: WorkspaceOption,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """The workspace's surveys."""
+    from clm.engage.surveys import list_surveys
+
+    db = open_database(database_url)
+    with friendly_errors():
+        found = list_surveys(db, workspace_id(db, workspace))
+    if output is OutputFormat.json:
+        print_json(found)
+        return
+    print_table(
+        "Surveys",
+        ["key", "type", "active", "schedule"],
+        [(s.key, s.type, s.active, s.definition.get("schedule")) for s in found],
+    )
+
+
+@survey_app.command("send")
+def survey_send(
+    key: Annotated[str, typer.Argument(help="Survey key")],
+    customers: Annotated[list[int], typer.Option("--customer", "-c", help="Customer id")],
+    workspace: WorkspaceOption,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Send a survey to customers now (through the guardrails)."""
+    from clm.engage.surveys import send_survey
+
+    db = open_database(database_url)
+    with friendly_errors():
+        decided = send_survey(db, workspace_id(db, workspace), key, customers)
+    for d in decided:
+        console.print(f"customer {d.request.customer_id}: {d.status} {d.reason or ''}")
+
+
+@survey_app.command("schedule")
+def survey_schedule(workspace: WorkspaceOption, database_url: DatabaseOption = None) -> None:
+    """Send every recurring survey to the customers it is due for."""
+    from clm.engage.surveys import run_schedules
+
+    db = open_database(database_url)
+    with friendly_errors():
+        count = run_schedules(db, workspace_id(db, workspace))
+    console.print(f"{count} survey sends decided.")
+
+
+@playbook_app.command("validate")
+def playbook_validate(path: FileArg) -> None:
+    """Check a playbook file: schema, step references, templates."""
+    from clm.engage.playbooks import parse_playbook
+
+    with friendly_errors():
+        definition = parse_playbook(path.read_text())
+    console.print(f"[green]valid[/green]: {definition.name}, {len(definition.steps)} steps")
+
+
+@playbook_app.command("apply")
+def playbook_apply(
+    path: FileArg,
+    workspace: WorkspaceOption,
+    migrate: Annotated[bool, typer.Option(help="Move journeys under way to this version")] = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Store a playbook as its active version (a changed one becomes a new version)."""
+    from clm.engage.playbooks import apply_playbook, parse_playbook
+
+    db = open_database(database_url)
+    with friendly_errors():
+        saved = apply_playbook(
+            db, workspace_id(db, workspace), parse_playbook(path.read_text()), migrate=migrate
+        )
+    console.print(f"Playbook [bold]{saved.name}[/bold] version {saved.version} ({saved.status}).")
+
+
+@playbook_app.command("list")
+def playbook_list(
+    workspace: WorkspaceOption,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Current playbooks and their versions."""
+    from clm.engage.playbooks import list_playbooks
+
+    db = open_database(database_url)
+    with friendly_errors():
+        found = list_playbooks(db, workspace_id(db, workspace))
+    if output is OutputFormat.json:
+        print_json(found)
+        return
+    print_table(
+        "Playbooks",
+        ["name", "version", "status", "trigger"],
+        [(p.name, p.version, p.status, p.definition["trigger"]) for p in found],
+    )
+
+
+@playbook_app.command("report")
+def playbook_report(
+    name: str,
+    workspace: WorkspaceOption,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Goal conversion, treatment against holdout, uplift with its 95% interval."""
+    from clm.engage.playbooks import playbook_report as report_of
+
+    db = open_database(database_url)
+    with friendly_errors():
+        report = report_of(db, workspace_id(db, workspace), name)
+    if output is OutputFormat.json:
+        print_json(report)
+        return
+    print_table(
+        f"{name}: goal {report.goal}",
+        ["arm", "enrolled", "reached goal", "rate"],
+        [
+            (arm, r.enrolled, r.reached_goal, r.rate)
+            for arm, r in [
+                ("treatment", report.treatment),
+                ("control", report.control),
+                *report.variants.items(),
+            ]
+        ],
+    )
+    console.print(f"uplift {report.uplift} (95% CI {report.ci_low} .. {report.ci_high})")
+
+
+@playbook_app.command("pause")
+def playbook_pause(
+    name: str, workspace: WorkspaceOption, database_url: DatabaseOption = None
+) -> None:
+    """Stop enrolling and advancing (journeys wait where they are)."""
+    from clm.engage.playbooks import set_paused
+
+    db = open_database(database_url)
+    with friendly_errors():
+        set_paused(db, workspace_id(db, workspace), name, True)
+    console.print(f"{name} paused.")
+
+
+@playbook_app.command("resume")
+def playbook_resume(
+    name: str, workspace: WorkspaceOption, database_url: DatabaseOption = None
+) -> None:
+    """Resume a paused playbook."""
+    from clm.engage.playbooks import set_paused
+
+    db = open_database(database_url)
+    with friendly_errors():
+        set_paused(db, workspace_id(db, workspace), name, False)
+    console.print(f"{name} resumed.")
+
+
+@playbook_app.command("history")
+def playbook_history(
+    customer: int,
+    workspace: WorkspaceOption,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """A customer's journeys: which step, when, and why."""
+    from clm.engage.playbooks import journey_history
+
+    db = open_database(database_url)
+    with friendly_errors():
+        journeys = journey_history(db, workspace_id(db, workspace), customer)
+    if output is OutputFormat.json:
+        print_json(journeys)
+        return
+    for j in journeys:
+        print_table(
+            f"{j.playbook} v{j.version} ({j.arm}, {j.state})",
+            ["at", "step", "action", "detail"],
+            [(h.at, h.step, h.action, h.detail) for h in j.history],
+        )
+
+
+@playbook_app.command("tick")
+def playbook_tick(workspace: WorkspaceOption, database_url: DatabaseOption = None) -> None:
+    """Enrol on new events and dates, advance every due journey."""
+    from clm.engage.journey_steps import tick
+
+    db = open_database(database_url)
+    with friendly_errors():
+        report = tick(db, workspace_id(db, workspace))
+    console.print(
+        f"enrolled {report.enrolled}, steps {report.steps}, sends {report.sends} "
+        f"({report.blocked} blocked) in {report.seconds}s"
+    )
+
+
+def worker(
+    workers: Annotated[int, typer.Option(help="Delivery threads")] = 2,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Deliver the outbox (email, SMS, webhooks) until stopped; huey on SQLite or Redis."""
+    from clm.config import get_settings
+    from clm.engage.worker import run_worker
+
+    console.print("CLM engagement worker: delivering the outbox (Ctrl-C to stop)")
+    run_worker(database_url or get_settings().effective_database_url, workers=workers)
