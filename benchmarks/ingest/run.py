@@ -31,6 +31,7 @@ import polars as pl
 from sqlalchemy import create_engine, text
 
 from clm.store import workspaces as ws
+from clm.store.bulk import refresh_statistics
 from clm.store.engine import Database
 
 POSTGRES = os.environ.get(
@@ -171,6 +172,8 @@ def http_ingestion(
                     orjson.dumps({"batch": warm[i : i + 100]}) for i in range(0, len(warm), 100)
                 ]
                 asyncio.run(send_all(base, key, body, concurrency))  # users now known
+                with db.transaction() as session:  # as autovacuum would have, in production
+                    refresh_statistics(session.connection())
                 batch = messages(events, users, seed=2)
                 bodies = [
                     orjson.dumps({"batch": batch[i : i + 100]}) for i in range(0, len(batch), 100)

@@ -26,7 +26,7 @@ from clm.errors import ValidationError
 from clm.ingest.identity import IdentityResolver
 from clm.ingest.normalize import EventRecord
 from clm.ingest.service import known_identities, parse_messages, store_records
-from clm.store.bulk import EVENT_COLUMNS, insert_prepared
+from clm.store.bulk import EVENT_COLUMNS, insert_prepared, refresh_statistics
 from clm.store.engine import Database
 
 FileFormat = Literal["csv", "jsonl", "parquet", "whitespace"]
@@ -180,7 +180,14 @@ def import_events(
     if progress:
         progress(report.read)
     report.rejected.sort(key=lambda rejected: rejected.line)
+    _refresh(db, report)
     return report
+
+
+def _refresh(db: Database, report: ImportReport) -> None:
+    if report.stored >= 10_000:  # small imports leave statistics to autovacuum
+        with db.transaction() as session:
+            refresh_statistics(session.connection())
 
 
 def _import_chunk(
@@ -270,6 +277,7 @@ def import_transactions(
         report.duplicates += part.height - stored
         if progress:
             progress(min(report.read, start + part.height + bad.height))
+    _refresh(db, report)
     return report
 
 

@@ -94,7 +94,7 @@ def insert_prepared(connection: Connection, values: Sequence[Sequence[Any]]) -> 
     names = ", ".join(EVENT_COLUMNS)
     conflict = "ON CONFLICT (workspace_id, message_id) DO NOTHING"
     if connection.dialect.name == "postgresql":
-        if len(values) > 2_000:
+        if len(values) > 50:  # COPY beats row-by-row executemany beyond a few dozen rows
             return _copy_postgres(connection, values)
         marks = ", ".join("%s::jsonb" if i in _JSONS else "%s" for i in range(len(EVENT_COLUMNS)))
     else:
@@ -121,3 +121,15 @@ def _copy_postgres(connection: Connection, values: Sequence[Sequence[Any]]) -> i
     )
     connection.exec_driver_sql("TRUNCATE events_incoming")
     return max(int(result.rowcount), 0)
+
+
+def refresh_statistics(connection: Connection) -> None:
+    """Tell the query planner what a bulk load changed (PostgreSQL's standard advice after one).
+
+    Without fresh statistics PostgreSQL may take a just-filled table for an empty one and scan
+    a whole workspace where one index probe would do.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("ANALYZE events, identities, customers")
+    else:
+        connection.exec_driver_sql("ANALYZE")
