@@ -41,10 +41,24 @@ def test_demo_purchases_are_the_cdnow_log(sqlite_db: Database) -> None:
     events = {e.name or e.type for e in timeline}
     assert {"Landing", "identify", "Signed Up", "Order Completed"} <= events
     assert summary.touchpoints > 3 * 40
+
+    def counts() -> tuple[int, int, int]:
+        with sqlite_db.session() as session:
+            total = session.scalar(select(func.count()).select_from(Event)) or 0
+            own = session.scalar(
+                select(func.count()).where(Event.message_id.like("clm-%"))
+            ) or 0  # fmt: skip
+            scored = session.scalar(
+                select(func.count()).where(Event.name == "Prediction Scored")
+            ) or 0  # fmt: skip
+        return total, own, scored
+
+    total, own, scored = counts()
+    # Data = purchases + touchpoints; CLM's own events (scores, stage changes) come on top.
+    assert total - own == summary.purchases + summary.touchpoints
+    assert scored == summary.predictions == 40
     again = build_demo(sqlite_db, customers=40)
-    with sqlite_db.session() as session:
-        total = session.scalar(select(func.count()).select_from(Event))
-    assert total == summary.purchases + summary.touchpoints
+    assert counts() == (total, own, scored)  # nothing doubled
     assert again.secret_key is None  # keys are issued once
 
 

@@ -11,6 +11,7 @@ from clm.api.engage import router as engage_router
 from clm.api.errors import install_error_handlers
 from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
+from clm.api.predictions import router as predictions_router
 from clm.api.public import router as public_router
 from clm.api.responses import JsonResponse
 from clm.api.tracking import router as tracking_router
@@ -43,7 +44,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(lifecycle_router)
     app.include_router(engage_router)
     app.include_router(public_router)
-    app.include_router(__import__("clm.api.predictions").api.predictions.router)
+    app.include_router(predictions_router)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

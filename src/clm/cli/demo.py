@@ -44,7 +44,7 @@ def run_demo(*, serve_api: bool, port: int, customers: int | None, fresh: bool) 
     keys = json.loads(keys_file.read_text()) if keys_file.exists() else {}
     console.print(
         f"{summary.customers:,} customers, {summary.purchases:,} CDNOW purchases, "
-        f"{summary.touchpoints:,} synthetic touchpoints."
+        f"{summary.touchpoints:,} synthetic touchpoints, {summary.predictions:,} customers scored."
     )
     if not serve_api:
         return

@@ -31,8 +31,21 @@ class DemoSummary:
     customers: int
     purchases: int
     touchpoints: int
+    predictions: int
     write_key: str | None
     secret_key: str | None
+
+
+def _lifecycle(db: Database, workspace_id: int) -> None:
+    """The shipped classic stage model (applied once), then stages and health recomputed."""
+    from clm.lifecycle import apply_stage_model, run_health, run_lifecycle, shipped_model_text
+    from clm.lifecycle.catalog import get_definition
+
+    classic = shipped_model_text("classic")
+    if get_definition(db, workspace_id, "stages")[2] != classic:
+        apply_stage_model(db, workspace_id, classic)
+    run_lifecycle(db, workspace_id, engine="duckdb")
+    run_health(db, workspace_id)
 
 
 def cdnow_transactions(customers: int | None = None) -> pl.DataFrame:
@@ -79,11 +92,15 @@ def build_demo(
         if progress:
             progress("touchpoints", min(start + chunk, len(messages)), len(messages))
     scores = fit_workspace(db, workspace_id, model="bgnbd", as_of=CDNOW_END).scores_written
+    _lifecycle(db, workspace_id)
+    if progress:
+        progress("stages and health", 1, 1)
     return DemoSummary(
         workspace_id=workspace_id,
         customers=purchases.select("customer_id").n_unique(),
         purchases=report.read,
-        touchpoints=len(messages) + scores,  # the system's Prediction Scored events included
+        touchpoints=len(messages),
+        predictions=scores,
         write_key=write_key,
         secret_key=secret_key,
     )
