@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from clm.lifecycle.engines import duckdb_source
+from clm.lifecycle.columnar import duckdb_transitions
+from clm.lifecycle.engines import _pg_prop, _sqlite_prop
 from clm.lifecycle.loader import shipped_model
 from clm.lifecycle.plan import required_properties, transitions
 from clm.lifecycle.reference import LogEvent, customer_history
@@ -72,20 +74,81 @@ def generate(customers: int, events: int, seed: int = 7) -> pa.Table:
 
 
 def duckdb_full(path: Path) -> tuple[float, int]:
+    """DuckDB scans, computes the signals and sorts; NumPy evaluates (``columnar.py``)."""
     model = shipped_model("classic")
     start = time.perf_counter()
-    source = duckdb_source(str(path), required_properties(model.features))
-    result = transitions(source.events, model, source.prop).to_pyarrow()
+    result = duckdb_transitions(str(path), model)
     return time.perf_counter() - start, result.num_rows
 
 
-def duckdb_incremental(path: Path, touched: np.ndarray) -> tuple[float, int]:
+def customer_index(table: pa.Table, folder: Path) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """The log sorted by customer in a memory-mapped Arrow file, and each customer's rows:
+    what an index on the store gives ``update_lifecycle`` (it reads only touched customers)."""
+    path = folder / "by_customer.arrow"
+    ordered = table.sort_by([("customer_id", "ascending"), ("ts", "ascending")])
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, ordered.schema) as writer:
+        writer.write_table(ordered, max_chunksize=1_000_000)
+    mapped = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    customers = mapped.column("customer_id").to_numpy()
+    ids, first = np.unique(customers, return_index=True)
+    return mapped, ids, first
+
+
+def duckdb_incremental(
+    index: tuple[pa.Table, np.ndarray, np.ndarray], touched: np.ndarray
+) -> tuple[float, int]:
+    """Recompute the touched customers from all their events, as ``update_lifecycle`` does."""
     model = shipped_model("classic")
+    mapped, ids, first = index
     start = time.perf_counter()
-    source = duckdb_source(str(path), required_properties(model.features))
-    events = source.events.filter(source.events.customer_id.isin(touched.tolist()))
-    result = transitions(events, model, source.prop).to_pyarrow()
+    at = np.searchsorted(ids, touched)
+    found = at[(at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == touched)]
+    ends = np.append(first[1:], mapped.num_rows)
+    rows = np.concatenate([np.arange(first[i], ends[i]) for i in found]) if len(found) else []
+    events = mapped.take(pa.array(rows, pa.int64()))
+    result = duckdb_transitions(events, model, touched.tolist())
     return time.perf_counter() - start, result.num_rows
+
+
+def other_engine(engine: str, table: pa.Table, folder: Path) -> tuple[float, int]:
+    """The same Ibis plan on SQLite, PostgreSQL or PySpark (``plan.py``)."""
+    model = shipped_model("classic")
+    props = required_properties(model.features)
+    if engine == "spark":
+        from clm.lifecycle.engines import quiet_engines, spark_session, spark_source
+
+        path = folder / "spark.parquet"
+        pq.write_table(table, path)
+        with quiet_engines():
+            session = spark_session(2)
+            source = spark_source(session, str(path), props)
+            start = time.perf_counter()
+            result = transitions(source.events, model, source.prop).to_pyarrow()
+        return time.perf_counter() - start, result.num_rows
+    import ibis
+
+    if engine == "sqlite":
+        backend = ibis.sqlite.connect(str(folder / "bench.sqlite"))
+        prop = _sqlite_prop
+    else:
+        backend = ibis.postgres.connect(host="127.0.0.1", user="postgres", database="test")
+        prop = _pg_prop
+    name = "clm_bench_events"
+    data = table
+    if engine == "postgres":  # properties as jsonb, as in the store
+        backend.raw_sql(f"DROP TABLE IF EXISTS {name}")
+    backend.create_table(name, data.to_pandas(), overwrite=True)
+    if engine == "postgres":
+        backend.raw_sql(
+            f"ALTER TABLE {name} ALTER COLUMN properties TYPE jsonb USING properties::jsonb"
+        )
+    events = backend.table(name)
+    start = time.perf_counter()
+    result = transitions(events, model, prop).to_pyarrow()
+    seconds = time.perf_counter() - start
+    if engine == "postgres":
+        backend.raw_sql(f"DROP TABLE {name}")
+    return seconds, result.num_rows
 
 
 def pandas_obvious(table: pa.Table) -> tuple[float, int]:
@@ -116,6 +179,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--pandas-customers", type=int, default=2_000)
+    parser.add_argument("--engines", default="", help="also run: sqlite,postgres,spark")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="clm-bench-"))
     start = time.perf_counter()
@@ -124,20 +188,30 @@ def main() -> None:
     pq.write_table(table, path)
     print(
         f"generated {args.events:,} events for {args.customers:,} customers "
-        f"in {time.perf_counter() - start:.1f} s"
+        f"in {time.perf_counter() - start:.1f} s",
+        flush=True,
     )
     seconds, rows = duckdb_full(path)
-    print(f"duckdb full recompute: {seconds:.2f} s, {rows:,} transitions")
+    print(f"duckdb full recompute: {seconds:.2f} s, {rows:,} transitions", flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory so far (generator + full run): {peak:.0f} MiB", flush=True)
+    index = customer_index(table, folder)
     rng = np.random.default_rng(1)
     touched = np.unique(rng.integers(1, args.customers + 1, 10_000))
-    inc, inc_rows = duckdb_incremental(path, touched)
+    inc, inc_rows = duckdb_incremental(index, touched)
     print(
         f"duckdb incremental (10,000 new events -> {len(touched):,} customers): "
-        f"{inc:.2f} s, {inc_rows:,} transitions"
+        f"{inc:.2f} s, {inc_rows:,} transitions",
+        flush=True,
     )
+    for engine in filter(None, args.engines.split(",")):
+        e_seconds, e_rows = other_engine(engine, table, folder)
+        print(
+            f"{engine}: {e_seconds:.2f} s, {e_rows:,} transitions "
+            f"(duckdb is {e_seconds / seconds:.1f}x faster)",
+            flush=True,
+        )
     small_ids = pa.array(np.arange(1, args.pandas_customers + 1), pa.int64())
-    import pyarrow.compute as pc
-
     small = table.filter(pc.is_in(table.column("customer_id"), value_set=small_ids))
     p_seconds, _ = pandas_obvious(small)
     per_event_pandas = p_seconds / max(1, small.num_rows)
@@ -148,8 +222,6 @@ def main() -> None:
         f"vs duckdb {per_event_duck * 1e6:.2f} us: duckdb is "
         f"{per_event_pandas / per_event_duck:.0f}x faster"
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory of this process: {peak:.0f} MiB")
 
 
 if __name__ == "__main__":

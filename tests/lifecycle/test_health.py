@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from clm.errors import ValidationError
 from clm.ingest.service import ingest
 from clm.lifecycle.backtest import auc
 from clm.lifecycle.catalog import save_definition
-from clm.lifecycle.health import score
+from clm.lifecycle.health import score, sentiment
 from clm.lifecycle.health_service import health_history, health_now, run_health
 from clm.lifecycle.loader import default_scorecard_text, load_scorecard
 from clm.store.engine import Database
+from clm.store.models import Event
 from tests.lifecycle.logs import DAY, at, message, new_workspace
 
 CARD = """\
@@ -47,7 +49,8 @@ def test_bad_scorecard_names_the_line() -> None:
     assert [e.message for e in caught.value.errors] == [
         "line 6: type mismatch: a factor needs a number, 'subscription_status' is string"
     ]
-    assert load_scorecard(default_scorecard_text()).weights["nps"] == pytest.approx(20.0)
+    # the shipped weights add up to 100, so each weight is its points: nps 15
+    assert load_scorecard(default_scorecard_text()).weights["nps"] == pytest.approx(15.0)
 
 
 def test_health_history_and_now(db: Database) -> None:
@@ -89,3 +92,85 @@ def test_auc_by_hand() -> None:
     scores = np.array([0.9, 0.5, 0.4, 0.1])
     assert auc(scores, np.array([True, False, True, False])) == 0.75
     assert auc(scores, np.array([True, True, True, True])) is None
+
+
+SENTIMENT_CARD = """\
+name: comments
+factors:
+  comment: {feature: last_survey_comment, transform: sentiment, axis: sentiment, weight: 50,
+            best: 1, worst: -1}
+  engagement: {feature: engagement_30d, axis: risk, weight: 50, best: 1, worst: 0}
+"""
+
+
+def test_survey_comment_sentiment_is_a_factor() -> None:
+    # VADER: a lone lexicon word of valence v scores v / sqrt(v^2 + 15); 'great' is 3.1, so
+    # 3.1 / sqrt(24.61) = 0.6249; 'terrible' is -2.1: -2.1 / sqrt(19.41) = -0.4767.
+    assert sentiment("great") == pytest.approx(0.6249, abs=1e-4)
+    assert sentiment("terrible") == pytest.approx(-0.4767, abs=1e-4)
+    card = load_scorecard(SENTIMENT_CARD)
+    # 'great' maps (0.6249 + 1) / 2 of 50 = 40.62 points; one event of 1: 50. happy.
+    total, state, parts = score(card, {"last_survey_comment": "great", "engagement_30d": 1})
+    assert parts["comment"]["points"] == pytest.approx(40.62, abs=0.01)
+    assert (total, state) == (pytest.approx(90.62, abs=0.01), "happy")
+    # 'terrible': (1 - 0.4767) / 2 of 50 = 13.08, a sentiment share 0.26 < 0.5: unhappy.
+    total, state, _ = score(card, {"last_survey_comment": "terrible", "engagement_30d": 1})
+    assert (total, state) == (pytest.approx(63.08, abs=0.01), "unhappy")
+    # no comment: missing, half the points
+    total, _, _ = score(card, {"last_survey_comment": None, "engagement_30d": 1})
+    assert total == pytest.approx(75.0)
+
+
+def test_sentiment_needs_a_text_feature() -> None:
+    with pytest.raises(ValidationError) as caught:
+        load_scorecard(SENTIMENT_CARD.replace("last_survey_comment", "last_nps"))
+    assert [e.message for e in caught.value.errors] == [
+        "line 3: type mismatch: sentiment reads text, 'last_nps' is number"
+    ]
+
+
+def test_comments_and_state_changes_in_the_log(db: Database) -> None:
+    workspace_id = new_workspace(db)
+    save_definition(db, workspace_id, "health", SENTIMENT_CARD)
+    ingest(
+        db,
+        workspace_id,
+        [
+            message("a", 0, "a1", "NPS Survey Answered", score=9, comment="great"),
+            message("a", DAY, "a2", "CSAT Survey Answered", score=1, comment="terrible"),
+        ],
+    )
+    stored = run_health(db, workspace_id, now=at(100 * DAY))
+    history = health_history(db, workspace_id, 1, at(100 * DAY))
+    # day 0: 40.62 + 50, happy; day 1: 13.08 + 50 (two events, capped at 1), unhappy; day 30
+    # the first event leaves the 30-day window (one left: still 50); day 31 the second: 13.08.
+    assert [(h.score, h.state_label) for h in history] == [
+        (pytest.approx(90.6225), "happy and stable"),
+        (pytest.approx(63.0825), "unhappy"),
+        (pytest.approx(13.0825), "unhappy"),
+    ]
+    assert stored == 3
+
+    def state_events() -> list[tuple[str, dict[str, object]]]:
+        with db.session() as session:
+            found = session.execute(
+                select(Event.message_id, Event.properties)
+                .where(Event.name == "health_state_changed")
+                .order_by(Event.ts)
+            )
+            return [(m, dict(p)) for m, p in found]
+
+    events = state_events()
+    # two changes of state (none -> happy, happy -> unhappy); the score change at day 30 is
+    # not a change of state.
+    assert [(p["from_state"], p["to_state"]) for _, p in events] == [
+        (None, "happy"),
+        ("happy", "unhappy"),
+    ]
+    assert all(m.startswith("clm-lc-h") for m, _ in events)
+    # a rerun writes nothing twice, and the new events change no feature
+    assert run_health(db, workspace_id, now=at(100 * DAY)) == 3
+    assert state_events() == events
+    assert [h.score for h in health_history(db, workspace_id, 1, at(100 * DAY))] == [
+        h.score for h in history
+    ]

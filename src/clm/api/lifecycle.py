@@ -21,6 +21,7 @@ from clm.lifecycle import (
     transitions_between,
 )
 from clm.lifecycle.catalog import get_definition
+from clm.lifecycle.health import STATE_LABELS
 from clm.lifecycle.health_service import get_scorecard
 from clm.store.models import HealthSnapshot
 
@@ -39,7 +40,7 @@ class StageModelIn(BaseModel):
 class Counts(BaseModel):
     at: datetime
     stages: dict[str, int]
-    health: dict[str, int]
+    health: dict[str, int]  # by state: "happy and stable", "happy but at risk", "unhappy"
 
 
 @router.get("/lifecycle/model")
@@ -95,9 +96,9 @@ def _health_counts(db: DatabaseDep, ws: int, when: datetime) -> dict[str, int]:
         .where(HealthSnapshot.definition_id == definition_id)
         .group_by(HealthSnapshot.state)
     )
-    counts = {"happy": 0, "at_risk": 0, "unhappy": 0}
+    counts = dict.fromkeys(STATE_LABELS.values(), 0)
     with db.session() as session:
-        counts.update({state: int(n) for state, n in session.execute(query)})
+        counts.update({STATE_LABELS[state]: int(n) for state, n in session.execute(query)})
     return counts
 
 

@@ -48,8 +48,18 @@ def show_customer(
         from clm.predictions import latest_predictions
 
         predictions = latest_predictions(db, ws_id, detail.id, history=1).latest
+        from clm.cli.lifecycle import customer_lifecycle_data, print_customer_lifecycle
+
+        lifecycle = customer_lifecycle_data(db, ws_id, detail.id)
     if output is OutputFormat.json:
-        print_json({"customer": detail, "predictions": predictions, "timeline": recent})
+        print_json(
+            {
+                "customer": detail,
+                "predictions": predictions,
+                "lifecycle": lifecycle,
+                "timeline": recent,
+            }
+        )
         return
     console.print(
         f"[bold]Customer {detail.id}[/bold]  user_id={detail.user_id}  email={detail.email}\n"
@@ -84,6 +94,7 @@ def show_customer(
                 )
             ],
         )
+    print_customer_lifecycle(lifecycle)
     print_table(
         "Timeline (newest first)",
         ["time", "type", "name", "channel", "campaign", "revenue"],

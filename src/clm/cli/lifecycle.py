@@ -315,6 +315,31 @@ def customer_lifecycle_data(db: Any, workspace_id_: int, customer_id: int) -> An
     return customer_lifecycle(db, workspace_id_, customer_id)
 
 
+def print_customer_lifecycle(data: Any, history: int = 10) -> None:
+    """The lifecycle section of ``clm customer show``: stage, health, reasons, recent history."""
+    stage, health = data.stage, data.health
+    if stage is not None:
+        console.print(
+            f"stage: [bold]{stage.stage}[/bold] since {stage.since:%Y-%m-%d} "
+            f"({stage.rule}; model {stage.model} v{stage.model_version})"
+        )
+    if health is not None:
+        console.print(f"health: [bold]{health.state_label}[/bold], score {health.score:.0f} of 100")
+        print_table(
+            "Health reasons (the factors costing the most points first)",
+            ["factor", "axis", "value", "points", "of"],
+            [(f.label, f.axis, f.value, f.points, f.weight) for f in health.factors[:5]],
+        )
+    print_table(
+        f"Stage history (latest {history})",
+        ["when", "from", "to", "kind", "rule", "cause"],
+        [
+            (t.at, t.from_stage, t.to_stage, t.kind, t.rule, t.cause_message_id)
+            for t in data.stage_history[-history:]
+        ],
+    )
+
+
 app = typer.Typer(help="Lifecycle stages and health.")
 app.add_typer(stages_app, name="stages")
 app.add_typer(lifecycle_app, name="lifecycle")

@@ -90,6 +90,8 @@ class Factor(BaseModel):
     ``best`` is the feature value worth the full weight, ``worst`` the value worth nothing;
     values in between are interpolated and values beyond are clipped. An unknown value counts
     as ``missing`` (a fraction of the weight, 0.5 by default: no news is neutral).
+    ``transform: sentiment`` reads a text feature (a survey comment) as its VADER compound
+    sentiment, from -1 (negative) to 1 (positive), computed offline from VADER's lexicon.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -100,6 +102,7 @@ class Factor(BaseModel):
     best: float
     worst: float
     missing: Annotated[float, Field(ge=0, le=1)] = 0.5
+    transform: Literal["sentiment"] | None = None
     label: str = ""
 
 
@@ -107,8 +110,9 @@ class Scorecard(BaseModel):
     """A health scorecard: factors whose weights add up to 100, and the state thresholds.
 
     States: ``unhappy`` when the sentiment share is below ``unhappy_below`` (0..1 of the
-    sentiment weights), else ``at_risk`` when the risk share is below ``at_risk_below``, else
-    ``happy``. The score is the sum of the factor contributions (0..100).
+    sentiment weights), else ``at_risk`` ("happy but at risk") when the risk share is below
+    ``at_risk_below``, else ``happy`` ("happy and stable"). The score is the sum of the factor
+    contributions (0..100).
     """
 
     model_config = ConfigDict(extra="forbid")

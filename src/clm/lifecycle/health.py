@@ -16,12 +16,33 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Any
 
 from clm.lifecycle.definitions import Factor, Scorecard
 from clm.lifecycle.features import DAY, DefinitionError, FeatureSet, Problem, compile_features
 
 STATES = ("happy", "at_risk", "unhappy")
+STATE_LABELS = {
+    "happy": "happy and stable",
+    "at_risk": "happy but at risk",
+    "unhappy": "unhappy",
+}
+
+
+@cache
+def _vader() -> Any:
+    from vaderSentiment.vaderSentiment import (  # type: ignore[import-untyped]
+        SentimentIntensityAnalyzer,
+    )
+
+    return SentimentIntensityAnalyzer()
+
+
+@lru_cache(maxsize=65_536)
+def sentiment(text: str) -> float:
+    """VADER's compound sentiment of a text: -1 (most negative) .. 1 (most positive)."""
+    return float(_vader().polarity_scores(text)["compound"])
 
 
 @dataclass(frozen=True)
@@ -46,7 +67,14 @@ def compile_scorecard(card: Scorecard) -> CompiledScorecard:
             problems.append(
                 Problem(("factors", key, "feature"), f"unknown feature '{factor.feature}'")
             )
-        elif kind not in ("number", "bool", "days"):
+        elif factor.transform == "sentiment" and kind != "string":
+            problems.append(
+                Problem(
+                    ("factors", key, "transform"),
+                    f"type mismatch: sentiment reads text, '{factor.feature}' is {kind}",
+                )
+            )
+        elif factor.transform is None and kind not in ("number", "bool", "days"):
             problems.append(
                 Problem(
                     ("factors", key, "feature"),
@@ -75,6 +103,8 @@ def factor_value(card: CompiledScorecard, factor: Factor, raw: Any) -> float | N
     """The value a factor reads: days features in days, true/false as 1/0."""
     if raw is None or (isinstance(raw, float) and math.isnan(raw)):
         return None
+    if factor.transform == "sentiment":
+        return sentiment(raw) if isinstance(raw, str) and raw.strip() else None
     if card.feature_set.features[factor.feature].type == "days":
         return float(raw) / DAY
     return float(raw)

@@ -16,7 +16,8 @@ from clm.lifecycle.engines import (
     quiet_engines,
     sql_source,
 )
-from clm.lifecycle.health import CompiledScorecard, health_changes, score
+from clm.lifecycle.health import STATE_LABELS, CompiledScorecard, health_changes, score
+from clm.lifecycle.history import announce_health
 from clm.lifecycle.plan import feature_table, required_properties
 from clm.lifecycle.reference import LogEvent, feature_values
 from clm.lifecycle.schemas import FactorContribution, HealthChange, HealthPublic
@@ -55,8 +56,20 @@ def compute_health_rows(
     return rows
 
 
-def run_health(db: Database, workspace_id: int, *, engine: EngineName = "sql") -> int:
-    """Recompute and store the health history of every customer; returns rows stored."""
+def run_health(
+    db: Database,
+    workspace_id: int,
+    *,
+    engine: EngineName = "sql",
+    announce_events: bool = True,
+    now: datetime | None = None,
+) -> int:
+    """Recompute and store the health history of every customer; returns rows stored.
+
+    Each change of state whose time has come (``ts <= now``) is also written to the log as a
+    ``health_state_changed`` event with a deterministic message id, so reruns never duplicate
+    one; like the stage events, they are left out of every feature.
+    """
     definition_id, card = get_scorecard(db, workspace_id)
     changes = health_changes(card, compute_health_rows(db, workspace_id, card, engine))
     rows = [
@@ -77,7 +90,24 @@ def run_health(db: Database, workspace_id: int, *, engine: EngineName = "sql") -
         session.execute(delete(HealthSnapshot).where(HealthSnapshot.definition_id == definition_id))
         for start in range(0, len(rows), CHUNK):
             session.execute(insert(HealthSnapshot), rows[start : start + CHUNK])
+        if announce_events:
+            changed = state_changes(rows)
+            cutoff = int((now or datetime.now(UTC)).timestamp())
+            announce_health(db, session, workspace_id, [r for r in changed if r["ts"] <= cutoff])
     return len(rows)
+
+
+def state_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stored rows (sorted by customer and time) where the state itself changes."""
+    changed = []
+    previous: tuple[int, str] | None = None
+    for row in rows:
+        key = (row["customer_id"], row["state"])
+        if previous is None or key[0] != previous[0] or key[1] != previous[1]:
+            from_state = previous[1] if previous and previous[0] == key[0] else None
+            changed.append({**row, "from_state": from_state})
+        previous = key
+    return changed
 
 
 def health_history(
@@ -97,7 +127,11 @@ def health_history(
         )
         return [
             HealthChange(
-                at=r.occurred_at, score=r.score, state=r.state, cause_message_id=r.cause_message_id
+                at=r.occurred_at,
+                score=r.score,
+                state=r.state,
+                state_label=STATE_LABELS[r.state],
+                cause_message_id=r.cause_message_id,
             )
             for r in rows
         ]
@@ -121,7 +155,12 @@ def explain(
     ]
     factors.sort(key=lambda f: f.points - f.weight)
     return HealthPublic(
-        customer_id=customer_id, at=at, score=round(total, 2), state=state, factors=factors
+        customer_id=customer_id,
+        at=at,
+        score=round(total, 2),
+        state=state,
+        state_label=STATE_LABELS[state],
+        factors=factors,
     )
 
 

@@ -27,6 +27,7 @@ from clm.store.models import Event, Identity, StageTransition
 
 CHUNK = 5_000
 EVENT_NAME = "lifecycle_stage_changed"
+HEALTH_EVENT_NAME = "health_state_changed"
 
 
 def utc(ts: int) -> datetime:
@@ -127,6 +128,72 @@ def announce(
             .values(announced=True)
         )
         written += len(rows)
+
+
+def announce_health(
+    db: Database, session: Session, workspace_id: int, changes: Sequence[dict[str, Any]]
+) -> int:
+    """Write ``health_state_changed`` events for stored health rows where the state changed.
+
+    Message ids are ``clm-lc-h<definition>-<customer>-<ts>-<state>``: a rerun inserts nothing
+    twice, and the ``clm-lc-`` prefix keeps them out of features like the stage events.
+    """
+    written = 0
+    for start in range(0, len(changes), CHUNK):
+        batch = changes[start : start + CHUNK]
+        identities = _identity_of(session, {int(c["customer_id"]) for c in batch})
+        rows = [
+            _health_event(workspace_id, identities[c["customer_id"]], c)
+            for c in batch
+            if c["customer_id"] in identities
+        ]
+        if rows:
+            insert_fn = pg_insert if db.dialect == "postgresql" else sqlite_insert
+            statement = insert_fn(Event).on_conflict_do_nothing(
+                index_elements=["workspace_id", "message_id"]
+            )
+            session.execute(statement, rows)
+        written += len(rows)
+    return written
+
+
+def _health_event(workspace_id: int, identity_id: int, change: dict[str, Any]) -> dict[str, Any]:
+    definition_id, customer_id, ts = change["definition_id"], change["customer_id"], change["ts"]
+    return {
+        **_event_base(workspace_id, identity_id, change["occurred_at"]),
+        "message_id": f"{OWN_EVENTS_PREFIX}h{definition_id}-{customer_id}-{ts}-{change['state']}",
+        "name": HEALTH_EVENT_NAME,
+        "ts": ts,
+        "properties": {
+            "customer_id": customer_id,
+            "definition_id": definition_id,
+            "from_state": change["from_state"],
+            "to_state": change["state"],
+            "score": change["score"],
+            "cause_message_id": change["cause_message_id"],
+        },
+    }
+
+
+def _event_base(workspace_id: int, identity_id: int, at: datetime) -> dict[str, Any]:
+    return {
+        "workspace_id": workspace_id,
+        "identity_id": identity_id,
+        "type": "track",
+        "user_id": None,
+        "anonymous_id": None,
+        "timestamp": at,
+        "received_at": datetime.now(UTC),
+        "sent_at": None,
+        "original_timestamp": None,
+        "channel": "system",
+        "campaign": None,
+        "source": None,
+        "revenue": None,
+        "currency": None,
+        "context": {"library": {"name": "clm-lifecycle"}},
+        "traits": None,
+    }
 
 
 def _identity_of(session: Session, customer_ids: set[int]) -> dict[int, int]:

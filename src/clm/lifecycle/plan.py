@@ -81,7 +81,7 @@ def _match(events: ir.Table, feature: Feature, prop: PropFn) -> ir.BooleanValue:
     return condition
 
 
-def _signals(events: ir.Table, features: Mapping[str, Feature], prop: PropFn) -> ir.Table:
+def signals(events: ir.Table, features: Mapping[str, Feature], prop: PropFn) -> ir.Table:
     columns: dict[str, ir.Value] = {}
     for name, feature in features.items():
         if feature.kind not in AGGREGATES:
@@ -120,10 +120,10 @@ def _synthetic(signals: ir.Table, feature_set: FeatureSet) -> list[ir.Table]:
 
 def instants(events: ir.Table, feature_set: FeatureSet, prop: PropFn) -> ir.Table:
     """One row per customer and instant, with the signals summed over the events at it."""
-    signals = _signals(events, feature_set.features, prop)
-    rows = signals
-    schema = signals.schema()
-    for part in _synthetic(signals, feature_set):
+    per_event = signals(events, feature_set.features, prop)
+    rows = per_event
+    schema = per_event.schema()
+    for part in _synthetic(per_event, feature_set):
         filler = {
             column: ibis.null(dtype)
             for column, dtype in schema.items()

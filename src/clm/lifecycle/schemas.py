@@ -80,7 +80,8 @@ class HealthPublic(BaseModel):
     customer_id: int
     at: datetime
     score: float
-    state: str
+    state: str  # happy | at_risk | unhappy
+    state_label: str  # "happy and stable" | "happy but at risk" | "unhappy"
     factors: list[FactorContribution]
 
 
@@ -88,6 +89,7 @@ class HealthChange(BaseModel):
     at: datetime
     score: float
     state: str
+    state_label: str
     cause_message_id: str | None
 
 

@@ -18,11 +18,11 @@ import pyarrow as pa
 from sqlalchemy import func, select
 
 from clm.lifecycle.catalog import get_stage_model
+from clm.lifecycle.columnar import duckdb_transitions
 from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.engines import (
     OWN_EVENTS_PREFIX,
     EngineName,
-    duckdb_source,
     export_events,
     quiet_engines,
     release_spark_sockets,
@@ -57,8 +57,7 @@ def compute_transitions(
     events = export_events(db, workspace_id, customer_ids)
     props = required_properties(model.features)
     if engine == "duckdb":
-        source = duckdb_source(events, props)
-        return transitions(source.events, model, source.prop).to_pyarrow()
+        return duckdb_transitions(events, model)
     with quiet_engines():
         from clm.lifecycle.engines import spark_source
 
