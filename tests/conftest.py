@@ -57,6 +57,7 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "marketing_spend",
     "prediction_fits",
     "engage_testimonials",
     "engage_coupon_redemptions",

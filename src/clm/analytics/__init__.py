@@ -6,21 +6,32 @@ its query: ``funnel``, ``churn_retention``, ``cohorts``, ``rfm``, ``attribution`
 (what the CLI and the API call). ``import_spend`` loads marketing spend from CSV.
 """
 
+from clm.analytics.attribution import attribution
+from clm.analytics.attribution_models import markov_credits, shapley_values
 from clm.analytics.cohorts import cohorts
+from clm.analytics.economics import acquisition
+from clm.analytics.feedback import feedback
 from clm.analytics.funnel import funnel
 from clm.analytics.query import (
     SEGMENTS,
+    AcquisitionQuery,
+    AttributionQuery,
     CohortQuery,
+    FeedbackQuery,
     FunnelQuery,
     PeriodQuery,
     ReportQuery,
     RetentionQuery,
     parse_query,
 )
+from clm.analytics.reports import REPORTS, run_on, run_report
 from clm.analytics.retention import churn_retention
 from clm.analytics.rfm import rfm, rfm_scores
 from clm.analytics.schemas import (
+    AcquisitionReport,
+    AttributionReport,
     CohortReport,
+    FeedbackReport,
     FunnelReport,
     Report,
     ReportTable,
@@ -33,11 +44,19 @@ from clm.analytics.source import (
     open_report_source,
     report_source,
 )
+from clm.analytics.spend import import_spend, parse_spend_csv
 
 __all__ = [
+    "REPORTS",
     "SEGMENTS",
+    "AcquisitionQuery",
+    "AcquisitionReport",
+    "AttributionQuery",
+    "AttributionReport",
     "CohortQuery",
     "CohortReport",
+    "FeedbackQuery",
+    "FeedbackReport",
     "FunnelQuery",
     "FunnelReport",
     "PeriodQuery",
@@ -48,13 +67,22 @@ __all__ = [
     "RetentionQuery",
     "RetentionReport",
     "RfmReport",
+    "acquisition",
+    "attribution",
     "churn_retention",
     "cohorts",
     "duckdb_report_source",
+    "feedback",
     "funnel",
+    "import_spend",
+    "markov_credits",
     "open_report_source",
     "parse_query",
+    "parse_spend_csv",
     "report_source",
     "rfm",
     "rfm_scores",
+    "run_on",
+    "run_report",
+    "shapley_values",
 ]

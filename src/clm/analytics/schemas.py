@@ -230,3 +230,122 @@ class RfmReport(Report):
                         rows=[[m.from_segment, m.to_segment, m.customers]
                               for m in self.movement]),
         ]  # fmt: skip
+
+
+# --- attribution ----------------------------------------------------------------------------
+
+
+class ChannelCredit(BaseModel):
+    """One channel's credit for a pair's transitions under each model, and its reach: journeys
+    it touched (converting or not) and how many of them converted."""
+
+    value: str
+    first_touch: float
+    last_touch: float
+    linear: float
+    time_decay: float
+    position_based: float
+    markov: float
+    removal_effect: float
+    shapley: float | None
+    journeys: int
+    converted_journeys: int
+    conversion_rate: float | None
+
+
+class PairAttribution(BaseModel):
+    from_stage: str
+    to_stage: str
+    transitions: int
+    journeys: int
+    conversion_rate: float | None
+    shapley_available: bool
+    channels: list[ChannelCredit]
+
+
+class AttributionReport(Report):
+    report: str = "attribution"
+    dimension: str
+    lookback_days: float
+    half_life_days: float
+    pairs: list[PairAttribution]
+
+    def tables(self) -> list[ReportTable]:
+        columns = ["value", "first", "last", "linear", "decay", "position", "markov", "shapley",
+                   "journeys", "converted", "conv. rate"]  # fmt: skip
+        return [
+            ReportTable(
+                title=f"{p.from_stage} -> {p.to_stage}: {p.transitions} transitions of "
+                      f"{p.journeys} journeys ({self.dimension})",
+                columns=columns,
+                rows=[[c.value, c.first_touch, c.last_touch, c.linear, c.time_decay,
+                       c.position_based, c.markov, c.shapley, c.journeys, c.converted_journeys,
+                       c.conversion_rate] for c in p.channels],
+            )
+            for p in self.pairs
+        ]  # fmt: skip
+
+
+# --- acquisition economics ------------------------------------------------------------------
+
+
+class ChannelEconomics(BaseModel):
+    value: str
+    spend: float | None
+    new_customers: int
+    cac: float | None
+    clv_12m: float | None
+    clv_to_cac: float | None
+    payback_months: int | None
+
+
+class AcquisitionReport(Report):
+    report: str = "acquisition"
+    dimension: str
+    channels: list[ChannelEconomics]
+
+    def tables(self) -> list[ReportTable]:
+        return [
+            ReportTable(
+                title=f"Acquisition economics per {self.dimension}",
+                columns=[self.dimension, "spend", "new customers", "CAC", "CLV 12m", "CLV:CAC",
+                         "payback months"],
+                rows=[[c.value, c.spend, c.new_customers, c.cac, c.clv_12m, c.clv_to_cac,
+                       c.payback_months] for c in self.channels],
+            )
+        ]  # fmt: skip
+
+
+# --- feedback -------------------------------------------------------------------------------
+
+
+class FeedbackRow(BaseModel):
+    """``value``: NPS (-100..100), CSAT (% satisfied) or CES (mean score)."""
+
+    survey: str
+    key: str
+    responses: int
+    mean_score: float
+    value: float
+
+
+class FeedbackReport(Report):
+    report: str = "feedback"
+    granularity: str
+    over_time: list[FeedbackRow]
+    by_stage: list[FeedbackRow]
+    by_segment: list[FeedbackRow]
+
+    def tables(self) -> list[ReportTable]:
+        columns = ["survey", "key", "responses", "mean score", "value"]
+
+        def rows(items: list[FeedbackRow]) -> list[list[Any]]:
+            return [[r.survey, r.key, r.responses, r.mean_score, r.value] for r in items]
+
+        return [
+            ReportTable(title=f"Feedback per {self.granularity}", columns=columns,
+                        rows=rows(self.over_time)),
+            ReportTable(title="Feedback by stage", columns=columns, rows=rows(self.by_stage)),
+            ReportTable(title="Feedback by RFM segment", columns=columns,
+                        rows=rows(self.by_segment)),
+        ]  # fmt: skip

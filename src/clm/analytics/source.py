@@ -135,11 +135,11 @@ def duckdb_report_source(
         origin = f"read_parquet('{transitions}')"
     select = "SELECT customer_id, ts, from_stage, to_stage FROM"
     con.execute(f"CREATE TABLE analytics_transitions AS {select} {origin}")
-    backend = ibis.duckdb.from_connection(con)
-    return ReportSource(
-        backend.table("analytics_events"), backend.table("analytics_transitions"), model,
-        "duckdb", backend,
-    )  # fmt: skip
+    with quiet_engines():
+        backend = ibis.duckdb.from_connection(con)
+        events_table = backend.table("analytics_events")
+        transitions_table = backend.table("analytics_transitions")
+    return ReportSource(events_table, transitions_table, model, "duckdb", backend)
 
 
 def spark_report_source(

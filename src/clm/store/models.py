@@ -639,3 +639,28 @@ class PredictionFit(Base):
         UniqueConstraint("workspace_id", "fit_id", name="uq_prediction_fit"),
         Index("ix_prediction_fits_workspace_created", "workspace_id", "created_at"),
     )
+
+
+# --- analytics: marketing spend (owned by clm.analytics) -------------------------------------
+
+
+class MarketingSpend(Base):
+    """What was spent on one channel (and optionally campaign) over ``[period_start, period_end)``;
+    imported from CSV, read by the acquisition economics report."""
+
+    __tablename__ = "marketing_spend"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(64))
+    campaign: Mapped[str] = mapped_column(String(255), default="")
+    period_start: Mapped[int] = mapped_column(BigInteger)
+    period_end: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[float] = mapped_column(Float)
+    currency: Mapped[str] = mapped_column(String(8), default="")
+    imported_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "channel", "campaign", "period_start", "period_end",
+                         name="uq_marketing_spend"),
+    )  # fmt: skip

@@ -1,0 +1,227 @@
+"""Touchpoint attribution of stage transitions, for every pair of stages.
+
+A *journey* is one stay of a customer in a stage that overlaps the period. It *converts* to
+stage T when the stay ends by moving to T within the period; otherwise (it moved elsewhere, or
+is still going at ``until``) it does not. Its touchpoints are the customer's events with a value
+of the dimension (channel, campaign, or the touchpoint type = event name) in the lookback window
+before the move (or before ``until``), ordered by time.
+
+Rule-based credits (first-touch, last-touch, linear, time-decay with a half-life,
+position-based 40/20/40) share each transition's single credit among its touchpoints; a
+transition without touchpoints credits ``(direct)``. So per pair the credits of every model sum
+to the number of transitions. Markov removal effects and Shapley values
+(``attribution_models``) also read the journeys that did not convert, as do the per-channel
+conversion rates, so a channel's effect is not just its volume.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from clm.analytics.attribution_models import (
+    CONVERSION,
+    NULL,
+    START,
+    markov_credits,
+    shapley_values,
+)
+from clm.analytics.query import AttributionQuery, Period, filtered, iso, ratio, resolve_period
+from clm.analytics.schemas import AttributionReport, ChannelCredit, PairAttribution
+from clm.analytics.source import ReportSource
+
+DAY = 86_400
+DIRECT = "(direct)"
+RULES = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
+
+
+def stays(transitions: ir.Table, until: int) -> ir.Table:
+    """``customer_id, stage, start_ts, end_ts, next_stage``: each stay in a stage before
+    ``until`` (end and next stage null while it lasts)."""
+    t = transitions.filter(transitions.ts < until)
+    w = ibis.window(group_by="customer_id", order_by=t.ts)
+    return t.select(
+        "customer_id", stage=t.to_stage, start_ts=t.ts, end_ts=t.ts.lead().over(w),
+        next_stage=t.to_stage.lead().over(w),
+    )  # fmt: skip
+
+
+def journeys(transitions: ir.Table, period: Period, stage: str | None) -> ir.Table:
+    s = stays(transitions, period.until)
+    s = s.filter(s.start_ts < period.until, s.end_ts.isnull() | (s.end_ts >= period.since))
+    if stage is not None:
+        s = s.filter(s.stage == stage)
+    moved = s.end_ts.notnull()
+    return s.select(
+        "customer_id", "stage", "start_ts",
+        outcome=ibis.ifelse(moved, s.next_stage, ibis.null("string")),
+        end=ibis.ifelse(moved, s.end_ts, period.until - 1),
+    )  # fmt: skip
+
+
+def _touches(events: ir.Table, dimension: str, until: int) -> ir.Table:
+    value = events.name.fill_null(events.type) if dimension == "type" else events[dimension]
+    e = events.filter(events.ts < until)
+    e = e.select("customer_id", touch_ts=e.ts, touch_id=e.message_id, value=value)
+    return e.filter(e.value.notnull())
+
+
+def _journey_touches(j: ir.Table, touches: ir.Table, query: AttributionQuery) -> ir.Table:
+    lookback = int(query.lookback_days * DAY)
+    jt = j.join(touches, "customer_id")
+    jt = jt.filter(jt.touch_ts >= jt.end - lookback, jt.touch_ts <= jt.end)
+    w = ibis.window(group_by=["customer_id", "start_ts"], order_by=[jt.touch_ts, jt.touch_id])
+    whole = ibis.window(group_by=["customer_id", "start_ts"])
+    decay = (
+        -(jt.end - jt.touch_ts).cast("float64") * (math.log(2) / (query.half_life_days * DAY))
+    ).exp()
+    jt = jt.mutate(pos=ibis.row_number().over(w), n=jt.touch_ts.count().over(whole),
+                   prev=jt.value.lag().over(w), decay=decay)  # fmt: skip
+    return jt.mutate(decay_sum=jt.decay.sum().over(whole))
+
+
+def _rule_credits(jt: ir.Table) -> dict[str, ir.Value]:
+    first, last = jt.pos == 0, jt.pos == jt.n - 1
+    n = jt.n.cast("float64")
+    middle = ibis.ifelse(jt.n > 2, 0.2 / (n - 2), 0.0)
+    position = ibis.cases((jt.n == 1, 1.0), (jt.n == 2, 0.5), (first | last, 0.4), else_=middle)
+    shares = {
+        "first_touch": ibis.ifelse(first, 1.0, 0.0),
+        "last_touch": ibis.ifelse(last, 1.0, 0.0),
+        "linear": 1.0 / n,
+        "time_decay": jt.decay / jt.decay_sum,
+        "position_based": position,
+    }
+    # PostgreSQL reads 1.0 as NUMERIC (and Ibis drops a cast to what it thinks is a double
+    # already): multiplying by a DOUBLE 1 makes every share a double on every engine
+    unit = n / n
+    return {rule: (share * unit).sum() for rule, share in shares.items()}
+
+
+def attribution(source: ReportSource, query: AttributionQuery | None = None) -> AttributionReport:
+    """Credits per channel (campaign, type) for each pair of stages with moves in the period."""
+    query = query or AttributionQuery()
+    period = resolve_period(source, query)
+    events, transitions = filtered(source, query, period)
+    j = journeys(transitions, period, query.from_stage)
+    jt = _journey_touches(j, _touches(events, query.dimension, period.until), query)
+    keys = ["stage", "outcome"]
+    run = source.run
+    totals = run(j.group_by(keys).aggregate(journeys=ibis._.count())).to_pylist()
+    touched_j = jt.filter(jt.pos == 0).group_by(keys).aggregate(touched=ibis._.count())
+    touched = {(r["stage"], r["outcome"]): int(r["touched"]) for r in run(touched_j).to_pylist()}
+    converted = jt.filter(jt.outcome.notnull())
+    credits = run(converted.group_by([*keys, "value"]).aggregate(**_rule_credits(converted)))
+    reach = jt.select(*keys, "value", "customer_id", "start_ts").distinct()
+    reach_rows = run(reach.group_by([*keys, "value"]).aggregate(journeys=ibis._.count()))
+    steps = jt.group_by(*keys, "value", prev=jt.prev.fill_null(START)).aggregate(n=ibis._.count())
+    ends = jt.filter(jt.pos == jt.n - 1).group_by([*keys, "value"]).aggregate(n=ibis._.count())
+    values = sorted({r["value"] for r in reach_rows.to_pylist()})
+    masks: list[dict[str, Any]] | None = None
+    if len(values) + 1 <= query.max_shapley_channels:
+        bit = ibis.cases(*[(reach.value == v, 1 << i) for i, v in enumerate(values)], else_=0)
+        per_journey = (
+            reach.mutate(bit=bit)
+            .group_by([*keys, "customer_id", "start_ts"])
+            .aggregate(mask=ibis._.bit.sum())
+        )
+        masks = run(per_journey.group_by([*keys, "mask"]).aggregate(n=ibis._.count())).to_pylist()
+    data = _Collected(totals, touched, credits.to_pylist(), reach_rows.to_pylist(),
+                      run(steps).to_pylist(), run(ends).to_pylist(), masks, values)  # fmt: skip
+    pairs = [
+        _pair(data, stage, target)
+        for stage, target in data.pairs()
+        if query.to_stage is None or target == query.to_stage
+    ]
+    return AttributionReport(
+        since=iso(period.since), until=iso(period.until), dimension=query.dimension,
+        lookback_days=query.lookback_days, half_life_days=query.half_life_days, pairs=pairs,
+    )  # fmt: skip
+
+
+class _Collected:
+    """What the engine returned, grouped by (stage, outcome)."""
+
+    def __init__(self, totals: list[dict[str, Any]], touched: dict[tuple[str, str | None], int],
+                 credits: list[dict[str, Any]], reach: list[dict[str, Any]],
+                 steps: list[dict[str, Any]], ends: list[dict[str, Any]],
+                 masks: list[dict[str, Any]] | None, values: list[str]) -> None:  # fmt: skip
+        self.totals = {(r["stage"], r["outcome"]): int(r["journeys"]) for r in totals}
+        self.touched, self.credits, self.reach = touched, credits, reach
+        self.steps, self.ends, self.masks, self.values = steps, ends, masks, values
+
+    def pairs(self) -> list[tuple[str, str]]:
+        order = sorted({(s, o) for s, o in self.totals if o is not None})
+        return order
+
+    def journeys_of(self, stage: str) -> int:
+        return sum(n for (s, _), n in self.totals.items() if s == stage)
+
+    def direct(self, stage: str, outcome: str | None) -> int:
+        return self.totals.get((stage, outcome), 0) - self.touched.get((stage, outcome), 0)
+
+
+def _pair(data: _Collected, stage: str, target: str) -> PairAttribution:
+    moves = data.totals.get((stage, target), 0)
+    all_journeys = data.journeys_of(stage)
+    rows: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(RULES, 0.0))
+    for r in data.credits:
+        if (r["stage"], r["outcome"]) == (stage, target):
+            rows[r["value"]] = {rule: float(r[rule]) for rule in RULES}
+    direct_moves = data.direct(stage, target)
+    if direct_moves:
+        rows[DIRECT] = dict.fromkeys(RULES, float(direct_moves))
+    reach: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in data.reach:
+        if r["stage"] == stage:
+            reach[r["value"]][0] += int(r["journeys"])
+            reach[r["value"]][1] += int(r["journeys"]) if r["outcome"] == target else 0
+    direct_all = sum(data.direct(s, o) for (s, o) in data.totals if s == stage)
+    if direct_all:
+        reach[DIRECT] = [direct_all, direct_moves]
+    counts: dict[tuple[str, str], float] = defaultdict(float)
+    for r in data.steps:
+        if r["stage"] == stage:
+            counts[(r["prev"], r["value"])] += int(r["n"])
+    for r in data.ends:
+        if r["stage"] == stage:
+            end = CONVERSION if r["outcome"] == target else NULL
+            counts[(r["value"], end)] += int(r["n"])
+    for (s, o), _ in data.totals.items():
+        if s == stage and (n := data.direct(s, o)):
+            counts[(START, DIRECT)] += n
+            counts[(DIRECT, CONVERSION if o == target else NULL)] += n
+    channels = sorted(reach)
+    markov, effects = markov_credits(counts, moves, channels)
+    shapley = _shapley(data, stage, target)
+    return PairAttribution(
+        from_stage=stage, to_stage=target, transitions=moves, journeys=all_journeys,
+        conversion_rate=ratio(moves, all_journeys), shapley_available=shapley is not None,
+        channels=[
+            ChannelCredit(
+                value=c, **{rule: round(rows[c][rule], 6) for rule in RULES},
+                markov=round(markov[c], 6) + 0.0, removal_effect=round(effects[c], 6) + 0.0,
+                shapley=round(shapley.get(c, 0.0), 6) if shapley is not None else None,
+                journeys=reach[c][0], converted_journeys=reach[c][1],
+                conversion_rate=ratio(reach[c][1], reach[c][0]),
+            )
+            for c in channels
+        ],
+    )  # fmt: skip
+
+
+def _shapley(data: _Collected, stage: str, target: str) -> dict[str, float] | None:
+    if data.masks is None:
+        return None
+    by_set: dict[frozenset[str], float] = defaultdict(float)
+    for r in data.masks:
+        if (r["stage"], r["outcome"]) == (stage, target):
+            members = frozenset(v for i, v in enumerate(data.values) if int(r["mask"]) >> i & 1)
+            by_set[members] += int(r["n"])
+    if direct := data.direct(stage, target):
+        by_set[frozenset([DIRECT])] += direct
+    return shapley_values(by_set)

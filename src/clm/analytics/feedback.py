@@ -1,0 +1,72 @@
+"""Feedback trend: NPS, CSAT and CES over time, by stage (at the time of the answer) and by
+RFM segment (at ``until``), from ``NPS/CSAT/CES Survey Answered`` events' ``score``.
+
+NPS = % promoters (9-10) - % detractors (0-6); CSAT = % satisfied (4-5 on a 1-5 scale);
+CES = mean score. Every row also gives the number of answers and the mean score.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from clm.analytics.attribution import stays
+from clm.analytics.calendar import period_index, period_label
+from clm.analytics.query import FeedbackQuery, filtered, iso, resolve_period
+from clm.analytics.rfm import NONE, rfm_scores
+from clm.analytics.schemas import FeedbackReport, FeedbackRow
+from clm.analytics.source import ReportSource
+
+SURVEYS = {"NPS Survey Answered": "nps", "CSAT Survey Answered": "csat",
+           "CES Survey Answered": "ces"}  # fmt: skip
+
+
+def _metrics(table: ir.Table, key: ir.Value) -> ir.Table:
+    score = table.score
+    return table.group_by(survey=table.name, key=key).aggregate(
+        responses=ibis._.count(), total=score.sum(),
+        promoters=ibis.ifelse(score >= 9, 1, 0).sum(),
+        detractors=ibis.ifelse(score <= 6, 1, 0).sum(),
+        satisfied=ibis.ifelse(score >= 4, 1, 0).sum(),
+    )  # fmt: skip
+
+
+def _rows(source: ReportSource, table: ir.Table) -> list[FeedbackRow]:
+    rows = []
+    for r in source.run(table).to_pylist():
+        n, kind = int(r["responses"]), SURVEYS[r["survey"]]
+        value = {
+            "nps": 100 * (int(r["promoters"]) - int(r["detractors"])) / n,
+            "csat": 100 * int(r["satisfied"]) / n,
+            "ces": float(r["total"]) / n,
+        }[kind]
+        rows.append(FeedbackRow(survey=kind, key=str(r["key"]), responses=n,
+                                mean_score=round(float(r["total"]) / n, 6),
+                                value=round(value, 6)))  # fmt: skip
+    return sorted(rows, key=lambda row: (row.survey, row.key))
+
+
+def feedback(source: ReportSource, query: FeedbackQuery | None = None) -> FeedbackReport:
+    """NPS, CSAT and CES per period, per stage and per RFM segment."""
+    query = query or FeedbackQuery()
+    period = resolve_period(source, query)
+    events, transitions = filtered(source, query, period)
+    answers = events.filter(
+        events.name.isin(list(SURVEYS)), events.score.notnull(),
+        events.ts >= period.since, events.ts < period.until,
+    )  # fmt: skip
+    trend = answers.mutate(p=period_index(answers.ts, query.granularity))
+    over_time = _rows(source, _metrics(trend, trend.p))
+    for row in over_time:
+        row.key = period_label(int(row.key), query.granularity)
+    s = stays(transitions, period.until)
+    staged = answers.join(s, "customer_id")
+    staged = staged.filter(staged.start_ts <= staged.ts,
+                           staged.end_ts.isnull() | (staged.ts < staged.end_ts))  # fmt: skip
+    segments = rfm_scores(source.events, period.until).select("customer_id", "segment")
+    segmented = answers.left_join(segments, "customer_id").select(answers, segments.segment)
+    return FeedbackReport(
+        since=iso(period.since), until=iso(period.until), granularity=query.granularity,
+        over_time=over_time, by_stage=_rows(source, _metrics(staged, staged.stage)),
+        by_segment=_rows(source, _metrics(segmented, segmented.segment.fill_null(NONE))),
+    )  # fmt: skip

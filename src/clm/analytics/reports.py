@@ -1,0 +1,78 @@
+"""The report catalogue: one name per report, its query type and function; ``run_report`` is
+what the CLI and the API call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from clm.analytics.attribution import attribution
+from clm.analytics.cohorts import cohorts
+from clm.analytics.economics import acquisition
+from clm.analytics.feedback import feedback
+from clm.analytics.funnel import funnel
+from clm.analytics.query import (
+    AcquisitionQuery,
+    AttributionQuery,
+    CohortQuery,
+    FeedbackQuery,
+    FunnelQuery,
+    ReportQuery,
+    RetentionQuery,
+    parse_query,
+)
+from clm.analytics.retention import churn_retention
+from clm.analytics.rfm import rfm
+from clm.analytics.schemas import Report
+from clm.analytics.source import ReportSource, report_source
+from clm.analytics.spend import load_spend
+from clm.errors import FieldError, ValidationError
+from clm.lifecycle.engines import EngineName
+from clm.store.engine import Database
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    query: type[ReportQuery]
+    run: Callable[..., Report]
+    description: str
+
+
+REPORTS: dict[str, ReportSpec] = {
+    "funnel": ReportSpec(FunnelQuery, funnel, "Stage funnel and velocity"),
+    "retention": ReportSpec(RetentionQuery, churn_retention, "Churn and retention"),
+    "cohorts": ReportSpec(CohortQuery, cohorts, "Cohort retention matrix"),
+    "rfm": ReportSpec(ReportQuery, rfm, "RFM segments and movement"),
+    "attribution": ReportSpec(AttributionQuery, attribution, "Touchpoint attribution"),
+    "acquisition": ReportSpec(AcquisitionQuery, acquisition, "CAC, CLV:CAC and payback"),
+    "feedback": ReportSpec(FeedbackQuery, feedback, "NPS, CSAT and CES"),
+}
+
+
+def run_on(source: ReportSource, name: str, query: ReportQuery, db: Database | None = None,
+           workspace_id: int | None = None) -> Report:  # fmt: skip
+    """Run one report on an open source (acquisition reads the spend from ``db``)."""
+    spec = REPORTS[name]
+    if name == "acquisition" and db is not None and workspace_id is not None:
+        return spec.run(source, query, load_spend(db, workspace_id))
+    return spec.run(source, query)
+
+
+def run_report(
+    db: Database,
+    workspace_id: int,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    engine: EngineName = "sql",
+    model: str | None = None,
+    spark: Any = None,
+) -> Report:
+    """Validate ``params`` for report ``name`` and run it on ``engine``."""
+    if name not in REPORTS:
+        raise ValidationError("Unknown report", [
+            FieldError(("report",), f"unknown report; one of: {', '.join(REPORTS)}")])  # fmt: skip
+    query = parse_query(REPORTS[name].query, params or {})
+    with report_source(db, workspace_id, engine, model=model, spark=spark) as source:
+        return run_on(source, name, query, db, workspace_id)
