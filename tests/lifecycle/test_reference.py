@@ -89,3 +89,37 @@ def test_feature_values_as_of_an_instant() -> None:
     assert values["first_order"] == T0
     assert values["days_since_last_purchase"] == DAY  # seconds since the day-2 order
     assert values["last_score"] is None
+
+
+SURVEYS_AND_ACTIVITY = """\
+name: surveys_and_activity
+stages:
+  - {name: visitor, initial: true}
+  - {name: promoter, rule: "last_nps >= 9"}
+  - {name: unhappy, rule: "last_csat <= 2"}
+  - {name: active, rule: "engagement_30d >= 2 and days_since_last_seen < 1"}
+"""
+
+
+def test_survey_answered_events_and_system_events() -> None:
+    model = load_stage_model(SURVEYS_AND_ACTIVITY)
+    events = [
+        LogEvent(1, T0, "a", "Landing", type="page", channel="email"),
+        # CLM's own surveys: one event name, the survey type in the properties.
+        LogEvent(1, T0 + 10, "b", "survey_answered",
+                 properties={"survey_type": "nps", "score": 9, "response_id": "r1"}),
+        LogEvent(1, T0 + 20, "c", "survey_answered",
+                 properties={"survey_type": "csat", "score": 2, "response_id": "r2"}),
+        # Imported answers under the per-survey name still count, the latest winning.
+        LogEvent(1, T0 + 30, "d", "NPS Survey Answered", properties={"score": 4}),
+        # What CLM records about the customer is not the customer's activity.
+        LogEvent(1, T0 + 5 * DAY, "clm-pred-1", "Prediction Scored", channel="system",
+                 properties={"p_alive": 0.9}),
+    ]  # fmt: skip
+    early = feature_values(model.features, events, T0 + 25)
+    assert (early["last_nps"], early["last_csat"]) == (9, 2)
+    later = feature_values(model.features, events, T0 + 6 * DAY)
+    assert later["last_nps"] == 4
+    assert later["last_seen"] == T0 + 30  # the prediction at day 5 is not a touchpoint
+    assert later["engagement_30d"] == 4
+    assert later["days_since_last_seen"] == 6 * DAY - 30
