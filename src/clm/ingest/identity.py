@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from clm.ingest.normalize import EventRecord
+from clm.store.bulk import insert_plain
 from clm.store.ids import allocate_ids
-from clm.store.models import Customer, Identity, IdentityLink, table_of
+from clm.store.models import Customer, Identity, table_of
 
 Key = tuple[str, str]
 _CHUNK = 500
@@ -330,19 +331,18 @@ class IdentityResolver:
         ids = allocate_ids(self.session, table_of(Customer), len(self._new_customers))
         for customer, customer_id in zip(self._new_customers, ids, strict=True):
             customer.id = customer_id
-        rows = [
-            {
-                "id": c.id,
-                "workspace_id": self.workspace_id,
-                "user_id": c.user_id,
-                "email": c.email,
-                "traits": c.traits,
-                "created_at": self.recorded_at,
-                "merged_into_id": None,  # set by the update below, once every id exists
-            }
-            for c in self._new_customers
-        ]
-        self._connection.execute(insert(table_of(Customer)), rows)
+        insert_plain(
+            self._connection,
+            "customers",
+            ("id", "workspace_id", "user_id", "email", "traits", "created_at", "merged_into_id"),
+            # merged_into_id is set by the update below, once every id exists.
+            [
+                (c.id, self.workspace_id, c.user_id, c.email, c.traits, self.recorded_at, None)
+                for c in self._new_customers
+            ],
+            datetimes=frozenset({"created_at"}),
+            jsons=frozenset({"traits"}),
+        )
         for customer in self._new_customers:
             customer.dirty = customer.merged_into is not None
             self._customers[customer.id] = customer  # type: ignore[index]
@@ -352,20 +352,18 @@ class IdentityResolver:
         if not self._new_identities:
             return
         ids = allocate_ids(self.session, table_of(Identity), len(self._new_identities))
-        rows = []
         for identity, identity_id in zip(self._new_identities, ids, strict=True):
             identity.id = identity_id
-            rows.append(
-                {
-                    "id": identity_id,
-                    "workspace_id": self.workspace_id,
-                    "kind": identity.kind,
-                    "value": identity.value,
-                    "customer_id": identity.customer.id,
-                    "first_seen_at": identity.first_seen_at,
-                }
-            )
-        self._connection.execute(insert(table_of(Identity)), rows)
+        insert_plain(
+            self._connection,
+            "identities",
+            ("id", "workspace_id", "kind", "value", "customer_id", "first_seen_at"),
+            [
+                (i.id, self.workspace_id, i.kind, i.value, i.customer.id, i.first_seen_at)
+                for i in self._new_identities
+            ],
+            datetimes=frozenset({"first_seen_at"}),
+        )
         self._new_identities.clear()
 
     def _update_customers(self) -> None:
@@ -394,20 +392,17 @@ class IdentityResolver:
     def _insert_links(self) -> None:
         if not self._links:
             return
-        rows = [
-            {
-                "workspace_id": self.workspace_id,
-                "customer_id": link.customer.id,
-                "other_customer_id": link.other.id if link.other else None,
-                "kind": link.key[0],
-                "value": link.key[1],
-                "outcome": link.outcome,
-                "reason": link.reason,
-                "message_id": link.record.message_id,
-                "occurred_at": link.record.timestamp,
-                "recorded_at": self.recorded_at,
-            }
-            for link in self._links
-        ]
-        self._connection.execute(insert(table_of(IdentityLink)), rows)
+        insert_plain(
+            self._connection,
+            "identity_links",
+            ("workspace_id", "customer_id", "other_customer_id", "kind", "value", "outcome",
+             "reason", "message_id", "occurred_at", "recorded_at"),
+            [
+                (self.workspace_id, link.customer.id, link.other.id if link.other else None,
+                 link.key[0], link.key[1], link.outcome, link.reason, link.record.message_id,
+                 link.record.timestamp, self.recorded_at)
+                for link in self._links
+            ],
+            datetimes=frozenset({"occurred_at", "recorded_at"}),
+        )  # fmt: skip
         self._links.clear()

@@ -133,3 +133,40 @@ def refresh_statistics(connection: Connection) -> None:
         connection.exec_driver_sql("ANALYZE events, identities, customers")
     else:
         connection.exec_driver_sql("ANALYZE")
+
+
+def insert_plain(
+    connection: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    datetimes: frozenset[str] = frozenset(),
+    jsons: frozenset[str] = frozenset(),
+) -> None:
+    """``executemany`` of plain tuples into ``table``, below SQLAlchemy's per-value processing.
+
+    For the identity tables that ingestion fills in bulk; ``datetimes`` (aware) and ``jsons``
+    name the columns to convert the way the ORM types would.
+    """
+    if not rows:
+        return
+    sqlite = connection.dialect.name != "postgresql"
+    converters = [
+        (lambda v: None if v is None else sqlite_datetime(v)) if sqlite and c in datetimes
+        else json_text if c in jsons
+        else None
+        for c in columns
+    ]  # fmt: skip
+    values = [
+        tuple(
+            v if convert is None else convert(v) for v, convert in zip(row, converters, strict=True)
+        )
+        for row in rows
+    ]
+    if sqlite:
+        marks = ", ".join("?" for _ in columns)
+    else:
+        marks = ", ".join("%s::jsonb" if c in jsons else "%s" for c in columns)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - constants
+    connection.exec_driver_sql(sql, values)
