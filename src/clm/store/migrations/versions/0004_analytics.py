@@ -32,7 +32,11 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["workspace_id"], ["workspaces.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint(
-            "workspace_id", "channel", "campaign", "period_start", "period_end",
+            "workspace_id",
+            "channel",
+            "campaign",
+            "period_start",
+            "period_end",
             name="uq_marketing_spend",
         ),
     )
