@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -12,12 +13,14 @@ from pathlib import Path
 import polars as pl
 
 from clm.demo.touchpoints import journeys
+from clm.errors import ValidationError
 from clm.ingest import ingest
 from clm.ingest.importer import import_transactions
 from clm.predictions import fit_workspace
 from clm.store import workspaces as ws
 from clm.store.engine import Database
 
+log = logging.getLogger("clm.demo")
 CDNOW = Path(__file__).parent / "data" / "cdnow_master.txt.gz"
 WORKSPACE = "cdnow"
 CDNOW_END = date(1998, 6, 30)  # the last day of the CDNOW log
@@ -34,6 +37,16 @@ class DemoSummary:
     predictions: int
     write_key: str | None
     secret_key: str | None
+
+
+def _predictions(db: Database, workspace_id: int) -> int:
+    """Score the customers with BG/NBD; a sample too small to fit (``--customers`` of a few
+    dozen) leaves the demo without predictions rather than without a demo."""
+    try:
+        return fit_workspace(db, workspace_id, model="bgnbd", as_of=CDNOW_END).scores_written
+    except ValidationError as exc:
+        log.warning("demo: no predictions: %s", exc)
+        return 0
 
 
 def _lifecycle(db: Database, workspace_id: int) -> None:
@@ -91,7 +104,7 @@ def build_demo(
         ingest(db, workspace_id, messages[start : start + chunk])
         if progress:
             progress("touchpoints", min(start + chunk, len(messages)), len(messages))
-    scores = fit_workspace(db, workspace_id, model="bgnbd", as_of=CDNOW_END).scores_written
+    scores = _predictions(db, workspace_id)
     _lifecycle(db, workspace_id)
     if progress:
         progress("stages and health", 1, 1)
