@@ -153,6 +153,12 @@ def test_workspaces_need_admin_and_keys_are_scoped(live_server: LiveServer, tena
 
 
 def test_workspace_stats_count_after_merges(live_server: LiveServer, populated: Tenant) -> None:
+    # What CLM records about a customer (channel "system") is not one of their touchpoints.
+    ingest(live_server.db, populated.id, [
+        {"type": "track", "userId": "u1", "event": "Prediction Scored", "messageId": "clm-p1",
+         "properties": {"channel": "system", "p_alive": 0.5},
+         "timestamp": "2026-02-01T00:00:00Z"},
+    ])  # fmt: skip
     response = httpx.get(
         f"{live_server.url}/api/v1/workspace/stats", headers=bearer(populated.secret_key)
     )
@@ -160,8 +166,9 @@ def test_workspace_stats_count_after_merges(live_server: LiveServer, populated: 
     stats = response.json()
     # a1 and u1 are one person; u2 another.
     assert (stats["customers"], stats["identified_customers"]) == (2, 2)
-    assert stats["events"] == 4
+    assert (stats["events"], stats["system_events"]) == (4, 1)
     assert stats["events_by_type"] == {"identify": 1, "page": 1, "track": 2}
+    assert "system" not in stats["events_by_channel"]
     assert (stats["purchases"], stats["revenue"]) == (2, 10.0)
     assert stats["first_event_at"].startswith("2026-01-01T10:00:00")
     assert stats["last_event_at"].startswith("2026-01-03T10:00:00")

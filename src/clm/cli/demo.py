@@ -58,7 +58,8 @@ def run_demo(*, serve_api: bool, port: int, customers: int | None, fresh: bool) 
         f"Send:       curl -u '{keys.get('write_key', '')}:' {base}/v1/track "
         '-H \'Content-Type: application/json\' -d \'{"userId": "00001", "event": "Hello"}\'\n'
         f"CLI:        CLM_DATABASE_URL={url} clm customer show 00001 --by user_id -w {WORKSPACE}\n"
-        "Stop with Ctrl-C."
+        "Stop with Ctrl-C.",
+        soft_wrap=True,  # commands stay on one line, to copy and paste
     )
     import uvicorn
 

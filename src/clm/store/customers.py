@@ -21,6 +21,7 @@ from clm.store.schemas import (
 )
 
 MAX_PAGE = 1000
+SYSTEM_CHANNEL = "system"  # events CLM writes about customers, not their own touchpoints
 
 
 def _resolve_id(session: Session, workspace_id: int, customer_id: int) -> Customer:
@@ -189,36 +190,37 @@ def _event(event: Event, customer_id: int) -> EventPublic:
 
 
 def workspace_stats(session: Session, workspace_id: int) -> WorkspaceStats:
-    """Head counts of a workspace: what the dashboard's first screen shows."""
+    """Head counts of a workspace: what the dashboard's first screen shows.
+
+    Events on the ``system`` channel (what CLM records about customers: stage changes, scores)
+    are counted apart from the customers' own touchpoints.
+    """
     customers = select(func.count()).where(
         Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None)
     )
     identified = customers.where((Customer.user_id.is_not(None)) | (Customer.email.is_not(None)))
+    own = Event.workspace_id == workspace_id
+    touchpoint = own & ((Event.channel.is_(None)) | (Event.channel != SYSTEM_CHANNEL))
     by_channel = session.execute(
         select(Event.channel, func.count())
-        .where(Event.workspace_id == workspace_id)
+        .where(touchpoint)
         .group_by(Event.channel)
         .order_by(func.count().desc())
         .limit(12)
     ).all()
     by_type = session.execute(
-        select(Event.type, func.count())
-        .where(Event.workspace_id == workspace_id)
-        .group_by(Event.type)
-        .order_by(Event.type)
+        select(Event.type, func.count()).where(touchpoint).group_by(Event.type).order_by(Event.type)
     ).all()
+    system = session.scalar(select(func.count()).where(own, Event.channel == SYSTEM_CHANNEL))
     purchases = session.execute(
-        select(func.count(), func.sum(Event.revenue), func.min(Event.ts), func.max(Event.ts)).where(
-            Event.workspace_id == workspace_id, Event.name == "Order Completed"
-        )
+        select(func.count(), func.sum(Event.revenue)).where(own, Event.name == "Order Completed")
     ).one()
-    span = session.execute(
-        select(func.min(Event.ts), func.max(Event.ts)).where(Event.workspace_id == workspace_id)
-    ).one()
+    span = session.execute(select(func.min(Event.ts), func.max(Event.ts)).where(touchpoint)).one()
     return WorkspaceStats(
         customers=session.scalar(customers) or 0,
         identified_customers=session.scalar(identified) or 0,
         events=sum(n for _, n in by_type),
+        system_events=system or 0,
         events_by_type={kind: n for kind, n in by_type},
         events_by_channel={channel or "(none)": n for channel, n in by_channel},
         purchases=purchases[0] or 0,

@@ -96,11 +96,13 @@ class Page(BaseModel, Generic[T]):
 
 
 class WorkspaceStats(BaseModel):
-    """Head counts of a workspace (customers are counted after merges)."""
+    """Head counts of a workspace (customers are counted after merges; ``events`` are the
+    customers' touchpoints, ``system_events`` what CLM recorded about them)."""
 
     customers: int
     identified_customers: int
     events: int
+    system_events: int
     events_by_type: dict[str, int]
     events_by_channel: dict[str, int]
     purchases: int

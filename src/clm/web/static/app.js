@@ -49,9 +49,15 @@ async function showOverview() {
   $("stat-revenue").textContent = fmt.format(Math.round(stats.revenue));
   bars($("channels"), Object.entries(stats.events_by_channel));
   try {
-    const counts = await api("/lifecycle/counts");
+    // Stages as of the latest touchpoint: for a historical log (like the CDNOW demo) "today"
+    // would show everyone churned.
+    const at = stats.last_event_at ? `?at=${encodeURIComponent(stats.last_event_at)}` : "";
+    const counts = await api(`/lifecycle/counts${at}`);
     const stages = Object.entries(counts.stages || {});
-    if (stages.length) bars($("stages"), stages);
+    if (stages.length) {
+      bars($("stages"), stages);
+      $("stages-at").textContent = `as of ${(counts.at || "").slice(0, 10)}`;
+    }
   } catch (error) {
     // No stage model applied yet: the panel keeps its hint.
   }
@@ -86,7 +92,8 @@ async function findCustomer(kind, value) {
     lifecycle.replaceChildren();
     try {
       const state = await api(`/customers/${customer.id}/lifecycle`);
-      if (state.stage) lifecycle.append(text("span", `stage: ${state.stage}`, "pill"));
+      const stage = state.stage && (state.stage.stage || state.stage);
+      if (typeof stage === "string") lifecycle.append(text("span", `stage: ${stage}`, "pill"));
       const health = state.health && (state.health.state_label || state.health.state);
       if (health) lifecycle.append(text("span", `health: ${health}`, "pill"));
     } catch (error) {
