@@ -164,6 +164,12 @@ def insert_plain(
         )
         for row in rows
     ]
+    if not sqlite and len(values) > 50:  # PostgreSQL's COPY: one round trip for all rows
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in values:
+                copy.write_row(row)
+        return
     if sqlite:
         marks = ", ".join("?" for _ in columns)
     else:
