@@ -144,6 +144,7 @@ def test_versions_keep_journeys_unless_migrated_and_pause(sqlite_db: Database) -
     assert pb.apply_playbook(db, ws, v1).version == 1  # unchanged: not a new version
     stage_changes(db, ws, ["u0", "u1"], "conversion", NOW)
     tick(db, ws, NOW)
+    assert v1.steps[2].content is not None
     v2 = v1.model_copy(
         update={
             "steps": [
@@ -153,7 +154,7 @@ def test_versions_keep_journeys_unless_migrated_and_pause(sqlite_db: Database) -
                 ),
             ]
         }
-    )  # type: ignore[union-attr]
+    )
     assert pb.apply_playbook(db, ws, v2).version == 2
     tick(db, ws, NOW + timedelta(days=2))
     with db.session() as session:
@@ -166,6 +167,7 @@ def test_versions_keep_journeys_unless_migrated_and_pause(sqlite_db: Database) -
     pb.set_paused(db, ws, "drip", True)
     assert tick(db, ws, NOW + timedelta(days=2)).sends == 0  # paused: no one enrols
     pb.set_paused(db, ws, "drip", False)
+    assert v2.steps[2].content is not None
     v3 = v2.model_copy(
         update={
             "steps": [
@@ -175,7 +177,7 @@ def test_versions_keep_journeys_unless_migrated_and_pause(sqlite_db: Database) -
                 ),
             ]
         }
-    )  # type: ignore[union-attr]
+    )
     stage_changes(db, ws, ["u3"], "conversion", NOW + timedelta(days=3))
     tick(db, ws, NOW + timedelta(days=3))  # u3 starts on v2, waits a day
     pb.apply_playbook(db, ws, v3, migrate=True)
