@@ -24,7 +24,7 @@ SPARK = pytest.param(
 )
 PARAMS: dict[str, dict[str, Any]] = {
     "funnel": {},
-    "retention": {},
+    "churn_retention": {},
     "cohorts": {"cohort_by": "first_purchase"},
     "rfm": {},
     "attribution": {"lookback_days": 45},

@@ -41,7 +41,7 @@ class ReportSpec:
 
 REPORTS: dict[str, ReportSpec] = {
     "funnel": ReportSpec(FunnelQuery, funnel, "Stage funnel and velocity"),
-    "retention": ReportSpec(RetentionQuery, churn_retention, "Churn and retention"),
+    "churn_retention": ReportSpec(RetentionQuery, churn_retention, "Churn and retention"),
     "cohorts": ReportSpec(CohortQuery, cohorts, "Cohort retention matrix"),
     "rfm": ReportSpec(ReportQuery, rfm, "RFM segments and movement"),
     "attribution": ReportSpec(AttributionQuery, attribution, "Touchpoint attribution"),
@@ -50,9 +50,19 @@ REPORTS: dict[str, ReportSpec] = {
 }
 
 
+ALIASES = {"retention": "churn_retention"}
+
+
+def report_name(name: str) -> str | None:
+    """The catalogue name of a report (or of an alias), or None if there is no such report."""
+    name = ALIASES.get(name, name)
+    return name if name in REPORTS else None
+
+
 def run_on(source: ReportSource, name: str, query: ReportQuery, db: Database | None = None,
            workspace_id: int | None = None) -> Report:  # fmt: skip
     """Run one report on an open source (acquisition reads the spend from ``db``)."""
+    name = report_name(name) or name
     spec = REPORTS[name]
     if name == "acquisition" and db is not None and workspace_id is not None:
         return spec.run(source, query, load_spend(db, workspace_id))
@@ -70,9 +80,10 @@ def run_report(
     spark: Any = None,
 ) -> Report:
     """Validate ``params`` for report ``name`` and run it on ``engine``."""
-    if name not in REPORTS:
+    known = report_name(name)
+    if known is None:
         raise ValidationError("Unknown report", [
             FieldError(("report",), f"unknown report; one of: {', '.join(REPORTS)}")])  # fmt: skip
-    query = parse_query(REPORTS[name].query, params or {})
+    query = parse_query(REPORTS[known].query, params or {})
     with report_source(db, workspace_id, engine, model=model, spark=spark) as source:
-        return run_on(source, name, query, db, workspace_id)
+        return run_on(source, known, query, db, workspace_id)

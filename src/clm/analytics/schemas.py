@@ -123,7 +123,7 @@ class AtRisk(BaseModel):
 
 
 class RetentionReport(Report):
-    report: str = "retention"
+    report: str = "churn_retention"
     granularity: str
     churn_stages: list[str]
     periods: list[RetentionPeriod]

@@ -13,6 +13,7 @@ from clm.cli.engage import playbook_app, survey_app, worker
 from clm.cli.importing import import_app
 from clm.cli.lifecycle import health_app, lifecycle_app, stages_app
 from clm.cli.predictions import mount as mount_predictions
+from clm.cli.reports import report_app
 
 app = typer.Typer(
     name="clm",
@@ -41,6 +42,7 @@ app.add_typer(lifecycle_app, name="lifecycle")
 app.add_typer(health_app, name="health")
 app.add_typer(survey_app, name="survey")
 app.add_typer(playbook_app, name="playbook")
+app.add_typer(report_app, name="report")
 app.command("worker")(worker)
 mount_predictions(app)
 
