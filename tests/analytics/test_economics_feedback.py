@@ -128,4 +128,4 @@ def test_feedback_empty_and_unknown_parameters(scenario: Loaded) -> None:
     assert unknown.value.errors[0].loc == ("report",)
     assert parse_query(FeedbackQuery, {"granularity": "quarter"}).granularity == "quarter"
     assert parse_query(AcquisitionQuery, {}).dimension == "channel"
-    assert acquisition and feedback
+    assert callable(acquisition) and callable(feedback)

@@ -24,7 +24,7 @@ from clm.analytics.query import (
     RetentionQuery,
     parse_query,
 )
-from clm.analytics.reports import REPORTS, run_on, run_report
+from clm.analytics.reports import REPORTS, report_name, run_on, run_report
 from clm.analytics.retention import churn_retention
 from clm.analytics.rfm import rfm, rfm_scores
 from clm.analytics.schemas import (
@@ -44,7 +44,13 @@ from clm.analytics.source import (
     open_report_source,
     report_source,
 )
-from clm.analytics.spend import import_spend, parse_spend_csv
+from clm.analytics.spend import (
+    SpendRow,
+    import_spend,
+    parse_spend_csv,
+    parse_spend_records,
+    store_spend,
+)
 
 __all__ = [
     "REPORTS",
@@ -67,6 +73,7 @@ __all__ = [
     "RetentionQuery",
     "RetentionReport",
     "RfmReport",
+    "SpendRow",
     "acquisition",
     "attribution",
     "churn_retention",
@@ -79,10 +86,13 @@ __all__ = [
     "open_report_source",
     "parse_query",
     "parse_spend_csv",
+    "parse_spend_records",
+    "report_name",
     "report_source",
     "rfm",
     "rfm_scores",
     "run_on",
     "run_report",
     "shapley_values",
+    "store_spend",
 ]

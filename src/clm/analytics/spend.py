@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -42,47 +44,67 @@ def _month(text: str) -> tuple[int, int]:
     return int(start.timestamp()), int(end.timestamp())
 
 
+def _text(raw: Mapping[str, Any], name: str) -> str:
+    value = raw.get(name)
+    return "" if value is None else str(value).strip()
+
+
+def _spend_row(raw: Mapping[str, Any]) -> SpendRow:
+    """One row, or ValueError(field, message)."""
+    channel = _text(raw, "channel")
+    if not channel:
+        raise ValueError("channel", "must not be empty")
+    try:
+        amount = float(_text(raw, "amount"))
+    except ValueError:
+        raise ValueError("amount", "must be a number") from None
+    try:
+        if _text(raw, "month"):
+            start, end = _month(_text(raw, "month"))
+        else:
+            start, end = _date(_text(raw, "period_start")), _date(_text(raw, "period_end"))
+    except (ValueError, TypeError):
+        raise ValueError("period", "invalid month or dates") from None
+    if end <= start:
+        raise ValueError("period_end", "must be after period_start")
+    return SpendRow(channel, _text(raw, "campaign"), start, end, amount, _text(raw, "currency"))
+
+
+def _spend_rows(records: Iterable[tuple[tuple[str | int, ...], Mapping[str, Any]]],
+                what: str) -> list[SpendRow]:  # fmt: skip
+    rows, problems = [], []
+    for loc, raw in records:
+        try:
+            rows.append(_spend_row(raw))
+        except ValueError as exc:
+            field, message = exc.args if len(exc.args) == 2 else ("row", str(exc))
+            problems.append(FieldError((*loc, field), message))
+    if problems:
+        raise ValidationError(f"Invalid {what}", problems)
+    return rows
+
+
 def parse_spend_csv(text: str) -> list[SpendRow]:
     """Validated rows of a spend CSV, or ValidationError listing each bad line and field."""
     reader = csv.DictReader(io.StringIO(text))
     fields = set(reader.fieldnames or [])
-    problems: list[FieldError] = []
     has_period = "month" in fields or {"period_start", "period_end"} <= fields
     if not {"channel", "amount"} <= fields or not has_period:
         needs = "needs channel, amount and month (or period_start and period_end)"
         raise ValidationError("Invalid spend file", [FieldError(("header",), needs)])
-    rows = []
-    for line, raw in enumerate(reader, start=2):
-        try:
-            channel = (raw.get("channel") or "").strip()
-            if not channel:
-                raise ValueError("channel", "must not be empty")
-            try:
-                amount = float(raw.get("amount") or "")
-            except ValueError:
-                raise ValueError("amount", "must be a number") from None
-            try:
-                if raw.get("month"):
-                    start, end = _month(raw["month"])
-                else:
-                    start, end = _date(raw["period_start"]), _date(raw["period_end"])
-            except (ValueError, TypeError, KeyError):
-                raise ValueError("period", "invalid month or dates") from None
-            if end <= start:
-                raise ValueError("period_end", "must be after period_start")
-            rows.append(SpendRow(channel, (raw.get("campaign") or "").strip(), start, end, amount,
-                                 (raw.get("currency") or "").strip()))  # fmt: skip
-        except ValueError as exc:
-            field, message = exc.args if len(exc.args) == 2 else ("row", str(exc))
-            problems.append(FieldError(("line", line, field), message))
-    if problems:
-        raise ValidationError("Invalid spend file", problems)
-    return rows
+    return _spend_rows(
+        ((("line", line), raw) for line, raw in enumerate(reader, start=2)), "spend file"
+    )
 
 
-def import_spend(db: Database, workspace_id: int, text: str) -> int:
-    """Store the spend rows of a CSV (replacing the same channel, campaign and period)."""
-    rows = parse_spend_csv(text)
+def parse_spend_records(records: Sequence[Mapping[str, Any]]) -> list[SpendRow]:
+    """Validated spend rows given as mappings (JSON), with the CSV's fields; errors are
+    located at ``("rows", index, field)``."""
+    return _spend_rows(((("rows", i), raw) for i, raw in enumerate(records)), "spend rows")
+
+
+def store_spend(db: Database, workspace_id: int, rows: Sequence[SpendRow]) -> int:
+    """Store validated spend rows (replacing the same channel, campaign and period)."""
     now = datetime.now(UTC)
     with db.transaction() as session:
         for row in rows:
@@ -97,6 +119,11 @@ def import_spend(db: Database, workspace_id: int, text: str) -> int:
             )
             session.add(MarketingSpend(workspace_id=workspace_id, imported_at=now, **row.__dict__))
     return len(rows)
+
+
+def import_spend(db: Database, workspace_id: int, text: str) -> int:
+    """Store the spend rows of a CSV (replacing the same channel, campaign and period)."""
+    return store_spend(db, workspace_id, parse_spend_csv(text))
 
 
 def load_spend(db: Database, workspace_id: int) -> list[SpendRow]:

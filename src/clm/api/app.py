@@ -13,6 +13,7 @@ from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
 from clm.api.predictions import router as predictions_router
 from clm.api.public import router as public_router
+from clm.api.reports import router as reports_router
 from clm.api.responses import JsonResponse
 from clm.api.tracking import router as tracking_router
 from clm.config import get_settings
@@ -45,6 +46,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(engage_router)
     app.include_router(public_router)
     app.include_router(predictions_router)
+    app.include_router(reports_router)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

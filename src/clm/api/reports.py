@@ -1,0 +1,99 @@
+"""The reports API under ``/api/v1/reports``: every lifecycle report of the caller's workspace,
+and the marketing spend the acquisition report reads.
+
+``GET /api/v1/reports/{name}?since=...&until=...`` takes the report's parameters as query
+parameters (validated by ``clm.analytics.parse_query``: an unknown or bad one is a 422 naming
+the field); ``POST /api/v1/reports/spend`` takes a CSV (upload or ``text/csv`` body) or JSON
+rows with the CSV's fields.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from clm.analytics import (
+    REPORTS,
+    SpendRow,
+    parse_spend_csv,
+    parse_spend_records,
+    report_name,
+    run_report,
+    store_spend,
+)
+from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
+from clm.errors import FieldError, NotFound, ValidationError
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+RESERVED = ("engine",)  # query parameters of the endpoint, not of the report
+
+
+class ReportInfo(BaseModel):
+    name: str
+    description: str
+
+
+class SpendImported(BaseModel):
+    stored: int
+
+
+@router.get("")
+def list_reports(_: WorkspaceKey) -> list[ReportInfo]:
+    """The reports this API serves."""
+    return [ReportInfo(name=name, description=spec.description) for name, spec in REPORTS.items()]
+
+
+@router.get("/{name}")
+def get_report(
+    name: str,
+    request: Request,
+    db: DatabaseDep,
+    key: WorkspaceKey,
+    engine: Annotated[Literal["sql", "duckdb"], Query(description="where to compute")] = "sql",
+) -> dict[str, Any]:
+    """One report of the caller's workspace, e.g. ``/funnel?since=2024-01-01&stage=paying``."""
+    known = report_name(name)
+    if known is None:
+        raise NotFound(f"No report {name!r}; reports: {', '.join(REPORTS)}")
+    params = {k: v for k, v in request.query_params.items() if k not in RESERVED}
+    report = run_report(db, workspace_id(key), known, params, engine=engine)
+    return report.model_dump(mode="json")
+
+
+async def _spend_rows(request: Request) -> list[SpendRow]:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        async with request.form() as form:  # closes the uploaded files' temporary copies
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                missing = [FieldError(("file",), "upload a CSV file")]
+                raise ValidationError("Missing file", missing)
+            return parse_spend_csv((await upload.read()).decode("utf-8-sig"))
+    if kind in ("text/csv", "text/plain"):
+        return parse_spend_csv((await request.body()).decode("utf-8-sig"))
+    if kind == "application/json":
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise ValidationError("Invalid JSON", [FieldError(("body",), str(exc))]) from exc
+        rows = body.get("rows") if isinstance(body, dict) else body
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValidationError(
+                "Invalid spend rows", [FieldError(("rows",), "a list of objects")]
+            )
+        return parse_spend_records(rows)
+    raise ValidationError(
+        "Unsupported content type",
+        [FieldError(("content-type",), "multipart/form-data, text/csv or application/json")],
+    )
+
+
+@router.post("/spend", status_code=201)
+async def import_spend(request: Request, db: DatabaseDep, key: WorkspaceKey) -> SpendImported:
+    """Import marketing spend: all rows or none; each bad row is named with its field."""
+    rows = await _spend_rows(request)
+    stored = await run_in_threadpool(store_spend, db, workspace_id(key), rows)
+    return SpendImported(stored=stored)
