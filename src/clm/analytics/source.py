@@ -145,32 +145,24 @@ def duckdb_report_source(
 def spark_report_source(
     session: Any, events: pa.Table, transitions: pa.Table, model: CompiledModel
 ) -> ReportSource:
-    """PySpark over the same export (flattened by DuckDB, then handed to Spark as Arrow)."""
+    """PySpark over the same export (flattened by DuckDB, then handed to Spark as Arrow).
+
+    The tables go to Spark as Arrow, never through pandas: pandas turns a null float into NaN
+    and a null string into NaN too, which Spark keeps as values (``NaN`` is not null there), so
+    sums over revenue and ``from_stage IS NULL`` (a customer's first stage) came out wrong.
+    """
     flat = flatten(events, [(k, "number") for k in NUMBER_PROPERTIES])
     renames = [f"p__number__{k} AS {k}" for k in NUMBER_PROPERTIES]
     table = flat.select(", ".join([*EVENT_COLUMNS, *renames])).to_arrow_table()
     with quiet_engines():
-        session.createDataFrame(table.to_pandas()).createOrReplaceTempView("clm_report_events")
-        frame = session.createDataFrame(transitions.to_pandas(), schema=_spark_schema())
+        session.createDataFrame(table).createOrReplaceTempView("clm_report_events")
+        frame = session.createDataFrame(transitions.cast(TRANSITION_SCHEMA))
         frame.createOrReplaceTempView("clm_report_transitions")
         backend = ibis.pyspark.connect(session)
         return ReportSource(
             backend.table("clm_report_events"), backend.table("clm_report_transitions"), model,
             "spark", backend,
         )  # fmt: skip
-
-
-def _spark_schema() -> Any:
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
-
-    return StructType(
-        [
-            StructField("customer_id", LongType()),
-            StructField("ts", LongType()),
-            StructField("from_stage", StringType()),
-            StructField("to_stage", StringType()),
-        ]
-    )
 
 
 def open_report_source(
