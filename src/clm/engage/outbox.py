@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from clm.engage import eventlog
+from clm.engage import advocacy, eventlog
 from clm.engage import repository as repo
 from clm.engage.guardrails import CustomerFacts, evaluate
 from clm.engage.health import HealthFacts, health_facts
@@ -65,6 +65,7 @@ def decide_in(
     """Apply the guardrails and write the outbox rows inside the caller's transaction."""
     if not requests:
         return []
+    requests = advocacy.with_links(session, workspace_id, requests, now)
     policy = repo.get_policy(session, workspace_id)
     if profiles is None:
         profiles = repo.customer_profiles(session, workspace_id, [r.customer_id for r in requests])
