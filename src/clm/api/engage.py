@@ -3,6 +3,7 @@ playbooks, journeys, tasks. Secrets go in, never out."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
@@ -10,11 +11,18 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
-from clm.engage import outbox, surveys
+from clm.engage import coupons, ledger, outbox, referrals, surveys, testimonials
 from clm.engage import playbooks as pb
 from clm.engage import repository as repo
+from clm.engage.coupons import CouponCheck, CouponCreate, CouponPublic
 from clm.engage.journey_steps import TickReport, tick
 from clm.engage.playbook_schemas import JourneyPublic, PlaybookPublic, PlaybookReport
+from clm.engage.referral_schemas import (
+    ReferralCodePublic,
+    ReferralProgram,
+    ReferralPublic,
+    ReferralReport,
+)
 from clm.engage.schemas import (
     EmailProvider,
     MessagePublic,
@@ -24,6 +32,7 @@ from clm.engage.schemas import (
     WebhookProvider,
 )
 from clm.engage.survey_schemas import SurveyDefinition, SurveyPublic
+from clm.engage.testimonials import TestimonialPublic
 from clm.store.models import EngageMessage, EngageTask
 
 router = APIRouter(prefix="/api/v1/engage", tags=["engage"])
@@ -207,3 +216,141 @@ def list_tasks(db: DatabaseDep, key: WorkspaceKey, status: str = "open") -> list
             }
             for t in rows
         ]
+
+
+# --- referrals, points, coupons, testimonials -------------------------------------------------
+
+
+@router.put("/referrals/program")
+def put_referral_program(
+    body: ReferralProgram, db: DatabaseDep, key: WorkspaceKey
+) -> ReferralProgram:
+    return referrals.set_program(db, workspace_id(key), body)
+
+
+@router.post("/referrals/codes")
+def issue_referral_codes(
+    db: DatabaseDep, key: WorkspaceKey, stages: Annotated[list[str] | None, Body()] = None
+) -> list[ReferralCodePublic]:
+    """A code and link for each customer in the stages (the program's stages by default)."""
+    return referrals.issue_codes(db, workspace_id(key), datetime.now(UTC), stages)
+
+
+@router.post("/referrals/process")
+def process_referrals(db: DatabaseDep, key: WorkspaceKey) -> ReferralReport:
+    return referrals.process(db, workspace_id(key), datetime.now(UTC))
+
+
+@router.get("/referrals")
+def get_referrals(
+    db: DatabaseDep, key: WorkspaceKey, status: str | None = None
+) -> list[ReferralPublic]:
+    return referrals.list_referrals(db, workspace_id(key), status)
+
+
+class ReviewBody(BaseModel):
+    approve: bool
+    note: str = ""
+
+
+@router.post("/referrals/{referral_id}/review")
+def review_referral(
+    referral_id: int, body: ReviewBody, db: DatabaseDep, key: WorkspaceKey
+) -> ReferralPublic:
+    return referrals.review(db, workspace_id(key), referral_id, body.approve, body.note)
+
+
+class PointsBody(BaseModel):
+    customer_id: int
+    points: int
+    txn_id: str
+    memo: str = ""
+    expires_at: datetime | None = None
+
+
+@router.post("/points/earn")
+def earn_points(body: PointsBody, db: DatabaseDep, key: WorkspaceKey) -> dict[str, int]:
+    balance = ledger.earn(
+        db,
+        workspace_id(key),
+        body.customer_id,
+        body.points,
+        body.txn_id,
+        datetime.now(UTC),
+        memo=body.memo,
+        expires_at=body.expires_at,
+    )
+    return {"balance": balance}
+
+
+@router.post("/points/redeem")
+def redeem_points(body: PointsBody, db: DatabaseDep, key: WorkspaceKey) -> dict[str, int]:
+    balance = ledger.redeem(
+        db,
+        workspace_id(key),
+        body.customer_id,
+        body.points,
+        body.txn_id,
+        datetime.now(UTC),
+        memo=body.memo,
+    )
+    return {"balance": balance}
+
+
+@router.get("/points/{customer_id}")
+def points_statement(
+    customer_id: int, db: DatabaseDep, key: WorkspaceKey
+) -> list[ledger.LedgerEntryPublic]:
+    return ledger.statement(db, workspace_id(key), customer_id)
+
+
+@router.post("/coupons")
+def create_coupon(body: CouponCreate, db: DatabaseDep, key: WorkspaceKey) -> CouponPublic:
+    return coupons.create_coupon(db, workspace_id(key), body, datetime.now(UTC))
+
+
+class CouponOrder(BaseModel):
+    order_total: float
+    order_id: str = ""
+
+
+@router.post("/coupons/{code}/validate")
+def validate_coupon(
+    code: str, body: CouponOrder, db: DatabaseDep, key: WorkspaceKey
+) -> CouponCheck:
+    """For the shop's checkout: does the code apply to this order, and how much off."""
+    return coupons.validate_coupon(db, workspace_id(key), code, body.order_total, datetime.now(UTC))
+
+
+@router.post("/coupons/{code}/redeem")
+def redeem_coupon(code: str, body: CouponOrder, db: DatabaseDep, key: WorkspaceKey) -> CouponCheck:
+    return coupons.redeem_coupon(
+        db, workspace_id(key), code, body.order_id or "-", body.order_total, datetime.now(UTC)
+    )
+
+
+@router.get("/testimonials")
+def get_testimonials(
+    db: DatabaseDep, key: WorkspaceKey, status: str | None = None
+) -> list[TestimonialPublic]:
+    return testimonials.list_testimonials(db, workspace_id(key), status)
+
+
+class TestimonialReview(BaseModel):
+    decision: Literal["approved", "rejected"]
+    note: str = ""
+
+
+@router.post("/testimonials/{testimonial_id}/review")
+def review_testimonial(
+    testimonial_id: int, body: TestimonialReview, db: DatabaseDep, key: WorkspaceKey
+) -> TestimonialPublic:
+    return testimonials.review(
+        db, workspace_id(key), testimonial_id, body.decision, datetime.now(UTC), body.note
+    )
+
+
+@router.get("/testimonials/feed-token")
+def testimonial_feed_token(key: WorkspaceKey) -> dict[str, str]:
+    """A signed read-only token for the public feed and embed of approved testimonials."""
+    return {"token": testimonials.feed_token(workspace_id(key))}

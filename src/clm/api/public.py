@@ -1,15 +1,18 @@
-"""Public endpoints: no API key, only a valid signed token (survey answers, unsubscribe)."""
+"""Public endpoints: no API key, only a valid signed token or code (survey answers, unsubscribe,
+referral landings, testimonial form and feed)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import parse_qs
 
+import pydantic
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from clm.api.deps import DatabaseDep
-from clm.engage import pages, surveys
+from clm.engage import pages, referrals, surveys, testimonials, tokens
 from clm.engage.survey_schemas import Answer, AnswerResult
 from clm.engage.unsubscribe import unsubscribe
 from clm.errors import ClmError
@@ -85,3 +88,90 @@ def unsubscribe_link(db: DatabaseDep, token: Annotated[str, Query()]) -> HTMLRes
     except ClmError as exc:
         return _html(pages.message("Sorry", exc.message), exc.status_code)
     return _html(pages.message("Unsubscribed", f"You will get no more marketing by {channel}."))
+
+
+# --- referral landing, testimonial form and feed ----------------------------------------------
+
+ANON_COOKIE = "clm_anonymous_id"
+
+
+@router.get("/r/{code}")
+def referral_landing(db: DatabaseDep, code: str, request: Request) -> Response:
+    """Record the visit under an anonymous id (kept in a cookie) and go to the shop's landing
+    page with ``ref`` and ``anonymous_id``, so the shop's tracking uses the same id."""
+    try:
+        landing = referrals.record_click(
+            db,
+            code,
+            datetime.now(UTC),
+            anonymous_id=request.cookies.get(ANON_COOKIE) or request.query_params.get("aid"),
+            ip=request.client.host if request.client else None,
+            user_agent=request.headers.get("user-agent"),
+        )
+    except ClmError as exc:
+        return _html(pages.message("Sorry", exc.message), exc.status_code)
+    response = RedirectResponse(landing.redirect_url, status_code=302)
+    response.set_cookie(
+        ANON_COOKIE, landing.anonymous_id, max_age=365 * 86_400, httponly=True, samesite="lax"
+    )
+    return response
+
+
+@router.get("/testimonials/form", response_class=HTMLResponse)
+def testimonial_form(token: Annotated[str, Query()]) -> HTMLResponse:
+    return _html(pages.testimonial_form(token))
+
+
+@router.post("/testimonials/form", response_class=HTMLResponse)
+async def testimonial_form_post(db: DatabaseDep, request: Request) -> HTMLResponse:
+    form = await _form(request)
+    try:
+        body = testimonials.TestimonialSubmit(
+            token=form.get("token", ""),
+            text=form.get("text", ""),
+            display_name=form.get("display_name", ""),
+            consent=form.get("consent") in ("on", "yes", "true", "1"),
+        )
+        testimonials.submit(db, body, datetime.now(UTC))
+    except ClmError as exc:
+        return _html(pages.message("Sorry", exc.message), exc.status_code)
+    except pydantic.ValidationError:
+        return _html(pages.message("Sorry", "Please write a few words."), 422)
+    return _html(pages.message("Thank you", "Your testimonial is recorded."))
+
+
+@router.post("/testimonials")
+def testimonial_json(db: DatabaseDep, body: testimonials.TestimonialSubmit) -> dict[str, str]:
+    """The embeddable JSON form: ``{"token", "text", "consent", ...}``."""
+    saved = testimonials.submit(db, body, datetime.now(UTC))
+    return {"status": saved.status}
+
+
+def _feed_workspace(token: str) -> int:
+    return tokens.verify(token, testimonials.FEED, 10 * 365 * tokens.DAY).workspace_id
+
+
+@router.get("/testimonials/feed")
+def testimonial_feed(
+    db: DatabaseDep,
+    token: Annotated[str, Query()],
+    brand: str | None = None,
+    product: str | None = None,
+) -> list[testimonials.FeedItem]:
+    """Approved testimonials as JSON; the signed feed token names the workspace."""
+    return testimonials.feed(db, _feed_workspace(token), brand, product)
+
+
+@router.get("/testimonials/embed", response_class=HTMLResponse)
+def testimonial_embed(
+    db: DatabaseDep,
+    token: Annotated[str, Query()],
+    brand: str | None = None,
+    product: str | None = None,
+) -> HTMLResponse:
+    """Approved testimonials as an HTML snippet to embed (customer text escaped)."""
+    try:
+        items = testimonials.feed(db, _feed_workspace(token), brand, product)
+    except ClmError as exc:
+        return _html(pages.message("Sorry", exc.message), exc.status_code)
+    return _html(testimonials.snippet(items))

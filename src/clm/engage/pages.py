@@ -41,3 +41,16 @@ def thanks(score: int | None, comment_token: str | None) -> str:
 
 def message(title: str, text: str) -> str:
     return page(title, _env.from_string("<h1>{{ t }}</h1><p>{{ x }}</p>").render(t=title, x=text))
+
+
+_TESTIMONIAL = _env.from_string("""<h1>A few words about us?</h1>
+<form method="post" action="/public/testimonials/form">
+<input type="hidden" name="token" value="{{ token }}">
+<p><label>Your testimonial<br><textarea name="text" rows="5" cols="40" required></textarea>
+</label></p><p><label>Name to show <input name="display_name"></label></p>
+<p><label><input type="checkbox" name="consent"> You may publish this with my name</label></p>
+<button type="submit">Send</button></form>""")
+
+
+def testimonial_form(token: str) -> str:
+    return page("Testimonial", _TESTIMONIAL.render(token=token))
