@@ -87,6 +87,7 @@ def test_email_is_rendered_delivered_and_logged(db: Database, smtp_sink: SmtpSin
     with db.session() as session:
         sent = session.scalars(select(Event).where(Event.name == "Email Sent")).all()
     assert [e.properties["category"] for e in sent] == ["welcome"]
+    assert [e.channel for e in sent] == ["system"]
 
 
 def test_blocked_sends_are_recorded_with_their_reason(db: Database) -> None:
@@ -99,6 +100,8 @@ def test_blocked_sends_are_recorded_with_their_reason(db: Database) -> None:
         event = session.scalars(select(Event).where(Event.name == "Message Blocked")).one()
     assert (row.status, row.reason) == ("blocked", "no marketing consent on this channel")
     assert event.properties["reason"] == "no marketing consent on this channel"
+    # CLM's own action, not the customer's touchpoint: on the system channel.
+    assert (event.channel, event.properties["message_channel"]) == ("system", "email")
     assert delivery.deliver_due(db, now=NOON).claimed == 0
 
 

@@ -15,6 +15,11 @@ from clm.store.engine import Database
 
 PREFIX = "clm-engage-"
 _CHUNK = 2_000
+# What CLM did, not what the customer did: on the `system` channel, so that lifecycle features
+# and analytics do not count it as the customer's activity (a sent email is not an opened one).
+SYSTEM_EVENTS = frozenset(
+    {"Email Sent", "SMS Sent", "Webhook Delivered", "Message Blocked", "Reward Granted"}
+)
 
 
 def track(
@@ -37,6 +42,11 @@ def track(
         who["anonymousId"] = profile["anonymous_id"]
     else:
         return None
+    if name in SYSTEM_EVENTS:
+        properties = dict(properties)
+        if "channel" in properties:
+            properties["message_channel"] = properties.pop("channel")
+        properties["channel"] = "system"
     message: dict[str, Any] = {
         "type": "track",
         "event": name,
