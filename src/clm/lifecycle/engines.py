@@ -218,10 +218,22 @@ def flatten(
             )
         else:
             expr = f"CASE WHEN {kind} = 'VARCHAR' THEN json_extract_string(properties, {path}) END"
-        extra.append(f"{expr} AS {flat_column(key, want)}")
+        extra.append(f"{_only_if_present(key, expr)} AS {flat_column(key, want)}")
     select = ", ".join([*COLUMNS, *extra])
     where = f"message_id NOT LIKE '{OWN_EVENTS_PREFIX}%'"
     return con.sql(f"SELECT {select} FROM {source} WHERE {where}")  # noqa: S608 - names checked
+
+
+def _only_if_present(key: str, expr: str) -> str:
+    """``expr`` guarded by a substring test: parsing JSON is by far the costliest step of a
+    scan, and most events do not carry the key. Exact: without a backslash (an escape) in the
+    document, a key can only be present if its JSON spelling appears verbatim."""
+    spelled = json.dumps(key, ensure_ascii=False)
+    if "\\" in spelled or "'" in spelled:
+        return expr
+    return (
+        f"CASE WHEN contains(properties, '{spelled}') OR contains(properties, '\\') THEN {expr} END"
+    )
 
 
 def _flat_prop(table: ir.Table, key: str, want: str) -> ir.Value:

@@ -81,7 +81,11 @@ def _match(events: ir.Table, feature: Feature, prop: PropFn) -> ir.BooleanValue:
     return condition
 
 
-def signals(events: ir.Table, features: Mapping[str, Feature], prop: PropFn) -> ir.Table:
+def signal_columns(
+    events: ir.Table, features: Mapping[str, Feature], prop: PropFn
+) -> dict[str, ir.Value]:
+    """Per event: ``c__f`` whether it counts for feature ``f`` (1/0), ``s__f`` the value it
+    adds to a sum, ``v__f`` the value a "last" feature keeps (null when it does not match)."""
     columns: dict[str, ir.Value] = {}
     for name, feature in features.items():
         if feature.kind not in AGGREGATES:
@@ -94,6 +98,11 @@ def signals(events: ir.Table, features: Mapping[str, Feature], prop: PropFn) -> 
         if feature.kind == "last":
             value = _value_of(events, feature.field or "", feature.type, prop)
             columns[f"v__{name}"] = ibis.ifelse(hit, value, ibis.null(value.type()))
+    return columns
+
+
+def signals(events: ir.Table, features: Mapping[str, Feature], prop: PropFn) -> ir.Table:
+    columns = signal_columns(events, features, prop)
     table = events.mutate(is_event=ibis.literal(1), **columns)
     return table.select("customer_id", "ts", "message_id", "is_event", *columns)
 
