@@ -3,7 +3,11 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, insert, select, text
 
 from clm.ingest.service import ingest
 from clm.lifecycle.catalog import apply_stage_model, get_stage_model, list_definitions
@@ -122,3 +126,58 @@ def test_a_new_model_version_keeps_the_old_history(db: Database) -> None:
     assert new[-1] == "advocacy" and old[-1] == "loyalty"
     assert [d.version for d in list_definitions(db, workspace_id)] == [1, 2]
     assert get_stage_model(db, workspace_id)[0].version == 2
+
+
+def test_an_event_committed_after_a_run_under_a_smaller_id_is_not_missed(db: Database) -> None:
+    """PostgreSQL: one writer draws an id, another commits a larger one, the first commits
+    only after an update has read the log. The update must not move its watermark past it."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: ids commit in order")
+    workspace_id, _a, b = _setup(db)
+    run_lifecycle(db, workspace_id, now=at(40 * DAY))
+    with db.session() as session:
+        template = session.scalars(select(Event).where(Event.message_id == "b1")).one()
+        late_row = {c.name: getattr(template, c.name) for c in Event.__table__.columns}
+    with db.engine.connect() as late:  # draws an id, commits its event only at the end
+        late_id = late.execute(text("SELECT nextval(pg_get_serial_sequence('events', 'id'))"))
+        late_row.update(
+            id=late_id.scalar_one(),
+            message_id="b2",
+            ts=late_row["ts"] + 2 * DAY,
+            timestamp=late_row["timestamp"] + timedelta(days=2),
+        )
+        ingest(db, workspace_id, [message("a", 32 * DAY, "a6", kind="page")])  # a larger id
+        first = update_lifecycle(db, workspace_id, now=at(40 * DAY), settle_seconds=0)
+        assert first.customers == 1  # a only: b's event is not committed yet
+        late.execute(insert(Event).values(**late_row))
+        late.commit()
+    second = update_lifecycle(db, workspace_id, now=at(40 * DAY), settle_seconds=0)
+    assert second.customers == 2  # the overlap is read again: a (idempotent) and b
+    assert [t.to_stage for t in customer_history(db, workspace_id, b, as_of=at(40 * DAY))] == [
+        "conversion",
+        "retention",
+    ]
+
+
+def test_an_update_waits_for_a_writer_that_holds_a_smaller_id(db: Database) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: ids commit in order")
+    workspace_id, _a, b = _setup(db)
+    run_lifecycle(db, workspace_id, now=at(40 * DAY))
+    with db.session() as session:
+        template = session.scalars(select(Event).where(Event.message_id == "b1")).one()
+        late_row = {c.name: getattr(template, c.name) for c in Event.__table__.columns}
+    with db.engine.connect() as late:
+        late_id = late.execute(text("SELECT nextval(pg_get_serial_sequence('events', 'id'))"))
+        late_row.update(id=late_id.scalar_one(), message_id="b2", ts=late_row["ts"] + 2 * DAY)
+        ingest(db, workspace_id, [message("a", 32 * DAY, "a6", kind="page")])
+        late.execute(insert(Event).values(**late_row))
+        timer = threading.Timer(0.3, late.commit)
+        timer.start()
+        result = update_lifecycle(db, workspace_id, now=at(40 * DAY), settle_seconds=30)
+        timer.join()
+    assert result.customers == 2  # waited for the late writer, then read both events
+    assert [t.to_stage for t in customer_history(db, workspace_id, b, as_of=at(40 * DAY))] == [
+        "conversion",
+        "retention",
+    ]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from clm.lifecycle.catalog import get_stage_model
 from clm.lifecycle.columnar import duckdb_transitions
@@ -70,6 +70,52 @@ def compute_transitions(
 def _last_event_id(db: Database, workspace_id: int) -> int:
     with db.session() as session:
         found = session.scalar(select(func.max(Event.id)).where(Event.workspace_id == workspace_id))
+    return int(found or 0)
+
+
+# The largest visible id and, read in the same statement, the transactions open at that
+# instant in this database (a transaction that only drew ids has no xid yet: it is found by
+# its start time, not in the snapshot's xid list).
+_SNAPSHOT = text(
+    "SELECT (SELECT max(id) FROM events WHERE workspace_id = :ws), "
+    "ARRAY(SELECT pid::text || ' ' || xact_start::text FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+    "AND xact_start IS NOT NULL)"
+)
+_STILL_OPEN = text(
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE pid::text || ' ' || xact_start::text = ANY(CAST(:open AS text[]))"
+)
+
+
+def settled_event_id(
+    db: Database, workspace_id: int, fallback: int, settle_seconds: float = 5.0
+) -> int:
+    """The watermark a run may record: every event with an id at or below it is committed
+    (and so read by the run), or never will be.
+
+    On PostgreSQL the largest visible id is not enough: a transaction may draw an id from the
+    sequence, another commit a larger one, and the first commit after the run has read the
+    log; ``id > watermark`` would then miss that event for good. Ids are drawn in increasing
+    order, so an uncommitted id below the largest visible one belongs to a transaction open
+    at that instant. The run waits (at most ``settle_seconds``) for those to end, and reads
+    the log only after. If one is still open, the previous watermark (``fallback``) is kept
+    and the next update re-processes the overlap, which is idempotent. SQLite has a single
+    writer, whose transaction (ids included) is committed or invisible as a whole."""
+    if db.dialect != "postgresql":
+        return _last_event_id(db, workspace_id)
+    with db.engine.connect() as conn:
+        found, open_then = conn.execute(_SNAPSHOT, {"ws": workspace_id}).one()
+        conn.commit()  # pg_stat_activity is read once per transaction
+        deadline = time.monotonic() + settle_seconds
+        while open_then:
+            still = conn.execute(_STILL_OPEN, {"open": list(open_then)}).scalar()
+            conn.commit()
+            if not still:
+                break
+            if time.monotonic() >= deadline:
+                return fallback
+            time.sleep(0.05)
     return int(found or 0)
 
 
@@ -162,11 +208,12 @@ def run_lifecycle(
     announce_events: bool = True,
     now: datetime | None = None,
     spark: Any = None,
+    settle_seconds: float = 5.0,
 ) -> RunResult:
     """Recompute the whole stage history of a workspace under its active model."""
     clock, started = time.perf_counter(), _now()
     info, model = get_stage_model(db, workspace_id, model_name)
-    last_event_id = _last_event_id(db, workspace_id)
+    last_event_id = settled_event_id(db, workspace_id, 0, settle_seconds)
     table = compute_transitions(db, workspace_id, model, engine, spark=spark)
     stored, written = _store(
         db,
@@ -203,6 +250,7 @@ def update_lifecycle(
     announce_events: bool = True,
     now: datetime | None = None,
     spark: Any = None,
+    settle_seconds: float = 5.0,
 ) -> RunResult:
     """Recompute only the customers touched by events since the last run (or all, the first
     time); equal to a full run by construction, proven by the property tests."""
@@ -217,9 +265,10 @@ def update_lifecycle(
             announce_events=announce_events,
             now=now,
             spark=spark,
+            settle_seconds=settle_seconds,
         )
     clock, started = time.perf_counter(), _now()
-    last_event_id = _last_event_id(db, workspace_id)
+    last_event_id = settled_event_id(db, workspace_id, watermark, settle_seconds)
     customers = touched_customers(db, workspace_id, watermark)
     stale = _merged_away(db, workspace_id, info.id)
     table = (
