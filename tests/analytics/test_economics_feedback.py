@@ -129,3 +129,40 @@ def test_feedback_empty_and_unknown_parameters(scenario: Loaded) -> None:
     assert parse_query(FeedbackQuery, {"granularity": "quarter"}).granularity == "quarter"
     assert parse_query(AcquisitionQuery, {}).dimension == "channel"
     assert callable(acquisition) and callable(feedback)
+
+
+def test_survey_answered_counts_each_response_once(db: Database) -> None:
+    """CLM's own ``survey_answered`` events next to the older per-survey names."""
+    messages = [
+        event("a", "2024-01-10", "survey_answered", "sa1", survey_type="nps", score=10,
+              response_id="r1", revision=1),
+        # a's comment after the one-click answer: the same response, not a second one
+        event("a", "2024-01-10T00:05:00", "survey_answered", "sa2", survey_type="nps", score=10,
+              response_id="r1", revision=2, comment="love it", sentiment=0.6),
+        event("b", "2024-01-12", "survey_answered", "sb1", survey_type="nps", score=9,
+              response_id="r2", revision=1),
+        # b's second revision changed the score: the latest revision counts
+        event("b", "2024-01-12T00:05:00", "survey_answered", "sb2", survey_type="nps", score=3,
+              response_id="r2", revision=2, comment="slow", sentiment=-0.4),
+        event("c", "2024-01-15", "NPS Survey Answered", "sc1", score=8),
+        event("c", "2024-01-20", "survey_answered", "sc2", survey_type="csat", score=5,
+              response_id="r3", revision=1),
+        event("d", "2024-01-21", "survey_answered", "sd1", survey_type="custom", score=4,
+              response_id="r4", revision=1),  # not NPS, CSAT or CES: left out
+        event("d", "2024-01-22", "survey_answered", "sd2", survey_type="ces", score=2,
+              response_id="r5", revision=1),
+    ]  # fmt: skip
+    workspace_id, _, _ = load(db, messages)
+    params = {"since": "2024-01-01", "until": "2024-02-01"}
+    report = run_report(db, workspace_id, "feedback", params)
+    trend = {(r.survey, r.key): r for r in report.over_time}  # type: ignore[attr-defined]
+    # NPS: a 10 (promoter), b 3 (detractor, its latest revision), c 8 (passive): 3 responses,
+    # 100 * (1 - 1) / 3 = 0. Counting every event would give 4 responses and NPS 50.
+    nps = trend[("nps", "2024-01")]
+    assert (nps.responses, nps.value, nps.mean_score) == (3, 0.0, 7.0)
+    csat = trend[("csat", "2024-01")]
+    assert (csat.responses, csat.value) == (1, 100.0)  # c's 5
+    assert (trend[("ces", "2024-01")].responses, trend[("ces", "2024-01")].value) == (1, 2.0)
+    assert set(trend) == {("nps", "2024-01"), ("csat", "2024-01"), ("ces", "2024-01")}
+    on_duckdb = run_report(db, workspace_id, "feedback", params, engine="duckdb")
+    assert on_duckdb == report

@@ -1,5 +1,11 @@
 """Feedback trend: NPS, CSAT and CES over time, by stage (at the time of the answer) and by
-RFM segment (at ``until``), from ``NPS/CSAT/CES Survey Answered`` events' ``score``.
+RFM segment (at ``until``), from the ``score`` of survey answers.
+
+Answers are CLM's own ``survey_answered`` events (``survey_type`` nps, csat or ces) and the
+older per-survey names ``NPS/CSAT/CES Survey Answered``. A ``survey_answered`` response can be
+written more than once (a comment added after a one-click answer is revision 2 of the same
+``response_id``): each response counts once, with its latest revision that has a score (and
+that revision's time). Answers without a ``response_id`` count one by one.
 
 NPS = % promoters (9-10) - % detractors (0-6); CSAT = % satisfied (4-5 on a 1-5 scale);
 CES = mean score. Every row also gives the number of answers and the mean score.
@@ -19,11 +25,36 @@ from clm.analytics.source import ReportSource
 
 SURVEYS = {"NPS Survey Answered": "nps", "CSAT Survey Answered": "csat",
            "CES Survey Answered": "ces"}  # fmt: skip
+ANSWERED = "survey_answered"
+KINDS = ("nps", "csat", "ces")
+
+
+def survey_answers(events: ir.Table, until: int) -> ir.Table:
+    """The answers before ``until`` with a score, one per response (its latest revision), and
+    the survey each belongs to in ``survey``."""
+    kind = ibis.cases(
+        *[(events.name == name, ibis.literal(k)) for name, k in SURVEYS.items()],
+        else_=ibis.ifelse(events.name == ANSWERED, events.survey_type, ibis.null("string")),
+    )
+    scored = events.filter(events.score.notnull(), events.ts < until).mutate(survey=kind)
+    scored = scored.filter(scored.survey.isin(list(KINDS)))
+    response = ibis.ifelse(
+        (scored.name == ANSWERED) & scored.response_id.notnull(),
+        "r:" + scored.response_id, "m:" + scored.message_id,
+    )  # fmt: skip
+    scored = scored.mutate(response=response)
+    latest = ibis.row_number().over(
+        group_by=[scored.customer_id, scored.response],
+        order_by=[scored.revision.fill_null(1).desc(), scored.ts.desc(),
+                  scored.message_id.desc()],
+    )  # fmt: skip
+    ranked = scored.mutate(nth=latest)
+    return ranked.filter(ranked.nth == 0).drop("nth", "response")
 
 
 def _metrics(table: ir.Table, key: ir.Value) -> ir.Table:
     score = table.score
-    return table.group_by(survey=table.name, key=key).aggregate(
+    return table.group_by(survey=table.survey, key=key).aggregate(
         responses=ibis._.count(), total=score.sum(),
         promoters=ibis.ifelse(score >= 9, 1, 0).sum(),
         detractors=ibis.ifelse(score <= 6, 1, 0).sum(),
@@ -34,7 +65,7 @@ def _metrics(table: ir.Table, key: ir.Value) -> ir.Table:
 def _rows(source: ReportSource, table: ir.Table) -> list[FeedbackRow]:
     rows = []
     for r in source.run(table).to_pylist():
-        n, kind = int(r["responses"]), SURVEYS[r["survey"]]
+        n, kind = int(r["responses"]), str(r["survey"])
         value = {
             "nps": 100 * (int(r["promoters"]) - int(r["detractors"])) / n,
             "csat": 100 * int(r["satisfied"]) / n,
@@ -51,10 +82,8 @@ def feedback(source: ReportSource, query: FeedbackQuery | None = None) -> Feedba
     query = query or FeedbackQuery()
     period = resolve_period(source, query)
     events, transitions = filtered(source, query, period)
-    answers = events.filter(
-        events.name.isin(list(SURVEYS)), events.score.notnull(),
-        events.ts >= period.since, events.ts < period.until,
-    )  # fmt: skip
+    answers = survey_answers(events, period.until)
+    answers = answers.filter(answers.ts >= period.since)
     trend = answers.mutate(p=period_index(answers.ts, query.granularity))
     over_time = _rows(source, _metrics(trend, trend.p))
     for row in over_time:

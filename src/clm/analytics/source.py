@@ -3,7 +3,8 @@
 A ``ReportSource`` holds two Ibis tables on one backend, with the same columns on every engine:
 
 * ``events``: ``customer_id, ts, message_id, name, type, channel, campaign, revenue`` plus the
-  numeric properties the reports read (``score``, ``clv_12m``, ``p_alive``); the lifecycle's
+  properties the reports read (numbers ``score``, ``clv_12m``, ``p_alive``, ``revision``;
+  text ``survey_type``, ``response_id``); the lifecycle's
   own events are left out, as in the lifecycle engines;
 * ``transitions``: ``customer_id, ts, from_stage, to_stage`` of the active (or named) stage
   model version.
@@ -40,7 +41,11 @@ from clm.lifecycle.engines import (
 from clm.store.engine import Database
 from clm.store.models import StageTransition
 
-NUMBER_PROPERTIES = ("score", "clv_12m", "p_alive")
+NUMBER_PROPERTIES = ("score", "clv_12m", "p_alive", "revision")
+STRING_PROPERTIES = ("survey_type", "response_id")
+PROPERTIES = [*((k, "number") for k in NUMBER_PROPERTIES),
+              *((k, "string") for k in STRING_PROPERTIES)]  # fmt: skip
+RENAMES = [f"p__{kind}__{key} AS {key}" for key, kind in PROPERTIES]
 EVENT_COLUMNS = ("customer_id", "ts", "message_id", "name", "type", "channel", "campaign",
                  "revenue")  # fmt: skip
 TRANSITION_SCHEMA = pa.schema(
@@ -91,7 +96,7 @@ class ReportSource:
 def _typed_events(events: ir.Table, props: dict[str, ir.Value]) -> ir.Table:
     return events.select(
         *[events[c] for c in EVENT_COLUMNS],
-        **{k: v.cast("float64") for k, v in props.items()},
+        **{k: v.cast("float64" if k in NUMBER_PROPERTIES else "string") for k, v in props.items()},
     )
 
 
@@ -123,8 +128,8 @@ def duckdb_report_source(
     con = duckdb.connect()
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    flat = flatten(events, [(k, "number") for k in NUMBER_PROPERTIES], con)
-    renames = ", ".join(f"p__number__{k} AS {k}" for k in NUMBER_PROPERTIES)
+    flat = flatten(events, PROPERTIES, con)
+    renames = ", ".join(RENAMES)
     flat.create_view("analytics_flat")
     columns = ", ".join(EVENT_COLUMNS)  # our constants, not user input
     con.execute(f"CREATE TABLE analytics_events AS SELECT {columns}, {renames} FROM analytics_flat")  # noqa: S608
@@ -151,9 +156,8 @@ def spark_report_source(
     and a null string into NaN too, which Spark keeps as values (``NaN`` is not null there), so
     sums over revenue and ``from_stage IS NULL`` (a customer's first stage) came out wrong.
     """
-    flat = flatten(events, [(k, "number") for k in NUMBER_PROPERTIES])
-    renames = [f"p__number__{k} AS {k}" for k in NUMBER_PROPERTIES]
-    table = flat.select(", ".join([*EVENT_COLUMNS, *renames])).to_arrow_table()
+    flat = flatten(events, PROPERTIES)
+    table = flat.select(", ".join([*EVENT_COLUMNS, *RENAMES])).to_arrow_table()
     with quiet_engines():
         session.createDataFrame(table).createOrReplaceTempView("clm_report_events")
         frame = session.createDataFrame(transitions.cast(TRANSITION_SCHEMA))
@@ -179,7 +183,7 @@ def open_report_source(
         backend = sql_backend(db)
         source = sql_source(db, workspace_id, backend=backend)
         events = _typed_events(
-            source.events, {k: source.prop(source.events, k, "number") for k in NUMBER_PROPERTIES}
+            source.events, {k: source.prop(source.events, k, kind) for k, kind in PROPERTIES}
         )
         history = backend.table("stage_transitions")
         transitions = history.filter(history.definition_id == info.id).select(
