@@ -104,6 +104,7 @@ def test_incremental_updates_equal_one_full_recompute(
             for u, c in session.execute(
                 select(Customer.user_id, Customer.id).where(Customer.workspace_id == workspace_id)
             )
+            if u is not None
         }
     reference = reference_history(model, as_log_events(customers, log))
     assert incremental == sorted(
