@@ -74,13 +74,18 @@ def _last_event_id(db: Database, workspace_id: int) -> int:
 
 
 # The largest visible id and, read in the same statement, the transactions open at that
-# instant in this database (a transaction that only drew ids has no xid yet: it is found by
-# its start time, not in the snapshot's xid list).
+# instant that can hold an event id: those with a lock on the events table or on its id
+# sequence (``nextval`` keeps its lock until the transaction ends; such a transaction may have
+# no xid yet, so it is found by its pid and start time, not in the snapshot's xid list).
 _SNAPSHOT = text(
     "SELECT (SELECT max(id) FROM events WHERE workspace_id = :ws), "
-    "ARRAY(SELECT pid::text || ' ' || xact_start::text FROM pg_stat_activity "
-    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-    "AND xact_start IS NOT NULL)"
+    "ARRAY(SELECT DISTINCT a.pid::text || ' ' || a.xact_start::text "
+    "FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid "
+    "WHERE l.locktype = 'relation' AND l.database = "
+    "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+    "AND l.relation IN ("
+    "CAST('events' AS regclass), CAST(pg_get_serial_sequence('events', 'id') AS regclass)) "
+    "AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL)"
 )
 _STILL_OPEN = text(
     "SELECT count(*) FROM pg_stat_activity "
@@ -97,11 +102,12 @@ def settled_event_id(
     On PostgreSQL the largest visible id is not enough: a transaction may draw an id from the
     sequence, another commit a larger one, and the first commit after the run has read the
     log; ``id > watermark`` would then miss that event for good. Ids are drawn in increasing
-    order, so an uncommitted id below the largest visible one belongs to a transaction open
-    at that instant. The run waits (at most ``settle_seconds``) for those to end, and reads
-    the log only after. If one is still open, the previous watermark (``fallback``) is kept
-    and the next update re-processes the overlap, which is idempotent. SQLite has a single
-    writer, whose transaction (ids included) is committed or invisible as a whole."""
+    order, so an uncommitted id below the largest visible one belongs to a transaction open at
+    that instant that has drawn from the events' sequence. The run waits (at most
+    ``settle_seconds``) for those to end, and reads the log only after. If one is still open,
+    the previous watermark (``fallback``) is kept and the next update re-processes the
+    overlap, which is idempotent. SQLite has a single writer, whose transaction (ids
+    included) is committed or invisible as a whole."""
     if db.dialect != "postgresql":
         return _last_event_id(db, workspace_id)
     with db.engine.connect() as conn:
