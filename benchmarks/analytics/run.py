@@ -1,0 +1,187 @@
+"""Analytics benchmark: every report on DuckDB at scale, SQLite and PostgreSQL at 100k customers,
+and the obvious pandas funnel and cohort reports, with ratios printed in the same run.
+
+    .venv/bin/python benchmarks/analytics/run.py --customers 1000000 --events 20000000
+
+The log comes from the lifecycle benchmark's generator (benchmarks/lifecycle/run.py), with a
+channel (one of 5) on visits, sign-ups and email opens so attribution has touchpoints; the
+stage history is the classic model's, computed by the lifecycle DuckDB engine (not timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from clm.analytics import REPORTS, ReportSource, duckdb_report_source, parse_query
+from clm.analytics.calendar import month_of
+from clm.analytics.source import EVENT_COLUMNS, NUMBER_PROPERTIES, STRING_PROPERTIES
+from clm.analytics.spend import SpendRow
+from clm.lifecycle.columnar import duckdb_transitions
+from clm.lifecycle.compiled import CompiledModel
+from clm.lifecycle.engines import _pg_prop, _sqlite_prop
+from clm.lifecycle.loader import shipped_model
+
+
+def _lifecycle_generator() -> Callable[[int, int], pa.Table]:
+    """The lifecycle benchmark's log generator (a script, so loaded from its file)."""
+    path = Path(__file__).resolve().parents[1] / "lifecycle" / "run.py"
+    spec = importlib.util.spec_from_file_location("lifecycle_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    generate: Callable[[int, int], pa.Table] = module.generate
+    return generate
+
+
+CHANNELS = np.array(["email", "search", "social", "display", "referral"])
+TOUCH_NAMES = ("Page Viewed", "Signed Up", "Email Opened")
+PARAMS: dict[str, dict[str, Any]] = {"attribution": {"dimension": "channel"}}
+SPEND = [SpendRow(str(c), "", 1_600_000_000, 1_700_000_000, 100_000.0) for c in CHANNELS]
+
+
+def with_channels(table: pa.Table, seed: int = 11) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    touch = pc.is_in(table["name"], pa.array(TOUCH_NAMES)).to_numpy(zero_copy_only=False)
+    picked = CHANNELS[rng.integers(0, len(CHANNELS), table.num_rows)]
+    channel = pa.array(np.where(touch, picked, None), pa.string())
+    return table.set_column(table.schema.get_field_index("channel"), "channel", channel)
+
+
+def timed(run: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def run_reports(source: ReportSource, label: str, results: dict[str, float]) -> None:
+    for name, spec in REPORTS.items():
+        query = parse_query(spec.query, PARAMS.get(name, {}))
+        extra = (SPEND,) if name == "acquisition" else ()
+        seconds = timed(partial(spec.run, source, query, *extra))
+        results[f"{label} {name}"] = seconds
+        print(f"{label:>10} {name:<16} {seconds:8.2f} s", flush=True)
+
+
+def sql_source(engine: str, events: pa.Table, history: pa.Table, model: CompiledModel,
+               folder: Path) -> ReportSource:  # fmt: skip
+    """The events (properties as JSON text, as in the store) and the stage history loaded into
+    SQLite or PostgreSQL, read through the same column mapping as ``report_source``."""
+    import ibis
+
+    if engine == "sqlite":
+        backend = ibis.sqlite.connect(str(folder / "bench.sqlite"))
+        prop = _sqlite_prop
+    else:
+        backend = ibis.postgres.connect(host="127.0.0.1", user="postgres", database="test")
+        prop = _pg_prop
+    for name, data in (("bench_events", events), ("bench_transitions", history)):
+        backend.create_table(name, data.to_pandas(), overwrite=True)
+    if engine == "postgres":
+        backend.raw_sql(
+            "ALTER TABLE bench_events ALTER COLUMN properties TYPE jsonb USING properties::jsonb"
+        )
+        backend.raw_sql("ANALYZE bench_events; ANALYZE bench_transitions")
+    raw = backend.table("bench_events")
+    typed = raw.select(
+        *[raw[c] for c in EVENT_COLUMNS],
+        **{k: prop(raw, k, "number").cast("float64") for k in NUMBER_PROPERTIES},
+        **{k: prop(raw, k, "string").cast("string") for k in STRING_PROPERTIES},
+    )
+    return ReportSource(typed, backend.table("bench_transitions"), model, "sql", backend)
+
+
+def pandas_funnel(frame: pd.DataFrame, stages: list[str]) -> list[tuple[int, int]]:
+    """The obvious funnel: per customer, first time at each stage or beyond; count pairs."""
+    position = {name: i for i, name in enumerate(stages)}
+    reach: dict[int, dict[int, int]] = {}
+    for row in frame.sort_values("ts").itertuples():
+        pos = position.get(str(row.to_stage), -1)
+        seen = reach.setdefault(int(row.customer_id), {})  # type: ignore[arg-type]
+        for i in range(pos + 1):
+            seen.setdefault(i, int(row.ts))  # type: ignore[arg-type]
+    return [
+        (sum(1 for r in reach.values() if i in r), sum(1 for r in reach.values() if i + 1 in r))
+        for i in range(len(stages) - 1)
+    ]
+
+
+def pandas_cohorts(frame: pd.DataFrame) -> pd.DataFrame:
+    """The obvious cohort matrix: acquisition month per customer, active customers per age."""
+    frame = frame.assign(month=frame.ts.map(month_of))
+    start = frame.groupby("customer_id").month.min().rename("cohort")
+    joined = frame.join(start, on="customer_id")
+    joined["age"] = joined.month - joined.cohort
+    grid = joined.groupby(["cohort", "age"]).customer_id.nunique().unstack(fill_value=0)
+    return grid.div(start.value_counts().sort_index(), axis=0)
+
+
+def compare_with_pandas(log: pa.Table, history: pa.Table, stages: list[str], label: str,
+                        results: dict[str, float]) -> None:  # fmt: skip
+    frame = history.to_pandas()
+    events_frame = log.select(["customer_id", "ts"]).to_pandas()
+    peers: dict[str, Callable[[], Any]] = {
+        "funnel": lambda: pandas_funnel(frame, stages),
+        "cohorts": lambda: pandas_cohorts(events_frame),
+    }
+    for name, peer in peers.items():
+        seconds = timed(peer)
+        ratio = seconds / results[f"duckdb {label} {name}"]
+        print(f"pandas {name} {label}: {seconds:.2f} s, DuckDB {ratio:.1f}x faster", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=20_000_000)
+    parser.add_argument("--small-customers", type=int, default=100_000)
+    parser.add_argument("--engines", default="sqlite,postgres", help="at --small-customers")
+    args = parser.parse_args()
+    generate = _lifecycle_generator()
+    model = shipped_model("classic")
+    stages = [s.name for s in model.stages if not s.exit]
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sizes = [(args.customers, args.events)]
+        small = (args.small_customers, args.events * args.small_customers // args.customers)
+        if args.engines and small != sizes[0]:
+            sizes.append(small)
+        for customers, events in sizes:
+            label = f"{customers // 1000}k"
+            start = time.perf_counter()
+            log = with_channels(generate(customers, events))
+            path = folder / f"events_{label}.parquet"
+            pq.write_table(log, path)
+            history = duckdb_transitions(str(path), model)
+            history = history.select(["customer_id", "ts", "from_stage", "to_stage"])
+            took = time.perf_counter() - start
+            rows = history.num_rows
+            print(f"{label}: {customers:,} customers, {events:,} events, {rows:,} transitions "
+                  f"generated in {took:.1f} s", flush=True)  # fmt: skip
+            source = duckdb_report_source(path, history, model)
+            run_reports(source, f"duckdb {label}", results)
+            compare_with_pandas(log, history, stages, label, results)
+            if (customers, events) == small:
+                for engine in filter(None, args.engines.split(",")):
+                    other = sql_source(engine, log, history, model, folder)
+                    run_reports(other, f"{engine} {label}", results)
+                    if engine == "postgres":
+                        other.backend.raw_sql("DROP TABLE bench_events, bench_transitions")
+                    other.backend.disconnect()
+
+
+if __name__ == "__main__":
+    main()
