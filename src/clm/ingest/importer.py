@@ -85,8 +85,9 @@ def read_table(path: Path, file_format: FileFormat | None = None) -> tuple[pl.Da
     if file_format == "csv":
         return pl.read_csv(path, infer_schema=False), 2
     if file_format == "whitespace":
-        lines = path.read_text().split()
-        header = path.read_text().splitlines()[0].split()
+        text = path.read_text()
+        lines = text.split()
+        header = text.splitlines()[0].split() if text.strip() else []
         if not header or len(lines) % len(header):
             raise ValidationError(f"{path.name}: rows do not all have {len(header)} columns")
         width = len(header)
