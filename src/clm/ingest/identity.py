@@ -92,6 +92,16 @@ class KnownIdentities:
             first = first or entry
         return first[0] if first else None
 
+    def learn_rows(
+        self, workspace_id: int, kind: str, rows: Iterable[tuple[str, int, int]]
+    ) -> None:
+        """Remember committed (value, identity id, customer id) rows of one kind."""
+        rows = list(rows)
+        if len(self._entries) + len(rows) > self.limit:
+            self._entries.clear()
+        for value, identity_id, customer_id in rows[: self.limit]:
+            self._entries[(workspace_id, kind, value)] = (identity_id, customer_id)
+
     def learn(self, workspace_id: int, resolver: IdentityResolver) -> None:
         """Remember what a committed transaction resolved."""
         if len(self._entries) + len(resolver._identities) > self.limit:

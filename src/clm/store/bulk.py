@@ -7,11 +7,13 @@ Duplicates of a stored ``message_id`` are skipped by the unique index, never rai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import polars as pl
 from sqlalchemy import Connection
 
 EVENT_COLUMNS = (
@@ -121,6 +123,109 @@ def _copy_postgres(connection: Connection, values: Sequence[Sequence[Any]]) -> i
     )
     connection.exec_driver_sql("TRUNCATE events_incoming")
     return max(int(result.rowcount), 0)
+
+
+def sql_literal(value: str | int | float | None) -> str:
+    """A constant as SQL text, for statements that repeat it on every row of a bulk insert.
+
+    Strings are quoted by doubling single quotes (standard SQL; neither engine reads backslash
+    escapes in such literals); a NUL character, which SQLite's parser would cut at, is refused.
+    """
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        raise TypeError("booleans are not stored as event constants")
+    if isinstance(value, int | float):
+        return repr(value)
+    if "\x00" in value:
+        raise ValueError("text with a NUL character cannot be stored")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def timestamp_text(column: pl.Expr, dialect: str) -> pl.Expr:
+    """Aware datetimes (UTC) as the text each driver stores for ``UtcDateTime``, column-wise."""
+    if dialect == "postgresql":
+        return column.dt.strftime("%Y-%m-%d %H:%M:%S.%6f+00")
+    return column.dt.strftime("%Y-%m-%d %H:%M:%S.%6f")
+
+
+def insert_event_frame(
+    connection: Connection, frame: pl.DataFrame, constants: Mapping[str, Any]
+) -> int:
+    """Insert events given column-wise, skipping stored message ids; returns how many were new.
+
+    ``frame`` holds the columns that vary, driver-ready (timestamps from ``timestamp_text``,
+    JSON as text); ``constants`` every other column of ``EVENT_COLUMNS``. SQLite binds only the
+    varying columns (binding is the Python cost of each row); PostgreSQL gets the whole chunk
+    as one CSV ``COPY`` written by polars, with no Python object per row.
+    """
+    if frame.is_empty():
+        return 0
+    missing = set(EVENT_COLUMNS) - set(frame.columns) - set(constants)
+    if missing:
+        raise ValueError(f"no value for event columns {sorted(missing)}")
+    if connection.dialect.name == "postgresql":
+        full = frame.with_columns(
+            pl.lit(value).alias(name) for name, value in constants.items() if name not in frame
+        ).select(EVENT_COLUMNS)
+        return _copy_postgres_csv(connection, full)
+    position = {name: i + 1 for i, name in enumerate(frame.columns)}
+    values = ", ".join(
+        f"?{position[c]}" if c in position else sql_literal(constants[c]) for c in EVENT_COLUMNS
+    )
+    sql = (
+        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({values}) "  # noqa: S608
+        "ON CONFLICT (workspace_id, message_id) DO NOTHING"
+    )
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    before = connection.connection.driver_connection.total_changes  # type: ignore[union-attr]
+    cursor.executemany(sql, frame.iter_rows(buffer_size=4096))
+    after = connection.connection.driver_connection.total_changes  # type: ignore[union-attr]
+    cursor.close()
+    return int(after - before)
+
+
+def _copy_postgres_csv(connection: Connection, frame: pl.DataFrame) -> int:
+    names = ", ".join(EVENT_COLUMNS)
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS events_incoming ON COMMIT DELETE ROWS AS "  # noqa: S608
+        f"SELECT {names} FROM events WITH NO DATA"
+    )
+    copy_frame(connection, "events_incoming", frame)
+    result = connection.exec_driver_sql(
+        f"INSERT INTO events ({names}) SELECT {names} FROM events_incoming "  # noqa: S608
+        "ON CONFLICT (workspace_id, message_id) DO NOTHING"
+    )
+    connection.exec_driver_sql("TRUNCATE events_incoming")
+    return max(int(result.rowcount), 0)
+
+
+def copy_frame(connection: Connection, table: str, frame: pl.DataFrame) -> None:
+    """PostgreSQL ``COPY`` of a whole frame as CSV (strings quoted, nulls empty), in 64 KiB
+    writes."""
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, include_header=False, quote_style="non_numeric")
+    data = buffer.getbuffer()
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    sql = f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv)"
+    with cursor.copy(sql) as copy:
+        for start in range(0, len(data), 1 << 16):
+            copy.write(data[start : start + (1 << 16)])
+
+
+def insert_frame(connection: Connection, table: str, frame: pl.DataFrame) -> None:
+    """Plain rows given column-wise (driver-ready, as for ``insert_event_frame``) into
+    ``table``: ``executemany`` on SQLite, ``COPY`` on PostgreSQL."""
+    if frame.is_empty():
+        return
+    if connection.dialect.name == "postgresql":
+        copy_frame(connection, table, frame)
+        return
+    marks = ", ".join("?" for _ in frame.columns)
+    sql = f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES ({marks})"  # noqa: S608
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(sql, frame.iter_rows(buffer_size=4096))
+    cursor.close()
 
 
 def refresh_statistics(connection: Connection) -> None:
