@@ -11,11 +11,11 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
-from clm.engage import coupons, ledger, outbox, referrals, surveys, testimonials
+from clm.engage import coupons, earning, ledger, outbox, referrals, surveys, testimonials
 from clm.engage import playbooks as pb
 from clm.engage import repository as repo
 from clm.engage.coupons import CouponCheck, CouponCreate, CouponPublic
-from clm.engage.journey_steps import TickReport, tick
+from clm.engage.earning import PointsProgram
 from clm.engage.playbook_schemas import JourneyPublic, PlaybookPublic, PlaybookReport
 from clm.engage.referral_schemas import (
     ReferralCodePublic,
@@ -23,6 +23,7 @@ from clm.engage.referral_schemas import (
     ReferralPublic,
     ReferralReport,
 )
+from clm.engage.schedule import EngageTickReport, run_due
 from clm.engage.schemas import (
     EmailProvider,
     MessagePublic,
@@ -191,9 +192,10 @@ def customer_journeys(customer_id: int, db: DatabaseDep, key: WorkspaceKey) -> l
 
 
 @router.post("/tick")
-def run_tick(db: DatabaseDep, key: WorkspaceKey) -> TickReport:
-    """Enrol on new events and dates, advance due journeys (the worker also does this)."""
-    return tick(db, workspace_id(key))
+def run_tick(db: DatabaseDep, key: WorkspaceKey) -> EngageTickReport:
+    """Enrol and advance journeys, process referrals, earn and expire points (the worker also
+    does this every minute)."""
+    return run_due(db, workspace_id(key))
 
 
 @router.get("/tasks")
@@ -266,6 +268,12 @@ class PointsBody(BaseModel):
     txn_id: str
     memo: str = ""
     expires_at: datetime | None = None
+
+
+@router.put("/programs/points")
+def put_points_program(body: PointsProgram, db: DatabaseDep, key: WorkspaceKey) -> PointsProgram:
+    """Earning rules: points per currency unit, bonuses on matching events (from now on)."""
+    return earning.set_points_program(db, workspace_id(key), body)
 
 
 @router.post("/points/earn")

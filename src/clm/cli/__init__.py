@@ -13,6 +13,7 @@ from clm.cli.engage import playbook_app, survey_app, worker
 from clm.cli.importing import import_app
 from clm.cli.lifecycle import health_app, lifecycle_app, stages_app
 from clm.cli.predictions import mount as mount_predictions
+from clm.cli.programs import coupon_app, points_app, referral_app, testimonial_app
 from clm.cli.reports import report_app
 
 app = typer.Typer(
@@ -42,6 +43,10 @@ app.add_typer(lifecycle_app, name="lifecycle")
 app.add_typer(health_app, name="health")
 app.add_typer(survey_app, name="survey")
 app.add_typer(playbook_app, name="playbook")
+app.add_typer(referral_app, name="referral")
+app.add_typer(coupon_app, name="coupon")
+app.add_typer(points_app, name="points")
+app.add_typer(testimonial_app, name="testimonial")
 app.add_typer(report_app, name="report")
 app.command("worker")(worker)
 mount_predictions(app)

@@ -225,17 +225,32 @@ def playbook_history(
 
 
 @playbook_app.command("tick")
-def playbook_tick(workspace: WorkspaceOption, database_url: DatabaseOption = None) -> None:
-    """Enrol on new events and dates, advance every due journey."""
-    from clm.engage.journey_steps import tick
+def playbook_tick(
+    workspace: WorkspaceOption,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Enrol and advance journeys, process referrals, earn and expire points (what the worker
+    does every minute)."""
+    from clm.engage.schedule import run_due
 
     db = open_database(database_url)
     with friendly_errors():
-        report = tick(db, workspace_id(db, workspace))
+        report = run_due(db, workspace_id(db, workspace))
+    if output is OutputFormat.json:
+        print_json(report)
+        return
     console.print(
         f"enrolled {report.enrolled}, steps {report.steps}, sends {report.sends} "
-        f"({report.blocked} blocked) in {report.seconds}s"
+        f"({report.blocked} blocked) in {report.seconds}s; points earned "
+        f"{report.points_earned}, expired {report.points_expired}"
     )
+    if report.referrals is not None:
+        r = report.referrals
+        console.print(
+            f"referrals: {r.attributed} attributed, {r.qualified} qualified, {r.review} to "
+            f"review, {r.rewarded} rewarded, {r.rejected} rejected"
+        )
 
 
 def worker(

@@ -3,7 +3,9 @@
 The outbox table is the source of truth, the queue only says "look now": a ``drain`` task
 delivers due messages until none is left and schedules itself for the next due time (a
 retry's backoff, a quiet-hours window, an expiring lease); a periodic sweep every minute and
-one at start-up catch whatever a crash left behind. Producers enqueue a ``drain`` after they
+one at start-up catch whatever a crash left behind. Every minute a ``tick`` also runs the
+time-driven work of every workspace (``schedule.run_all``: journeys, referral rewards after the
+refund window, points earned from events and expired). Producers enqueue a ``drain`` after they
 commit (``CLM_ENGAGE_NOTIFY``), so a message goes out within moments, not minutes.
 """
 
@@ -74,12 +76,24 @@ class Queue:
         def sweep() -> None:
             self.drain()
 
+        def engage_tick() -> int:
+            # Journeys, referral rewards, points earned and expired: then deliver what it sent.
+            from clm.engage.schedule import run_all
+
+            reports = run_all(self.database())
+            self.drain()
+            return sum(r.sends for r in reports.values())
+
         def startup() -> None:
             self.drain()
+            self.tick()
 
         # huey is untyped: its task handles are ``Any`` here.
         self.drain: Any = huey.task(name="clm.engage.drain")(drain)
         self.sweep: Any = huey.periodic_task(crontab(minute="*"), name="clm.engage.sweep")(sweep)
+        self.tick: Any = huey.periodic_task(crontab(minute="*"), name="clm.engage.tick")(
+            engage_tick
+        )
         huey.on_startup(name="clm.engage.startup")(startup)
 
     def database(self) -> Database:

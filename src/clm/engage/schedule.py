@@ -1,0 +1,62 @@
+"""The engagement tick: everything that happens with the passing of time, in one call.
+
+Journeys enrol and advance, referrals are attributed, qualified and rewarded once their refund
+window has passed, events earn points and lapsed points expire. The worker runs it every
+minute for every workspace; ``clm playbook tick`` and ``POST /api/v1/engage/tick`` run it on
+demand. Each part is idempotent, so running it twice, or from two places, is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from clm.engage import ledger, referrals
+from clm.engage import repository as repo
+from clm.engage.earning import earn_from_events
+from clm.engage.journey_steps import TickReport, tick
+from clm.engage.referral_schemas import ReferralReport
+from clm.store.engine import Database
+from clm.store.models import Workspace
+
+log = logging.getLogger("clm.engage.schedule")
+
+
+class EngageTickReport(TickReport):
+    """A journey tick plus what the referral and points programs did."""
+
+    referrals: ReferralReport | None = None  # None: the workspace has no referral program
+    points_earned: int = 0
+    points_expired: int = 0
+
+
+def run_due(db: Database, workspace_id: int, now: datetime | None = None) -> EngageTickReport:
+    """Run every time-driven engagement task for one workspace."""
+    at = now or datetime.now(UTC)
+    journeys = tick(db, workspace_id, at)
+    with db.session() as session:
+        has_program = repo.get_config(session, workspace_id, "program", "referral") is not None
+    referred = referrals.process(db, workspace_id, at) if has_program else None
+    earned = earn_from_events(db, workspace_id, at)
+    expired = ledger.expire(db, workspace_id, at)
+    return EngageTickReport(
+        **journeys.model_dump(),
+        referrals=referred,
+        points_earned=earned,
+        points_expired=expired,
+    )
+
+
+def run_all(db: Database, now: datetime | None = None) -> dict[int, EngageTickReport]:
+    """``run_due`` for every workspace; one failing workspace does not stop the others."""
+    with db.session() as session:
+        ids = [int(i) for i in session.scalars(select(Workspace.id).order_by(Workspace.id))]
+    done: dict[int, EngageTickReport] = {}
+    for workspace_id in ids:
+        try:
+            done[workspace_id] = run_due(db, workspace_id, now)
+        except Exception:
+            log.exception("engagement tick failed", extra={"workspace_id": workspace_id})
+    return done
