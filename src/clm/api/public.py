@@ -1,8 +1,9 @@
 """Public endpoints: no API key, only a valid signed token or code (survey answers, unsubscribe,
-referral landings, testimonial form and feed)."""
+email opens and clicks, referral landings, testimonial form and feed)."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import parse_qs
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from clm.api.deps import DatabaseDep
-from clm.engage import pages, referrals, surveys, testimonials, tokens
+from clm.engage import pages, referrals, surveys, testimonials, tokens, tracking
 from clm.engage.survey_schemas import Answer, AnswerResult
 from clm.engage.unsubscribe import unsubscribe
 from clm.errors import ClmError
@@ -91,6 +92,25 @@ def unsubscribe_link(db: DatabaseDep, token: Annotated[str, Query()]) -> HTMLRes
 
 
 # --- referral landing, testimonial form and feed ----------------------------------------------
+
+
+@router.get("/e/o/{token}")
+def email_opened(db: DatabaseDep, token: str) -> Response:
+    """The open pixel: records ``Email Opened``; always the image, never an error page."""
+    with contextlib.suppress(ClmError):  # a forged pixel records nothing, shows nothing
+        tracking.record_open(db, token, datetime.now(UTC))
+    return Response(tracking.PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/e/c/{token}")
+def email_clicked(db: DatabaseDep, token: str, u: Annotated[str, Query()]) -> Response:
+    """A tracked link: records ``Email Clicked`` and redirects to the signed URL only."""
+    try:
+        url = tracking.record_click(db, token, u, datetime.now(UTC))
+    except ClmError as exc:
+        return _html(pages.message("Sorry", exc.message), exc.status_code)
+    return RedirectResponse(url, status_code=302)
+
 
 ANON_COOKIE = "clm_anonymous_id"
 

@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from clm.engage.schemas import EmailProvider, SmsProvider, WebhookProvider
+from clm.engage.tracking import tracked_html
 
 SIGNATURE_HEADER = "X-CLM-Signature"
 
@@ -34,6 +35,7 @@ class DeliveryError(Exception):
 
 class Outgoing(Protocol):
     id: int
+    workspace_id: int
     address: str | None
     payload: dict[str, Any]
     idempotency_key: str
@@ -59,7 +61,10 @@ def build_email(provider: EmailProvider, message: Outgoing) -> EmailMessage:
         email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     email.set_content(payload.get("text") or "")
     if payload.get("html"):
-        email.add_alternative(payload["html"], subtype="html")
+        body = payload["html"]
+        if provider.track_engagement:
+            body = tracked_html(body, message.workspace_id, message.id)
+        email.add_alternative(body, subtype="html")
     return email
 
 

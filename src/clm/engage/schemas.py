@@ -27,6 +27,8 @@ class EmailProvider(_Strict):
     password: SecretStr | None = None
     starttls: bool = False
     timeout: float = 10.0
+    # Opens (a pixel) and clicks (signed redirects) in HTML emails, as events on the log.
+    track_engagement: bool = True
 
 
 class SmsProvider(_Strict):
