@@ -116,3 +116,36 @@ def test_killing_the_worker_mid_batch_loses_nothing_and_duplicates_nothing(
         assert next_due(db) is None
     finally:
         db.dispose()
+
+
+def test_the_worker_rewards_referrals_and_expires_points_on_its_own(tmp_path: Path) -> None:
+    from clm.engage import ledger, referrals
+    from clm.engage.earning import EarningRule, PointsProgram, set_points_program
+    from tests.engage.test_referrals import PROGRAM, T0, order, referred
+
+    db_url = f"sqlite:///{tmp_path / 'clm.sqlite'}"
+    db = Database.open(db_url)
+    try:
+        ws = make_tenant(db).id
+        referrals.set_program(db, ws, PROGRAM)
+        ada = add_customer(db, ws, "ada")
+        [code] = referrals.issue_codes(db, ws, T0, stages=[])
+        set_points_program(db, ws, PointsProgram(rules=[EarningRule(points_per_unit=1)]))
+        referred(db, ws, code.code, "bob")  # an order of 60.00 in 2024: the window is over
+        order(db, ws, "ada", "ada-1", 20.0, T0)  # 20 points, lapsed after 365 days
+        worker = _start_worker(db_url, tmp_path / "queue.sqlite", tmp_path / "worker.log")
+        try:
+            # Nobody calls process() or expire(): the worker's start-up tick does.
+            assert _wait(
+                lambda: [r.status for r in referrals.list_referrals(db, ws)] == ["rewarded"], 60
+            ), (tmp_path / "worker.log").read_text()
+            assert _wait(lambda: len(ledger.statement(db, ws, ada)) == 3, 30)
+        finally:
+            worker.send_signal(signal.SIGINT)
+            worker.wait(timeout=20)
+        entries = [(e.kind, e.amount) for e in ledger.statement(db, ws, ada)]
+        # Earned 20 and lost them to expiry (in either order within one tick), rewarded 300.
+        assert sorted(entries) == [("earn", 20), ("expire", -20), ("reward", 300)]
+        assert ledger.balance(db, ws, ada) == 300
+    finally:
+        db.dispose()
