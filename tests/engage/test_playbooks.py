@@ -241,3 +241,32 @@ def test_tasks_and_trait_updates_are_written(sqlite_db: Database) -> None:
     assert task.title == "Call back"
     assert customer is not None and customer.traits["needs_care"] is True
     assert identify.traits == {"needs_care": True}
+
+
+def test_segment_entry_enrols_only_who_enters_after_the_start(sqlite_db: Database) -> None:
+    db = sqlite_db
+    ws, ids = population(db, 5)
+    # u<i> buys i+1 times on days 1..i+1: u4 scores R5 F5 M5 ("Champions"), the others less.
+    for i in range(5):
+        for day in range(1, i + 2):
+            orders(db, ws, [f"u{i}"], datetime(2024, 5, day, tzinfo=UTC))
+    pb.apply_playbook(db, ws, pb.parse_playbook({
+        "name": "champions", "holdout": 0,
+        "trigger": {"type": "segment_entered",
+                    "conditions": [{"attr": "rfm", "value": "Champions"}]},
+        "steps": [{"id": "thanks", "type": "send", "category": "loyalty",
+                   "content": {"subject": "Thank you", "text": "You are a champion"}}],
+    }))  # fmt: skip
+    first = tick(db, ws, NOW)
+    assert first.enrolled == 0  # u4 was a champion already: that is not entering
+    # u2 now buys more, more recently: u2 becomes the champion, u4 drops to Loyal.
+    for day in range(10, 20):
+        orders(db, ws, ["u2"], datetime(2024, 5, day, tzinfo=UTC))
+    second = tick(db, ws, NOW + timedelta(hours=1))
+    assert (second.enrolled, second.sends) == (1, 1)
+    [journey] = pb.journey_history(db, ws, ids["u2"])
+    assert journey.history[0].detail == "entered segment (rfm eq Champions); treatment"
+    assert tick(db, ws, NOW + timedelta(hours=2)).enrolled == 0  # still in: not entering again
+    with pytest.raises(ValidationError):
+        pb.parse_playbook({"name": "x", "trigger": {"type": "segment_entered"},
+                           "steps": [{"id": "a", "type": "exit"}]})  # fmt: skip

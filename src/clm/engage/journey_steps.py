@@ -12,24 +12,23 @@ from sqlalchemy.orm import Session
 
 from clm.engage import eventlog, outbox
 from clm.engage import repository as repo
+from clm.engage.journey_calendar import enroll_calendar
 from clm.engage.journeys import (
     BATCH,
     Outcome,
     _conditions,
     _unit,
-    enroll_calendar,
     enroll_from_events,
 )
 from clm.engage.playbook_schemas import PlaybookDefinition, Step
 from clm.engage.schemas import SendRequest
-from clm.lifecycle import get_stage_model
+from clm.engage.standing import stages_at
 from clm.store.engine import Database
 from clm.store.models import (
     EngageJourney,
     EngageJourneyLog,
     EngagePlaybook,
     EngageTask,
-    StageTransition,
 )
 
 
@@ -139,26 +138,6 @@ def run_journey(
     return out
 
 
-def _stages(
-    db: Database, workspace_id: int, session: Session, ids: Sequence[int], at: datetime
-) -> dict[int, str]:
-    info, _ = get_stage_model(db, workspace_id)
-    found: dict[int, str] = {}
-    for start in range(0, len(ids), 500):
-        rows = session.execute(
-            select(StageTransition.customer_id, StageTransition.to_stage)
-            .where(
-                StageTransition.definition_id == info.id,
-                StageTransition.customer_id.in_(ids[start : start + 500]),
-                StageTransition.ts <= int(at.timestamp()),
-            )
-            .order_by(StageTransition.customer_id, StageTransition.ts)
-        )
-        for cid, stage in rows:
-            found[cid] = stage
-    return found
-
-
 def _uses_stage(book: PlaybookDefinition) -> bool:
     for step in book.steps:
         if any(c.attr == "stage" for c in step.conditions):
@@ -213,7 +192,7 @@ def advance(db: Database, workspace_id: int, now: datetime) -> tuple[int, int, i
             ids = sorted({j.customer_id for j in due})
             profiles = repo.customer_profiles(session, workspace_id, ids)
             need_stage = any(_uses_stage(books[j.playbook_id][0]) for j in due)
-            stages = _stages(db, workspace_id, session, ids, now) if need_stage else {}
+            stages = stages_at(db, workspace_id, session, ids, now) if need_stage else {}
         outcomes = [
             run_journey(
                 j,

@@ -1,7 +1,7 @@
 """The playbook engine: enrol customers when a trigger fires, walk them through the steps.
 
 ``enroll_from_events`` reads the event log after a cursor (stage changes, any event, and the
-events journeys wait for); ``enroll_calendar`` handles date and schedule triggers;
+events journeys wait for); ``journey_calendar`` handles dates, schedules, health and segments;
 ``advance`` runs every due journey until it waits or ends, in batches, writing the sends
 (through the guardrails, into the outbox), tasks, step history and journey state in one
 transaction per batch. Holdout and A/B assignment hash (playbook, customer): stable and
@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -25,12 +25,10 @@ from clm.engage.schemas import SendRequest
 from clm.store.engine import Database
 from clm.store.ids import allocate_ids
 from clm.store.models import (
-    Customer,
     EngageCursor,
     EngageJourney,
     EngageJourneyLog,
     EngagePlaybook,
-    HealthSnapshot,
 )
 
 SCAN = 50_000
@@ -270,115 +268,6 @@ def _wake(
                 for w in waiting
             ],
         )
-
-
-def enroll_calendar(db: Database, workspace_id: int, now: datetime) -> int:
-    """Date triggers (a trait's date plus an offset, yearly or once) and schedules."""
-    with db.session() as session:
-        books = [
-            (i, b)
-            for i, b in active_playbooks(session, workspace_id)
-            if b.trigger.type in ("date", "schedule", "health_changed")
-        ]
-        if not books:
-            return 0
-        customers = session.execute(
-            select(Customer.id, Customer.traits).where(
-                Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None)
-            )
-        ).all()
-    today = now.date()
-    total = 0
-    for book_id, book in books:
-        if book.trigger.type == "health_changed":
-            total += _enroll_health(db, workspace_id, book_id, book, now)
-            continue
-        candidates = []
-        for cid, traits in customers:
-            key = _calendar_key(book.trigger, dict(traits or {}), today)
-            if key:
-                candidates.append(Candidate(cid, int(now.timestamp()), key, key))
-        with db.transaction() as session:
-            seen = {
-                (r[0], r[1])
-                for r in session.execute(
-                    select(EngageJourney.customer_id, EngageJourney.trigger_message_id).where(
-                        EngageJourney.workspace_id == workspace_id,
-                        EngageJourney.playbook_name == book.name,
-                    )
-                )
-            }
-            fresh = [c for c in candidates if (c.customer_id, c.message_id) not in seen]
-            total += enroll(
-                session,
-                workspace_id,
-                book_id,
-                book.model_copy(update={"reentry": True}),
-                fresh,
-                now,
-            )
-    return total
-
-
-def _calendar_key(trigger: Trigger, traits: dict[str, Any], today: date) -> str | None:
-    if trigger.type == "schedule":
-        period = today.toordinal() // trigger.every_days
-        return f"schedule:{period}" if _conditions(trigger.conditions, traits, None, None) else None
-    raw = traits.get(trigger.trait or "")
-    try:
-        when = date.fromisoformat(str(raw)[:10])
-    except ValueError:
-        return None
-    target = today - timedelta(days=trigger.offset_days)
-    hit = (when.month, when.day) == (target.month, target.day) if trigger.yearly else when == target
-    return f"date:{trigger.trait}:{target.isoformat()}" if hit else None
-
-
-def _enroll_health(
-    db: Database, workspace_id: int, book_id: int, book: PlaybookDefinition, now: datetime
-) -> int:
-    consumer = f"health:{book.name}"
-    with db.session() as session:
-        after = cursor(session, workspace_id, consumer)
-        rows = session.execute(
-            select(
-                HealthSnapshot.id,
-                HealthSnapshot.customer_id,
-                HealthSnapshot.definition_id,
-                HealthSnapshot.ts,
-                HealthSnapshot.state,
-            )
-            .where(HealthSnapshot.workspace_id == workspace_id, HealthSnapshot.id > after)
-            .order_by(HealthSnapshot.id)
-        ).all()
-        candidates = []
-        for row in rows:
-            if row.state != book.trigger.to:
-                continue
-            before = session.scalar(
-                select(HealthSnapshot.state)
-                .where(
-                    HealthSnapshot.definition_id == row.definition_id,
-                    HealthSnapshot.customer_id == row.customer_id,
-                    HealthSnapshot.ts < row.ts,
-                )
-                .order_by(HealthSnapshot.ts.desc())
-                .limit(1)
-            )
-            if before != row.state:
-                candidates.append(
-                    Candidate(
-                        row.customer_id,
-                        row.ts,
-                        f"health:{row.id}",
-                        f"health {before} → {row.state}",
-                    )
-                )
-    with db.transaction() as session:
-        count = enroll(session, workspace_id, book_id, book, candidates, now)
-        if rows:
-            set_cursor(session, workspace_id, consumer, rows[-1].id)
-    return count
 
 
 def _conditions(

@@ -17,7 +17,8 @@ class _Strict(BaseModel):
 
 
 class Condition(_Strict):
-    """``attr`` is ``stage``, ``variant`` or ``traits.<name>``."""
+    """``attr`` is ``stage``, ``variant`` or ``traits.<name>``; a segment trigger may also test
+    ``health`` (the latest health state) and ``rfm`` (the RFM segment, e.g. "Champions")."""
 
     attr: str
     op: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists"] = "eq"
@@ -25,9 +26,10 @@ class Condition(_Strict):
 
 
 class Trigger(_Strict):
-    """When a customer enters: a stage change, a health change, an event, a date, a schedule."""
+    """When a customer enters: a stage change, a health change, an event, a date, a schedule,
+    or entering a segment (every ``conditions`` met now, not all met at the last tick)."""
 
-    type: Literal["stage_changed", "health_changed", "event", "date", "schedule"]
+    type: Literal["stage_changed", "health_changed", "event", "date", "schedule", "segment_entered"]
     to: str | None = None  # stage_changed: the stage entered; health_changed: the state
     from_: Annotated[str | None, Field(alias="from")] = None
     event: str | None = None
@@ -44,6 +46,8 @@ class Trigger(_Strict):
             raise ValueError("an event trigger needs 'event'")
         if self.type == "date" and not self.trait:
             raise ValueError("a date trigger needs 'trait'")
+        if self.type == "segment_entered" and not self.conditions:
+            raise ValueError("a segment trigger needs 'conditions' (stage, health, rfm, traits.*)")
         if self.type == "health_changed" and not self.to:
             raise ValueError("a health trigger needs 'to' (happy, at_risk, unhappy)")
         return self

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from clm.engage import eventlog
 from clm.engage import repository as repo
-from clm.engage.journey_steps import _stages
 from clm.engage.referral_schemas import ReferralCodePublic, ReferralProgram
 from clm.engage.settings import get_engage_settings
+from clm.engage.standing import stages_at
 from clm.errors import NotFound
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageReferralCode
@@ -99,7 +99,7 @@ def issue_codes(
             )
         ]
         if wanted:
-            stage_of = _stages(db, workspace_id, session, ids, now)
+            stage_of = stages_at(db, workspace_id, session, ids, now)
             ids = [c for c in ids if stage_of.get(c) in wanted]
         codes = codes_for(session, workspace_id, ids, now)
     return [ReferralCodePublic(customer_id=c, code=v, link=link(v)) for c, v in codes.items()]
