@@ -15,7 +15,7 @@ model) plus the message ids, and the work of ``workers`` ranges at a time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +30,25 @@ import pyarrow.compute as pc
 
 from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.engines import duckdb_source
+from clm.lifecycle.expressions import InList, Lit, Node, children
+from clm.lifecycle.features import FeatureSet
 from clm.lifecycle.plan import PropFn, required_properties, signal_columns
-from clm.lifecycle.vectorised import TRANSITION_SCHEMA, Ints, Signals, batch_transitions
+from clm.lifecycle.vectorised import (
+    TRANSITION_SCHEMA,
+    Ints,
+    Signals,
+    batch_features,
+    batch_transitions,
+    feature_schema,
+)
 
-__all__ = ["TRANSITION_SCHEMA", "collect_signals", "customer_ranges", "duckdb_transitions"]
+__all__ = [
+    "TRANSITION_SCHEMA",
+    "collect_signals",
+    "customer_ranges",
+    "duckdb_features",
+    "duckdb_transitions",
+]
 
 _FETCH_ROWS = 1_000_000
 _FLAGS = "flags"
@@ -49,12 +64,13 @@ class SignalPlan:
     table: ir.Table
     aliases: dict[str, str]
     flags: list[str]
+    literals: set[str]
 
 
-def _signal_plan(events: ir.Table, model: CompiledModel, prop: PropFn) -> SignalPlan:
+def _signal_plan(events: ir.Table, features: FeatureSet, prop: PropFn) -> SignalPlan:
     distinct: dict[str, ir.Value] = {}
     aliases: dict[str, str] = {}
-    for name, value in signal_columns(events, model.features, prop).items():
+    for name, value in signal_columns(events, features.features, prop).items():
         same = next((d for d, v in distinct.items() if d[:3] == name[:3] and v.equals(value)), None)
         if same is not None:
             aliases[name] = same
@@ -66,7 +82,26 @@ def _signal_plan(events: ir.Table, model: CompiledModel, prop: PropFn) -> Signal
     for bit, name in enumerate(flags):
         mask = mask + distinct.pop(name).cast(bits) * ibis.literal(1 << bit, bits)
     table = events.select("customer_id", "ts", "message_id", **{_FLAGS: mask}, **distinct)
-    return SignalPlan(table, aliases, flags)
+    return SignalPlan(table, aliases, flags, _string_literals(features))
+
+
+def _string_literals(features: FeatureSet) -> set[str]:
+    """The strings the definitions spell: they get codes too, so a string feature computed
+    from one (``coalesce(plan, 'free')``) decodes back to it."""
+    found: set[str] = set()
+
+    def walk(node: Node) -> None:
+        if isinstance(node, Lit) and isinstance(node.value, str):
+            found.add(node.value)
+        if isinstance(node, InList):
+            found.update(v for v in node.values if isinstance(v, str))
+        for child in children(node):
+            walk(child)
+
+    for feature in features.features.values():
+        if feature.expr is not None:
+            walk(feature.expr)
+    return found
 
 
 def _numbers(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.float64]:
@@ -83,14 +118,14 @@ def _numpy_column(name: str, column: pa.Array) -> npt.NDArray[Any]:
 
 
 def _string_codes(
-    chunks: dict[str, list[pa.Array]], schema: pa.Schema
+    chunks: dict[str, list[pa.Array]], schema: pa.Schema, literals: set[str]
 ) -> tuple[dict[str, npt.NDArray[np.float64]], list[str]]:
     """String values as float codes into one sorted list (NaN for null), so rules compare
     them as numbers; all string columns share the list."""
     columns = {
         name: pa.chunked_array(parts, schema.field(name).type) for name, parts in chunks.items()
     }
-    values: set[str] = set()
+    values = set(literals)
     for column in columns.values():
         values |= {v for v in pc.unique(column).to_pylist() if v is not None}
     strings = sorted(values)
@@ -130,7 +165,7 @@ def collect_signals(con: Any, plan: SignalPlan) -> tuple[Signals, pa.Array]:
         else np.empty(0, _numpy_column(name, pa.array([])).dtype)
         for name, parts in numeric.items()
     }
-    codes, values = _string_codes(text, schema)
+    codes, values = _string_codes(text, schema, plan.literals)
     customer, ts = arrays.pop("customer_id"), arrays.pop("ts")
     signals = Signals(customer, ts, np.empty(0, np.int64), {**arrays, **codes}, values)
     return signals, pa.concat_arrays(messages) if messages else pa.array([], pa.string())
@@ -169,6 +204,37 @@ def _sorted_range(log: Signals, flags: Sequence[str], positions: Ints) -> Signal
     return Signals(customer[order], ts[order], rows, columns, log.strings)
 
 
+def _per_customer_range(
+    events: pa.Table | str | Path,
+    features: FeatureSet,
+    work: Callable[[Signals, pa.Array, SignalPlan], pa.Table],
+    customer_ids: Sequence[int] | None,
+    batch_rows: int,
+    workers: int,
+) -> list[pa.Table]:
+    """``work`` over each range of whole customers, sorted, in ``workers`` threads."""
+    source = duckdb_source(events, required_properties(features.features))
+    con = source.backend.con
+    table = source.events
+    if customer_ids is not None:
+        wanted = pa.table({"customer_id": pa.array(sorted(set(customer_ids)), pa.int64())})
+        con.register("wanted_customers", wanted)
+        table = table.filter(
+            table.customer_id.isin(source.backend.table("wanted_customers").customer_id)
+        )
+    plan = _signal_plan(table, features, source.prop)
+    try:
+        log, messages = collect_signals(con, plan)
+    finally:
+        con.close()
+
+    def one_range(positions: Ints) -> pa.Table:
+        return work(_sorted_range(log, plan.flags, positions), messages, plan)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one_range, customer_ranges(log.customer, batch_rows)))
+
+
 def duckdb_transitions(
     events: pa.Table | str | Path,
     model: CompiledModel,
@@ -182,25 +248,30 @@ def duckdb_transitions(
     ``customer_ids`` limits the work to those customers (the incremental update): DuckDB
     joins the log against a small table of them.
     """
-    source = duckdb_source(events, required_properties(model.features))
-    con = source.backend.con
-    table = source.events
-    if customer_ids is not None:
-        wanted = pa.table({"customer_id": pa.array(sorted(set(customer_ids)), pa.int64())})
-        con.register("wanted_customers", wanted)
-        table = table.filter(
-            table.customer_id.isin(source.backend.table("wanted_customers").customer_id)
-        )
-    plan = _signal_plan(table, model, source.prop)
-    try:
-        log, messages = collect_signals(con, plan)
-    finally:
-        con.close()
 
-    def history(positions: Ints) -> pa.Table:
-        batch = _sorted_range(log, plan.flags, positions)
+    def history(batch: Signals, messages: pa.Array, plan: SignalPlan) -> pa.Table:
         return batch_transitions(batch, messages, model, plan.aliases)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(history, customer_ranges(log.customer, batch_rows)))
+    parts = _per_customer_range(
+        events, model.feature_set, history, customer_ids, batch_rows, workers
+    )
     return pa.concat_tables([TRANSITION_SCHEMA.empty_table(), *parts])
+
+
+def duckdb_features(
+    events: pa.Table | str | Path,
+    features: FeatureSet,
+    wanted: Sequence[str],
+    *,
+    batch_rows: int = 250_000,
+    workers: int = 2,
+) -> pa.Table:
+    """The ``wanted`` features at every instant of every customer, sorted by customer and
+    time, with ``is_event`` and ``cause_message_id``: what ``plan.feature_table`` gives the
+    other engines (health scores are computed from it)."""
+
+    def rows(batch: Signals, messages: pa.Array, plan: SignalPlan) -> pa.Table:
+        return batch_features(batch, messages, features, plan.aliases, wanted)
+
+    parts = _per_customer_range(events, features, rows, None, batch_rows, workers)
+    return pa.concat_tables([feature_schema(features, wanted).empty_table(), *parts])

@@ -9,11 +9,14 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from clm.lifecycle.catalog import get_definition
+from clm.lifecycle.columnar import duckdb_features
 from clm.lifecycle.engines import (
     EngineName,
-    duckdb_source,
     export_events,
     quiet_engines,
+    release_spark_sockets,
+    spark_session,
+    spark_source,
     sql_source,
 )
 from clm.lifecycle.health import STATE_LABELS, CompiledScorecard, health_changes, score
@@ -35,25 +38,37 @@ def get_scorecard(
 
 
 def compute_health_rows(
-    db: Database, workspace_id: int, card: CompiledScorecard, engine: EngineName = "sql"
+    db: Database,
+    workspace_id: int,
+    card: CompiledScorecard,
+    engine: EngineName = "sql",
+    spark: Any = None,
 ) -> list[dict[str, Any]]:
-    """Feature values at every instant of every customer, sorted, from ``engine``."""
-    columns = ["customer_id", "ts", "is_event", "cause_message_id", *card.feature_set.features]
+    """The factors' features at every instant of every customer, sorted, from ``engine``
+    (SQLite/PostgreSQL and Spark run the Ibis plan, DuckDB its columnar path)."""
+    wanted = sorted({f.feature for f in card.factors.values()})
+    columns = ["customer_id", "ts", "is_event", "cause_message_id", *wanted]
+    features = card.feature_set
+    if engine == "duckdb":
+        table = duckdb_features(export_events(db, workspace_id), features, wanted)
+        return table.select(columns).to_pylist()  # type: ignore[no-any-return]
     if engine == "sql":
         source = sql_source(db, workspace_id)
     else:
         events = export_events(db, workspace_id)
-        source = duckdb_source(events, required_properties(card.feature_set.features))
+        props = required_properties(features.features)
+        with quiet_engines():
+            source = spark_source(spark or spark_session(), events, props)
     try:
         with quiet_engines():
-            table = feature_table(source.events, card.feature_set, source.prop)
-            rows: list[dict[str, Any]] = (
-                table.select(*columns).order_by(["customer_id", "ts"]).to_pyarrow().to_pylist()
-            )
+            table = feature_table(source.events, features, source.prop)
+            ordered = table.select(*columns).order_by(["customer_id", "ts"]).to_pyarrow()
     finally:
         if engine == "sql":
             source.backend.disconnect()
-    return rows
+        else:
+            release_spark_sockets()
+    return ordered.to_pylist()  # type: ignore[no-any-return]
 
 
 def run_health(
@@ -63,6 +78,7 @@ def run_health(
     engine: EngineName = "sql",
     announce_events: bool = True,
     now: datetime | None = None,
+    spark: Any = None,
 ) -> int:
     """Recompute and store the health history of every customer; returns rows stored.
 
@@ -71,7 +87,7 @@ def run_health(
     one; like the stage events, they are left out of every feature.
     """
     definition_id, card = get_scorecard(db, workspace_id)
-    changes = health_changes(card, compute_health_rows(db, workspace_id, card, engine))
+    changes = health_changes(card, compute_health_rows(db, workspace_id, card, engine, spark))
     rows = [
         {
             "workspace_id": workspace_id,

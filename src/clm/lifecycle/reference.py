@@ -14,7 +14,7 @@ from typing import Any
 
 from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.expressions import evaluate, typed
-from clm.lifecycle.features import Feature
+from clm.lifecycle.features import Feature, FeatureSet
 
 FIELD_NAMES = ("name", "type", "channel", "campaign", "source", "revenue")
 
@@ -163,3 +163,23 @@ def reference_history(model: CompiledModel, events: Iterable[LogEvent]) -> list[
     for customer_id in sorted(by_customer):
         result.extend(customer_history(model, by_customer[customer_id]))
     return result
+
+
+def reference_feature_rows(
+    feature_set: FeatureSet, events: Iterable[LogEvent]
+) -> list[dict[str, Any]]:
+    """Every feature at every instant one can change, per customer, sorted: what the engines'
+    feature tables hold (health scores are computed from it)."""
+    by_customer: dict[int, list[LogEvent]] = defaultdict(list)
+    for event in events:
+        by_customer[event.customer_id].append(event)
+    rows: list[dict[str, Any]] = []
+    for customer_id in sorted(by_customer):
+        ordered = sorted(by_customer[customer_id], key=lambda e: e.ts)
+        for t in candidate_instants(feature_set.features, feature_set.deadlines, ordered):
+            at_t = [e.message_id for e in ordered if e.ts == t]
+            values = feature_values(feature_set.features, ordered, t)
+            cause = max(at_t) if at_t else None
+            head = {"customer_id": customer_id, "ts": t, "is_event": len(at_t)}
+            rows.append({**head, "cause_message_id": cause, **values})
+    return rows

@@ -19,7 +19,7 @@ evaluated without a per-customer Python loop:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -409,3 +409,57 @@ def batch_transitions(
         },
         schema=TRANSITION_SCHEMA,
     )
+
+
+_ARROW_TYPES = {"bool": pa.bool_(), "string": pa.string(), "timestamp": pa.int64()}
+
+
+def feature_schema(features: FeatureSet, wanted: Sequence[str]) -> pa.Schema:
+    head = [
+        ("customer_id", pa.int64()),
+        ("ts", pa.int64()),
+        ("is_event", pa.int64()),
+        ("cause_message_id", pa.string()),
+    ]
+    types = [(n, _ARROW_TYPES.get(features.features[n].type, pa.float64())) for n in wanted]
+    return pa.schema(head + types)
+
+
+def batch_features(
+    batch: Signals,
+    messages: pa.Array,
+    features: FeatureSet,
+    aliases: Mapping[str, str],
+    wanted: Sequence[str],
+) -> pa.Table:
+    """The ``wanted`` features at every instant of the customers in one sorted batch: numbers
+    as float64, true/false as booleans, strings decoded; null where not known."""
+    schema = feature_schema(features, wanted)
+    if len(batch.customer) == 0:
+        return schema.empty_table()
+    rows = instants(batch, messages, features, aliases)
+    columns = feature_columns(rows, features)
+    has_event = rows.cause >= 0
+    message_rows = batch.row[np.maximum(rows.cause, 0)]
+    data: dict[str, Any] = {
+        "customer_id": rows.customer,
+        "ts": rows.ts,
+        "is_event": has_event.astype(np.int64),
+        "cause_message_id": pc.take(messages, pa.array(message_rows, mask=~has_event)),
+    }
+    strings = pa.array(rows.strings, pa.string())
+    for name in wanted:
+        column, kind = columns[name], features.features[name].type
+        if kind == "string":
+            codes = pa.array(
+                np.where(column.known, column.data, 0).astype(np.int64), mask=~column.known
+            )
+            data[name] = pc.take(strings, codes)
+        elif kind == "bool":
+            data[name] = pa.array(column.data != 0, mask=~column.known)
+        elif kind == "timestamp":
+            stamps = np.where(column.known, column.data, 0).astype(np.int64)
+            data[name] = pa.array(stamps, mask=~column.known)
+        else:
+            data[name] = pa.array(column.data, pa.float64(), mask=~column.known)
+    return pa.table(data, schema=schema)
