@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import select
 
-from clm.engage import delivery, surveys
+from clm.engage import delivery, survey_answers, surveys
 from clm.engage import repository as repo
 from clm.engage.schemas import EmailProvider, Policy
 from clm.engage.survey_schemas import Answer, SurveyDefinition
@@ -60,25 +60,25 @@ def test_one_click_answer_from_the_email(db: Database, smtp_sink: SmtpSink) -> N
     assert sorted(links, key=int) == [str(s) for s in range(11)]
     query = parse_qs(urlparse(links["9"]).query)
     token, score = query["token"][0], int(query["score"][0])
-    result = surveys.answer_survey(db, Answer(token=token, score=score), now=NOW)
+    result = survey_answers.answer_survey(db, Answer(token=token, score=score), now=NOW)
     assert (result.score, result.follow_up_task_id) == (9, None)
     [event] = answers(db)
     assert event["survey_id"] == "nps" and event["survey_type"] == "nps" and event["score"] == 9
     assert "sentiment" not in event
 
     with pytest.raises(Conflict, match="already used"):
-        surveys.answer_survey(db, Answer(token=token, score=3), now=NOW)
+        survey_answers.answer_survey(db, Answer(token=token, score=3), now=NOW)
     assert len(answers(db)) == 1  # the reuse stored nothing
 
     # The comment box after the one-click answer: a second event for the same response.
     assert result.comment_token is not None
-    surveys.add_comment(db, result.comment_token, "Love it, great service!", now=NOW)
+    survey_answers.add_comment(db, result.comment_token, "Love it, great service!", now=NOW)
     first, second = answers(db)
     assert second["response_id"] == first["response_id"] and second["revision"] == 2
     assert second["comment"] == "Love it, great service!"
     assert float(second["sentiment"]) > 0.5  # type: ignore[arg-type]
     with pytest.raises(Conflict):
-        surveys.add_comment(db, result.comment_token, "again", now=NOW)
+        survey_answers.add_comment(db, result.comment_token, "again", now=NOW)
 
 
 def test_tampered_expired_and_out_of_range(sqlite_db: Database) -> None:
@@ -92,17 +92,17 @@ def test_tampered_expired_and_out_of_range(sqlite_db: Database) -> None:
     good = token.group(1)
     tampered = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
     with pytest.raises(AuthError, match="not valid"):
-        surveys.answer_survey(db, Answer(token=tampered, score=5), now=NOW)
+        survey_answers.answer_survey(db, Answer(token=tampered, score=5), now=NOW)
     with pytest.raises(AuthError, match="not valid"):  # signed for another purpose
         from clm.engage.tokens import sign
 
         other, _ = sign("unsubscribe", ws, cid, "nps")
-        surveys.answer_survey(db, Answer(token=other, score=5), now=NOW)
+        survey_answers.answer_survey(db, Answer(token=other, score=5), now=NOW)
     with pytest.raises(ValidationError):
-        surveys.answer_survey(db, Answer(token=good, score=11), now=NOW)
+        survey_answers.answer_survey(db, Answer(token=good, score=11), now=NOW)
     with pytest.raises(AuthError, match="expired"):
-        surveys.answer_survey(db, Answer(token=good, score=5), now=NOW + timedelta(days=15))
-    assert surveys.answer_survey(db, Answer(token=good, score=5), now=NOW).score == 5
+        survey_answers.answer_survey(db, Answer(token=good, score=5), now=NOW + timedelta(days=15))
+    assert survey_answers.answer_survey(db, Answer(token=good, score=5), now=NOW).score == 5
 
 
 def test_detractor_with_negative_comment_opens_a_follow_up(sqlite_db: Database) -> None:
@@ -112,7 +112,7 @@ def test_detractor_with_negative_comment_opens_a_follow_up(sqlite_db: Database) 
     with db.transaction() as session:
         [request] = surveys.survey_requests(session, ws, NPS, [cid], NOW)
     token = re.search(r"token=([^&\s]+)", request.content.text).group(1)  # type: ignore[union-attr]
-    result = surveys.answer_survey(
+    result = survey_answers.answer_survey(
         db,
         Answer(token=token, score=3, comment="Terrible support, I am very disappointed."),
         now=NOW,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from clm.api.deps import DatabaseDep
-from clm.engage import pages, referrals, surveys, testimonials, tokens, tracking
+from clm.engage import pages, referrals, survey_answers, testimonials, tokens, tracking
 from clm.engage.survey_schemas import Answer, AnswerResult
 from clm.engage.unsubscribe import unsubscribe
 from clm.errors import ClmError
@@ -38,10 +38,10 @@ def survey_page(
     """The answer page; with ``score`` (a one-click link from the email) it records at once."""
     try:
         if score is None:
-            survey = surveys.survey_for_token(db, token)
+            survey = survey_answers.survey_for_token(db, token)
             low, high = survey.scale
             return _html(pages.survey_form(survey.prompt, token, range(low, high + 1)))
-        result = surveys.answer_survey(db, Answer(token=token, score=score))
+        result = survey_answers.answer_survey(db, Answer(token=token, score=score))
     except ClmError as exc:
         return _html(pages.message("Sorry", exc.message), exc.status_code)
     return _html(pages.thanks(result.score, result.comment_token))
@@ -56,7 +56,7 @@ async def survey_form_post(db: DatabaseDep, request: Request) -> HTMLResponse:
             score=int(form.get("score", "-1")),
             comment=form.get("comment") or None,
         )
-        result = surveys.answer_survey(db, answer)
+        result = survey_answers.answer_survey(db, answer)
     except ClmError as exc:
         return _html(pages.message("Sorry", exc.message), exc.status_code)
     except ValueError:
@@ -67,14 +67,14 @@ async def survey_form_post(db: DatabaseDep, request: Request) -> HTMLResponse:
 @router.post("/surveys/answer")
 def survey_answer_json(db: DatabaseDep, body: Answer) -> AnswerResult:
     """The embeddable JSON endpoint: ``{"token", "score", "comment", "answers"}``."""
-    return surveys.answer_survey(db, body)
+    return survey_answers.answer_survey(db, body)
 
 
 @router.post("/surveys/comment", response_class=HTMLResponse)
 async def survey_comment(db: DatabaseDep, request: Request) -> HTMLResponse:
     form = await _form(request)
     try:
-        surveys.add_comment(db, form.get("token", ""), form.get("comment", ""))
+        survey_answers.add_comment(db, form.get("token", ""), form.get("comment", ""))
     except ClmError as exc:
         return _html(pages.message("Sorry", exc.message), exc.status_code)
     return _html(pages.message("Thank you", "Your comment is recorded."))
