@@ -23,17 +23,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from clm.ingest.normalize import EventRecord
-from clm.store.bulk import insert_plain
+from clm.store.bulk import insert_plain, json_text, select_in
 from clm.store.ids import allocate_ids
 from clm.store.models import Customer, Identity, table_of
 
 Key = tuple[str, str]
-_CHUNK = 500
-_CUSTOMER_FIELDS = ("user_id", "email", "traits", "merged_into_id")
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """Traits as read below the ORM: JSON text on SQLite, already decoded on PostgreSQL."""
+    if isinstance(value, str | bytes):
+        value = orjson.loads(value)
+    return dict(value or {})
 
 
 @dataclass(eq=False)
@@ -157,16 +163,11 @@ class IdentityResolver:
                 wanted["anonymous_id"].add(record.previous_id)
         found: list[tuple[int, str, str, int]] = []
         for kind, values in wanted.items():
-            ordered = sorted(values)
-            for start in range(0, len(ordered), _CHUNK):
-                rows = self._connection.execute(
-                    select(Identity.id, Identity.value, Identity.customer_id).where(
-                        Identity.workspace_id == self.workspace_id,
-                        Identity.kind == kind,
-                        Identity.value.in_(ordered[start : start + _CHUNK]),
-                    )
-                )
-                found.extend((row[0], kind, row[1], row[2]) for row in rows)
+            rows = select_in(
+                self._connection, "id, value, customer_id", "identities",
+                [("workspace_id", self.workspace_id), ("kind", kind)], "value", sorted(values),
+            )  # fmt: skip
+            found.extend((row[0], kind, row[1], row[2]) for row in rows)
         self._load_customers({row[3] for row in found})
         for identity_id, kind, value, customer_id in found:
             self._remember(IdentityState(identity_id, kind, value, self._customers[customer_id]))
@@ -177,39 +178,35 @@ class IdentityResolver:
         self._owned.setdefault(identity.customer, []).append(identity)
 
     def _load_full(self, records: Iterable[EventRecord]) -> None:
-        """Read email and traits, in one go, of the customers identify and alias may change."""
+        """Read email and traits, in one go, of the customers a record may change: by identify
+        or alias, or by attaching a new user id or email (which the customer row carries)."""
         ids: set[int] = set()
         for record in records:
-            if record.type in ("identify", "alias"):
-                keys = self.keys_of(record)
-                if record.previous_id is not None:
-                    keys.append(self._previous_key(record.previous_id))
-                for key in keys:
-                    identity = self._identities.get(key)
-                    if identity is not None and not identity.customer.loaded:
-                        ids.add(identity.customer.id)  # type: ignore[arg-type]
-        ordered = sorted(ids)
-        for start in range(0, len(ordered), _CHUNK):
-            rows = self._connection.execute(
-                select(Customer.id, Customer.email, Customer.traits).where(
-                    Customer.id.in_(ordered[start : start + _CHUNK])
-                )
+            keys = self.keys_of(record)
+            if record.previous_id is not None:
+                keys.append(self._previous_key(record.previous_id))
+            changes = record.type in ("identify", "alias") or any(
+                key[0] in ("user_id", "email") and key not in self._identities for key in keys
             )
-            for customer_id, email, traits in rows:
-                customer = self._customers[customer_id]
-                customer.email, customer.traits = email, dict(traits or {})
-                customer.loaded = True
+            if not changes:
+                continue
+            for key in keys:
+                identity = self._identities.get(key)
+                if identity is not None and not identity.customer.loaded:
+                    ids.add(identity.customer.id)  # type: ignore[arg-type]
+        rows = select_in(self._connection, "id, email, traits", "customers", [], "id", sorted(ids))
+        for customer_id, email, traits in rows:
+            customer = self._customers[customer_id]
+            customer.email, customer.traits = email, _json_object(traits)
+            customer.loaded = True
 
     def _load_customers(self, ids: set[int]) -> None:
-        ordered = sorted(ids - self._customers.keys())
-        for start in range(0, len(ordered), _CHUNK):
-            rows = self._connection.execute(
-                select(Customer.id, Customer.user_id).where(
-                    Customer.id.in_(ordered[start : start + _CHUNK])
-                )
-            )
-            for customer_id, user_id in rows:
-                self._customers[customer_id] = CustomerState(customer_id, user_id, loaded=False)
+        rows = select_in(
+            self._connection, "id, user_id", "customers", [], "id",
+            sorted(ids - self._customers.keys()),
+        )  # fmt: skip
+        for customer_id, user_id in rows:
+            self._customers[customer_id] = CustomerState(customer_id, user_id, loaded=False)
 
     def _full(self, customer: CustomerState) -> CustomerState:
         """Read a stored customer's email and traits before changing them."""
@@ -217,7 +214,7 @@ class IdentityResolver:
             row = self.session.execute(
                 select(Customer.email, Customer.traits).where(Customer.id == customer.id)
             ).one()
-            customer.email, customer.traits = row.email, dict(row.traits or {})
+            customer.email, customer.traits = row.email, _json_object(row.traits)
             customer.loaded = True
         return customer
 
@@ -378,24 +375,19 @@ class IdentityResolver:
 
     def _update_customers(self) -> None:
         rows = [
-            {
-                "b_id": c.id,
-                "user_id": c.user_id,
-                "email": c.email,
-                "traits": c.traits,
-                "merged_into_id": c.merged_into.id if c.merged_into else None,
-            }
+            (c.user_id, c.email, json_text(c.traits), c.merged_into.id if c.merged_into else None,
+             c.id)
             for c in self._customers.values()
             if c.dirty
-        ]
+        ]  # fmt: skip
         if rows:
-            table = table_of(Customer)
-            statement = (
-                update(table)
-                .where(table.c.id == bindparam("b_id"))
-                .values({name: bindparam(name) for name in _CUSTOMER_FIELDS})
+            postgres = self._connection.dialect.name == "postgresql"
+            mark, traits = ("%s", "%s::jsonb") if postgres else ("?", "?")
+            self._connection.exec_driver_sql(
+                f"UPDATE customers SET user_id = {mark}, email = {mark}, traits = {traits}, "  # noqa: S608
+                f"merged_into_id = {mark} WHERE id = {mark}",
+                rows,
             )
-            self.session.connection().execute(statement, rows)
         for customer in self._customers.values():
             customer.dirty = False
 

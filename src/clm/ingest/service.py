@@ -12,18 +12,15 @@ from typing import Any
 
 import orjson
 import pydantic
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from clm.config import get_settings
 from clm.ingest.identity import IdentityResolver, KnownIdentities
 from clm.ingest.normalize import EventRecord, to_record
 from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
-from clm.store.bulk import insert_events
+from clm.store.bulk import insert_events, select_in
 from clm.store.engine import Database
-from clm.store.models import Event
-
-_CHUNK = 500
 
 
 def pydantic_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
@@ -92,17 +89,11 @@ def _error(loc: tuple[str | int, ...], message: str, kind: str = "value_error") 
 
 
 def _existing_message_ids(session: Session, workspace_id: int, ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        found.update(
-            session.connection().scalars(
-                select(Event.message_id).where(
-                    Event.workspace_id == workspace_id,
-                    Event.message_id.in_(ids[start : start + _CHUNK]),
-                )
-            )
-        )
-    return found
+    rows = select_in(
+        session.connection(), "message_id", "events", [("workspace_id", workspace_id)],
+        "message_id", ids,
+    )  # fmt: skip
+    return {row[0] for row in rows}
 
 
 def store_records(db: Database, workspace_id: int, records: list[EventRecord]) -> tuple[int, int]:

@@ -228,6 +228,36 @@ def insert_frame(connection: Connection, table: str, frame: pl.DataFrame) -> Non
     cursor.close()
 
 
+def select_in(
+    connection: Connection,
+    columns: str,
+    table: str,
+    equal: Sequence[tuple[str, Any]],
+    column: str,
+    values: Sequence[Any],
+) -> list[tuple[Any, ...]]:
+    """``SELECT columns FROM table WHERE a = .. AND column IN values`` as one statement with the
+    values as one parameter (a JSON array read by ``json_each`` on SQLite, an array on
+    PostgreSQL): no statement compiled per call, no limit on how many values.
+
+    ``columns``, ``table`` and the column names are constants of the caller, never input.
+    """
+    if not values:
+        return []
+    postgres = connection.dialect.name == "postgresql"
+    mark = "%s" if postgres else "?"
+    where = [f"{name} = {mark}" for name, _ in equal]
+    if postgres:
+        where.append(f"{column} = ANY({mark})")
+        listed: Any = list(values)
+    else:
+        where.append(f"{column} IN (SELECT value FROM json_each({mark}))")  # noqa: S608
+        listed = orjson.dumps(list(values)).decode()
+    sql = f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)}"  # noqa: S608 - constants
+    result = connection.exec_driver_sql(sql, (*(value for _, value in equal), listed))
+    return [tuple(row) for row in result]
+
+
 def refresh_statistics(connection: Connection) -> None:
     """Tell the query planner what a bulk load changed (PostgreSQL's standard advice after one).
 
