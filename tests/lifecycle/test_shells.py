@@ -15,6 +15,7 @@ from clm.api.lifecycle import router
 from clm.cli.lifecycle import app
 from clm.ingest.service import ingest
 from clm.lifecycle.loader import shipped_model_text
+from clm.lifecycle.preview import preview_stage_model
 from clm.store.engine import Database
 from clm.store.workspaces import issue_key
 from tests.lifecycle.logs import DAY, message, new_workspace
@@ -115,3 +116,21 @@ def test_api_model_422_with_lines_customer_counts_transitions(sqlite_db: Databas
             headers=headers,
         ).json()
         assert page["total"] == 2 and len(page["items"]) == 1
+
+
+def test_preview_reports_each_step_for_the_progress_bar(sqlite_db: Database) -> None:
+    workspace_id = new_workspace(sqlite_db)
+    ingest(sqlite_db, workspace_id, LOG)
+    steps: list[tuple[str, int, int]] = []
+    source = shipped_model_text("four_stage")
+    result = preview_stage_model(
+        sqlite_db, workspace_id, source, progress=lambda *step: steps.append(step)
+    )
+    assert result.counts["purchase"] == 1
+    # two events of one customer: one range of customers, reported done
+    assert steps == [
+        ("reading the event log", 0, 1),
+        ("scanning the log with DuckDB", 0, 1),
+        ("computing stages", 1, 1),
+        ("counting customers per stage", 0, 1),
+    ]

@@ -5,14 +5,22 @@ Mount with ``app.add_typer(stages_app, name="stages")`` (and ``lifecycle``, ``he
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from clm.cli._common import (
     DatabaseOption,
@@ -51,6 +59,26 @@ def _busy(label: str, work: Callable[[], T]) -> T:
     with Progress(*columns, console=console, transient=True) as progress:
         progress.add_task(label, total=None)
         return work()
+
+
+@contextmanager
+def _steps() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar fed by ``progress(what, done, total)`` calls: the step's name, and
+    how far it is (DuckDB reports each range of customers it finishes)."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def report(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
+        yield report
 
 
 def _date(value: str | None) -> datetime | None:
@@ -104,12 +132,16 @@ def preview(
     db = open_database(database_url)
     with friendly_errors():
         ws = workspace_id(db, workspace)
-        result = _busy(
-            "computing",
-            lambda: preview_stage_model(
-                db, ws, path.read_text(), sample=sample, engine=engine.value
-            ),
-        )  # type: ignore[arg-type]
+        source = path.read_text()
+        with _steps() as report:
+            result = preview_stage_model(
+                db,
+                ws,
+                source,
+                sample=sample,
+                engine=engine.value,  # type: ignore[arg-type]
+                progress=report,
+            )
     if output is OutputFormat.json:
         print_json(result)
         return

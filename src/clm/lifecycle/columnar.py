@@ -50,6 +50,7 @@ __all__ = [
     "duckdb_transitions",
 ]
 
+RangeProgress = Callable[[int, int], None]
 _FETCH_ROWS = 1_000_000
 _FLAGS = "flags"
 
@@ -211,8 +212,10 @@ def _per_customer_range(
     customer_ids: Sequence[int] | None,
     batch_rows: int,
     workers: int,
+    on_range: RangeProgress | None = None,
 ) -> list[pa.Table]:
-    """``work`` over each range of whole customers, sorted, in ``workers`` threads."""
+    """``work`` over each range of whole customers, sorted, in ``workers`` threads;
+    ``on_range(done, total)`` is called as ranges finish (in order)."""
     source = duckdb_source(events, required_properties(features.features))
     con = source.backend.con
     table = source.events
@@ -231,8 +234,14 @@ def _per_customer_range(
     def one_range(positions: Ints) -> pa.Table:
         return work(_sorted_range(log, plan.flags, positions), messages, plan)
 
+    ranges = customer_ranges(log.customer, batch_rows)
+    parts = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one_range, customer_ranges(log.customer, batch_rows)))
+        for done, part in enumerate(pool.map(one_range, ranges), start=1):
+            parts.append(part)
+            if on_range is not None:
+                on_range(done, len(ranges))
+    return parts
 
 
 def duckdb_transitions(
@@ -242,6 +251,7 @@ def duckdb_transitions(
     *,
     batch_rows: int = 250_000,
     workers: int = 2,
+    on_range: RangeProgress | None = None,
 ) -> pa.Table:
     """The stage history computed by DuckDB (scan, signals) and NumPy (sort, the rest).
 
@@ -253,7 +263,7 @@ def duckdb_transitions(
         return batch_transitions(batch, messages, model, plan.aliases)
 
     parts = _per_customer_range(
-        events, model.feature_set, history, customer_ids, batch_rows, workers
+        events, model.feature_set, history, customer_ids, batch_rows, workers, on_range
     )
     return pa.concat_tables([TRANSITION_SCHEMA.empty_table(), *parts])
 

@@ -9,7 +9,7 @@ from clm.lifecycle.engines import EngineName
 from clm.lifecycle.history import utc
 from clm.lifecycle.loader import load_stage_model
 from clm.lifecycle.schemas import Preview, TransitionPublic
-from clm.lifecycle.service import compute_transitions
+from clm.lifecycle.service import StepProgress, compute_transitions
 from clm.store.engine import Database
 
 
@@ -21,15 +21,16 @@ def preview_stage_model(
     sample: int = 10,
     engine: EngineName = "duckdb",
     at: datetime | None = None,
+    progress: StepProgress | None = None,
 ) -> Preview:
-    """What ``source`` (YAML) would give on this workspace's log; nothing is stored."""
+    """What ``source`` (YAML) would give on this workspace's log; nothing is stored.
+    ``progress(what, done, total)`` hears of each step, for a progress bar."""
     model = load_stage_model(source)
     cutoff = int((at or datetime.now(UTC)).timestamp())
-    rows = [
-        r
-        for r in compute_transitions(db, workspace_id, model, engine).to_pylist()
-        if r["ts"] <= cutoff
-    ]
+    history = compute_transitions(db, workspace_id, model, engine, progress=progress)
+    if progress is not None:
+        progress("counting customers per stage", 0, 1)
+    rows = [r for r in history.to_pylist() if r["ts"] <= cutoff]
     rows.sort(key=lambda r: (r["customer_id"], r["ts"]))
     current: dict[int, str] = {}
     for row in rows:

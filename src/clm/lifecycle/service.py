@@ -36,6 +36,7 @@ from clm.store.engine import Database
 from clm.store.models import Customer, Event, Identity, LifecycleRun, StageTransition
 
 Progress = Callable[[str], None]
+StepProgress = Callable[[str, int, int], None]  # what is being done, steps done, steps in all
 
 
 def compute_transitions(
@@ -45,26 +46,41 @@ def compute_transitions(
     engine: EngineName = "sql",
     customer_ids: Sequence[int] | None = None,
     spark: Any = None,
+    progress: StepProgress | None = None,
 ) -> pa.Table:
-    """The stage history as an Arrow table, computed on ``engine``."""
+    """The stage history as an Arrow table, computed on ``engine``; ``progress`` hears of
+    each step (DuckDB reports each range of customers it finishes)."""
+
+    def step(what: str, done: int = 0, total: int = 1) -> None:
+        if progress is not None:
+            progress(what, done, total)
+
     if engine == "sql":
         source = sql_source(db, workspace_id, customer_ids)
+        step("computing stages in the database")
         try:
             with quiet_engines():
                 return transitions(source.events, model, source.prop).to_pyarrow()
         finally:
             source.backend.disconnect()
+            step("computing stages in the database", 1)
+    step("reading the event log")
     events = export_events(db, workspace_id, customer_ids)
     props = required_properties(model.features)
     if engine == "duckdb":
-        return duckdb_transitions(events, model)
+        step("scanning the log with DuckDB")
+        return duckdb_transitions(
+            events, model, on_range=lambda done, total: step("computing stages", done, total)
+        )
+    step("computing stages with Spark")
     with quiet_engines():
         from clm.lifecycle.engines import spark_source
 
         source = spark_source(spark or spark_session(), events, props)
         result: pa.Table = transitions(source.events, model, source.prop).to_pyarrow()
         release_spark_sockets()
-        return result
+    step("computing stages with Spark", 1)
+    return result
 
 
 def _last_event_id(db: Database, workspace_id: int) -> int:
