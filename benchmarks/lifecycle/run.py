@@ -7,7 +7,8 @@ Generates a synthetic log (vectorised NumPy, written to Parquet), then times:
 - DuckDB incremental: the customers touched by 10,000 new events, recomputed from all their
   events (what ``update_lifecycle`` does), on the full-size log;
 - the obvious pandas implementation (per-customer Python over a groupby, the reference logic)
-  on a subset, reported per event, and the ratio against DuckDB per event.
+  on the first N customers, against DuckDB on the same events (ratio), and per event
+  against the full-size DuckDB run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import resource
 import tempfile
 import time
@@ -76,26 +78,28 @@ def generate(customers: int, events: int, seed: int = 7) -> pa.Table:
     )
 
 
-def duckdb_full(path: Path) -> tuple[float, int]:
-    """DuckDB scans, computes the signals and sorts; NumPy evaluates (``columnar.py``)."""
+def duckdb_full(path: Path) -> tuple[float, int, float]:
+    """DuckDB scans and computes the signals; NumPy sorts and evaluates (``columnar.py``).
+    Wall seconds, transitions, CPU seconds of the process (all threads)."""
     model = shipped_model("classic")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = duckdb_transitions(str(path), model)
-    return time.perf_counter() - start, result.num_rows
+    return time.perf_counter() - start, result.num_rows, time.process_time() - cpu
 
 
-def _duckdb_full_and_peak(path: Path) -> tuple[float, int, float]:
-    seconds, rows = duckdb_full(path)
+def _duckdb_full_and_peak(path: Path) -> tuple[float, int, float, float]:
+    seconds, rows, cpu = duckdb_full(path)
     # VmHWM belongs to this process's own memory map (ru_maxrss would carry the parent's
     # peak over fork and exec)
     status = Path("/proc/self/status").read_text().splitlines()
     peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    return seconds, rows, peak_kib / 1024
+    return seconds, rows, cpu, peak_kib / 1024
 
 
-def duckdb_full_alone(path: Path) -> tuple[float, int, float]:
+def duckdb_full_alone(path: Path) -> tuple[float, int, float, float]:
     """``duckdb_full`` in a fresh process, so its peak memory is the engine's own (the
-    generator's copy of the log lives in this one): seconds, transitions, peak MiB."""
+    generator's copy of the log lives in this one): seconds, transitions, CPU seconds,
+    peak MiB."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         return pool.submit(_duckdb_full_and_peak, path).result()
@@ -198,56 +202,98 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--events", type=int, default=10_000_000)
-    parser.add_argument("--pandas-customers", type=int, default=2_000)
-    parser.add_argument("--engines", default="", help="also run: sqlite,postgres,spark")
-    args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="clm-bench-"))
+def _load() -> str:
+    """The 1-minute load average: on a shared 2-core machine, read every figure with it."""
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
+def _log(folder: Path, customers: int, events: int, reuse: bool) -> tuple[pa.Table, Path]:
+    """The synthetic log as a table and as Parquet, generated or read back from ``folder``."""
+    path = folder / f"events-{customers}-{events}.parquet"
     start = time.perf_counter()
-    table = generate(args.customers, args.events)
-    path = folder / "events.parquet"
+    if reuse and path.exists():
+        table = pq.read_table(path)
+        print(f"read {table.num_rows:,} events from {path}", flush=True)
+        return table, path
+    table = generate(customers, events)
     pq.write_table(table, path)
     print(
-        f"generated {args.events:,} events for {args.customers:,} customers "
-        f"in {time.perf_counter() - start:.1f} s",
+        f"generated {events:,} events for {customers:,} customers in "
+        f"{time.perf_counter() - start:.1f} s ({path})",
         flush=True,
     )
+    return table, path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument(
+        "--pandas-customers",
+        type=int,
+        default=20_000,
+        help="customers (ids 1..N) the pandas implementation and DuckDB both run on",
+    )
+    parser.add_argument("--engines", default="", help="also run: sqlite,postgres,spark")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="full DuckDB recomputes (each in a fresh process)"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="folder to keep the generated Parquet in and reuse it from (default: a new one)",
+    )
+    args = parser.parse_args()
+    folder = args.data or Path(tempfile.mkdtemp(prefix="clm-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    table, path = _log(folder, args.customers, args.events, args.data is not None)
     print(f"generator peak resident memory: {_peak_mib():.0f} MiB", flush=True)
-    seconds, rows, engine_peak = duckdb_full_alone(path)
-    print(
-        f"duckdb full recompute: {seconds:.2f} s, {rows:,} transitions "
-        f"(own process, peak resident memory {engine_peak:.0f} MiB)",
-        flush=True,
-    )
+    seconds = float("inf")
+    for _ in range(args.repeat):
+        before = _load()
+        run_seconds, rows, cpu, engine_peak = duckdb_full_alone(path)
+        seconds = min(seconds, run_seconds)
+        print(
+            f"duckdb full recompute: {run_seconds:.2f} s, CPU {cpu:.2f} s, {rows:,} transitions "
+            f"(own process, peak resident memory {engine_peak:.0f} MiB; {before}, "
+            f"after {_load()})",
+            flush=True,
+        )
     index = customer_index(table, folder)
     rng = np.random.default_rng(1)
     touched = np.unique(rng.integers(1, args.customers + 1, 10_000))
     inc, inc_rows = duckdb_incremental(index, touched)
     print(
         f"duckdb incremental (10,000 new events -> {len(touched):,} customers): "
-        f"{inc:.2f} s, {inc_rows:,} transitions",
+        f"{inc:.2f} s, {inc_rows:,} transitions ({_load()})",
         flush=True,
     )
     for engine in filter(None, args.engines.split(",")):
         e_seconds, e_rows = other_engine(engine, table, folder)
         print(
             f"{engine}: {e_seconds:.2f} s, {e_rows:,} transitions "
-            f"(duckdb is {e_seconds / seconds:.1f}x faster)",
+            f"(duckdb is {e_seconds / seconds:.1f}x faster; {_load()})",
             flush=True,
         )
     small_ids = pa.array(np.arange(1, args.pandas_customers + 1), pa.int64())
     small = table.filter(pc.is_in(table.column("customer_id"), value_set=small_ids))
-    p_seconds, _ = pandas_obvious(small)
+    p_seconds, p_rows = pandas_obvious(small)
+    start = time.perf_counter()
+    same = duckdb_transitions(small, shipped_model("classic"))
+    d_seconds = time.perf_counter() - start
+    assert same.num_rows == p_rows, (same.num_rows, p_rows)
     per_event_pandas = p_seconds / max(1, small.num_rows)
     per_event_duck = seconds / args.events
     print(
         f"pandas obvious: {p_seconds:.2f} s for {small.num_rows:,} events "
-        f"({args.pandas_customers:,} customers); per event {per_event_pandas * 1e6:.1f} us "
-        f"vs duckdb {per_event_duck * 1e6:.2f} us: duckdb is "
-        f"{per_event_pandas / per_event_duck:.0f}x faster"
+        f"({args.pandas_customers:,} customers, {p_rows:,} transitions); duckdb on the same "
+        f"events {d_seconds:.2f} s: {p_seconds / d_seconds:.0f}x faster; per event "
+        f"{per_event_pandas * 1e6:.1f} us vs duckdb {per_event_duck * 1e6:.2f} us at full "
+        f"size: {per_event_pandas / per_event_duck:.0f}x ({_load()})"
     )
 
 
