@@ -8,8 +8,15 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from clm.analytics.calendar import month_index, month_of, period_label
-from clm.analytics.query import CohortQuery, Period, filtered, iso, resolve_period
+from clm.analytics.calendar import month_index, month_of, period_label, period_start
+from clm.analytics.query import (
+    CohortQuery,
+    Period,
+    customer_filter,
+    iso,
+    resolve_period,
+    restrict,
+)
 from clm.analytics.schemas import CohortReport, CohortRow
 from clm.analytics.source import ReportSource
 
@@ -22,77 +29,83 @@ def customer_activity(events: ir.Table) -> ir.Table:
     return events.filter(~events.name.fill_null("").isin(list(SYSTEM_EVENTS)))
 
 
-def cohort_starts(events: ir.Table, cohort_by: str, until: int) -> ir.Table:
-    """``customer_id, start_ts``: when each customer was acquired or first purchased."""
-    seen = customer_activity(events).filter(events.ts < until)
-    if cohort_by == "first_purchase":
-        seen = seen.filter(seen.name == PURCHASE)
-    return seen.group_by("customer_id").aggregate(start_ts=seen.ts.min())
+def activity_months(events: ir.Table, until: int | None = None) -> ir.Table:
+    """One row per customer and calendar month with activity before ``until`` (or ever).
+
+    ``month``, ``revenue`` and ``purchases`` that month, ``earlier_purchases`` (in the months
+    before), and per customer ``acquired_ts``/``acquired_month`` (first activity) and
+    ``first_purchase_ts``/``first_purchase_month``. Every cohort figure is a filter and a small
+    group-by of this table, so the 20M-event log is aggregated once.
+    """
+    seen = customer_activity(events)
+    if until is not None:
+        seen = seen.filter(seen.ts < until)
+    bought = seen.name == PURCHASE
+    per = seen.group_by("customer_id", month=month_index(seen.ts)).aggregate(
+        first_ts=seen.ts.min(), revenue=seen.revenue.sum(),
+        purchases=ibis.ifelse(bought, 1, 0).cast("int64").sum(),
+        first_purchase_ts=seen.ts.min(where=bought),
+    )  # fmt: skip
+    whole = ibis.window(group_by="customer_id")
+    so_far = ibis.window(group_by="customer_id", order_by="month", preceding=None, following=0)
+    return per.select(
+        "customer_id", "month", "revenue", "purchases",
+        earlier_purchases=per.purchases.sum().over(so_far) - per.purchases,
+        acquired_ts=per.first_ts.min().over(whole), acquired_month=per.month.min().over(whole),
+        first_purchase_ts=per.first_purchase_ts.min().over(whole),
+        first_purchase_month=ibis.ifelse(per.purchases > 0, per.month, None).min().over(whole),
+    )  # fmt: skip
+
+
+def _months(source: ReportSource, period: Period) -> ir.Table:
+    """``activity_months`` up to ``until``: the source's whole-log table (built once and kept
+    by the source) when ``until`` cuts no month short of its events, otherwise computed now."""
+    bounds = source.bounds()
+    whole_months = bounds is None or period.until > bounds[1]
+    if whole_months or period_start(month_of(period.until), "month") == period.until:
+        return source.derived("activity_months", lambda: activity_months(source.events))
+    return activity_months(source.events, period.until)
 
 
 def cohorts(source: ReportSource, query: CohortQuery | None = None) -> CohortReport:
     """The retention matrix of the cohorts starting in ``[since, until)``."""
     query = query or CohortQuery()
     period = resolve_period(source, query)
-    events, _ = filtered(source, query, period)
-    starts = cohort_starts(events, query.cohort_by, period.until)
-    starts = starts.filter(starts.start_ts >= period.since)
-    starts = starts.mutate(cohort=month_index(starts.start_ts))
-    sizes = {
-        int(r["cohort"]): int(r["n"])
-        for r in source.run(starts.group_by("cohort").aggregate(n=ibis._.count())).to_pylist()
-    }
-    activity = _activity(source, events, starts, period, query.max_age)
-    repeats = _second_purchases(source, events, starts, period, query.max_age)
+    months = restrict(_months(source, period), customer_filter(source, query, period))
+    by = query.cohort_by if query.cohort_by == "first_purchase" else "acquired"
+    start, cohort = months[f"{by}_ts"], months[f"{by}_month"]
     last_month = month_of(period.until - 1)
-    rows = []
+    rows = months.filter(
+        start >= period.since, start < period.until, months.month <= last_month
+    ).mutate(cohort=cohort, age=months.month - cohort)
+    rows = rows.filter(rows.age >= 0, rows.age <= query.max_age)
+    second = (rows.earlier_purchases < 2) & (rows.earlier_purchases + rows.purchases >= 2)
+    grid = rows.group_by("cohort", "age").aggregate(
+        customers=ibis._.count(), revenue=rows.revenue.sum(),
+        repeats=ibis.ifelse(second, 1, 0).cast("int64").sum(),
+    )  # fmt: skip
+    cells = {(int(r["cohort"]), int(r["age"])): r for r in source.run(grid).to_pylist()}
+    # every customer is active in the month their cohort starts (age 0)
+    sizes = {cohort: int(r["customers"]) for (cohort, age), r in cells.items() if age == 0}
+    result = []
     for cohort in sorted(sizes):
         size = sizes[cohort]
         width = min(query.max_age, last_month - cohort) + 1
         active, revenue, repeat = [], [], []
         cumulative_revenue, cumulative_repeat = 0.0, 0
         for age in range(width):
-            customers, money = activity.get((cohort, age), (0, 0.0))
-            cumulative_revenue += money
-            cumulative_repeat += repeats.get((cohort, age), 0)
+            cell = cells.get((cohort, age))
+            customers = int(cell["customers"]) if cell else 0
+            cumulative_revenue += float(cell["revenue"] or 0.0) if cell else 0.0
+            cumulative_repeat += int(cell["repeats"] or 0) if cell else 0
             active.append(round(customers / size, 6))
             revenue.append(round(cumulative_revenue / size, 6))
             repeat.append(round(cumulative_repeat / size, 6))
-        rows.append(
+        result.append(
             CohortRow(cohort=period_label(cohort, "month"), customers=size, active_share=active,
                       repeat_purchase_rate=repeat, revenue_per_customer=revenue)
         )  # fmt: skip
     return CohortReport(
-        since=iso(period.since), until=iso(period.until), cohort_by=query.cohort_by, cohorts=rows
-    )
-
-
-def _activity(
-    source: ReportSource, events: ir.Table, starts: ir.Table, period: Period, max_age: int
-) -> dict[tuple[int, int], tuple[int, float]]:
-    seen = customer_activity(events).filter(events.ts < period.until)
-    joined = seen.join(starts, "customer_id")
-    joined = joined.mutate(age=month_index(joined.ts) - joined.cohort)
-    joined = joined.filter(joined.age >= 0, joined.age <= max_age)
-    grid = joined.group_by("cohort", "age").aggregate(
-        customers=joined.customer_id.nunique(), revenue=joined.revenue.sum()
-    )
-    return {
-        (int(r["cohort"]), int(r["age"])): (int(r["customers"]), float(r["revenue"] or 0.0))
-        for r in source.run(grid).to_pylist()
-    }
-
-
-def _second_purchases(
-    source: ReportSource, events: ir.Table, starts: ir.Table, period: Period, max_age: int
-) -> dict[tuple[int, int], int]:
-    bought = events.filter(events.name == PURCHASE, events.ts < period.until)
-    bought = bought.mutate(
-        nth=ibis.row_number().over(group_by="customer_id",
-                                   order_by=[bought.ts, bought.message_id])
+        since=iso(period.since), until=iso(period.until), cohort_by=query.cohort_by,
+        cohorts=result,
     )  # fmt: skip
-    second = bought.filter(bought.nth == 1).join(starts, "customer_id")
-    second = second.mutate(age=month_index(second.ts) - second.cohort)
-    second = second.filter(second.age >= 0, second.age <= max_age)
-    grid = second.group_by("cohort", "age").aggregate(n=ibis._.count())
-    return {(int(r["cohort"]), int(r["age"])): int(r["n"]) for r in source.run(grid).to_pylist()}

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from math import ceil
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+import numpy as np
 
 from clm.analytics.query import (
     FunnelQuery,
@@ -27,6 +29,7 @@ from clm.analytics.query import (
 )
 from clm.analytics.schemas import FlowLink, FunnelReport, FunnelStep, Reentry, StageCount
 from clm.analytics.source import ReportSource
+from clm.lifecycle.engines import quiet_engines
 
 DAY = 86_400
 NEW = "(new)"
@@ -39,15 +42,18 @@ def stage_position(column: ir.StringValue, stages: Sequence[str]) -> ir.IntegerV
 
 def nearest_rank(counts: Sequence[tuple[int, int]], q: float) -> int | None:
     """The q-quantile (nearest-rank method) of values given as (value, count) pairs."""
-    total = sum(n for _, n in counts)
+    values = np.array([v for v, _ in counts], dtype=np.int64)
+    return _nearest_rank(values, np.array([n for _, n in counts], dtype=np.int64), q)
+
+
+def _nearest_rank(values: np.ndarray, counts: np.ndarray, q: float) -> int | None:
+    """``nearest_rank`` on arrays: the engine returns millions of distinct durations."""
+    total = int(counts.sum())
     if total == 0:
         return None
-    rank, seen = max(1, ceil(q * total)), 0
-    for value, n in sorted(counts):
-        seen += n
-        if seen >= rank:
-            return value
-    return None  # pragma: no cover - rank <= total
+    order = np.argsort(values, kind="stable")
+    seen = np.cumsum(counts[order])
+    return int(values[order][np.searchsorted(seen, max(1, ceil(q * total)))])
 
 
 def _days(seconds: int | None) -> float | None:
@@ -62,9 +68,14 @@ def funnel(source: ReportSource, query: FunnelQuery | None = None) -> FunnelRepo
     _, transitions = filtered(source, query, period)
     model = source.model
     stages = [s.name for s in model.stages if not s.exit]
-    counts = latest_stage(transitions, at).group_by("stage").aggregate(customers=ibis._.count())
+    everyone = [s.name for s in model.stages]
+    # One pass over the stage history, one row per customer; every figure below reads it.
+    with quiet_engines():  # caching runs the query now, with the engine's own warnings
+        journey = customer_journeys(transitions, stages, everyone, period).cache()
+    latest = latest_stage(transitions, at)
+    counts = latest.group_by("stage").aggregate(customers=ibis._.count())
     found = {r["stage"]: int(r["customers"]) for r in source.run(counts).to_pylist()}
-    steps = _steps(source, transitions, stages, period)
+    steps = _steps(source, journey, stages, period)
     in_period = transitions.filter(transitions.ts >= period.since, transitions.ts < period.until)
     flow = _flow(source, in_period)
     position = {name: i for i, name in enumerate(stages)}
@@ -76,27 +87,52 @@ def funnel(source: ReportSource, query: FunnelQuery | None = None) -> FunnelRepo
     return FunnelReport(
         since=iso(period.since), until=iso(period.until), at=iso(at), model=model.name,
         counts=[StageCount(stage=s.name, customers=found.get(s.name, 0)) for s in model.stages],
-        steps=steps, backward=backward, reentries=_reentries(source, transitions, period),
+        steps=steps, backward=backward,
+        reentries=_reentries(source, journey, everyone, period.since),
         flow_nodes=nodes + [s.name for s in model.stages], flow=flow,
     )  # fmt: skip
 
 
+def customer_journeys(
+    transitions: ir.Table, stages: Sequence[str], everyone: Sequence[str], period: Period
+) -> ir.Table:
+    """One row per customer with a transition before ``until``: ``r{i}``, when they first
+    reached funnel stage *i* (or one beyond it); ``first{j}``, when they first entered stage
+    *j*, and ``entries{j}``, how often they entered it in the period."""
+    t = transitions.filter(transitions.ts < period.until)
+    position = stage_position(t.to_stage, stages)
+    in_period = t.ts >= period.since
+    return t.group_by("customer_id").aggregate(
+        **{f"r{i}": _maybe(t.ts.min(where=position >= i)) for i in range(len(stages))},
+        **{f"first{j}": _maybe(t.ts.min(where=t.to_stage == name))
+           for j, name in enumerate(everyone)},
+        **{f"entries{j}": _flag(in_period & (t.to_stage == name)).sum()
+           for j, name in enumerate(everyone)},
+    )  # fmt: skip
+
+
+def _maybe(value: ir.IntegerValue) -> ir.IntegerValue:
+    """A filtered minimum is null when no row matches; Ibis types it as never null, and the
+    cached table (SQLite) then refuses the nulls."""
+    return value.cast(dt.Int64(nullable=True))
+
+
+def _flag(condition: ir.BooleanValue) -> ir.IntegerValue:
+    """1 or 0 (PostgreSQL cannot cast a boolean to BIGINT)."""
+    return ibis.ifelse(condition, 1, 0).cast("int64")
+
+
 def _steps(
-    source: ReportSource, transitions: ir.Table, stages: Sequence[str], period: Period
+    source: ReportSource, reach: ir.Table, stages: Sequence[str], period: Period
 ) -> list[FunnelStep]:
     if len(stages) < 2:
         return []
-    t = transitions.filter(transitions.ts < period.until)
-    t = t.mutate(position=stage_position(t.to_stage, stages))
-    reach = t.group_by("customer_id").aggregate(
-        **{f"r{i}": t.ts.min(where=t.position >= i) for i in range(len(stages))}
-    )
     entered = {
         i: reach[f"r{i}"].between(period.since, period.until - 1) for i in range(len(stages))
     }
     sums = reach.aggregate(
-        **{f"entered{i}": entered[i].sum() for i in range(len(stages) - 1)},
-        **{f"converted{i}": (entered[i] & reach[f"r{i + 1}"].notnull()).sum()
+        **{f"entered{i}": _flag(entered[i]).sum() for i in range(len(stages) - 1)},
+        **{f"converted{i}": _flag(entered[i] & reach[f"r{i + 1}"].notnull()).sum()
            for i in range(len(stages) - 1)},
     )  # fmt: skip
     totals = source.run(sums).to_pylist()[0]
@@ -109,22 +145,23 @@ def _steps(
         for i in range(len(stages) - 1)
     ]
     union = parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
-    durations: dict[int, list[tuple[int, int]]] = {}
-    for row in source.run(union).to_pylist():
-        durations.setdefault(int(row["step"]), []).append((int(row["seconds"]), int(row["n"])))
+    durations = source.run(union)
+    step_of = durations["step"].to_numpy()
+    seconds, n = durations["seconds"].to_numpy(), durations["n"].to_numpy()
     steps = []
     for i in range(len(stages) - 1):
         cohort = int(totals[f"entered{i}"] or 0)
         converted = int(totals[f"converted{i}"] or 0)
-        times = durations.get(i, [])
+        mine = step_of == i
+        times, counts = seconds[mine].astype(np.int64), n[mine].astype(np.int64)
         steps.append(
             FunnelStep(
                 from_stage=stages[i], to_stage=stages[i + 1], entered=cohort,
                 converted=converted, dropped=cohort - converted,
                 conversion_rate=ratio(converted, cohort),
                 drop_off_rate=ratio(cohort - converted, cohort),
-                median_days=_days(nearest_rank(times, 0.5)),
-                p90_days=_days(nearest_rank(times, 0.9)),
+                median_days=_days(_nearest_rank(times, counts, 0.5)),
+                p90_days=_days(_nearest_rank(times, counts, 0.9)),
             )
         )  # fmt: skip
     return steps
@@ -141,17 +178,21 @@ def _flow(source: ReportSource, in_period: ir.Table) -> list[FlowLink]:
     )
 
 
-def _reentries(source: ReportSource, transitions: ir.Table, period: Period) -> list[Reentry]:
-    t = transitions.filter(transitions.ts < period.until)
-    t = t.mutate(visit=ibis.row_number().over(group_by=["customer_id", "to_stage"], order_by=t.ts))
-    again = t.filter(t.visit > 0, t.ts >= period.since)
-    counts = again.group_by(stage=again.to_stage).aggregate(
-        reentries=ibis._.count(), customers=again.customer_id.nunique()
-    )
-    found = {r["stage"]: r for r in source.run(counts).to_pylist()}
+def _reentries(
+    source: ReportSource, journey: ir.Table, everyone: Sequence[str], since: int
+) -> list[Reentry]:
+    """Entries into a stage in the period other than a customer's first entry into it."""
+    again: dict[str, ir.Value] = {}
+    for j in range(len(everyone)):
+        entries, first = journey[f"entries{j}"], journey[f"first{j}"]
+        # the first entry is one of the period's entries unless it came before the period
+        repeat = entries - _flag(first >= since)
+        again[f"reentries{j}"] = repeat.sum()
+        again[f"customers{j}"] = _flag(repeat > 0).sum()
+    row = source.run(journey.aggregate(**again)).to_pylist()[0]
     return [
-        Reentry(stage=s.name, reentries=int(found[s.name]["reentries"]),
-                customers=int(found[s.name]["customers"]))
-        for s in source.model.stages
-        if s.name in found
+        Reentry(stage=name, reentries=int(row[f"reentries{j}"] or 0),
+                customers=int(row[f"customers{j}"] or 0))
+        for j, name in enumerate(everyone)
+        if row[f"reentries{j}"]
     ]  # fmt: skip

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-import ibis
 import ibis.expr.types as ir
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -146,10 +145,15 @@ def _check_stages(source: ReportSource, query: ReportQuery) -> None:
 
 
 def latest_stage(transitions: ir.Table, at: int) -> ir.Table:
-    """``customer_id, stage, since_ts``: each customer's stage just before ``at``."""
+    """``customer_id, stage``: each customer's stage just before ``at``.
+
+    One grouped pass (a customer never has two transitions at the same instant, so the stage
+    with the latest ``ts`` is well defined). ``arg_max`` must stay the only aggregate here, and
+    unfiltered: SQLite spells it with a bare column beside ``max(ts)``, which takes its value
+    from the row of the maximum only when that is the query's single ``min``/``max``.
+    """
     t = transitions.filter(transitions.ts < at)
-    t = t.mutate(rn=ibis.row_number().over(group_by="customer_id", order_by=t.ts.desc()))
-    return t.filter(t.rn == 0).select("customer_id", stage=t.to_stage, since_ts=t.ts)
+    return t.group_by("customer_id").aggregate(stage=t.to_stage.argmax(t.ts))
 
 
 def customer_filter(source: ReportSource, query: ReportQuery, period: Period) -> ir.Table | None:

@@ -21,6 +21,7 @@ import ibis.expr.types as ir
 from clm.analytics.query import SEGMENTS, ReportQuery, customer_filter, iso, resolve_period
 from clm.analytics.schemas import RfmReport, ScoreCell, SegmentMove, SegmentSummary
 from clm.analytics.source import ReportSource
+from clm.lifecycle.engines import quiet_engines
 
 PURCHASE = "Order Completed"
 DAY = 86_400
@@ -74,6 +75,9 @@ def rfm(source: ReportSource, query: ReportQuery | None = None) -> RfmReport:
     now = rfm_scores(source.events, period.until)
     if customers is not None:
         now = now.filter(now.customer_id.isin(customers.customer_id))
+    # the summary, the grid and the movement all read the scores: computed once
+    with quiet_engines():  # caching runs the query now, with the engine's own warnings
+        now = now.cache()
     summary = now.group_by("segment").aggregate(
         customers=ibis._.count(), revenue=now.monetary.sum(), recency=now.recency_days.mean(),
         frequency=now.frequency.cast("float64").mean(), monetary=now.monetary.mean(),

@@ -15,7 +15,7 @@ of both (the same export the lifecycle engines use), so one Ibis plan runs every
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +68,7 @@ class ReportSource:
     engine: str
     backend: Any
     _bounds: tuple[int, int] | None = field(default=None, init=False)
+    _derived: dict[str, ir.Table] = field(default_factory=dict, init=False)
 
     def run(self, expr: ir.Table) -> pa.Table:
         """Execute an expression on this source's engine and return Arrow."""
@@ -87,6 +88,20 @@ class ReportSource:
                 return None
             self._bounds = (int(row["lo"]), int(row["hi"]))
         return self._bounds
+
+    def derived(self, name: str, build: Callable[[], ir.Table]) -> ir.Table:
+        """A table derived from the whole log, computed once and kept while the source is open.
+
+        Only DuckDB and Spark sources keep it: they read a snapshot (the export taken when the
+        source was opened), so it cannot go stale. A SQL source reads the live tables, where
+        new events may arrive at any time, so there it is computed by every query.
+        """
+        if self.engine == "sql":
+            return build()
+        if name not in self._derived:
+            with quiet_engines():  # caching runs the query now, with the engine's own warnings
+                self._derived[name] = build().cache()
+        return self._derived[name]
 
     def close(self) -> None:
         if self.engine == "sql":
