@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -11,7 +14,7 @@ from clm.cli import app
 from clm.demo import build_demo, cdnow_transactions
 from clm.store import customers as repo
 from clm.store.engine import Database
-from clm.store.models import Customer, Event
+from clm.store.models import Customer, EngageJourney, EngageMessage, Event
 from tests.conftest import SHARED_DATA
 
 
@@ -75,3 +78,30 @@ def test_demo_command_builds_without_serving(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "25 customers" in result.output
     assert (tmp_path / "demo" / "keys.json").exists()
+    # The engagement part: delivered to the demo's own SMTP sink, one .eml per message.
+    mailbox = tmp_path / "demo" / "mailbox"
+    mails = [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+        for p in sorted(mailbox.glob("*.eml"))
+    ]
+    assert f"Mailbox: {len(mails)} messages in {mailbox}" in " ".join(result.output.split())
+    subjects = Counter(str(m["Subject"]).split(",")[0] for m in mails)
+    db = Database.open(f"sqlite:///{tmp_path / 'demo' / 'clm.sqlite'}")
+    try:
+        with db.session() as session:
+            welcomed = session.scalar(
+                select(func.count()).where(
+                    EngageJourney.playbook_name == "welcome", EngageJourney.arm == "treatment"
+                )
+            )
+            sent = session.scalar(select(func.count()).where(EngageMessage.status == "sent"))
+    finally:
+        db.dispose()
+    # Every one of the 25 customers bought: each was asked the NPS question.
+    assert subjects == {"A quick question from us": 25, "Welcome aboard": welcomed}
+    assert welcomed and sent == len(mails)
+    again = CliRunner().invoke(
+        app, ["demo", "--no-serve", "--customers", "25"], env={"CLM_DATA_DIR": str(tmp_path)}
+    )
+    assert again.exit_code == 0, again.output
+    assert len(list(mailbox.glob("*.eml"))) == len(mails)  # nothing sent twice

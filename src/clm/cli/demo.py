@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from clm.cli._common import console
 from clm.config import get_settings
-from clm.demo import WORKSPACE, build_demo
+from clm.demo import CDNOW_END, WORKSPACE, build_demo
+from clm.demo.engagement import Mailbox, setup_engagement
+from clm.engage.schedule import run_due
+from clm.engage.settings import get_engage_settings
+from clm.engage.worker import drain_once
 from clm.store.engine import Database
 
 
@@ -46,8 +57,90 @@ def run_demo(*, serve_api: bool, port: int, customers: int | None, fresh: bool) 
         f"{summary.customers:,} customers, {summary.purchases:,} CDNOW purchases, "
         f"{summary.touchpoints:,} synthetic touchpoints, {summary.predictions:,} customers scored."
     )
+    mailbox = Mailbox(folder / "mailbox").start()
+    try:
+        _engage(db, url, folder, summary.workspace_id, mailbox, serve_api, port, keys)
+    finally:
+        mailbox.stop()
+
+
+def _engage(
+    db: Database,
+    url: str,
+    folder: Path,
+    workspace_id: int,
+    mailbox: Mailbox,
+    serve_api: bool,
+    port: int,
+    keys: dict[str, str],
+) -> None:
+    """Welcome playbook, NPS survey and referral program, delivered to the demo's mailbox:
+    by a worker process while the API is served, or once, right here, with ``--no-serve``."""
+    with _environment(
+        CLM_QUEUE_URL=str(folder / "queue.sqlite"),
+        CLM_PUBLIC_URL=os.environ.get("CLM_PUBLIC_URL", f"http://127.0.0.1:{port}"),
+    ):
+        _engage_in(db, url, workspace_id, mailbox, serve_api, port, keys)
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Settings for the demo's worker and server, restored after (tests run commands in-process)."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    get_engage_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_engage_settings.cache_clear()
+
+
+def _engage_in(
+    db: Database,
+    url: str,
+    workspace_id: int,
+    mailbox: Mailbox,
+    serve_api: bool,
+    port: int,
+    keys: dict[str, str],
+) -> None:
+    engaged = setup_engagement(db, workspace_id, mailbox, log_end=CDNOW_END)
+    console.print(
+        f"Engagement: welcome playbook (replaying the last {engaged.welcome_replayed} stage "
+        f"changes), NPS survey to {engaged.nps_sent} recent buyers, referral program "
+        f"({engaged.referral_codes:,} codes for loyal customers); SMTP sink on "
+        f"127.0.0.1:{mailbox.port}."
+    )
     if not serve_api:
+        ticked = run_due(db, workspace_id)
+        drain_once(db)
+        console.print(
+            f"Mailbox: {mailbox.received:,} messages in {mailbox.folder} "
+            f"({ticked.enrolled} journeys started, {ticked.sends} welcome sends decided).",
+            soft_wrap=True,
+        )
         return
+    worker = subprocess.Popen(  # noqa: S603 (this interpreter, our own module)
+        [sys.executable, "-c", f"from clm.engage.worker import run_worker; run_worker({url!r})"],
+        env=dict(os.environ),
+    )
+    try:
+        _serve(db, url, port, keys, mailbox)
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        console.print(f"Mailbox: {mailbox.received:,} messages in {mailbox.folder}")
+
+
+def _serve(db: Database, url: str, port: int, keys: dict[str, str], mailbox: Mailbox) -> None:
     base = f"http://127.0.0.1:{port}"
     secret = keys.get("secret_key", "<see keys.json>")
     console.print(
@@ -58,6 +151,8 @@ def run_demo(*, serve_api: bool, port: int, customers: int | None, fresh: bool) 
         f"Send:       curl -u '{keys.get('write_key', '')}:' {base}/v1/track "
         '-H \'Content-Type: application/json\' -d \'{"userId": "00001", "event": "Hello"}\'\n'
         f"CLI:        CLM_DATABASE_URL={url} clm customer show 00001 --by user_id -w {WORKSPACE}\n"
+        f"Mail:       {mailbox.folder}/*.eml  (the worker delivers in the background; "
+        f"CLM_DATABASE_URL={url} clm playbook report welcome -w {WORKSPACE})\n"
         "Stop with Ctrl-C.",
         soft_wrap=True,  # commands stay on one line, to copy and paste
     )

@@ -12,6 +12,7 @@ commit (``CLM_ENGAGE_NOTIFY``), so a message goes out within moments, not minute
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -62,6 +63,7 @@ class Queue:
         self.huey = huey
         self._database_url = database_url
         self._db: Database | None = None
+        self._open_lock = threading.Lock()
 
         def drain() -> int:
             db = self.database()
@@ -97,10 +99,14 @@ class Queue:
         huey.on_startup(name="clm.engage.startup")(startup)
 
     def database(self) -> Database:
-        if self._db is None:
-            from clm.config import get_settings
+        # Locked: worker threads start tasks at once, and Alembic's start-up migration is not
+        # thread-safe.
+        with self._open_lock:
+            if self._db is None:
+                from clm.config import get_settings
 
-            self._db = Database.open(self._database_url or get_settings().effective_database_url)
+                url = self._database_url or get_settings().effective_database_url
+                self._db = Database.open(url)
         return self._db
 
     def run(self, workers: int = 2) -> None:
