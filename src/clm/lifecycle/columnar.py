@@ -187,9 +187,12 @@ def customer_ranges(customer: Ints, batch_rows: int) -> list[Ints]:
     return [part for part in np.split(order, cuts[:-1]) if len(part)]
 
 
-def _sorted_range(log: Signals, flags: Sequence[str], positions: Ints) -> Signals:
+def _sorted_range(log: Signals, plan: SignalPlan, positions: Ints) -> Signals:
     """One range of customers sorted by customer and time, flags unpacked (ties in any order:
-    the cause of an instant is chosen by message id, not by position)."""
+    the cause of an instant is chosen by message id, not by position).
+
+    A value or sum column is read only where its flag is set (elsewhere it is null or 0 by
+    construction): most events carry none, and reading scattered rows is the costly part."""
     customer, ts = log.customer[positions], log.ts[positions]
     low, first = int(customer.min()), int(ts.min())
     span = int(ts.max()) - first + 1
@@ -198,10 +201,16 @@ def _sorted_range(log: Signals, flags: Sequence[str], positions: Ints) -> Signal
     else:
         order = np.lexsort((ts, customer))
     rows = positions[order]
-    columns = {name: values[rows] for name, values in log.columns.items()}
-    packed = columns.pop(_FLAGS)
-    for bit, name in enumerate(flags):
-        columns[name] = ((packed >> bit) & 1).astype(np.int8)
+    packed = log.columns[_FLAGS][rows]
+    columns = {name: ((packed >> bit) & 1).astype(np.int8) for bit, name in enumerate(plan.flags)}
+    for name, values in log.columns.items():
+        if name == _FLAGS:
+            continue
+        flag = f"c__{name[3:]}"
+        hit = np.flatnonzero(columns[plan.aliases.get(flag, flag)])
+        column = np.full(len(rows), np.nan if name.startswith("v__") else 0.0)
+        column[hit] = values[rows[hit]]
+        columns[name] = column
     return Signals(customer[order], ts[order], rows, columns, log.strings)
 
 
@@ -232,7 +241,7 @@ def _per_customer_range(
         con.close()
 
     def one_range(positions: Ints) -> pa.Table:
-        return work(_sorted_range(log, plan.flags, positions), messages, plan)
+        return work(_sorted_range(log, plan, positions), messages, plan)
 
     ranges = customer_ranges(log.customer, batch_rows)
     parts = []
