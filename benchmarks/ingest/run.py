@@ -155,7 +155,7 @@ def http_ingestion(
             port = 18_000 + random.randrange(1000)
             env = {**os.environ, "CLM_DATABASE_URL": url, "CLM_DATA_DIR": str(folder)}
             server = subprocess.Popen(
-                [sys.executable, "-m", "clm", "serve", "--port", str(port)],
+                [sys.executable, "-m", "clm", "serve", "--port", str(port), "--workers", str(workers)],
                 env=env,
                 stdout=subprocess.DEVNULL,
             )

@@ -38,6 +38,7 @@ class EventWriter:
         self.db = db
         self.max_records = max_records
         self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._checkpointer = db.start_checkpointer()  # keeps WAL copying out of our commits
         self._thread = threading.Thread(target=self._run, name="clm-event-writer", daemon=True)
         self._thread.start()
 
@@ -53,6 +54,7 @@ class EventWriter:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)
+        self.db.stop_checkpointer(self._checkpointer)
 
     def _run(self) -> None:
         while True:
@@ -95,6 +97,8 @@ class EventWriter:
             for job in jobs:  # find the culprit: each batch alone
                 self._commit_alone(job)
             return
+        if self._checkpointer is not None:
+            self._checkpointer.poke()
         for workspace_id, resolver in learned:
             known.learn(workspace_id, resolver)
         for job, result in zip(jobs, results, strict=True):

@@ -7,7 +7,10 @@ transaction survives a power cut: an acknowledged event must never be lost
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from clm.config import get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("clm.store")
+_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 
 
 def _sqlite_pragmas(synchronous: str) -> Any:
@@ -86,6 +91,54 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+class WalCheckpointer:
+    """Copies SQLite's write-ahead log back into the database from a thread of its own.
+
+    By default the connection that commits past 1,000 WAL pages does the checkpoint, inside
+    that commit: the busiest writer (the ingestion writer) paid for it on the request path.
+    While a checkpointer runs, this process' connections leave it to this thread (SQLite's
+    advice for busy writers), which works with the GIL released, on the other core. Commits
+    still flush the WAL first, so durability is unchanged. ``poke`` after a commit (at most
+    five checkpoints a second follow); every second at the latest the log is checkpointed
+    anyway, so it cannot grow without bound.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="clm-wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA busy_timeout=30000")
+            while not self._stop:
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
+                self._checkpoint(connection)
+                time.sleep(0.2)  # at most five a second: each one flushes the database file
+            self._checkpoint(connection)
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _checkpoint(connection: sqlite3.Connection) -> None:
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:  # e.g. the file went away under a test; the next poke retries
+            log.warning("WAL checkpoint failed", exc_info=True)
+
+
 @dataclass
 class Database:
     """An engine plus its session factory; the one handle services receive."""
@@ -96,9 +149,35 @@ class Database:
     write_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     # Per-database, per-process state of the layers above (e.g. ingestion's identity cache).
     extensions: dict[str, Any] = field(default_factory=dict, init=False)
+    _checkpointers: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "checkout", self._set_autocheckpoint)
+
+    def _set_autocheckpoint(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        pages = 0 if self._checkpointers else _AUTOCHECKPOINT_PAGES
+        if record.info.get("clm_autocheckpoint") != pages:
+            dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={pages}")
+            record.info["clm_autocheckpoint"] = pages
+
+    def start_checkpointer(self) -> WalCheckpointer | None:
+        """Checkpoint SQLite's WAL in a background thread until ``stop_checkpointer``; None
+        where there is nothing to do (PostgreSQL, in-memory SQLite)."""
+        path = self.engine.url.database
+        if self.dialect != "sqlite" or not path or path == ":memory:":
+            return None
+        with self.write_lock:
+            self._checkpointers += 1
+        return WalCheckpointer(path)
+
+    def stop_checkpointer(self, checkpointer: WalCheckpointer | None) -> None:
+        if checkpointer is None:
+            return
+        with self.write_lock:
+            self._checkpointers -= 1
+        checkpointer.stop()
 
     @classmethod
     def open(cls, url: str, *, run_migrations: bool = True) -> Database:
