@@ -52,6 +52,14 @@ def test_cli_validate_preview_apply_run_tick(sqlite_db: Database, tmp_path: Path
     assert json.loads(result.output)["run"]["transitions"] == 2  # consideration, purchase
     result = runner.invoke(app, ["lifecycle", "tick", *url, "--format", "json"])
     assert json.loads(result.output)["mode"] == "tick"
+    # health on the database and on DuckDB: the same stored rows
+    stored = [
+        json.loads(
+            runner.invoke(app, ["health", "run", *url, "--engine", e, "--format", "json"]).output
+        )
+        for e in ("sql", "duckdb")
+    ]
+    assert stored[0] == stored[1] and stored[0]["rows"] > 0
     result = runner.invoke(app, ["health", "backtest", *url, "--format", "json"])
     assert result.exit_code == 0, result.output
     assert [r["horizon_days"] for r in json.loads(result.output)] == [30, 90]

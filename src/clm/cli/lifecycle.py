@@ -260,6 +260,7 @@ def tick_command(
 @health_app.command("run")
 def health_run(
     workspace: WorkspaceOption,
+    engine: EngineOption = Engine.sql,
     database_url: DatabaseOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
@@ -269,7 +270,7 @@ def health_run(
     db = open_database(database_url)
     with friendly_errors():
         ws = workspace_id(db, workspace)
-        rows = _busy("scoring", lambda: run_health(db, ws))
+        rows = _busy("scoring", lambda: run_health(db, ws, engine=engine.value))  # type: ignore[arg-type]
     print_json({"rows": rows}) if output is OutputFormat.json else console.print(f"{rows} rows")
 
 

@@ -3,8 +3,8 @@
 * ``sql``: Ibis on the very database CLM stores into (SQLite or PostgreSQL), through the
   ``customer_events`` view; JSON properties with each dialect's own functions.
 * ``duckdb``: in-process, over an Arrow table or Parquet file exported from the log; DuckDB
-  computes the per-event signals of the Ibis plan and sorts them, NumPy evaluates features and
-  stages in batches of whole customers (``columnar.py``, the fast path).
+  computes the per-event signals of the Ibis plan, NumPy sorts them by customer range and
+  evaluates features, stages and health features (``columnar.py``, the fast path).
 * ``spark``: PySpark over the same export.
 For DuckDB and Spark, the needed properties are first flattened into typed columns by DuckDB's
 JSON functions, so both engines read them the same way.
