@@ -12,13 +12,12 @@ import hashlib
 import hmac
 import smtplib
 import time
-from email.message import EmailMessage
-from email.utils import formatdate
 from typing import Any, Protocol
 
 import httpx
 import orjson
 
+from clm.engage.mime import envelope_sender, render_email
 from clm.engage.schemas import EmailProvider, SmsProvider, WebhookProvider
 from clm.engage.tracking import tracked_html
 
@@ -41,31 +40,27 @@ class Outgoing(Protocol):
     idempotency_key: str
 
 
-def message_id_header(key: str) -> str:
-    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@clm.engage>"
-
-
-def build_email(provider: EmailProvider, message: Outgoing) -> EmailMessage:
-    """A multipart email: plain text, optional HTML, List-Unsubscribe (RFC 2369 and 8058)."""
+def build_email(provider: EmailProvider, message: Outgoing) -> bytes:
+    """A multipart email: plain text, optional HTML (opens and clicks tracked), and
+    List-Unsubscribe (RFC 2369 and 8058)."""
     payload = message.payload
-    email = EmailMessage()
-    email["From"] = provider.sender
-    email["To"] = message.address or ""
-    email["Subject"] = payload.get("subject") or ""
-    email["Date"] = formatdate(localtime=False)
-    email["Message-ID"] = message_id_header(message.idempotency_key)
-    email["X-CLM-Idempotency-Key"] = message.idempotency_key
+    headers = {}
     unsubscribe = payload.get("unsubscribe_url")
     if unsubscribe:
-        email["List-Unsubscribe"] = f"<{unsubscribe}>"
-        email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    email.set_content(payload.get("text") or "")
-    if payload.get("html"):
-        body = payload["html"]
-        if provider.track_engagement:
-            body = tracked_html(body, message.workspace_id, message.id)
-        email.add_alternative(body, subtype="html")
-    return email
+        headers["List-Unsubscribe"] = f"<{unsubscribe}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    html = payload.get("html")
+    if html and provider.track_engagement:
+        html = tracked_html(html, message.workspace_id, message.id)
+    return render_email(
+        sender=provider.sender,
+        to=message.address or "",
+        subject=payload.get("subject") or "",
+        text=payload.get("text") or "",
+        html=html,
+        idempotency_key=message.idempotency_key,
+        headers=headers,
+    )
 
 
 class SmtpSession:
@@ -94,7 +89,11 @@ class SmtpSession:
         if not message.address:
             raise DeliveryError("no address", permanent=True)
         try:
-            self._connect().send_message(build_email(self.provider, message))
+            self._connect().sendmail(
+                envelope_sender(self.provider.sender),
+                [message.address],
+                build_email(self.provider, message),
+            )
         except smtplib.SMTPRecipientsRefused as exc:
             raise DeliveryError(f"recipient refused: {exc.recipients}", permanent=True) from exc
         except (smtplib.SMTPException, OSError) as exc:

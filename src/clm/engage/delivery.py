@@ -9,6 +9,8 @@ Suppression and consent are checked again right before sending: an unsubscribe w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,7 +106,15 @@ def deliver_due(
     outcomes: dict[int, str | None] = {}  # id -> None (sent) or error text
     permanent: set[int] = set()
     revoked: dict[int, str] = {}
-    client = http or httpx.Client()
+    opened: list[httpx.Client] = []
+
+    def client() -> httpx.Client:  # made on first need: an email-only batch needs none
+        if http is not None:
+            return http
+        if not opened:
+            opened.append(httpx.Client())
+        return opened[0]
+
     try:
         for (workspace_id, channel), messages in groups.items():
             with db.session() as session:
@@ -118,8 +128,8 @@ def deliver_due(
             _deliver_group(provider, sendable, client, outcomes, permanent)
             _finish(db, policy, messages, outcomes, permanent, revoked, at, report)
     finally:
-        if http is None:
-            client.close()
+        for made in opened:
+            made.close()
     _sent_events(db, claimed, outcomes, revoked, at)
     return report
 
@@ -154,7 +164,7 @@ def _still_allowed(
 def _deliver_group(
     provider: Provider | None,
     messages: list[Claimed],
-    client: httpx.Client,
+    client: Callable[[], httpx.Client],
     outcomes: dict[int, str | None],
     permanent: set[int],
 ) -> None:
@@ -164,25 +174,49 @@ def _deliver_group(
         for m in messages:
             outcomes[m.id] = f"no {m.channel} provider configured"
         return
-    smtp = SmtpSession(provider) if isinstance(provider, EmailProvider) else None
+    if isinstance(provider, EmailProvider):
+        # Several connections at once: each waits on the server's replies in turn.
+        lanes = [messages[i :: provider.connections] for i in range(provider.connections)]
+        lanes = [lane for lane in lanes if lane]
+        with ThreadPoolExecutor(len(lanes)) as pool:
+            for found, failed in pool.map(lambda lane: _send_email(provider, lane), lanes):
+                outcomes.update(found)
+                permanent.update(failed)
+        return
+    http = client()
+    for m in messages:
+        try:
+            if isinstance(provider, SmsProvider):
+                send_sms(http, provider, m)
+            else:
+                assert isinstance(provider, WebhookProvider)
+                send_webhook(http, provider, m)
+            outcomes[m.id] = None
+        except DeliveryError as exc:
+            outcomes[m.id] = str(exc)
+            if exc.permanent:
+                permanent.add(m.id)
+
+
+def _send_email(
+    provider: EmailProvider, messages: list[Claimed]
+) -> tuple[dict[int, str | None], set[int]]:
+    """Send over one SMTP connection: (id -> None or the error, the permanent failures)."""
+    outcomes: dict[int, str | None] = {}
+    permanent: set[int] = set()
+    smtp = SmtpSession(provider)
     try:
         for m in messages:
             try:
-                if smtp is not None:
-                    smtp.send(m)
-                elif isinstance(provider, SmsProvider):
-                    send_sms(client, provider, m)
-                else:
-                    assert isinstance(provider, WebhookProvider)
-                    send_webhook(client, provider, m)
+                smtp.send(m)
                 outcomes[m.id] = None
             except DeliveryError as exc:
                 outcomes[m.id] = str(exc)
                 if exc.permanent:
                     permanent.add(m.id)
     finally:
-        if smtp is not None:
-            smtp.close()
+        smtp.close()
+    return outcomes, permanent
 
 
 def _finish(

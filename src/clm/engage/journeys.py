@@ -29,6 +29,7 @@ from clm.store.models import (
     EngageJourney,
     EngageJourneyLog,
     EngagePlaybook,
+    table_of,
 )
 
 SCAN = 50_000
@@ -150,8 +151,8 @@ def enroll(
             }
         )
     for start in range(0, len(journeys), 10_000):
-        session.execute(insert(EngageJourney), journeys[start : start + 10_000])
-        session.execute(insert(EngageJourneyLog), logs[start : start + 10_000])
+        session.execute(insert(table_of(EngageJourney)), journeys[start : start + 10_000])
+        session.execute(insert(table_of(EngageJourneyLog)), logs[start : start + 10_000])
     return len(journeys)
 
 

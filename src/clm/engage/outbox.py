@@ -32,7 +32,7 @@ from clm.engage.settings import get_engage_settings
 from clm.engage.templates import render, template_context
 from clm.engage.tokens import sign
 from clm.store.engine import Database
-from clm.store.models import EngageMessage
+from clm.store.models import EngageMessage, table_of
 
 SENT_EVENT = {"email": "Email Sent", "sms": "SMS Sent", "webhook": "Webhook Delivered"}
 BLOCKED_EVENT = "Message Blocked"
@@ -156,7 +156,7 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
         return
     dialect = session.get_bind().dialect.name
     insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert_fn(EngageMessage).on_conflict_do_nothing(
+    statement = insert_fn(table_of(EngageMessage)).on_conflict_do_nothing(
         index_elements=["workspace_id", "idempotency_key"]
     )
     for start in range(0, len(rows), 2_000):

@@ -29,6 +29,8 @@ class EmailProvider(_Strict):
     timeout: float = 10.0
     # Opens (a pixel) and clicks (signed redirects) in HTML emails, as events on the log.
     track_engagement: bool = True
+    # SMTP connections a batch is spread over (each one waits for replies in turn).
+    connections: Annotated[int, Field(ge=1, le=32)] = 4
 
 
 class SmsProvider(_Strict):

@@ -63,7 +63,12 @@ def signing_key(settings: EngageSettings | None = None) -> str:
             "outside local mode",
             code="configuration_error",
         )
-    path = settings.data_dir / "secret_key"
+    return _local_key(settings.data_dir / "secret_key")
+
+
+@lru_cache(maxsize=8)
+def _local_key(path: Path) -> str:
+    """The generated local key, read once a process (every public link is signed with it)."""
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)

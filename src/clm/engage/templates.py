@@ -18,6 +18,7 @@ from clm.errors import FieldError, ValidationError
 
 _text_env = ImmutableSandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
 _html_env = ImmutableSandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
+_PART = "\x00clm-part\x00"
 
 
 @lru_cache(maxsize=1024)
@@ -67,11 +68,18 @@ def render(channel: str, content: Content, context: dict[str, Any]) -> dict[str,
     if channel == "webhook":
         body = content.body if content.body is not None else {"text": content.text}
         return {"body": _render_json(body, context)}
-    text = _compiled(content.text, False).render(context)
     if channel == "sms":
-        return {"body": text}
+        return {"body": _compiled(content.text, False).render(context)}
+    # Subject and text in one render: setting up a template context costs as much as the
+    # rendering itself, and this runs once per customer.
+    both = _compiled(f"{content.subject}{_PART}{content.text}", False).render(context)
+    if both.count(_PART) == 1:
+        subject, text = both.split(_PART)
+    else:  # a value carried the separator: render apart
+        subject = _compiled(content.subject, False).render(context)
+        text = _compiled(content.text, False).render(context)
     return {
-        "subject": _compiled(content.subject, False).render(context).strip(),
+        "subject": subject.strip(),
         "text": text,
         "html": _compiled(content.html, True).render(context) if content.html else None,
     }

@@ -17,6 +17,7 @@ import hmac
 import html
 import re
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import quote
 
 from clm.engage import eventlog
@@ -34,8 +35,13 @@ PIXEL = (
 _HREF = re.compile(r'href="(https?://[^"]+)"', re.IGNORECASE)
 
 
+@lru_cache(maxsize=8)
+def _tracking_key(secret: str) -> bytes:
+    return hashlib.sha256(f"clm.engage.tracking:{secret}".encode()).digest()
+
+
 def _signature(kind: str, workspace_id: int, message_id: int, url: str = "") -> str:
-    key = hashlib.sha256(f"clm.engage.tracking:{signing_key()}".encode()).digest()
+    key = _tracking_key(signing_key())
     text = f"{kind}:{workspace_id}:{message_id}:{url}".encode()
     return hmac.new(key, text, hashlib.sha256).hexdigest()[:32]
 
