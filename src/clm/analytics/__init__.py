@@ -4,9 +4,11 @@ Open a source (``report_source(db, workspace_id, engine)``), then run any report
 its query: ``funnel``, ``churn_retention``, ``cohorts``, ``rfm``, ``attribution``,
 ``acquisition``, ``feedback``. ``run_report`` does both from a report name and raw parameters
 (what the CLI and the API call). ``import_spend`` loads marketing spend from CSV.
+``prepare_source`` computes up front what a long-lived DuckDB or Spark source keeps for later
+reports (the cohorts' monthly activity).
 """
 
-from clm.analytics.attribution import attribution
+from clm.analytics.attribution import attribution, markov_attribution
 from clm.analytics.attribution_models import markov_credits, shapley_values
 from clm.analytics.cohorts import cohorts
 from clm.analytics.economics import acquisition
@@ -24,7 +26,7 @@ from clm.analytics.query import (
     RetentionQuery,
     parse_query,
 )
-from clm.analytics.reports import REPORTS, report_name, run_on, run_report
+from clm.analytics.reports import REPORTS, prepare_source, report_name, run_on, run_report
 from clm.analytics.retention import churn_retention
 from clm.analytics.rfm import rfm, rfm_scores
 from clm.analytics.schemas import (
@@ -82,11 +84,13 @@ __all__ = [
     "feedback",
     "funnel",
     "import_spend",
+    "markov_attribution",
     "markov_credits",
     "open_report_source",
     "parse_query",
     "parse_spend_csv",
     "parse_spend_records",
+    "prepare_source",
     "report_name",
     "report_source",
     "rfm",

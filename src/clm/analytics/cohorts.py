@@ -57,13 +57,18 @@ def activity_months(events: ir.Table, until: int | None = None) -> ir.Table:
     )  # fmt: skip
 
 
+def keep_activity_months(source: ReportSource) -> ir.Table:
+    """The whole log's ``activity_months``, kept by a DuckDB or Spark source once computed."""
+    return source.derived("activity_months", lambda: activity_months(source.events))
+
+
 def _months(source: ReportSource, period: Period) -> ir.Table:
     """``activity_months`` up to ``until``: the source's whole-log table (built once and kept
     by the source) when ``until`` cuts no month short of its events, otherwise computed now."""
     bounds = source.bounds()
     whole_months = bounds is None or period.until > bounds[1]
     if whole_months or period_start(month_of(period.until), "month") == period.until:
-        return source.derived("activity_months", lambda: activity_months(source.events))
+        return keep_activity_months(source)
     return activity_months(source.events, period.until)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clm.analytics.attribution import attribution
-from clm.analytics.cohorts import cohorts
+from clm.analytics.cohorts import cohorts, keep_activity_months
 from clm.analytics.economics import acquisition
 from clm.analytics.feedback import feedback
 from clm.analytics.funnel import funnel
@@ -57,6 +57,12 @@ def report_name(name: str) -> str | None:
     """The catalogue name of a report (or of an alias), or None if there is no such report."""
     name = ALIASES.get(name, name)
     return name if name in REPORTS else None
+
+
+def prepare_source(source: ReportSource) -> None:
+    """Compute now the whole-log tables a DuckDB or Spark source keeps for its reports (the
+    cohorts' monthly activity), instead of in the first report that reads them."""
+    keep_activity_months(source)
 
 
 def run_on(source: ReportSource, name: str, query: ReportQuery, db: Database | None = None,
