@@ -7,11 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from clm.engage import eventlog, outbox
 from clm.engage import repository as repo
+from clm.engage._bulk import insert_rows, update_by_id
 from clm.engage.journey_calendar import enroll_calendar
 from clm.engage.journeys import (
     BATCH,
@@ -224,22 +225,12 @@ def advance(db: Database, workspace_id: int, now: datetime) -> tuple[int, int, i
 def _store(
     session: Session, workspace_id: int, due: Sequence[Any], outcomes: list[Outcome], now: datetime
 ) -> None:
-    # Core executemany by primary key: the ORM's bulk update costs more than the statement.
-    journeys = table_of(EngageJourney)
-    session.execute(
-        update(journeys)
-        .where(journeys.c.id == bindparam("journey_id"))
-        .values(
-            step=bindparam("step"),
-            state=bindparam("state"),
-            wake_at=bindparam("wake_at"),
-            wait_event=bindparam("wait_event"),
-            variant=bindparam("variant"),
-            updated_at=bindparam("updated_at"),
-        ),
+    update_by_id(
+        session,
+        table_of(EngageJourney),
         [
             {
-                "journey_id": o.journey_id,
+                "id": o.journey_id,
                 "step": o.step,
                 "state": o.state,
                 "wake_at": o.wake_at,
@@ -262,8 +253,7 @@ def _store(
         for o in outcomes
         for step, action, detail in o.logs
     ]
-    for start in range(0, len(logs), 10_000):
-        session.execute(insert(table_of(EngageJourneyLog)), logs[start : start + 10_000])
+    insert_rows(session, table_of(EngageJourneyLog), logs)
     tasks = [
         {
             "workspace_id": workspace_id,

@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
+from clm.engage._bulk import insert_rows
 from clm.engage.playbook_schemas import Condition, PlaybookDefinition, Trigger
 from clm.engage.schemas import SendRequest
 from clm.store.engine import Database
@@ -150,9 +151,8 @@ def enroll(
                 "at": now,
             }
         )
-    for start in range(0, len(journeys), 10_000):
-        session.execute(insert(table_of(EngageJourney)), journeys[start : start + 10_000])
-        session.execute(insert(table_of(EngageJourneyLog)), logs[start : start + 10_000])
+    insert_rows(session, table_of(EngageJourney), journeys)
+    insert_rows(session, table_of(EngageJourneyLog), logs)
     return len(journeys)
 
 

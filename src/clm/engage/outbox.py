@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from clm.engage import advocacy, eventlog
 from clm.engage import repository as repo
+from clm.engage._bulk import insert_rows
 from clm.engage.guardrails import CustomerFacts, evaluate
 from clm.engage.health import HealthFacts, health_facts
 from clm.engage.schemas import (
@@ -152,15 +151,13 @@ def _payload(
 
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert_fn(table_of(EngageMessage)).on_conflict_do_nothing(
-        index_elements=["workspace_id", "idempotency_key"]
+    """Insert the decided messages; an idempotency key already in the outbox is skipped."""
+    insert_rows(
+        session,
+        table_of(EngageMessage),
+        rows,
+        skip_conflicts_on=("workspace_id", "idempotency_key"),
     )
-    for start in range(0, len(rows), 2_000):
-        session.execute(statement, rows[start : start + 2_000])
 
 
 def blocked_events(
