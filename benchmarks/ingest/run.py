@@ -110,6 +110,16 @@ def process_tree(pid: int) -> list[int]:
     return [pid, *(int(c) for c in children)]
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far: a figure that load on the machine
+    from other work disturbs far less than a wall-clock rate."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -155,7 +165,14 @@ def http_ingestion(
             port = 18_000 + random.randrange(1000)
             env = {**os.environ, "CLM_DATABASE_URL": url, "CLM_DATA_DIR": str(folder)}
             server = subprocess.Popen(
-                [sys.executable, "-m", "clm", "serve", "--port", str(port), "--workers", str(workers)],
+                [
+                    sys.executable,
+                    "-m",
+                    "clm",
+                    "serve",
+                    *("--port", str(port)),
+                    *("--workers", str(workers)),
+                ],
                 env=env,
                 stdout=subprocess.DEVNULL,
             )
@@ -178,9 +195,11 @@ def http_ingestion(
                 bodies = [
                     orjson.dumps({"batch": batch[i : i + 100]}) for i in range(0, len(batch), 100)
                 ]
+                cpu_before = cpu_seconds(process_tree(server.pid))
                 started = time.perf_counter()
                 latencies = asyncio.run(send_all(base, key, bodies, concurrency))
                 elapsed = time.perf_counter() - started
+                server_cpu = cpu_seconds(process_tree(server.pid)) - cpu_before
                 rss = sum(peak_rss_mib(pid) for pid in process_tree(server.pid))
             finally:
                 server.send_signal(signal.SIGINT)
@@ -197,6 +216,7 @@ def http_ingestion(
         "events_per_s": events / elapsed,
         "p50_ms": 1000 * latencies[len(latencies) // 2],
         "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)], "server_peak_mib": rss,
+        "server_cpu_us": 1e6 * server_cpu / events, "load": os.getloadavg()[0],
     }  # fmt: skip
 
 
@@ -227,7 +247,7 @@ def bulk_import(backend: str, rows: int) -> dict[str, Any]:
                 text=True,
                 check=True,
             )
-            stored, elapsed, rss = child.stdout.split()
+            stored, elapsed, rss, cpu = child.stdout.split()
         finally:
             drop_schema(schema)
     assert int(stored) == rows, child.stdout
@@ -237,6 +257,8 @@ def bulk_import(backend: str, rows: int) -> dict[str, Any]:
         "events_per_s": rows / float(elapsed),
         "seconds": float(elapsed),
         "peak_mib": float(rss),
+        "client_cpu_s": float(cpu),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -244,11 +266,11 @@ def child_import(url: str, workspace_id: int, parquet: Path) -> None:
     from clm.ingest.importer import import_transactions
 
     db = Database.open(url)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     report = import_transactions(db, workspace_id, parquet)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(report.stored, elapsed, rss)
+    print(report.stored, elapsed, rss, cpu)
 
 
 def main() -> None:
@@ -267,24 +289,28 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
     print(
         "\n| HTTP /v1/batch (100/batch) | server processes | events | events/s | p50 ms "
-        "| p99 ms | server peak MiB |"
+        "| p99 ms | server CPU µs/event | server peak MiB | load avg |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for backend in args.backends.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
             r = http_ingestion(backend, args.events, args.concurrency, args.users, workers)
             print(
                 f"| {backend} | {workers} | {r['events']:,} | {r['events_per_s']:,.0f} | "
-                f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['server_peak_mib']:.0f} |",
+                f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['server_cpu_us']:.0f} | "
+                f"{r['server_peak_mib']:.0f} | {r['load']:.1f} |",
                 flush=True,
             )
-    print("\n| bulk import (Parquet transactions) | rows | events/s | seconds | peak MiB |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "\n| bulk import (Parquet transactions) | rows | events/s | seconds "
+        "| importer CPU s | peak MiB | load avg |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for backend in args.backends.split(","):
         r = bulk_import(backend, args.import_rows)
         print(
             f"| {backend} | {r['rows']:,} | {r['events_per_s']:,.0f} | {r['seconds']:.1f} | "
-            f"{r['peak_mib']:.0f} |",
+            f"{r['client_cpu_s']:.1f} | {r['peak_mib']:.0f} | {r['load']:.1f} |",
             flush=True,
         )
 
