@@ -111,21 +111,16 @@ def _numbers(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.float64]:
 
 
 def _numpy_column(name: str, column: pa.Array) -> npt.NDArray[Any]:
-    if name.startswith("s__"):
-        return np.nan_to_num(_numbers(column))
-    if name.startswith("v__"):
-        return _numbers(column)
+    if name == _FLAGS and len(column):  # as narrow as DuckDB made it
+        return np.asarray(column.to_numpy(zero_copy_only=False))
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _string_codes(
-    chunks: dict[str, list[pa.Array]], schema: pa.Schema, literals: set[str]
+    columns: dict[str, pa.ChunkedArray], literals: set[str]
 ) -> tuple[dict[str, npt.NDArray[np.float64]], list[str]]:
     """String values as float codes into one sorted list (NaN for null), so rules compare
     them as numbers; all string columns share the list."""
-    columns = {
-        name: pa.chunked_array(parts, schema.field(name).type) for name, parts in chunks.items()
-    }
     values = set(literals)
     for column in columns.values():
         values |= {v for v in pc.unique(column).to_pylist() if v is not None}
@@ -138,38 +133,63 @@ def _string_codes(
     return codes, strings
 
 
-def collect_signals(con: Any, plan: SignalPlan) -> tuple[Signals, pa.Array]:
-    """The signals of every event as NumPy columns, in DuckDB's (any) order, and the message
-    ids in the same order (positions in this order are the ``Signals.row`` of later steps)."""
+@dataclass
+class EventLog:
+    """The signals of every event, in DuckDB's (any) order: customer, time and packed flags
+    per event; a value or sum column only where its flag is set (at ascending ``positions``),
+    as most events carry none. Positions in this order are the ``Signals.row`` of later steps
+    and index the message ids."""
+
+    customer: Ints
+    ts: Ints
+    flags: npt.NDArray[Any]
+    values: dict[str, tuple[Ints, npt.NDArray[np.float64]]]
+    strings: list[str]
+
+
+def _flag_of(plan: SignalPlan, column: str) -> str:
+    flag = f"c__{column[3:]}"
+    return plan.aliases.get(flag, flag)
+
+
+def collect_signals(con: Any, plan: SignalPlan) -> tuple[EventLog, pa.Array]:
+    """Every event's signals as NumPy columns, and the message ids in the same order."""
     reader = con.sql(str(ibis.to_sql(plan.table, dialect="duckdb"))).to_arrow_reader(_FETCH_ROWS)
     schema: pa.Schema = reader.schema
-    strings = [
-        f.name
+    bits = {
+        f.name: plan.flags.index(_flag_of(plan, f.name))
         for f in schema
-        if f.name.startswith("v__")
-        and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
-    ]
-    numeric: dict[str, list[npt.NDArray[Any]]] = {
-        f.name: [] for f in schema if f.name != "message_id" and f.name not in strings
+        if f.name.startswith(("v__", "s__"))
     }
-    text: dict[str, list[pa.Array]] = {name: [] for name in strings}
+    dense: dict[str, list[npt.NDArray[Any]]] = {"customer_id": [], "ts": [], _FLAGS: []}
+    positions: dict[str, list[Ints]] = {name: [] for name in bits}
+    picked: dict[str, list[pa.Array]] = {name: [] for name in bits}
     messages: list[pa.Array] = []
+    offset = 0
     for batch in reader:
-        for name, parts in numeric.items():
+        for name, parts in dense.items():
             parts.append(_numpy_column(name, batch.column(name)))
-        for name, chunks in text.items():
-            chunks.append(batch.column(name))
+        packed = dense[_FLAGS][-1]
+        for name, bit in bits.items():
+            hit = np.flatnonzero((packed >> bit) & 1)
+            positions[name].append(hit + offset)
+            picked[name].append(batch.column(name).take(pa.array(hit, pa.int64())))
         messages.append(batch.column("message_id").cast(pa.string()))
+        offset += batch.num_rows
     arrays = {
-        name: np.concatenate(parts)
-        if parts
-        else np.empty(0, _numpy_column(name, pa.array([])).dtype)
-        for name, parts in numeric.items()
+        name: np.concatenate(parts) if parts else np.empty(0, np.int64)
+        for name, parts in dense.items()
     }
-    codes, values = _string_codes(text, schema, plan.literals)
-    customer, ts = arrays.pop("customer_id"), arrays.pop("ts")
-    signals = Signals(customer, ts, np.empty(0, np.int64), {**arrays, **codes}, values)
-    return signals, pa.concat_arrays(messages) if messages else pa.array([], pa.string())
+    columns = {name: pa.chunked_array(picked[name], schema.field(name).type) for name in bits}
+    text = {n: c for n, c in columns.items() if pa.types.is_string(c.type)}
+    codes, strings = _string_codes(text, plan.literals)
+    values = {}
+    for name, column in columns.items():
+        data = codes[name] if name in codes else _numbers(column)
+        where = np.concatenate(positions[name]) if positions[name] else np.empty(0, np.int64)
+        values[name] = (where, np.nan_to_num(data) if name.startswith("s__") else data)
+    log = EventLog(arrays["customer_id"], arrays["ts"], arrays[_FLAGS], values, strings)
+    return log, pa.concat_arrays(messages) if messages else pa.array([], pa.string())
 
 
 def customer_ranges(customer: Ints, batch_rows: int) -> list[Ints]:
@@ -187,12 +207,12 @@ def customer_ranges(customer: Ints, batch_rows: int) -> list[Ints]:
     return [part for part in np.split(order, cuts[:-1]) if len(part)]
 
 
-def _sorted_range(log: Signals, plan: SignalPlan, positions: Ints) -> Signals:
+def _sorted_range(log: EventLog, plan: SignalPlan, positions: Ints) -> Signals:
     """One range of customers sorted by customer and time, flags unpacked (ties in any order:
     the cause of an instant is chosen by message id, not by position).
 
-    A value or sum column is read only where its flag is set (elsewhere it is null or 0 by
-    construction): most events carry none, and reading scattered rows is the costly part."""
+    A value or sum column is filled only where its flag is set (elsewhere it is null or 0 by
+    construction), from the few events that carry one."""
     customer, ts = log.customer[positions], log.ts[positions]
     low, first = int(customer.min()), int(ts.min())
     span = int(ts.max()) - first + 1
@@ -201,15 +221,12 @@ def _sorted_range(log: Signals, plan: SignalPlan, positions: Ints) -> Signals:
     else:
         order = np.lexsort((ts, customer))
     rows = positions[order]
-    packed = log.columns[_FLAGS][rows]
+    packed = log.flags[rows]
     columns = {name: ((packed >> bit) & 1).astype(np.int8) for bit, name in enumerate(plan.flags)}
-    for name, values in log.columns.items():
-        if name == _FLAGS:
-            continue
-        flag = f"c__{name[3:]}"
-        hit = np.flatnonzero(columns[plan.aliases.get(flag, flag)])
+    for name, (where, values) in log.values.items():
+        hit = np.flatnonzero(columns[_flag_of(plan, name)])
         column = np.full(len(rows), np.nan if name.startswith("v__") else 0.0)
-        column[hit] = values[rows[hit]]
+        column[hit] = values[np.searchsorted(where, rows[hit])]
         columns[name] = column
     return Signals(customer[order], ts[order], rows, columns, log.strings)
 
@@ -234,6 +251,7 @@ def _per_customer_range(
         table = table.filter(
             table.customer_id.isin(source.backend.table("wanted_customers").customer_id)
         )
+    con.execute("SET enable_progress_bar = false")  # a library does not print
     plan = _signal_plan(table, features, source.prop)
     try:
         log, messages = collect_signals(con, plan)
