@@ -8,12 +8,18 @@ on 05-01 is after the period; reach paying-or-beyond: a 01-20, c 01-03; loyal: a
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from sqlalchemy import insert
 
 from clm.analytics import FunnelQuery, RetentionQuery, churn_retention, funnel, parse_query
 from clm.analytics.funnel import nearest_rank
 from clm.analytics.source import report_source
 from clm.errors import ValidationError
+from clm.lifecycle.catalog import save_definition
+from clm.lifecycle.loader import default_scorecard_text
+from clm.store.models import HealthSnapshot
 from tests.analytics.conftest import Loaded
 from tests.analytics.logs import DAY, NO_CHURN_MODEL, load, ts, write_history
 from tests.analytics.scenario import SINCE, UNTIL
@@ -84,6 +90,36 @@ def test_churn_reactivation_and_revenue_retention(scenario: Loaded) -> None:
     # alive at 04-01: a, c, d, e; scored: a (0.9), c (latest 0.2; 0.95 in January is stale)
     assert (risk.alive_customers, risk.scored_customers, risk.customers) == (4, 2, 1)
     assert (risk.revenue_12m, risk.clv_12m) == (100.0, 50.0)  # c: 40 + 60; clv 50
+
+
+def _health(scenario: Loaded, states: list[tuple[str, str, str]]) -> None:
+    """Store a health history (customer, ISO date, state) under the default scorecard."""
+    definition = save_definition(scenario.db, scenario.workspace_id, "health",
+                                 default_scorecard_text())  # fmt: skip
+    rows = [
+        {"workspace_id": scenario.workspace_id, "definition_id": definition.id,
+         "customer_id": scenario.customers[user], "ts": ts(day),
+         "occurred_at": datetime.fromtimestamp(ts(day), UTC), "score": 50.0, "state": state,
+         "contributions": {}, "cause_message_id": None}
+        for user, day, state in states
+    ]  # fmt: skip
+    with scenario.db.transaction() as session:
+        session.execute(insert(HealthSnapshot), rows)
+
+
+@pytest.mark.parametrize("engine", ["sql", "duckdb"])
+def test_at_risk_by_health_state_first_then_p_alive(scenario: Loaded, engine: str) -> None:
+    # a: unhappy since 03-01 (P(alive) 0.9 would say safe); c: at risk in February, happy
+    # again on 03-28 (P(alive) 0.2 would say at risk); e: unhappy only from 04-02, after
+    # until, so no state yet and no P(alive) either; d: no health row, no P(alive)
+    _health(scenario, [("a", "2024-02-01", "happy"), ("a", "2024-03-01", "unhappy"),
+                       ("c", "2024-02-01", "at_risk"), ("c", "2024-03-28", "happy"),
+                       ("e", "2024-04-02", "unhappy")])  # fmt: skip
+    with report_source(scenario.db, scenario.workspace_id, engine) as source:  # type: ignore[arg-type]
+        risk = churn_retention(source, parse_query(RetentionQuery, PERIOD)).at_risk
+    assert (risk.alive_customers, risk.scored_customers, risk.health_customers) == (4, 2, 2)
+    assert risk.customers == 1  # a only
+    assert (risk.revenue_12m, risk.clv_12m) == (180.0, 200.0)  # a: 100 + 50 + 30; clv 200
 
 
 def test_gross_retention_caps_expansion(db: object) -> None:

@@ -69,7 +69,9 @@ class FunnelQuery(ReportQuery):
 
 
 class RetentionQuery(PeriodQuery):
-    at_risk_below: float = Field(default=0.5, ge=0, le=1, description="P(alive) threshold")
+    at_risk_below: float = Field(
+        default=0.5, ge=0, le=1, description="P(alive) threshold where no health state"
+    )
 
 
 class CohortQuery(ReportQuery):

@@ -31,6 +31,7 @@ from clm.lifecycle.engines import quiet_engines
 BEFORE = -1  # the bucket of everything before ``since``
 YEAR = 365 * 86_400
 PREDICTION = "Prediction Scored"
+UNHEALTHY = ["at_risk", "unhappy"]  # the health states that count as at risk
 
 
 def _flag(condition: ir.BooleanValue) -> ir.IntegerValue:
@@ -128,6 +129,9 @@ def _at_risk(
     source: ReportSource, events: ir.Table, transitions: ir.Table, exits: list[str],
     period: Period, query: RetentionQuery,
 ) -> AtRisk:  # fmt: skip
+    """Alive customers at risk at ``until``: by their health state (``at_risk`` or
+    ``unhappy``) when the health history gives them one, else by P(alive) below the
+    threshold (their latest ``Prediction Scored``)."""
     stages = latest_stage(transitions, period.until)
     alive = stages.filter(~_in(stages.stage, exits)).select("customer_id")
     scored = events.filter(
@@ -145,13 +149,18 @@ def _at_risk(
     with_scores = alive.left_join(latest, "customer_id").select(
         alive.customer_id, latest.p_alive, latest.clv_12m
     )
-    joined = with_scores.left_join(revenue, "customer_id").select(
-        with_scores.p_alive, with_scores.clv_12m, revenue.revenue
+    health = _health_states(source, period.until)
+    with_health = with_scores.left_join(health, "customer_id").select(with_scores, health.state)
+    joined = with_health.left_join(revenue, "customer_id").select(
+        with_health.p_alive, with_health.clv_12m, with_health.state, revenue.revenue
     )
-    risky = joined.p_alive < query.at_risk_below
+    risky = ibis.ifelse(
+        joined.state.notnull(), _in(joined.state, UNHEALTHY), joined.p_alive < query.at_risk_below
+    )
     summary = joined.aggregate(
         alive=joined.count(),
         scored=_flag(joined.p_alive.notnull()).sum(),
+        health=_flag(joined.state.notnull()).sum(),
         customers=_flag(risky).sum(),
         revenue=joined.revenue.sum(where=risky),
         clv=joined.clv_12m.sum(where=risky),
@@ -159,6 +168,18 @@ def _at_risk(
     row = source.run(summary).to_pylist()[0]
     return AtRisk(
         threshold=query.at_risk_below, alive_customers=int(row["alive"] or 0),
-        scored_customers=int(row["scored"] or 0), customers=int(row["customers"] or 0),
+        scored_customers=int(row["scored"] or 0), health_customers=int(row["health"] or 0),
+        customers=int(row["customers"] or 0),
         revenue_12m=round(float(row["revenue"] or 0), 6), clv_12m=round(float(row["clv"] or 0), 6),
     )  # fmt: skip
+
+
+def _health_states(source: ReportSource, until: int) -> ir.Table:
+    """``customer_id, state``: each customer's health state just before ``until`` (none
+    without a health history)."""
+    if source.health is None:
+        empty = source.transitions.filter(ibis.literal(False))
+        return empty.select("customer_id", state=empty.to_stage)
+    h = source.health.filter(source.health.ts < until)
+    # the only aggregate: SQLite's arg_max is a bare column beside max(ts)
+    return h.group_by("customer_id").aggregate(state=h.state.argmax(h.ts))

@@ -112,11 +112,13 @@ class RetentionPeriod(BaseModel):
 
 
 class AtRisk(BaseModel):
-    """Customers not churned at ``until`` whose latest P(alive) is below the threshold."""
+    """Customers not churned at ``until`` who are at risk: by their health state (at risk or
+    unhappy) when they have one, otherwise by their latest P(alive) below ``threshold``."""
 
     threshold: float
     alive_customers: int
-    scored_customers: int
+    scored_customers: int  # with a P(alive)
+    health_customers: int = 0  # with a health state (which then decides)
     customers: int
     revenue_12m: float
     clv_12m: float

@@ -7,7 +7,9 @@ A ``ReportSource`` holds two Ibis tables on one backend, with the same columns o
   text ``survey_type``, ``response_id``); the lifecycle's
   own events are left out, as in the lifecycle engines;
 * ``transitions``: ``customer_id, ts, from_stage, to_stage`` of the active (or named) stage
-  model version.
+  model version;
+* ``health`` (or None): ``customer_id, ts, state`` of the active health scorecard's history
+  (``happy``, ``at_risk``, ``unhappy`` from ``ts`` on); empty when health was never computed.
 
 ``sql`` reads both straight from SQLite or PostgreSQL; ``duckdb`` and ``spark`` read an export
 of both (the same export the lifecycle engines use), so one Ibis plan runs everywhere.
@@ -39,7 +41,7 @@ from clm.lifecycle.engines import (
     sql_source,
 )
 from clm.store.engine import Database
-from clm.store.models import StageTransition
+from clm.store.models import HealthSnapshot, LifecycleDefinition, StageTransition
 
 NUMBER_PROPERTIES = ("score", "clv_12m", "p_alive", "revision")
 STRING_PROPERTIES = ("survey_type", "response_id")
@@ -48,6 +50,7 @@ PROPERTIES = [*((k, "number") for k in NUMBER_PROPERTIES),
 RENAMES = [f"p__{kind}__{key} AS {key}" for key, kind in PROPERTIES]
 EVENT_COLUMNS = ("customer_id", "ts", "message_id", "name", "type", "channel", "campaign",
                  "revenue")  # fmt: skip
+HEALTH_SCHEMA = pa.schema([("customer_id", pa.int64()), ("ts", pa.int64()), ("state", pa.string())])
 TRANSITION_SCHEMA = pa.schema(
     [
         ("customer_id", pa.int64()),
@@ -67,6 +70,7 @@ class ReportSource:
     model: CompiledModel
     engine: str
     backend: Any
+    health: ir.Table | None = None
     _bounds: tuple[int, int] | None = field(default=None, init=False)
     _derived: dict[str, ir.Table] = field(default_factory=dict, init=False)
 
@@ -130,11 +134,39 @@ def export_transitions(db: Database, definition_id: int) -> pa.Table:
     )
 
 
+def active_health_definition(db: Database, workspace_id: int) -> int | None:
+    """The id of the workspace's active health scorecard, or None (never installs one)."""
+    query = select(LifecycleDefinition.id).where(
+        LifecycleDefinition.workspace_id == workspace_id,
+        LifecycleDefinition.kind == "health",
+        LifecycleDefinition.active.is_(True),
+    )
+    with db.session() as session:
+        return session.scalars(query.order_by(LifecycleDefinition.id)).first()
+
+
+def export_health(db: Database, definition_id: int | None) -> pa.Table:
+    """The stored health history of one scorecard version as Arrow (empty for None)."""
+    rows: list[Any] = []
+    if definition_id is not None:
+        query = select(HealthSnapshot.customer_id, HealthSnapshot.ts, HealthSnapshot.state).where(
+            HealthSnapshot.definition_id == definition_id
+        )
+        with db.engine.connect() as conn:
+            rows = list(conn.execute(query))
+    columns = [[row[i] for row in rows] for i in range(len(HEALTH_SCHEMA))]
+    return pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(columns, HEALTH_SCHEMA, strict=True)],
+        schema=HEALTH_SCHEMA,
+    )
+
+
 def duckdb_report_source(
     events: pa.Table | str | Path,
     transitions: pa.Table | str | Path,
     model: CompiledModel,
     threads: int | None = None,
+    health: pa.Table | None = None,
 ) -> ReportSource:
     """DuckDB over an events export (Arrow or Parquet, ``properties`` as JSON text) and a
     transitions table; both are loaded into DuckDB once, so every report reads columns."""
@@ -159,11 +191,20 @@ def duckdb_report_source(
         backend = ibis.duckdb.from_connection(con)
         events_table = backend.table("analytics_events")
         transitions_table = backend.table("analytics_transitions")
-    return ReportSource(events_table, transitions_table, model, "duckdb", backend)
+        health_table = None
+        if health is not None:
+            health_table = backend.create_table("analytics_health", health.cast(HEALTH_SCHEMA))
+    return ReportSource(
+        events_table, transitions_table, model, "duckdb", backend, health=health_table
+    )
 
 
 def spark_report_source(
-    session: Any, events: pa.Table, transitions: pa.Table, model: CompiledModel
+    session: Any,
+    events: pa.Table,
+    transitions: pa.Table,
+    model: CompiledModel,
+    health: pa.Table | None = None,
 ) -> ReportSource:
     """PySpark over the same export (flattened by DuckDB, then handed to Spark as Arrow).
 
@@ -177,10 +218,14 @@ def spark_report_source(
         session.createDataFrame(table).createOrReplaceTempView("clm_report_events")
         frame = session.createDataFrame(transitions.cast(TRANSITION_SCHEMA))
         frame.createOrReplaceTempView("clm_report_transitions")
+        if health is not None:
+            states = session.createDataFrame(health.cast(HEALTH_SCHEMA))
+            states.createOrReplaceTempView("clm_report_health")
         backend = ibis.pyspark.connect(session)
         return ReportSource(
             backend.table("clm_report_events"), backend.table("clm_report_transitions"), model,
             "spark", backend,
+            health=backend.table("clm_report_health") if health is not None else None,
         )  # fmt: skip
 
 
@@ -194,6 +239,7 @@ def open_report_source(
 ) -> ReportSource:
     """A report source over a workspace's log and stage history on ``engine``."""
     info, compiled = get_stage_model(db, workspace_id, model)
+    health_id = active_health_definition(db, workspace_id)
     if engine == "sql":
         backend = sql_backend(db)
         source = sql_source(db, workspace_id, backend=backend)
@@ -204,13 +250,20 @@ def open_report_source(
         transitions = history.filter(history.definition_id == info.id).select(
             "customer_id", "ts", "from_stage", "to_stage"
         )
-        return ReportSource(events, transitions, compiled, "sql", backend)
+        states = backend.table("health_history")
+        health = states.filter(states.definition_id == (health_id or -1)).select(
+            "customer_id", "ts", "state"
+        )
+        return ReportSource(events, transitions, compiled, "sql", backend, health=health)
     exported = export_events(db, workspace_id)
     history_table = export_transitions(db, info.id)
+    health_table = export_health(db, health_id)
     if engine == "duckdb":
-        return duckdb_report_source(exported, history_table, compiled)
+        return duckdb_report_source(exported, history_table, compiled, health=health_table)
     if engine == "spark":
-        return spark_report_source(spark or spark_session(), exported, history_table, compiled)
+        return spark_report_source(
+            spark or spark_session(), exported, history_table, compiled, health_table
+        )
     raise ValueError(f"unknown engine {engine!r}")
 
 

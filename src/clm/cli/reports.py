@@ -142,7 +142,8 @@ def funnel_command(
 def churn_retention_command(
     workspace: WorkspaceOption,
     granularity: Granularity = None,
-    at_risk_below: Annotated[Text, typer.Option(help="P(alive) threshold (default 0.5)")] = None,
+    at_risk_below: Annotated[Text, typer.Option(
+        help="P(alive) threshold for customers without a health state (default 0.5)")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
     engine: Engine = "sql", stage_model: StageModel = None, database_url: DatabaseOption = None,
