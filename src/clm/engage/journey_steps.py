@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from clm.engage import eventlog, outbox
 from clm.engage import repository as repo
-from clm.engage._bulk import insert_rows, update_by_id
+from clm.engage._bulk import insert_rows, paused_gc, update_by_id
 from clm.engage.journey_calendar import enroll_calendar
 from clm.engage.journeys import (
     BATCH,
@@ -163,60 +163,61 @@ def advance(db: Database, workspace_id: int, now: datetime) -> tuple[int, int, i
             latest[name] = status
     paused = sorted(n for n, s in latest.items() if s == "paused")
     books: dict[int, tuple[PlaybookDefinition, int]] = {}
-    while True:
-        with db.session() as session:
-            due = session.execute(
-                select(
-                    EngageJourney.id,
-                    EngageJourney.playbook_id,
-                    EngageJourney.customer_id,
-                    EngageJourney.step,
-                    EngageJourney.state,
-                    EngageJourney.variant,
+    with paused_gc():  # many small objects a batch: see _bulk.paused_gc
+        while True:
+            with db.session() as session:
+                due = session.execute(
+                    select(
+                        EngageJourney.id,
+                        EngageJourney.playbook_id,
+                        EngageJourney.customer_id,
+                        EngageJourney.step,
+                        EngageJourney.state,
+                        EngageJourney.variant,
+                    )
+                    .where(
+                        EngageJourney.workspace_id == workspace_id,
+                        EngageJourney.state.in_(("active", "waiting")),
+                        EngageJourney.wake_at <= now,
+                        EngageJourney.id > last_id,
+                        EngageJourney.playbook_name.not_in(paused),
+                    )
+                    .order_by(EngageJourney.id)
+                    .limit(BATCH)
+                ).all()
+                if not due:
+                    break
+                last_id = due[-1].id
+                for pid in {j.playbook_id for j in due} - set(books):
+                    row = session.get(EngagePlaybook, pid)
+                    assert row is not None
+                    books[pid] = (PlaybookDefinition.model_validate(row.definition), row.version)
+                ids = sorted({j.customer_id for j in due})
+                profiles = repo.customer_profiles(session, workspace_id, ids)
+                need_stage = any(_uses_stage(books[j.playbook_id][0]) for j in due)
+                stages = stages_at(db, workspace_id, session, ids, now) if need_stage else {}
+            outcomes = [
+                run_journey(
+                    j,
+                    *books[j.playbook_id],
+                    profiles.get(j.customer_id),
+                    stages.get(j.customer_id),
+                    now,
                 )
-                .where(
-                    EngageJourney.workspace_id == workspace_id,
-                    EngageJourney.state.in_(("active", "waiting")),
-                    EngageJourney.wake_at <= now,
-                    EngageJourney.id > last_id,
-                    EngageJourney.playbook_name.not_in(paused),
+                for j in due
+            ]
+            requests = [s for o in outcomes for s in o.sends]
+            health = outbox.health_for(db, workspace_id, requests, now)
+            with db.transaction() as session:
+                decided = outbox.decide_in(
+                    session, workspace_id, requests, now, health=health, profiles=profiles
                 )
-                .order_by(EngageJourney.id)
-                .limit(BATCH)
-            ).all()
-            if not due:
-                break
-            last_id = due[-1].id
-            for pid in {j.playbook_id for j in due} - set(books):
-                row = session.get(EngagePlaybook, pid)
-                assert row is not None
-                books[pid] = (PlaybookDefinition.model_validate(row.definition), row.version)
-            ids = sorted({j.customer_id for j in due})
-            profiles = repo.customer_profiles(session, workspace_id, ids)
-            need_stage = any(_uses_stage(books[j.playbook_id][0]) for j in due)
-            stages = stages_at(db, workspace_id, session, ids, now) if need_stage else {}
-        outcomes = [
-            run_journey(
-                j,
-                *books[j.playbook_id],
-                profiles.get(j.customer_id),
-                stages.get(j.customer_id),
-                now,
-            )
-            for j in due
-        ]
-        requests = [s for o in outcomes for s in o.sends]
-        health = outbox.health_for(db, workspace_id, requests, now)
-        with db.transaction() as session:
-            decided = outbox.decide_in(
-                session, workspace_id, requests, now, health=health, profiles=profiles
-            )
-            _store(session, workspace_id, due, outcomes, now)
-        outbox.blocked_events(db, workspace_id, decided, now)
-        _trait_updates(db, workspace_id, due, outcomes, profiles, now)
-        steps_taken += sum(len(o.logs) for o in outcomes)
-        sends += len(decided)
-        blocked += sum(1 for d in decided if d.status == "blocked")
+                _store(session, workspace_id, due, outcomes, now)
+            outbox.blocked_events(db, workspace_id, decided, now)
+            _trait_updates(db, workspace_id, due, outcomes, profiles, now)
+            steps_taken += sum(len(o.logs) for o in outcomes)
+            sends += len(decided)
+            blocked += sum(1 for d in decided if d.status == "blocked")
     if sends:
         outbox.notify_worker()
     return steps_taken, sends, blocked

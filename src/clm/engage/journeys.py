@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
-from clm.engage._bulk import insert_rows
+from clm.engage._bulk import insert_rows, paused_gc
 from clm.engage.playbook_schemas import Condition, PlaybookDefinition, Trigger
 from clm.engage.schemas import SendRequest
 from clm.store.engine import Database
@@ -177,34 +177,35 @@ def enroll_from_events(db: Database, workspace_id: int, now: datetime) -> int:
     triggers = {b.trigger.event_name for _, b in books if b.trigger.event_name}
     names = sorted(n for n in triggers | waits if n)
     enrolled = 0
-    while start < top:
-        rows = _scan(db, workspace_id, names, start, top) if names else []
-        end = int(rows[-1][0]) if len(rows) == SCAN else top
-        by_book: dict[int, list[Candidate]] = {}
-        arrived: dict[str, set[int]] = {}
-        for _, customer_id, name, ts, message_id, raw in rows:
-            props = orjson.loads(raw) if isinstance(raw, str | bytes) else dict(raw or {})
-            if name in waits:
-                arrived.setdefault(name, set()).add(int(customer_id))
-            for book_id, book in books:
-                if book.trigger.event_name == name and _matches(book.trigger, name, props):
-                    why = f"trigger {name} ({message_id})"
-                    if book.trigger.type == "stage_changed":
-                        why = (
-                            f"stage {props.get('from_stage', props.get('from'))} → "
-                            f"{props.get('to_stage', props.get('to'))} ({message_id})"
+    with paused_gc():  # many small objects a batch: see _bulk.paused_gc
+        while start < top:
+            rows = _scan(db, workspace_id, names, start, top) if names else []
+            end = int(rows[-1][0]) if len(rows) == SCAN else top
+            by_book: dict[int, list[Candidate]] = {}
+            arrived: dict[str, set[int]] = {}
+            for _, customer_id, name, ts, message_id, raw in rows:
+                props = orjson.loads(raw) if isinstance(raw, str | bytes) else dict(raw or {})
+                if name in waits:
+                    arrived.setdefault(name, set()).add(int(customer_id))
+                for book_id, book in books:
+                    if book.trigger.event_name == name and _matches(book.trigger, name, props):
+                        why = f"trigger {name} ({message_id})"
+                        if book.trigger.type == "stage_changed":
+                            why = (
+                                f"stage {props.get('from_stage', props.get('from'))} → "
+                                f"{props.get('to_stage', props.get('to'))} ({message_id})"
+                            )
+                        by_book.setdefault(book_id, []).append(
+                            Candidate(int(customer_id), int(ts), str(message_id), why)
                         )
-                    by_book.setdefault(book_id, []).append(
-                        Candidate(int(customer_id), int(ts), str(message_id), why)
-                    )
-        with db.transaction() as session:
-            for book_id, candidates in by_book.items():
-                book = next(b for i, b in books if i == book_id)
-                enrolled += enroll(session, workspace_id, book_id, book, candidates, now)
-            for name, customers in arrived.items():
-                _wake(session, workspace_id, name, customers, now)
-            set_cursor(session, workspace_id, "playbooks", end)
-        start = end
+            with db.transaction() as session:
+                for book_id, candidates in by_book.items():
+                    book = next(b for i, b in books if i == book_id)
+                    enrolled += enroll(session, workspace_id, book_id, book, candidates, now)
+                for name, customers in arrived.items():
+                    _wake(session, workspace_id, name, customers, now)
+                set_cursor(session, workspace_id, "playbooks", end)
+            start = end
     return enrolled
 
 
