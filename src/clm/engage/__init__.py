@@ -9,10 +9,14 @@ event                   properties
 ``Email Sent``          message_id, channel, category (also ``SMS Sent``, ``Webhook Delivered``)
 ``Message Blocked``     channel, category, purpose, reason (consent, suppression, cap, upsell)
 ``Unsubscribed``        channel, reason
+``Email Opened``        message_id, category, source (the open pixel; once per message)
+``Email Clicked``       message_id, category, source, url (signed redirect; once per link)
 ======================  ===================================================================
 
 Sends go through one place (``send``/``decide_in``): the guardrails decide, the outbox
-records, the worker delivers at least once with an idempotency key.
+records, the worker delivers at least once with an idempotency key. Everything driven by the
+clock (journeys, referral rewards after the refund window, points earned and expired) runs in
+``schedule.run_due``, which the worker calls every minute.
 """
 
 from clm.engage.channels import sign_webhook, verify_webhook
