@@ -91,3 +91,28 @@ def test_referral_landing_coupons_points_and_testimonial_feed(live_server: LiveS
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def test_points_rules_over_http_earn_on_the_next_tick(live_server: LiveServer) -> None:
+    from clm.ingest import ingest
+
+    db = live_server.db
+    shop = make_tenant(db, "shop")
+    ann = add_customer(db, shop.id, "ann")
+    auth = {"Authorization": f"Bearer {shop.secret_key}"}
+    rules = {"rules": [{"event": "Order Completed", "points_per_unit": 1.5}]}
+    with httpx.Client(base_url=live_server.url) as client:
+        assert client.put("/api/v1/engage/programs/points", json=rules).status_code == 401
+        bad = client.put("/api/v1/engage/programs/points", json={"rules": [{"bonus": -1}]},
+                         headers=auth)  # fmt: skip
+        assert bad.status_code == 422
+        saved = client.put("/api/v1/engage/programs/points", json=rules, headers=auth)
+        assert saved.status_code == 200 and saved.json()["rules"][0]["points_per_unit"] == 1.5
+        when = datetime.now(UTC).isoformat()
+        ingest(db, shop.id, [{"type": "track", "event": "Order Completed", "userId": "ann",
+                              "messageId": "o-1", "timestamp": when,
+                              "properties": {"revenue": 20.0}}])  # fmt: skip
+        tick = client.post("/api/v1/engage/tick", headers=auth).json()
+        assert (tick["points_earned"], tick["referrals"]) == (30, None)
+        entries = client.get(f"/api/v1/engage/points/{ann}", headers=auth).json()
+        assert [(e["kind"], e["amount"]) for e in entries] == [("earn", 30)]
