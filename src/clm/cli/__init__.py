@@ -109,7 +109,9 @@ def demo(
     """Build the CDNOW demo workspace in an embedded database and serve the API on localhost.
 
     The purchases are the real CDNOW log (Fader & Hardie); the other touchpoints (visits,
-    sign-ups, emails, tickets, NPS answers, referrals) are synthetic and marked as such.
+    sign-ups, emails, tickets, NPS answers, referrals) are synthetic and marked as such. A
+    welcome playbook, an NPS survey and a referral program run on it, delivering to an SMTP
+    sink the demo starts (one .eml file per message in the demo's mailbox folder).
     """
     from clm.cli.demo import run_demo
 
