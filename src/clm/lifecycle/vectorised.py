@@ -75,15 +75,27 @@ class Signals:
 
 
 def _causes(messages: pa.Array, rows: Ints, starts: Ints, ends: Ints) -> Ints:
-    """Per instant, the position of its event with the largest message id (the cause)."""
+    """Per instant, the position of its event with the largest message id (the cause).
+
+    Instants of several events (common when a source records dates, not times) are resolved
+    together: their events sorted by instant, then message id, the last of each wins. Arrow
+    compares strings by UTF-8 bytes, which is code point order, as Python's ``max``."""
     several = np.flatnonzero(ends > starts)
     if len(several) == 0:
         return ends
+    sizes = ends[several] - starts[several] + 1
+    instant = np.repeat(np.arange(len(several)), sizes)
+    position = np.repeat(starts[several], sizes) + (
+        np.arange(len(instant)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    )
+    ids = messages.take(pa.array(rows[position]))
+    order = pc.sort_indices(
+        pa.table({"instant": instant, "id": ids}),
+        sort_keys=[("instant", "ascending"), ("id", "ascending")],
+    ).to_numpy()
+    last_of_each = np.cumsum(sizes) - 1
     causes = ends.copy()
-    for run in several:
-        first, last = int(starts[run]), int(ends[run])
-        ids = messages.take(pa.array(rows[first : last + 1])).to_pylist()
-        causes[run] = first + max(range(len(ids)), key=lambda i: ids[i])
+    causes[several] = position[order[last_of_each]]
     return causes
 
 
