@@ -162,7 +162,7 @@ def instants(
     span = int(max(ev_ts.max(initial=0), syn_ts.max(initial=0))) - base + 1
     if len(ranks) * span >= 2**62:
         raise ValueError("time span too large for one batch; use smaller batches")
-    ev_key = np.searchsorted(ranks, ev_customer).astype(np.int64) * span + (ev_ts - base)
+    ev_key = (np.cumsum(new_customer, dtype=np.int64) - 1) * span + (ev_ts - base)
     syn_key = np.searchsorted(ranks, syn_customer).astype(np.int64) * span + (syn_ts - base)
     key = _sorted_union(ev_key, np.sort(syn_key))
     rows = np.searchsorted(key, ev_key)
