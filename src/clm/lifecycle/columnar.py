@@ -1,16 +1,17 @@
 """The DuckDB engine: DuckDB scans the log and computes the per-event signals, NumPy the rest.
 
 DuckDB scans the log (Parquet or Arrow) and computes the signals of the same Ibis plan
-(``plan.signals``), unsorted: sorting the whole log by customer and time in DuckDB cost more
-than everything else together (every byte of every column moves). Here the signals become
+(``plan.signals``), unsorted: sorting the whole log by customer and time in DuckDB cost as
+much CPU as everything else together (every byte of every column moves). Here the signals become
 NumPy columns as they stream in, the customers are cut into ranges of about ``batch_rows``
 events (a stable counting sort of the range number, linear), and each range is sorted by
 (customer, time) and evaluated (``vectorised.py``) by a pool of worker threads; a range is
 small enough for its sort to stay in the CPU caches. Message ids are kept aside in one Arrow
 array and looked up only for the causes.
 
-Memory: the signal columns of the whole log (about 40-70 bytes per event, depending on the
-model) plus the message ids, and the work of ``workers`` ranges at a time.
+Memory: per event its customer, time and packed flags (18 bytes with up to 15 flags), the
+value and sum signals of the events that carry one, the message ids, and the work of
+``workers`` ranges at a time; linear in the log, nothing spills to disk.
 """
 
 from __future__ import annotations
