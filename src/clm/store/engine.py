@@ -150,6 +150,7 @@ class Database:
     # Per-database, per-process state of the layers above (e.g. ingestion's identity cache).
     extensions: dict[str, Any] = field(default_factory=dict, init=False)
     _checkpointers: int = field(default=0, init=False)
+    _checkpointers_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -168,14 +169,14 @@ class Database:
         path = self.engine.url.database
         if self.dialect != "sqlite" or not path or path == ":memory:":
             return None
-        with self.write_lock:
+        with self._checkpointers_lock:
             self._checkpointers += 1
         return WalCheckpointer(path)
 
     def stop_checkpointer(self, checkpointer: WalCheckpointer | None) -> None:
         if checkpointer is None:
             return
-        with self.write_lock:
+        with self._checkpointers_lock:
             self._checkpointers -= 1
         checkpointer.stop()
 
