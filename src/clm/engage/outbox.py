@@ -29,7 +29,7 @@ from clm.engage.schemas import (
 )
 from clm.engage.settings import get_engage_settings
 from clm.engage.templates import render, template_context
-from clm.engage.tokens import sign
+from clm.engage.tokens import sign_compact
 from clm.store.engine import Database
 from clm.store.models import EngageMessage, table_of
 
@@ -48,7 +48,7 @@ class Decided:
 
 
 def unsubscribe_url(workspace_id: int, customer_id: int, channel: str, address: str) -> str:
-    token, _ = sign("unsubscribe", workspace_id, customer_id, channel, data={"a": address})
+    token = sign_compact("unsubscribe", workspace_id, customer_id, channel, data={"a": address})
     return f"{get_engage_settings().public_url.rstrip('/')}/public/unsubscribe?token={token}"
 
 

@@ -2,17 +2,24 @@
 
 A token is an itsdangerous signature over a small JSON payload, salted by its purpose (a survey
 token can never unsubscribe anyone). Single-use tokens carry a ``jti`` recorded in
-``engage_tokens`` when issued and marked used when consumed.
+``engage_tokens`` when issued and marked used when consumed. Unsubscribe links, one in every
+marketing email, use a compact format (``v2.<payload>.<HMAC-SHA256>``, same claims, same purpose
+separation, a few times cheaper to sign); ``verify`` reads both.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 from itsdangerous.serializer import Serializer
@@ -98,10 +105,65 @@ def issue(
     return token, jti
 
 
-def verify(
-    token: str, purpose: str, max_age_seconds: int, *, secret: str | None = None
+_COMPACT = "v2."
+
+
+@lru_cache(maxsize=32)
+def _compact_key(purpose: str, secret: str) -> bytes:
+    return hashlib.sha256(f"clm.engage.{purpose}:{secret}".encode()).digest()
+
+
+def _mac(purpose: str, secret: str, body: str) -> str:
+    digest = hmac.new(_compact_key(purpose, secret), body.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def sign_compact(
+    purpose: str,
+    workspace_id: int,
+    customer_id: int | None,
+    subject: str = "",
+    *,
+    data: dict[str, Any] | None = None,
+    secret: str | None = None,
+    now: float | None = None,
+) -> str:
+    """A stateless link token, as ``sign`` makes but a few times cheaper: HMAC-SHA256 over a
+    compact JSON payload with its issue time (for links in every marketing email)."""
+    jti = secrets.token_urlsafe(9)
+    issued = int(now if now is not None else time.time())
+    payload = [workspace_id, customer_id, subject, jti, data or {}, issued]
+    body = base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+    return f"{_COMPACT}{body}.{_mac(purpose, secret or signing_key(), body)}"
+
+
+def _verify_compact(
+    token: str, purpose: str, max_age_seconds: int, secret: str | None, now: float | None
 ) -> TokenClaims:
-    """The claims of a valid token; ``AuthError`` when tampered with or expired."""
+    body, _, mac = token.removeprefix(_COMPACT).partition(".")
+    if not hmac.compare_digest(mac, _mac(purpose, secret or signing_key(), body)):
+        raise AuthError("This link is not valid", code="token_invalid")
+    try:
+        w, c, subject, jti, data, issued = orjson.loads(base64.urlsafe_b64decode(body + "=="))
+    except ValueError as exc:
+        raise AuthError("This link is not valid", code="token_invalid") from exc
+    if (now if now is not None else time.time()) - issued > max_age_seconds:
+        raise AuthError("This link has expired", code="token_expired")
+    return TokenClaims(purpose, int(w), c, str(subject), str(jti), dict(data))
+
+
+def verify(
+    token: str,
+    purpose: str,
+    max_age_seconds: int,
+    *,
+    secret: str | None = None,
+    now: float | None = None,
+) -> TokenClaims:
+    """The claims of a valid token (either format); ``AuthError`` when tampered with or
+    expired. ``now`` (epoch seconds) only for compact tokens, to test expiry."""
+    if token.startswith(_COMPACT):
+        return _verify_compact(token, purpose, max_age_seconds, secret, now)
     try:
         payload = _serializer(purpose, secret).loads(token, max_age=max_age_seconds)
     except SignatureExpired as exc:
