@@ -98,16 +98,22 @@ def import_transactions(
     identities = _user_identities(db, workspace_id, unique)
     now = datetime.now(UTC)
     constants = _constants(db.dialect, workspace_id, event, currency, now)
-    for start in range(0, unique.height, chunk_size):
-        part = _event_columns(
-            db.dialect, unique.slice(start, chunk_size), identities, quantity, currency
-        )
-        with db.transaction() as session:
-            stored = _insert_chunk(session, part, constants)
-        report.stored += stored
-        report.duplicates += part.height - stored
-        if progress:
-            progress(min(report.read, start + part.height + bad.height))
+    checkpointer = db.start_checkpointer()  # copies chunk n's WAL while chunk n+1 loads
+    try:
+        for start in range(0, unique.height, chunk_size):
+            part = _event_columns(
+                db.dialect, unique.slice(start, chunk_size), identities, quantity, currency
+            )
+            with db.transaction() as session:
+                stored = _insert_chunk(session, part, constants)
+            if checkpointer is not None:
+                checkpointer.poke()
+            report.stored += stored
+            report.duplicates += part.height - stored
+            if progress:
+                progress(min(report.read, start + part.height + bad.height))
+    finally:
+        db.stop_checkpointer(checkpointer)
     if progress and unique.is_empty():
         progress(report.read)
     refresh_after_import(db, report)
