@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clm.analytics.rfm import rfm_scores
+from clm.analytics.source import report_source
 from clm.engage.journeys import _conditions
 from clm.engage.playbook_schemas import Condition
 from clm.lifecycle import get_stage_model
@@ -58,10 +60,6 @@ def health_states(session: Session, workspace_id: int, at: datetime) -> dict[int
 
 def rfm_segments(db: Database, workspace_id: int, at: datetime) -> dict[int, str]:
     """Each buyer's RFM segment at ``at`` ("Champions", "At risk", ...), as in the RFM report."""
-    # Imported here: only segment triggers on RFM need the analytics engine.
-    from clm.analytics.rfm import rfm_scores
-    from clm.analytics.source import report_source
-
     with report_source(db, workspace_id) as source:
         table = source.run(
             rfm_scores(source.events, int(at.timestamp())).select("customer_id", "segment")
