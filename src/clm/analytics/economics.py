@@ -20,7 +20,6 @@ from clm.analytics.query import AcquisitionQuery, filtered, iso, ratio, resolve_
 from clm.analytics.schemas import AcquisitionReport, ChannelEconomics
 from clm.analytics.source import ReportSource
 from clm.analytics.spend import SpendRow, spend_in_period
-from clm.lifecycle.engines import quiet_engines
 
 PURCHASE, PREDICTION, DIRECT = "Order Completed", "Prediction Scored", "(direct)"
 MONTH = 30 * 86_400
@@ -50,8 +49,7 @@ def acquisition(
         first.customer_id, first.acquired_ts, value=origin.value.fill_null(DIRECT)
     )
     new = new.left_join(clv, "customer_id").select(new, clv.clv_12m)
-    with quiet_engines():  # read by both queries below: computed once
-        new = new.cache()
+    new = source.reuse(new)  # read by both queries below
     per_value = new.group_by("value").aggregate(
         customers=ibis._.count(), scored=new.clv_12m.count(), clv=new.clv_12m.sum()
     )

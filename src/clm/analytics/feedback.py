@@ -22,7 +22,6 @@ from clm.analytics.query import FeedbackQuery, filtered, iso, resolve_period
 from clm.analytics.rfm import NONE, rfm_scores
 from clm.analytics.schemas import FeedbackReport, FeedbackRow
 from clm.analytics.source import ReportSource
-from clm.lifecycle.engines import quiet_engines
 
 SURVEYS = {"NPS Survey Answered": "nps", "CSAT Survey Answered": "csat",
            "CES Survey Answered": "ces"}  # fmt: skip
@@ -85,8 +84,7 @@ def feedback(source: ReportSource, query: FeedbackQuery | None = None) -> Feedba
     events, transitions = filtered(source, query, period)
     answers = survey_answers(events, period.until)
     answers = answers.filter(answers.ts >= period.since)
-    with quiet_engines():  # read by all three breakdowns: computed once
-        answers = answers.cache()
+    answers = source.reuse(answers)  # read by all three breakdowns
     trend = answers.mutate(p=period_index(answers.ts, query.granularity))
     over_time = _rows(source, _metrics(trend, trend.p))
     for row in over_time:

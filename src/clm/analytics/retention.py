@@ -26,7 +26,6 @@ from clm.analytics.query import (
 )
 from clm.analytics.schemas import AtRisk, RetentionPeriod, RetentionReport
 from clm.analytics.source import ReportSource
-from clm.lifecycle.engines import quiet_engines
 
 BEFORE = -1  # the bucket of everything before ``since``
 YEAR = 365 * 86_400
@@ -101,8 +100,7 @@ def _revenue(
     per = paid.group_by(
         "customer_id", p=period_index(paid.ts, query.granularity)
     ).aggregate(rev=paid.revenue.sum())  # fmt: skip
-    with quiet_engines():  # read twice below: computed once
-        per = per.cache()
+    per = source.reuse(per)  # read twice below
     totals = per.group_by("p").aggregate(revenue=per.rev.sum())
     before = per.filter(per.rev > 0)
     after = per.view()

@@ -107,6 +107,15 @@ class ReportSource:
                 self._derived[name] = build().cache()
         return self._derived[name]
 
+    def reuse(self, expr: ir.Table) -> ir.Table:
+        """``expr`` computed once into a temporary table on DuckDB and Spark, where that saves
+        re-reading the log; SQL engines keep it inline, where SQLite's planner indexes a
+        subquery for a join but scans an unindexed temporary table once per outer row."""
+        if self.engine == "sql":
+            return expr
+        with quiet_engines():  # caching runs the query now, with the engine's own warnings
+            return expr.cache()
+
     def close(self) -> None:
         if self.engine == "sql":
             self.backend.disconnect()
