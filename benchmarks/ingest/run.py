@@ -151,8 +151,24 @@ async def send_all(url: str, key: str, bodies: list[bytes], concurrency: int) ->
     return latencies
 
 
+def py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling the server (and its workers) into collapsed stacks, until stopped."""
+    command = os.environ.get("CLM_BENCH_PY_SPY", "py-spy")
+    extra = os.environ.get("CLM_BENCH_PY_SPY_ARGS", "").split()  # e.g. --gil
+    return subprocess.Popen(
+        [command, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
+         "--rate", "200", "--nonblocking", *extra, "--output", output],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 def http_ingestion(
-    backend: str, events: int, concurrency: int, users: int, workers: int
+    backend: str,
+    events: int,
+    concurrency: int,
+    users: int,
+    workers: int,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -195,11 +211,15 @@ def http_ingestion(
                 bodies = [
                     orjson.dumps({"batch": batch[i : i + 100]}) for i in range(0, len(batch), 100)
                 ]
+                profiler = py_spy(server.pid, profile) if profile else None
                 cpu_before = cpu_seconds(process_tree(server.pid))
                 started = time.perf_counter()
                 latencies = asyncio.run(send_all(base, key, bodies, concurrency))
                 elapsed = time.perf_counter() - started
                 server_cpu = cpu_seconds(process_tree(server.pid)) - cpu_before
+                if profiler is not None:
+                    profiler.send_signal(signal.SIGINT)
+                    profiler.wait(timeout=60)
                 rss = sum(peak_rss_mib(pid) for pid in process_tree(server.pid))
             finally:
                 server.send_signal(signal.SIGINT)
@@ -280,7 +300,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", default="1,2", help="server processes to try, e.g. 1,2")
     parser.add_argument("--users", type=int, default=20_000)
-    parser.add_argument("--import-rows", type=int, default=1_000_000)
+    parser.add_argument("--import-rows", type=int, default=1_000_000, help="0 skips it")
+    parser.add_argument(
+        "--profile",
+        help="write py-spy collapsed stacks of the server during the measurement to this file "
+        "(py-spy from $CLM_BENCH_PY_SPY or PATH; its own sampling adds a little server CPU)",
+    )
     parser.add_argument("--child-import", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_import:
@@ -294,13 +319,17 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for backend in args.backends.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
-            r = http_ingestion(backend, args.events, args.concurrency, args.users, workers)
+            r = http_ingestion(
+                backend, args.events, args.concurrency, args.users, workers, args.profile
+            )
             print(
                 f"| {backend} | {workers} | {r['events']:,} | {r['events_per_s']:,.0f} | "
                 f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['server_cpu_us']:.0f} | "
                 f"{r['server_peak_mib']:.0f} | {r['load']:.1f} |",
                 flush=True,
             )
+    if args.import_rows <= 0:
+        return
     print(
         "\n| bulk import (Parquet transactions) | rows | events/s | seconds "
         "| importer CPU s | peak MiB | load avg |"
