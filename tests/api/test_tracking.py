@@ -255,3 +255,16 @@ def test_gzip_batch_and_clock_skew_correction(live_server: LiveServer, tenant: T
         event = repo.list_events(session, tenant.id).items[0]
     lag = event.received_at - event.timestamp
     assert lag.total_seconds() == 30 * 60
+
+
+def test_a_batch_with_a_message_that_is_no_object_is_refused_whole(
+    live_server: LiveServer, tenant: Tenant
+) -> None:
+    good = {"type": "track", "userId": "u1", "event": "Ok", "messageId": "good-1"}
+    response = post(live_server, "/v1/batch", {"batch": [good, 7]}, tenant.write_key)
+    assert response.status_code == 422, response.text
+    error = response.json()
+    assert error["code"] == "validation_error"
+    assert [e["loc"] for e in error["errors"]] == [["batch", 1]]
+    assert "dictionary" in error["errors"][0]["message"]
+    assert stored(live_server) == 0

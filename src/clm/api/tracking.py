@@ -19,7 +19,7 @@ from clm.api.deps import DatabaseDep, basic_username, credential_for
 from clm.api.responses import JsonResponse
 from clm.config import get_settings
 from clm.errors import ClmError, FieldError, PayloadTooLarge, PermissionDenied, ValidationError
-from clm.ingest.schemas import Batch, IngestResult
+from clm.ingest.schemas import Batch, IngestResult, StrictBatch
 from clm.ingest.service import parse_messages, pydantic_errors
 from clm.ingest.writer import EventWriter
 
@@ -143,6 +143,8 @@ async def batch(request: Request, db: DatabaseDep) -> JsonResponse:
     workspace_id = _workspace_for(request, db, payload)
     try:
         envelope = Batch.model_validate(payload)
+        if not all(type(message) is dict for message in envelope.batch):
+            StrictBatch.model_validate(payload)  # raises, naming each message that is not
     except pydantic.ValidationError as exc:
         errors = [
             FieldError(tuple(e["loc"]), e["message"], e["type"]) for e in pydantic_errors(exc)

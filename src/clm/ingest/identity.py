@@ -87,34 +87,47 @@ class KnownIdentities:
 
     def __init__(self, limit: int = 500_000) -> None:
         self.limit = limit
-        self._entries: dict[tuple[int, str, str], tuple[int, int]] = {}
+        self._size = 0
+        # Per workspace, then by key: the lookup of each event needs no tuple of its own.
+        self._entries: dict[int, dict[Key, tuple[int, int]]] = {}
 
     def identity_for(self, workspace_id: int, keys: list[Key]) -> int | None:
+        entries = self._entries.get(workspace_id)
+        if entries is None:
+            return None
         first: tuple[int, int] | None = None
-        for kind, value in keys:
-            entry = self._entries.get((workspace_id, kind, value))
+        for key in keys:
+            entry = entries.get(key)
             if entry is None or (first is not None and entry[1] != first[1]):
                 return None
             first = first or entry
         return first[0] if first else None
 
+    def _room_for(self, workspace_id: int, count: int) -> dict[Key, tuple[int, int]]:
+        if self._size + count > self.limit:
+            self._entries.clear()
+            self._size = 0
+        return self._entries.setdefault(workspace_id, {})
+
     def learn_rows(
         self, workspace_id: int, kind: str, rows: Iterable[tuple[str, int, int]]
     ) -> None:
         """Remember committed (value, identity id, customer id) rows of one kind."""
-        rows = list(rows)
-        if len(self._entries) + len(rows) > self.limit:
-            self._entries.clear()
-        for value, identity_id, customer_id in rows[: self.limit]:
-            self._entries[(workspace_id, kind, value)] = (identity_id, customer_id)
+        rows = list(rows)[: self.limit]
+        entries = self._room_for(workspace_id, len(rows))
+        before = len(entries)
+        for value, identity_id, customer_id in rows:
+            entries[(kind, value)] = (identity_id, customer_id)
+        self._size += len(entries) - before
 
     def learn(self, workspace_id: int, resolver: IdentityResolver) -> None:
         """Remember what a committed transaction resolved."""
-        if len(self._entries) + len(resolver._identities) > self.limit:
-            self._entries.clear()
-        for (kind, value), identity in resolver._identities.items():
+        entries = self._room_for(workspace_id, len(resolver._identities))
+        before = len(entries)
+        for key, identity in resolver._identities.items():
             if identity.id is not None and identity.customer.id is not None:
-                self._entries[(workspace_id, kind, value)] = (identity.id, identity.customer.id)
+                entries[key] = (identity.id, identity.customer.id)
+        self._size += len(entries) - before
 
 
 @dataclass

@@ -24,7 +24,7 @@ import orjson
 from clm.ingest.schemas import Alias, AnyMessage, Group, Identify, Page, Screen, Track
 
 
-@dataclass
+@dataclass(slots=True)
 class EventRecord:
     """A message ready to store, with the identifiers identity resolution needs."""
 
@@ -94,7 +94,7 @@ def _utm_query(url: str) -> dict[str, str]:
 def _text(value: Any, limit: int) -> str | None:
     if value is None or isinstance(value, dict | list):
         return None
-    text = str(value).strip()
+    text = (value if type(value) is str else str(value)).strip()
     return text[:limit] or None
 
 
@@ -111,9 +111,9 @@ def touchpoint(
         or _text(utm.get("medium"), 64)
         or _text(context.get("channel"), 64)
     )
-    campaign = _text(utm.get("name") or utm.get("campaign"), 255) or _text(
-        properties.get("campaign"), 255
-    )
+    campaign = _text(utm.get("name") or utm.get("campaign"), 255)
+    if campaign is None and properties:
+        campaign = _text(properties.get("campaign"), 255)
     return channel, campaign, _text(utm.get("source"), 255)
 
 
@@ -130,8 +130,9 @@ def _revenue(properties: dict[str, Any]) -> tuple[float | None, str | None]:
     return None, None
 
 
-def _email(traits: dict[str, Any] | None) -> str | None:
-    if not traits:
+def _email(traits: Any) -> str | None:
+    """The email of traits (or of anything else: ``None``), lower-cased."""
+    if not traits or not isinstance(traits, dict):
         return None
     email = traits.get("email")
     if isinstance(email, str) and "@" in email:
@@ -141,7 +142,10 @@ def _email(traits: dict[str, Any] | None) -> str | None:
 
 def _external_ids(context: dict[str, Any]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    for item in context.get("externalIds") or []:
+    listed = context.get("externalIds")
+    if not listed:
+        return found
+    for item in listed:
         if isinstance(item, dict) and item.get("id") is not None and item.get("type"):
             found.append((f"ext:{str(item['type'])[:59]}", str(item["id"])[:512]))
     return found
@@ -163,10 +167,12 @@ def to_record(
     previous_id: str | None = None
     if isinstance(message, Track):
         properties, name = message.properties, message.event
-    elif isinstance(message, Page | Screen):
+    elif isinstance(message, Page):
         properties, name = message.properties, message.name
-        if isinstance(message, Page) and message.category:
+        if message.category:
             properties = {**properties, "category": message.category}
+    elif isinstance(message, Screen):
+        properties, name = message.properties, message.name
     elif isinstance(message, Identify):
         traits = message.traits
     elif isinstance(message, Group):
@@ -195,8 +201,7 @@ def to_record(
         properties=properties,
         context=context,
         traits=traits,
-        email=_email(traits if isinstance(message, Identify) else None)
-        or _email(context_traits if isinstance(context_traits, dict) else None),
+        email=_email(traits if isinstance(message, Identify) else None) or _email(context_traits),
         previous_id=previous_id,
         external_ids=_external_ids(context),
     )

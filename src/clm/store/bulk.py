@@ -8,7 +8,7 @@ Duplicates of a stored ``message_id`` are skipped by the unique index, never rai
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,12 +44,20 @@ _JSONS = frozenset(
 
 
 def sqlite_datetime(value: datetime) -> str:
-    """The text SQLAlchemy's SQLite DateTime stores, for an aware datetime, in UTC."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """The text SQLAlchemy's SQLite DateTime stores, for an aware datetime, in UTC:
+    ``YYYY-MM-DD HH:MM:SS.ffffff``. ``isoformat`` rather than ``strftime``: this runs several
+    times for each event ingested, and it is a quarter of the cost."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def json_text(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    if value is None:
+        return None
+    if not value and isinstance(value, dict):
+        return "{}"  # most events carry no traits and many no properties
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _sqlite_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
@@ -270,6 +278,17 @@ def refresh_statistics(connection: Connection) -> None:
         connection.exec_driver_sql("ANALYZE")
 
 
+def _converted(
+    row: Sequence[Any], converters: list[tuple[int, Callable[[Any], Any]]]
+) -> tuple[Any, ...]:
+    values = list(row)
+    for i, convert in converters:
+        value = values[i]
+        if value is not None:
+            values[i] = convert(value)
+    return tuple(values)
+
+
 def insert_plain(
     connection: Connection,
     table: str,
@@ -287,18 +306,12 @@ def insert_plain(
     if not rows:
         return
     sqlite = connection.dialect.name != "postgresql"
-    converters = [
-        (lambda v: None if v is None else sqlite_datetime(v)) if sqlite and c in datetimes
-        else json_text if c in jsons
-        else None
-        for c in columns
-    ]  # fmt: skip
-    values = [
-        tuple(
-            v if convert is None else convert(v) for v, convert in zip(row, converters, strict=True)
-        )
-        for row in rows
+    converters: list[tuple[int, Callable[[Any], Any]]] = [
+        (i, sqlite_datetime if sqlite and c in datetimes else json_text)
+        for i, c in enumerate(columns)
+        if (sqlite and c in datetimes) or c in jsons
     ]
+    values = [_converted(row, converters) if converters else tuple(row) for row in rows]
     if not sqlite and len(values) > 50:  # PostgreSQL's COPY: one round trip for all rows
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
