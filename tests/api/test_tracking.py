@@ -268,3 +268,20 @@ def test_a_batch_with_a_message_that_is_no_object_is_refused_whole(
     assert [e["loc"] for e in error["errors"]] == [["batch", 1]]
     assert "dictionary" in error["errors"][0]["message"]
     assert stored(live_server) == 0
+
+
+def test_a_revoked_write_key_is_refused_at_once_though_it_was_just_used(
+    live_server: LiveServer, tenant: Tenant
+) -> None:
+    manage = {"Authorization": f"Bearer {tenant.secret_key}"}
+    issued = httpx.post(
+        f"{live_server.url}/api/v1/keys", json={"kind": "write"}, headers=manage
+    ).json()
+    message = {"userId": "u", "event": "E", "messageId": "before-revocation"}
+    assert post(live_server, "/v1/track", message, issued["key"]).status_code == 200
+    revoked = httpx.delete(f"{live_server.url}/api/v1/keys/{issued['id']}", headers=manage)
+    assert revoked.status_code == 204
+    late = {"userId": "u", "event": "E", "messageId": "after-revocation"}
+    assert post(live_server, "/v1/track", late, issued["key"]).status_code == 401
+    assert post(live_server, "/v1/batch", {"batch": [late]}, issued["key"]).status_code == 401
+    assert stored(live_server) == 1
