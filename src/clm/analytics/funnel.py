@@ -22,6 +22,7 @@ from clm.analytics.query import (
     FunnelQuery,
     Period,
     filtered,
+    flag,
     iso,
     latest_stage,
     ratio,
@@ -106,7 +107,7 @@ def customer_journeys(
         **{f"r{i}": _maybe(t.ts.min(where=position >= i)) for i in range(len(stages))},
         **{f"first{j}": _maybe(t.ts.min(where=t.to_stage == name))
            for j, name in enumerate(everyone)},
-        **{f"entries{j}": _flag(in_period & (t.to_stage == name)).sum()
+        **{f"entries{j}": flag(in_period & (t.to_stage == name)).sum()
            for j, name in enumerate(everyone)},
     )  # fmt: skip
 
@@ -115,11 +116,6 @@ def _maybe(value: ir.IntegerValue) -> ir.IntegerValue:
     """A filtered minimum is null when no row matches; Ibis types it as never null, and the
     cached table (SQLite) then refuses the nulls."""
     return value.cast(dt.Int64(nullable=True))
-
-
-def _flag(condition: ir.BooleanValue) -> ir.IntegerValue:
-    """1 or 0 (PostgreSQL cannot cast a boolean to BIGINT)."""
-    return ibis.ifelse(condition, 1, 0).cast("int64")
 
 
 def _steps(
@@ -131,8 +127,8 @@ def _steps(
         i: reach[f"r{i}"].between(period.since, period.until - 1) for i in range(len(stages))
     }
     sums = reach.aggregate(
-        **{f"entered{i}": _flag(entered[i]).sum() for i in range(len(stages) - 1)},
-        **{f"converted{i}": _flag(entered[i] & reach[f"r{i + 1}"].notnull()).sum()
+        **{f"entered{i}": flag(entered[i]).sum() for i in range(len(stages) - 1)},
+        **{f"converted{i}": flag(entered[i] & reach[f"r{i + 1}"].notnull()).sum()
            for i in range(len(stages) - 1)},
     )  # fmt: skip
     totals = source.run(sums).to_pylist()[0]
@@ -186,9 +182,9 @@ def _reentries(
     for j in range(len(everyone)):
         entries, first = journey[f"entries{j}"], journey[f"first{j}"]
         # the first entry is one of the period's entries unless it came before the period
-        repeat = entries - _flag(first >= since)
+        repeat = entries - flag(first >= since)
         again[f"reentries{j}"] = repeat.sum()
-        again[f"customers{j}"] = _flag(repeat > 0).sum()
+        again[f"customers{j}"] = flag(repeat > 0).sum()
     row = source.run(journey.aggregate(**again)).to_pylist()[0]
     return [
         Reentry(stage=name, reentries=int(row[f"reentries{j}"] or 0),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
+import ibis
 import ibis.expr.types as ir
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -181,6 +182,11 @@ def customer_filter(source: ReportSource, query: ReportQuery, period: Period) ->
     for other in selected[1:]:
         result = result.filter(result.customer_id.isin(other.customer_id))
     return result
+
+
+def flag(condition: ir.BooleanValue) -> ir.IntegerValue:
+    """1 or 0 (PostgreSQL cannot cast a boolean to BIGINT)."""
+    return ibis.ifelse(condition, 1, 0).cast("int64")
 
 
 def restrict(table: ir.Table, customers: ir.Table | None) -> ir.Table:

@@ -19,6 +19,7 @@ from clm.analytics.query import (
     Period,
     RetentionQuery,
     filtered,
+    flag,
     iso,
     latest_stage,
     ratio,
@@ -31,11 +32,6 @@ BEFORE = -1  # the bucket of everything before ``since``
 YEAR = 365 * 86_400
 PREDICTION = "Prediction Scored"
 UNHEALTHY = ["at_risk", "unhappy"]  # the health states that count as at risk
-
-
-def _flag(condition: ir.BooleanValue) -> ir.IntegerValue:
-    """1 or 0 (PostgreSQL cannot cast a boolean to BIGINT)."""
-    return ibis.ifelse(condition, 1, 0).cast("int64")
 
 
 def _in(column: ir.StringValue, names: list[str]) -> ir.BooleanValue:
@@ -54,10 +50,10 @@ def churn_retention(source: ReportSource, query: RetentionQuery | None = None) -
     now_alive = ~_in(t.to_stage, exits)
     t = t.mutate(
         bucket=ibis.ifelse(t.ts < period.since, BEFORE, period_index(t.ts, grain)),
-        delta=_flag(now_alive) - _flag(was_alive),
-        churn=_flag(was_alive & ~now_alive),
-        back=_flag(_in(t.from_stage, exits) & now_alive),
-        new=_flag(t.from_stage.isnull()),
+        delta=flag(now_alive) - flag(was_alive),
+        churn=flag(was_alive & ~now_alive),
+        back=flag(_in(t.from_stage, exits) & now_alive),
+        new=flag(t.from_stage.isnull()),
     )
     moves = t.group_by("bucket").aggregate(
         delta=t.delta.sum(), churned=t.churn.sum(), reactivated=t.back.sum(), new=t.new.sum()
@@ -157,9 +153,9 @@ def _at_risk(
     )
     summary = joined.aggregate(
         alive=joined.count(),
-        scored=_flag(joined.p_alive.notnull()).sum(),
-        health=_flag(joined.state.notnull()).sum(),
-        customers=_flag(risky).sum(),
+        scored=flag(joined.p_alive.notnull()).sum(),
+        health=flag(joined.state.notnull()).sum(),
+        customers=flag(risky).sum(),
         revenue=joined.revenue.sum(where=risky),
         clv=joined.clv_12m.sum(where=risky),
     )
