@@ -158,7 +158,7 @@ def py_spy(pid: int, output: str) -> subprocess.Popen[bytes]:
     extra = os.environ.get("CLM_BENCH_PY_SPY_ARGS", "").split()  # e.g. --gil
     return subprocess.Popen(
         [command, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
-         "--rate", "200", "--nonblocking", *extra, "--output", output],
+         "--rate", "500", "--nonblocking", *extra, "--output", output],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
 

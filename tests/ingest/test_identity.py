@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from clm.ingest import ingest
+from clm.ingest.identity import IdentityResolver, KnownIdentities
+from clm.ingest.normalize import EventRecord
 from clm.store import customers as repo
 from clm.store.engine import Database
 from clm.store.models import Customer, Event, IdentityLink
@@ -283,3 +287,42 @@ def test_workspaces_are_isolated(db: Database, tenant: Tenant) -> None:
     with db.session() as session:
         mine = repo.list_events(session, tenant.id)
     assert len(mine.items) == 1
+
+
+def _record(user_id: str | None, anonymous_id: str | None, email: str | None) -> EventRecord:
+    return EventRecord(
+        message_id="m", type="track", name="E", user_id=user_id, anonymous_id=anonymous_id,
+        timestamp=T0, received_at=T0, sent_at=None, original_timestamp=None, channel=None,
+        campaign=None, source=None, revenue=None, currency=None, properties={}, context={},
+        traits=None, email=email,
+    )  # fmt: skip
+
+
+_maybe = st.sampled_from([None, "a", "b", "c"])
+
+
+@given(user_id=_maybe, anonymous_id=_maybe, email=_maybe, workspace_id=st.sampled_from([1, 2]))
+def test_the_per_event_identity_lookup_answers_as_the_general_one(
+    user_id: str | None, anonymous_id: str | None, email: str | None, workspace_id: int
+) -> None:
+    # Workspace 1 knows: user "a" and anonymous "a" (customer 10), anonymous "b" and email "b"
+    # (customer 20), email "a" (customer 10). "c" is known nowhere; workspace 2 knows nothing.
+    known = KnownIdentities()
+    known.learn_rows(1, "user_id", [("a", 1, 10)])
+    known.learn_rows(1, "anonymous_id", [("a", 2, 10), ("b", 3, 20)])
+    known.learn_rows(1, "email", [("a", 4, 10), ("b", 5, 20)])
+    record = _record(user_id, anonymous_id, email)
+    keys = IdentityResolver.keys_of(record)
+    assert known.identity_of(workspace_id, record) == known.identity_for(workspace_id, keys)
+
+
+def test_the_identity_lookup_is_known_only_when_every_key_names_one_customer() -> None:
+    known = KnownIdentities()
+    known.learn_rows(1, "user_id", [("a", 1, 10)])
+    known.learn_rows(1, "anonymous_id", [("a", 2, 10), ("b", 3, 20)])
+    assert known.identity_of(1, _record("a", "a", None)) == 1  # the user id's identity
+    assert known.identity_of(1, _record(None, "a", None)) == 2
+    assert known.identity_of(1, _record("a", "b", None)) is None  # two customers: slow path
+    assert known.identity_of(1, _record("a", "c", None)) is None  # "c" unknown: slow path
+    assert known.identity_of(1, _record(None, None, None)) is None
+    assert known.identity_of(2, _record("a", None, None)) is None  # another workspace

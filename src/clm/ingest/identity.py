@@ -33,6 +33,7 @@ from clm.store.ids import allocate_ids
 from clm.store.models import Customer, Identity, table_of
 
 Key = tuple[str, str]
+_NOTHING: dict[str, tuple[int, int]] = {}
 
 
 def _json_object(value: Any) -> dict[str, Any]:
@@ -88,22 +89,47 @@ class KnownIdentities:
     def __init__(self, limit: int = 500_000) -> None:
         self.limit = limit
         self._size = 0
-        # Per workspace, then by key: the lookup of each event needs no tuple of its own.
-        self._entries: dict[int, dict[Key, tuple[int, int]]] = {}
+        # workspace → kind → value: an event's lookups build no key tuples.
+        self._entries: dict[int, dict[str, dict[str, tuple[int, int]]]] = {}
 
     def identity_for(self, workspace_id: int, keys: list[Key]) -> int | None:
-        entries = self._entries.get(workspace_id)
-        if entries is None:
+        """The identity to store an event with these keys under, if known and unambiguous."""
+        kinds = self._entries.get(workspace_id)
+        if kinds is None:
             return None
         first: tuple[int, int] | None = None
-        for key in keys:
-            entry = entries.get(key)
+        for kind, value in keys:
+            entry = kinds.get(kind, _NOTHING).get(value)
             if entry is None or (first is not None and entry[1] != first[1]):
                 return None
             first = first or entry
         return first[0] if first else None
 
-    def _room_for(self, workspace_id: int, count: int) -> dict[Key, tuple[int, int]]:
+    def identity_of(self, workspace_id: int, record: EventRecord) -> int | None:
+        """``identity_for(workspace_id, keys_of(record))``, spelled out: it runs per event."""
+        if record.external_ids:
+            return self.identity_for(workspace_id, IdentityResolver.keys_of(record))
+        kinds = self._entries.get(workspace_id)
+        if kinds is None:
+            return None
+        first: tuple[int, int] | None = None
+        if record.user_id is not None:
+            first = kinds.get("user_id", _NOTHING).get(record.user_id)
+            if first is None:
+                return None
+        if record.anonymous_id is not None:
+            entry = kinds.get("anonymous_id", _NOTHING).get(record.anonymous_id)
+            if entry is None or (first is not None and entry[1] != first[1]):
+                return None
+            first = first or entry
+        if record.email is not None:
+            entry = kinds.get("email", _NOTHING).get(record.email)
+            if entry is None or (first is not None and entry[1] != first[1]):
+                return None
+            first = first or entry
+        return first[0] if first else None
+
+    def _room_for(self, workspace_id: int, count: int) -> dict[str, dict[str, tuple[int, int]]]:
         if self._size + count > self.limit:
             self._entries.clear()
             self._size = 0
@@ -114,20 +140,21 @@ class KnownIdentities:
     ) -> None:
         """Remember committed (value, identity id, customer id) rows of one kind."""
         rows = list(rows)[: self.limit]
-        entries = self._room_for(workspace_id, len(rows))
+        entries = self._room_for(workspace_id, len(rows)).setdefault(kind, {})
         before = len(entries)
         for value, identity_id, customer_id in rows:
-            entries[(kind, value)] = (identity_id, customer_id)
+            entries[value] = (identity_id, customer_id)
         self._size += len(entries) - before
 
     def learn(self, workspace_id: int, resolver: IdentityResolver) -> None:
         """Remember what a committed transaction resolved."""
-        entries = self._room_for(workspace_id, len(resolver._identities))
-        before = len(entries)
-        for key, identity in resolver._identities.items():
+        kinds = self._room_for(workspace_id, len(resolver._identities))
+        for (kind, value), identity in resolver._identities.items():
             if identity.id is not None and identity.customer.id is not None:
-                entries[key] = (identity.id, identity.customer.id)
-        self._size += len(entries) - before
+                entries = kinds.setdefault(kind, {})
+                before = len(entries)
+                entries[value] = (identity.id, identity.customer.id)
+                self._size += len(entries) - before
 
 
 @dataclass

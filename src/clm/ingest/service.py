@@ -19,7 +19,13 @@ from clm.config import get_settings
 from clm.ingest.identity import IdentityResolver, KnownIdentities
 from clm.ingest.normalize import EventRecord, to_record
 from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
-from clm.store.bulk import insert_events, select_in
+from clm.store.bulk import (
+    insert_prepared,
+    json_text,
+    prepare_rows,
+    select_in,
+    sqlite_datetimes,
+)
 from clm.store.engine import Database
 
 
@@ -140,9 +146,7 @@ def store_in(
     resolver = IdentityResolver(session, workspace_id, datetime.now(UTC))
     # Known customers skip the lookups; the rest are resolved together.
     identity_ids: list[int | None] = [
-        None
-        if record.type in ("identify", "alias")
-        else known.identity_for(workspace_id, resolver.keys_of(record))
+        None if record.type in ("identify", "alias") else known.identity_of(workspace_id, record)
         for record in fresh
     ]
     pending = [i for i, identity_id in enumerate(identity_ids) if identity_id is None]
@@ -151,13 +155,32 @@ def store_in(
     resolver.flush()
     for i, identity in resolved:
         identity_ids[i] = identity.id
-    rows = [
-        _row(workspace_id, identity_id, record)
+    connection = session.connection()
+    placed = [
+        (identity_id, record)
         for identity_id, record in zip(identity_ids, fresh, strict=True)
         if identity_id is not None
     ]
-    stored = insert_events(session.connection(), rows)
+    if connection.dialect.name == "postgresql":
+        rows = prepare_rows("postgresql", [_row(workspace_id, i, r) for i, r in placed])
+    else:
+        rows = _sqlite_rows(workspace_id, placed)
+    stored = insert_prepared(connection, rows)
     return stored, duplicates + len(rows) - stored, resolver
+
+
+def _sqlite_rows(workspace_id: int, placed: list[tuple[int, EventRecord]]) -> list[tuple[Any, ...]]:
+    """``_row`` and ``prepare_rows`` in one pass, for SQLite: this runs for every event."""
+    when = sqlite_datetimes()
+    return [
+        (
+            workspace_id, identity_id, r.message_id, r.type, r.name, r.user_id, r.anonymous_id,
+            when(r.timestamp), r.ts, when(r.received_at), when(r.sent_at),
+            when(r.original_timestamp), r.channel, r.campaign, r.source, r.revenue, r.currency,
+            json_text(r.properties), json_text(r.context), json_text(r.traits),
+        )
+        for identity_id, r in placed
+    ]  # fmt: skip
 
 
 def _row(workspace_id: int, identity_id: int, record: EventRecord) -> tuple[Any, ...]:

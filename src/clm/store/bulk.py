@@ -60,8 +60,10 @@ def json_text(value: Any) -> str | None:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _sqlite_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
-    texts: dict[datetime, str] = {}  # a batch shares its receipt time, often its timestamps
+def sqlite_datetimes() -> Callable[[datetime | None], str | None]:
+    """``sqlite_datetime`` (``None`` stays ``None``) that formats each distinct value once: the
+    rows of a batch share their receipt time, and often their timestamps."""
+    texts: dict[datetime, str] = {}
 
     def when(value: datetime | None) -> str | None:
         if value is None:
@@ -71,6 +73,11 @@ def _sqlite_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
             found = texts[value] = sqlite_datetime(value)
         return found
 
+    return when
+
+
+def _sqlite_rows(rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    when = sqlite_datetimes()
     # Spelled out column by column: this runs for every event ingested.
     return [
         (
