@@ -94,6 +94,7 @@ def feedback(source: ReportSource, query: FeedbackQuery | None = None) -> Feedba
     staged = staged.filter(staged.start_ts <= staged.ts,
                            staged.end_ts.isnull() | (staged.ts < staged.end_ts))  # fmt: skip
     segments = rfm_scores(source.events, period.until).select("customer_id", "segment")
+    segments = source.reuse(segments, join_key="customer_id")
     segmented = answers.left_join(segments, "customer_id").select(answers, segments.segment)
     return FeedbackReport(
         since=iso(period.since), until=iso(period.until), granularity=query.granularity,

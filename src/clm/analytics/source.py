@@ -107,14 +107,23 @@ class ReportSource:
                 self._derived[name] = build().cache()
         return self._derived[name]
 
-    def reuse(self, expr: ir.Table) -> ir.Table:
+    def reuse(self, expr: ir.Table, join_key: str | None = None) -> ir.Table:
         """``expr`` computed once into a temporary table on DuckDB and Spark, where that saves
-        re-reading the log; SQL engines keep it inline, where SQLite's planner indexes a
-        subquery for a join but scans an unindexed temporary table once per outer row."""
-        if self.engine == "sql":
+        re-reading the log. SQL engines keep it inline (SQLite's planner indexes a subquery for
+        a join but scans an unindexed temporary table once per outer row), except on SQLite
+        when it is joined on ``join_key``: then it becomes a temporary table indexed on that
+        key, because SQLite joins two window subqueries by a nested scan (the feedback
+        report's answers x RFM segments: 6.8 s -> 0.3 s at 20,000 customers)."""
+        if self.engine == "sql" and (join_key is None or self.backend.name != "sqlite"):
             return expr
         with quiet_engines():  # caching runs the query now, with the engine's own warnings
-            return expr.cache()
+            cached = expr.cache()
+        if self.engine == "sql":
+            table = cached.get_name().split(".")[-1]  # ibis names it temp.<table>
+            self.backend.raw_sql(
+                f'CREATE INDEX temp."{table}_{join_key}" ON "{table}" ("{join_key}")'
+            ).close()
+        return cached
 
     def close(self) -> None:
         if self.engine == "sql":
