@@ -46,7 +46,7 @@ _JSONS = frozenset(
 def sqlite_datetime(value: datetime) -> str:
     """The text SQLAlchemy's SQLite DateTime stores, for an aware datetime, in UTC:
     ``YYYY-MM-DD HH:MM:SS.ffffff``. ``isoformat`` rather than ``strftime``: this runs several
-    times for each event ingested, and it is a quarter of the cost."""
+    times for each event ingested, and it costs half as much."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]
