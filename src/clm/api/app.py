@@ -29,11 +29,18 @@ def settle_heap() -> None:
     thresholds then run a collection every 700 allocations, each walking the hundreds of
     thousands of long-lived objects the imports left behind (routes, models, SQLAlchemy
     metadata). Freezing those and collecting young objects less often cut ingestion CPU by
-    about a fifth (benchmarks/ingest/README.md). Cycles are still collected.
+    about a fifth (benchmarks/ingest/README.md). Cycles are still collected. Once a process:
+    a test suite starting many apps must not freeze each one's leftovers for good.
     """
+    if _heap_settled:
+        return
+    _heap_settled.append(True)
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
+
+
+_heap_settled: list[bool] = []  # a list, so that settle_heap needs no ``global``
 
 
 def create_app(db: Database | None = None) -> FastAPI:
