@@ -19,6 +19,8 @@ __all__ = ["MLEModel", "RowLogLik"]
 RowLogLik = tuple[FloatArray, FloatArray]
 
 _LOG_BOUND = 25.0  # parameters are searched in [e^-25, e^25]: far beyond any sane scale
+_LOG_EXTREME = 10.0  # beyond e^+-10 a fit is checked for a flat ridge (real fits sit well inside)
+_FLAT = 1e-8  # log-space curvature ratio below which the data do not pin the parameters down
 _Z95 = 1.959963984540054
 
 
@@ -121,7 +123,7 @@ class MLEModel:
             options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20},
         )
         params = np.exp(result.x)
-        self._warn_if_not_converged(result, params)
+        self._warn_if_not_converged(result, params, objective)
         self.params_ = dict(zip(self.param_names, (float(p) for p in params), strict=True))
         ll, _ = self._row_loglik(params, data)
         self.log_likelihood_ = float(w @ ll)
@@ -148,15 +150,27 @@ class MLEModel:
             self._fit_state = None  # release the data once the covariance is known
         return cached
 
-    def _warn_if_not_converged(self, result: optimize.OptimizeResult, params: FloatArray) -> None:
+    def _warn_if_not_converged(
+        self,
+        result: optimize.OptimizeResult,
+        params: FloatArray,
+        objective: Callable[[FloatArray], tuple[float, FloatArray]],
+    ) -> None:
         at_bound = np.abs(np.log(params)) > _LOG_BOUND - 1e-6
         # With ftol this tight, L-BFGS-B may stop "ABNORMAL" at the optimum when float noise
         # defeats the line search; a vanishing gradient (per customer) is convergence.
         stationary = bool(np.all(np.isfinite(result.jac)) and np.max(np.abs(result.jac)) < 1e-6)
-        if (result.success or stationary) and not np.any(at_bound):
+        extreme = not np.any(at_bound) and bool(np.any(np.abs(result.x) > _LOG_EXTREME))
+        flat = extreme and _flat_ridge(objective, result.x)  # only then worth 2k more passes
+        if (result.success or stationary) and not np.any(at_bound) and not flat:
             return
         names = [n for n, b in zip(self.param_names, at_bound, strict=True) if b]
-        reason = f"parameter(s) {names} ran to the search bound" if names else result.message
+        if names:
+            reason = f"parameter(s) {names} ran to the search bound"
+        elif flat:
+            reason = "the likelihood is flat along a ridge: the data do not pin the parameters down"
+        else:
+            reason = str(result.message)
         warnings.warn(
             ConvergenceWarning(
                 f"{type(self).__name__}.fit did not converge ({reason}). Try a small "
@@ -239,3 +253,25 @@ def numerical_row_gradient(
         down[j] *= np.exp(-step)
         columns.append((row_loglik(up) - row_loglik(down)) / (2 * step * params[j]))
     return np.stack(columns, axis=1)
+
+
+def _flat_ridge(
+    objective: Callable[[FloatArray], tuple[float, FloatArray]], theta: FloatArray
+) -> bool:
+    """Whether the log-space Hessian at ``theta`` is (nearly) singular.
+
+    A degenerate sample (nobody drops out, say) has no interior optimum: the optimiser walks
+    along a ridge toward infinity and stops where the slope fades, reporting success. The
+    curvature then vanishes in one direction: CDNOW's BG/NBD and Pareto/NBD fits have smallest
+    to largest eigenvalue ratios near 1e-3, such ridges below 1e-12.
+    """
+    k, h = len(theta), 1e-5
+    hessian = np.empty((k, k))
+    for i in range(k):
+        step = np.zeros(k)
+        step[i] = h
+        hessian[:, i] = (objective(theta + step)[1] - objective(theta - step)[1]) / (2 * h)
+    eigenvalues = np.linalg.eigvalsh((hessian + hessian.T) / 2)
+    if not np.all(np.isfinite(eigenvalues)) or eigenvalues[-1] <= 0:
+        return True
+    return bool(eigenvalues[0] < _FLAT * eigenvalues[-1])
