@@ -21,6 +21,7 @@ app = typer.Typer(
     help="CLM: customer lifecycle management from your event log.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstring paragraphs reflow to the terminal's width
 )
 
 
