@@ -87,6 +87,20 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     console.print(table)
 
 
+def print_listing(
+    output: OutputFormat,
+    value: Any,
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """What a listing command prints: ``value`` as JSON for scripts, else a table of ``rows``."""
+    if output is OutputFormat.json:
+        print_json(value)
+    else:
+        print_table(title, columns, rows)
+
+
 def cell(value: Any) -> str:
     if value is None:
         return ""

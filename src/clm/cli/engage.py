@@ -17,6 +17,7 @@ from clm.cli._common import (
     friendly_errors,
     open_database,
     print_json,
+    print_listing,
     print_table,
     workspace_id,
 )
@@ -55,10 +56,9 @@ def survey_list(
     db = open_database(database_url)
     with friendly_errors():
         found = list_surveys(db, workspace_id(db, workspace))
-    if output is OutputFormat.json:
-        print_json(found)
-        return
-    print_table(
+    print_listing(
+        output,
+        found,
         "Surveys",
         ["key", "type", "active", "schedule"],
         [(s.key, s.type, s.active, s.definition.get("schedule")) for s in found],
@@ -133,10 +133,9 @@ def playbook_list(
     db = open_database(database_url)
     with friendly_errors():
         found = list_playbooks(db, workspace_id(db, workspace))
-    if output is OutputFormat.json:
-        print_json(found)
-        return
-    print_table(
+    print_listing(
+        output,
+        found,
         "Playbooks",
         ["name", "version", "status", "trigger"],
         [(p.name, p.version, p.status, p.definition["trigger"]) for p in found],

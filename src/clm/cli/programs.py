@@ -19,6 +19,7 @@ from clm.cli._common import (
     friendly_errors,
     open_database,
     print_json,
+    print_listing,
     print_table,
     workspace_id,
 )
@@ -98,10 +99,13 @@ def referral_code(
         with db.transaction() as session:
             codes = codes_for(session, ws, customers, _now())
     rows = [{"customer_id": c, "code": v, "link": link(v)} for c, v in sorted(codes.items())]
-    if output is OutputFormat.json:
-        print_json(rows)
-        return
-    print_table("Referral codes", ["customer", "code", "link"], [list(r.values()) for r in rows])
+    print_listing(
+        output,
+        rows,
+        "Referral codes",
+        ["customer", "code", "link"],
+        [list(r.values()) for r in rows],
+    )
 
 
 @referral_app.command("list")
@@ -120,10 +124,9 @@ def referral_list(
     db = open_database(database_url)
     with friendly_errors():
         found = list_referrals(db, workspace_id(db, workspace), status)
-    if output is OutputFormat.json:
-        print_json(found)
-        return
-    print_table(
+    print_listing(
+        output,
+        found,
         "Referrals",
         ["id", "code", "referrer", "referee", "status", "flags"],
         [
@@ -202,10 +205,9 @@ def referral_process(
     db = open_database(database_url)
     with friendly_errors():
         report = process(db, workspace_id(db, workspace), _now())
-    if output is OutputFormat.json:
-        print_json(report)
-        return
-    print_table("Referral processing", ["", "count"], list(report.model_dump().items()))
+    print_listing(
+        output, report, "Referral processing", ["", "count"], list(report.model_dump().items())
+    )
 
 
 # --- coupons and points ------------------------------------------------------------------------
@@ -308,10 +310,9 @@ def coupon_list(
     db = open_database(database_url)
     with friendly_errors():
         found = list_coupons(db, workspace_id(db, workspace))
-    if output is OutputFormat.json:
-        print_json(found)
-        return
-    print_table(
+    print_listing(
+        output,
+        found,
         "Coupons",
         ["code", "kind", "value", "min order", "used", "expires", "customer"],
         [
@@ -336,10 +337,9 @@ def points_balance(
     with friendly_errors():
         ws = workspace_id(db, workspace)
         entries, total = statement(db, ws, customer), balance(db, ws, customer)
-    if output is OutputFormat.json:
-        print_json({"customer_id": customer, "balance": total, "entries": entries})
-        return
-    print_table(
+    print_listing(
+        output,
+        {"customer_id": customer, "balance": total, "entries": entries},
         f"Customer {customer}: {total} points",
         ["at", "kind", "points", "memo", "expires"],
         [(e.created_at, e.kind, e.amount, e.memo, e.expires_at) for e in entries],
@@ -365,10 +365,9 @@ def points_rules(
             raw = yaml.safe_load(path.read_text()) or {}
             set_points_program(db, ws, PointsProgram.model_validate(raw))
         program = get_points_program(db, ws) or PointsProgram()
-    if output is OutputFormat.json:
-        print_json(program)
-        return
-    print_table(
+    print_listing(
+        output,
+        program,
         "Earning rules",
         ["event", "where", "per unit", "of", "bonus", "expires (days)"],
         [
@@ -394,10 +393,9 @@ def testimonial_list(
     db = open_database(database_url)
     with friendly_errors():
         found = list_testimonials(db, workspace_id(db, workspace), status)
-    if output is OutputFormat.json:
-        print_json(found)
-        return
-    print_table(
+    print_listing(
+        output,
+        found,
         "Testimonials",
         ["id", "customer", "status", "rating", "consent", "text"],
         [
