@@ -15,7 +15,7 @@ import importlib.util
 import tempfile
 import time
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +38,22 @@ from clm.analytics.source import EVENT_COLUMNS, NUMBER_PROPERTIES, STRING_PROPER
 from clm.analytics.spend import SpendRow
 from clm.lifecycle.columnar import duckdb_transitions
 from clm.lifecycle.compiled import CompiledModel
-from clm.lifecycle.engines import _pg_prop, _sqlite_prop
 from clm.lifecycle.loader import shipped_model
 
 
-def _lifecycle_generator() -> Callable[[int, int], pa.Table]:
-    """The lifecycle benchmark's log generator (a script, so loaded from its file)."""
+@cache
+def _lifecycle_benchmark() -> Any:
+    """The lifecycle benchmark script (its log generator and SQL connections), from its file."""
     path = Path(__file__).resolve().parents[1] / "lifecycle" / "run.py"
     spec = importlib.util.spec_from_file_location("lifecycle_benchmark", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    generate: Callable[[int, int], pa.Table] = module.generate
+    return module
+
+
+def _lifecycle_generator() -> Callable[[int, int], pa.Table]:
+    generate: Callable[[int, int], pa.Table] = _lifecycle_benchmark().generate
     return generate
 
 
@@ -101,14 +105,7 @@ def sql_source(engine: str, events: pa.Table, history: pa.Table, model: Compiled
                folder: Path) -> ReportSource:  # fmt: skip
     """The events (properties as JSON text, as in the store) and the stage history loaded into
     SQLite or PostgreSQL, read through the same column mapping as ``report_source``."""
-    import ibis
-
-    if engine == "sqlite":
-        backend = ibis.sqlite.connect(str(folder / "bench.sqlite"))
-        prop = _sqlite_prop
-    else:
-        backend = ibis.postgres.connect(host="127.0.0.1", user="postgres", database="test")
-        prop = _pg_prop
+    backend, prop = _lifecycle_benchmark().sql_backend(engine, folder)
     for name, data in (("bench_events", events), ("bench_transitions", history)):
         backend.create_table(name, data.to_pandas(), overwrite=True)
     if engine == "postgres":

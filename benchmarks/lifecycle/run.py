@@ -20,6 +20,7 @@ import os
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,16 @@ def duckdb_incremental(
     return time.perf_counter() - start, result.num_rows
 
 
+def sql_backend(engine: str, folder: Path) -> tuple[Any, Callable[..., Any]]:
+    """An Ibis connection to the benchmark's SQLite file or the local PostgreSQL ``test``
+    database, and how a JSON property is read there (shared with the analytics benchmark)."""
+    import ibis
+
+    if engine == "sqlite":
+        return ibis.sqlite.connect(str(folder / "bench.sqlite")), _sqlite_prop
+    return ibis.postgres.connect(host="127.0.0.1", user="postgres", database="test"), _pg_prop
+
+
 def other_engine(engine: str, table: pa.Table, folder: Path) -> tuple[float, int]:
     """The same Ibis plan on SQLite, PostgreSQL or PySpark (``plan.py``)."""
     model = shipped_model("classic")
@@ -149,14 +160,7 @@ def other_engine(engine: str, table: pa.Table, folder: Path) -> tuple[float, int
             start = time.perf_counter()
             result = transitions(source.events, model, source.prop).to_pyarrow()
         return time.perf_counter() - start, result.num_rows
-    import ibis
-
-    if engine == "sqlite":
-        backend = ibis.sqlite.connect(str(folder / "bench.sqlite"))
-        prop = _sqlite_prop
-    else:
-        backend = ibis.postgres.connect(host="127.0.0.1", user="postgres", database="test")
-        prop = _pg_prop
+    backend, prop = sql_backend(engine, folder)
     name = "clm_bench_events"
     data = table
     if engine == "postgres":  # properties as jsonb, as in the store
