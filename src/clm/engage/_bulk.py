@@ -11,14 +11,13 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Table
 from sqlalchemy.orm import Session
 
-from clm.store.bulk import json_text, sqlite_datetime
+from clm.store.bulk import json_text, sqlite_datetimes
 from clm.store.models import UtcDateTime
 
 _CHUNK = 5_000
@@ -26,14 +25,7 @@ _CHUNK = 5_000
 
 def _converters(table: Table, columns: Sequence[str], dialect: str) -> list[tuple[int, Any]]:
     """(position, function) for the columns whose values the driver cannot take as they are."""
-    texts: dict[datetime, str] = {}  # a batch shares its timestamps ("now")
-
-    def when(value: datetime) -> str:
-        found = texts.get(value)
-        if found is None:
-            found = texts[value] = sqlite_datetime(value)
-        return found
-
+    when = sqlite_datetimes()  # a batch shares its timestamps ("now"): each formatted once
     found: list[tuple[int, Any]] = []
     for i, name in enumerate(columns):
         kind = table.c[name].type
