@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
 
 from fastapi import FastAPI
 
@@ -22,6 +23,7 @@ from clm.ingest.writer import EventWriter
 from clm.store.engine import Database
 
 
+@cache
 def settle_heap() -> None:
     """Keep the garbage collector off the ingestion path, once the server has started.
 
@@ -30,17 +32,12 @@ def settle_heap() -> None:
     thousands of long-lived objects the imports left behind (routes, models, SQLAlchemy
     metadata). Freezing those and collecting young objects less often cut ingestion CPU by
     about a fifth (benchmarks/ingest/README.md). Cycles are still collected. Once a process:
-    a test suite starting many apps must not freeze each one's leftovers for good.
+    a test suite starting many apps must not freeze each one's leftovers for good (hence
+    ``cache``: the body runs on the first call only).
     """
-    if _heap_settled:
-        return
-    _heap_settled.append(True)
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
-
-
-_heap_settled: list[bool] = []  # a list, so that settle_heap needs no ``global``
 
 
 def create_app(db: Database | None = None) -> FastAPI:
