@@ -189,20 +189,11 @@ class MLEModel:
             grad: FloatArray = w @ self._row_loglik(p, data)[1]
             return grad
 
-        k = len(params)
-        hessian = np.empty((k, k))
-        with np.errstate(all="ignore"):
-            for j in range(k):
-                step = 1e-5 * params[j]
-                up, down = params.copy(), params.copy()
-                up[j] += step
-                down[j] -= step
-                hessian[:, j] = (total_gradient(up) - total_gradient(down)) / (2 * step)
-        symmetric: FloatArray = (hessian + hessian.T) / 2
+        symmetric = _central_hessian(total_gradient, params, 1e-5 * params)
         try:
             covariance = np.asarray(np.linalg.inv(-symmetric), dtype=np.float64)
         except np.linalg.LinAlgError:
-            return np.full((k, k), np.nan)
+            return np.full((len(params), len(params)), np.nan)
         return covariance
 
     def summary(self) -> pd.DataFrame:
@@ -265,13 +256,24 @@ def _flat_ridge(
     curvature then vanishes in one direction: CDNOW's BG/NBD and Pareto/NBD fits have smallest
     to largest eigenvalue ratios near 1e-3, such ridges below 1e-12.
     """
-    k, h = len(theta), 1e-5
-    hessian = np.empty((k, k))
-    for i in range(k):
-        step = np.zeros(k)
-        step[i] = h
-        hessian[:, i] = (objective(theta + step)[1] - objective(theta - step)[1]) / (2 * h)
-    eigenvalues = np.linalg.eigvalsh((hessian + hessian.T) / 2)
+    hessian = _central_hessian(lambda t: objective(t)[1], theta, np.full(len(theta), 1e-5))
+    eigenvalues = np.linalg.eigvalsh(hessian)
     if not np.all(np.isfinite(eigenvalues)) or eigenvalues[-1] <= 0:
         return True
     return bool(eigenvalues[0] < _FLAT * eigenvalues[-1])
+
+
+def _central_hessian(
+    gradient: Callable[[FloatArray], FloatArray], x: FloatArray, steps: FloatArray
+) -> FloatArray:
+    """The symmetrised Hessian at ``x``, from central differences of an analytic gradient."""
+    k = len(x)
+    hessian = np.empty((k, k))
+    with np.errstate(all="ignore"):
+        for j in range(k):
+            up, down = x.copy(), x.copy()
+            up[j] += steps[j]
+            down[j] -= steps[j]
+            hessian[:, j] = (gradient(up) - gradient(down)) / (2 * steps[j])
+    symmetric: FloatArray = (hessian + hessian.T) / 2
+    return symmetric
