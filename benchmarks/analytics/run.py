@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from clm.analytics import (
     REPORTS,
+    AttributionQuery,
     ReportSource,
     duckdb_report_source,
     markov_attribution,
@@ -94,7 +95,8 @@ def run_reports(source: ReportSource, label: str, names: list[str],
         extra = (SPEND,) if name == "acquisition" else ()
         steps.append((name, partial(spec.run, source, query, *extra)))
         if name == "attribution":  # the Markov model alone, journeys and touchpoints included
-            steps.append(("markov alone", partial(markov_attribution, source, query)))
+            markov_query = parse_query(AttributionQuery, PARAMS.get(name, {}))
+            steps.append(("markov alone", partial(markov_attribution, source, markov_query)))
     for name, step in steps:
         seconds, cpu = timed_cpu(step)
         results[f"{label} {name}"] = seconds
