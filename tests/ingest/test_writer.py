@@ -8,6 +8,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from clm.ingest.normalize import EventRecord
@@ -58,3 +59,26 @@ def test_writer_stores_every_batch_once_and_checkpoints_in_background(
         assert raw.execute("SELECT count(*) FROM events").fetchone() == (300,)
     finally:
         raw.close()
+
+
+def test_a_write_transaction_holds_the_file_lock_other_processes_queue_on(
+    sqlite_db: Database,
+) -> None:
+    """Writers of other processes wait on a blocking ``flock`` (woken at once on release)
+    rather than in SQLite's sleeping busy handler: the lock is held exactly while a write
+    transaction is open."""
+    import fcntl
+    import os
+
+    make_tenant(sqlite_db)
+    fd = os.open(f"{sqlite_db.engine.url.database}-writer.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        with sqlite_db.transaction(), pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again once committed
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        with sqlite_db.session():  # readers never take it
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
