@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,3 +62,28 @@ def test_any_batch_is_stored_or_rejected_field_by_field(batch: list[Any]) -> Non
     db, workspace = _database()
     stored, duplicates = store_records(db, workspace, records)
     assert stored + duplicates == len(records)
+
+
+def test_a_large_batch_is_stored_whole_and_its_duplicates_counted(db: Database) -> None:
+    """250 messages cross the driver's rows-per-statement chunks (100 on SQLite); repeats
+    inside the batch and of stored messages are counted, never stored twice."""
+    from sqlalchemy import text
+
+    workspace = make_tenant(db).id
+    first = [{"type": "track", "userId": f"u{i % 9}", "event": "Seen", "messageId": f"m{i}"}
+             for i in range(120)]  # fmt: skip
+    records, _ = parse_messages(first, datetime.now(UTC))
+    assert store_records(db, workspace, records) == (120, 0)
+    second = [{"type": "track", "userId": f"u{i % 9}", "event": "Seen", "messageId": f"m{i}",
+               "properties": {"n": i}} for i in range(100, 350)]  # fmt: skip
+    records, _ = parse_messages([*second, second[0]], datetime.now(UTC))
+    assert store_records(db, workspace, records) == (230, 21)
+    with db.session() as session:
+        stored = session.execute(
+            text("SELECT message_id, properties FROM events WHERE workspace_id = :w"),
+            {"w": workspace},
+        ).all()
+    assert len(stored) == 350
+    assert len({row[0] for row in stored}) == 350
+    late = {row[0]: row[1] for row in stored}["m349"]
+    assert (late if isinstance(late, dict) else orjson.loads(late)) == {"n": 349}

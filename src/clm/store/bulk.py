@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import orjson
@@ -115,10 +116,41 @@ def insert_prepared(connection: Connection, values: Sequence[Sequence[Any]]) -> 
             return _copy_postgres(connection, values)
         marks = ", ".join("%s::jsonb" if i in _JSONS else "%s" for i in range(len(EVENT_COLUMNS)))
     else:
-        marks = ", ".join("?" for _ in EVENT_COLUMNS)
+        return _insert_sqlite_multirow(connection, values)
     sql = f"INSERT INTO events ({names}) VALUES ({marks}) {conflict}"  # noqa: S608 - constants
     result = connection.exec_driver_sql(sql, list(values))
     return max(int(result.rowcount), 0)
+
+
+_ROWS_PER_STATEMENT = 100  # 2,000 parameters: SQLite allows 32,766
+
+
+def _insert_sqlite_multirow(connection: Connection, values: Sequence[Sequence[Any]]) -> int:
+    """Many rows per ``INSERT ... VALUES (...), (...)``: SQLite then runs one step, with the
+    GIL released, for a hundred rows, where ``executemany`` released and re-took it for each
+    row. In a server whose event loop is parsing the next requests, every re-take could wait
+    for that thread's switch interval: the writer thread lost more time there than it worked
+    (benchmarks/ingest/README.md)."""
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    stored = 0
+    try:
+        for start in range(0, len(values), _ROWS_PER_STATEMENT):
+            chunk = values[start : start + _ROWS_PER_STATEMENT]
+            cursor.execute(_sqlite_multirow_sql(len(chunk)), [v for row in chunk for v in row])
+            stored += max(cursor.rowcount, 0)
+    finally:
+        cursor.close()
+    return stored
+
+
+@cache
+def _sqlite_multirow_sql(rows: int) -> str:
+    marks = "(" + ", ".join("?" for _ in EVENT_COLUMNS) + ")"
+    return (
+        f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "  # noqa: S608 - constants
+        f"{', '.join(marks for _ in range(rows))} "
+        "ON CONFLICT (workspace_id, message_id) DO NOTHING"
+    )
 
 
 def _copy_postgres(connection: Connection, values: Sequence[Sequence[Any]]) -> int:
