@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
-from sqlalchemy import text
+import pytest
+from sqlalchemy import event, text
 
 from clm.ingest import ingest
 from clm.ingest.importer import import_transactions
 from clm.ingest.service import known_identities
 from clm.store import customers as repo
 from clm.store.engine import Database
-from tests.conftest import Tenant
+from clm.store.models import Customer
+from tests.conftest import Tenant, make_tenant
 
 
 def test_known_customers_keep_their_identity_and_new_ones_are_explained(
@@ -84,3 +88,116 @@ def test_order_ids_currency_and_quoted_names(db: Database, tenant: Tenant) -> No
     assert event.context == {"library": {"name": "clm-import"}}
     again = import_transactions(db, tenant.id, log, **options)
     assert (again.stored, again.duplicates) == (0, 3)
+
+
+def test_people_rows_of_new_customers(db: Database, tenant: Tenant) -> None:
+    # SQLite writes them from a temporary table, PostgreSQL by COPY: the same rows either way.
+    log = pl.DataFrame({"customer_id": ["dee", "eve"], "date": ["2024-04-02", "2024-04-01"],
+                        "amount": [3.0, 4.0]})  # fmt: skip
+    before = datetime.now(UTC)
+    import_transactions(db, tenant.id, log)
+    with db.session() as session:
+        dee = repo.find_customer(session, tenant.id, "user_id", "dee")
+        eve = repo.find_customer(session, tenant.id, "user_id", "eve")
+        links = session.execute(
+            text(
+                "SELECT customer_id, other_customer_id, kind, value, outcome, reason, message_id "
+                "FROM identity_links WHERE workspace_id = :ws ORDER BY id"
+            ),
+            {"ws": tenant.id},
+        ).all()
+        stored = session.get(Customer, dee.id)
+    # Ids follow first purchase: eve (April 1st) before dee.
+    assert eve.id < dee.id
+    assert stored is not None
+    assert (stored.user_id, stored.email, stored.traits, stored.merged_into_id) == (
+        "dee", None, {}, None
+    )  # fmt: skip
+    assert before <= stored.created_at <= datetime.now(UTC)
+    assert [(i.kind, i.value, i.first_seen_at) for i in dee.identities] == [
+        ("user_id", "dee", datetime(2024, 4, 2, tzinfo=UTC))
+    ]
+    assert [tuple(link) for link in links] == [
+        (eve.id, None, "user_id", "eve", "new", "event", ""),
+        (dee.id, None, "user_id", "dee", "new", "event", ""),
+    ]
+
+
+def _statements(db: Database) -> list[str]:
+    """Every statement SQLite runs on the engine's connections from now on."""
+    seen: list[str] = []
+
+    def trace(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.set_trace_callback(seen.append)
+
+    event.listen(db.engine, "checkout", trace)
+    return seen
+
+
+def _event_indexes(db: Database) -> list[str]:
+    with db.session() as session:
+        return list(
+            session.execute(
+                text("SELECT name FROM pragma_index_list('events') ORDER BY name")
+            ).scalars()
+        )
+
+
+_INDEXES = ["ix_events_identity_id", "ix_events_workspace_ts", "sqlite_autoindex_events_1"]
+_LOG = pl.DataFrame({
+    "customer_id": ["a", "b", "a", "c", "zed"],
+    "date": ["2024-01-03", "2024-01-01", "2024-01-02", "2024-01-05", "2024-01-04"],
+    "amount": [1.0, 2.0, 3.0, 4.0, 5.0],
+})  # fmt: skip
+
+
+def test_large_sqlite_import_builds_its_indexes_after_the_load(sqlite_db: Database) -> None:
+    tenant = make_tenant(sqlite_db)
+    statements = _statements(sqlite_db)
+    # Several chunks, at least as many rows as the table holds: one transaction that drops
+    # the two non-unique indexes, loads and creates them again.
+    report = import_transactions(sqlite_db, tenant.id, _LOG, chunk_size=2)
+    assert (report.stored, report.duplicates) == (5, 0)
+    assert any(s.startswith("DROP INDEX") for s in statements)
+    assert _event_indexes(sqlite_db) == _INDEXES
+    with sqlite_db.session() as session:
+        assert session.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
+        by_time = session.execute(
+            text("SELECT user_id FROM events INDEXED BY ix_events_workspace_ts "
+                 "WHERE workspace_id = :ws AND ts >= 0 ORDER BY ts"), {"ws": tenant.id}
+        ).scalars().all()  # fmt: skip
+        zed = repo.find_customer(session, tenant.id, "user_id", "zed")
+        zed_events = repo.timeline(session, tenant.id, zed.id)
+    assert by_time == ["b", "a", "a", "zed", "c"]
+    assert [e.revenue for e in zed_events] == [5.0]
+    # The same file again stores nothing; a small import (one chunk) keeps the indexes and
+    # inserts through them, and so does one smaller than the table.
+    again = import_transactions(sqlite_db, tenant.id, _LOG, chunk_size=2)
+    statements.clear()
+    small = import_transactions(sqlite_db, tenant.id, _LOG.with_columns(amount=pl.lit(9.0)))
+    smaller = import_transactions(
+        sqlite_db, tenant.id, _LOG.head(4).with_columns(amount=pl.lit(8.0)), chunk_size=2
+    )
+    assert (again.stored, again.duplicates, small.stored, smaller.stored) == (0, 5, 5, 4)
+    assert not any(s.startswith("DROP INDEX") for s in statements)
+    assert _event_indexes(sqlite_db) == _INDEXES
+
+
+def test_failed_large_sqlite_import_keeps_the_indexes(sqlite_db: Database) -> None:
+    tenant = make_tenant(sqlite_db)
+    with sqlite_db.transaction() as session:  # fails the last chunk (message ids sort "zed" last)
+        session.execute(text(
+            "CREATE TRIGGER refuse_zed BEFORE INSERT ON events WHEN NEW.user_id = 'zed' "
+            "BEGIN SELECT RAISE(ABORT, 'zed refused'); END"
+        ))  # fmt: skip
+    with pytest.raises(sqlite3.IntegrityError, match="zed refused"):
+        import_transactions(sqlite_db, tenant.id, _LOG, chunk_size=2)
+    # The whole load was one transaction: no event of it is stored, the indexes are back.
+    assert _event_indexes(sqlite_db) == _INDEXES
+    with sqlite_db.session() as session:
+        assert session.execute(text("SELECT count(*) FROM events")).scalar_one() == 0
+    with sqlite_db.transaction() as session:
+        session.execute(text("DROP TRIGGER refuse_zed"))
+    report = import_transactions(sqlite_db, tenant.id, _LOG, chunk_size=2)
+    assert report.stored == 5
+    assert _event_indexes(sqlite_db) == _INDEXES
