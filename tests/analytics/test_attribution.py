@@ -94,6 +94,22 @@ def test_three_touch_journey(db: Database) -> None:
     assert {c.shapley for c in pair.channels} == {round(1 / 3, 6)}
 
 
+def test_journeys_without_any_touchpoint_are_all_direct(sqlite_db: Database) -> None:
+    """No journey has a touchpoint value (none has a channel): everything goes to direct,
+    Shapley included (this used to fail building an empty CASE)."""
+    messages = [event("m", "2024-01-05", "Order Completed", "m1", revenue=5)]
+    workspace_id, customers, definition_id = load(sqlite_db, messages)
+    moves = [("m", "2024-01-05", None, "lead"), ("m", "2024-01-06", "lead", "paying")]
+    write_history(sqlite_db, workspace_id, definition_id, customers, moves)
+    with report_source(sqlite_db, workspace_id) as source:
+        report = attribution(source, parse_query(AttributionQuery, {"since": SINCE,
+                                                                    "until": UNTIL}))  # fmt: skip
+    (pair,) = report.pairs
+    (direct,) = pair.channels
+    assert (direct.value, pair.transitions, pair.shapley_available) == ("(direct)", 1, True)
+    assert [getattr(direct, rule) for rule in (*RULES, "shapley")] == [1.0] * (len(RULES) + 1)
+
+
 def test_type_dimension_and_to_stage_filter(scenario: Loaded) -> None:
     with report_source(scenario.db, scenario.workspace_id) as source:
         query = parse_query(AttributionQuery, {"since": SINCE, "until": UNTIL, "to_stage": "trial",

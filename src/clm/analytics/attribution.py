@@ -165,7 +165,9 @@ def attribution(source: ReportSource, query: AttributionQuery | None = None) -> 
     reach_rows = run(reach.group_by([*KEYS, "value"]).aggregate(journeys=ibis._.count()))
     values = sorted({r["value"] for r in reach_rows.to_pylist()})
     masks: list[dict[str, Any]] | None = None
-    if len(values) + 1 <= query.max_shapley_channels:
+    if not values:  # no journey has a touchpoint (the direct ones are counted apart)
+        masks = []
+    elif len(values) + 1 <= query.max_shapley_channels:
         bit = ibis.cases(*[(reach.value == v, 1 << i) for i, v in enumerate(values)], else_=0)
         per_journey = (
             reach.mutate(bit=bit)
