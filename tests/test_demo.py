@@ -10,11 +10,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from clm.analytics import run_report
 from clm.cli import app
-from clm.demo import build_demo, cdnow_transactions
+from clm.demo import WORKSPACE, build_demo, cdnow_transactions
 from clm.store import customers as repo
 from clm.store.engine import Database
-from clm.store.models import Customer, EngageJourney, EngageMessage, Event
+from clm.store.models import Customer, EngageJourney, EngageMessage, Event, Workspace
 from tests.conftest import SHARED_DATA
 
 
@@ -95,8 +96,13 @@ def test_demo_command_builds_without_serving(tmp_path: Path) -> None:
                 )
             )
             sent = session.scalar(select(func.count()).where(EngageMessage.status == "sent"))
+            workspace_id = session.scalar(select(Workspace.id).where(Workspace.slug == WORKSPACE))
+        assert workspace_id is not None
+        # CLM mailed today, yet the reports' default period ends with the customers, in 1998
+        funnel = run_report(db, workspace_id, "funnel")
     finally:
         db.dispose()
+    assert (funnel.since.year, funnel.until.year) == (1996, 1998)
     # Every one of the 25 customers bought: each was asked the NPS question.
     assert subjects == {"A quick question from us": 25, "Welcome aboard": welcomed}
     assert welcomed and sent == len(mails)

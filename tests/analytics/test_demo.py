@@ -33,8 +33,12 @@ def test_every_report_on_the_demo(sqlite_db: Database) -> None:
     for period in retention.periods:
         assert period.active_at_start >= 0 and period.churned is not None
         assert period.churned <= period.active_at_start + period.new + period.reactivated
-    assert retention.at_risk.customers <= retention.at_risk.scored_customers
-    assert retention.at_risk.scored_customers <= retention.at_risk.alive_customers <= 40
+    at_risk = retention.at_risk
+    # at risk by a health state, else by a score: never more than those with either
+    assert at_risk.customers <= at_risk.scored_customers + at_risk.health_customers
+    assert at_risk.customers <= at_risk.alive_customers
+    assert at_risk.scored_customers <= at_risk.alive_customers <= 40
+    assert at_risk.health_customers <= at_risk.alive_customers
 
     cohorts = reports["cohorts"]
     assert sum(c.customers for c in cohorts.cohorts) == 40  # acquisition cohorts: everyone

@@ -18,15 +18,17 @@ from clm.analytics.query import (
     restrict,
 )
 from clm.analytics.schemas import CohortReport, CohortRow
-from clm.analytics.source import ReportSource
+from clm.analytics.source import ReportSource, by_customer
 
 PURCHASE = "Order Completed"
-SYSTEM_EVENTS = ("Prediction Scored",)  # written by models, not by the customer
 
 
 def customer_activity(events: ir.Table) -> ir.Table:
-    """Events the customer did (model scores left out)."""
-    return events.filter(~events.name.fill_null("").isin(list(SYSTEM_EVENTS)))
+    """Events the customer did: what CLM wrote (sends, scores, trait updates) is no activity.
+
+    The same events as ``ReportSource.bounds``, so that a period ending after its last one
+    cuts nothing short of the whole log's ``activity_months`` (see ``_months``)."""
+    return events.filter(by_customer(events))
 
 
 def activity_months(events: ir.Table, until: int | None = None) -> ir.Table:

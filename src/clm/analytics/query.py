@@ -29,10 +29,11 @@ Q = TypeVar("Q", bound="ReportQuery")
 class ReportQuery(BaseModel):
     """The period and the filters every report accepts.
 
-    ``since``/``until`` bound the period ``[since, until)`` (default: the whole log, up to just
-    after its last event). ``stage`` keeps customers in that stage at ``until``; ``segment``
-    those in that RFM segment at ``until``; ``channel``/``campaign`` those with a touchpoint
-    on it in the period.
+    ``since``/``until`` bound the period ``[since, until)`` (default: the customers' whole log,
+    up to just after their last event; what CLM wrote itself, such as today's sends, does not
+    stretch it: ``ReportSource.bounds``). ``stage`` keeps customers in that stage at ``until``;
+    ``segment`` those in that RFM segment at ``until``; ``channel``/``campaign`` those with a
+    touchpoint on it in the period.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -122,7 +123,7 @@ class Period:
 
 
 def resolve_period(source: ReportSource, query: ReportQuery) -> Period:
-    """The query's period, defaulting to the whole log; checks stages named in the query."""
+    """The query's period, defaulting to the customers' events; checks stages named in it."""
     _check_stages(source, query)
     bounds = source.bounds()
     until = int(query.until.timestamp()) if query.until else (bounds[1] + 1 if bounds else 1)

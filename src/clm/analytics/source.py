@@ -11,6 +11,12 @@ A ``ReportSource`` holds two Ibis tables on one backend, with the same columns o
 * ``health`` (or None): ``customer_id, ts, state`` of the active health scorecard's history
   (``happy``, ``at_risk``, ``unhappy`` from ``ts`` on); empty when health was never computed.
 
+Besides the lifecycle's events, CLM writes others into the log at its own clock: engagement
+sends, blocks and rewards and prediction scores (on the ``system`` channel), and the trait
+updates of playbooks (``identify`` events with ``clm-engage-journey-`` message ids). They stay
+in ``events``, but ``by_customer`` tells them apart: the default period of a report spans what
+the customers did, so a demo of a 1998 log whose emails go out today does not end today.
+
 ``sql`` reads both straight from SQLite or PostgreSQL; ``duckdb`` and ``spark`` read an export
 of both (the same export the lifecycle engines use), so one Ibis plan runs everywhere.
 """
@@ -40,6 +46,7 @@ from clm.lifecycle.engines import (
     sql_backend,
     sql_source,
 )
+from clm.store.customers import SYSTEM_CHANNEL
 from clm.store.engine import Database
 from clm.store.models import HealthSnapshot, LifecycleDefinition, StageTransition
 
@@ -51,6 +58,9 @@ RENAMES = [f"p__{kind}__{key} AS {key}" for key, kind in PROPERTIES]
 EVENT_COLUMNS = ("customer_id", "ts", "message_id", "name", "type", "channel", "campaign",
                  "revenue")  # fmt: skip
 HEALTH_SCHEMA = pa.schema([("customer_id", pa.int64()), ("ts", pa.int64()), ("state", pa.string())])
+# engage.journey_steps: the trait updates a playbook writes (identify events, with no channel)
+JOURNEY_UPDATES_PREFIX = "clm-engage-journey-"
+MODEL_EVENTS = ("Prediction Scored",)  # also when a model's scores are ingested from outside
 TRANSITION_SCHEMA = pa.schema(
     [
         ("customer_id", pa.int64()),
@@ -83,13 +93,27 @@ class ReportSource:
         return table
 
     def bounds(self) -> tuple[int, int] | None:
-        """(first, last) event ts, or None for an empty log."""
+        """(first, last) ts of the customers' own events: the default period of a report.
+
+        What CLM writes itself (``by_customer``) is left out, so that emails sent today do not
+        stretch a report over years without a customer event. A log with nothing but CLM's
+        events falls back to those; None for an empty log.
+        """
         if self._bounds is None:
+            e = self.events
+            own = by_customer(e)
             row = self.run(
-                self.events.aggregate(lo=self.events.ts.min(), hi=self.events.ts.max())
+                e.aggregate(
+                    lo=e.ts.min(where=own),
+                    hi=e.ts.max(where=own),
+                    any_lo=e.ts.min(),
+                    any_hi=e.ts.max(),
+                )
             ).to_pylist()[0]
-            if row["lo"] is None:
+            if row["any_lo"] is None:
                 return None
+            if row["lo"] is None:
+                row["lo"], row["hi"] = row["any_lo"], row["any_hi"]
             self._bounds = (int(row["lo"]), int(row["hi"]))
         return self._bounds
 
@@ -128,6 +152,23 @@ class ReportSource:
     def close(self) -> None:
         if self.engine == "sql":
             self.backend.disconnect()
+
+
+def by_customer(events: ir.Table) -> ir.BooleanValue:
+    """True for an event the customer did, False for one CLM wrote about them.
+
+    CLM marks what it does with the ``system`` channel (sends, blocks, rewards, scores;
+    ``store.customers.SYSTEM_CHANNEL``, left out of the activity features too); a playbook's
+    trait updates carry no channel, only their message id; ``Prediction Scored`` is a model's
+    whatever its channel. Customer actions that CLM records (``Email Opened``/``Email Clicked``
+    on the ``email`` channel, survey answers, unsubscribes) are the customer's, although their
+    message ids start ``clm-engage-`` too: the prefix alone cannot tell them apart.
+    """
+    return (
+        (events.channel.fill_null("") != SYSTEM_CHANNEL)
+        & ~events.message_id.startswith(JOURNEY_UPDATES_PREFIX)
+        & ~events.name.fill_null("").isin(list(MODEL_EVENTS))
+    )
 
 
 def _typed_events(events: ir.Table, props: dict[str, ir.Value]) -> ir.Table:
