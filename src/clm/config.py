@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # FULL: a committed event survives a power cut (one disk flush per commit). NORMAL: it
     # survives a crash of CLM or a kill, not of the machine; faster on slow disks.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # Set by ``clm serve`` for its HTTP workers: where the ingestion writer process listens,
+    # and the per-run token it asks for. Unset, each app writes from a thread of its own.
+    ingest_socket: str | None = None
+    ingest_token: SecretStr | None = None
 
     @property
     def effective_database_url(self) -> str:

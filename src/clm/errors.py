@@ -6,7 +6,8 @@ ClmError                      500  something we did not expect
 ├── AuthError                 401  missing or unknown key
 │   └── PermissionDenied      403  the key exists but may not do this
 ├── NotFound                  404  no such workspace, customer, ...
-└── Conflict                  409  the request contradicts what is stored
+├── Conflict                  409  the request contradicts what is stored
+└── Unavailable               503  a part CLM needs is down; retrying later is safe
 """
 
 from __future__ import annotations
@@ -88,6 +89,12 @@ class Conflict(ClmError):
     status_code: int = 409
 
 
+@dataclass
+class Unavailable(ClmError):
+    code: str = "unavailable"
+    status_code: int = 503
+
+
 __all__ = [
     "AuthError",
     "ClmError",
@@ -96,5 +103,6 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "Unavailable",
     "ValidationError",
 ]

@@ -20,6 +20,7 @@ from clm.api.responses import JsonResponse
 from clm.api.tracking import router as tracking_router
 from clm.config import get_settings
 from clm.ingest.writer import EventWriter
+from clm.ingest.writer_process import RemoteWriter
 from clm.store.engine import Database
 
 
@@ -40,16 +41,25 @@ def settle_heap() -> None:
     gc.set_threshold(10_000, 10, 10)
 
 
+def _event_writer(database: Database) -> EventWriter | RemoteWriter:
+    """The writer process ``clm serve`` started, else a writer thread of this app's own."""
+    settings = get_settings()
+    if settings.ingest_socket and settings.ingest_token:
+        token = bytes.fromhex(settings.ingest_token.get_secret_value())
+        return RemoteWriter(settings.ingest_socket, token, database.dialect)
+    return EventWriter(database)
+
+
 def create_app(db: Database | None = None) -> FastAPI:
     """The API over ``db`` (by default the configured database, migrated on start)."""
     database = db or Database.open(get_settings().effective_database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.writer = EventWriter(database)
+        app.state.writer = _event_writer(database)
         settle_heap()
         yield
-        app.state.writer.close()  # drains the queue: every accepted batch is answered
+        await app.state.writer.aclose()  # every accepted batch is answered first
 
     app = FastAPI(
         lifespan=lifespan,

@@ -6,7 +6,6 @@ Authentication as Segment does it: the workspace write key as the Basic user nam
 
 from __future__ import annotations
 
-import asyncio
 import zlib
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +21,7 @@ from clm.errors import ClmError, FieldError, PayloadTooLarge, PermissionDenied, 
 from clm.ingest.schemas import Batch, IngestResult, StrictBatch
 from clm.ingest.service import parse_messages, pydantic_errors
 from clm.ingest.writer import EventWriter
+from clm.ingest.writer_process import RemoteWriter
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
 
@@ -101,8 +101,8 @@ async def store(
     records, rejected = parse_messages(
         raws, received_at, batch_sent_at=batch_sent_at, batch_context=batch_context
     )
-    writer: EventWriter = request.app.state.writer
-    stored, duplicates = await asyncio.wrap_future(writer.submit(workspace_id, records))
+    writer: EventWriter | RemoteWriter = request.app.state.writer
+    stored, duplicates = await writer.store(workspace_id, records)
     return IngestResult(stored=stored, duplicates=duplicates, rejected=rejected)
 
 

@@ -69,22 +69,32 @@ def serve(
 
     from clm.cli._common import open_database
     from clm.config import get_settings
+    from clm.ingest.writer_process import WriterProcess
+    from clm.store.engine import Database
     from clm.web import create_app
 
     settings = get_settings()
     db = open_database(database_url)  # migrates once, before any worker starts
     bind_host, bind_port = host or settings.host, port or settings.port
+    url = db.engine.url.render_as_string(hide_password=False)
+    db.dispose()
+    # SQLite has one writer: it gets a process of its own, and the HTTP workers parse.
+    writer = WriterProcess(url, settings.data_dir / f"ingest-{os.getpid()}.sock")
+    writer.start()
+    os.environ.update({**writer.environment, "CLM_DATABASE_URL": url})
+    get_settings.cache_clear()  # this process serves too when workers == 1
     console.print(f"CLM on http://{bind_host}:{bind_port}  (dashboard: /, API docs: /docs)")
-    if workers > 1:
-        db.dispose()
-        if database_url:
-            os.environ["CLM_DATABASE_URL"] = database_url
-        uvicorn.run(
-            "clm.web:create_app", factory=True, host=bind_host, port=bind_port,
-            workers=workers, log_level="warning",
-        )  # fmt: skip
-    else:
-        uvicorn.run(create_app(db), host=bind_host, port=bind_port, log_level="warning")
+    try:
+        if workers > 1:
+            uvicorn.run(
+                "clm.web:create_app", factory=True, host=bind_host, port=bind_port,
+                workers=workers, log_level="warning",
+            )  # fmt: skip
+        else:
+            app = create_app(Database.open(url, run_migrations=False))
+            uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning")
+    finally:
+        writer.stop()  # after the workers: their last batches are answered first
 
 
 @app.command()

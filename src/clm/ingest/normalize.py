@@ -48,10 +48,43 @@ class EventRecord:
     email: str | None = None
     previous_id: str | None = None
     external_ids: list[tuple[str, str]] = field(default_factory=list)
+    # The event columns after workspace and identity, as one driver takes them (``stored_columns``
+    # in clm.ingest.service): prepared where the record is parsed, off the writer's path.
+    stored: tuple[Any, ...] | None = None
 
     @property
     def ts(self) -> int:
         return int(self.timestamp.timestamp())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """To the writer process: the prepared columns and what identity resolution reads.
+        The dicts the columns were made from stay behind (pickling them cost more than
+        storing them)."""
+        if self.stored is None:
+            raise TypeError("prepare the stored columns before sending a record")
+        traits = self.traits if self.type == "identify" else None
+        return _from_wire, (
+            self.stored, self.message_id, self.type, self.user_id, self.anonymous_id,
+            self.timestamp, traits, self.email, self.previous_id, self.external_ids,
+        )  # fmt: skip
+
+
+def _from_wire(
+    stored: tuple[Any, ...],
+    message_id: str,
+    kind: str,
+    user_id: str | None,
+    anonymous_id: str | None,
+    timestamp: datetime,
+    traits: dict[str, Any] | None,
+    email: str | None,
+    previous_id: str | None,
+    external_ids: list[tuple[str, str]],
+) -> EventRecord:
+    return EventRecord(
+        message_id, kind, None, user_id, anonymous_id, timestamp, timestamp, None, None, None,
+        None, None, None, None, {}, {}, traits, email, previous_id, external_ids, stored,
+    )  # fmt: skip
 
 
 def content_message_id(raw: dict[str, Any]) -> str:

@@ -19,13 +19,7 @@ from clm.config import get_settings
 from clm.ingest.identity import IdentityResolver, KnownIdentities
 from clm.ingest.normalize import EventRecord, to_record
 from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
-from clm.store.bulk import (
-    insert_prepared,
-    json_text,
-    prepare_rows,
-    select_in,
-    sqlite_datetimes,
-)
+from clm.store.bulk import insert_prepared, json_text, select_in, sqlite_datetimes
 from clm.store.engine import Database
 
 
@@ -155,58 +149,35 @@ def store_in(
     resolver.flush()
     for i, identity in resolved:
         identity_ids[i] = identity.id
-    connection = session.connection()
-    placed = [
-        (identity_id, record)
+    prepare_stored([r for r in fresh if r.stored is None], session.get_bind().dialect.name)
+    rows = [
+        (workspace_id, identity_id, *record.stored)  # type: ignore[misc]
         for identity_id, record in zip(identity_ids, fresh, strict=True)
         if identity_id is not None
     ]
-    if connection.dialect.name == "postgresql":
-        rows = prepare_rows("postgresql", [_row(workspace_id, i, r) for i, r in placed])
-    else:
-        rows = _sqlite_rows(workspace_id, placed)
-    stored = insert_prepared(connection, rows)
+    stored = insert_prepared(session.connection(), rows)
     return stored, duplicates + len(rows) - stored, resolver
 
 
-def _sqlite_rows(workspace_id: int, placed: list[tuple[int, EventRecord]]) -> list[tuple[Any, ...]]:
-    """``_row`` and ``prepare_rows`` in one pass, for SQLite: this runs for every event."""
-    when = sqlite_datetimes()
-    return [
-        (
-            workspace_id, identity_id, r.message_id, r.type, r.name, r.user_id, r.anonymous_id,
-            when(r.timestamp), r.ts, when(r.received_at), when(r.sent_at),
-            when(r.original_timestamp), r.channel, r.campaign, r.source, r.revenue, r.currency,
-            json_text(r.properties), json_text(r.context), json_text(r.traits),
-        )
-        for identity_id, r in placed
-    ]  # fmt: skip
+def prepare_stored(records: list[EventRecord], dialect: str) -> None:
+    """Give each record its ``stored`` columns: done by whoever parsed the records, so that
+    the one writer (a thread, or the writer process) does not.
+
+    Those are the event columns after workspace and identity (``EVENT_COLUMNS[2:]``),
+    driver-ready: JSON as text, and on SQLite the timestamps as the text it stores.
+    """
+    when: Any = _same if dialect == "postgresql" else sqlite_datetimes()
+    for r in records:
+        r.stored = (
+            r.message_id, r.type, r.name, r.user_id, r.anonymous_id, when(r.timestamp), r.ts,
+            when(r.received_at), when(r.sent_at), when(r.original_timestamp), r.channel,
+            r.campaign, r.source, r.revenue, r.currency, json_text(r.properties),
+            json_text(r.context), json_text(r.traits),
+        )  # fmt: skip
 
 
-def _row(workspace_id: int, identity_id: int, record: EventRecord) -> tuple[Any, ...]:
-    """The record as a tuple in ``EVENT_COLUMNS`` order."""
-    return (
-        workspace_id,
-        identity_id,
-        record.message_id,
-        record.type,
-        record.name,
-        record.user_id,
-        record.anonymous_id,
-        record.timestamp,
-        record.ts,
-        record.received_at,
-        record.sent_at,
-        record.original_timestamp,
-        record.channel,
-        record.campaign,
-        record.source,
-        record.revenue,
-        record.currency,
-        record.properties,
-        record.context,
-        record.traits,
-    )
+def _same(value: datetime | None) -> datetime | None:
+    return value
 
 
 def ingest(

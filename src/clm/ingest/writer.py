@@ -10,12 +10,15 @@ fail its neighbours.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+from clm.errors import ClmError
 from clm.ingest.identity import IdentityResolver
 from clm.ingest.normalize import EventRecord
 from clm.ingest.service import known_identities, store_in, store_records
@@ -51,6 +54,13 @@ class EventWriter:
             self._queue.put(job)
         return job.done
 
+    async def store(self, workspace_id: int, records: list[EventRecord]) -> tuple[int, int]:
+        """(stored, duplicates), once committed."""
+        return await asyncio.wrap_future(self.submit(workspace_id, records))
+
+    async def aclose(self) -> None:
+        self.close()
+
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)
@@ -77,42 +87,51 @@ class EventWriter:
                 return
 
     def _commit(self, jobs: list[_Job]) -> None:
-        known = known_identities(self.db)
-        results: list[tuple[int, int]] = []
-        learned: list[tuple[int, IdentityResolver]] = []
-        try:
-            with self.db.transaction() as session:
-                for job in jobs:
-                    stored, duplicates, resolver = store_in(
-                        session, job.workspace_id, job.records, known
-                    )
-                    results.append((stored, duplicates))
-                    if resolver is not None:
-                        learned.append((job.workspace_id, resolver))
-        except Exception:
-            if len(jobs) == 1:
-                log.exception("storing a batch failed")
-                jobs[0].done.set_exception(_failure())
-                return
-            for job in jobs:  # find the culprit: each batch alone
-                self._commit_alone(job)
-            return
+        results = commit_batches(self.db, [(job.workspace_id, job.records) for job in jobs])
         if self._checkpointer is not None:
             self._checkpointer.poke()
-        for workspace_id, resolver in learned:
-            known.learn(workspace_id, resolver)
         for job, result in zip(jobs, results, strict=True):
-            job.done.set_result(result)
+            if isinstance(result, Exception):
+                job.done.set_exception(result)
+            else:
+                job.done.set_result(result)
 
-    def _commit_alone(self, job: _Job) -> None:
-        try:
-            job.done.set_result(store_records(self.db, job.workspace_id, job.records))
-        except Exception:
+
+def commit_batches(
+    db: Database, batches: Sequence[tuple[int, list[EventRecord]]]
+) -> list[tuple[int, int] | ClmError]:
+    """Store (workspace id, records) batches in one transaction, so one disk flush serves them
+    all: for each, (stored, duplicates), or the error that kept it out. If the shared
+    transaction fails, each batch is retried alone, so one bad batch cannot fail the others."""
+    known = known_identities(db)
+    results: list[tuple[int, int] | ClmError] = []
+    learned: list[tuple[int, IdentityResolver]] = []
+    try:
+        with db.transaction() as session:
+            for workspace_id, records in batches:
+                stored, duplicates, resolver = store_in(session, workspace_id, records, known)
+                results.append((stored, duplicates))
+                if resolver is not None:
+                    learned.append((workspace_id, resolver))
+    except Exception:
+        if len(batches) == 1:
             log.exception("storing a batch failed")
-            job.done.set_exception(_failure())
+            return [_failure()]
+        return [_store_alone(db, workspace_id, records) for workspace_id, records in batches]
+    for workspace_id, resolver in learned:
+        known.learn(workspace_id, resolver)
+    return results
 
 
-def _failure() -> Exception:
-    from clm.errors import ClmError
+def _store_alone(
+    db: Database, workspace_id: int, records: list[EventRecord]
+) -> tuple[int, int] | ClmError:
+    try:
+        return store_records(db, workspace_id, records)
+    except Exception:
+        log.exception("storing a batch failed")
+        return _failure()
 
+
+def _failure() -> ClmError:
     return ClmError("The events could not be stored; nothing of this batch was acknowledged")
