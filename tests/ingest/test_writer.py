@@ -82,3 +82,22 @@ def test_a_write_transaction_holds_the_file_lock_other_processes_queue_on(
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def test_batches_of_one_group_get_their_own_counts(db: Database) -> None:
+    """A group commit stores each workspace's batches together, yet answers each batch with
+    its own counts: a message repeated in a later batch is that batch's duplicate."""
+    from clm.ingest.writer import commit_batches
+
+    shop, other = make_tenant(db).id, make_tenant(db, "other").id
+    assert commit_batches(db, [(shop, _records("old", 2))]) == [(2, 0)]
+    first, second = _records("a", 3), _records("a", 5)[1:]  # a1, a2 again, then a3, a4
+    results = commit_batches(
+        db, [(shop, first), (other, _records("a", 3)), (shop, second), (shop, _records("old", 1))]
+    )
+    assert results == [(3, 0), (3, 0), (2, 2), (0, 1)]
+    with db.session() as session:
+        counted = session.execute(
+            text("SELECT workspace_id, count(*) FROM events GROUP BY workspace_id")
+        ).all()
+    assert dict(tuple(row) for row in counted) == {shop: 7, other: 3}

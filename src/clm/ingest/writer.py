@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from clm.errors import ClmError
 from clm.ingest.identity import IdentityResolver
 from clm.ingest.normalize import EventRecord
-from clm.ingest.service import known_identities, store_in, store_records
+from clm.ingest.service import known_identities, store_batches_in, store_records
 from clm.store.engine import Database
 
 log = logging.getLogger("clm.ingest")
@@ -104,13 +104,19 @@ def commit_batches(
     all: for each, (stored, duplicates), or the error that kept it out. If the shared
     transaction fails, each batch is retried alone, so one bad batch cannot fail the others."""
     known = known_identities(db)
-    results: list[tuple[int, int] | ClmError] = []
+    results: list[tuple[int, int] | ClmError] = [(0, 0)] * len(batches)
     learned: list[tuple[int, IdentityResolver]] = []
+    by_workspace: dict[int, list[int]] = {}
+    for index, (workspace_id, _) in enumerate(batches):
+        by_workspace.setdefault(workspace_id, []).append(index)
     try:
         with db.transaction() as session:
-            for workspace_id, records in batches:
-                stored, duplicates, resolver = store_in(session, workspace_id, records, known)
-                results.append((stored, duplicates))
+            for workspace_id, indexes in by_workspace.items():
+                counts, resolver = store_batches_in(
+                    session, workspace_id, [batches[i][1] for i in indexes], known
+                )
+                for i, count in zip(indexes, counts, strict=True):
+                    results[i] = count
                 if resolver is not None:
                     learned.append((workspace_id, resolver))
     except Exception:
