@@ -10,10 +10,11 @@ import polars as pl
 import pytest
 from sqlalchemy import event, text
 
-from clm.ingest import ingest
+from clm.ingest import ingest, transactions
 from clm.ingest.importer import import_transactions
 from clm.ingest.service import known_identities
 from clm.store import customers as repo
+from clm.store.bulk import insert_event_frame
 from clm.store.engine import Database
 from clm.store.models import Customer
 from tests.conftest import Tenant, make_tenant
@@ -201,3 +202,65 @@ def test_failed_large_sqlite_import_keeps_the_indexes(sqlite_db: Database) -> No
     report = import_transactions(sqlite_db, tenant.id, _LOG, chunk_size=2)
     assert report.stored == 5
     assert _event_indexes(sqlite_db) == _INDEXES
+
+
+def _sql_seen(db: Database) -> list[str]:
+    """Every statement SQLAlchemy sends from now on (COPY, sent by the driver, is not)."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_postgres_new_chunks_copy_straight_into_events(db: Database, tenant: Tenant) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL's COPY path")
+    seen = _sql_seen(db)
+    report = import_transactions(db, tenant.id, _LOG, chunk_size=2)
+    assert (report.stored, report.duplicates) == (5, 0)
+    assert not any("events_incoming" in s for s in seen)  # no staging table
+    # Stored ids in the range: staged, and the duplicates skipped.
+    again = import_transactions(db, tenant.id, _LOG, chunk_size=2)
+    assert (again.stored, again.duplicates) == (0, 5)
+    assert any("events_incoming" in s for s in seen)
+    with db.session() as session:
+        assert session.execute(text("SELECT count(*) FROM events")).scalar_one() == 5
+
+
+def test_postgres_copy_refused_by_the_unique_index_falls_back(db: Database, tenant: Tenant) -> None:
+    # A frame repeating a message id passes the range probe (nothing stored), so the direct
+    # COPY is tried; the unique index refuses it and the staged insert skips the repeat.
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL's COPY path")
+    import_transactions(db, tenant.id, _LOG.head(1))  # customer "a" and its identity
+    with db.session() as session:
+        identity = session.execute(
+            text("SELECT id FROM identities WHERE workspace_id = :ws"), {"ws": tenant.id}
+        ).scalar_one()
+    frame = pl.DataFrame({
+        "identity_id": [identity] * 3,
+        "message_id": ["m-1", "m-2", "m-1"],
+        "user_id": ["a"] * 3,
+        "timestamp": ["2024-01-01 00:00:00.000000+00"] * 3,
+        "ts": [1_704_067_200] * 3,
+        "original_timestamp": [None] * 3,
+        "revenue": [1.0, 2.0, 3.0],
+        "properties": ['{"n": 1}', '{"n": 2}', '{"n": 3}'],
+    })  # fmt: skip
+    constants = transactions._constants(
+        "postgresql", tenant.id, "Order Completed", None, datetime.now(UTC)
+    )
+    seen = _sql_seen(db)
+    with db.transaction() as session:
+        stored = insert_event_frame(session.connection(), frame, constants)
+    assert stored == 2
+    assert any("events_incoming" in s for s in seen)
+    with db.session() as session:
+        rows = session.execute(
+            text("SELECT message_id, revenue FROM events WHERE message_id LIKE 'm-%' "
+                 "ORDER BY message_id")
+        ).all()  # fmt: skip
+    assert [tuple(r) for r in rows] == [("m-1", 1.0), ("m-2", 2.0)]

@@ -233,6 +233,10 @@ def insert_event_frame(
 
 
 def _copy_postgres_csv(connection: Connection, frame: pl.DataFrame) -> int:
+    """COPY into a staging table, then ``INSERT ... ON CONFLICT DO NOTHING``; or, when no stored
+    event has a message id in the chunk's range, straight into ``events`` (below)."""
+    if _copy_postgres_direct(connection, frame):
+        return frame.height
     names = ", ".join(EVENT_COLUMNS)
     connection.exec_driver_sql(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS events_incoming ON COMMIT DELETE ROWS AS "  # noqa: S608
@@ -245,6 +249,36 @@ def _copy_postgres_csv(connection: Connection, frame: pl.DataFrame) -> int:
     )
     connection.exec_driver_sql("TRUNCATE events_incoming")
     return max(int(result.rowcount), 0)
+
+
+def _copy_postgres_direct(connection: Connection, frame: pl.DataFrame) -> bool:
+    """COPY a chunk straight into ``events`` when none of its message ids can be stored yet:
+    the staging table's COPY and scan cost about a fifth of the server's CPU for a new file.
+
+    One index range probe decides (the workspace's stored ids between the chunk's least and
+    greatest). The unique index stays the arbiter: if a stored id turns up after all (another
+    writer, or a collation that orders the range differently), the COPY fails, its savepoint
+    is rolled back and the caller takes the staging path, which skips the duplicates.
+    """
+    from psycopg.errors import UniqueViolation  # PostgreSQL only: the driver's own error
+
+    workspaces = frame["workspace_id"].unique()
+    ids = frame["message_id"]
+    if len(workspaces) != 1:
+        return False
+    stored = connection.exec_driver_sql(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE workspace_id = %s "
+        "AND message_id BETWEEN %s AND %s)",
+        (int(workspaces[0]), ids.min(), ids.max()),
+    ).scalar_one()
+    if stored:
+        return False
+    try:
+        with connection.begin_nested():
+            copy_frame(connection, "events", frame)
+    except UniqueViolation:
+        return False
+    return True
 
 
 def copy_frame(connection: Connection, table: str, frame: pl.DataFrame) -> None:
