@@ -42,8 +42,8 @@ log = logging.getLogger("clm.ingest")
 _LENGTH = struct.Struct(">I")
 _TOKEN_BYTES = 32
 _MAX_RECORDS = 5_000  # per transaction, as EventWriter
-_GATHER_RECORDS = 800
-_GATHER_SECONDS = 0.004
+_GATHER_RECORDS = 400
+_GATHER_SECONDS = 0.002
 
 
 def _frame(payload: Any) -> bytes:
@@ -97,12 +97,18 @@ class _WriterLoop:
         batches alone. Waiting at most ``_GATHER_SECONDS`` for ``_GATHER_RECORDS`` trades a
         little latency for far fewer commits (benchmarks/ingest/README.md).
         """
-        deadline = time.monotonic() + _GATHER_SECONDS
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + _GATHER_SECONDS
         await asyncio.sleep(0)  # the frames already waiting
         while sum(len(r.records) for r in self.pending) < _GATHER_RECORDS:
-            if time.monotonic() >= deadline:
+            remaining = deadline - clock()
+            if remaining <= 0:
                 return
-            await asyncio.sleep(0.0005)
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), remaining)
+            except TimeoutError:
+                return
 
     def store_pending(self) -> None:
         """Commit what has arrived, a group of batches per transaction, and answer each."""
