@@ -3,7 +3,8 @@
 The path for millions of rows, so no Python object is made per row: polars types, checks and
 derives every column (message id, event time, properties JSON), identities are resolved once
 per distinct customer, and the events go to the database as whole columns (``executemany`` of
-the varying columns on SQLite, CSV ``COPY`` on PostgreSQL). Only user ids name customers here,
+the varying columns on SQLite, CSV ``COPY`` on PostgreSQL). SQLite's own floor for these rows
+is measured by ``benchmarks/ingest/sqlite_floor.py``. Only user ids name customers here,
 so resolution reduces to "known user id: its identity; unknown: a new customer", exactly what
 the general resolver decides for such a message; the result is the same as the HTTP API's.
 """
@@ -72,7 +73,9 @@ def import_transactions(
     ``date`` may hold dates or datetimes (ISO text, or text in ``date_format``, e.g.
     ``%Y%m%d`` for CDNOW); times without a zone are UTC. Several rows of one customer on one day
     stay several events: that they count as one transaction is a modelling choice made later.
-    Each chunk of ``chunk_size`` events is one transaction.
+    Each chunk of ``chunk_size`` events is one transaction; on SQLite, an import of several
+    chunks at least as large as the stored log is one transaction (the two non-unique event
+    indexes are built after the load, see ``_load_rebuilding_indexes``).
     """
     first_line = 1
     resolved = as_source(source)
@@ -115,7 +118,7 @@ def import_transactions(
 
     checkpointer = db.start_checkpointer()  # copies chunk n's WAL while chunk n+1 loads
     try:
-        if unique.height > chunk_size and _rebuild_pays(db, unique.height):
+        if unique.height > chunk_size and _rebuild_pays(db, workspace_id, unique["_message_id"]):
             with db.transaction() as session:
                 _load_rebuilding_indexes(session, chunks, constants, stored_chunk)
         else:
@@ -133,19 +136,30 @@ def import_transactions(
     return report
 
 
-def _rebuild_pays(db: Database, rows: int) -> bool:
+def _rebuild_pays(db: Database, workspace_id: int, message_ids: pl.Series) -> bool:
     """Whether building the two non-unique event indexes afterwards beats keeping them up to
-    date row by row: on SQLite, when the import is at least as large as the whole log.
+    date row by row: on SQLite, when the import is at least as large as the whole log and
+    none of the workspace's stored events has a message id in its range (a file imported
+    again stores nothing: rebuilding would be pure cost).
 
     Each row inserted into a live index lands on a random page of it (identity, and time
     within the workspace); a rebuild sorts once. ``max(id)`` stands for the count of stored
     events (one B-tree descent instead of a scan; it can only overstate, so at worst a large
     import keeps the row-by-row path)."""
-    if db.dialect != "sqlite":
+    if db.dialect != "sqlite" or message_ids.is_empty():
         return False
     with db.session() as session:
         last = session.execute(text("SELECT coalesce(max(id), 0) FROM events")).scalar_one()
-    return rows >= int(last)
+        if len(message_ids) < int(last):
+            return False
+        overlap = session.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE workspace_id = :ws "
+                "AND message_id BETWEEN :low AND :high)"
+            ),
+            {"ws": workspace_id, "low": message_ids.min(), "high": message_ids.max()},
+        ).scalar_one()
+    return not overlap
 
 
 def _load_rebuilding_indexes(
