@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from clm.cli import app
@@ -68,3 +69,39 @@ def test_unknown_workspace_is_a_clear_error(tmp_path: Path) -> None:
     assert code == 1
     assert "No workspace 'nope'" in out
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["customer", "show", "1"],
+        ["survey", "list"],
+        ["playbook", "tick"],
+        ["coupon", "list"],
+        ["points", "balance", "1"],
+        ["stages", "list"],
+        ["lifecycle", "tick"],
+        ["fit"],
+        ["report", "rfm"],
+        ["import", "transactions", "orders.csv"],
+    ],
+    ids=" ".join,
+)
+def test_unknown_workspace_is_one_line_in_every_module(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "orders.csv").write_text("customer_id,date,amount\nann,2024-01-01,10\n")
+    command = [str(tmp_path / a) if a.endswith(".csv") else a for a in command]
+    code, out = run(tmp_path, *command, "-w", "nope")
+    assert (code, out.splitlines()) == (1, ["error: No workspace 'nope'"])
+
+
+def test_a_bad_option_is_reported_before_an_unknown_workspace(tmp_path: Path) -> None:
+    code, out = run(tmp_path, "report", "rfm", "-w", "nope", "--format", "xml")
+    assert code == 1 and "Invalid --format" in out and "nope" not in out
+    code, out = run(tmp_path, "report", "import-spend", "no-such-spend.csv", "-w", "nope")
+    assert code == 1 and "error: Cannot read no-such-spend.csv" in out and "nope" not in out
+
+
+def test_an_error_inside_a_workspace_command_is_one_line(tmp_path: Path) -> None:
+    run(tmp_path, "workspace", "create", "shop")
+    code, out = run(tmp_path, "playbook", "pause", "welcome", "-w", "shop")
+    assert (code, out.splitlines()) == (1, ["error: No playbook 'welcome'"])

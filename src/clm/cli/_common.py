@@ -64,6 +64,18 @@ def friendly_errors() -> Iterator[None]:
         raise typer.Exit(1) from exc
 
 
+@contextmanager
+def open_workspace(url: str | None, ref: str) -> Iterator[tuple[Database, int]]:
+    """Open the database and find workspace ``ref``, for a command's work on that workspace.
+
+    ``with open_workspace(url, ref) as (db, ws_id):`` -- an unknown workspace, or a ClmError in
+    the block, becomes a one-line message and exit code 1 (:func:`friendly_errors`).
+    """
+    db = open_database(url)
+    with friendly_errors():
+        yield db, workspace_id(db, ref)
+
+
 def to_jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")

@@ -14,11 +14,9 @@ from clm.cli._common import (
     WorkspaceOption,
     cell,
     console,
-    friendly_errors,
-    open_database,
+    open_workspace,
     print_json,
     print_table,
-    workspace_id,
 )
 from clm.store import customers as repo
 
@@ -36,9 +34,7 @@ def show_customer(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """A customer: traits, identities, how they were resolved, and the latest events."""
-    db = open_database(database_url)
-    with friendly_errors():
-        ws_id = workspace_id(db, workspace)
+    with open_workspace(database_url, workspace) as (db, ws_id):
         with db.session() as session:
             if by == "id":
                 detail = repo.get_customer(session, ws_id, int(ref))
@@ -116,9 +112,7 @@ def list_events(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Page through the event log in stored order."""
-    db = open_database(database_url)
-    with friendly_errors():
-        ws_id = workspace_id(db, workspace)
+    with open_workspace(database_url, workspace) as (db, ws_id):
         where = repo.EventFilter(customer, type, name, _utc(since), _utc(until))
         with db.session() as session:
             page = repo.list_events(session, ws_id, where, after=after, limit=limit)

@@ -15,11 +15,10 @@ from clm.cli._common import (
     WorkspaceOption,
     console,
     friendly_errors,
-    open_database,
+    open_workspace,
     print_json,
     print_listing,
     print_table,
-    workspace_id,
 )
 
 survey_app = typer.Typer(help="NPS, CSAT, CES and custom surveys.", no_args_is_help=True)
@@ -37,10 +36,9 @@ def survey_apply(
     from clm.engage.survey_schemas import SurveyDefinition
     from clm.engage.surveys import save_survey
 
-    db = open_database(database_url)
-    with friendly_errors():
-        definition = SurveyDefinition.model_validate(yaml.safe_load(path.read_text()))
-        saved = save_survey(db, workspace_id(db, workspace), definition)
+    definition = SurveyDefinition.model_validate(yaml.safe_load(path.read_text()))
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        saved = save_survey(db, ws_id, definition)
     console.print(f"Survey [bold]{saved.key}[/bold] ({saved.type}) saved.")
 
 
@@ -53,9 +51,8 @@ def survey_list(
     """The workspace's surveys."""
     from clm.engage.surveys import list_surveys
 
-    db = open_database(database_url)
-    with friendly_errors():
-        found = list_surveys(db, workspace_id(db, workspace))
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        found = list_surveys(db, ws_id)
     print_listing(
         output,
         found,
@@ -75,9 +72,8 @@ def survey_send(
     """Send a survey to customers now (through the guardrails)."""
     from clm.engage.surveys import send_survey
 
-    db = open_database(database_url)
-    with friendly_errors():
-        decided = send_survey(db, workspace_id(db, workspace), key, customers)
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        decided = send_survey(db, ws_id, key, customers)
     for d in decided:
         console.print(f"customer {d.request.customer_id}: {d.status} {d.reason or ''}")
 
@@ -87,9 +83,8 @@ def survey_schedule(workspace: WorkspaceOption, database_url: DatabaseOption = N
     """Send every recurring survey to the customers it is due for."""
     from clm.engage.surveys import run_schedules
 
-    db = open_database(database_url)
-    with friendly_errors():
-        count = run_schedules(db, workspace_id(db, workspace))
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        count = run_schedules(db, ws_id)
     console.print(f"{count} survey sends decided.")
 
 
@@ -113,11 +108,8 @@ def playbook_apply(
     """Store a playbook as its active version (a changed one becomes a new version)."""
     from clm.engage.playbooks import apply_playbook, parse_playbook
 
-    db = open_database(database_url)
-    with friendly_errors():
-        saved = apply_playbook(
-            db, workspace_id(db, workspace), parse_playbook(path.read_text()), migrate=migrate
-        )
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        saved = apply_playbook(db, ws_id, parse_playbook(path.read_text()), migrate=migrate)
     console.print(f"Playbook [bold]{saved.name}[/bold] version {saved.version} ({saved.status}).")
 
 
@@ -130,9 +122,8 @@ def playbook_list(
     """Current playbooks and their versions."""
     from clm.engage.playbooks import list_playbooks
 
-    db = open_database(database_url)
-    with friendly_errors():
-        found = list_playbooks(db, workspace_id(db, workspace))
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        found = list_playbooks(db, ws_id)
     print_listing(
         output,
         found,
@@ -152,9 +143,8 @@ def playbook_report(
     """Goal conversion, treatment against holdout, uplift with its 95% interval."""
     from clm.engage.playbooks import playbook_report as report_of
 
-    db = open_database(database_url)
-    with friendly_errors():
-        report = report_of(db, workspace_id(db, workspace), name)
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        report = report_of(db, ws_id, name)
     if output is OutputFormat.json:
         print_json(report)
         return
@@ -180,9 +170,8 @@ def playbook_pause(
     """Stop enrolling and advancing (journeys wait where they are)."""
     from clm.engage.playbooks import set_paused
 
-    db = open_database(database_url)
-    with friendly_errors():
-        set_paused(db, workspace_id(db, workspace), name, True)
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        set_paused(db, ws_id, name, True)
     console.print(f"{name} paused.")
 
 
@@ -193,9 +182,8 @@ def playbook_resume(
     """Resume a paused playbook."""
     from clm.engage.playbooks import set_paused
 
-    db = open_database(database_url)
-    with friendly_errors():
-        set_paused(db, workspace_id(db, workspace), name, False)
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        set_paused(db, ws_id, name, False)
     console.print(f"{name} resumed.")
 
 
@@ -209,9 +197,8 @@ def playbook_history(
     """A customer's journeys: which step, when, and why."""
     from clm.engage.playbooks import journey_history
 
-    db = open_database(database_url)
-    with friendly_errors():
-        journeys = journey_history(db, workspace_id(db, workspace), customer)
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        journeys = journey_history(db, ws_id, customer)
     if output is OutputFormat.json:
         print_json(journeys)
         return
@@ -233,9 +220,8 @@ def playbook_tick(
     does every minute)."""
     from clm.engage.schedule import run_due
 
-    db = open_database(database_url)
-    with friendly_errors():
-        report = run_due(db, workspace_id(db, workspace))
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        report = run_due(db, ws_id)
     if output is OutputFormat.json:
         print_json(report)
         return

@@ -17,10 +17,9 @@ from clm.cli._common import (
     WorkspaceOption,
     console,
     friendly_errors,
-    open_database,
+    open_workspace,
     print_json,
     print_table,
-    workspace_id,
 )
 from clm.errors import ValidationError
 from clm.ingest.importer import FileFormat, ImportReport, import_events, import_transactions
@@ -98,18 +97,16 @@ def _run(
     **options: Any,
 ) -> ImportReport:
     """Open the database, find the workspace, run ``importer`` under a progress bar."""
-    db = open_database(database_url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
-        with Progress(
-            TextColumn(f"importing {file.name}"), BarColumn(),
-            TextColumn("{task.completed:,} rows"), TimeElapsedColumn(),
-            console=console, transient=True,
-        ) as bar:  # fmt: skip
-            task = bar.add_task("import", total=None)
-            return importer(
-                db, ws, file, progress=lambda n: bar.update(task, completed=n), **options
-            )
+    bar = Progress(
+        TextColumn(f"importing {file.name}"), BarColumn(),
+        TextColumn("{task.completed:,} rows"), TimeElapsedColumn(),
+        console=console, transient=True,
+    )  # fmt: skip
+    with open_workspace(database_url, workspace) as (db, ws_id), bar:
+        task = bar.add_task("import", total=None)
+        return importer(
+            db, ws_id, file, progress=lambda n: bar.update(task, completed=n), **options
+        )
 
 
 @import_app.command("events")

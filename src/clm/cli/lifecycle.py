@@ -28,11 +28,9 @@ from clm.cli._common import (
     OutputFormat,
     WorkspaceOption,
     console,
-    friendly_errors,
-    open_database,
+    open_workspace,
     print_json,
     print_table,
-    workspace_id,
 )
 
 stages_app = typer.Typer(help="Stage models: validate, preview, apply and list them.")
@@ -129,14 +127,12 @@ def preview(
     """What a stage model would give on this workspace, before applying it."""
     from clm.lifecycle import preview_stage_model
 
-    db = open_database(database_url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
+    with open_workspace(database_url, workspace) as (db, ws_id):
         source = path.read_text()
         with _steps() as report:
             result = preview_stage_model(
                 db,
-                ws,
+                ws_id,
                 source,
                 sample=sample,
                 engine=engine.value,  # type: ignore[arg-type]
@@ -165,15 +161,13 @@ def apply(
     """Store a stage model as a new version and (by default) recompute history under it."""
     from clm.lifecycle import apply_stage_model, run_lifecycle
 
-    db = open_database(database_url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
-        info = apply_stage_model(db, ws, path.read_text())
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        info = apply_stage_model(db, ws_id, path.read_text())
         result = None
         if run:
             result = _busy(
                 "recomputing history",
-                lambda: run_lifecycle(db, ws, model_name=info.name, engine=engine.value),
+                lambda: run_lifecycle(db, ws_id, model_name=info.name, engine=engine.value),
             )  # type: ignore[arg-type]
     if output is OutputFormat.json:
         print_json({"definition": info, "run": result})
@@ -192,9 +186,8 @@ def list_models(
     """Stored stage model versions (the active one marked), and the shipped models."""
     from clm.lifecycle import list_definitions, shipped_model_names
 
-    db = open_database(database_url)
-    with friendly_errors():
-        rows = list_definitions(db, workspace_id(db, workspace))
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        rows = list_definitions(db, ws_id)
     if output is OutputFormat.json:
         print_json({"stored": rows, "shipped": shipped_model_names()})
         return
@@ -216,15 +209,13 @@ def _run(
 ) -> None:
     from clm.lifecycle import run_lifecycle, tick
 
-    db = open_database(database_url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
+    with open_workspace(database_url, workspace) as (db, ws_id):
         if full:
             result = _busy(
-                "recomputing history", lambda: run_lifecycle(db, ws, engine=engine.value)
+                "recomputing history", lambda: run_lifecycle(db, ws_id, engine=engine.value)
             )  # type: ignore[arg-type]
         else:
-            result = _busy("ticking", lambda: tick(db, ws, now=_date(now), engine=engine.value))  # type: ignore[arg-type]
+            result = _busy("ticking", lambda: tick(db, ws_id, now=_date(now), engine=engine.value))  # type: ignore[arg-type]
     if output is OutputFormat.json:
         print_json(result)
     else:
@@ -267,10 +258,8 @@ def health_run(
     """Recompute every customer's health history."""
     from clm.lifecycle import run_health
 
-    db = open_database(database_url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
-        rows = _busy("scoring", lambda: run_health(db, ws, engine=engine.value))  # type: ignore[arg-type]
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        rows = _busy("scoring", lambda: run_health(db, ws_id, engine=engine.value))  # type: ignore[arg-type]
     print_json({"rows": rows}) if output is OutputFormat.json else console.print(f"{rows} rows")
 
 
@@ -285,12 +274,10 @@ def health_backtest(
     """How well health predicted churn in the next 30 and 90 days (AUC, lift, precision)."""
     from clm.lifecycle import backtest, run_health
 
-    db = open_database(database_url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
+    with open_workspace(database_url, workspace) as (db, ws_id):
         if recompute:
-            _busy("scoring", lambda: run_health(db, ws))
-        results = _busy("replaying", lambda: backtest(db, ws, step_days=step_days))
+            _busy("scoring", lambda: run_health(db, ws_id))
+        results = _busy("replaying", lambda: backtest(db, ws_id, step_days=step_days))
     if output is OutputFormat.json:
         print_json(results)
         return

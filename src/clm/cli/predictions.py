@@ -19,11 +19,9 @@ from clm.cli._common import (
     OutputFormat,
     WorkspaceOption,
     console,
-    friendly_errors,
-    open_database,
+    open_workspace,
     print_json,
     print_table,
-    workspace_id,
 )
 
 plot_app = typer.Typer(help="Plots of the latest fit, as PNG or SVG files.")
@@ -73,9 +71,7 @@ def fit(
     """Fit the purchase history and score every customer: P(alive), purchases, CLV."""
     from clm.predictions import fit_workspace
 
-    db = open_database(database_url)
-    with friendly_errors():
-        ws_id = workspace_id(db, workspace)
+    with open_workspace(database_url, workspace) as (db, ws_id):
         columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
             progress.add_task("fitting and scoring", total=None)
@@ -124,9 +120,8 @@ def _save(
 
     if path.suffix.lower() not in (".png", ".svg"):
         raise typer.BadParameter("the output file must end in .png or .svg")
-    db = open_database(database_url)
-    with friendly_errors():
-        figure = plot_figure(db, workspace_id(db, workspace), name, **kwargs)  # type: ignore[arg-type]
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        figure = plot_figure(db, ws_id, name, **kwargs)  # type: ignore[arg-type]
     figure.savefig(path, bbox_inches="tight")
     console.print(f"wrote {path}")
 

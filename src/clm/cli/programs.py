@@ -16,12 +16,10 @@ from clm.cli._common import (
     OutputFormat,
     WorkspaceOption,
     console,
-    friendly_errors,
-    open_database,
+    open_workspace,
     print_json,
     print_listing,
     print_table,
-    workspace_id,
 )
 
 referral_app = typer.Typer(
@@ -51,10 +49,9 @@ def referral_create(
     from clm.engage.referral_schemas import ReferralProgram
     from clm.engage.referrals import set_program
 
-    db = open_database(database_url)
-    with friendly_errors():
-        program = ReferralProgram.model_validate(yaml.safe_load(path.read_text()) or {})
-        set_program(db, workspace_id(db, workspace), program)
+    program = ReferralProgram.model_validate(yaml.safe_load(path.read_text()) or {})
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        set_program(db, ws_id, program)
     console.print(
         f"Referral program saved: {program.referrer_points} points to the referrer, "
         f"{program.referee_points} to the referee, after {program.refund_window_days} days."
@@ -70,12 +67,10 @@ def referral_show(
     """The program, codes issued and referrals by status."""
     from clm.engage.referrals import get_program, referral_report
 
-    db = open_database(database_url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
+    with open_workspace(database_url, workspace) as (db, ws_id):
         with db.session() as session:
-            program = get_program(session, ws)
-        counts = referral_report(db, ws)
+            program = get_program(session, ws_id)
+        counts = referral_report(db, ws_id)
     if output is OutputFormat.json:
         print_json({"program": program, "report": counts})
         return
@@ -93,11 +88,8 @@ def referral_code(
     """A customer's referral code and link (issued on first ask)."""
     from clm.engage.referrals import codes_for, link
 
-    db = open_database(database_url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
-        with db.transaction() as session:
-            codes = codes_for(session, ws, customers, _now())
+    with open_workspace(database_url, workspace) as (db, ws_id), db.transaction() as session:
+        codes = codes_for(session, ws_id, customers, _now())
     rows = [{"customer_id": c, "code": v, "link": link(v)} for c, v in sorted(codes.items())]
     print_listing(
         output,
@@ -121,9 +113,8 @@ def referral_list(
     """Referrals, with each decision explained; `--status review` lists the flagged ones."""
     from clm.engage.referrals import list_referrals
 
-    db = open_database(database_url)
-    with friendly_errors():
-        found = list_referrals(db, workspace_id(db, workspace), status)
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        found = list_referrals(db, ws_id, status)
     print_listing(
         output,
         found,
@@ -150,9 +141,8 @@ def referral_explain(
     """Every check and decision on one referral, in sentences."""
     from clm.engage.referrals import list_referrals
 
-    db = open_database(database_url)
-    with friendly_errors():
-        found = [r for r in list_referrals(db, workspace_id(db, workspace)) if r.id == referral_id]
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        found = [r for r in list_referrals(db, ws_id) if r.id == referral_id]
     if not found:
         console.print(f"[red]error:[/red] No referral {referral_id}")
         raise typer.Exit(1)
@@ -162,9 +152,8 @@ def referral_explain(
 def _review(referral_id: int, approve: bool, note: str, workspace: str, url: str | None) -> None:
     from clm.engage.referrals import review
 
-    db = open_database(url)
-    with friendly_errors():
-        row = review(db, workspace_id(db, workspace), referral_id, approve, note)
+    with open_workspace(url, workspace) as (db, ws_id):
+        row = review(db, ws_id, referral_id, approve, note)
     console.print(f"Referral {row.id} is now {row.status}.")
 
 
@@ -202,9 +191,8 @@ def referral_process(
     """Attribute, qualify and reward now (the worker does this every minute)."""
     from clm.engage.referrals import process
 
-    db = open_database(database_url)
-    with friendly_errors():
-        report = process(db, workspace_id(db, workspace), _now())
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        report = process(db, ws_id, _now())
     print_listing(
         output, report, "Referral processing", ["", "count"], list(report.model_dump().items())
     )
@@ -229,19 +217,18 @@ def coupon_issue(
     """Issue a coupon code."""
     from clm.engage.coupons import CouponCreate, create_coupon
 
-    db = open_database(database_url)
-    with friendly_errors():
-        spec = CouponCreate(
-            kind="percent" if percent else "amount",
-            value=value,
-            min_order=min_order,
-            max_redemptions=uses,
-            expires_at=expires.replace(tzinfo=expires.tzinfo or UTC) if expires else None,
-            customer_id=customer,
-            code=code.upper() if code else None,
-            source="cli",
-        )
-        coupon = create_coupon(db, workspace_id(db, workspace), spec, _now())
+    spec = CouponCreate(
+        kind="percent" if percent else "amount",
+        value=value,
+        min_order=min_order,
+        max_redemptions=uses,
+        expires_at=expires.replace(tzinfo=expires.tzinfo or UTC) if expires else None,
+        customer_id=customer,
+        code=code.upper() if code else None,
+        source="cli",
+    )
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        coupon = create_coupon(db, ws_id, spec, _now())
     if output is OutputFormat.json:
         print_json(coupon)
         return
@@ -253,13 +240,11 @@ def _coupon_check(
 ) -> None:
     from clm.engage.coupons import redeem_coupon, validate_coupon
 
-    db = open_database(url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
+    with open_workspace(url, workspace) as (db, ws_id):
         check = (
-            redeem_coupon(db, ws, code, order, total, _now())
+            redeem_coupon(db, ws_id, code, order, total, _now())
             if order is not None
-            else validate_coupon(db, ws, code, total, _now())
+            else validate_coupon(db, ws_id, code, total, _now())
         )
     if output == OutputFormat.json:
         print_json(check)
@@ -307,9 +292,8 @@ def coupon_list(
     """The workspace's coupons and how often each was used."""
     from clm.engage.coupons import list_coupons
 
-    db = open_database(database_url)
-    with friendly_errors():
-        found = list_coupons(db, workspace_id(db, workspace))
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        found = list_coupons(db, ws_id)
     print_listing(
         output,
         found,
@@ -333,10 +317,8 @@ def points_balance(
     """A customer's points balance and every entry behind it."""
     from clm.engage.ledger import balance, statement
 
-    db = open_database(database_url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
-        entries, total = statement(db, ws, customer), balance(db, ws, customer)
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        entries, total = statement(db, ws_id, customer), balance(db, ws_id, customer)
     print_listing(
         output,
         {"customer_id": customer, "balance": total, "entries": entries},
@@ -358,13 +340,11 @@ def points_rules(
     """Show the earning rules, or store new ones from a file (they apply from now on)."""
     from clm.engage.earning import PointsProgram, get_points_program, set_points_program
 
-    db = open_database(database_url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
+    with open_workspace(database_url, workspace) as (db, ws_id):
         if path is not None:
             raw = yaml.safe_load(path.read_text()) or {}
-            set_points_program(db, ws, PointsProgram.model_validate(raw))
-        program = get_points_program(db, ws) or PointsProgram()
+            set_points_program(db, ws_id, PointsProgram.model_validate(raw))
+        program = get_points_program(db, ws_id) or PointsProgram()
     print_listing(
         output,
         program,
@@ -390,9 +370,8 @@ def testimonial_list(
     """Testimonials customers wrote; `--status pending` is the review queue."""
     from clm.engage.testimonials import list_testimonials
 
-    db = open_database(database_url)
-    with friendly_errors():
-        found = list_testimonials(db, workspace_id(db, workspace), status)
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        found = list_testimonials(db, ws_id, status)
     print_listing(
         output,
         found,
@@ -414,9 +393,8 @@ def _decide(
 ) -> None:
     from clm.engage.testimonials import review
 
-    db = open_database(url)
-    with friendly_errors():
-        row = review(db, workspace_id(db, workspace), testimonial_id, decision, _now(), note)
+    with open_workspace(url, workspace) as (db, ws_id):
+        row = review(db, ws_id, testimonial_id, decision, _now(), note)
     console.print(f"Testimonial {row.id} {row.status}.")
 
 
@@ -455,20 +433,18 @@ def testimonial_feed(
     from clm.engage.settings import get_engage_settings
     from clm.engage.testimonials import feed, feed_token, snippet
 
-    db = open_database(database_url)
-    with friendly_errors():
-        ws = workspace_id(db, workspace)
-        items = feed(db, ws, brand, product)
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        items = feed(db, ws_id, brand, product)
     if html:
         typer.echo(snippet(items))
         return
     url = f"{get_engage_settings().public_url.rstrip('/')}/public/testimonials/feed"
     if output is OutputFormat.json:
-        print_json({"url": f"{url}?token={feed_token(ws)}", "items": items})
+        print_json({"url": f"{url}?token={feed_token(ws_id)}", "items": items})
         return
     print_table(
         "Published testimonials",
         ["who", "rating", "brand", "product", "text"],
         [(i.display_name, i.rating, i.brand, i.product, i.text[:60]) for i in items],
     )
-    console.print(f"public feed: {url}?token={feed_token(ws)}", soft_wrap=True)
+    console.print(f"public feed: {url}?token={feed_token(ws_id)}", soft_wrap=True)

@@ -22,10 +22,9 @@ from clm.cli._common import (
     cell,
     console,
     friendly_errors,
-    open_database,
+    open_workspace,
     print_json,
     print_table,
-    workspace_id,
 )
 from clm.errors import FieldError, ValidationError
 from clm.lifecycle.engines import EngineName
@@ -99,15 +98,16 @@ def _report(
 ) -> None:
     """Validate, run one report and print it in the chosen format."""
     output, engine, stage_model = common.pop("format"), common.pop("engine"), common.pop("model")
-    db = open_database(database_url)
     with friendly_errors():
         _check_choice("format", output, FORMATS)
         _check_choice("engine", engine, ENGINES)
-        raw = {k: v for k, v in {**common, **params}.items() if v is not None}
-        status = f"Computing {name} on {engine}..."
-        with console.status(status) if output == "table" else nullcontext():
-            report = run_report(db, workspace_id(db, workspace), name, raw,
-                                engine=cast(EngineName, engine), model=stage_model)  # fmt: skip
+    raw = {k: v for k, v in {**common, **params}.items() if v is not None}
+    status = f"Computing {name} on {engine}..."
+    spinner = console.status(status) if output == "table" else nullcontext()
+    with open_workspace(database_url, workspace) as (db, ws_id), spinner:
+        report = run_report(
+            db, ws_id, name, raw, engine=cast(EngineName, engine), model=stage_model
+        )
     laid_out = tables(report) if tables else report.tables()
     if output == "json":
         print_json(report)
@@ -242,14 +242,14 @@ def import_spend_command(
     database_url: DatabaseOption = None,
 ) -> None:
     """Import marketing spend; a bad line is reported with its number and nothing is stored."""
-    db = open_database(database_url)
     with friendly_errors():
         _check_choice("format", output, ("table", "json"))
         try:
             text = file.read_text(encoding="utf-8-sig")
         except OSError as exc:
             raise ValidationError(f"Cannot read {file}: {exc.strerror}") from exc
-        stored = import_spend(db, workspace_id(db, workspace), text)
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        stored = import_spend(db, ws_id, text)
     if output == "json":
         print_json({"stored": stored})
     else:
