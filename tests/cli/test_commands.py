@@ -105,3 +105,19 @@ def test_an_error_inside_a_workspace_command_is_one_line(tmp_path: Path) -> None
     run(tmp_path, "workspace", "create", "shop")
     code, out = run(tmp_path, "playbook", "pause", "welcome", "-w", "shop")
     assert (code, out.splitlines()) == (1, ["error: No playbook 'welcome'"])
+
+
+def test_input_a_model_refuses_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    run(tmp_path, "workspace", "create", "shop")
+    code, out = run(tmp_path, "coupon", "issue", "10", "-w", "shop", "--code", "AB")
+    assert code == 1 and "error: invalid CouponCreate: code:" in out
+    (tmp_path / "broken.yaml").write_text("questions: [1,\n")
+    code, out = run(tmp_path, "survey", "apply", str(tmp_path / "broken.yaml"), "-w", "shop")
+    assert code == 1 and "error: not valid YAML or JSON" in out
+    (tmp_path / "survey.yaml").write_text("key: nps\n")
+    code, out = run(tmp_path, "survey", "apply", str(tmp_path / "survey.yaml"), "-w", "shop")
+    assert code == 1 and "error: invalid SurveyDefinition" in out
+    (tmp_path / "referral.yaml").write_text("referrer_points: lots\n")
+    code, out = run(tmp_path, "referral", "create", str(tmp_path / "referral.yaml"), "-w", "shop")
+    assert code == 1 and "error: invalid ReferralProgram: referrer_points" in out
+    assert "Traceback" not in out

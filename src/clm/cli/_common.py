@@ -10,7 +10,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
+import pydantic
 import typer
+import yaml
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
@@ -56,11 +58,22 @@ def workspace_id(db: Database, ref: str) -> int:
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """A ClmError becomes a one-line message and exit code 1, never a traceback."""
+    """A ClmError, or input a pydantic model refused, becomes a one-line message and exit code
+    1, never a traceback."""
     try:
         yield
     except ClmError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except pydantic.ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        err_console.print(f"[red]error:[/red] invalid {exc.title}: {details}", highlight=False)
+        raise typer.Exit(1) from exc
+    except yaml.YAMLError as exc:
+        err_console.print(f"[red]error:[/red] not valid YAML or JSON: {exc}", highlight=False)
         raise typer.Exit(1) from exc
 
 

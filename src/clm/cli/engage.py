@@ -36,7 +36,8 @@ def survey_apply(
     from clm.engage.survey_schemas import SurveyDefinition
     from clm.engage.surveys import save_survey
 
-    definition = SurveyDefinition.model_validate(yaml.safe_load(path.read_text()))
+    with friendly_errors():
+        definition = SurveyDefinition.model_validate(yaml.safe_load(path.read_text()))
     with open_workspace(database_url, workspace) as (db, ws_id):
         saved = save_survey(db, ws_id, definition)
     console.print(f"Survey [bold]{saved.key}[/bold] ({saved.type}) saved.")

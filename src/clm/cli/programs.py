@@ -16,6 +16,7 @@ from clm.cli._common import (
     OutputFormat,
     WorkspaceOption,
     console,
+    friendly_errors,
     open_workspace,
     print_json,
     print_listing,
@@ -49,7 +50,8 @@ def referral_create(
     from clm.engage.referral_schemas import ReferralProgram
     from clm.engage.referrals import set_program
 
-    program = ReferralProgram.model_validate(yaml.safe_load(path.read_text()) or {})
+    with friendly_errors():
+        program = ReferralProgram.model_validate(yaml.safe_load(path.read_text()) or {})
     with open_workspace(database_url, workspace) as (db, ws_id):
         set_program(db, ws_id, program)
     console.print(
@@ -217,16 +219,17 @@ def coupon_issue(
     """Issue a coupon code."""
     from clm.engage.coupons import CouponCreate, create_coupon
 
-    spec = CouponCreate(
-        kind="percent" if percent else "amount",
-        value=value,
-        min_order=min_order,
-        max_redemptions=uses,
-        expires_at=expires.replace(tzinfo=expires.tzinfo or UTC) if expires else None,
-        customer_id=customer,
-        code=code.upper() if code else None,
-        source="cli",
-    )
+    with friendly_errors():
+        spec = CouponCreate(
+            kind="percent" if percent else "amount",
+            value=value,
+            min_order=min_order,
+            max_redemptions=uses,
+            expires_at=expires.replace(tzinfo=expires.tzinfo or UTC) if expires else None,
+            customer_id=customer,
+            code=code.upper() if code else None,
+            source="cli",
+        )
     with open_workspace(database_url, workspace) as (db, ws_id):
         coupon = create_coupon(db, ws_id, spec, _now())
     if output is OutputFormat.json:
