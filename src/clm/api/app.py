@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import cache
 
 from fastapi import FastAPI
 
+from clm._runtime import settle_heap
 from clm.api.engage import router as engage_router
 from clm.api.errors import install_error_handlers
 from clm.api.lifecycle import router as lifecycle_router
@@ -22,23 +21,6 @@ from clm.config import get_settings
 from clm.ingest.writer import EventWriter
 from clm.ingest.writer_process import RemoteWriter
 from clm.store.engine import Database
-
-
-@cache
-def settle_heap() -> None:
-    """Keep the garbage collector off the ingestion path, once the server has started.
-
-    Each batch allocates tens of thousands of short-lived dicts, and CPython's default
-    thresholds then run a collection every 700 allocations, each walking the hundreds of
-    thousands of long-lived objects the imports left behind (routes, models, SQLAlchemy
-    metadata). Freezing those and collecting young objects less often cut ingestion CPU by
-    about a fifth (benchmarks/ingest/README.md). Cycles are still collected. Once a process:
-    a test suite starting many apps must not freeze each one's leftovers for good (hence
-    ``cache``: the body runs on the first call only).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
 
 def _event_writer(database: Database) -> EventWriter | RemoteWriter:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clm._runtime import settle_heap
 from clm.errors import ClmError, Unavailable
 from clm.ingest.normalize import EventRecord
 from clm.ingest.service import prepare_stored
@@ -137,6 +138,7 @@ async def _serve(database_url: str, socket_path: str, token: bytes) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     Path(socket_path).unlink(missing_ok=True)
     server = await asyncio.start_unix_server(loop.client, path=socket_path)
+    settle_heap()  # each group commit makes thousands of short-lived objects
     try:
         while not stop.is_set():
             arrived = asyncio.create_task(loop.arrived.wait())
