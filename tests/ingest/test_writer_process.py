@@ -175,3 +175,15 @@ def test_a_killed_writer_is_restarted_and_the_next_batch_is_stored(
 
     assert asyncio.run(send()) == (5, 0)
     assert len(_rows(db, workspace)) == 5
+
+
+def test_the_socket_goes_to_a_private_temporary_folder_when_the_data_folder_is_too_deep(
+    tmp_path: Path,
+) -> None:
+    from clm.ingest.writer_process import socket_path_in
+
+    assert socket_path_in(tmp_path).parent == tmp_path
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    path = socket_path_in(deep)
+    assert len(os.fsencode(path)) < 100
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700

@@ -69,7 +69,7 @@ def serve(
 
     from clm.cli._common import open_database
     from clm.config import get_settings
-    from clm.ingest.writer_process import WriterProcess
+    from clm.ingest.writer_process import WriterProcess, socket_path_in
     from clm.store.engine import Database
     from clm.web import create_app
 
@@ -79,7 +79,7 @@ def serve(
     url = db.engine.url.render_as_string(hide_password=False)
     db.dispose()
     # SQLite has one writer: it gets a process of its own, and the HTTP workers parse.
-    writer = WriterProcess(url, settings.data_dir / f"ingest-{os.getpid()}.sock")
+    writer = WriterProcess(url, socket_path_in(settings.data_dir))
     writer.start()
     os.environ.update({**writer.environment, "CLM_DATABASE_URL": url})
     get_settings.cache_clear()  # this process serves too when workers == 1

@@ -26,6 +26,7 @@ import secrets
 import signal
 import socket
 import struct
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -231,6 +232,15 @@ class WriterProcess:
             except ClmError:
                 log.exception("the ingestion writer could not be restarted")
                 time.sleep(1)
+
+
+def socket_path_in(folder: Path) -> Path:
+    """Where the writer of this server listens: in ``folder``, unless that path would pass
+    the ~108 bytes a Unix socket address may hold; then in a private temporary folder."""
+    path = folder / f"ingest-{os.getpid()}.sock"
+    if len(os.fsencode(path)) < 100:
+        return path
+    return Path(tempfile.mkdtemp(prefix="clm-")) / "ingest.sock"  # mode 0700
 
 
 def _accepts(path: Path) -> bool:
