@@ -3,7 +3,7 @@
 The log: customers ``a`` and ``b`` act from 2024-01-05 to 2024-03-15 10:00 (the last is ``a``
 opening an email: a touchpoint CLM records, but the customer's). CLM writes later, through the
 same paths engage uses: an ``Email Sent`` and a ``Message Blocked`` (``system`` channel), a
-playbook's trait update (``identify``, ``clm-engage-journey-`` id) and a ``Prediction Scored``.
+playbook's trait update (``identify`` on the ``system`` channel) and a ``Prediction Scored``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def _clm_written() -> list[dict[str, Any] | None]:
             "traits": {"vip": True},
             "messageId": f"{eventlog.PREFIX}journey-1-0",
             "timestamp": _at("2026-11-29").isoformat(),
+            "context": {"library": {"name": "clm-engage"}, "channel": "system"},
         },
         event("b", CLM_END, "Prediction Scored", "b-score", p_alive=0.4, clv_12m=10),
     ]

@@ -12,10 +12,10 @@ A ``ReportSource`` holds two Ibis tables on one backend, with the same columns o
   (``happy``, ``at_risk``, ``unhappy`` from ``ts`` on); empty when health was never computed.
 
 Besides the lifecycle's events, CLM writes others into the log at its own clock: engagement
-sends, blocks and rewards and prediction scores (on the ``system`` channel), and the trait
-updates of playbooks (``identify`` events with ``clm-engage-journey-`` message ids). They stay
-in ``events``, but ``by_customer`` tells them apart: the default period of a report spans what
-the customers did, so a demo of a 1998 log whose emails go out today does not end today.
+sends, blocks and rewards, playbooks' trait updates and prediction scores, all on the
+``system`` channel. They stay in ``events``, but ``by_customer`` tells them apart: the default
+period of a report spans what the customers did, so a demo of a 1998 log whose emails go out
+today does not end today.
 
 ``sql`` reads both straight from SQLite or PostgreSQL; ``duckdb`` and ``spark`` read an export
 of both (the same export the lifecycle engines use), so one Ibis plan runs everywhere.
@@ -58,8 +58,6 @@ RENAMES = [f"p__{kind}__{key} AS {key}" for key, kind in PROPERTIES]
 EVENT_COLUMNS = ("customer_id", "ts", "message_id", "name", "type", "channel", "campaign",
                  "revenue")  # fmt: skip
 HEALTH_SCHEMA = pa.schema([("customer_id", pa.int64()), ("ts", pa.int64()), ("state", pa.string())])
-# engage.journey_steps: the trait updates a playbook writes (identify events, with no channel)
-JOURNEY_UPDATES_PREFIX = "clm-engage-journey-"
 MODEL_EVENTS = ("Prediction Scored",)  # also when a model's scores are ingested from outside
 TRANSITION_SCHEMA = pa.schema(
     [
@@ -157,17 +155,15 @@ class ReportSource:
 def by_customer(events: ir.Table) -> ir.BooleanValue:
     """True for an event the customer did, False for one CLM wrote about them.
 
-    CLM marks what it does with the ``system`` channel (sends, blocks, rewards, scores;
-    ``store.customers.SYSTEM_CHANNEL``, left out of the activity features too); a playbook's
-    trait updates carry no channel, only their message id; ``Prediction Scored`` is a model's
-    whatever its channel. Customer actions that CLM records (``Email Opened``/``Email Clicked``
-    on the ``email`` channel, survey answers, unsubscribes) are the customer's, although their
-    message ids start ``clm-engage-`` too: the prefix alone cannot tell them apart.
+    CLM marks what it does with the ``system`` channel (sends, blocks, rewards, trait updates,
+    scores; ``store.customers.SYSTEM_CHANNEL``, left out of the activity features too);
+    ``Prediction Scored`` is a model's whatever its channel. Customer actions that CLM records
+    (``Email Opened``/``Email Clicked`` on the ``email`` channel, survey answers, unsubscribes)
+    are the customer's. Only the channel and the name are read: testing message ids as well
+    cost reports reading that wide column (benchmarks/analytics/README.md).
     """
-    return (
-        (events.channel.fill_null("") != SYSTEM_CHANNEL)
-        & ~events.message_id.startswith(JOURNEY_UPDATES_PREFIX)
-        & ~events.name.fill_null("").isin(list(MODEL_EVENTS))
+    return (events.channel.fill_null("") != SYSTEM_CHANNEL) & ~events.name.fill_null("").isin(
+        list(MODEL_EVENTS)
     )
 
 

@@ -24,6 +24,7 @@ from clm.engage.journeys import (
 from clm.engage.playbook_schemas import PlaybookDefinition, Step
 from clm.engage.schemas import SendRequest
 from clm.engage.standing import stages_at
+from clm.store.customers import SYSTEM_CHANNEL
 from clm.store.engine import Database
 from clm.store.models import (
     EngageJourney,
@@ -302,6 +303,8 @@ def _trait_updates(
                 "traits": o.traits,
                 "messageId": f"{eventlog.PREFIX}journey-{j.id}-{o.step}",
                 "timestamp": now.isoformat(),
+                # CLM's doing, not the customer's: kept out of reports' periods and activity
+                "context": {"library": {"name": "clm-engage"}, "channel": SYSTEM_CHANNEL},
             }
         )
     eventlog.write(db, workspace_id, messages)
