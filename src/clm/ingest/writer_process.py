@@ -261,6 +261,7 @@ class _Link:
 
     writer: asyncio.StreamWriter
     waiting: dict[int, asyncio.Future[tuple[int, int]]] = field(default_factory=dict)
+    reader: asyncio.Task[None] | None = None
 
 
 class RemoteWriter:
@@ -300,8 +301,11 @@ class RemoteWriter:
                 except OSError as exc:
                     raise _unavailable() from exc
                 writer.write(self.token)
-                self._link = _Link(writer)
-                asyncio.get_running_loop().create_task(self._read_replies(reader, self._link))
+                link = self._link = _Link(writer)
+                # Kept on the link: the loop holds only a weak reference to a task.
+                link.reader = asyncio.get_running_loop().create_task(
+                    self._read_replies(reader, link)
+                )
             return self._link
 
     async def _read_replies(self, reader: asyncio.StreamReader, link: _Link) -> None:
