@@ -16,6 +16,7 @@ per-run token it was given in its environment; frames are a 4-byte length and a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import itertools
 import logging
@@ -136,26 +137,27 @@ async def _serve(database_url: str, socket_path: str, token: bytes) -> None:
     loop = _WriterLoop(db, token)
     parent = os.getppid()
     stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+    def on_sigterm() -> None:
+        stop.set()
+        loop.arrived.set()  # wakes the wait below at once
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
     Path(socket_path).unlink(missing_ok=True)
     server = await asyncio.start_unix_server(loop.client, path=socket_path)
     settle_heap()  # each group commit makes thousands of short-lived objects
     try:
         while not stop.is_set():
-            arrived = asyncio.create_task(loop.arrived.wait())
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait(
-                (arrived, stopping), timeout=1.0, return_when=asyncio.FIRST_COMPLETED
-            )
-            arrived.cancel()
-            stopping.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(loop.arrived.wait(), timeout=1.0)
             if os.getppid() != parent:  # the server was killed: nobody is left to answer
                 stop.set()
             loop.arrived.clear()
-            await loop.gather()
-            loop.store_pending()
-            if checkpointer is not None:
-                checkpointer.poke()
+            if loop.pending:
+                await loop.gather()
+                loop.store_pending()
+                if checkpointer is not None:
+                    checkpointer.poke()
         server.close()
         await asyncio.sleep(0.05)  # the last frames in flight
         loop.store_pending()
