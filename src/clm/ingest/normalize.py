@@ -48,8 +48,9 @@ class EventRecord:
     email: str | None = None
     previous_id: str | None = None
     external_ids: list[tuple[str, str]] = field(default_factory=list)
-    # The event columns after workspace and identity, as one driver takes them (``stored_columns``
-    # in clm.ingest.service): prepared where the record is parsed, off the writer's path.
+    # The event columns after workspace and identity, as one driver takes them
+    # (``clm.ingest.service.prepare_stored``): prepared where the record is parsed, off the
+    # writer's path.
     stored: tuple[Any, ...] | None = None
 
     @property

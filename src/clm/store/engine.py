@@ -188,12 +188,8 @@ class Database:
 
     def __post_init__(self) -> None:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        path = self.engine.url.database
-        self._file_lock = (
-            FileWriteLock(path)
-            if self.dialect == "sqlite" and path and path != ":memory:"
-            else nullcontext()
-        )
+        path = self.sqlite_file
+        self._file_lock = FileWriteLock(path) if path else nullcontext()
         if self.dialect == "sqlite":
             event.listen(self.engine, "checkout", self._set_autocheckpoint)
 
@@ -206,8 +202,8 @@ class Database:
     def start_checkpointer(self) -> WalCheckpointer | None:
         """Checkpoint SQLite's WAL in a background thread until ``stop_checkpointer``; None
         where there is nothing to do (PostgreSQL, in-memory SQLite)."""
-        path = self.engine.url.database
-        if self.dialect != "sqlite" or not path or path == ":memory:":
+        path = self.sqlite_file
+        if path is None:
             return None
         with self._checkpointers_lock:
             self._checkpointers += 1
@@ -230,6 +226,14 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """The SQLite database file, or None (PostgreSQL, in-memory SQLite)."""
+        path = self.engine.url.database
+        if self.dialect != "sqlite" or not path or path == ":memory:":
+            return None
+        return path
 
     @contextmanager
     def session(self) -> Iterator[Session]:
