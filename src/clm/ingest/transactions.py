@@ -34,7 +34,13 @@ from clm.ingest._files import (
     row_error,
 )
 from clm.ingest.service import known_identities
-from clm.store.bulk import insert_event_frame, insert_frame, sql_literal, timestamp_text
+from clm.store.bulk import (
+    insert_event_frame,
+    insert_frame,
+    sql_literal,
+    stored_in_range,
+    timestamp_text,
+)
 from clm.store.engine import Database
 from clm.store.ids import allocate_ids
 from clm.store.models import Customer, Identity, table_of
@@ -152,13 +158,7 @@ def _rebuild_pays(db: Database, workspace_id: int, message_ids: pl.Series) -> bo
         last = session.execute(text("SELECT coalesce(max(id), 0) FROM events")).scalar_one()
         if len(message_ids) < int(last):
             return False
-        overlap = session.execute(
-            text(
-                "SELECT EXISTS (SELECT 1 FROM events WHERE workspace_id = :ws "
-                "AND message_id BETWEEN :low AND :high)"
-            ),
-            {"ws": workspace_id, "low": message_ids.min(), "high": message_ids.max()},
-        ).scalar_one()
+        overlap = stored_in_range(session.connection(), workspace_id, message_ids)
     return not overlap
 
 

@@ -251,6 +251,19 @@ def _copy_postgres_csv(connection: Connection, frame: pl.DataFrame) -> int:
     return max(int(result.rowcount), 0)
 
 
+def stored_in_range(connection: Connection, workspace_id: int, message_ids: pl.Series) -> bool:
+    """Whether the workspace has a stored event whose message id lies between the least and
+    the greatest of ``message_ids``: one probe of the unique index, which tells a new file
+    from one imported again."""
+    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    found = connection.exec_driver_sql(
+        f"SELECT EXISTS (SELECT 1 FROM events WHERE workspace_id = {mark} "  # noqa: S608
+        f"AND message_id BETWEEN {mark} AND {mark})",
+        (workspace_id, message_ids.min(), message_ids.max()),
+    ).scalar_one()
+    return bool(found)
+
+
 def _copy_postgres_direct(connection: Connection, frame: pl.DataFrame) -> bool:
     """COPY a chunk straight into ``events`` when none of its message ids can be stored yet:
     the staging table's COPY and scan cost about a fifth of the server's CPU for a new file.
@@ -263,15 +276,9 @@ def _copy_postgres_direct(connection: Connection, frame: pl.DataFrame) -> bool:
     from psycopg.errors import UniqueViolation  # PostgreSQL only: the driver's own error
 
     workspaces = frame["workspace_id"].unique()
-    ids = frame["message_id"]
     if len(workspaces) != 1:
         return False
-    stored = connection.exec_driver_sql(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE workspace_id = %s "
-        "AND message_id BETWEEN %s AND %s)",
-        (int(workspaces[0]), ids.min(), ids.max()),
-    ).scalar_one()
-    if stored:
+    if stored_in_range(connection, int(workspaces[0]), frame["message_id"]):
         return False
     try:
         with connection.begin_nested():
