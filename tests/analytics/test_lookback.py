@@ -65,7 +65,9 @@ def _expected(touches: pd.DataFrame, stays: pd.DataFrame, until: int) -> dict[st
     for channel in sorted(set(jt.channel)):
         mine = reach[reach.channel == channel]
         result[channel] = (
-            len(mine), int(mine.converted.sum()), float((last_touch.channel == channel).sum())
+            len(mine),
+            int(mine.converted.sum()),
+            float((last_touch.channel == channel).sum()),
         )
     direct = j[~j.user.isin(jt.user)]
     if len(direct):
