@@ -126,7 +126,7 @@ def _bob_messages() -> list[dict[str, Any]]:
             "userId": "bob-2002",
             "event": "Referral Link Clicked",
             "messageId": "b2",
-            "properties": {"code": "ADAREF42", "referrer_id": 0, "channel": "system"},
+            "properties": {"code": "ADAREF42", "referrer_id": 0},
             "timestamp": _at(3, 1),
         },
         {
