@@ -57,6 +57,12 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "audit_log",
+    "password_resets",
+    "login_failures",
+    "user_sessions",
+    "memberships",
+    "users",
     "marketing_spend",
     "prediction_fits",
     "engage_testimonials",

@@ -14,7 +14,8 @@ import orjson
 import pydantic
 from fastapi import APIRouter, Request
 
-from clm.api.deps import DatabaseDep, basic_username, credential_for
+from clm.accounts import Permission, authorize
+from clm.api.deps import DatabaseDep, basic_username, key_principal
 from clm.api.responses import JsonResponse
 from clm.config import get_settings
 from clm.errors import ClmError, FieldError, PayloadTooLarge, PermissionDenied, ValidationError
@@ -70,10 +71,12 @@ def _write_key(request: Request, payload: Any) -> str | None:
 
 
 def _workspace_for(request: Request, db: Any, payload: Any) -> int:
-    credential = credential_for(db, _write_key(request, payload))
-    if credential.kind not in ("write", "secret") or credential.workspace_id is None:
+    principal = key_principal(db, _write_key(request, payload))
+    if not principal.can(Permission.INGEST):
         raise PermissionDenied("Events are sent with a workspace write key")
-    return credential.workspace_id
+    workspace = authorize(principal, Permission.INGEST).workspace_id
+    assert workspace is not None  # authorize() refuses a key without one
+    return workspace
 
 
 def _field_errors(errors: list[dict[str, Any]], *prefix: str | int) -> list[FieldError]:
