@@ -6,8 +6,8 @@ import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import pytest
 import httpx
+import pytest
 
 from clm.accounts import Role, operator, users
 from clm.store import workspaces as ws

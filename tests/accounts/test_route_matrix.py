@@ -12,9 +12,9 @@ import re
 
 import pytest
 
+from clm.web import create_app
 from tests.accounts.conftest import Staff
 from tests.accounts.routes import app_routes
-from clm.web import create_app
 
 PEOPLE = {"owner", "admin", "marketer", "customer_success", "viewer"}
 KEYS = {"write_key", "read_key", "manage_key", "secret_key", "admin_key"}
