@@ -63,6 +63,8 @@ _TABLES = (
     "user_sessions",
     "memberships",
     "users",
+    "privacy_consent_history",
+    "privacy_tombstones",
     "marketing_spend",
     "prediction_fits",
     "engage_testimonials",

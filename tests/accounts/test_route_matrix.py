@@ -67,6 +67,13 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/customers/{customer_id}/lifecycle"): READ,
     ("GET", "/api/v1/customers/{customer_id}/predictions"): READ,
     ("GET", "/api/v1/events"): READ,
+    # privacy: export and erase read or destroy everything about a person
+    ("GET", "/api/v1/customers/{customer_id}/export"): CONFIGURE,
+    ("POST", "/api/v1/customers/{customer_id}/erase"): CONFIGURE,
+    ("DELETE", "/api/v1/customers/{customer_id}"): CONFIGURE,
+    ("GET", "/api/v1/customers/{customer_id}/consents"): READ,
+    ("GET", "/api/v1/privacy/settings"): READ,
+    ("PUT", "/api/v1/privacy/settings"): CONFIGURE,
     # lifecycle
     ("GET", "/api/v1/lifecycle/model"): READ,
     ("PUT", "/api/v1/lifecycle/model"): CONFIGURE,

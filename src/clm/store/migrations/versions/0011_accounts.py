@@ -2,7 +2,7 @@
 log (append-only, guarded by triggers), and scoped-key expiry and last use
 
 Revision ID: 0011
-Revises: 0004
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0011"
-down_revision = "0004"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
