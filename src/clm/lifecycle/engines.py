@@ -9,7 +9,8 @@
 For DuckDB and Spark, the needed properties are first flattened into typed columns by DuckDB's
 JSON functions, so both engines read them the same way.
 
-The lifecycle's own events (message ids starting ``clm-lc-``) are always left out.
+The lifecycle's own announcements (``own_events``: the ``system`` channel and their names, not a
+message-id prefix) are always left out.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ import ibis.expr.types as ir
 import pyarrow as pa
 from sqlalchemy import bindparam, text
 
+from clm.lifecycle.own_events import NOT_ANNOUNCEMENT_SQL, ibis_not_announcement
 from clm.lifecycle.plan import PropFn
 from clm.store.engine import Database
 
 EngineName = Literal["sql", "duckdb", "spark"]
+# Only the start of the announcements' message ids (deterministic, so reruns never duplicate
+# one); never a test of what is whose: a client may send any message id.
 OWN_EVENTS_PREFIX = "clm-lc-"
 COLUMNS = (
     "customer_id",
@@ -143,9 +147,7 @@ def sql_source(
 ) -> Source:
     backend = backend or sql_backend(db)
     view = backend.table("customer_events")
-    events = view.filter(
-        view.workspace_id == workspace_id, ~view.message_id.startswith(OWN_EVENTS_PREFIX)
-    )
+    events = view.filter(view.workspace_id == workspace_id, ibis_not_announcement(view))
     if customer_ids is not None:
         events = events.filter(events.customer_id.isin(list(customer_ids)))
     events = events.select(*COLUMNS, "properties")
@@ -157,12 +159,12 @@ def sql_source(
 
 
 _EXPORT = text(
-    "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "
-    "properties FROM customer_events WHERE workspace_id = :ws AND message_id NOT LIKE :own"
+    "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "  # noqa: S608
+    f"properties FROM customer_events WHERE workspace_id = :ws AND {NOT_ANNOUNCEMENT_SQL}"
 )
 _EXPORT_SOME = text(
-    "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "
-    "properties FROM customer_events WHERE workspace_id = :ws AND message_id NOT LIKE :own "
+    "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "  # noqa: S608
+    f"properties FROM customer_events WHERE workspace_id = :ws AND {NOT_ANNOUNCEMENT_SQL} "
     "AND customer_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
 
@@ -171,7 +173,7 @@ def export_events(
     db: Database, workspace_id: int, customer_ids: Iterable[int] | None = None
 ) -> pa.Table:
     """The workspace's events (resolved to customers) as an Arrow table, properties as JSON."""
-    params: dict[str, Any] = {"ws": workspace_id, "own": f"{OWN_EVENTS_PREFIX}%"}
+    params: dict[str, Any] = {"ws": workspace_id}
     rows: list[Sequence[Any]] = []
     with db.engine.connect() as conn:
         if customer_ids is None:
@@ -220,8 +222,7 @@ def flatten(
             expr = f"CASE WHEN {kind} = 'VARCHAR' THEN json_extract_string(properties, {path}) END"
         extra.append(f"{_only_if_present(key, expr)} AS {flat_column(key, want)}")
     select = ", ".join([*COLUMNS, *extra])
-    where = f"message_id NOT LIKE '{OWN_EVENTS_PREFIX}%'"
-    return con.sql(f"SELECT {select} FROM {source} WHERE {where}")  # noqa: S608 - names checked
+    return con.sql(f"SELECT {select} FROM {source} WHERE {NOT_ANNOUNCEMENT_SQL}")  # noqa: S608 - names checked
 
 
 def _only_if_present(key: str, expr: str) -> str:

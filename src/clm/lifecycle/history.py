@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 
 from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.engines import OWN_EVENTS_PREFIX
+from clm.lifecycle.own_events import HEALTH_EVENT, STAGE_EVENT
 from clm.store.engine import Database
 from clm.store.models import Event, Identity, StageTransition
 
 CHUNK = 5_000
-EVENT_NAME = "lifecycle_stage_changed"
-HEALTH_EVENT_NAME = "health_state_changed"
+EVENT_NAME = STAGE_EVENT
+HEALTH_EVENT_NAME = HEALTH_EVENT
 
 
 def utc(ts: int) -> datetime:
@@ -121,13 +122,15 @@ def announce(
             statement = insert_fn(Event).on_conflict_do_nothing(
                 index_elements=["workspace_id", "message_id"]
             )
+            # Counted as inserted: a recomputed customer's history is re-announced, and the
+            # message ids already in the log are (rightly) not written twice.
+            written += len(rows) - _already_logged(session, workspace_id, rows)
             session.execute(statement, rows)
         session.execute(
             update(StageTransition)
             .where(StageTransition.id.in_([t.id for t in batch]))
             .values(announced=True)
         )
-        written += len(rows)
 
 
 def announce_health(
@@ -136,7 +139,8 @@ def announce_health(
     """Write ``health_state_changed`` events for stored health rows where the state changed.
 
     Message ids are ``clm-lc-h<definition>-<customer>-<ts>-<state>``: a rerun inserts nothing
-    twice, and the ``clm-lc-`` prefix keeps them out of features like the stage events.
+    twice. Like the stage events they are on the ``system`` channel, which (with their name)
+    keeps them out of features (``own_events``).
     """
     written = 0
     for start in range(0, len(changes), CHUNK):
@@ -155,6 +159,22 @@ def announce_health(
             session.execute(statement, rows)
         written += len(rows)
     return written
+
+
+def _already_logged(session: Session, workspace_id: int, rows: Sequence[dict[str, Any]]) -> int:
+    ids = [r["message_id"] for r in rows]
+    found = 0
+    for start in range(0, len(ids), 500):
+        found += int(
+            session.scalar(
+                select(func.count()).where(
+                    Event.workspace_id == workspace_id,
+                    Event.message_id.in_(ids[start : start + 500]),
+                )
+            )
+            or 0
+        )
+    return found
 
 
 def _health_event(workspace_id: int, identity_id: int, change: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from clm.lifecycle.catalog import get_stage_model
 from clm.lifecycle.columnar import duckdb_transitions
 from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.engines import (
-    OWN_EVENTS_PREFIX,
     EngineName,
     export_events,
     quiet_engines,
@@ -30,6 +29,7 @@ from clm.lifecycle.engines import (
     sql_source,
 )
 from clm.lifecycle.history import announce, replace_history, transition_rows
+from clm.lifecycle.own_events import is_not_announcement
 from clm.lifecycle.plan import required_properties, transitions
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
@@ -159,7 +159,7 @@ def touched_customers(db: Database, workspace_id: int, after_event_id: int) -> l
         .where(
             Event.workspace_id == workspace_id,
             Event.id > after_event_id,
-            ~Event.message_id.startswith(OWN_EVENTS_PREFIX),
+            is_not_announcement(Event.channel, Event.name),
         )
         .distinct()
     )
