@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from segment.analytics import Client
 from sqlalchemy import select
@@ -23,7 +24,6 @@ from clm.lifecycle import stage_at
 from clm.store.engine import Database
 from clm.store.models import Customer, Identity
 from tests.conftest import Tenant, free_port
-from tests.e2e.test_durability import start_server
 from tests.engage.conftest import SECRET, SmtpSink
 
 pytestmark = pytest.mark.slow
@@ -38,6 +38,30 @@ def live_env(data_dir: Path, url: str) -> dict[str, str]:
         "CLM_SECRET_KEY": SECRET,
         "CLM_ENV": "test",
     }
+
+
+def start_server(data_dir: Path, url: str, port: int) -> subprocess.Popen[bytes]:
+    """``clm serve`` as a user runs it (it nudges the worker after storing events)."""
+    with (data_dir / "server.log").open("ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clm", "serve", "--port", str(port)],
+            env=live_env(data_dir, url),
+            stdout=sink,
+            stderr=sink,
+        )
+    up = wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), 90)
+    if not up:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"server did not start: {(data_dir / 'server.log').read_text()}")
+    return process
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def start_worker(data_dir: Path, url: str) -> subprocess.Popen[bytes]:
@@ -109,11 +133,7 @@ def test_a_purchase_through_the_sdk_moves_the_stage_and_sends_the_welcome(
 ) -> None:
     url = db.engine.url.render_as_string(hide_password=False)
     port = free_port()
-    os.environ["CLM_LIVE_NUDGE"] = "true"  # what `clm serve` sets for itself; explicit here
-    try:
-        server = start_server(url, port, tmp_path)
-    finally:
-        del os.environ["CLM_LIVE_NUDGE"]
+    server = start_server(tmp_path, url, port)
     worker = start_worker(tmp_path, url)
     try:
         errors: list[object] = []

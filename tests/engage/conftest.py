@@ -33,6 +33,9 @@ def engage_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
     monkeypatch.setenv("CLM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CLM_PUBLIC_URL", "http://clm.test")
     monkeypatch.setenv("CLM_ENGAGE_NOTIFY", "false")
+    # The receivers here are plain http on loopback: the operator's explicit allowance.
+    monkeypatch.setenv("CLM_OUTBOUND_ALLOW_HTTP", "true")
+    monkeypatch.setenv("CLM_OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8")
     get_engage_settings.cache_clear()
     yield
     get_engage_settings.cache_clear()

@@ -21,6 +21,7 @@ from clm.ingest.normalize import EventRecord, to_record
 from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
 from clm.store.bulk import insert_prepared, json_text, select_in, sqlite_datetimes
 from clm.store.engine import Database
+from clm.store.own_events import reserved_channel_error
 
 
 def pydantic_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
@@ -41,8 +42,14 @@ def parse_messages(
     batch_sent_at: datetime | None = None,
     batch_context: dict[str, Any] | None = None,
     max_event_bytes: int | None = None,
+    own: bool = False,
 ) -> tuple[list[EventRecord], list[Rejected]]:
-    """Validate each message on its own; the good become records, the bad get reasons."""
+    """Validate each message on its own; the good become records, the bad get reasons.
+
+    ``own`` is True only for CLM's own writers: anyone else's message on the reserved
+    ``system`` channel is refused (``clm.store.own_events``), so that no client event is
+    taken for one CLM wrote.
+    """
     limit = max_event_bytes or get_settings().max_event_bytes
     records: list[EventRecord] = []
     rejected: list[Rejected] = []
@@ -80,8 +87,23 @@ def parse_messages(
                 Rejected(index=index, message_id=message_id, errors=[_error((), reason)])
             )
             continue
+        reserved = None if own else reserved_channel_error(record.channel)
+        if reserved is not None:
+            where = _channel_field(raw)
+            rejected.append(
+                Rejected(index=index, message_id=message_id, errors=[_error(where, reserved)])
+            )
+            continue
         records.append(record)
     return records, rejected
+
+
+def _channel_field(raw: dict[str, Any]) -> tuple[str, ...]:
+    """Where the message set its channel (the first place ``touchpoint`` looks)."""
+    properties = raw.get("properties")
+    if isinstance(properties, dict) and properties.get("channel") is not None:
+        return ("properties", "channel")
+    return ("context", "channel")
 
 
 def _error(loc: tuple[str | int, ...], message: str, kind: str = "value_error") -> dict[str, Any]:
@@ -218,13 +240,19 @@ def ingest(
     received_at: datetime | None = None,
     batch_sent_at: datetime | None = None,
     batch_context: dict[str, Any] | None = None,
+    own: bool = False,
 ) -> IngestResult:
-    """Validate and store Segment messages; the result lists what was rejected and why."""
+    """Validate and store Segment messages; the result lists what was rejected and why.
+
+    ``own=True`` is for CLM's own writers only (engagement's event log): they may use the
+    reserved ``system`` channel.
+    """
     records, rejected = parse_messages(
         raws,
         received_at or datetime.now(UTC),
         batch_sent_at=batch_sent_at,
         batch_context=batch_context,
+        own=own,
     )
     stored, duplicates = store_records(db, workspace_id, records)
     return IngestResult(stored=stored, duplicates=duplicates, rejected=rejected)

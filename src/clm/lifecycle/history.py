@@ -22,13 +22,12 @@ from sqlalchemy.orm import Session
 
 from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.engines import OWN_EVENTS_PREFIX
-from clm.lifecycle.own_events import HEALTH_EVENT, STAGE_EVENT
 from clm.store.engine import Database
 from clm.store.models import Event, Identity, StageTransition
+from clm.store.own_events import HEALTH_CHANGED, OWN_CHANNEL, STAGE_CHANGED
 
 CHUNK = 5_000
-EVENT_NAME = STAGE_EVENT
-HEALTH_EVENT_NAME = HEALTH_EVENT
+EVENT_NAME, HEALTH_EVENT_NAME = STAGE_CHANGED, HEALTH_CHANGED
 
 
 def utc(ts: int) -> datetime:
@@ -133,14 +132,30 @@ def announce(
         )
 
 
+def _already_logged(session: Session, workspace_id: int, rows: Sequence[dict[str, Any]]) -> int:
+    ids = [r["message_id"] for r in rows]
+    found = 0
+    for start in range(0, len(ids), 500):
+        found += int(
+            session.scalar(
+                select(func.count()).where(
+                    Event.workspace_id == workspace_id,
+                    Event.message_id.in_(ids[start : start + 500]),
+                )
+            )
+            or 0
+        )
+    return found
+
+
 def announce_health(
     db: Database, session: Session, workspace_id: int, changes: Sequence[dict[str, Any]]
 ) -> int:
     """Write ``health_state_changed`` events for stored health rows where the state changed.
 
     Message ids are ``clm-lc-h<definition>-<customer>-<ts>-<state>``: a rerun inserts nothing
-    twice. Like the stage events they are on the ``system`` channel, which (with their name)
-    keeps them out of features (``own_events``).
+    twice. Like the stage events they are CLM's own (``system`` channel), which keeps them out of
+    the lifecycle's inputs (``engines.lifecycle_output``).
     """
     written = 0
     for start in range(0, len(changes), CHUNK):
@@ -159,22 +174,6 @@ def announce_health(
             session.execute(statement, rows)
         written += len(rows)
     return written
-
-
-def _already_logged(session: Session, workspace_id: int, rows: Sequence[dict[str, Any]]) -> int:
-    ids = [r["message_id"] for r in rows]
-    found = 0
-    for start in range(0, len(ids), 500):
-        found += int(
-            session.scalar(
-                select(func.count()).where(
-                    Event.workspace_id == workspace_id,
-                    Event.message_id.in_(ids[start : start + 500]),
-                )
-            )
-            or 0
-        )
-    return found
 
 
 def _health_event(workspace_id: int, identity_id: int, change: dict[str, Any]) -> dict[str, Any]:
@@ -206,7 +205,7 @@ def _event_base(workspace_id: int, identity_id: int, at: datetime) -> dict[str, 
         "received_at": datetime.now(UTC),
         "sent_at": None,
         "original_timestamp": None,
-        "channel": "system",
+        "channel": OWN_CHANNEL,
         "campaign": None,
         "source": None,
         "revenue": None,
@@ -245,7 +244,7 @@ def _event_row(
         "received_at": now,
         "sent_at": None,
         "original_timestamp": None,
-        "channel": "system",
+        "channel": OWN_CHANNEL,
         "campaign": None,
         "source": None,
         "revenue": None,

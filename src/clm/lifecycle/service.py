@@ -29,11 +29,11 @@ from clm.lifecycle.engines import (
     sql_source,
 )
 from clm.lifecycle.history import announce, replace_history, transition_rows
-from clm.lifecycle.own_events import is_not_announcement
 from clm.lifecycle.plan import required_properties, transitions
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
 from clm.store.models import Customer, Event, Identity, LifecycleRun, StageTransition
+from clm.store.own_events import LIFECYCLE_OUTPUTS, own_event_clause
 
 Progress = Callable[[str], None]
 StepProgress = Callable[[str, int, int], None]  # what is being done, steps done, steps in all
@@ -159,7 +159,8 @@ def touched_customers(db: Database, workspace_id: int, after_event_id: int) -> l
         .where(
             Event.workspace_id == workspace_id,
             Event.id > after_event_id,
-            is_not_announcement(Event.channel, Event.name),
+            # the lifecycle's own outputs do not touch a customer (CLM's scores do: P(alive))
+            ~(own_event_clause(Event.channel) & Event.name.in_(LIFECYCLE_OUTPUTS)),
         )
         .distinct()
     )

@@ -33,7 +33,6 @@ from clm.engage.journeys import cursor, set_cursor
 from clm.engage.schedule import EngageTickReport, run_due
 from clm.engage.worker import drain_once
 from clm.lifecycle import tick
-from clm.lifecycle.own_events import HEALTH_EVENT, is_own_event
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
 from clm.store.models import (
@@ -44,6 +43,7 @@ from clm.store.models import (
     PredictionFit,
     StageTransition,
 )
+from clm.store.own_events import HEALTH_CHANGED, MODEL_EVENTS, own_event_clause
 from clm.worker.health import rescore_health
 from clm.worker.settings import LiveSettings, get_live_settings
 
@@ -81,7 +81,7 @@ def health_inputs_changed(db: Database, workspace_id: int, after: int, upto: int
             Event.workspace_id == workspace_id,
             Event.id > after,
             Event.id <= upto,
-            Event.name.is_distinct_from(HEALTH_EVENT),
+            Event.name.is_distinct_from(HEALTH_CHANGED),
         )
         .distinct()
     )
@@ -94,7 +94,8 @@ def _customer_events_since(db: Database, workspace_id: int, after: int, upto: in
         Event.workspace_id == workspace_id,
         Event.id > after,
         Event.id <= upto,
-        ~is_own_event(Event.channel, Event.name),
+        ~own_event_clause(Event.channel),
+        func.coalesce(Event.name, "").not_in(MODEL_EVENTS),
     )
     with db.session() as session:
         return int(session.scalar(query) or 0)
