@@ -23,6 +23,7 @@ from clm.ingest.schemas import Batch, IngestResult, StrictBatch
 from clm.ingest.service import parse_messages, pydantic_errors
 from clm.ingest.writer import EventWriter
 from clm.ingest.writer_process import RemoteWriter
+from clm.worker.nudge import nudge
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
 
@@ -109,6 +110,8 @@ async def store(
     )
     writer: EventWriter | RemoteWriter = request.app.state.writer
     stored, duplicates = await writer.store(workspace_id, records)
+    if stored:
+        nudge(workspace_id)  # committed: the live worker may look now (never waits on the queue)
     return IngestResult(stored=stored, duplicates=duplicates, rejected=rejected)
 
 
