@@ -143,6 +143,8 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     # Segment tracking API
     **{("POST", f"/v1/{kind}"): INGEST
        for kind in ("alias", "batch", "group", "identify", "import", "page", "screen", "track")},
+    # ... and analytics.js' short paths for the same calls
+    **{("POST", f"/v1/{short}"): INGEST for short in "abgipst"},
 }  # fmt: skip
 
 
