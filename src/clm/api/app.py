@@ -13,6 +13,7 @@ from clm.api.errors import install_error_handlers
 from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
 from clm.api.predictions import router as predictions_router
+from clm.api.privacy import router as privacy_router
 from clm.api.public import router as public_router
 from clm.api.reports import router as reports_router
 from clm.api.responses import JsonResponse
@@ -59,6 +60,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(public_router)
     app.include_router(predictions_router)
     app.include_router(reports_router)
+    app.include_router(privacy_router)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

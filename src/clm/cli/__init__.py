@@ -13,6 +13,7 @@ from clm.cli.engage import playbook_app, survey_app, worker
 from clm.cli.importing import import_app
 from clm.cli.lifecycle import health_app, lifecycle_app, stages_app
 from clm.cli.predictions import mount as mount_predictions
+from clm.cli.privacy import privacy_app
 from clm.cli.programs import coupon_app, points_app, referral_app, testimonial_app
 from clm.cli.reports import report_app
 
@@ -49,6 +50,7 @@ app.add_typer(coupon_app, name="coupon")
 app.add_typer(points_app, name="points")
 app.add_typer(testimonial_app, name="testimonial")
 app.add_typer(report_app, name="report")
+app.add_typer(privacy_app, name="privacy")
 app.command("worker")(worker)
 mount_predictions(app)
 

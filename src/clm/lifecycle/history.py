@@ -24,10 +24,10 @@ from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.engines import OWN_EVENTS_PREFIX
 from clm.store.engine import Database
 from clm.store.models import Event, Identity, StageTransition
+from clm.store.own_events import HEALTH_CHANGED, OWN_CHANNEL, STAGE_CHANGED
 
 CHUNK = 5_000
-EVENT_NAME = "lifecycle_stage_changed"
-HEALTH_EVENT_NAME = "health_state_changed"
+EVENT_NAME, HEALTH_EVENT_NAME = STAGE_CHANGED, HEALTH_CHANGED
 
 
 def utc(ts: int) -> datetime:
@@ -136,7 +136,8 @@ def announce_health(
     """Write ``health_state_changed`` events for stored health rows where the state changed.
 
     Message ids are ``clm-lc-h<definition>-<customer>-<ts>-<state>``: a rerun inserts nothing
-    twice, and the ``clm-lc-`` prefix keeps them out of features like the stage events.
+    twice. Like the stage events they are CLM's own (``system`` channel), which keeps them out of
+    the lifecycle's inputs (``engines.lifecycle_output``).
     """
     written = 0
     for start in range(0, len(changes), CHUNK):
@@ -186,7 +187,7 @@ def _event_base(workspace_id: int, identity_id: int, at: datetime) -> dict[str, 
         "received_at": datetime.now(UTC),
         "sent_at": None,
         "original_timestamp": None,
-        "channel": "system",
+        "channel": OWN_CHANNEL,
         "campaign": None,
         "source": None,
         "revenue": None,
@@ -225,7 +226,7 @@ def _event_row(
         "received_at": now,
         "sent_at": None,
         "original_timestamp": None,
-        "channel": "system",
+        "channel": OWN_CHANNEL,
         "campaign": None,
         "source": None,
         "revenue": None,
