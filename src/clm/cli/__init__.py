@@ -74,6 +74,7 @@ def serve(
     from clm.ingest.writer_process import WriterProcess, socket_path_in
     from clm.store.engine import Database
     from clm.web import create_app
+    from clm.worker import get_live_settings
 
     settings = get_settings()
     db = open_database(database_url)  # migrates once, before any worker starts
@@ -84,7 +85,9 @@ def serve(
     writer = WriterProcess(url, socket_path_in(settings.data_dir))
     writer.start()
     os.environ.update({**writer.environment, "CLM_DATABASE_URL": url})
+    os.environ.setdefault("CLM_LIVE_NUDGE", "true")  # stored events wake `clm worker`
     get_settings.cache_clear()  # this process serves too when workers == 1
+    get_live_settings.cache_clear()
     console.print(f"CLM on http://{bind_host}:{bind_port}  (dashboard: /, API docs: /docs)")
     try:
         if workers > 1:
