@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -46,8 +47,11 @@ class _Collector:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.lock = threading.Lock()
+        self.delay = 0.0  # seconds before accepting each message (a slow server)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(parsed)  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from clm.engage.schemas import (
 )
 from clm.errors import FieldError, NotFound, ValidationError
 from clm.store.models import (
+    ConsentRecord,
     Customer,
     EngageConfig,
     EngageConsent,
@@ -143,7 +144,22 @@ def set_consent(
     purpose: Purpose,
     granted: bool,
     source: str = "api",
+    text: str = "",
 ) -> None:
+    """Record a consent decision: the latest per channel and purpose (what guardrails read),
+    and one more entry in the history (when, from where, the words agreed to)."""
+    session.add(
+        ConsentRecord(
+            workspace_id=workspace_id,
+            customer_id=customer_id,
+            channel=channel,
+            purpose=purpose,
+            granted=granted,
+            source=source,
+            text=text,
+            recorded_at=now(),
+        )
+    )
     row = session.scalar(
         select(EngageConsent).where(
             EngageConsent.workspace_id == workspace_id,

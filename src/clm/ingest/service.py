@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pydantic
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from clm.config import get_settings
@@ -22,6 +22,7 @@ from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_ad
 from clm.store.bulk import insert_prepared, json_text, select_in, sqlite_datetimes
 from clm.store.engine import Database
 from clm.store.own_events import reserved_channel_error
+from clm.store.tombstones import erased_keys, has_tombstones
 
 
 def pydantic_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
@@ -170,6 +171,7 @@ def store_batches_in(
             session.execute(text("SELECT pg_advisory_xact_lock(:ws)"), {"ws": workspace_id})
         existing = _existing_message_ids(session, workspace_id, list(unique))
         fresh = [record for key, record in unique.items() if key not in existing]
+        fresh = _drop_erased(session.connection(), workspace_id, fresh)
     if not fresh:
         return [(0, len(batch)) for batch in batches], None
     resolver = IdentityResolver(session, workspace_id, datetime.now(UTC))
@@ -209,6 +211,24 @@ def store_batches_in(
                 mine += 1
         counts.append((mine, len(batch) - mine))
     return counts, resolver
+
+
+def _drop_erased(
+    connection: Connection, workspace_id: int, records: list[EventRecord]
+) -> list[EventRecord]:
+    """The tombstone rule: a message naming an erased identifier is acknowledged and dropped
+    (counted with the duplicates), so an SDK stops retrying and the person is not rebuilt."""
+    if not records or not has_tombstones(connection, workspace_id):
+        return records
+    keys = [
+        IdentityResolver.keys_of(record)
+        + ([("user_id", r), ("anonymous_id", r)] if (r := record.previous_id) else [])
+        for record in records
+    ]
+    erased = erased_keys(connection, workspace_id, (k for ks in keys for k in ks))
+    if not erased:
+        return records
+    return [r for r, ks in zip(records, keys, strict=True) if erased.isdisjoint(ks)]
 
 
 def prepare_stored(records: list[EventRecord], dialect: str) -> None:

@@ -121,13 +121,31 @@ def announce(
             statement = insert_fn(Event).on_conflict_do_nothing(
                 index_elements=["workspace_id", "message_id"]
             )
+            # Counted as inserted: a recomputed customer's history is re-announced, and the
+            # message ids already in the log are (rightly) not written twice.
+            written += len(rows) - _already_logged(session, workspace_id, rows)
             session.execute(statement, rows)
         session.execute(
             update(StageTransition)
             .where(StageTransition.id.in_([t.id for t in batch]))
             .values(announced=True)
         )
-        written += len(rows)
+
+
+def _already_logged(session: Session, workspace_id: int, rows: Sequence[dict[str, Any]]) -> int:
+    ids = [r["message_id"] for r in rows]
+    found = 0
+    for start in range(0, len(ids), 500):
+        found += int(
+            session.scalar(
+                select(func.count()).where(
+                    Event.workspace_id == workspace_id,
+                    Event.message_id.in_(ids[start : start + 500]),
+                )
+            )
+            or 0
+        )
+    return found
 
 
 def announce_health(
