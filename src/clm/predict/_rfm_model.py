@@ -6,10 +6,18 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from clm.predict._base import MLEModel
-from clm.predict._validation import FloatArray, as_pandas, columns_as_arrays, validate_rfm
+from clm.predict._summary import distinct_rows
+from clm.predict._validation import (
+    FloatArray,
+    as_pandas,
+    check_weights,
+    columns_as_arrays,
+    validate_rfm,
+)
 
 __all__ = ["RFMModel", "rfm_arrays"]
 
@@ -36,9 +44,12 @@ class RFMModel(MLEModel):
 
         ``weights`` (e.g. the ``weight`` column of :func:`clm.predict.compress`) multiplies
         each row's log-likelihood, so a compressed summary gives the same fit as the full one.
+        The fit itself works on the distinct (frequency, recency, T) rows whatever it is given.
         """
         _, x, tx, age = rfm_arrays(summary)
-        return self._fit_arrays([x, tx, age], weights)
+        w = check_weights(weights, x.shape[0])
+        data, w = distinct_rows([x, tx, age], w)
+        return self._fit_arrays(data, w)
 
     def _default_start(self, data: Sequence[FloatArray], weights: FloatArray) -> FloatArray:
         x, _, age = data
@@ -48,6 +59,17 @@ class RFMModel(MLEModel):
         start = np.ones(len(self.param_names))
         start[1] = 1.0 / rate
         return start
+
+    def _distinct_frequencies(self, x: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp]]:
+        """Distinct frequencies and the row -> distinct index, cached for the arrays of a fit:
+        the special functions of r + x and b + x are evaluated once per distinct frequency
+        (hundreds) instead of once per row."""
+        cached = getattr(self, "_frequency_cache", None)
+        if cached is not None and cached[0] is x:
+            return cached[1], cached[2]
+        ux, inverse = np.unique(x, return_inverse=True)
+        self._frequency_cache = (x, ux, inverse)
+        return ux, inverse
 
     # -- formulas on arrays, provided by subclasses --------------------------------------------
     def _p_alive(self, x: FloatArray, tx: FloatArray, age: FloatArray) -> FloatArray:

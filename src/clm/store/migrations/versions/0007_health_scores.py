@@ -1,7 +1,7 @@
 """health: each customer's current score and when it is next due
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
