@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -234,3 +235,24 @@ def test_export_holds_everything_and_erasure_removes_exactly_that(db: Database) 
             continue
         assert report.deleted.get(table, 0) == len(rows), table
     assert report.deleted["engage_ledger"] == 2 * len(tables["engage_ledger"])
+
+
+def test_a_transactions_file_naming_the_erased_person_is_refused_by_line(
+    db: Database, tmp_path: Path
+) -> None:
+    from clm.ingest.transactions import import_transactions
+
+    world = build(db)
+    erase_customer(db, world.workspace_id, world.ada)
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "customer_id,date,amount\ndan-4004,2024-05-01,10\nada-1001,2024-05-02,20\n"
+        "ada-1001,2024-05-03,30\n"
+    )
+    report = import_transactions(db, world.workspace_id, orders)
+    assert report.stored == 1
+    assert [(r.line, "erased" in str(r.errors)) for r in report.rejected] == [
+        (3, True),
+        (4, True),
+    ]
+    assert traces(db, world) == []
