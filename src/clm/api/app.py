@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from clm._runtime import settle_heap
+from clm.api.accounts import router as accounts_router
+from clm.api.cors import TrackingCors
 from clm.api.engage import router as engage_router
 from clm.api.errors import install_error_handlers
 from clm.api.lifecycle import router as lifecycle_router
@@ -21,6 +23,7 @@ from clm.api.tracking import router as tracking_router
 from clm.config import get_settings
 from clm.ingest.writer import EventWriter
 from clm.ingest.writer_process import RemoteWriter
+from clm.privacy.cors import AllowedOrigins
 from clm.store.engine import Database
 
 
@@ -52,6 +55,8 @@ def create_app(db: Database | None = None) -> FastAPI:
         default_response_class=JsonResponse,
     )
     app.state.db = database
+    app.state.cors_origins = AllowedOrigins(database)
+    app.add_middleware(TrackingCors, origins=app.state.cors_origins)
     install_error_handlers(app)
     app.include_router(tracking_router)
     app.include_router(management_router)
@@ -60,6 +65,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(public_router)
     app.include_router(predictions_router)
     app.include_router(reports_router)
+    app.include_router(accounts_router)
     app.include_router(privacy_router)
 
     @app.get("/health", tags=["ops"])

@@ -14,7 +14,9 @@ import orjson
 import pydantic
 from fastapi import APIRouter, Request
 
-from clm.api.deps import DatabaseDep, basic_username, credential_for
+from clm.accounts import Permission, authorize
+from clm.api.cors import STATE_KEY as CORS_STATE_KEY
+from clm.api.deps import DatabaseDep, basic_username, key_principal
 from clm.api.responses import JsonResponse
 from clm.config import get_settings
 from clm.errors import ClmError, FieldError, PayloadTooLarge, PermissionDenied, ValidationError
@@ -71,10 +73,17 @@ def _write_key(request: Request, payload: Any) -> str | None:
 
 
 def _workspace_for(request: Request, db: Any, payload: Any) -> int:
-    credential = credential_for(db, _write_key(request, payload))
-    if credential.kind not in ("write", "secret") or credential.workspace_id is None:
+    principal = key_principal(db, _write_key(request, payload))
+    if not principal.can(Permission.INGEST):
         raise PermissionDenied("Events are sent with a workspace write key")
-    return credential.workspace_id
+    workspace = authorize(principal, Permission.INGEST).workspace_id
+    assert workspace is not None  # authorize() refuses a key without one
+    origin = request.headers.get("origin")
+    if origin is not None:  # a browser page: its origin must be allowed for this workspace
+        if not request.app.state.cors_origins.allows(workspace, origin):
+            raise PermissionDenied(f"Origin {origin} may not send events to this workspace")
+        setattr(request.state, CORS_STATE_KEY, origin)
+    return workspace
 
 
 def _field_errors(errors: list[dict[str, Any]], *prefix: str | int) -> list[FieldError]:
@@ -130,6 +139,11 @@ def _route(kind: str) -> None:
     endpoint.__name__ = f"{kind}_message"
     endpoint.__doc__ = f"Segment ``{kind}`` call: one message, stored before the 200."
     router.add_api_route(f"/{kind}", endpoint, methods=["POST"], name=kind)
+    # analytics.js posts to the one-letter paths (``/v1/t`` for track, ...), as Segment's API
+    # accepts them.
+    router.add_api_route(
+        f"/{kind[0]}", endpoint, methods=["POST"], name=f"{kind}_short", include_in_schema=False
+    )
 
 
 for _kind in ("identify", "track", "page", "screen", "group", "alias"):
@@ -138,6 +152,7 @@ for _kind in ("identify", "track", "page", "screen", "group", "alias"):
 
 @router.post("/batch")
 @router.post("/import")
+@router.post("/b", include_in_schema=False)  # analytics.js in batching mode
 async def batch(request: Request, db: DatabaseDep) -> JsonResponse:
     """Many messages at once. Valid ones are stored even when others are rejected: the reply
     lists each rejected message by its index, with field-level reasons."""
