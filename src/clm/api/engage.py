@@ -135,10 +135,8 @@ def put_consent(body: ConsentBody, db: DatabaseDep, key: Support) -> ConsentBody
             source=body.source,
             text=body.text,
         )
-        record(
-            session, key, "consent.update", f"customer:{body.customer_id}",
-            after=body.model_dump(mode="json"),
-        )  # fmt: skip
+        decided = body.model_dump(include={"channel", "purpose", "granted", "source"})
+        record(session, key, "consent.update", f"customer:{body.customer_id}", after=decided)
     return body
 
 
