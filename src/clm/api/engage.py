@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from clm.accounts import record
 from clm.api.deps import Configurer, DatabaseDep, Marketer, Reader, Support, workspace_id
 from clm.engage import coupons, earning, ledger, outbox, referrals, surveys, testimonials
 from clm.engage import playbooks as pb
@@ -110,6 +111,8 @@ def put_consent(body: ConsentBody, db: DatabaseDep, key: Support) -> ConsentBody
             source=body.source,
             text=body.text,
         )
+        decided = body.model_dump(include={"channel", "purpose", "granted", "source"})
+        record(session, key, "consent.update", f"customer:{body.customer_id}", after=decided)
     return body
 
 

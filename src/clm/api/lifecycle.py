@@ -67,11 +67,15 @@ def get_customer_lifecycle(
 
 
 @router.get("/lifecycle/counts")
-def get_counts(db: DatabaseDep, key: Reader, at: datetime | None = None) -> Counts:
-    """How many customers stand in each stage and health state at ``at`` (default now)."""
+def get_counts(
+    db: DatabaseDep, key: Reader, at: datetime | None = None, model: str | None = None
+) -> Counts:
+    """How many customers stand in each stage and health state at ``at`` (default now), under
+    the active stage model or the stored one named ``model``."""
     when = at or datetime.now(UTC)
     ws = workspace_id(key)
-    return Counts(at=when, stages=stage_counts(db, ws, when), health=_health_counts(db, ws, when))
+    stages = stage_counts(db, ws, when, model=model)
+    return Counts(at=when, stages=stages, health=_health_counts(db, ws, when))
 
 
 def _health_counts(db: DatabaseDep, ws: int, when: datetime) -> dict[str, int]:
