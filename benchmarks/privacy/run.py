@@ -57,7 +57,7 @@ def ingestion(db: Database, events: int) -> list[str]:
     key = tombstone_key()
     with db.transaction() as session:
         digests = (identifier_digest(key, marked, "user_id", f"gone{i}") for i in range(10_000))
-        session.add_all(Tombstone(workspace_id=marked, digest=d, created_at=T0) for d in digests)  # fmt: skip
+        session.add_all(Tombstone(workspace_id=marked, digest=d, created_at=T0) for d in digests)
     for ws in (plain, marked):  # the customers exist: steady-state traffic of known people
         ingest(db, ws, _batch(f"warm{ws}", 0)[: CUSTOMERS // 2])
         ingest(db, ws, _batch(f"warm{ws}b", CUSTOMERS // 2)[: CUSTOMERS // 2])
