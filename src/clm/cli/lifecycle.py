@@ -172,7 +172,16 @@ def apply(
     if output is OutputFormat.json:
         print_json({"definition": info, "run": result})
     else:
-        console.print(f"applied {info.name} version {info.version}")
+        replaced = info.replaced
+        was = (
+            f"; {replaced.name} version {replaced.version} is no longer active"
+            if replaced is not None and replaced.id != info.id
+            else ""
+        )
+        console.print(
+            f"applied {info.name} version {info.version}: now the active model{was}",
+            soft_wrap=True,
+        )
         if result:
             console.print(f"{result.transitions} transitions for {result.customers} customers")
 
@@ -199,6 +208,14 @@ def list_models(
     console.print(f"shipped: {', '.join(shipped_model_names())}")
 
 
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="A stored stage model by name (default: the workspace's active one)"
+    ),
+]
+
+
 def _run(
     full: bool,
     workspace: str,
@@ -206,103 +223,226 @@ def _run(
     database_url: str | None,
     output: OutputFormat,
     now: str | None = None,
+    model: str | None = None,
 ) -> None:
     from clm.lifecycle import run_lifecycle, tick
 
     with open_workspace(database_url, workspace) as (db, ws_id):
         if full:
             result = _busy(
-                "recomputing history", lambda: run_lifecycle(db, ws_id, engine=engine.value)
-            )  # type: ignore[arg-type]
+                "recomputing history",
+                lambda: run_lifecycle(db, ws_id, model_name=model, engine=engine.value),  # type: ignore[arg-type]
+            )
         else:
-            result = _busy("ticking", lambda: tick(db, ws_id, now=_date(now), engine=engine.value))  # type: ignore[arg-type]
+            result = _busy(
+                "ticking",
+                lambda: tick(db, ws_id, model_name=model, now=_date(now), engine=engine.value),  # type: ignore[arg-type]
+            )
     if output is OutputFormat.json:
         print_json(result)
     else:
         console.print(
-            f"{result.mode}: {result.customers} customers, {result.transitions} transitions, "
-            f"{result.events_written} events written, {result.seconds:.2f} s ({result.engine})"
+            f"{result.mode} of {result.model} v{result.model_version}: {result.customers} "
+            f"customers, {result.transitions} transitions, {result.events_written} events "
+            f"written, {result.seconds:.2f} s ({result.engine})"
         )
 
 
 @lifecycle_app.command("run")
 def run_command(
     workspace: WorkspaceOption,
+    model: ModelOption = None,
     engine: EngineOption = Engine.sql,
     database_url: DatabaseOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Recompute every customer's stage history from the event log."""
-    _run(True, workspace, engine, database_url, output)
+    _run(True, workspace, engine, database_url, output, model=model)
 
 
 @lifecycle_app.command("tick")
 def tick_command(
     workspace: WorkspaceOption,
+    model: ModelOption = None,
     engine: EngineOption = Engine.duckdb,
     now: Annotated[str | None, typer.Option(help="Pretend it is this ISO time")] = None,
     database_url: DatabaseOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
-    """The scheduled job: take in new events, announce lapses that are now due."""
-    _run(False, workspace, engine, database_url, output, now)
+    """Take in new events and announce lapses that are now due (`clm worker` does this by
+    itself; run it by hand to catch up at once, or for a model that is not the active one)."""
+    _run(False, workspace, engine, database_url, output, now, model)
+
+
+@lifecycle_app.command("counts")
+def counts_command(
+    workspace: WorkspaceOption,
+    model: ModelOption = None,
+    at: Annotated[str | None, typer.Option(help="The date (ISO), default now")] = None,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """How many customers stand in each stage at a date, under the active (or given) model."""
+    from clm.lifecycle import get_stage_model, stage_counts
+
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        info, _ = get_stage_model(db, ws_id, model)
+        counts = stage_counts(db, ws_id, _date(at), model=info.name, version=info.version)
+    if output is OutputFormat.json:
+        print_json({"model": info.name, "version": info.version, "at": at, "stages": counts})
+        return
+    print_table(
+        f"{info.name} v{info.version}: customers per stage" + (f" as of {at}" if at else ""),
+        ["stage", "customers"],
+        list(counts.items()),
+    )
 
 
 @health_app.command("run")
 def health_run(
     workspace: WorkspaceOption,
-    engine: EngineOption = Engine.sql,
+    engine: EngineOption = Engine.duckdb,
+    history: Annotated[
+        bool, typer.Option(help="Also recompute the stored history (every instant)")
+    ] = True,
+    now: Annotated[str | None, typer.Option(help="Score as of this ISO time")] = None,
     database_url: DatabaseOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
-    """Recompute every customer's health history."""
-    from clm.lifecycle import run_health
+    """Score every customer's health as of now (and recompute the history), with a summary."""
+    from clm.lifecycle import recompute_health, score_health
 
-    with open_workspace(database_url, workspace) as (db, ws_id):
-        rows = _busy("scoring", lambda: run_health(db, ws_id, engine=engine.value))  # type: ignore[arg-type]
-    print_json({"rows": rows}) if output is OutputFormat.json else console.print(f"{rows} rows")
+    when = _date(now)
+    total = 7 if history else 4  # the steps a pass names (features, stages, scores, store)
+    with open_workspace(database_url, workspace) as (db, ws_id), _steps() as report:
+        done = iter(range(1, total + 1))
+
+        def step(label: str) -> None:
+            report(label, next(done, total), total)
+
+        chosen: Any = engine.value
+        fast: Any = "duckdb" if engine is Engine.duckdb else "sql"
+        if history:
+            summary = recompute_health(db, ws_id, engine=chosen, now=when, on_step=step)
+        else:
+            summary = score_health(db, ws_id, now=when, engine=fast, on_step=step)
+    if output is OutputFormat.json:
+        print_json(summary)
+        return
+    console.print(summary.line())
 
 
 @health_app.command("backtest")
 def health_backtest(
     workspace: WorkspaceOption,
-    step_days: Annotated[int, typer.Option(help="Days between evaluation dates")] = 30,
-    recompute: Annotated[bool, typer.Option(help="Recompute health history first")] = True,
+    horizon: Annotated[int, typer.Option(min=1, help="Days after each cutoff")] = 90,
+    step_months: Annotated[int, typer.Option(min=1, help="Months between cutoffs")] = 3,
+    active_days: Annotated[
+        int, typer.Option(min=1, help="Customers who bought within these days are scored")
+    ] = 365,
+    calibrate: Annotated[
+        bool, typer.Option(help="Also backtest weights fitted walk-forward on earlier history")
+    ] = False,
     database_url: DatabaseOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
-    """How well health predicted churn in the next 30 and 90 days (AUC, lift, precision)."""
-    from clm.lifecycle import backtest, run_health
+    """Did health predict who lapsed? AUC, lift and precision/recall against baselines.
+
+    Cutoffs are month ends from the end of the log's ninth month; every score uses only the
+    events before its cutoff. Warns when the score loses to recency, P(alive), frequency or
+    random."""
+    from clm.lifecycle import backtest
+    from clm.lifecycle.calibrate import calibrated_backtest
 
     with open_workspace(database_url, workspace) as (db, ws_id):
-        if recompute:
-            _busy("scoring", lambda: run_health(db, ws_id))
-        results = _busy("replaying", lambda: backtest(db, ws_id, step_days=step_days))
+        with _progress("cutoffs") as tick:
+            report = backtest(
+                db, ws_id, horizon_days=horizon, step_months=step_months,
+                active_days=active_days, on_cutoff=tick,
+            )  # fmt: skip
+        reports = [report]
+        if calibrate:
+            with _progress("calibrated cutoffs") as tick:
+                reports.append(
+                    calibrated_backtest(
+                        db, ws_id, horizon_days=horizon, step_months=step_months,
+                        active_days=active_days, on_cutoff=tick,
+                    )
+                )  # fmt: skip
     if output is OutputFormat.json:
-        print_json(results)
+        print_json(reports if calibrate else report)
         return
-    print_table(
-        "Health backtest",
-        [
-            "horizon",
-            "samples",
-            "churners",
-            "AUC",
-            "precision at risk",
-            "lift by decile (1 = lowest scores)",
-        ],
-        [
-            (
-                f"{r.horizon_days} d",
-                r.samples,
-                r.churners,
-                _num(r.auc),
-                _num(r.precision_at_risk),
-                " ".join(f"{x:.2f}" for x in r.lift_by_decile),
-            )
-            for r in results
-        ],
-    )
+    for one in reports:
+        _print_backtest(one)
+
+
+def _print_backtest(report: Any) -> None:
+    console.print(f"[bold]{report.scorecard}[/bold]: label = {report.label}")
+    for cut in report.cutoffs:
+        print_table(
+            f"cutoff {cut.cutoff:%Y-%m-%d}: {cut.customers:,} customers, {cut.lapsed:,} lapsed, "
+            f"{cut.flagged:,} flagged at risk",
+            ["", "AUC", "healthiest-tenth lift", "precision", "recall", "lapse lift by decile"],
+            [
+                (
+                    m.name,
+                    _num(m.auc),
+                    _num(m.top_decile_lift),
+                    _num(m.precision_at_risk),
+                    _num(m.recall_at_risk),
+                    " ".join(f"{x:.2f}" for x in m.lift_by_decile),
+                )
+                for m in cut.metrics
+            ],
+        )
+    console.print("mean AUC: " + ", ".join(f"{k} {v:.3f}" for k, v in report.mean_auc.items()))
+    for warning in report.warnings:
+        console.print(f"[bold red]{warning}[/bold red]")
+    if report.cutoffs and not report.warnings:
+        console.print("[green]the score beat every baseline at every cutoff[/green]")
+
+
+@health_app.command("fit")
+def health_fit(
+    workspace: WorkspaceOption,
+    horizon: Annotated[int, typer.Option(min=1, help="Days after the training cutoff")] = 90,
+    active_days: Annotated[int, typer.Option(min=1)] = 365,
+    apply: Annotated[
+        bool, typer.Option(help="Store the fitted scorecard as the active one")
+    ] = False,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Learn the scorecard's weights from this workspace's own history (a regularised
+    logistic regression of who kept buying over the factors), printed as YAML."""
+    from clm.lifecycle.calibrate import fit_scorecard
+    from clm.lifecycle.catalog import save_definition
+
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        fitted = _busy(
+            "fitting",
+            lambda: fit_scorecard(db, ws_id, horizon_days=horizon, active_days=active_days),
+        )
+        if apply:
+            save_definition(db, ws_id, "health", fitted.yaml)
+    if output is OutputFormat.json:
+        print_json(fitted)
+        return
+    console.print(fitted.yaml)
+    if apply:
+        console.print("stored as the active scorecard; run `clm health run` to re-score")
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield tick
 
 
 def _num(value: float | None) -> str:

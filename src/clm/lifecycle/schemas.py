@@ -19,6 +19,8 @@ class DefinitionInfo(BaseModel):
     version: int
     active: bool
     created_at: datetime
+    # Set when this version was just applied: the definition that was active until then.
+    replaced: DefinitionInfo | None = None
 
 
 class TransitionPublic(BaseModel):
@@ -71,7 +73,8 @@ class FactorContribution(BaseModel):
     axis: str
     value: Any
     points: float
-    weight: float
+    weight: float  # its share of the score after re-normalisation; 0 when left out
+    missing: bool = False  # no data: left out (or scored at the scorecard's stated prior)
 
 
 class HealthPublic(BaseModel):
@@ -83,6 +86,8 @@ class HealthPublic(BaseModel):
     state: str  # happy | at_risk | unhappy
     state_label: str  # "happy and stable" | "happy but at risk" | "unhappy"
     factors: list[FactorContribution]
+    reasons: list[str] = []  # the factors costing the most points, in words
+    next_action: str = ""  # what to do next, from the state or the main problem
 
 
 class HealthChange(BaseModel):
