@@ -11,7 +11,6 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
-from clm.accounts import Principal
 from clm.api.deps import Configurer, DatabaseDep, Reader, workspace_id
 from clm.privacy import erase_customer, export_customer
 from clm.privacy.person import find_person
@@ -33,14 +32,10 @@ class ConsentRecordPublic(BaseModel):
     recorded_at: Any
 
 
-def _actor(who: Principal) -> str:
-    return who.actor
-
-
 @router.get("/customers/{customer_id}/export")
 def export(customer_id: int, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
     """Everything CLM holds about the person (merged ids included), one JSON document."""
-    return export_customer(db, workspace_id(key), customer_id, actor=_actor(key))
+    return export_customer(db, workspace_id(key), customer_id, who=key)
 
 
 @router.delete("/customers/{customer_id}")
@@ -48,7 +43,7 @@ def export(customer_id: int, db: DatabaseDep, key: Configurer) -> dict[str, Any]
 def erase(customer_id: int, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
     """Erase the person: events, identities, traits and every derived row; their identifiers
     are kept only as keyed hashes so later events carrying them are refused."""
-    return asdict(erase_customer(db, workspace_id(key), customer_id, actor=_actor(key)))
+    return asdict(erase_customer(db, workspace_id(key), customer_id, who=key))
 
 
 @router.get("/customers/{customer_id}/consents")
