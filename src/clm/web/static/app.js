@@ -56,6 +56,14 @@ function bars(container, entries) {
   }
 }
 
+// "now" for a state computed at the present moment, else "as of <date>": a stage or health
+// state shown for another moment always says which.
+function asOf(at) {
+  const when = Date.parse(at || "");
+  if (Number.isNaN(when) || Math.abs(Date.now() - when) < 5 * 60 * 1000) return "now";
+  return `as of ${new Date(when).toISOString().slice(0, 10)}`;
+}
+
 async function showOverview() {
   const [workspace, stats] = await Promise.all([api("/workspace"), api("/workspace/stats")]);
   $("workspace-name").textContent = `${workspace.name} (${workspace.slug})`;
@@ -66,14 +74,13 @@ async function showOverview() {
   $("stat-revenue").textContent = fmt.format(Math.round(stats.revenue));
   bars($("channels"), Object.entries(stats.events_by_channel));
   try {
-    // Stages as of the latest touchpoint: for a historical log (like the CDNOW demo) "today"
-    // would show everyone churned.
-    const at = stats.last_event_at ? `?at=${encodeURIComponent(stats.last_event_at)}` : "";
-    const counts = await api(`/lifecycle/counts${at}`);
+    // Stages now, as on every customer's page: the overview and a customer's pill agree. (The
+    // demo's log is shifted to end yesterday, so "now" is its present too.)
+    const counts = await api("/lifecycle/counts");
     const stages = Object.entries(counts.stages || {});
     if (stages.length) {
       bars($("stages"), stages);
-      $("stages-at").textContent = `as of ${(counts.at || "").slice(0, 10)}`;
+      $("stages-at").textContent = asOf(counts.at);
     }
   } catch (error) {
     // No stage model applied yet: the panel keeps its hint.
@@ -109,10 +116,12 @@ async function findCustomer(kind, value) {
     lifecycle.replaceChildren();
     try {
       const state = await api(`/customers/${customer.id}/lifecycle`);
+      const when = asOf(state.at);
+      const suffix = when === "now" ? "" : ` (${when})`;
       const stage = state.stage && (state.stage.stage || state.stage);
-      if (typeof stage === "string") lifecycle.append(text("span", `stage: ${stage}`, "pill"));
+      if (typeof stage === "string") lifecycle.append(text("span", `stage: ${stage}${suffix}`, "pill"));
       const health = state.health && (state.health.state_label || state.health.state);
-      if (health) lifecycle.append(text("span", `health: ${health}`, "pill"));
+      if (health) lifecycle.append(text("span", `health: ${health}${suffix}`, "pill"));
     } catch (error) {
       // Lifecycle not computed for this workspace yet.
     }
