@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 
 from clm.analytics import ReportTable
-from clm.cli._common import cell
+from clm.cli._common import cell, print_uncut
 
 NUMERIC = {"count", "share", "percent", "money", "days", "number"}
 
@@ -62,18 +61,7 @@ def print_tables(console: Console, tables: Sequence[ReportTable],
                  definitions: dict[str, str] | None = None) -> None:  # fmt: skip
     """Each table, then what its figures count. Off a terminal, each as wide as it needs."""
     for table in tables:
-        shown = rich_table(table)
-        if console.is_terminal:
-            console.print(shown)
-            continue
-        wide = console.options.update_width(100_000)  # measure unconstrained
-        needed = Measurement.get(console, wide, shown).maximum
-        narrow = console.width
-        console.width = max(narrow, needed)
-        try:
-            console.print(shown)
-        finally:
-            console.width = narrow
+        print_uncut(console, rich_table(table))
     if definitions:
         console.print("Definitions:", style="bold")
         for term, meaning in definitions.items():
