@@ -191,6 +191,20 @@ def cutoff_dates(first_ts: int, last_ts: int, horizon_days: int, step_months: in
         month += step_months
 
 
+def default_cutoffs(
+    log: pa.Table, subscription: bool, horizon_days: int, step_months: int
+) -> list[int]:
+    """Cutoffs from the end of the ninth month of the history that matters: from the first
+    purchase in a non-contractual workspace (touchpoints before anyone bought do not count),
+    from the first event in a subscription one."""
+    if not subscription and log.num_rows:
+        log = log.filter(pc.equal(log.column("name"), PURCHASE))
+    if log.num_rows == 0:
+        return []
+    ts = log.column("ts")
+    return cutoff_dates(int(pc.min(ts).as_py()), int(pc.max(ts).as_py()), horizon_days, step_months)
+
+
 def backtest(
     db: Database,
     workspace_id: int,
@@ -217,13 +231,8 @@ def backtest(
     )
     if cutoffs is not None:
         stamps = [int(c.timestamp()) for c in cutoffs]
-    elif log.num_rows:
-        ts = log.column("ts")
-        stamps = cutoff_dates(
-            int(pc.min(ts).as_py()), int(pc.max(ts).as_py()), horizon_days, step_months
-        )
     else:
-        stamps = []
+        stamps = default_cutoffs(log, subscription, horizon_days, step_months)
     results = []
     for done, cutoff in enumerate(stamps, start=1):
         results.append(

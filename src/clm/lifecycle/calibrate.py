@@ -28,11 +28,12 @@ from pydantic import BaseModel
 from scipy.optimize import minimize
 
 from clm.lifecycle.backtest import (
+    PURCHASE,
     BacktestReport,
     _one_cutoff,
     _report,
     cohort_at,
-    cutoff_dates,
+    default_cutoffs,
     p_alive_at,
     scores_at,
 )
@@ -172,7 +173,8 @@ def fit_scorecard(
         from clm.errors import ValidationError
 
         raise ValidationError("No events to learn from")
-    last = int(pc.max(log.column("ts")).as_py())
+    bought = log if _subscription(log) else log.filter(pc.equal(log.column("name"), PURCHASE))
+    last = int(pc.max((bought if bought.num_rows else log).column("ts")).as_py())
     cutoff = last - horizon_days * DAY
     definition, weights, kept, customers = fit_at(
         db, workspace_id, card, log, cutoff, horizon_days, active_days
@@ -205,11 +207,8 @@ def calibrated_backtest(
     log = events if events is not None else export_events(db, workspace_id)
     if log.num_rows == 0:
         return _report(card, "", horizon_days, [])
-    ts = log.column("ts")
-    stamps = cutoff_dates(
-        int(pc.min(ts).as_py()), int(pc.max(ts).as_py()), horizon_days, step_months
-    )
     subscription = _subscription(log)
+    stamps = default_cutoffs(log, subscription, horizon_days, step_months)
     results = []
     label = ""
     fitted = card

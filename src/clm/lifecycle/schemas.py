@@ -102,6 +102,7 @@ class CustomerLifecycle(BaseModel):
     """Everything the lifecycle knows of one customer: stage, health, reasons, history."""
 
     customer_id: int
+    at: datetime  # the moment the stage and health describe (now, unless asked for another)
     stage: StageAt | None
     features: dict[str, Any]
     stage_history: list[TransitionPublic]
