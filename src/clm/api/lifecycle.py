@@ -23,7 +23,7 @@ from clm.lifecycle import (
 )
 from clm.lifecycle.catalog import get_definition
 from clm.lifecycle.health import STATE_LABELS
-from clm.lifecycle.health_service import get_scorecard
+from clm.lifecycle.health_inputs import get_scorecard
 from clm.store.models import HealthSnapshot
 
 router = APIRouter(prefix="/api/v1", tags=["lifecycle"])
