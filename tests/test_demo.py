@@ -16,14 +16,14 @@ from clm.demo import WORKSPACE, build_demo, cdnow_transactions
 from clm.store import customers as repo
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageJourney, EngageMessage, Event, Workspace
-from tests.conftest import SHARED_DATA
+from tests.conftest import shared_data_file
 
 
 def test_demo_purchases_are_the_cdnow_log(sqlite_db: Database) -> None:
     summary = build_demo(sqlite_db, customers=40)
     # Independently from the shared copy of the data set: the first 40 customers' lines.
     lines = [
-        line.split() for line in (SHARED_DATA / "CDNOW_master.txt").read_text().splitlines()[1:]
+        line.split() for line in shared_data_file("CDNOW_master.txt").read_text().splitlines()[1:]
     ]
     first_40 = sorted({line[0] for line in lines})[:40]
     expected = [line for line in lines if line[0] in first_40]

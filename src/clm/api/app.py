@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from clm._runtime import settle_heap
 from clm.api.engage import router as engage_router
-from clm.api.errors import install_error_handlers
+from clm.api.errors import ERROR_RESPONSES, install_error_handlers
 from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
 from clm.api.predictions import router as predictions_router
@@ -49,6 +49,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         summary="Customer lifecycle management: Segment-compatible ingestion and management API",
         version="0.1.0",
         default_response_class=JsonResponse,
+        responses=ERROR_RESPONSES,
     )
     app.state.db = database
     install_error_handlers(app)

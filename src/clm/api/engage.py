@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
+from clm.api.routing import ClmRoute
 from clm.engage import coupons, earning, ledger, outbox, referrals, surveys, testimonials
 from clm.engage import playbooks as pb
 from clm.engage import repository as repo
@@ -35,12 +36,13 @@ from clm.engage.schemas import (
 from clm.engage.survey_schemas import SurveyDefinition, SurveyPublic
 from clm.engage.testimonials import TestimonialPublic
 from clm.store.models import EngageMessage, EngageTask
+from clm.store.storable import FiniteFloat, Points, RowId
 
-router = APIRouter(prefix="/api/v1/engage", tags=["engage"])
+router = APIRouter(prefix="/api/v1/engage", tags=["engage"], route_class=ClmRoute)
 
 
 class ConsentBody(BaseModel):
-    customer_id: int
+    customer_id: RowId
     channel: Literal["email", "sms", "webhook"]
     purpose: Literal["marketing", "transactional"]
     granted: bool
@@ -53,7 +55,7 @@ class DecidedPublic(BaseModel):
 
 
 class Audience(BaseModel):
-    customer_ids: list[int]
+    customer_ids: list[RowId]
 
 
 def _redacted(provider: EmailProvider | SmsProvider | WebhookProvider) -> dict[str, Any]:
@@ -119,7 +121,7 @@ def list_messages(
     db: DatabaseDep,
     key: WorkspaceKey,
     status: str | None = None,
-    limit: Annotated[int, Query(le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[MessagePublic]:
     query = select(EngageMessage).where(EngageMessage.workspace_id == workspace_id(key))
     if status:
@@ -187,7 +189,9 @@ def report_playbook(name: str, db: DatabaseDep, key: WorkspaceKey) -> PlaybookRe
 
 
 @router.get("/customers/{customer_id}/journeys")
-def customer_journeys(customer_id: int, db: DatabaseDep, key: WorkspaceKey) -> list[JourneyPublic]:
+def customer_journeys(
+    customer_id: RowId, db: DatabaseDep, key: WorkspaceKey
+) -> list[JourneyPublic]:
     return pb.journey_history(db, workspace_id(key), customer_id)
 
 
@@ -257,14 +261,14 @@ class ReviewBody(BaseModel):
 
 @router.post("/referrals/{referral_id}/review")
 def review_referral(
-    referral_id: int, body: ReviewBody, db: DatabaseDep, key: WorkspaceKey
+    referral_id: RowId, body: ReviewBody, db: DatabaseDep, key: WorkspaceKey
 ) -> ReferralPublic:
     return referrals.review(db, workspace_id(key), referral_id, body.approve, body.note)
 
 
 class PointsBody(BaseModel):
-    customer_id: int
-    points: int
+    customer_id: RowId
+    points: Points
     txn_id: str
     memo: str = ""
     expires_at: datetime | None = None
@@ -307,7 +311,7 @@ def redeem_points(body: PointsBody, db: DatabaseDep, key: WorkspaceKey) -> dict[
 
 @router.get("/points/{customer_id}")
 def points_statement(
-    customer_id: int, db: DatabaseDep, key: WorkspaceKey
+    customer_id: RowId, db: DatabaseDep, key: WorkspaceKey
 ) -> list[ledger.LedgerEntryPublic]:
     return ledger.statement(db, workspace_id(key), customer_id)
 
@@ -318,7 +322,7 @@ def create_coupon(body: CouponCreate, db: DatabaseDep, key: WorkspaceKey) -> Cou
 
 
 class CouponOrder(BaseModel):
-    order_total: float
+    order_total: FiniteFloat
     order_id: str = ""
 
 
@@ -351,7 +355,7 @@ class TestimonialReview(BaseModel):
 
 @router.post("/testimonials/{testimonial_id}/review")
 def review_testimonial(
-    testimonial_id: int, body: TestimonialReview, db: DatabaseDep, key: WorkspaceKey
+    testimonial_id: RowId, body: TestimonialReview, db: DatabaseDep, key: WorkspaceKey
 ) -> TestimonialPublic:
     return testimonials.review(
         db, workspace_id(key), testimonial_id, body.decision, datetime.now(UTC), body.note

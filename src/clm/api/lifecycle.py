@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import and_, func, select
 
 from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
+from clm.api.routing import ClmRoute
 from clm.lifecycle import (
     CustomerLifecycle,
     DefinitionInfo,
@@ -24,8 +25,9 @@ from clm.lifecycle.catalog import get_definition
 from clm.lifecycle.health import STATE_LABELS
 from clm.lifecycle.health_service import get_scorecard
 from clm.store.models import HealthSnapshot
+from clm.store.storable import Offset, RowId
 
-router = APIRouter(prefix="/api/v1", tags=["lifecycle"])
+router = APIRouter(prefix="/api/v1", tags=["lifecycle"], route_class=ClmRoute)
 
 
 class StageModelPublic(BaseModel):
@@ -60,7 +62,7 @@ def put_model(body: StageModelIn, db: DatabaseDep, key: WorkspaceKey) -> StageMo
 
 @router.get("/customers/{customer_id}/lifecycle")
 def get_customer_lifecycle(
-    customer_id: int, db: DatabaseDep, key: WorkspaceKey, at: datetime | None = None
+    customer_id: RowId, db: DatabaseDep, key: WorkspaceKey, at: datetime | None = None
 ) -> CustomerLifecycle:
     """A customer's stage, health with reasons, and both histories."""
     return customer_lifecycle(db, workspace_id(key), customer_id, at)
@@ -109,7 +111,7 @@ def get_transitions(
     start: datetime,
     end: datetime,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     to_stage: str | None = None,
 ) -> TransitionPage:
     """Transitions with start <= time < end, oldest first, paged."""

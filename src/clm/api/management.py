@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from clm.api.deps import AdminKey, DatabaseDep, WorkspaceKey, workspace_id
+from clm.api.routing import ClmRoute
 from clm.store import customers as repo
 from clm.store import workspaces as ws
 from clm.store.schemas import (
@@ -24,8 +25,9 @@ from clm.store.schemas import (
     WorkspacePublic,
     WorkspaceStats,
 )
+from clm.store.storable import RowId
 
-router = APIRouter(prefix="/api/v1", tags=["management"])
+router = APIRouter(prefix="/api/v1", tags=["management"], route_class=ClmRoute)
 
 
 class WorkspaceCreate(BaseModel):
@@ -95,7 +97,7 @@ def create_key(body: KeyCreate, db: DatabaseDep, key: WorkspaceKey) -> KeyCreate
 
 
 @router.delete("/keys/{key_id}", status_code=204)
-def revoke_key(key_id: int, db: DatabaseDep, key: WorkspaceKey) -> None:
+def revoke_key(key_id: RowId, db: DatabaseDep, key: WorkspaceKey) -> None:
     with db.transaction() as session:
         ws.revoke_key(session, key_id, workspace_id(key))
 
@@ -104,7 +106,7 @@ def revoke_key(key_id: int, db: DatabaseDep, key: WorkspaceKey) -> None:
 def list_customers(
     db: DatabaseDep,
     key: WorkspaceKey,
-    after: int | None = None,
+    after: RowId | None = None,
     limit: Annotated[int, Query(ge=1, le=repo.MAX_PAGE)] = 100,
 ) -> Page[CustomerPublic]:
     with db.session() as session:
@@ -124,7 +126,7 @@ def lookup_customer(
 
 
 @router.get("/customers/{customer_id}")
-def get_customer(customer_id: int, db: DatabaseDep, key: WorkspaceKey) -> CustomerDetail:
+def get_customer(customer_id: RowId, db: DatabaseDep, key: WorkspaceKey) -> CustomerDetail:
     """A customer with identities and how they were resolved; merged-away ids still work."""
     with db.session() as session:
         return repo.get_customer(session, workspace_id(key), customer_id)
@@ -132,7 +134,7 @@ def get_customer(customer_id: int, db: DatabaseDep, key: WorkspaceKey) -> Custom
 
 @router.get("/customers/{customer_id}/timeline")
 def customer_timeline(
-    customer_id: int,
+    customer_id: RowId,
     db: DatabaseDep,
     key: WorkspaceKey,
     limit: Annotated[int, Query(ge=1, le=repo.MAX_PAGE)] = 100,
@@ -146,9 +148,9 @@ def customer_timeline(
 def list_events(
     db: DatabaseDep,
     key: WorkspaceKey,
-    after: int | None = None,
+    after: RowId | None = None,
     limit: Annotated[int, Query(ge=1, le=repo.MAX_PAGE)] = 100,
-    customer_id: int | None = None,
+    customer_id: RowId | None = None,
     type: Annotated[str | None, Query(max_length=16)] = None,
     name: Annotated[str | None, Query(max_length=255)] = None,
     since: datetime | None = None,

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 
 from clm.api.deps import DatabaseDep, basic_username, credential_for
 from clm.api.responses import JsonResponse
+from clm.api.routing import ClmRoute
 from clm.config import get_settings
 from clm.errors import ClmError, FieldError, PayloadTooLarge, PermissionDenied, ValidationError
 from clm.ingest.schemas import Batch, IngestResult, StrictBatch
@@ -23,7 +24,7 @@ from clm.ingest.service import parse_messages, pydantic_errors
 from clm.ingest.writer import EventWriter
 from clm.ingest.writer_process import RemoteWriter
 
-router = APIRouter(prefix="/v1", tags=["tracking"])
+router = APIRouter(prefix="/v1", tags=["tracking"], route_class=ClmRoute)
 
 
 class MalformedJson(ClmError):

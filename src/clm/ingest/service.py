@@ -21,6 +21,7 @@ from clm.ingest.normalize import EventRecord, to_record
 from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
 from clm.store.bulk import insert_prepared, json_text, select_in, sqlite_datetimes
 from clm.store.engine import Database
+from clm.store.storable import without_nul
 
 
 def pydantic_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
@@ -44,6 +45,8 @@ def parse_messages(
 ) -> tuple[list[EventRecord], list[Rejected]]:
     """Validate each message on its own; the good become records, the bad get reasons."""
     limit = max_event_bytes or get_settings().max_event_bytes
+    if batch_context and b"\\u0000" in orjson.dumps(batch_context):
+        batch_context = without_nul(batch_context)
     records: list[EventRecord] = []
     rejected: list[Rejected] = []
     for index, raw in enumerate(raws):
@@ -53,12 +56,15 @@ def parse_messages(
             rejected.append(Rejected(index=index, errors=[_error((), "must be a JSON object")]))
             continue
         try:
-            size = len(orjson.dumps(raw))
+            dumped = orjson.dumps(raw)
         except TypeError as exc:  # e.g. an integer over 64 bits: the log could not store it
             rejected.append(
                 Rejected(index=index, message_id=message_id, errors=[_error((), str(exc))])
             )
             continue
+        size = len(dumped)
+        if b"\\u0000" in dumped:  # orjson escapes NUL so: a cheap test before a walk
+            raw = without_nul(raw)
         if size > limit:
             reason = f"message is {size} bytes; the limit is {limit} bytes"
             rejected.append(
