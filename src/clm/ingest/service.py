@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from clm.config import get_settings
 from clm.ingest.identity import IdentityResolver, KnownIdentities
-from clm.ingest.normalize import EventRecord, to_record
+from clm.ingest.normalize import EventRecord, FieldValueError, to_record
 from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
 from clm.store.bulk import insert_prepared, json_text, select_in, sqlite_datetimes
 from clm.store.engine import Database
@@ -78,6 +78,10 @@ def parse_messages(
             rejected.append(
                 Rejected(index=index, message_id=message_id, errors=pydantic_errors(exc))
             )
+            continue
+        except FieldValueError as exc:
+            error = _error(exc.loc, str(exc))
+            rejected.append(Rejected(index=index, message_id=message_id, errors=[error]))
             continue
         except (TypeError, ValueError, OverflowError) as exc:
             # A value no rule anticipated (e.g. a date out of range): still the sender's fault.
