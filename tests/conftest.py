@@ -72,6 +72,8 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "privacy_consent_history",
+    "privacy_tombstones",
     "marketing_spend",
     "prediction_fits",
     "engage_testimonials",

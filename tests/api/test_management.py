@@ -153,8 +153,9 @@ def test_workspaces_need_admin_and_keys_are_scoped(live_server: LiveServer, tena
 
 
 def test_workspace_stats_count_after_merges(live_server: LiveServer, populated: Tenant) -> None:
-    # What CLM records about a customer (channel "system") is not one of their touchpoints.
-    ingest(live_server.db, populated.id, [
+    # What CLM records about a customer (channel "system", written by CLM itself: own=True) is
+    # not one of their touchpoints.
+    ingest(live_server.db, populated.id, own=True, raws=[
         {"type": "track", "userId": "u1", "event": "Prediction Scored", "messageId": "clm-p1",
          "properties": {"channel": "system", "p_alive": 0.5},
          "timestamp": "2026-02-01T00:00:00Z"},

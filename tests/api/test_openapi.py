@@ -25,6 +25,7 @@ from schemathesis import checks as st_checks
 from schemathesis.core.failures import FailureGroup
 
 from clm.api.app import create_app
+from clm.api.routing import ClmRoute
 from clm.ingest import ingest
 from clm.store.engine import Database
 from clm.store.storable import MAX_BIGINT
@@ -75,7 +76,11 @@ def test_every_integer_input_fits_a_64_bit_column(sqlite_db: Database) -> None:
                     # FastAPI writes bounds as floats: 2**63 - 1 becomes 2.0**63.
                     low, high = integer.get("minimum"), integer.get("maximum")
                     bounded = low is not None and high is not None
-                    if not bounded or float(high) > MAX_BIGINT or float(low) < -MAX_BIGINT:
+                    if (
+                        not bounded
+                        or float(high) > float(MAX_BIGINT)
+                        or float(low) < -float(MAX_BIGINT)
+                    ):
                         unbounded.append(field)
     assert sorted(set(unbounded)) == []
 
@@ -115,6 +120,17 @@ def test_no_request_body_accepts_infinity_or_nan(sqlite_db: Database) -> None:
         for where in _floats_allowing_inf(model.__pydantic_core_schema__, True, model.__name__)
     }
     assert sorted(lax) == []
+
+
+def test_every_route_parses_json_strictly(sqlite_db: Database) -> None:
+    """Routers made with ``route_class=ClmRoute``: bodies parsed by orjson, NUL stripped."""
+    app = create_app(sqlite_db)
+    plain = [
+        f"{sorted(route.methods)} {route.path}"
+        for context in iter_route_contexts(app.routes)
+        if isinstance(route := context.original_route, APIRoute) and not isinstance(route, ClmRoute)
+    ]
+    assert plain == []
 
 
 # --- schemathesis over every operation ---------------------------------------------------

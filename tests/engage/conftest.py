@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -33,6 +34,9 @@ def engage_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
     monkeypatch.setenv("CLM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CLM_PUBLIC_URL", "http://clm.test")
     monkeypatch.setenv("CLM_ENGAGE_NOTIFY", "false")
+    # The receivers here are plain http on loopback: the operator's explicit allowance.
+    monkeypatch.setenv("CLM_OUTBOUND_ALLOW_HTTP", "true")
+    monkeypatch.setenv("CLM_OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8")
     get_engage_settings.cache_clear()
     yield
     get_engage_settings.cache_clear()
@@ -43,8 +47,11 @@ class _Collector:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.lock = threading.Lock()
+        self.delay = 0.0  # seconds before accepting each message (a slow server)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(parsed)  # type: ignore[arg-type]

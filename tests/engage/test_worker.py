@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from clm.engage import outbox
 from clm.engage import repository as repo
-from clm.engage.schemas import Content, Policy, SendRequest, WebhookProvider
+from clm.engage.schemas import Content, EmailProvider, Policy, SendRequest, WebhookProvider
 from clm.engage.settings import get_engage_settings
 from clm.engage.worker import make_queue, next_due
+from clm.ingest import ingest
 from clm.store.engine import Database
-from clm.store.models import EngageMessage
+from clm.store.models import Customer, EngageMessage
 from tests.conftest import make_tenant
-from tests.engage.conftest import SECRET, HttpReceiver, add_customer
+from tests.engage.conftest import SECRET, HttpReceiver, SmtpSink, add_customer
 
 MESSAGES = 20
 
 
-def _start_worker(db_url: str, queue: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start_worker(
+    db_url: str, queue: Path, log: Path, extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CLM_SECRET_KEY": SECRET,
@@ -33,6 +39,7 @@ def _start_worker(db_url: str, queue: Path, log: Path) -> subprocess.Popen[bytes
         "CLM_QUEUE_URL": str(queue),
         "CLM_ENGAGE_LEASE_SECONDS": "1",
         "CLM_ENGAGE_BATCH_SIZE": "4",
+        **(extra or {}),
     }
     code = f"from clm.engage.worker import run_worker; run_worker({db_url!r}, workers=1)"
     with log.open("ab") as out:
@@ -149,3 +156,83 @@ def test_the_worker_rewards_referrals_and_expires_points_on_its_own(tmp_path: Pa
         assert ledger.balance(db, ws, ada) == 300
     finally:
         db.dispose()
+
+
+EMAILS = 240
+CONNECTIONS = 2
+
+
+def _message_ids(sink: SmtpSink) -> Counter[str]:
+    return Counter(str(m["Message-ID"]) for m in sink.messages)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_resends_at_most_the_emails_in_flight(
+    db: Database, tmp_path: Path, smtp_sink: SmtpSink
+) -> None:
+    """kill -9 twice mid-batch; each crash may re-send only what was on the wire (one per
+    SMTP connection), and every email arrives. Before, a batch was marked sent only at its
+    end, so a crash re-sent everything the batch had already delivered."""
+    tenant = make_tenant(db)
+    with db.transaction() as session:
+        repo.set_policy(session, tenant.id, Policy(quiet_hours=None, caps=[]))
+        repo.set_provider(
+            session,
+            tenant.id,
+            EmailProvider(host=smtp_sink.host, port=smtp_sink.port, connections=CONNECTIONS),
+        )
+    ingest(
+        db,
+        tenant.id,
+        [
+            {"type": "identify", "userId": f"u{i}", "messageId": f"id-{i}",
+             "traits": {"email": f"u{i}@example.com"}}
+            for i in range(EMAILS)
+        ],
+    )  # fmt: skip
+    with db.session() as session:
+        ids = list(session.scalars(select(Customer.id).where(Customer.workspace_id == tenant.id)))
+    requests = [
+        SendRequest(
+            customer_id=cid,
+            channel="email",
+            purpose="transactional",
+            category="receipt",
+            content=Content(subject="Your receipt", text="Thanks"),
+            idempotency_key=f"crash-{cid}",
+        )
+        for cid in ids
+    ]
+    outbox.send(db, tenant.id, requests, now=datetime.now(UTC))
+    smtp_sink.collector.delay = 0.02  # a slow server: the kills land mid-batch
+    db_url = db.engine.url.render_as_string(hide_password=False)
+    queue, log = tmp_path / "queue.sqlite", tmp_path / "worker.log"
+    extra = {"CLM_ENGAGE_BATCH_SIZE": "100", "CLM_ENGAGE_LEASE_SECONDS": "2"}
+
+    crashes = 0
+    for kill_after in (40, 140):  # mid first batch, then mid second
+        worker = _start_worker(db_url, queue, log, extra)
+        try:
+            reached = _wait(lambda n=kill_after: len(smtp_sink.messages) >= n, 60)  # type: ignore[misc]
+            assert reached, log.read_text()
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+        crashes += 1
+        assert _sent(db) < EMAILS, "the kill must land before the end"
+    restarted = _start_worker(db_url, queue, log, extra)
+    try:
+        assert _wait(lambda: _sent(db) == EMAILS, 90), log.read_text()
+    finally:
+        restarted.send_signal(signal.SIGINT)
+        restarted.wait(timeout=20)
+
+    delivered = _message_ids(smtp_sink)
+    # Message-ID is the idempotency key's hash (RFC 5322 §3.6.4: one id per message).
+    expected = {
+        f"<{hashlib.sha256(f'crash-{cid}'.encode()).hexdigest()[:32]}@clm.engage>" for cid in ids
+    }
+    assert set(delivered) == expected  # nothing lost...
+    duplicates = sum(count - 1 for count in delivered.values())
+    # ...and at most one duplicate per send in flight at each crash.
+    assert duplicates <= crashes * CONNECTIONS, delivered.most_common(5)

@@ -3,8 +3,16 @@
 A *journey* is one stay of a customer in a stage that overlaps the period. It *converts* to
 stage T when the stay ends by moving to T within the period; otherwise (it moved elsewhere, or
 is still going at ``until``) it does not. Its touchpoints are the customer's events with a value
-of the dimension (channel, campaign, or the touchpoint type = event name) in the lookback window
-before the move (or before ``until``), ordered by time.
+of the dimension (channel, campaign, or the touchpoint type = event name; never CLM's own events:
+``source.by_customer``) in the lookback window, ordered by time.
+
+The lookback window is the same for journeys that converted and those that did not: it ends at
+the journey's last event, and reaches ``lookback_days`` back from there. A journey that ended by
+a move (to T or elsewhere) ends at the move; one still going at ``until`` ends at the customer's
+last touchpoint before ``until``, or at its start if that is later (the stay's entry is then its
+last event). So a customer still in the stage keeps the touches that led up to their latest
+activity, as a converter keeps those that led up to the move, rather than losing every touch
+older than ``lookback_days`` before the report's end. Time decay is measured from the same end.
 
 Rule-based credits (first-touch, last-touch, linear, time-decay with a half-life,
 position-based 40/20/40) share each transition's single credit among its touchpoints; a
@@ -32,7 +40,7 @@ from clm.analytics.attribution_models import (
 )
 from clm.analytics.query import AttributionQuery, Period, filtered, iso, ratio, resolve_period
 from clm.analytics.schemas import AttributionReport, ChannelCredit, PairAttribution
-from clm.analytics.source import ReportSource
+from clm.analytics.source import ReportSource, by_customer
 from clm.lifecycle.engines import quiet_engines
 
 DAY = 86_400
@@ -51,16 +59,23 @@ def stays(transitions: ir.Table, until: int) -> ir.Table:
     )  # fmt: skip
 
 
-def journeys(transitions: ir.Table, period: Period, stage: str | None) -> ir.Table:
+def journeys(
+    transitions: ir.Table, period: Period, stage: str | None, touches: ir.Table
+) -> ir.Table:
+    """The journeys of the period with their ``end``: the move, or for a stay still going at
+    ``until`` its last event (the module docstring); ``outcome`` null when it did not move."""
     s = stays(transitions, period.until)
     s = s.filter(s.start_ts < period.until, s.end_ts.isnull() | (s.end_ts >= period.since))
     if stage is not None:
         s = s.filter(s.stage == stage)
+    last = touches.group_by("customer_id").aggregate(last_touch=touches.touch_ts.max())
+    s = s.left_join(last, "customer_id").select(s, last.last_touch)
     moved = s.end_ts.notnull()
+    latest = ibis.greatest(s.start_ts, s.last_touch.fill_null(s.start_ts))
     return s.select(
         "customer_id", "stage", "start_ts",
         outcome=ibis.ifelse(moved, s.next_stage, ibis.null("string")),
-        end=ibis.ifelse(moved, s.end_ts, period.until - 1),
+        end=ibis.ifelse(moved, s.end_ts, latest),
     )  # fmt: skip
 
 
@@ -68,7 +83,7 @@ def _touches(events: ir.Table, dimension: str, until: int) -> ir.Table:
     # the cast drops PostgreSQL's varchar(16) of ``type``, which a cached COALESCE would keep
     typed = events.name.fill_null(events.type.cast("string"))
     value = typed if dimension == "type" else events[dimension]
-    e = events.filter(events.ts < until)
+    e = events.filter(events.ts < until, by_customer(events))  # CLM's own events never count
     e = e.select("customer_id", touch_ts=e.ts, touch_id=e.message_id, value=value)
     return e.filter(e.value.notnull())
 
@@ -114,8 +129,8 @@ def _journey_tables(
     the 2,000-customer demo, against 4 s on DuckDB)."""
     events, transitions = filtered(source, query, period)
     with quiet_engines():  # caching runs the query now, with the engine's own warnings
-        j = journeys(transitions, period, query.from_stage).cache()
         touches = _touches(events, query.dimension, period.until)
+        j = journeys(transitions, period, query.from_stage, touches).cache()
         return j, _journey_touches(j, touches, query).cache()
 
 

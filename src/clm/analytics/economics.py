@@ -1,7 +1,8 @@
 """Acquisition economics per channel (or campaign): CAC, CLV to CAC, payback period.
 
 * new customers: first purchase (``Order Completed``) in the period; their channel is the first
-  touchpoint with a channel up to that purchase (``(direct)`` without one);
+  touchpoint with a channel up to that purchase (``(direct)`` without one; CLM's own events
+  and model scores are never touchpoints: ``source.by_customer``);
 * CAC = spend in the period (``spend``, pro rata) / new customers;
 * CLV = mean ``clv_12m`` of the latest ``Prediction Scored`` event before ``until`` of the new
   customers that have one; the ratio is CLV / CAC;
@@ -18,7 +19,7 @@ import ibis
 
 from clm.analytics.query import AcquisitionQuery, filtered, iso, ratio, resolve_period
 from clm.analytics.schemas import AcquisitionReport, ChannelEconomics
-from clm.analytics.source import ReportSource
+from clm.analytics.source import ReportSource, by_customer
 from clm.analytics.spend import SpendRow, spend_in_period
 
 PURCHASE, PREDICTION, DIRECT = "Order Completed", "Prediction Scored", "(direct)"
@@ -36,7 +37,8 @@ def acquisition(
     bought = early.filter(early.name == PURCHASE)
     first = bought.group_by("customer_id").aggregate(acquired_ts=bought.ts.min())
     first = first.filter(first.acquired_ts >= period.since)
-    touch = early.filter(early[query.dimension].notnull()).join(first, "customer_id")
+    touch = early.filter(early[query.dimension].notnull(), by_customer(early))
+    touch = touch.join(first, "customer_id")
     touch = touch.filter(touch.ts <= touch.acquired_ts)
     order = [touch.ts, touch.message_id]
     touch = touch.mutate(nth=ibis.row_number().over(group_by="customer_id", order_by=order))

@@ -18,7 +18,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clm.analytics.calendar import Granularity
-from clm.analytics.source import ReportSource
+from clm.analytics.source import ReportSource, by_customer
 from clm.errors import FieldError, ValidationError
 
 SEGMENTS = ("Champions", "Loyal", "Potential loyalists", "New", "Promising", "Need attention",
@@ -175,7 +175,9 @@ def customer_filter(source: ReportSource, query: ReportQuery, period: Period) ->
         value = getattr(query, column)
         if value is not None:
             e = source.events
-            hits = e.filter(e[column] == value, e.ts >= period.since, e.ts < period.until)
+            hits = e.filter(
+                e[column] == value, e.ts >= period.since, e.ts < period.until, by_customer(e)
+            )
             selected.append(hits.select("customer_id").distinct())
     if not selected:
         return None

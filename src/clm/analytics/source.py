@@ -5,7 +5,7 @@ A ``ReportSource`` holds two Ibis tables on one backend, with the same columns o
 * ``events``: ``customer_id, ts, message_id, name, type, channel, campaign, revenue`` plus the
   properties the reports read (numbers ``score``, ``clv_12m``, ``p_alive``, ``revision``;
   text ``survey_type``, ``response_id``); the lifecycle's
-  own events are left out, as in the lifecycle engines;
+  own outputs (stage and health changes) are left out, as in the lifecycle engines;
 * ``transitions``: ``customer_id, ts, from_stage, to_stage`` of the active (or named) stage
   model version;
 * ``health`` (or None): ``customer_id, ts, state`` of the active health scorecard's history
@@ -46,9 +46,9 @@ from clm.lifecycle.engines import (
     sql_backend,
     sql_source,
 )
-from clm.store.customers import SYSTEM_CHANNEL
 from clm.store.engine import Database
 from clm.store.models import HealthSnapshot, LifecycleDefinition, StageTransition
+from clm.store.own_events import MODEL_EVENTS, OWN_CHANNEL
 
 NUMBER_PROPERTIES = ("score", "clv_12m", "p_alive", "revision")
 STRING_PROPERTIES = ("survey_type", "response_id")
@@ -58,7 +58,6 @@ RENAMES = [f"p__{kind}__{key} AS {key}" for key, kind in PROPERTIES]
 EVENT_COLUMNS = ("customer_id", "ts", "message_id", "name", "type", "channel", "campaign",
                  "revenue")  # fmt: skip
 HEALTH_SCHEMA = pa.schema([("customer_id", pa.int64()), ("ts", pa.int64()), ("state", pa.string())])
-MODEL_EVENTS = ("Prediction Scored",)  # also when a model's scores are ingested from outside
 TRANSITION_SCHEMA = pa.schema(
     [
         ("customer_id", pa.int64()),
@@ -153,16 +152,16 @@ class ReportSource:
 
 
 def by_customer(events: ir.Table) -> ir.BooleanValue:
-    """True for an event the customer did, False for one CLM wrote about them.
+    """True for an event the customer did (a touchpoint), False for one CLM wrote about them.
 
-    CLM marks what it does with the ``system`` channel (sends, blocks, rewards, trait updates,
-    scores; ``store.customers.SYSTEM_CHANNEL``, left out of the activity features too);
-    ``Prediction Scored`` is a model's whatever its channel. Customer actions that CLM records
-    (``Email Opened``/``Email Clicked`` on the ``email`` channel, survey answers, unsubscribes)
-    are the customer's. Only the channel and the name are read: testing message ids as well
-    cost reports reading that wide column (benchmarks/analytics/README.md).
+    ``store.own_events.is_touchpoint`` as an Ibis expression: not CLM's own (the ``system``
+    channel: sends, blocks, rewards, referral conversions, trait updates, stage changes,
+    scores), and not a model's score (``Prediction Scored``) whatever its channel. Customer
+    actions that CLM records (``Email Opened``/``Email Clicked`` on the ``email`` channel,
+    survey answers, unsubscribes) are the customer's. Every report reads touchpoints and
+    activity through this one test: attribution, first touch, default periods, cohorts.
     """
-    return (events.channel.fill_null("") != SYSTEM_CHANNEL) & ~events.name.fill_null("").isin(
+    return (events.channel.fill_null("") != OWN_CHANNEL) & ~events.name.fill_null("").isin(
         list(MODEL_EVENTS)
     )
 

@@ -8,18 +8,22 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from clm._runtime import settle_heap
+from clm.api.cors import TrackingCors
 from clm.api.engage import router as engage_router
 from clm.api.errors import ERROR_RESPONSES, install_error_handlers
 from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
 from clm.api.predictions import router as predictions_router
+from clm.api.privacy import router as privacy_router
 from clm.api.public import router as public_router
 from clm.api.reports import router as reports_router
 from clm.api.responses import JsonResponse
+from clm.api.routing import ClmRoute
 from clm.api.tracking import router as tracking_router
 from clm.config import get_settings
 from clm.ingest.writer import EventWriter
 from clm.ingest.writer_process import RemoteWriter
+from clm.privacy.cors import AllowedOrigins
 from clm.store.engine import Database
 
 
@@ -51,7 +55,10 @@ def create_app(db: Database | None = None) -> FastAPI:
         default_response_class=JsonResponse,
         responses=ERROR_RESPONSES,
     )
+    app.router.route_class = ClmRoute  # routes added on the app itself parse JSON strictly too
     app.state.db = database
+    app.state.cors_origins = AllowedOrigins(database)
+    app.add_middleware(TrackingCors, origins=app.state.cors_origins)
     install_error_handlers(app)
     app.include_router(tracking_router)
     app.include_router(management_router)
@@ -60,6 +67,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(public_router)
     app.include_router(predictions_router)
     app.include_router(reports_router)
+    app.include_router(privacy_router)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

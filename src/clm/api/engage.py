@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
@@ -46,6 +46,9 @@ class ConsentBody(BaseModel):
     channel: Literal["email", "sms", "webhook"]
     purpose: Literal["marketing", "transactional"]
     granted: bool
+    # Where the decision was made (a signup form, a call) and the words agreed to: history.
+    source: Annotated[str, Field(max_length=64)] = "api"
+    text: Annotated[str, Field(max_length=10_000)] = ""
 
 
 class DecidedPublic(BaseModel):
@@ -100,7 +103,14 @@ def put_policy(body: Policy, db: DatabaseDep, key: WorkspaceKey) -> Policy:
 def put_consent(body: ConsentBody, db: DatabaseDep, key: WorkspaceKey) -> ConsentBody:
     with db.transaction() as session:
         repo.set_consent(
-            session, workspace_id(key), body.customer_id, body.channel, body.purpose, body.granted
+            session,
+            workspace_id(key),
+            body.customer_id,
+            body.channel,
+            body.purpose,
+            body.granted,
+            source=body.source,
+            text=body.text,
         )
     return body
 

@@ -14,6 +14,7 @@ import orjson
 import pydantic
 from fastapi import APIRouter, Request
 
+from clm.api.cors import STATE_KEY as CORS_STATE_KEY
 from clm.api.deps import DatabaseDep, basic_username, credential_for
 from clm.api.responses import JsonResponse
 from clm.api.routing import ClmRoute
@@ -23,6 +24,7 @@ from clm.ingest.schemas import Batch, IngestResult, StrictBatch
 from clm.ingest.service import parse_messages, pydantic_errors
 from clm.ingest.writer import EventWriter
 from clm.ingest.writer_process import RemoteWriter
+from clm.worker.nudge import nudge
 
 router = APIRouter(prefix="/v1", tags=["tracking"], route_class=ClmRoute)
 
@@ -74,6 +76,11 @@ def _workspace_for(request: Request, db: Any, payload: Any) -> int:
     credential = credential_for(db, _write_key(request, payload))
     if credential.kind not in ("write", "secret") or credential.workspace_id is None:
         raise PermissionDenied("Events are sent with a workspace write key")
+    origin = request.headers.get("origin")
+    if origin is not None:  # a browser page: its origin must be allowed for this workspace
+        if not request.app.state.cors_origins.allows(credential.workspace_id, origin):
+            raise PermissionDenied(f"Origin {origin} may not send events to this workspace")
+        setattr(request.state, CORS_STATE_KEY, origin)
     return credential.workspace_id
 
 
@@ -104,6 +111,8 @@ async def store(
     )
     writer: EventWriter | RemoteWriter = request.app.state.writer
     stored, duplicates = await writer.store(workspace_id, records)
+    if stored:
+        nudge(workspace_id)  # committed: the live worker may look now (never waits on the queue)
     return IngestResult(stored=stored, duplicates=duplicates, rejected=rejected)
 
 
@@ -128,6 +137,11 @@ def _route(kind: str) -> None:
     endpoint.__name__ = f"{kind}_message"
     endpoint.__doc__ = f"Segment ``{kind}`` call: one message, stored before the 200."
     router.add_api_route(f"/{kind}", endpoint, methods=["POST"], name=kind)
+    # analytics.js posts to the one-letter paths (``/v1/t`` for track, ...), as Segment's API
+    # accepts them.
+    router.add_api_route(
+        f"/{kind[0]}", endpoint, methods=["POST"], name=f"{kind}_short", include_in_schema=False
+    )
 
 
 for _kind in ("identify", "track", "page", "screen", "group", "alias"):
@@ -136,6 +150,7 @@ for _kind in ("identify", "track", "page", "screen", "group", "alias"):
 
 @router.post("/batch")
 @router.post("/import")
+@router.post("/b", include_in_schema=False)  # analytics.js in batching mode
 async def batch(request: Request, db: DatabaseDep) -> JsonResponse:
     """Many messages at once. Valid ones are stored even when others are rejected: the reply
     lists each rejected message by its index, with field-level reasons."""

@@ -13,6 +13,7 @@ from clm.cli.engage import playbook_app, survey_app, worker
 from clm.cli.importing import import_app
 from clm.cli.lifecycle import health_app, lifecycle_app, stages_app
 from clm.cli.predictions import mount as mount_predictions
+from clm.cli.privacy import privacy_app
 from clm.cli.programs import coupon_app, points_app, referral_app, testimonial_app
 from clm.cli.reports import report_app
 
@@ -49,6 +50,7 @@ app.add_typer(coupon_app, name="coupon")
 app.add_typer(points_app, name="points")
 app.add_typer(testimonial_app, name="testimonial")
 app.add_typer(report_app, name="report")
+app.add_typer(privacy_app, name="privacy")
 app.command("worker")(worker)
 mount_predictions(app)
 
@@ -72,6 +74,7 @@ def serve(
     from clm.ingest.writer_process import WriterProcess, socket_path_in
     from clm.store.engine import Database
     from clm.web import create_app
+    from clm.worker import get_live_settings
 
     settings = get_settings()
     db = open_database(database_url)  # migrates once, before any worker starts
@@ -82,7 +85,9 @@ def serve(
     writer = WriterProcess(url, socket_path_in(settings.data_dir))
     writer.start()
     os.environ.update({**writer.environment, "CLM_DATABASE_URL": url})
+    os.environ.setdefault("CLM_LIVE_NUDGE", "true")  # stored events wake `clm worker`
     get_settings.cache_clear()  # this process serves too when workers == 1
+    get_live_settings.cache_clear()
     console.print(f"CLM on http://{bind_host}:{bind_port}  (dashboard: /, API docs: /docs)")
     try:
         if workers > 1:

@@ -22,6 +22,7 @@ from clm.engage.schedule import run_due
 from clm.engage.settings import get_engage_settings
 from clm.engage.worker import drain_once
 from clm.store.engine import Database
+from clm.worker.settings import get_live_settings
 
 
 def run_demo(*, serve_api: bool, port: int, customers: int | None, fresh: bool) -> None:
@@ -79,6 +80,7 @@ def _engage(
     with _environment(
         CLM_QUEUE_URL=str(folder / "queue.sqlite"),
         CLM_PUBLIC_URL=os.environ.get("CLM_PUBLIC_URL", f"http://127.0.0.1:{port}"),
+        CLM_LIVE_NUDGE=os.environ.get("CLM_LIVE_NUDGE", "true"),  # live events wake the worker
     ):
         _engage_in(db, url, workspace_id, mailbox, serve_api, port, keys)
 
@@ -89,6 +91,7 @@ def _environment(**values: str) -> Iterator[None]:
     before = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     get_engage_settings.cache_clear()
+    get_live_settings.cache_clear()
     try:
         yield
     finally:
@@ -98,6 +101,7 @@ def _environment(**values: str) -> Iterator[None]:
             else:
                 os.environ[key] = value
         get_engage_settings.cache_clear()
+        get_live_settings.cache_clear()
 
 
 def _engage_in(
@@ -126,7 +130,7 @@ def _engage_in(
         )
         return
     worker = subprocess.Popen(  # noqa: S603 (this interpreter, our own module)
-        [sys.executable, "-c", f"from clm.engage.worker import run_worker; run_worker({url!r})"],
+        [sys.executable, "-c", f"from clm.worker import run_worker; run_worker({url!r})"],
         env=dict(os.environ),
     )
     try:

@@ -243,9 +243,15 @@ def worker(
     workers: Annotated[int, typer.Option(help="Delivery threads")] = 2,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Deliver the outbox (email, SMS, webhooks) until stopped; huey on SQLite or Redis."""
+    """Keep every workspace current and deliver the outbox until stopped: stages, health,
+    playbooks and predictions without cron (huey on SQLite or Redis; `CLM_LIVE_*` knobs)."""
     from clm.config import get_settings
-    from clm.engage.worker import run_worker
+    from clm.worker import get_live_settings, run_worker
 
-    console.print("CLM engagement worker: delivering the outbox (Ctrl-C to stop)")
+    live = get_live_settings()
+    console.print(
+        "CLM worker: "
+        + ("keeping stages, health and playbooks live; " if live.enabled else "")
+        + "delivering the outbox (Ctrl-C to stop)"
+    )
     run_worker(database_url or get_settings().effective_database_url, workers=workers)

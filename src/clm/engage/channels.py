@@ -18,6 +18,7 @@ import httpx
 import orjson
 
 from clm.engage.mime import envelope_sender, render_email
+from clm.engage.outbound import OutboundRefused, Unresolvable, check_target
 from clm.engage.schemas import EmailProvider, SmsProvider, WebhookProvider
 from clm.engage.tracking import tracked_html
 
@@ -117,23 +118,36 @@ def _check_response(response: httpx.Response, what: str) -> None:
     raise DeliveryError(f"{what}: HTTP {response.status_code}", permanent=permanent)
 
 
+def _post(client: httpx.Client, url: str, what: str, **kwargs: Any) -> httpx.Response:
+    """POST to a target checked right now (DNS rebinding) and connect to the checked address."""
+    try:
+        target = check_target(url)
+    except OutboundRefused as exc:
+        permanent = not isinstance(exc, Unresolvable)
+        raise DeliveryError(f"{what}: target refused: {exc}", permanent=permanent) from exc
+    headers = {**kwargs.pop("headers", {}), **target.headers}
+    try:
+        return client.post(target.url, headers=headers, extensions=target.extensions, **kwargs)
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{what}: {type(exc).__name__}") from exc
+
+
 def send_sms(client: httpx.Client, provider: SmsProvider, message: Outgoing) -> None:
     base = provider.base_url.rstrip("/")
     url = f"{base}/2010-04-01/Accounts/{provider.account_sid}/Messages.json"
-    try:
-        response = client.post(
-            url,
-            data={
-                "To": message.address or "",
-                "From": provider.sender,
-                "Body": message.payload.get("body", ""),
-            },
-            auth=(provider.account_sid, provider.auth_token.get_secret_value()),
-            headers={"I-Twilio-Idempotency-Token": message.idempotency_key},
-            timeout=provider.timeout,
-        )
-    except httpx.HTTPError as exc:
-        raise DeliveryError(f"sms: {type(exc).__name__}") from exc
+    response = _post(
+        client,
+        url,
+        "sms",
+        data={
+            "To": message.address or "",
+            "From": provider.sender,
+            "Body": message.payload.get("body", ""),
+        },
+        auth=(provider.account_sid, provider.auth_token.get_secret_value()),
+        headers={"I-Twilio-Idempotency-Token": message.idempotency_key},
+        timeout=provider.timeout,
+    )
     _check_response(response, "sms")
 
 
@@ -160,17 +174,16 @@ def verify_webhook(secret: str, body: bytes, header: str, tolerance: int = 300) 
 def send_webhook(client: httpx.Client, provider: WebhookProvider, message: Outgoing) -> None:
     body = orjson.dumps(message.payload.get("body", {}))
     signature = sign_webhook(provider.secret.get_secret_value(), body, int(time.time()))
-    try:
-        response = client.post(
-            provider.url,
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                SIGNATURE_HEADER: signature,
-                "Idempotency-Key": message.idempotency_key,
-            },
-            timeout=provider.timeout,
-        )
-    except httpx.HTTPError as exc:
-        raise DeliveryError(f"webhook: {type(exc).__name__}") from exc
+    response = _post(
+        client,
+        provider.url,
+        "webhook",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature,
+            "Idempotency-Key": message.idempotency_key,
+        },
+        timeout=provider.timeout,
+    )
     _check_response(response, "webhook")

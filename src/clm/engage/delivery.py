@@ -1,14 +1,20 @@
 """Delivery: claim due outbox messages under a lease, send them, record what happened.
 
-At least once: a worker killed mid-delivery leaves rows in ``sending`` whose lease expires;
-the next pass sends them again under the same idempotency key. Failures back off
+Effectively once: each message is recorded as ``sent`` in its own small transaction as soon as
+the server accepts it (SMTP 250, HTTP 2xx), before the next one on that connection is sent. A
+worker killed mid-delivery leaves only the messages in flight in ``sending``; their lease
+expires and the next pass sends them again under the same idempotency key, so a crash
+re-sends at most one message per open connection (``EmailProvider.connections`` for email, one
+for SMS and webhooks). Failures back off
 exponentially (``backoff_seconds * 2**(attempt-1)``) and dead-letter after
 ``Policy.max_attempts``; permanent errors (4xx, refused recipient) dead-letter at once.
-Suppression and consent are checked again right before sending: an unsubscribe wins.
+Every guardrail is checked again right before sending (``recheck``): an unsubscribe, a revoked
+consent, a customer turned unhappy or a tightened cap wins over the earlier decision.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,8 +28,11 @@ from sqlalchemy.orm import Session
 from clm.engage import eventlog
 from clm.engage import repository as repo
 from clm.engage.channels import DeliveryError, SmtpSession, send_sms, send_webhook
+from clm.engage.guardrails import evaluate
+from clm.engage.health import HealthFacts, health_facts
 from clm.engage.outbox import BLOCKED_EVENT, SENT_EVENT
 from clm.engage.schemas import (
+    Decision,
     DeliveryReport,
     EmailProvider,
     Policy,
@@ -33,7 +42,9 @@ from clm.engage.schemas import (
 from clm.engage.settings import get_engage_settings
 from clm.errors import NotFound
 from clm.store.engine import Database
-from clm.store.models import EngageMessage
+from clm.store.models import EngageMessage, table_of
+
+_MESSAGES = table_of(EngageMessage)
 
 
 @dataclass
@@ -105,7 +116,8 @@ def deliver_due(
         groups.setdefault((message.workspace_id, message.channel), []).append(message)
     outcomes: dict[int, str | None] = {}  # id -> None (sent) or error text
     permanent: set[int] = set()
-    revoked: dict[int, str] = {}
+    revoked: dict[int, str] = {}  # blocked at delivery, with the reason
+    held: dict[int, Decision] = {}  # quiet hours at delivery: back to waiting
     opened: list[httpx.Client] = []
 
     def client() -> httpx.Client:  # made on first need: an email-only batch needs none
@@ -123,10 +135,17 @@ def deliver_due(
                     provider: Provider | None = repo.get_provider(session, workspace_id, channel)
                 except NotFound:
                     provider = None
-                revoked.update(_still_allowed(session, workspace_id, channel, messages, at))
-            sendable = [m for m in messages if m.id not in revoked]
-            _deliver_group(provider, sendable, client, outcomes, permanent)
-            _finish(db, policy, messages, outcomes, permanent, revoked, at, report)
+            for message_id, verdict in recheck(
+                db, workspace_id, channel, messages, policy, at
+            ).items():
+                if verdict.status == "held":
+                    held[message_id] = verdict
+                else:
+                    revoked[message_id] = verdict.reason or "blocked"
+            sendable = [m for m in messages if m.id not in revoked and m.id not in held]
+            recorder = SentRecorder(db, at)
+            _deliver_group(provider, sendable, client, outcomes, permanent, recorder.record)
+            _finish(db, policy, messages, outcomes, permanent, revoked, held, at, report)
     finally:
         for made in opened:
             made.close()
@@ -134,31 +153,142 @@ def deliver_due(
     return report
 
 
-def _still_allowed(
-    session: Session, workspace_id: int, channel: str, messages: list[Claimed], at: datetime
-) -> dict[int, str]:
-    """Re-check suppression and consent at delivery: an unsubscribe since the decision wins."""
+def recheck(
+    db: Database,
+    workspace_id: int,
+    channel: str,
+    messages: list[Claimed],
+    policy: Policy,
+    at: datetime,
+) -> dict[int, Decision]:
+    """Every guardrail again at delivery, as of ``at``: the verdicts that are not "send now".
+
+    Between the decision and the send a customer may unsubscribe, revoke consent, turn
+    unhappy, or the policy may change; a retry's backoff may land in quiet hours. Frequency
+    caps count the customer's marketing messages decided before this one (lower ids), as the
+    decision did, so a message never counts itself or the ones queued behind it.
+    """
+    upsells = [
+        m.customer_id
+        for m in messages
+        if m.customer_id is not None and m.category in policy.upsell_categories
+    ]
+    health: dict[int, HealthFacts] = {}
+    if upsells and policy.upsell_requires_happy:
+        health = health_facts(db, workspace_id, upsells, policy.stable_days, at)
     ids = [m.customer_id for m in messages if m.customer_id is not None]
-    profiles = repo.customer_profiles(session, workspace_id, ids)
-    lenient = Policy(
-        marketing_requires_opt_in=False, caps=[], quiet_hours=None, upsell_requires_happy=False
-    )
-    url = (repo.get_config(session, workspace_id, "channel", "webhook") or {}).get("url")
-    facts = repo.load_facts(session, workspace_id, channel, profiles, ids, lenient, at, url)
-    stopped: dict[int, str] = {}
+    with db.session() as session:
+        profiles = repo.customer_profiles(session, workspace_id, ids)
+        url = (repo.get_config(session, workspace_id, "channel", "webhook") or {}).get("url")
+        uncapped = policy.model_copy(update={"caps": []})  # counted below, per message
+        facts = repo.load_facts(session, workspace_id, channel, profiles, ids, uncapped, at, url)
+        earlier = _earlier_sends(session, workspace_id, channel, messages, policy, at)
+    verdicts: dict[int, Decision] = {}
     for m in messages:
         fact = facts.get(m.customer_id) if m.customer_id is not None else None
         if fact is None:
             continue
         fact.address = m.address
-        marketing = m.purpose == "marketing"
-        consent = fact.consents.get((channel, m.purpose))
-        hard = [r for r in fact.suppressions if r != "unsubscribed"]
-        if hard or (marketing and "unsubscribed" in fact.suppressions):
-            stopped[m.id] = f"suppressed: {(hard or ['unsubscribed'])[0]}"
-        elif consent is False:
-            stopped[m.id] = f"consent revoked ({m.purpose})"
-    return stopped
+        fact.recent_sends = earlier.get(m.id, [])
+        if m.customer_id in health:
+            fact.health_state = health[m.customer_id].state
+            fact.health_stable = health[m.customer_id].stable
+        verdict = evaluate(m, fact, policy, at)
+        if verdict.status != "pending":
+            verdicts[m.id] = verdict
+    return verdicts
+
+
+def _earlier_sends(
+    session: Session,
+    workspace_id: int,
+    channel: str,
+    messages: list[Claimed],
+    policy: Policy,
+    at: datetime,
+) -> dict[int, list[datetime]]:
+    """For each message, when its customer's earlier marketing messages were decided."""
+    window = max((c.window_hours for c in policy.caps if c.channel == channel), default=0.0)
+    customers = sorted({m.customer_id for m in messages if m.customer_id is not None})
+    if not window or not customers:
+        return {}
+    m = EngageMessage
+    rows = session.execute(
+        select(m.id, m.customer_id, m.created_at).where(
+            m.workspace_id == workspace_id,
+            m.channel == channel,
+            m.purpose == "marketing",
+            m.status.in_(("pending", "held", "sending", "sent")),
+            m.customer_id.in_(customers),
+            m.created_at > at - timedelta(hours=window),
+        )
+    ).all()
+    by_customer: dict[int, list[tuple[int, datetime]]] = {}
+    for row in rows:
+        by_customer.setdefault(row.customer_id, []).append((row.id, row.created_at))
+    return {
+        message.id: [
+            created for other, created in by_customer.get(message.customer_id, [])
+            if other < message.id
+        ]
+        for message in messages
+        if message.customer_id is not None
+    }  # fmt: skip
+
+
+class SentRecorder:
+    """Marks messages ``sent`` the moment their server accepted them, in group commits.
+
+    ``record`` returns only once the mark is committed, and the caller sends nothing on that
+    connection before: the guarantee against duplicates after a crash rests on this. Lanes
+    arriving while a commit runs are committed together by the next one to arrive (a leader,
+    no extra thread), so four SMTP connections cost about one commit per round, not four.
+    Only a row still in ``sending`` is changed: a message that another worker has meanwhile
+    recorded is left alone.
+    """
+
+    def __init__(self, db: Database, at: datetime) -> None:
+        self._db = db
+        self._at = at
+        self._cond = threading.Condition()
+        self._pending: list[int] = []
+        self._committing = False
+        self._done: set[int] = set()
+        self._failed: dict[int, BaseException] = {}
+
+    def record(self, message_id: int) -> None:
+        with self._cond:
+            self._pending.append(message_id)
+            while True:
+                if message_id in self._done:
+                    return
+                if message_id in self._failed:
+                    raise self._failed.pop(message_id)
+                if not self._committing:
+                    self._committing = True
+                    batch, self._pending = self._pending, []
+                    break
+                self._cond.wait()
+        try:
+            # Survives a kill of this process (the failure that matters here) without an
+            # fsync per round; after a power loss the message is sent again, never lost.
+            with self._db.transaction(survive_power_loss=False) as session:
+                # Core, not ORM: no session bookkeeping on this hot path.
+                session.connection().execute(
+                    update(_MESSAGES)
+                    .where(_MESSAGES.c.id.in_(batch), _MESSAGES.c.status == "sending")
+                    .values(status="sent", sent_at=self._at, lease_until=None, last_error=None)
+                )
+        except BaseException as exc:
+            with self._cond:
+                self._failed.update(dict.fromkeys(batch, exc))
+                self._committing = False
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            self._done.update(batch)
+            self._committing = False
+            self._cond.notify_all()
 
 
 def _deliver_group(
@@ -167,6 +297,7 @@ def _deliver_group(
     client: Callable[[], httpx.Client],
     outcomes: dict[int, str | None],
     permanent: set[int],
+    record: Callable[[int], None],
 ) -> None:
     if not messages:
         return
@@ -179,7 +310,8 @@ def _deliver_group(
         lanes = [messages[i :: provider.connections] for i in range(provider.connections)]
         lanes = [lane for lane in lanes if lane]
         with ThreadPoolExecutor(len(lanes)) as pool:
-            for found, failed in pool.map(lambda lane: _send_email(provider, lane), lanes):
+            sent_lanes = pool.map(lambda lane: _send_email(provider, lane, record), lanes)
+            for found, failed in sent_lanes:
                 outcomes.update(found)
                 permanent.update(failed)
         return
@@ -191,15 +323,17 @@ def _deliver_group(
             else:
                 assert isinstance(provider, WebhookProvider)
                 send_webhook(http, provider, m)
-            outcomes[m.id] = None
         except DeliveryError as exc:
             outcomes[m.id] = str(exc)
             if exc.permanent:
                 permanent.add(m.id)
+        else:
+            record(m.id)
+            outcomes[m.id] = None
 
 
 def _send_email(
-    provider: EmailProvider, messages: list[Claimed]
+    provider: EmailProvider, messages: list[Claimed], record: Callable[[int], None]
 ) -> tuple[dict[int, str | None], set[int]]:
     """Send over one SMTP connection: (id -> None or the error, the permanent failures)."""
     outcomes: dict[int, str | None] = {}
@@ -209,11 +343,13 @@ def _send_email(
         for m in messages:
             try:
                 smtp.send(m)
-                outcomes[m.id] = None
             except DeliveryError as exc:
                 outcomes[m.id] = str(exc)
                 if exc.permanent:
                     permanent.add(m.id)
+            else:
+                record(m.id)
+                outcomes[m.id] = None
     finally:
         smtp.close()
     return outcomes, permanent
@@ -226,22 +362,24 @@ def _finish(
     outcomes: dict[int, str | None],
     permanent: set[int],
     revoked: dict[int, str],
+    held: dict[int, Decision],
     at: datetime,
     report: DeliveryReport,
 ) -> None:
-    sent = [m.id for m in messages if m.id in outcomes and outcomes[m.id] is None]
+    # The sent ones were recorded as they were accepted (``SentRecorder``).
+    report.sent += sum(1 for m in messages if m.id in outcomes and outcomes[m.id] is None)
     with db.transaction() as session:
-        if sent:
-            session.execute(
-                update(EngageMessage)
-                .where(EngageMessage.id.in_(sent))
-                .values(status="sent", sent_at=at, lease_until=None, last_error=None)
-            )
-        report.sent += len(sent)
         for m in messages:
             if m.id in revoked:
                 values: dict[str, Any] = {"status": "blocked", "reason": revoked[m.id]}
                 report.blocked += 1
+            elif m.id in held:  # not an attempt: wait for the window to open
+                values = {
+                    "status": "held",
+                    "reason": held[m.id].reason,
+                    "next_attempt_at": held[m.id].send_at,
+                    "attempts": m.attempts - 1,
+                }
             elif outcomes.get(m.id) is None:
                 continue
             elif m.id in permanent or m.attempts >= policy.max_attempts:

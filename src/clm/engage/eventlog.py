@@ -12,14 +12,17 @@ from typing import Any
 
 from clm.ingest import IngestResult, ingest
 from clm.store.engine import Database
+from clm.store.own_events import OWN_CHANNEL
 
 PREFIX = "clm-engage-"
 _CHUNK = 2_000
 # What CLM did, not what the customer did: on the `system` channel, so that lifecycle features
 # and analytics do not count it as the customer's activity (a sent email is not an opened one).
+# A referral's conversion is CLM's reading of the referee's purchase (the purchase is theirs).
 SYSTEM_EVENTS = frozenset(
-    {"Email Sent", "SMS Sent", "Webhook Delivered", "Message Blocked", "Reward Granted"}
-)
+    {"Email Sent", "SMS Sent", "Webhook Delivered", "Message Blocked", "Reward Granted",
+     "Referral Converted"}
+)  # fmt: skip
 
 
 def track(
@@ -46,7 +49,7 @@ def track(
         properties = dict(properties)
         if "channel" in properties:
             properties["message_channel"] = properties.pop("channel")
-        properties["channel"] = "system"
+        properties["channel"] = OWN_CHANNEL
     message: dict[str, Any] = {
         "type": "track",
         "event": name,
@@ -66,6 +69,6 @@ def write(db: Database, workspace_id: int, messages: Sequence[dict[str, Any] | N
     batch = [m for m in messages if m is not None]
     stored = 0
     for start in range(0, len(batch), _CHUNK):
-        result: IngestResult = ingest(db, workspace_id, batch[start : start + _CHUNK])
+        result: IngestResult = ingest(db, workspace_id, batch[start : start + _CHUNK], own=True)
         stored += result.stored
     return stored

@@ -3,16 +3,37 @@ about the customer, the policy and the clock, so the whole matrix is testable wi
 
 Order (the first that applies decides): no address → suppressed → consent → unhappy customer
 and an upsell → frequency cap → quiet hours (held, not dropped: sent when the window opens).
-Transactional messages skip the opt-in, the caps and quiet hours, never an explicit revocation.
+Transactional messages skip the opt-in, the caps and quiet hours, never an explicit revocation;
+a selling category is marketing whatever its label says. The same function runs again at
+delivery (``delivery.recheck``) with the facts of that moment: a message held for quiet hours
+meets the customer's health, consent and caps as they are when it goes out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from clm.engage.schemas import Decision, Policy, QuietHours, SendRequest
+from clm.engage.schemas import (
+    COMMERCIAL_CATEGORIES,
+    MESSAGE_CATEGORIES,
+    Decision,
+    Policy,
+    QuietHours,
+)
+
+
+class Sendable(Protocol):
+    """What the guardrails read of a send: a request being decided, or a stored message."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def category(self) -> str: ...
 
 
 @dataclass
@@ -64,17 +85,20 @@ def quiet_until(quiet: QuietHours, tz: ZoneInfo, now: datetime) -> datetime | No
     return wall.replace(tzinfo=tz).astimezone(UTC)
 
 
-def evaluate(request: SendRequest, facts: CustomerFacts, policy: Policy, now: datetime) -> Decision:
+def evaluate(request: Sendable, facts: CustomerFacts, policy: Policy, now: datetime) -> Decision:
     """The verdict on one send; every refusal names its reason."""
-    marketing = request.purpose == "marketing"
+    if request.category not in MESSAGE_CATEGORIES:  # a row stored before categories were closed
+        return Decision(status="blocked", reason=f"unknown category {request.category!r}")
+    marketing = request.purpose == "marketing" or request.category in COMMERCIAL_CATEGORIES
+    purpose = "marketing" if marketing else request.purpose
     if not facts.address:
         return Decision(status="blocked", reason=f"no {request.channel} address")
     hard = [r for r in facts.suppressions if r != "unsubscribed"]
     if hard or (marketing and "unsubscribed" in facts.suppressions):
         return Decision(status="blocked", reason=f"suppressed: {(hard or ['unsubscribed'])[0]}")
-    consent = facts.consents.get((request.channel, request.purpose))
+    consent = facts.consents.get((request.channel, purpose))
     if consent is False:
-        return Decision(status="blocked", reason=f"consent revoked ({request.purpose})")
+        return Decision(status="blocked", reason=f"consent revoked ({purpose})")
     if marketing and policy.marketing_requires_opt_in and consent is not True:
         return Decision(status="blocked", reason="no marketing consent on this channel")
     if policy.upsell_requires_happy and request.category in policy.upsell_categories:

@@ -24,7 +24,6 @@ from clm.engage.journeys import (
 from clm.engage.playbook_schemas import PlaybookDefinition, Step
 from clm.engage.schemas import SendRequest
 from clm.engage.standing import stages_at
-from clm.store.customers import SYSTEM_CHANNEL
 from clm.store.engine import Database
 from clm.store.models import (
     EngageJourney,
@@ -33,6 +32,7 @@ from clm.store.models import (
     EngageTask,
     table_of,
 )
+from clm.store.own_events import OWN_CHANNEL
 
 
 class TickReport(BaseModel):
@@ -304,7 +304,7 @@ def _trait_updates(
                 "messageId": f"{eventlog.PREFIX}journey-{j.id}-{o.step}",
                 "timestamp": now.isoformat(),
                 # CLM's doing, not the customer's: kept out of reports' periods and activity
-                "context": {"library": {"name": "clm-engage"}, "channel": SYSTEM_CHANNEL},
+                "context": {"library": {"name": "clm-engage"}, "channel": OWN_CHANNEL},
             }
         )
     eventlog.write(db, workspace_id, messages)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from clm.engage.schemas import Channel, Content, Purpose
+from clm.engage.schemas import Channel, Content, MessageCategory, Purpose, commercial_is_marketing
 
 StepId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
@@ -64,7 +64,7 @@ class Step(_Strict):
     type: Literal["send", "wait", "wait_until", "branch", "split", "task", "update", "exit"]
     # send
     channel: Channel = "email"
-    category: str = "other"
+    category: MessageCategory = "other"
     purpose: Purpose = "marketing"
     content: Content | None = None
     # wait / wait_until
@@ -90,6 +90,7 @@ class Step(_Strict):
     def _needs(self) -> Step:
         if self.type == "send" and self.content is None:
             raise ValueError("a send step needs 'content'")
+        commercial_is_marketing(self.category, self.purpose)
         if self.type == "wait_until" and not self.event:
             raise ValueError("a wait_until step needs 'event'")
         if self.type == "split" and (not self.variants or sum(self.variants.values()) <= 0):

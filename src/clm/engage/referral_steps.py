@@ -69,6 +69,8 @@ def attribute(session: Session, workspace_id: int, now: datetime) -> tuple[int, 
         referee = _live(session, owner)
         if referee is None or referee.id in known or not (referee.user_id or referee.email):
             continue  # still anonymous: wait for the signup
+        if properties.get("referrer_id") is None:
+            continue  # the referrer was erased: nobody to attribute to
         code, referrer_id = str(properties["code"]), int(properties["referrer_id"])
         status, checks = (
             "attributed",

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clm.engage.guardrails import CustomerFacts
+from clm.engage.outbound import OutboundRefused, check_target
 from clm.engage.schemas import (
     Channel,
     EmailProvider,
@@ -18,8 +19,9 @@ from clm.engage.schemas import (
     SmsProvider,
     WebhookProvider,
 )
-from clm.errors import NotFound
+from clm.errors import FieldError, NotFound, ValidationError
 from clm.store.models import (
+    ConsentRecord,
     Customer,
     EngageConfig,
     EngageConsent,
@@ -93,7 +95,27 @@ def set_provider(
     channel = {EmailProvider: "email", SmsProvider: "sms", WebhookProvider: "webhook"}[
         type(provider)
     ]
+    _check_outbound(provider)
     put_config(session, workspace_id, "channel", channel, secret_dump(provider))
+
+
+def _check_outbound(provider: EmailProvider | SmsProvider | WebhookProvider) -> None:
+    """Refuse a target a tenant may not point CLM at (checked again at each send)."""
+    field, url = (
+        ("url", provider.url)
+        if isinstance(provider, WebhookProvider)
+        else ("base_url", provider.base_url)
+        if isinstance(provider, SmsProvider)
+        else ("", "")
+    )
+    if not field:
+        return
+    try:
+        check_target(url)
+    except OutboundRefused as exc:
+        raise ValidationError(
+            "The target URL is not allowed", errors=[FieldError((field,), str(exc))]
+        ) from exc
 
 
 def get_provider(
@@ -122,7 +144,22 @@ def set_consent(
     purpose: Purpose,
     granted: bool,
     source: str = "api",
+    text: str = "",
 ) -> None:
+    """Record a consent decision: the latest per channel and purpose (what guardrails read),
+    and one more entry in the history (when, from where, the words agreed to)."""
+    session.add(
+        ConsentRecord(
+            workspace_id=workspace_id,
+            customer_id=customer_id,
+            channel=channel,
+            purpose=purpose,
+            granted=granted,
+            source=source,
+            text=text,
+            recorded_at=now(),
+        )
+    )
     row = session.scalar(
         select(EngageConsent).where(
             EngageConsent.workspace_id == workspace_id,

@@ -3,14 +3,46 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from clm.store.storable import RowId
 
 Channel = Literal["email", "sms", "webhook"]
 Purpose = Literal["marketing", "transactional"]
+# What a message is about. A closed list, because guardrails key on it: a free-text category
+# let "cross-sell" or "up-sell" pass the upsell rule that "cross_sell" and "upsell" meet.
+MessageCategory = Literal[
+    "welcome", "onboarding", "reminder", "receipt", "account", "survey", "testimonial",
+    "referral", "loyalty", "advocacy", "winback", "newsletter", "promotion", "upsell",
+    "cross_sell", "other",
+]  # fmt: skip
+MESSAGE_CATEGORIES: frozenset[str] = frozenset(get_args(MessageCategory))
+# Selling something: always marketing, never ``purpose: transactional`` (which skips the
+# opt-in, the caps and quiet hours).
+COMMERCIAL_CATEGORIES: frozenset[str] = frozenset(
+    {"upsell", "cross_sell", "promotion", "newsletter", "winback"}
+)
+
+
+def commercial_is_marketing(category: str, purpose: str) -> None:
+    """Refuse a selling category labelled transactional (a consent bypass)."""
+    if purpose == "transactional" and category in COMMERCIAL_CATEGORIES:
+        raise ValueError(
+            f"category {category!r} is commercial: its purpose must be 'marketing', "
+            "not 'transactional'"
+        )
+
+
 CHANNELS: tuple[Channel, ...] = ("email", "sms", "webhook")
 MessageStatus = Literal["pending", "held", "sending", "sent", "blocked", "dead"]
 
@@ -81,6 +113,10 @@ class QuietHours(_Strict):
     default_timezone: str = "UTC"
 
 
+def _upsells() -> list[MessageCategory]:
+    return ["upsell", "cross_sell"]
+
+
 class Policy(_Strict):
     """The guardrails, enforced on every send; the defaults are the safe ones."""
 
@@ -94,7 +130,7 @@ class Policy(_Strict):
     quiet_hours: QuietHours | None = Field(default_factory=QuietHours)
     # No upsell or cross-sell unless health is happy, and has been for ``stable_days``.
     upsell_requires_happy: bool = True
-    upsell_categories: list[str] = Field(default_factory=lambda: ["upsell", "cross_sell"])
+    upsell_categories: list[MessageCategory] = Field(default_factory=_upsells)
     stable_days: Annotated[int, Field(ge=0, le=36_500)] = 14
     max_attempts: Annotated[int, Field(ge=1, le=1_000)] = 5
     backoff_seconds: Annotated[float, Field(ge=0)] = 30.0
@@ -114,17 +150,22 @@ class SendRequest(_Strict):
 
     customer_id: RowId
     channel: Channel
-    category: Annotated[str, Field(min_length=1, max_length=32)] = "other"
+    category: MessageCategory = "other"
     purpose: Purpose = "marketing"
     content: Content
     idempotency_key: Annotated[str, Field(min_length=1, max_length=160)]
     source: Annotated[str, Field(max_length=160)] = ""
     context: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("category")
+    @field_validator("category", mode="before")
     @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _commercial(self) -> SendRequest:
+        commercial_is_marketing(self.category, self.purpose)
+        return self
 
 
 class Decision(BaseModel):

@@ -39,6 +39,12 @@ class EngageSettings(BaseSettings):
     engage_batch_size: int = 200
     # Enqueue a delivery task after each commit that creates messages.
     engage_notify: bool = True
+    # Outbound safety (webhook and SMS targets, see ``clm.engage.outbound``): server-wide
+    # settings only an operator can change, never a tenant. Plain http is refused unless
+    # allowed; loopback, link-local and private targets are refused unless their network is
+    # listed here (comma-separated CIDRs, e.g. ``127.0.0.0/8,10.1.0.0/16``).
+    outbound_allow_http: bool = False
+    outbound_allowed_networks: str = ""
 
     @property
     def queue_target(self) -> str:

@@ -86,6 +86,12 @@ class Queue:
             self.drain()
             return sum(r.sends for r in reports.values())
 
+        def retention() -> int:
+            # Each workspace's retention policy (clm.privacy): purge events past it.
+            from clm.privacy import apply_retention_all
+
+            return sum(r.purged for r in apply_retention_all(self.database()))
+
         def startup() -> None:
             self.drain()
             self.tick()
@@ -96,6 +102,9 @@ class Queue:
         self.tick: Any = huey.periodic_task(crontab(minute="*"), name="clm.engage.tick")(
             engage_tick
         )
+        self.retention: Any = huey.periodic_task(
+            crontab(minute="17"), name="clm.privacy.retention"
+        )(retention)
         huey.on_startup(name="clm.engage.startup")(startup)
 
     def database(self) -> Database:

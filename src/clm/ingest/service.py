@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pydantic
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from clm.config import get_settings
@@ -21,7 +21,9 @@ from clm.ingest.normalize import EventRecord, FieldValueError, to_record
 from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
 from clm.store.bulk import insert_prepared, json_text, select_in, sqlite_datetimes
 from clm.store.engine import Database
+from clm.store.own_events import reserved_channel_error
 from clm.store.storable import without_nul
+from clm.store.tombstones import erased_keys, has_tombstones
 
 
 def pydantic_errors(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
@@ -42,8 +44,14 @@ def parse_messages(
     batch_sent_at: datetime | None = None,
     batch_context: dict[str, Any] | None = None,
     max_event_bytes: int | None = None,
+    own: bool = False,
 ) -> tuple[list[EventRecord], list[Rejected]]:
-    """Validate each message on its own; the good become records, the bad get reasons."""
+    """Validate each message on its own; the good become records, the bad get reasons.
+
+    ``own`` is True only for CLM's own writers: anyone else's message on the reserved
+    ``system`` channel is refused (``clm.store.own_events``), so that no client event is
+    taken for one CLM wrote.
+    """
     limit = max_event_bytes or get_settings().max_event_bytes
     if batch_context and b"\\u0000" in orjson.dumps(batch_context):
         batch_context = without_nul(batch_context)
@@ -90,8 +98,23 @@ def parse_messages(
                 Rejected(index=index, message_id=message_id, errors=[_error((), reason)])
             )
             continue
+        reserved = None if own else reserved_channel_error(record.channel)
+        if reserved is not None:
+            where = _channel_field(raw)
+            rejected.append(
+                Rejected(index=index, message_id=message_id, errors=[_error(where, reserved)])
+            )
+            continue
         records.append(record)
     return records, rejected
+
+
+def _channel_field(raw: dict[str, Any]) -> tuple[str, ...]:
+    """Where the message set its channel (the first place ``touchpoint`` looks)."""
+    properties = raw.get("properties")
+    if isinstance(properties, dict) and properties.get("channel") is not None:
+        return ("properties", "channel")
+    return ("context", "channel")
 
 
 def _error(loc: tuple[str | int, ...], message: str, kind: str = "value_error") -> dict[str, Any]:
@@ -158,6 +181,7 @@ def store_batches_in(
             session.execute(text("SELECT pg_advisory_xact_lock(:ws)"), {"ws": workspace_id})
         existing = _existing_message_ids(session, workspace_id, list(unique))
         fresh = [record for key, record in unique.items() if key not in existing]
+        fresh = _drop_erased(session.connection(), workspace_id, fresh)
     if not fresh:
         return [(0, len(batch)) for batch in batches], None
     resolver = IdentityResolver(session, workspace_id, datetime.now(UTC))
@@ -199,6 +223,24 @@ def store_batches_in(
     return counts, resolver
 
 
+def _drop_erased(
+    connection: Connection, workspace_id: int, records: list[EventRecord]
+) -> list[EventRecord]:
+    """The tombstone rule: a message naming an erased identifier is acknowledged and dropped
+    (counted with the duplicates), so an SDK stops retrying and the person is not rebuilt."""
+    if not records or not has_tombstones(connection, workspace_id):
+        return records
+    keys = [
+        IdentityResolver.keys_of(record)
+        + ([("user_id", r), ("anonymous_id", r)] if (r := record.previous_id) else [])
+        for record in records
+    ]
+    erased = erased_keys(connection, workspace_id, (k for ks in keys for k in ks))
+    if not erased:
+        return records
+    return [r for r, ks in zip(records, keys, strict=True) if erased.isdisjoint(ks)]
+
+
 def prepare_stored(records: list[EventRecord], dialect: str) -> None:
     """Give each record its ``stored`` columns: done by whoever parsed the records, so that
     the one writer (a thread, or the writer process) does not.
@@ -228,13 +270,19 @@ def ingest(
     received_at: datetime | None = None,
     batch_sent_at: datetime | None = None,
     batch_context: dict[str, Any] | None = None,
+    own: bool = False,
 ) -> IngestResult:
-    """Validate and store Segment messages; the result lists what was rejected and why."""
+    """Validate and store Segment messages; the result lists what was rejected and why.
+
+    ``own=True`` is for CLM's own writers only (engagement's event log): they may use the
+    reserved ``system`` channel.
+    """
     records, rejected = parse_messages(
         raws,
         received_at or datetime.now(UTC),
         batch_sent_at=batch_sent_at,
         batch_context=batch_context,
+        own=own,
     )
     stored, duplicates = store_records(db, workspace_id, records)
     return IngestResult(stored=stored, duplicates=duplicates, rejected=rejected)

@@ -9,7 +9,8 @@
 For DuckDB and Spark, the needed properties are first flattened into typed columns by DuckDB's
 JSON functions, so both engines read them the same way.
 
-The lifecycle's own events (message ids starting ``clm-lc-``) are always left out.
+The lifecycle's own outputs (stage and health changes: ``lifecycle_output``, by channel and name,
+never by message id) are always left out.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ from sqlalchemy import bindparam, text
 
 from clm.lifecycle.plan import PropFn
 from clm.store.engine import Database
+from clm.store.own_events import LIFECYCLE_OUTPUT_SQL, LIFECYCLE_OUTPUTS, OWN_CHANNEL
 
 EngineName = Literal["sql", "duckdb", "spark"]
+# The message-id prefix of the lifecycle's own events: it makes their writes idempotent, and is
+# never used to recognise them (a client's id may start with anything): the lifecycle's inputs
+# leave out its outputs by channel and name (``store.own_events.LIFECYCLE_OUTPUTS``).
 OWN_EVENTS_PREFIX = "clm-lc-"
 COLUMNS = (
     "customer_id",
@@ -143,9 +148,7 @@ def sql_source(
 ) -> Source:
     backend = backend or sql_backend(db)
     view = backend.table("customer_events")
-    events = view.filter(
-        view.workspace_id == workspace_id, ~view.message_id.startswith(OWN_EVENTS_PREFIX)
-    )
+    events = view.filter(view.workspace_id == workspace_id, ~lifecycle_output(view))
     if customer_ids is not None:
         events = events.filter(events.customer_id.isin(list(customer_ids)))
     events = events.select(*COLUMNS, "properties")
@@ -156,13 +159,13 @@ def sql_source(
 # --- DuckDB and Spark: over an export of the log ----------------------------------------
 
 
-_EXPORT = text(
-    "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "
-    "properties FROM customer_events WHERE workspace_id = :ws AND message_id NOT LIKE :own"
+_EXPORT = text(  # the f-strings below interpolate a constant
+    "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "  # noqa: S608
+    f"properties FROM customer_events WHERE workspace_id = :ws AND NOT {LIFECYCLE_OUTPUT_SQL}"
 )
 _EXPORT_SOME = text(
-    "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "
-    "properties FROM customer_events WHERE workspace_id = :ws AND message_id NOT LIKE :own "
+    "SELECT customer_id, ts, message_id, name, type, channel, campaign, source, revenue, "  # noqa: S608
+    f"properties FROM customer_events WHERE workspace_id = :ws AND NOT {LIFECYCLE_OUTPUT_SQL} "
     "AND customer_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
 
@@ -171,7 +174,7 @@ def export_events(
     db: Database, workspace_id: int, customer_ids: Iterable[int] | None = None
 ) -> pa.Table:
     """The workspace's events (resolved to customers) as an Arrow table, properties as JSON."""
-    params: dict[str, Any] = {"ws": workspace_id, "own": f"{OWN_EVENTS_PREFIX}%"}
+    params: dict[str, Any] = {"ws": workspace_id}
     rows: list[Sequence[Any]] = []
     with db.engine.connect() as conn:
         if customer_ids is None:
@@ -220,7 +223,7 @@ def flatten(
             expr = f"CASE WHEN {kind} = 'VARCHAR' THEN json_extract_string(properties, {path}) END"
         extra.append(f"{_only_if_present(key, expr)} AS {flat_column(key, want)}")
     select = ", ".join([*COLUMNS, *extra])
-    where = f"message_id NOT LIKE '{OWN_EVENTS_PREFIX}%'"
+    where = f"NOT {LIFECYCLE_OUTPUT_SQL}"
     return con.sql(f"SELECT {select} FROM {source} WHERE {where}")  # noqa: S608 - names checked
 
 
@@ -313,3 +316,13 @@ def spark_source(
         frame.createOrReplaceTempView(view)
         backend = ibis.pyspark.connect(session)
         return Source(backend.table(view), _flat_prop, backend)
+
+
+def lifecycle_output(events: ir.Table) -> ir.BooleanValue:
+    """True for the lifecycle's own outputs (stage and health changes): CLM's own events
+    (``store.own_events``) with those names. The lifecycle reads every other event, CLM's
+    prediction scores included (P(alive)); its activity features leave out the rest of CLM's
+    own events by their ``where`` (``coalesce(channel, '') != 'system'``)."""
+    return (events.channel.fill_null("") == OWN_CHANNEL) & events.name.fill_null("").isin(
+        list(LIFECYCLE_OUTPUTS)
+    )

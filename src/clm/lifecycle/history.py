@@ -24,10 +24,10 @@ from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.engines import OWN_EVENTS_PREFIX
 from clm.store.engine import Database
 from clm.store.models import Event, Identity, StageTransition
+from clm.store.own_events import HEALTH_CHANGED, OWN_CHANNEL, STAGE_CHANGED
 
 CHUNK = 5_000
-EVENT_NAME = "lifecycle_stage_changed"
-HEALTH_EVENT_NAME = "health_state_changed"
+EVENT_NAME, HEALTH_EVENT_NAME = STAGE_CHANGED, HEALTH_CHANGED
 
 
 def utc(ts: int) -> datetime:
@@ -121,13 +121,31 @@ def announce(
             statement = insert_fn(Event).on_conflict_do_nothing(
                 index_elements=["workspace_id", "message_id"]
             )
+            # Counted as inserted: a recomputed customer's history is re-announced, and the
+            # message ids already in the log are (rightly) not written twice.
+            written += len(rows) - _already_logged(session, workspace_id, rows)
             session.execute(statement, rows)
         session.execute(
             update(StageTransition)
             .where(StageTransition.id.in_([t.id for t in batch]))
             .values(announced=True)
         )
-        written += len(rows)
+
+
+def _already_logged(session: Session, workspace_id: int, rows: Sequence[dict[str, Any]]) -> int:
+    ids = [r["message_id"] for r in rows]
+    found = 0
+    for start in range(0, len(ids), 500):
+        found += int(
+            session.scalar(
+                select(func.count()).where(
+                    Event.workspace_id == workspace_id,
+                    Event.message_id.in_(ids[start : start + 500]),
+                )
+            )
+            or 0
+        )
+    return found
 
 
 def announce_health(
@@ -136,7 +154,8 @@ def announce_health(
     """Write ``health_state_changed`` events for stored health rows where the state changed.
 
     Message ids are ``clm-lc-h<definition>-<customer>-<ts>-<state>``: a rerun inserts nothing
-    twice, and the ``clm-lc-`` prefix keeps them out of features like the stage events.
+    twice. Like the stage events they are CLM's own (``system`` channel), which keeps them out of
+    the lifecycle's inputs (``engines.lifecycle_output``).
     """
     written = 0
     for start in range(0, len(changes), CHUNK):
@@ -186,7 +205,7 @@ def _event_base(workspace_id: int, identity_id: int, at: datetime) -> dict[str, 
         "received_at": datetime.now(UTC),
         "sent_at": None,
         "original_timestamp": None,
-        "channel": "system",
+        "channel": OWN_CHANNEL,
         "campaign": None,
         "source": None,
         "revenue": None,
@@ -225,7 +244,7 @@ def _event_row(
         "received_at": now,
         "sent_at": None,
         "original_timestamp": None,
-        "channel": "system",
+        "channel": OWN_CHANNEL,
         "campaign": None,
         "source": None,
         "revenue": None,

@@ -21,7 +21,6 @@ from clm.lifecycle.catalog import get_stage_model
 from clm.lifecycle.columnar import duckdb_transitions
 from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.engines import (
-    OWN_EVENTS_PREFIX,
     EngineName,
     export_events,
     quiet_engines,
@@ -34,6 +33,7 @@ from clm.lifecycle.plan import required_properties, transitions
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
 from clm.store.models import Customer, Event, Identity, LifecycleRun, StageTransition
+from clm.store.own_events import LIFECYCLE_OUTPUTS, own_event_clause
 
 Progress = Callable[[str], None]
 StepProgress = Callable[[str, int, int], None]  # what is being done, steps done, steps in all
@@ -159,7 +159,8 @@ def touched_customers(db: Database, workspace_id: int, after_event_id: int) -> l
         .where(
             Event.workspace_id == workspace_id,
             Event.id > after_event_id,
-            ~Event.message_id.startswith(OWN_EVENTS_PREFIX),
+            # the lifecycle's own outputs do not touch a customer (CLM's scores do: P(alive))
+            ~(own_event_clause(Event.channel) & Event.name.in_(LIFECYCLE_OUTPUTS)),
         )
         .distinct()
     )

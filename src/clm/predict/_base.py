@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import optimize
 
 from clm.predict._errors import ConvergenceWarning, InvalidSummaryError, NotFittedError
+from clm.predict._newton import Derivatives, newton_trust_region, one_blas_thread
 from clm.predict._validation import FloatArray, check_weights
 
 __all__ = ["MLEModel", "RowLogLik"]
@@ -28,10 +29,14 @@ class MLEModel:
     """Base of the fitted models: weighted maximum likelihood on log-parameters.
 
     Subclasses name their parameters and provide a vectorised per-row log-likelihood with its
-    gradient; this class owns what is common: L-BFGS-B on ``log(params)`` (positivity for
+    gradient; this class owns what is common: optimisation on ``log(params)`` (positivity for
     free, and a better-conditioned surface than the raw scale), case weights so compressed
     data fits exactly like the full data, an L2 penalty on the parameters as in lifetimes, and
     Wald standard errors from the inverse Hessian of the (unpenalised) log-likelihood.
+
+    Models that also give the weighted Hessian (``_analytic_hessian``) are fitted by Newton
+    steps in a trust region (:mod:`clm.predict._newton`), the others by L-BFGS-B, which is
+    also the fallback when Newton stops short or the model rejects its answer.
 
     Parameters
     ----------
@@ -46,6 +51,8 @@ class MLEModel:
     """
 
     param_names: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``_loglik_derivatives`` is implemented (then the fit uses Newton steps).
+    _analytic_hessian: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -62,6 +69,23 @@ class MLEModel:
     # -- to be provided by subclasses -------------------------------------------------------
     def _row_loglik(self, params: FloatArray, data: Sequence[FloatArray]) -> RowLogLik:
         raise NotImplementedError
+
+    def _loglik_derivatives(
+        self, params: FloatArray, data: Sequence[FloatArray], weights: FloatArray
+    ) -> Derivatives:
+        """Weighted totals of the log-likelihood, its gradient and its Hessian."""
+        raise NotImplementedError
+
+    def _newton_is_accurate(
+        self, params: FloatArray, data: Sequence[FloatArray], weights: FloatArray
+    ) -> bool:
+        """Whether the optimum Newton found may be trusted (a model may re-check it)."""
+        return True
+
+    def _total_loglik(
+        self, params: FloatArray, data: Sequence[FloatArray], weights: FloatArray
+    ) -> float:
+        return float(weights @ self._row_loglik(params, data)[0])
 
     def _default_start(self, data: Sequence[FloatArray], weights: FloatArray) -> FloatArray:
         return np.ones(len(self.param_names))
@@ -93,8 +117,14 @@ class MLEModel:
         keep = w > 0  # zero-weight rows carry no information; skip their work
         if not np.all(keep):
             data, w = [column[keep] for column in data], w[keep]
-        total = float(w.sum())
-        penalizer = self.penalizer
+        with one_blas_thread():
+            return self._fit_weighted(data, w)
+
+    def _objective(
+        self, data: Sequence[FloatArray], w: FloatArray
+    ) -> Callable[[FloatArray], tuple[float, FloatArray]]:
+        """Mean penalised negative log-likelihood and its gradient, in log-parameters."""
+        total, penalizer = float(w.sum()), self.penalizer
 
         def objective(theta: FloatArray) -> tuple[float, FloatArray]:
             params = np.exp(theta)
@@ -107,28 +137,75 @@ class MLEModel:
                 return np.inf, np.zeros_like(theta)
             return value, gradient
 
+        return objective
+
+    def _objective_derivatives(
+        self, data: Sequence[FloatArray], w: FloatArray
+    ) -> Callable[[FloatArray], Derivatives]:
+        """The objective with its Hessian, in log-parameters (chain rule on p = e^θ)."""
+        total, penalizer = float(w.sum()), self.penalizer
+
+        def derivatives(theta: FloatArray) -> Derivatives:
+            params = np.exp(theta)
+            with np.errstate(all="ignore"):
+                ll, grad, hess = self._loglik_derivatives(params, data, w)
+                value = -ll / total + penalizer * float(params @ params)
+                gradient = -grad * params / total + 2 * penalizer * params**2
+                hessian = -(hess * np.outer(params, params) + np.diag(grad * params)) / total
+                hessian += np.diag(4 * penalizer * params**2)
+            finite = np.isfinite(value) and np.all(np.isfinite(gradient))
+            if not finite or not np.all(np.isfinite(hessian)):
+                return np.inf, np.zeros_like(theta), np.eye(len(theta))
+            return value, gradient, hessian
+
+        return derivatives
+
+    def _fit_weighted(self, data: Sequence[FloatArray], w: FloatArray) -> Self:
+        total = float(w.sum())
+        objective = self._objective(data, w)
         theta0 = np.log(self._start(data, w))
-        value0, _ = objective(theta0)
-        if not np.isfinite(value0):
+        result: optimize.OptimizeResult | None = None
+        newton: optimize.OptimizeResult | None = None
+        if self._analytic_hessian:
+            newton = newton_trust_region(
+                self._objective_derivatives(data, w), theta0, _LOG_BOUND, min(self.max_iter, 200)
+            )
+            start_is_finite = bool(np.isfinite(newton.fun))  # Newton only accepts finite steps
+            if newton.success and self._newton_is_accurate(np.exp(newton.x), data, w):
+                result = newton
+            elif start_is_finite:  # polish from where Newton stopped: no worse than the start
+                theta0 = newton.x
+        else:
+            start_is_finite = bool(np.isfinite(objective(theta0)[0]))
+        if not start_is_finite:
             raise InvalidSummaryError(
                 "the log-likelihood is not finite at the starting values; check the data "
                 "or pass initial_params"
             )
-        result = optimize.minimize(
-            objective,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(theta0),
-            options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20},
-        )
+        if result is None:
+            result = optimize.minimize(
+                objective,
+                theta0,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(theta0),
+                options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20},
+            )
         params = np.exp(result.x)
+        used_newton = newton is not None and result is newton
         self._warn_if_not_converged(result, params, objective)
         self.params_ = dict(zip(self.param_names, (float(p) for p in params), strict=True))
-        ll, _ = self._row_loglik(params, data)
-        self.log_likelihood_ = float(w @ ll)
+        #: Which optimiser produced the estimates ("newton", or "l-bfgs-b" as the fallback and
+        #: for models without a Hessian) and its iteration count: fit diagnostics.
+        self.optimizer_ = "newton" if used_newton else "l-bfgs-b"
+        self.n_iter_ = int(result.nit)
+        if used_newton:  # its last pass computed the value at the optimum
+            self.log_likelihood_ = -total * (float(result.fun) - self.penalizer * params @ params)
+        else:
+            self.log_likelihood_ = self._total_loglik(params, data, w)
         self.n_customers_ = total
-        # The Hessian costs 2k extra likelihood passes: computed on first use (summary()).
+        # Standard errors are computed on first use (summary()): without an analytic Hessian
+        # they cost 2k extra likelihood passes.
         self._fit_state: tuple[FloatArray, Sequence[FloatArray], FloatArray] | None = (
             params,
             data,
@@ -183,13 +260,18 @@ class MLEModel:
     def _covariance(
         self, params: FloatArray, data: Sequence[FloatArray], w: FloatArray
     ) -> FloatArray:
-        """Inverse observed information, from central differences of the analytic gradient."""
+        """Inverse observed information: the analytic Hessian, or central differences of
+        the analytic gradient for models without one."""
+        if self._analytic_hessian:
+            with one_blas_thread():
+                symmetric = self._loglik_derivatives(params, data, w)[2]
+        else:
 
-        def total_gradient(p: FloatArray) -> FloatArray:
-            grad: FloatArray = w @ self._row_loglik(p, data)[1]
-            return grad
+            def total_gradient(p: FloatArray) -> FloatArray:
+                grad: FloatArray = w @ self._row_loglik(p, data)[1]
+                return grad
 
-        symmetric = _central_hessian(total_gradient, params, 1e-5 * params)
+            symmetric = _central_hessian(total_gradient, params, 1e-5 * params)
         try:
             covariance = np.asarray(np.linalg.inv(-symmetric), dtype=np.float64)
         except np.linalg.LinAlgError:

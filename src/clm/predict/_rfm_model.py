@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 
 from clm.predict._base import MLEModel
-from clm.predict._validation import FloatArray, as_pandas, columns_as_arrays, validate_rfm
+from clm.predict._summary import distinct_rows
+from clm.predict._validation import (
+    FloatArray,
+    as_pandas,
+    check_weights,
+    columns_as_arrays,
+    validate_rfm,
+)
 
 __all__ = ["RFMModel", "rfm_arrays"]
 
@@ -36,9 +43,12 @@ class RFMModel(MLEModel):
 
         ``weights`` (e.g. the ``weight`` column of :func:`clm.predict.compress`) multiplies
         each row's log-likelihood, so a compressed summary gives the same fit as the full one.
+        The fit itself works on the distinct (frequency, recency, T) rows whatever it is given.
         """
         _, x, tx, age = rfm_arrays(summary)
-        return self._fit_arrays([x, tx, age], weights)
+        w = check_weights(weights, x.shape[0])
+        data, w = distinct_rows([x, tx, age], w)
+        return self._fit_arrays(data, w)
 
     def _default_start(self, data: Sequence[FloatArray], weights: FloatArray) -> FloatArray:
         x, _, age = data

@@ -34,6 +34,7 @@ from clm.predictions.schemas import (
 )
 from clm.store.engine import Database
 from clm.store.models import PredictionFit, Workspace
+from clm.store.own_events import OWN_CHANNEL
 
 #: Bumped whenever the way scores are computed changes; carried by every score and fit.
 MODEL_VERSION = "1"
@@ -225,7 +226,7 @@ def _score_rows(
             (
                 workspace_id, identity_id, f"clm-pred-{fit.fit_id}-{customer_id}", "track",
                 repo.SCORE_EVENT, user_id, None, fit.as_of, ts, received, None, fit.as_of,
-                "system", None, None, None, None, properties, CONTEXT, None,
+                OWN_CHANNEL, None, None, None, None, properties, CONTEXT, None,
             )
         )  # fmt: skip
     return rows

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from clm.errors import NotFound
 from clm.store.models import Customer, Event, Identity, IdentityLink
+from clm.store.own_events import OWN_CHANNEL
 from clm.store.schemas import (
     CustomerDetail,
     CustomerPublic,
@@ -23,7 +24,7 @@ from clm.store.schemas import (
 )
 
 MAX_PAGE = 1000
-SYSTEM_CHANNEL = "system"  # events CLM writes about customers, not their own touchpoints
+SYSTEM_CHANNEL = OWN_CHANNEL  # events CLM writes about customers (``own_events``)
 
 
 def _resolve_id(session: Session, workspace_id: int, customer_id: int) -> Customer:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -242,14 +242,37 @@ class Database:
             yield session
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A write transaction, committed on success; on SQLite it holds the writer lock."""
+    def transaction(self, *, survive_power_loss: bool = True) -> Iterator[Session]:
+        """A write transaction, committed on success; on SQLite it holds the writer lock.
+
+        ``survive_power_loss=False`` is for small marks whose loss would only repeat work
+        (e.g. "this message was sent"): the commit still survives this process being killed,
+        but not the machine losing power, and costs microseconds instead of an fsync (SQLite
+        ``synchronous=NORMAL`` for this commit, PostgreSQL ``synchronous_commit=off``).
+        """
         if self.dialect == "sqlite":
-            with self.write_lock, self._file_lock, self.sessions() as session, session.begin():
-                session.connection(execution_options={"clm_write": True})
-                yield session
+            with self.write_lock, self._file_lock:
+                if survive_power_loss:
+                    with self.sessions() as session, session.begin():
+                        session.connection(execution_options={"clm_write": True})
+                        yield session
+                    return
+                with self.engine.connect() as connection:
+                    # The safety level cannot change inside a transaction: set it before BEGIN.
+                    raw = connection.connection.dbapi_connection
+                    assert raw is not None
+                    level = raw.execute("PRAGMA synchronous").fetchone()[0]
+                    raw.execute("PRAGMA synchronous=NORMAL")
+                    try:
+                        writer = connection.execution_options(clm_write=True)
+                        with Session(bind=writer) as session, session.begin():
+                            yield session
+                    finally:
+                        raw.execute(f"PRAGMA synchronous={int(level)}")
         else:
             with self.sessions() as session, session.begin():
+                if not survive_power_loss:
+                    session.execute(text("SET LOCAL synchronous_commit = off"))
                 yield session
 
     def dispose(self) -> None:

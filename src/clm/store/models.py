@@ -664,3 +664,39 @@ class MarketingSpend(Base):
         UniqueConstraint("workspace_id", "channel", "campaign", "period_start", "period_end",
                          name="uq_marketing_spend"),
     )  # fmt: skip
+
+
+# --- privacy: tombstones and consent history (owned by clm.privacy) -------------------------
+
+
+class Tombstone(Base):
+    """What is left of an erased person: a keyed hash (HMAC-SHA256 with a server secret) of
+    each identifier they had, so ingestion can refuse the same ids later without keeping them."""
+
+    __tablename__ = "privacy_tombstones"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "digest", name="uq_privacy_tombstone"),)
+
+
+class ConsentRecord(Base):
+    """One consent decision, kept forever (until erasure): per channel and purpose, when, from
+    where, and the text the person agreed to; ``engage_consents`` holds only the latest."""
+
+    __tablename__ = "privacy_consent_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(16))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(64), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    recorded_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_privacy_consent_customer", "workspace_id", "customer_id"),)

@@ -1,0 +1,193 @@
+"""One pass of the live loop over a workspace: stages, health, playbooks, delivery.
+
+A pass is what cron used to be asked to do, in the order each step needs the one before:
+
+1. ``clm.lifecycle.tick``: customers with new events get their stage history recomputed (the
+   incremental ``update_lifecycle``, equal to a full run), and every transition whose time has
+   come (a purchase's conversion now, a lapse or churn deadline that has just passed) is
+   announced in the log as ``lifecycle_stage_changed``.
+2. Health: the customers whose inputs changed since the last pass (any new event of theirs,
+   stage changes and CLM's own events included, health's own announcements excluded) and those
+   whose score the passing of time has changed are re-scored (``health.rescore_health``).
+3. Engagement (``clm.engage.schedule.run_due``): playbooks triggered by the stage and health
+   changes just announced enrol and take their first step; journeys whose wait is over move on;
+   referral rewards and points. The sends land in the outbox ...
+4. ... which is drained at once (``drain_once``).
+
+Every step is idempotent, so a pass run twice, or by two workers, changes nothing more. The
+pass then says when the next one is due (the next scheduled transition or journey wake-up), so
+the worker can wake exactly then instead of on the next minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from clm.engage.journeys import cursor, set_cursor
+from clm.engage.schedule import EngageTickReport, run_due
+from clm.engage.worker import drain_once
+from clm.lifecycle import tick
+from clm.lifecycle.schemas import RunResult
+from clm.store.engine import Database
+from clm.store.models import (
+    EngageJourney,
+    Event,
+    Identity,
+    LifecycleDefinition,
+    PredictionFit,
+    StageTransition,
+)
+from clm.store.own_events import HEALTH_CHANGED, MODEL_EVENTS, own_event_clause
+from clm.worker.health import rescore_health
+from clm.worker.settings import LiveSettings, get_live_settings
+
+log = logging.getLogger("clm.worker")
+HEALTH_CURSOR = "live.health"
+PREDICT_CURSOR = "live.predict"
+
+
+@dataclass(frozen=True)
+class LiveReport:
+    """What one pass did, and when the next one is due."""
+
+    workspace_id: int
+    stages: RunResult
+    health: str
+    engage: EngageTickReport
+    sent: int
+    refit_due: bool
+    next_due: datetime | None
+    seconds: float
+
+
+def _top_event_id(db: Database, workspace_id: int) -> int:
+    with db.session() as session:
+        found = session.scalar(select(func.max(Event.id)).where(Event.workspace_id == workspace_id))
+    return int(found or 0)
+
+
+def health_inputs_changed(db: Database, workspace_id: int, after: int, upto: int) -> list[int]:
+    """Customers with an event in ``(after, upto]`` other than health's own announcements."""
+    query = (
+        select(Identity.customer_id)
+        .join(Event, Event.identity_id == Identity.id)
+        .where(
+            Event.workspace_id == workspace_id,
+            Event.id > after,
+            Event.id <= upto,
+            Event.name.is_distinct_from(HEALTH_CHANGED),
+        )
+        .distinct()
+    )
+    with db.session() as session:
+        return sorted(int(c) for c in session.scalars(query))
+
+
+def _customer_events_since(db: Database, workspace_id: int, after: int, upto: int) -> int:
+    query = select(func.count()).where(
+        Event.workspace_id == workspace_id,
+        Event.id > after,
+        Event.id <= upto,
+        ~own_event_clause(Event.channel),
+        func.coalesce(Event.name, "").not_in(MODEL_EVENTS),
+    )
+    with db.session() as session:
+        return int(session.scalar(query) or 0)
+
+
+def _has_fit(session: Session, workspace_id: int) -> bool:
+    found = session.scalar(
+        select(PredictionFit.id).where(PredictionFit.workspace_id == workspace_id).limit(1)
+    )
+    return found is not None
+
+
+def next_due(db: Database, workspace_id: int, now: datetime) -> datetime | None:
+    """The next moment something in the workspace changes by the clock alone: a scheduled stage
+    transition (a lapse, a churn deadline) or a journey's wait running out."""
+    cutoff = int(now.timestamp())
+    with db.session() as session:
+        transition = session.scalar(
+            select(func.min(StageTransition.ts))
+            .join(LifecycleDefinition, LifecycleDefinition.id == StageTransition.definition_id)
+            .where(
+                LifecycleDefinition.workspace_id == workspace_id,
+                LifecycleDefinition.kind == "stages",
+                LifecycleDefinition.active.is_(True),
+                StageTransition.announced.is_(False),
+                StageTransition.ts > cutoff,
+            )
+        )
+        wake = session.scalar(
+            select(func.min(EngageJourney.wake_at)).where(
+                EngageJourney.workspace_id == workspace_id,
+                EngageJourney.state == "waiting",
+                EngageJourney.wake_at.is_not(None),
+            )
+        )
+    found = []
+    if transition is not None:
+        found.append(datetime.fromtimestamp(int(transition), UTC))
+    if wake is not None:
+        found.append(wake if wake.tzinfo else wake.replace(tzinfo=UTC))
+    return min(found) if found else None
+
+
+def live_pass(
+    db: Database,
+    workspace_id: int,
+    *,
+    now: datetime | None = None,
+    settings: LiveSettings | None = None,
+) -> LiveReport:
+    """Bring one workspace up to date as of ``now`` (default: the clock)."""
+    settings = settings or get_live_settings()
+    clock = time.perf_counter()
+    at = now or datetime.now(UTC)
+    stages = tick(db, workspace_id, now=at)
+    top = _top_event_id(db, workspace_id)
+    with db.session() as session:
+        health_from = cursor(session, workspace_id, HEALTH_CURSOR)
+        predict_from = cursor(session, workspace_id, PREDICT_CURSOR)
+        if predict_from == 0 and _has_fit(session, workspace_id):
+            predict_from = top  # fitted before the worker first looked: only count from here
+    touched = health_inputs_changed(db, workspace_id, health_from, top)
+    health = rescore_health(db, workspace_id, at, touched, settings.full_health_seconds)
+    refit_due = (
+        _customer_events_since(db, workspace_id, predict_from, top) >= settings.predict_after_events
+    )
+    with db.transaction() as session:
+        set_cursor(session, workspace_id, HEALTH_CURSOR, top)
+        if refit_due or predict_from == top:
+            set_cursor(session, workspace_id, PREDICT_CURSOR, top)
+    engage = run_due(db, workspace_id, at)
+    sent = drain_once(db)
+    report = LiveReport(
+        workspace_id=workspace_id,
+        stages=stages,
+        health=health,
+        engage=engage,
+        sent=sent,
+        refit_due=refit_due,
+        next_due=next_due(db, workspace_id, at),
+        seconds=round(time.perf_counter() - clock, 3),
+    )
+    log.info(
+        "live pass",
+        extra={
+            "workspace_id": workspace_id,
+            "stage_events": stages.events_written,
+            "health": health,
+            "enrolled": engage.enrolled,
+            "sends": engage.sends,
+            "sent": sent,
+            "seconds": report.seconds,
+        },
+    )
+    return report

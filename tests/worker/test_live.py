@@ -1,0 +1,81 @@
+"""One live pass: a deadline moves the stage exactly when it falls due, says when that is in
+advance, and the playbook it triggers sends in the same pass (real SMTP on loopback)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from clm.engage import playbooks as pb
+from clm.engage import repository as repo
+from clm.engage.schemas import EmailProvider, Policy
+from clm.ingest.service import ingest
+from clm.lifecycle import stage_at
+from clm.store.engine import Database
+from clm.worker import LiveSettings, live_pass
+from tests.engage.conftest import SmtpSink
+from tests.lifecycle.logs import DAY, at, message, new_workspace
+
+SETTINGS = LiveSettings(full_health_seconds=0)
+GOODBYE = {
+    "name": "goodbye",
+    "trigger": {"type": "stage_changed", "to": "churned"},
+    "holdout": 0.0,
+    "steps": [
+        {
+            "id": "bye",
+            "type": "send",
+            "category": "winback",
+            "content": {"subject": "We miss you", "text": "Come back soon."},
+        }
+    ],
+}
+
+
+def _shop(db: Database, sink: SmtpSink) -> int:
+    workspace_id = new_workspace(db)
+    with db.transaction() as session:
+        repo.set_provider(session, workspace_id, EmailProvider(port=sink.port, sender="s@x.test"))
+        repo.set_policy(
+            session,
+            workspace_id,
+            Policy(quiet_hours=None, caps=[], marketing_requires_opt_in=False),
+        )
+    pb.apply_playbook(db, workspace_id, pb.parse_playbook(GOODBYE))
+    return workspace_id
+
+
+def test_a_lapse_happens_at_its_due_time_and_triggers_its_playbook(
+    sqlite_db: Database, smtp_sink: SmtpSink
+) -> None:
+    db = sqlite_db
+    workspace_id = _shop(db, smtp_sink)
+    ingest(
+        db,
+        workspace_id,
+        [
+            message("ada", 0, "a1", kind="identify", email="ada@example.test"),
+            message("ada", DAY, "a2", "Order Completed", revenue=30),
+        ],
+    )
+    # classic: churned 365 days after the last purchase (worked out from the shipped model).
+    churn_at = at(DAY + 365 * DAY)
+
+    first = live_pass(db, workspace_id, now=at(2 * DAY), settings=SETTINGS)
+    customer = stage_at(db, workspace_id, 1, at(2 * DAY))
+    assert customer is not None and customer.stage == "conversion"
+    assert first.stages.events_written == 2  # acquisition and conversion, announced
+    assert first.next_due == churn_at  # known in advance: the worker wakes exactly then
+
+    early = live_pass(db, workspace_id, now=churn_at - timedelta(seconds=1), settings=SETTINGS)
+    assert early.stages.events_written == 0 and smtp_sink.messages == []
+
+    due = live_pass(db, workspace_id, now=churn_at, settings=SETTINGS)
+    assert due.stages.events_written == 1
+    assert (due.engage.enrolled, due.sent) == (1, 1)
+    [mail] = smtp_sink.messages
+    assert (mail["To"], mail["Subject"]) == ("ada@example.test", "We miss you")
+    assert due.next_due is None  # nothing else is scheduled for a churned customer
+
+    again = live_pass(db, workspace_id, now=churn_at + timedelta(hours=1), settings=SETTINGS)
+    assert (again.stages.events_written, again.sent) == (0, 0)  # idempotent
+    assert len(smtp_sink.messages) == 1
