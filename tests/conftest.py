@@ -72,6 +72,12 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "audit_log",
+    "password_resets",
+    "login_failures",
+    "user_sessions",
+    "memberships",
+    "users",
     "privacy_consent_history",
     "privacy_tombstones",
     "marketing_spend",

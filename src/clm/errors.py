@@ -7,6 +7,7 @@ ClmError                      500  something we did not expect
 │   └── PermissionDenied      403  the key exists but may not do this
 ├── NotFound                  404  no such workspace, customer, ...
 ├── Conflict                  409  the request contradicts what is stored
+├── RateLimited               429  too many attempts; ``retry_after`` seconds to wait
 └── Unavailable               503  a part CLM needs is down; retrying later is safe
 """
 
@@ -90,6 +91,13 @@ class Conflict(ClmError):
 
 
 @dataclass
+class RateLimited(ClmError):
+    retry_after: int = 60
+    code: str = "rate_limited"
+    status_code: int = 429
+
+
+@dataclass
 class Unavailable(ClmError):
     code: str = "unavailable"
     status_code: int = 503
@@ -103,6 +111,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "RateLimited",
     "Unavailable",
     "ValidationError",
 ]

@@ -15,16 +15,31 @@ PERIOD = {"since": SINCE, "until": UNTIL}
 def test_acquisition_cohorts(scenario: Loaded) -> None:
     with report_source(scenario.db, scenario.workspace_id) as source:
         report = cohorts(source, parse_query(CohortQuery, PERIOD))
+        anything = cohorts(source, parse_query(CohortQuery, {**PERIOD, "returning_event": "any"}))
+        viewed = cohorts(
+            source, parse_query(CohortQuery, {**PERIOD, "returning_event": "Page Viewed"})
+        )
     rows = {c.cohort: c for c in report.cohorts}
     assert list(rows) == ["2024-01", "2024-02", "2024-03"]  # c was acquired in 2023
     jan = rows["2024-01"]  # a and b
     assert jan.customers == 2
-    # active: both in January; only a in February and March (b's score is not activity)
-    assert jan.active_share == [1.0, 0.5, 0.5]
+    # active by default = bought that month: a in January, February and March; b never
+    assert report.returning_event == "Order Completed"
+    assert jan.active_share == [0.5, 0.5, 0.5]
+    assert rows["2024-02"].active_share == [0.0, 0.0]  # d never buys
+    assert "'Order Completed'" in report.definitions["active"]
+    # any activity: both in January; only a in February and March (b's score is not activity)
+    rows = {c.cohort: c for c in anything.cohorts}
+    assert rows["2024-01"].active_share == [1.0, 0.5, 0.5]
+    # a named event: only a's page view on 01-05
+    assert {c.cohort: c.active_share for c in viewed.cohorts}["2024-01"] == [0.5, 0.0, 0.0]
     assert jan.revenue_per_customer == [100 / 2, 150 / 2, 180 / 2]
     assert jan.repeat_purchase_rate == [0.0, 0.5, 0.5]  # a's second purchase in February
     assert rows["2024-02"].active_share == [1.0, 0.0]
     assert rows["2024-03"].active_share == [1.0]
+    assert [(r.cohort, r.customers) for r in viewed.cohorts] == [
+        (r.cohort, r.customers) for r in anything.cohorts
+    ]
 
 
 def test_first_purchase_cohorts(scenario: Loaded) -> None:

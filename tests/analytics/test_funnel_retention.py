@@ -41,8 +41,9 @@ def test_funnel_counts_conversion_and_velocity(scenario: Loaded) -> None:
     # a took 5 days, b 10, e 1: sorted [1, 5, 10]; nearest rank: median = 2nd, p90 = 3rd
     assert (lead.median_days, lead.p90_days) == (5.0, 10.0)
     trial = steps[("trial", "paying")]
-    assert (trial.entered, trial.converted) == (4, 2)  # a (10 days) and c (0: skipped trial)
-    assert (trial.median_days, trial.p90_days) == (0.0, 10.0)
+    assert (trial.entered, trial.converted) == (4, 2)  # a (10 days) and c (skipped trial)
+    # velocity counts a only: c never went through trial (not "0 days")
+    assert (trial.timed, trial.median_days, trial.p90_days) == (1, 10.0, 10.0)
     paying = steps[("paying", "loyal")]
     assert (paying.entered, paying.converted) == (2, 1)
     assert paying.median_days == (ts("2024-03-01") - ts("2024-01-20")) / DAY
@@ -72,13 +73,16 @@ def test_churn_reactivation_and_revenue_retention(scenario: Loaded) -> None:
         report = churn_retention(source, parse_query(RetentionQuery, PERIOD))
     jan, feb, mar = report.periods
     assert report.churn_stages == ["churned"]
-    # alive before January: c only; January: a and b arrive
-    assert (jan.active_at_start, jan.new, jan.churned, jan.churn_rate) == (1, 2, 0, 0.0)
-    # February: b and c churn out of 3 alive; d arrives
-    assert (feb.active_at_start, feb.new, feb.churned) == (3, 1, 2)
-    assert feb.churn_rate == round(2 / 3, 6)
-    # March: c comes back, e arrives
-    assert (mar.active_at_start, mar.new, mar.churned, mar.reactivated) == (2, 1, 0, 1)
+    # Only buyers count: a (first purchase 01-20) and c (01-03); b, d, e never bought.
+    # January: nobody had bought before it; a and c buy for the first time (both paying then)
+    assert (jan.active_at_start, jan.new, jan.churned, jan.churn_rate) == (0, 2, 0, None)
+    # February: c churns (02-01) out of 2 active; b's churn (a lead who never bought) is not
+    assert (feb.active_at_start, feb.new, feb.churned, feb.reactivated) == (2, 0, 1, 0)
+    assert feb.churn_rate == 0.5
+    # March: c comes back; nobody buys for the first time (e only signs up)
+    assert (mar.active_at_start, mar.new, mar.churned, mar.reactivated) == (1, 0, 0, 1)
+    assert not any(p.partial for p in report.periods)
+    assert "never bought" in report.definitions["customer"]
     assert [p.revenue for p in report.periods] == [140.0, 50.0, 90.0]
     # February: January's payers a (100) and c (40) bring 50 (a) -> NRR = GRR = 50 / 140
     assert feb.revenue_base == 140.0
@@ -176,8 +180,8 @@ def test_period_without_events(scenario: Loaded) -> None:
         retention = churn_retention(source, parse_query(RetentionQuery, {
             "since": "2030-01-01", "until": "2030-02-01"}))  # fmt: skip
     assert report.flow == [] and all(s.entered == 0 for s in report.steps)
-    # the customers alive at the end of the log are still alive in 2030 (nothing moved them)
-    assert [p.active_at_start for p in retention.periods] == [4]
+    # the buyers alive at the end of the log (a, c) are still active in 2030
+    assert [p.active_at_start for p in retention.periods] == [2]
     assert retention.periods[0].revenue == 0.0
 
 
@@ -211,3 +215,17 @@ def test_nearest_rank() -> None:
     assert nearest_rank([(10, 1), (1, 1), (5, 1)], 0.5) == 5
     assert nearest_rank([(3, 4)], 0.9) == 3
     assert nearest_rank([], 0.5) is None
+
+
+def test_a_partial_last_period_is_marked_and_has_no_retention(scenario: Loaded) -> None:
+    """Until 03-15: March is cut short (a pays 30 on 03-01, c 60 on 03-10). Half a month's
+    revenue against a whole February is no retention figure: March is marked partial and its
+    NRR/GRR are None."""
+    with report_source(scenario.db, scenario.workspace_id) as source:
+        report = churn_retention(source, parse_query(RetentionQuery, {
+            "since": SINCE, "until": "2024-03-15"}))  # fmt: skip
+    jan, feb, mar = report.periods
+    assert (jan.partial, feb.partial, mar.partial) == (False, False, True)
+    assert feb.net_revenue_retention == round(50 / 140, 6)
+    assert (mar.net_revenue_retention, mar.gross_revenue_retention) == (None, None)
+    assert mar.revenue == 90.0

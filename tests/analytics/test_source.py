@@ -120,7 +120,7 @@ def test_cohort_activity_is_the_customers(sqlite_db: Database) -> None:
     """``a`` bought in February and was only sent an email in March: not active in March."""
     workspace_id, _, _ = load(sqlite_db, [event("a", "2024-02-01", "Order Completed", "a1")])
     eventlog.write(sqlite_db, workspace_id, [_sent("a", "2024-03-10", "sent-1")])
-    period = {"since": "2024-02-01", "until": "2024-04-01"}
+    period = {"since": "2024-02-01", "until": "2024-04-01", "returning_event": "any"}
     report = run_report(sqlite_db, workspace_id, "cohorts", period)
     assert [(c.cohort, c.active_share) for c in report.cohorts] == [("2024-02", [1.0, 0.0])]
 

@@ -43,8 +43,12 @@ def setup(
     return ws, ada, code.code
 
 
-def send(db: Database, ws: int, *messages: dict[str, Any]) -> None:
-    result = ingest(db, ws, list(messages))
+def send(
+    db: Database, ws: int, *messages: dict[str, Any], received: datetime | None = None
+) -> None:
+    """Ingest as if received when the messages say they happened (or at ``received``)."""
+    at = received or max(datetime.fromisoformat(m["timestamp"]) for m in messages)
+    result = ingest(db, ws, list(messages), received_at=at)
     assert result.success, result.rejected
 
 
@@ -64,7 +68,14 @@ def signup(db: Database, ws: int, user: str, anonymous_id: str, at: datetime, em
 
 
 def order(
-    db: Database, ws: int, user: str, order_id: str, revenue: float, at: datetime, **props: Any
+    db: Database,
+    ws: int,
+    user: str,
+    order_id: str,
+    revenue: float,
+    at: datetime,
+    received: datetime | None = None,
+    **props: Any,
 ) -> None:
     send(
         db,
@@ -77,6 +88,7 @@ def order(
             "timestamp": at.isoformat(),
             "properties": {"order_id": order_id, "revenue": revenue, **props},
         },
+        received=received,
     )
 
 
@@ -357,3 +369,38 @@ def test_referrer_cap_rewards_only_the_referee_past_it(db: Database) -> None:
         "[FLAG] reward: no refund within 30 days; referrer cap of 1 reached: referee "
         "rewarded only" in rows[1].explanation
     )
+
+
+def test_a_purchase_backdated_before_the_click_earns_no_reward(db: Database) -> None:
+    """Issue 16 item 9: a purchase sent after the signup but stamped 40 days in the past used
+    to qualify, with a refund window already over: rewarded on the next run."""
+    ws, ada, code = setup(db)
+    landing = referrals.record_click(db, code, T0, user_agent="pytest")
+    signup(db, ws, "bob", landing.anonymous_id, T0 + timedelta(hours=1), "bob@example.org")
+    assert referrals.process(db, ws, T0 + timedelta(hours=2)).attributed == 1
+    arrives = T0 + timedelta(days=1)
+    order(db, ws, "bob", "o-old", 500.0, T0 - timedelta(days=40), received=arrives)
+    report = referrals.process(db, ws, arrives + timedelta(minutes=1))
+    assert (report.qualified, report.rewarded, report.rejected) == (0, 0, 1)
+    [row] = referrals.list_referrals(db, ws)
+    assert row.status == "rejected"
+    assert "first purchase is dated 2024-01-21 12:00 UTC, before the referral click at " \
+        "2024-03-01 12:00 UTC" in row.explanation  # fmt: skip
+    assert ledger.balance(db, ws, ada) == 0
+    # Nothing later changes that: the referral stays rejected, nobody is paid.
+    assert referrals.process(db, ws, T0 + timedelta(days=90)).rewarded == 0
+
+
+def test_the_refund_window_runs_from_when_the_order_was_received(db: Database) -> None:
+    ws, ada, code = setup(db)
+    landing = referrals.record_click(db, code, T0, user_agent="pytest")
+    signup(db, ws, "bob", landing.anonymous_id, T0 + timedelta(hours=1), "bob@example.org")
+    # Stamped the day after the click, but it only reaches CLM ten days later.
+    arrives = T0 + timedelta(days=11)
+    order(db, ws, "bob", "o1", 60.0, T0 + timedelta(days=1), received=arrives)
+    assert referrals.process(db, ws, arrives).qualified == 1
+    [row] = referrals.list_referrals(db, ws)
+    assert row.reward_due_at == arrives + timedelta(days=30)  # not T0 + 31 days
+    assert referrals.process(db, ws, T0 + timedelta(days=31)).rewarded == 0
+    assert referrals.process(db, ws, arrives + timedelta(days=30)).rewarded == 1
+    assert ledger.balance(db, ws, ada) == 300

@@ -12,12 +12,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import optimize, special
+from scipy import integrate, optimize, special
 from threadpoolctl import threadpool_info
 
-from clm.predict import BetaGeo, ModifiedBetaGeo, compress
+from clm.predict import BetaGeo, ModifiedBetaGeo, ParetoNBD, compress, pareto_nbd
 from clm.predict._newton import _trust_region_step
-from clm.predict.simulate import simulate_beta_geo
+from clm.predict.pareto_nbd import _DropoutIntegral
+from clm.predict.simulate import simulate_beta_geo, simulate_pareto_nbd
 
 ARRAYS = ("frequency", "recency", "T")
 
@@ -211,3 +212,126 @@ def test_trust_region_step_solves_the_subproblem(radius: float) -> None:
         )
         assert np.linalg.norm(step) <= radius * (1 + 1e-8)
         assert model(step) <= best.fun + 1e-6 * (1 + abs(best.fun))
+
+
+# -- Pareto/NBD ----------------------------------------------------------------------------------
+def pareto_nbd_loglik(params: np.ndarray, x: np.ndarray, tx: np.ndarray, age: np.ndarray) -> float:
+    """FH 2005 note eq. 22 as printed: the A0 difference of two 2F1 terms, by branch."""
+    r, alpha, s, beta = params
+    a = r + s + x
+    if alpha >= beta:
+        b, c = s + 1, alpha
+    else:
+        b, c = r + x, beta
+
+    def tail(t: np.ndarray) -> np.ndarray:
+        return special.hyp2f1(a, b, a + 1, abs(alpha - beta) / (c + t)) / (c + t) ** a
+
+    a0 = tail(tx) - tail(age)
+    log_l = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    alive = 1 / ((alpha + age) ** (r + x) * (beta + age) ** s)
+    return float(np.sum(log_l + np.log(alive + s / a * a0)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", ["continuous weeks", "whole weeks", "days"])
+def test_pareto_nbd_newton_fit_equals_a_plain_optimiser(
+    cdnow_summary: pd.DataFrame, shape: str
+) -> None:
+    summary = cdnow_shapes(cdnow_summary)[shape]
+    model = ParetoNBD().fit(summary)
+    assert model.optimizer_ == "newton"
+    start = {"r": 0.55, "alpha": 10.0, "s": 0.6, "beta": 11.0}
+    if shape == "days":
+        start["alpha"], start["beta"] = 70.0, 80.0
+    expected, ll = reference_fit(pareto_nbd_loglik, start, *_columns(summary))
+    assert model.log_likelihood_ == pytest.approx(ll, abs=1e-6)
+    for name, value in zip(ParetoNBD.param_names, expected, strict=True):
+        assert model.params_[name] == pytest.approx(value, rel=1e-5), name
+
+
+@pytest.mark.slow
+def test_pareto_nbd_newton_fit_on_simulated_continuous_ages() -> None:
+    ages = np.random.default_rng(8).uniform(20.0, 52.0, 3_000)
+    summary = simulate_pareto_nbd(3_000, ages, r=0.7, alpha=6.0, s=0.5, beta=9.0, seed=9)
+    model = ParetoNBD().fit(summary)
+    assert model.optimizer_ == "newton"
+    expected, ll = reference_fit(
+        pareto_nbd_loglik, {"r": 1.0, "alpha": 5.0, "s": 1.0, "beta": 5.0}, *_columns(summary)
+    )
+    assert model.log_likelihood_ == pytest.approx(ll, abs=1e-6)
+    for name, value in zip(ParetoNBD.param_names, expected, strict=True):
+        assert model.params_[name] == pytest.approx(value, rel=1e-5), name
+
+
+@pytest.mark.parametrize(
+    "params", [(0.6, 8.0, 0.8, 10.0), (0.3, 3.0, 2.0, 30.0), (2.0, 30.0, 0.4, 1.0)]
+)
+def test_pareto_derivatives_match_differences_of_the_closed_form(
+    params: tuple[float, ...],
+) -> None:
+    """Gradient: differences of the 2F1 log-likelihood; Hessian: differences of the gradient."""
+    ages = np.random.default_rng(1).uniform(5.0, 40.0, 500)
+    data = simulate_pareto_nbd(500, ages, r=0.6, alpha=8.0, s=0.8, beta=10.0, seed=3)
+    arrays = _columns(data)
+    weights = np.random.default_rng(2).uniform(0.5, 2.0, 500)
+    point = np.array(params)
+    model = ParetoNBD()
+    ll, gradient, hessian = model._loglik_derivatives(point, arrays, weights)
+    closed = float(weights @ model._loglik_only(point, arrays))
+    assert ll == pytest.approx(closed, rel=1e-12)
+    numeric_gradient, numeric_hessian = np.empty(4), np.empty((4, 4))
+    for j in range(4):
+        step = np.zeros(4)
+        step[j] = 1e-5 * point[j]
+        up = float(weights @ model._loglik_only(point + step, arrays))
+        down = float(weights @ model._loglik_only(point - step, arrays))
+        numeric_gradient[j] = (up - down) / (2 * step[j])
+        grad_up = model._loglik_derivatives(point + step, arrays, weights)[1]
+        grad_down = model._loglik_derivatives(point - step, arrays, weights)[1]
+        numeric_hessian[:, j] = (grad_up - grad_down) / (2 * step[j])
+    np.testing.assert_allclose(gradient, numeric_gradient, rtol=1e-6, atol=1e-6)
+    scale = np.abs(numeric_hessian).max()
+    np.testing.assert_allclose(hessian, numeric_hessian, rtol=1e-6, atol=1e-7 * scale)
+    np.testing.assert_allclose(hessian, hessian.T, rtol=1e-12, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize(
+    ("params", "x", "tx", "age"),
+    [
+        ((0.55, 10.6, 0.61, 11.7), 3, 5.0, 38.0),  # CDNOW-like
+        ((0.5, 1.0, 0.8, 1e3), 0, 0.0, 50.0),  # β ≫ α
+        ((2.0, 1e3, 0.3, 0.5), 0, 0.0, 50.0),  # α ≫ β
+        ((0.8, 3.0, 1.5, 2.0), 400, 30.0, 50.0),  # large frequency
+        ((0.8, 5.0, 0.5, 5.0), 4, 37.9, 38.0),  # a last purchase just before T
+        ((0.6, 70.0, 0.5, 80.0), 12, 100.0, 270.0),  # days
+    ],
+)
+def test_dropout_integral_matches_adaptive_quadrature(
+    params: tuple[float, float, float, float], x: int, tx: float, age: float
+) -> None:
+    r, alpha, s, beta = params
+
+    def log_integrand(tau: float) -> float:
+        return float(-(r + x) * np.log(alpha + tau) - (s + 1) * np.log(beta + tau))
+
+    scale = log_integrand(tx)  # factored out so that nothing underflows
+    value, _ = integrate.quad(
+        lambda tau: np.exp(log_integrand(tau) - scale), tx, age, epsabs=0, epsrel=1e-12, limit=500
+    )
+    expected = np.log(value) + scale
+    arrays = [np.array([float(v)]) for v in (x, tx, age)]
+    integral = _DropoutIntegral(np.array(params), *arrays)
+    assert integral.log_j[0] == pytest.approx(expected, abs=1e-9)
+
+
+def test_pareto_falls_back_to_lbfgsb_when_the_quadrature_is_not_trusted(
+    cdnow_summary: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    newton = ParetoNBD().fit(cdnow_summary)
+    monkeypatch.setattr(pareto_nbd, "_ACCURACY", -1.0)  # no row can pass the check
+    fallback = ParetoNBD().fit(cdnow_summary)
+    assert (newton.optimizer_, fallback.optimizer_) == ("newton", "l-bfgs-b")
+    assert fallback.log_likelihood_ == pytest.approx(newton.log_likelihood_, abs=1e-6)
+    for name in ParetoNBD.param_names:
+        assert fallback.params_[name] == pytest.approx(newton.params_[name], rel=1e-5)

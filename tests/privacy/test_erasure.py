@@ -7,20 +7,23 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, select
 
+from clm.accounts import Actor
 from clm.analytics import run_report
 from clm.errors import NotFound
 from clm.ingest import ingest
 from clm.privacy import erase_customer, export_customer
 from clm.store.engine import Database
-from clm.store.models import Customer, Event, Tombstone
+from clm.store.models import AuditRecord, Customer, Event, Tombstone
 from tests.privacy.scenario import ADA_STRINGS, World, build
 
 ID_COLUMNS = {"customer_id", "referrer_id", "referee_id", "other_customer_id", "merged_into_id"}
+TEST = Actor("test:privacy")
 WINDOW = {"since": "2024-03-01T00:00:00Z", "until": "2024-04-01T00:00:00Z"}
 
 
@@ -104,10 +107,17 @@ def test_after_erasure_nothing_names_the_person(db: Database) -> None:
     # By hand: March has Ada (200) and Bob (50) as new customers, both enter the funnel.
     assert _report_numbers(db, world.workspace_id) == (2, 250.0, 2, 2)
 
-    report = erase_customer(db, world.workspace_id, world.ada_ids[1], actor="test")  # merged id
+    report = erase_customer(db, world.workspace_id, world.ada_ids[1], who=TEST)  # merged id
 
     assert report.customer_id == world.ada
     assert traces(db, world) == []
+    # Audited, with ids and counts only (the walk above covered the audit log too).
+    with db.session() as session:
+        audit = session.execute(select(AuditRecord.actor, AuditRecord.action, AuditRecord.target,
+                                       AuditRecord.after)).all()  # fmt: skip
+    [(actor, action, target, after)] = audit
+    assert (actor, action, target) == ("test:privacy", "customer.erase", f"customer:{world.ada}")
+    assert after["deleted"]["customers"] == 2 and after["tombstones"] == 4
     assert report.deleted["events"] >= 6
     assert report.tombstones == 4  # her user id, two anonymous ids, her email
     # Bob is untouched: his events, his order, his points.
@@ -126,7 +136,7 @@ def test_after_erasure_nothing_names_the_person(db: Database) -> None:
 
 def test_events_resent_with_erased_identifiers_are_refused(db: Database) -> None:
     world = build(db)
-    erase_customer(db, world.workspace_id, world.ada)
+    erase_customer(db, world.workspace_id, world.ada, who=TEST)
     ws = world.workspace_id
     resent = [
         {
@@ -170,7 +180,7 @@ def test_tombstones_are_keyed_hashes_not_the_identifiers(db: Database) -> None:
     import hmac
 
     world = build(db)
-    erase_customer(db, world.workspace_id, world.ada)
+    erase_customer(db, world.workspace_id, world.ada, who=TEST)
     with db.session() as session:
         digests = set(session.scalars(select(Tombstone.digest)))
     # Not a plain hash of any identifier (a dictionary attack would reverse those)...
@@ -195,7 +205,7 @@ def test_tombstones_are_keyed_hashes_not_the_identifiers(db: Database) -> None:
 
 def test_export_holds_everything_and_erasure_removes_exactly_that(db: Database) -> None:
     world = build(db)
-    document = export_customer(db, world.workspace_id, world.ada)
+    document = export_customer(db, world.workspace_id, world.ada, who=TEST)
     tables = document["tables"]
     assert document["customer_id"] == world.ada
     assert document["merged_customer_ids"] == [world.ada_ids[1]]
@@ -228,9 +238,30 @@ def test_export_holds_everything_and_erasure_removes_exactly_that(db: Database) 
     assert [r["address"] for r in tables["engage_suppressions"]] == ["ada.lovelace@example.org"]
     assert json.dumps(document, default=str)  # one JSON document
     # What the export showed is what erasure removes (the ledger: the whole transactions).
-    report = erase_customer(db, world.workspace_id, world.ada)
+    report = erase_customer(db, world.workspace_id, world.ada, who=TEST)
     for table, rows in tables.items():
         if table in ("engage_ledger", "events"):
             continue
         assert report.deleted.get(table, 0) == len(rows), table
     assert report.deleted["engage_ledger"] == 2 * len(tables["engage_ledger"])
+
+
+def test_a_transactions_file_naming_the_erased_person_is_refused_by_line(
+    db: Database, tmp_path: Path
+) -> None:
+    from clm.ingest.transactions import import_transactions
+
+    world = build(db)
+    erase_customer(db, world.workspace_id, world.ada, who=TEST)
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "customer_id,date,amount\ndan-4004,2024-05-01,10\nada-1001,2024-05-02,20\n"
+        "ada-1001,2024-05-03,30\n"
+    )
+    report = import_transactions(db, world.workspace_id, orders)
+    assert report.stored == 1
+    assert [(r.line, "erased" in str(r.errors)) for r in report.rejected] == [
+        (3, True),
+        (4, True),
+    ]
+    assert traces(db, world) == []

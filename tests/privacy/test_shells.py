@@ -57,6 +57,12 @@ def test_export_consent_history_and_erase_over_http(live_server: LiveServer) -> 
         assert erased.status_code == 200, erased.text
         assert erased.json()["deleted"]["customers"] == 1
         assert http.get(f"/api/v1/customers/{ada}", headers=auth).status_code == 404
+        audit = http.get("/api/v1/audit", headers=auth).json()
+        actions = [(r["action"], r["target"]) for r in audit]
+        assert actions[:2] == [("customer.erase", f"customer:{ada}"),
+                               ("customer.export", f"customer:{ada}")]  # fmt: skip
+        assert ("consent.update", f"customer:{ada}") in actions
+        assert {r["actor"] for r in audit} == {f"key:{audit[0]['actor_key_id']}"}
         assert http.post(f"/api/v1/customers/{ada}/erase", headers=auth).status_code == 404
         bad = http.put(
             "/api/v1/privacy/settings",

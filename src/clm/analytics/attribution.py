@@ -46,6 +46,15 @@ from clm.lifecycle.engines import quiet_engines
 DAY = 86_400
 DIRECT = "(direct)"
 RULES = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
+DEFINITIONS = {
+    "journey": "one stay of a customer in the from-stage; it converts when it ends by moving "
+    "to the to-stage in the period",
+    "touchpoint": "an event of the customer's own with a channel (campaign, name); never an "
+    "event CLM wrote (system channel) or a model's score",
+    "lookback": "touchpoints up to lookback_days before the journey's last event: the move, "
+    "or for a customer still in the stage their last touchpoint (the same for both)",
+    "(direct)": "journeys without a touchpoint in the window",
+}
 
 
 def stays(transitions: ir.Table, until: int) -> ir.Table:
@@ -200,6 +209,7 @@ def attribution(source: ReportSource, query: AttributionQuery | None = None) -> 
     return AttributionReport(
         since=iso(period.since), until=iso(period.until), dimension=query.dimension,
         lookback_days=query.lookback_days, half_life_days=query.half_life_days, pairs=pairs,
+        definitions=DEFINITIONS,
     )  # fmt: skip
 
 

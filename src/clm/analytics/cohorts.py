@@ -1,7 +1,11 @@
 """Cohort retention matrix: customers grouped by the month they were acquired (first event) or
-first purchased, and for each month since: the share active (any event that month), the
+first purchased, and for each month since: the share active (a returning event that month), the
 repeat-purchase rate (share with a second purchase by then) and cumulative revenue per customer.
-A heat-map reads the lists directly: row = cohort, column = months since its start."""
+A heat-map reads the lists directly: row = cohort, column = months since its start.
+
+The returning event is the user's choice, as in PostHog's retention insight: a purchase by
+default (an email open is no sign of a returning customer), any named event, or ``any`` for any
+activity of the customer's own (never what CLM wrote about them)."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from clm.analytics.query import (
 from clm.analytics.schemas import CohortReport, CohortRow
 from clm.analytics.source import ReportSource, by_customer
 
-PURCHASE = "Order Completed"
+PURCHASE, ANY = "Order Completed", "any"
 
 
 def customer_activity(events: ir.Table) -> ir.Table:
@@ -86,10 +90,12 @@ def cohorts(source: ReportSource, query: CohortQuery | None = None) -> CohortRep
         start >= period.since, start < period.until, months.month <= last_month
     ).mutate(cohort=cohort, age=months.month - cohort)
     rows = rows.filter(rows.age >= 0, rows.age <= query.max_age)
+    rows = _returning(source, rows, query.returning_event, period)
     second = (rows.earlier_purchases < 2) & (rows.earlier_purchases + rows.purchases >= 2)
     grid = rows.group_by("cohort", "age").aggregate(
         customers=ibis._.count(), revenue=rows.revenue.sum(),
         repeats=ibis.ifelse(second, 1, 0).cast("int64").sum(),
+        returned=ibis.ifelse(rows.returned, 1, 0).cast("int64").sum(),
     )  # fmt: skip
     cells = {(int(r["cohort"]), int(r["age"])): r for r in source.run(grid).to_pylist()}
     # every customer is active in the month their cohort starts (age 0)
@@ -102,7 +108,7 @@ def cohorts(source: ReportSource, query: CohortQuery | None = None) -> CohortRep
         cumulative_revenue, cumulative_repeat = 0.0, 0
         for age in range(width):
             cell = cells.get((cohort, age))
-            customers = int(cell["customers"]) if cell else 0
+            customers = int(cell["returned"] or 0) if cell else 0
             cumulative_revenue += float(cell["revenue"] or 0.0) if cell else 0.0
             cumulative_repeat += int(cell["repeats"] or 0) if cell else 0
             active.append(round(customers / size, 6))
@@ -112,7 +118,32 @@ def cohorts(source: ReportSource, query: CohortQuery | None = None) -> CohortRep
             CohortRow(cohort=period_label(cohort, "month"), customers=size, active_share=active,
                       repeat_purchase_rate=repeat, revenue_per_customer=revenue)
         )  # fmt: skip
+    returning = query.returning_event
     return CohortReport(
         since=iso(period.since), until=iso(period.until), cohort_by=query.cohort_by,
-        cohorts=result,
+        returning_event=returning, cohorts=result,
+        definitions=_definitions(by, returning),
     )  # fmt: skip
+
+
+def _definitions(by: str, returning: str) -> dict[str, str]:
+    start = "first activity" if by == "acquired" else "first purchase"
+    event = "any activity of their own" if returning == ANY else f"a {returning!r} event"
+    return {
+        "cohort": f"customers whose {start} is in that month",
+        "active": f"share of the cohort with {event} in that month (--returning-event)",
+        "repeat purchase": "share with a second purchase by that month (cumulative)",
+    }
+
+
+def _returning(source: ReportSource, rows: ir.Table, event: str, period: Period) -> ir.Table:
+    """``rows`` with ``returned``: the customer did the returning event in that month."""
+    if event == ANY:
+        return rows.mutate(returned=ibis.literal(True))
+    if event == PURCHASE:
+        return rows.mutate(returned=rows.purchases > 0)
+    e = customer_activity(source.events)
+    e = e.filter(e.name == event, e.ts >= period.since, e.ts < period.until)
+    hits = e.group_by("customer_id", month=month_index(e.ts)).aggregate(n=ibis._.count())
+    joined = rows.left_join(hits, ["customer_id", "month"])
+    return joined.select(rows, returned=joined.n.notnull())

@@ -6,6 +6,10 @@ Funnel cohorts: a customer *reaches* stage *i* the first time they enter stage *
 (non-exit) stage, so a customer who skips a stage still counts as having passed it. The cohort
 of step *i → i+1* is every customer who reached *i* in ``[since, until)``; converted are those
 of them who reached *i+1* before ``until``. Conversion can never exceed the cohort.
+
+Velocity (median and p90 days from *i* to *i+1*) counts only the customers who went through
+stage *i* itself: those who first reached *i* by entering it, not by skipping it. A skipped stage
+was not passed in 0 days; it was not passed at all (``timed`` says how many were measured).
 """
 
 from __future__ import annotations
@@ -31,6 +35,13 @@ from clm.analytics.query import (
 from clm.analytics.schemas import FlowLink, FunnelReport, FunnelStep, Reentry, StageCount
 from clm.analytics.source import ReportSource
 from clm.lifecycle.engines import quiet_engines
+
+DEFINITIONS = {
+    "entered": "customers who first reached the stage (or a later one) in the period",
+    "converted": "of them, those who reached the next stage (or a later one) by the end",
+    "median/p90 days": "time to the next stage of the customers who went through the stage "
+    "itself ('timed'); a customer who skipped it is not counted as passing it in 0 days",
+}
 
 DAY = 86_400
 NEW = "(new)"
@@ -76,7 +87,7 @@ def funnel(source: ReportSource, query: FunnelQuery | None = None) -> FunnelRepo
     latest = latest_stage(transitions, at)
     counts = latest.group_by("stage").aggregate(customers=ibis._.count())
     found = {r["stage"]: int(r["customers"]) for r in source.run(counts).to_pylist()}
-    steps = _steps(source, journey, stages, period)
+    steps = _steps(source, journey, stages, [everyone.index(s) for s in stages], period)
     in_period = transitions.filter(transitions.ts >= period.since, transitions.ts < period.until)
     flow = _flow(source, in_period)
     position = {name: i for i, name in enumerate(stages)}
@@ -90,7 +101,7 @@ def funnel(source: ReportSource, query: FunnelQuery | None = None) -> FunnelRepo
         counts=[StageCount(stage=s.name, customers=found.get(s.name, 0)) for s in model.stages],
         steps=steps, backward=backward,
         reentries=_reentries(source, journey, everyone, period.since),
-        flow_nodes=nodes + [s.name for s in model.stages], flow=flow,
+        flow_nodes=nodes + [s.name for s in model.stages], flow=flow, definitions=DEFINITIONS,
     )  # fmt: skip
 
 
@@ -119,7 +130,11 @@ def _maybe(value: ir.IntegerValue) -> ir.IntegerValue:
 
 
 def _steps(
-    source: ReportSource, reach: ir.Table, stages: Sequence[str], period: Period
+    source: ReportSource,
+    reach: ir.Table,
+    stages: Sequence[str],
+    index: Sequence[int],
+    period: Period,
 ) -> list[FunnelStep]:
     if len(stages) < 2:
         return []
@@ -133,7 +148,10 @@ def _steps(
     )  # fmt: skip
     totals = source.run(sums).to_pylist()[0]
     parts = [
-        reach.filter(entered[i], reach[f"r{i + 1}"].notnull())
+        # went through stage i itself: first reached it by entering it (not by skipping it)
+        reach.filter(
+            entered[i], reach[f"r{i + 1}"].notnull(), reach[f"first{index[i]}"] == reach[f"r{i}"]
+        )
         .mutate(seconds=reach[f"r{i + 1}"] - reach[f"r{i}"])
         .group_by("seconds")
         .aggregate(n=ibis._.count())
@@ -156,7 +174,7 @@ def _steps(
                 converted=converted, dropped=cohort - converted,
                 conversion_rate=ratio(converted, cohort),
                 drop_off_rate=ratio(cohort - converted, cohort),
-                median_days=_days(_nearest_rank(times, counts, 0.5)),
+                timed=int(counts.sum()), median_days=_days(_nearest_rank(times, counts, 0.5)),
                 p90_days=_days(_nearest_rank(times, counts, 0.9)),
             )
         )  # fmt: skip

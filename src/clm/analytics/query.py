@@ -79,6 +79,10 @@ class RetentionQuery(PeriodQuery):
 class CohortQuery(ReportQuery):
     cohort_by: Literal["acquisition", "first_purchase"] = "acquisition"
     max_age: int = Field(default=24, ge=1, le=240, description="months since cohort start")
+    returning_event: str = Field(
+        default="Order Completed", min_length=1, max_length=200,
+        description="the event that makes a customer active in a month ('any' = any activity)",
+    )  # fmt: skip
 
 
 class AttributionQuery(ReportQuery):

@@ -2,11 +2,19 @@
 stages), new customers and reactivations, gross and net revenue retention, and the customers
 at risk now with the revenue they carry.
 
-* active at the start of a period: customers whose stage just before it is not an exit stage;
-* churned: moves from a non-exit stage into an exit stage during the period; churn rate =
-  churned / active at start (None without a churn stage);
+A *customer* here is someone who bought (an ``Order Completed``): leads who never bought are
+neither active, new nor churned (``DEFINITIONS`` says it in every report):
+
+* new in a period: customers whose first purchase falls in it;
+* active at the start of a period: customers who bought before it and whose stage just before
+  it is not an exit stage;
+* churned: customers who had bought and moved from a non-exit stage into an exit stage during
+  the period; churn rate = churned / active at start (None without a churn stage);
+  reactivated: customers who had bought and moved from an exit stage back;
 * revenue retention of period *p*: of the customers with revenue in *p-1*, their revenue in *p*
-  over their revenue in *p-1* (net), and with each capped at its *p-1* value (gross).
+  over their revenue in *p-1* (net), and with each capped at its *p-1* value (gross);
+* a period cut short by ``since`` or ``until`` is marked ``partial``: its NRR and GRR compare
+  part of a period with a whole one, so they are left out (None), not shown as a drop.
 """
 
 from __future__ import annotations
@@ -14,7 +22,13 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from clm.analytics.calendar import period_index, period_label, period_start, periods_between
+from clm.analytics.calendar import (
+    Granularity,
+    period_index,
+    period_label,
+    period_start,
+    periods_between,
+)
 from clm.analytics.query import (
     Period,
     RetentionQuery,
@@ -26,9 +40,18 @@ from clm.analytics.query import (
     resolve_period,
 )
 from clm.analytics.schemas import AtRisk, RetentionPeriod, RetentionReport
-from clm.analytics.source import ReportSource
+from clm.analytics.source import ReportSource, by_customer
 
 BEFORE = -1  # the bucket of everything before ``since``
+PURCHASE = "Order Completed"
+DEFINITIONS = {
+    "customer": "someone who bought (Order Completed); leads who never bought are not counted",
+    "new": "customers whose first purchase is in the period",
+    "active at start": "customers who bought before the period and are not in a churn stage",
+    "churned": "customers who moved into a churn stage in the period; rate = churned / active",
+    "NRR/GRR": "revenue from last period's payers / their revenue last period (GRR caps each "
+    "at last period's); not shown for a partial period",
+}
 YEAR = 365 * 86_400
 PREDICTION = "Prediction Scored"
 UNHEALTHY = ["at_risk", "unhappy"]  # the health states that count as at risk
@@ -45,20 +68,7 @@ def churn_retention(source: ReportSource, query: RetentionQuery | None = None) -
     events, transitions = filtered(source, query, period)
     exits = [s.name for s in source.model.stages if s.exit]
     grain = query.granularity
-    t = transitions.filter(transitions.ts < period.until)
-    was_alive = t.from_stage.notnull() & ~_in(t.from_stage, exits)
-    now_alive = ~_in(t.to_stage, exits)
-    t = t.mutate(
-        bucket=ibis.ifelse(t.ts < period.since, BEFORE, period_index(t.ts, grain)),
-        delta=flag(now_alive) - flag(was_alive),
-        churn=flag(was_alive & ~now_alive),
-        back=flag(_in(t.from_stage, exits) & now_alive),
-        new=flag(t.from_stage.isnull()),
-    )
-    moves = t.group_by("bucket").aggregate(
-        delta=t.delta.sum(), churned=t.churn.sum(), reactivated=t.back.sum(), new=t.new.sum()
-    )
-    by_bucket = {int(r["bucket"]): r for r in source.run(moves).to_pylist()}
+    by_bucket = _moves(source, events, transitions, exits, period, grain)
     revenue = _revenue(source, events, period, query)
     active = int(by_bucket.get(BEFORE, {}).get("delta") or 0)
     rows = []
@@ -66,6 +76,10 @@ def churn_retention(source: ReportSource, query: RetentionQuery | None = None) -
         found = by_bucket.get(index, {})
         churned = int(found.get("churned") or 0)
         money = revenue.get(index, (0.0, 0.0, 0.0, 0.0))
+        partial = (
+            period_start(index, grain) < period.since
+            or period_start(index + 1, grain) > period.until
+        )
         rows.append(
             RetentionPeriod(
                 period=period_label(index, grain),
@@ -74,16 +88,58 @@ def churn_retention(source: ReportSource, query: RetentionQuery | None = None) -
                 churned=churned if exits else None,
                 churn_rate=ratio(churned, active) if exits else None,
                 reactivated=int(found.get("reactivated") or 0) if exits else None,
-                revenue=round(money[0], 6), revenue_base=round(money[1], 6),
-                net_revenue_retention=ratio(money[2], money[1]),
-                gross_revenue_retention=ratio(money[3], money[1]),
+                revenue=round(money[0], 6), revenue_base=round(money[1], 6), partial=partial,
+                net_revenue_retention=None if partial else ratio(money[2], money[1]),
+                gross_revenue_retention=None if partial else ratio(money[3], money[1]),
             )
         )  # fmt: skip
         active += int(found.get("delta") or 0)
     return RetentionReport(
         since=iso(period.since), until=iso(period.until), granularity=grain, churn_stages=exits,
         periods=rows, at_risk=_at_risk(source, events, transitions, exits, period, query),
+        definitions=DEFINITIONS,
     )  # fmt: skip
+
+
+def _moves(
+    source: ReportSource, events: ir.Table, transitions: ir.Table, exits: list[str],
+    period: Period, grain: Granularity,
+) -> dict[int, dict[str, int]]:  # fmt: skip
+    """Per period bucket (``BEFORE`` for all before ``since``): the change in active customers
+    (``delta``), ``churned``, ``reactivated`` and ``new``, counting buyers only.
+
+    A customer becomes one at their first purchase: +1 to the active count if their stage then
+    (the latest transition at or before it) is not an exit stage. After it, each transition
+    changes the count by (alive after) - (alive before); transitions before it change nothing.
+    """
+    bought = events.filter(events.name == PURCHASE, events.ts < period.until, by_customer(events))
+    first = bought.group_by("customer_id").aggregate(fp=bought.ts.min())
+    t = transitions.filter(transitions.ts < period.until)
+    then = t.join(first, "customer_id")
+    then = then.filter(then.ts <= then.fp)
+    # the only aggregate: SQLite's arg_max is a bare column beside max(ts)
+    stage_then = then.group_by("customer_id").aggregate(stage=then.to_stage.argmax(then.ts))
+    joined = first.left_join(stage_then, "customer_id").select(first.fp, stage_then.stage)
+    starts = joined.select(
+        ts=joined.fp,
+        delta=flag(joined.stage.isnull() | ~_in(joined.stage.fill_null(""), exits)),
+        churn=ibis.literal(0, "int64"), back=ibis.literal(0, "int64"),
+        new=ibis.literal(1, "int64"),
+    )  # fmt: skip
+    after = t.join(first, "customer_id")
+    after = after.filter(after.ts > after.fp)
+    was_alive = after.from_stage.notnull() & ~_in(after.from_stage, exits)
+    now_alive = ~_in(after.to_stage, exits)
+    changes = after.select(
+        ts=after.ts, delta=flag(now_alive) - flag(was_alive), churn=flag(was_alive & ~now_alive),
+        back=flag(_in(after.from_stage, exits) & now_alive), new=ibis.literal(0, "int64"),
+    )  # fmt: skip
+    u = starts.union(changes, distinct=False)
+    u = u.mutate(bucket=ibis.ifelse(u.ts < period.since, BEFORE, period_index(u.ts, grain)))
+    moves = u.group_by("bucket").aggregate(
+        delta=u.delta.sum(), churned=u.churn.sum(), reactivated=u.back.sum(), new=u.new.sum()
+    )
+    return {int(r["bucket"]): r for r in source.run(moves).to_pylist()}
 
 
 def _revenue(

@@ -21,6 +21,8 @@ class Report(BaseModel):
     report: str
     since: datetime
     until: datetime
+    # What each figure counts, in words: shown under the tables and in the JSON.
+    definitions: dict[str, str] = {}
 
     def tables(self) -> list[ReportTable]:
         raise NotImplementedError
@@ -45,6 +47,7 @@ class FunnelStep(BaseModel):
     dropped: int
     conversion_rate: float | None
     drop_off_rate: float | None
+    timed: int = 0  # converted customers who went through from_stage itself (the durations)
     median_days: float | None
     p90_days: float | None
 
@@ -109,6 +112,7 @@ class RetentionPeriod(BaseModel):
     revenue_base: float
     net_revenue_retention: float | None
     gross_revenue_retention: float | None
+    partial: bool = False  # cut short by since/until: NRR and GRR are not shown
 
 
 class AtRisk(BaseModel):
@@ -168,6 +172,7 @@ class CohortRow(BaseModel):
 class CohortReport(Report):
     report: str = "cohorts"
     cohort_by: str
+    returning_event: str = "Order Completed"
     cohorts: list[CohortRow]
 
     def tables(self) -> list[ReportTable]:
@@ -178,7 +183,8 @@ class CohortReport(Report):
             return [[c.cohort, c.customers, *getattr(c, values)] for c in self.cohorts]
 
         return [
-            ReportTable(title=f"Share active ({self.cohort_by} cohorts)", columns=columns,
+            ReportTable(title=f"Share active: {self.returning_event} ({self.cohort_by} cohorts)",
+                        columns=columns,
                         rows=grid("active_share")),
             ReportTable(title="Repeat-purchase rate (cumulative)", columns=columns,
                         rows=grid("repeat_purchase_rate")),

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from clm._runtime import settle_heap
+from clm.api.accounts import router as accounts_router
 from clm.api.cors import TrackingCors
 from clm.api.engage import router as engage_router
 from clm.api.errors import ERROR_RESPONSES, install_error_handlers
@@ -67,6 +68,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(public_router)
     app.include_router(predictions_router)
     app.include_router(reports_router)
+    app.include_router(accounts_router)
     app.include_router(privacy_router)
 
     @app.get("/health", tags=["ops"])

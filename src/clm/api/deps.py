@@ -1,17 +1,35 @@
 """Dependencies: the database, and who is calling. ``Annotated`` aliases keep routes short and
-make it impossible to forget authentication."""
+make it impossible to forget authorization: each names the permission its routes need.
+
+A caller is a machine key (``Authorization: Bearer``, or Basic with the key as user name, as
+Segment clients send it) or a signed-in person (the ``clm_session`` cookie). Cookie requests
+that change something (POST, PUT, PATCH, DELETE) must echo the session's CSRF token in
+``X-CSRF-Token`` and, when the browser sends ``Origin``, come from this server's own origin.
+Key requests need no CSRF token: a browser never attaches an ``Authorization`` header to a
+forged cross-site request, so there is no ambient credential to ride on.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
+from collections.abc import Callable
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
+from clm.accounts import Permission, Principal, authorize
+from clm.accounts.keys import principal_for_key
+from clm.accounts.sessions import ActiveSession, resolve
 from clm.errors import AuthError, PermissionDenied
 from clm.store.engine import Database
-from clm.store.workspaces import Credential, authenticate
+
+SESSION_COOKIE = "clm_session"
+CSRF_COOKIE = "clm_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def get_db(request: Request) -> Database:
@@ -41,37 +59,82 @@ def bearer_token(header: str | None) -> str | None:
     return header[7:].strip() or None
 
 
-def credential_for(db: Database, key: str | None) -> Credential:
+def key_principal(db: Database, key: str | None) -> Principal:
     if not key:
         raise AuthError("Missing API key")
+    principal = principal_for_key(db, key)
+    if principal is None:
+        raise AuthError("Unknown, revoked or expired API key")
+    return principal
+
+
+def same_origin(request: Request) -> bool:
+    """False only when the browser says the request comes from another origin."""
+    origin = request.headers.get("origin")
+    if origin is None or (origin == "null" and request.method in SAFE_METHODS):
+        return True
+    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+
+
+def check_csrf(request: Request, expected: str) -> None:
+    if not same_origin(request):
+        raise PermissionDenied("Cross-origin request refused", code="csrf_failed")
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise PermissionDenied(f"Missing or wrong {CSRF_HEADER} header", code="csrf_failed")
+
+
+def active_session(request: Request, db: Database) -> ActiveSession | None:
+    """The cookie's session (CSRF-checked for changes), ``None`` without a cookie."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
     with db.session() as session:
-        credential = authenticate(session, key)
-    if credential is None:
-        raise AuthError("Unknown or revoked API key")
-    return credential
+        active = resolve(session, token)
+    if active is None:
+        raise AuthError("Session expired or signed out; sign in again")
+    if request.method not in SAFE_METHODS:
+        check_csrf(request, active.csrf_token)
+    return active
 
 
-def _bearer(request: Request, db: DatabaseDep) -> Credential:
+def caller(request: Request, db: Database) -> Principal | None:
+    """Who is calling: a key if one is sent, else the session cookie, else nobody."""
     header = request.headers.get("authorization")
-    return credential_for(db, bearer_token(header) or basic_username(header))
+    key = bearer_token(header) or basic_username(header)
+    if key:
+        return key_principal(db, key)
+    active = active_session(request, db)
+    return active.principal if active else None
 
 
-async def _workspace(credential: Annotated[Credential, Depends(_bearer)]) -> Credential:
-    if credential.kind != "secret" or credential.workspace_id is None:
-        raise PermissionDenied("This needs a workspace secret key")
-    return credential
+def require(permission: Permission) -> Callable[[Request, Database], Principal]:
+    """The dependency for routes that need ``permission``."""
+
+    def dependency(request: Request, db: DatabaseDep) -> Principal:
+        return authorize(caller(request, db), permission)
+
+    dependency.__name__ = f"require_{permission}"
+    return dependency
 
 
-async def _admin(credential: Annotated[Credential, Depends(_bearer)]) -> Credential:
-    if credential.kind != "admin":
-        raise PermissionDenied("This needs an admin key")
-    return credential
+def _signed_in(request: Request, db: DatabaseDep) -> ActiveSession:
+    active = active_session(request, db)
+    if active is None:
+        raise AuthError("Not signed in")
+    return active
 
 
-WorkspaceKey = Annotated[Credential, Depends(_workspace)]
-AdminKey = Annotated[Credential, Depends(_admin)]
+Reader = Annotated[Principal, Depends(require(Permission.READ))]
+Support = Annotated[Principal, Depends(require(Permission.SUPPORT))]
+Marketer = Annotated[Principal, Depends(require(Permission.MARKETING))]
+Configurer = Annotated[Principal, Depends(require(Permission.CONFIGURE))]
+MemberAdmin = Annotated[Principal, Depends(require(Permission.MEMBERS))]
+Auditor = Annotated[Principal, Depends(require(Permission.AUDIT))]
+AdminKey = Annotated[Principal, Depends(require(Permission.WORKSPACES))]
+SignedIn = Annotated[ActiveSession, Depends(_signed_in)]
 
 
-def workspace_id(credential: Credential) -> int:
-    assert credential.workspace_id is not None  # guaranteed by _workspace
-    return credential.workspace_id
+def workspace_id(principal: Principal) -> int:
+    assert principal.workspace_id is not None  # guaranteed by authorize()
+    return principal.workspace_id

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
+from clm.accounts import record
+from clm.api.deps import Configurer, DatabaseDep, Marketer, Reader, Support, workspace_id
 from clm.api.routing import ClmRoute
 from clm.engage import coupons, earning, ledger, outbox, referrals, surveys, testimonials
 from clm.engage import playbooks as pb
@@ -66,41 +67,41 @@ def _redacted(provider: EmailProvider | SmsProvider | WebhookProvider) -> dict[s
 
 
 @router.put("/channels/email")
-def put_email(body: EmailProvider, db: DatabaseDep, key: WorkspaceKey) -> dict[str, Any]:
+def put_email(body: EmailProvider, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
     with db.transaction() as session:
         repo.set_provider(session, workspace_id(key), body)
     return _redacted(body)
 
 
 @router.put("/channels/sms")
-def put_sms(body: SmsProvider, db: DatabaseDep, key: WorkspaceKey) -> dict[str, Any]:
+def put_sms(body: SmsProvider, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
     with db.transaction() as session:
         repo.set_provider(session, workspace_id(key), body)
     return _redacted(body)
 
 
 @router.put("/channels/webhook")
-def put_webhook(body: WebhookProvider, db: DatabaseDep, key: WorkspaceKey) -> dict[str, Any]:
+def put_webhook(body: WebhookProvider, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
     with db.transaction() as session:
         repo.set_provider(session, workspace_id(key), body)
     return _redacted(body)
 
 
 @router.get("/policy")
-def get_policy(db: DatabaseDep, key: WorkspaceKey) -> Policy:
+def get_policy(db: DatabaseDep, key: Reader) -> Policy:
     with db.session() as session:
         return repo.get_policy(session, workspace_id(key))
 
 
 @router.put("/policy")
-def put_policy(body: Policy, db: DatabaseDep, key: WorkspaceKey) -> Policy:
+def put_policy(body: Policy, db: DatabaseDep, key: Configurer) -> Policy:
     with db.transaction() as session:
         repo.set_policy(session, workspace_id(key), body)
     return body
 
 
 @router.put("/consents")
-def put_consent(body: ConsentBody, db: DatabaseDep, key: WorkspaceKey) -> ConsentBody:
+def put_consent(body: ConsentBody, db: DatabaseDep, key: Support) -> ConsentBody:
     with db.transaction() as session:
         repo.set_consent(
             session,
@@ -112,13 +113,13 @@ def put_consent(body: ConsentBody, db: DatabaseDep, key: WorkspaceKey) -> Consen
             source=body.source,
             text=body.text,
         )
+        decided = body.model_dump(include={"channel", "purpose", "granted", "source"})
+        record(session, key, "consent.update", f"customer:{body.customer_id}", after=decided)
     return body
 
 
 @router.post("/messages", status_code=202)
-def send_messages(
-    body: list[SendRequest], db: DatabaseDep, key: WorkspaceKey
-) -> list[DecidedPublic]:
+def send_messages(body: list[SendRequest], db: DatabaseDep, key: Marketer) -> list[DecidedPublic]:
     decided = outbox.send(db, workspace_id(key), body)
     return [
         DecidedPublic(idempotency_key=d.request.idempotency_key, status=d.status, reason=d.reason)
@@ -129,7 +130,7 @@ def send_messages(
 @router.get("/messages")
 def list_messages(
     db: DatabaseDep,
-    key: WorkspaceKey,
+    key: Reader,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[MessagePublic]:
@@ -142,18 +143,18 @@ def list_messages(
 
 
 @router.post("/surveys", status_code=201)
-def save_survey(body: SurveyDefinition, db: DatabaseDep, key: WorkspaceKey) -> SurveyPublic:
+def save_survey(body: SurveyDefinition, db: DatabaseDep, key: Marketer) -> SurveyPublic:
     return surveys.save_survey(db, workspace_id(key), body)
 
 
 @router.get("/surveys")
-def list_surveys(db: DatabaseDep, key: WorkspaceKey) -> list[SurveyPublic]:
+def list_surveys(db: DatabaseDep, key: Reader) -> list[SurveyPublic]:
     return surveys.list_surveys(db, workspace_id(key))
 
 
 @router.post("/surveys/{survey_key}/send", status_code=202)
 def send_survey(
-    survey_key: str, body: Audience, db: DatabaseDep, key: WorkspaceKey
+    survey_key: str, body: Audience, db: DatabaseDep, key: Marketer
 ) -> list[DecidedPublic]:
     decided = surveys.send_survey(db, workspace_id(key), survey_key, body.customer_ids)
     return [
@@ -163,7 +164,7 @@ def send_survey(
 
 
 @router.post("/playbooks/validate")
-def validate_playbook(body: Annotated[dict[str, Any], Body()], _: WorkspaceKey) -> dict[str, Any]:
+def validate_playbook(body: Annotated[dict[str, Any], Body()], _: Marketer) -> dict[str, Any]:
     definition = pb.parse_playbook(body)
     return {"valid": True, "name": definition.name, "steps": len(definition.steps)}
 
@@ -172,48 +173,46 @@ def validate_playbook(body: Annotated[dict[str, Any], Body()], _: WorkspaceKey) 
 def apply_playbook(
     body: Annotated[dict[str, Any], Body()],
     db: DatabaseDep,
-    key: WorkspaceKey,
+    key: Marketer,
     migrate: bool = False,
 ) -> PlaybookPublic:
     return pb.apply_playbook(db, workspace_id(key), pb.parse_playbook(body), migrate=migrate)
 
 
 @router.get("/playbooks")
-def list_playbooks(db: DatabaseDep, key: WorkspaceKey) -> list[PlaybookPublic]:
+def list_playbooks(db: DatabaseDep, key: Reader) -> list[PlaybookPublic]:
     return pb.list_playbooks(db, workspace_id(key))
 
 
 @router.post("/playbooks/{name}/pause")
-def pause_playbook(name: str, db: DatabaseDep, key: WorkspaceKey) -> PlaybookPublic:
+def pause_playbook(name: str, db: DatabaseDep, key: Marketer) -> PlaybookPublic:
     return pb.set_paused(db, workspace_id(key), name, True)
 
 
 @router.post("/playbooks/{name}/resume")
-def resume_playbook(name: str, db: DatabaseDep, key: WorkspaceKey) -> PlaybookPublic:
+def resume_playbook(name: str, db: DatabaseDep, key: Marketer) -> PlaybookPublic:
     return pb.set_paused(db, workspace_id(key), name, False)
 
 
 @router.get("/playbooks/{name}/report")
-def report_playbook(name: str, db: DatabaseDep, key: WorkspaceKey) -> PlaybookReport:
+def report_playbook(name: str, db: DatabaseDep, key: Reader) -> PlaybookReport:
     return pb.playbook_report(db, workspace_id(key), name)
 
 
 @router.get("/customers/{customer_id}/journeys")
-def customer_journeys(
-    customer_id: RowId, db: DatabaseDep, key: WorkspaceKey
-) -> list[JourneyPublic]:
+def customer_journeys(customer_id: RowId, db: DatabaseDep, key: Reader) -> list[JourneyPublic]:
     return pb.journey_history(db, workspace_id(key), customer_id)
 
 
 @router.post("/tick")
-def run_tick(db: DatabaseDep, key: WorkspaceKey) -> EngageTickReport:
+def run_tick(db: DatabaseDep, key: Configurer) -> EngageTickReport:
     """Enrol and advance journeys, process referrals, earn and expire points (the worker also
     does this every minute)."""
     return run_due(db, workspace_id(key))
 
 
 @router.get("/tasks")
-def list_tasks(db: DatabaseDep, key: WorkspaceKey, status: str = "open") -> list[dict[str, Any]]:
+def list_tasks(db: DatabaseDep, key: Reader, status: str = "open") -> list[dict[str, Any]]:
     with db.session() as session:
         rows = session.scalars(
             select(EngageTask)
@@ -238,29 +237,25 @@ def list_tasks(db: DatabaseDep, key: WorkspaceKey, status: str = "open") -> list
 
 
 @router.put("/referrals/program")
-def put_referral_program(
-    body: ReferralProgram, db: DatabaseDep, key: WorkspaceKey
-) -> ReferralProgram:
+def put_referral_program(body: ReferralProgram, db: DatabaseDep, key: Marketer) -> ReferralProgram:
     return referrals.set_program(db, workspace_id(key), body)
 
 
 @router.post("/referrals/codes")
 def issue_referral_codes(
-    db: DatabaseDep, key: WorkspaceKey, stages: Annotated[list[str] | None, Body()] = None
+    db: DatabaseDep, key: Marketer, stages: Annotated[list[str] | None, Body()] = None
 ) -> list[ReferralCodePublic]:
     """A code and link for each customer in the stages (the program's stages by default)."""
     return referrals.issue_codes(db, workspace_id(key), datetime.now(UTC), stages)
 
 
 @router.post("/referrals/process")
-def process_referrals(db: DatabaseDep, key: WorkspaceKey) -> ReferralReport:
+def process_referrals(db: DatabaseDep, key: Configurer) -> ReferralReport:
     return referrals.process(db, workspace_id(key), datetime.now(UTC))
 
 
 @router.get("/referrals")
-def get_referrals(
-    db: DatabaseDep, key: WorkspaceKey, status: str | None = None
-) -> list[ReferralPublic]:
+def get_referrals(db: DatabaseDep, key: Reader, status: str | None = None) -> list[ReferralPublic]:
     return referrals.list_referrals(db, workspace_id(key), status)
 
 
@@ -271,7 +266,7 @@ class ReviewBody(BaseModel):
 
 @router.post("/referrals/{referral_id}/review")
 def review_referral(
-    referral_id: RowId, body: ReviewBody, db: DatabaseDep, key: WorkspaceKey
+    referral_id: RowId, body: ReviewBody, db: DatabaseDep, key: Support
 ) -> ReferralPublic:
     return referrals.review(db, workspace_id(key), referral_id, body.approve, body.note)
 
@@ -285,13 +280,13 @@ class PointsBody(BaseModel):
 
 
 @router.put("/programs/points")
-def put_points_program(body: PointsProgram, db: DatabaseDep, key: WorkspaceKey) -> PointsProgram:
+def put_points_program(body: PointsProgram, db: DatabaseDep, key: Marketer) -> PointsProgram:
     """Earning rules: points per currency unit, bonuses on matching events (from now on)."""
     return earning.set_points_program(db, workspace_id(key), body)
 
 
 @router.post("/points/earn")
-def earn_points(body: PointsBody, db: DatabaseDep, key: WorkspaceKey) -> dict[str, int]:
+def earn_points(body: PointsBody, db: DatabaseDep, key: Support) -> dict[str, int]:
     balance = ledger.earn(
         db,
         workspace_id(key),
@@ -306,7 +301,7 @@ def earn_points(body: PointsBody, db: DatabaseDep, key: WorkspaceKey) -> dict[st
 
 
 @router.post("/points/redeem")
-def redeem_points(body: PointsBody, db: DatabaseDep, key: WorkspaceKey) -> dict[str, int]:
+def redeem_points(body: PointsBody, db: DatabaseDep, key: Support) -> dict[str, int]:
     balance = ledger.redeem(
         db,
         workspace_id(key),
@@ -321,13 +316,13 @@ def redeem_points(body: PointsBody, db: DatabaseDep, key: WorkspaceKey) -> dict[
 
 @router.get("/points/{customer_id}")
 def points_statement(
-    customer_id: RowId, db: DatabaseDep, key: WorkspaceKey
+    customer_id: RowId, db: DatabaseDep, key: Reader
 ) -> list[ledger.LedgerEntryPublic]:
     return ledger.statement(db, workspace_id(key), customer_id)
 
 
 @router.post("/coupons")
-def create_coupon(body: CouponCreate, db: DatabaseDep, key: WorkspaceKey) -> CouponPublic:
+def create_coupon(body: CouponCreate, db: DatabaseDep, key: Marketer) -> CouponPublic:
     return coupons.create_coupon(db, workspace_id(key), body, datetime.now(UTC))
 
 
@@ -337,15 +332,13 @@ class CouponOrder(BaseModel):
 
 
 @router.post("/coupons/{code}/validate")
-def validate_coupon(
-    code: str, body: CouponOrder, db: DatabaseDep, key: WorkspaceKey
-) -> CouponCheck:
+def validate_coupon(code: str, body: CouponOrder, db: DatabaseDep, key: Support) -> CouponCheck:
     """For the shop's checkout: does the code apply to this order, and how much off."""
     return coupons.validate_coupon(db, workspace_id(key), code, body.order_total, datetime.now(UTC))
 
 
 @router.post("/coupons/{code}/redeem")
-def redeem_coupon(code: str, body: CouponOrder, db: DatabaseDep, key: WorkspaceKey) -> CouponCheck:
+def redeem_coupon(code: str, body: CouponOrder, db: DatabaseDep, key: Support) -> CouponCheck:
     return coupons.redeem_coupon(
         db, workspace_id(key), code, body.order_id or "-", body.order_total, datetime.now(UTC)
     )
@@ -353,7 +346,7 @@ def redeem_coupon(code: str, body: CouponOrder, db: DatabaseDep, key: WorkspaceK
 
 @router.get("/testimonials")
 def get_testimonials(
-    db: DatabaseDep, key: WorkspaceKey, status: str | None = None
+    db: DatabaseDep, key: Reader, status: str | None = None
 ) -> list[TestimonialPublic]:
     return testimonials.list_testimonials(db, workspace_id(key), status)
 
@@ -365,7 +358,7 @@ class TestimonialReview(BaseModel):
 
 @router.post("/testimonials/{testimonial_id}/review")
 def review_testimonial(
-    testimonial_id: RowId, body: TestimonialReview, db: DatabaseDep, key: WorkspaceKey
+    testimonial_id: RowId, body: TestimonialReview, db: DatabaseDep, key: Marketer
 ) -> TestimonialPublic:
     return testimonials.review(
         db, workspace_id(key), testimonial_id, body.decision, datetime.now(UTC), body.note
@@ -373,6 +366,6 @@ def review_testimonial(
 
 
 @router.get("/testimonials/feed-token")
-def testimonial_feed_token(key: WorkspaceKey) -> dict[str, str]:
+def testimonial_feed_token(key: Marketer) -> dict[str, str]:
     """A signed read-only token for the public feed and embed of approved testimonials."""
     return {"token": testimonials.feed_token(workspace_id(key))}

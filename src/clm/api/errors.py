@@ -12,7 +12,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clm.api.responses import JsonResponse
-from clm.errors import ClmError
+from clm.errors import ClmError, RateLimited
 
 log = logging.getLogger("clm.api")
 
@@ -54,6 +54,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClmError)
     async def _clm(_request: Request, exc: ClmError) -> JsonResponse:
         headers = {"WWW-Authenticate": "Basic, Bearer"} if exc.status_code == 401 else None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JsonResponse(
             {"success": False, **exc.as_dict()}, status_code=exc.status_code, headers=headers
         )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import and_, func, select
 
-from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
+from clm.api.deps import Configurer, DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
 from clm.lifecycle import (
     CustomerLifecycle,
@@ -46,14 +46,14 @@ class Counts(BaseModel):
 
 
 @router.get("/lifecycle/model")
-def get_model(db: DatabaseDep, key: WorkspaceKey) -> StageModelPublic:
+def get_model(db: DatabaseDep, key: Reader) -> StageModelPublic:
     """The active stage model, as YAML."""
     info, _, source = get_definition(db, workspace_id(key), "stages")
     return StageModelPublic(definition=info, yaml=source)
 
 
 @router.put("/lifecycle/model")
-def put_model(body: StageModelIn, db: DatabaseDep, key: WorkspaceKey) -> StageModelPublic:
+def put_model(body: StageModelIn, db: DatabaseDep, key: Configurer) -> StageModelPublic:
     """Store a new version of a stage model; errors are 422 with the line of each problem.
     History is recomputed by ``clm lifecycle run`` (or the next scheduled run)."""
     info = apply_stage_model(db, workspace_id(key), body.yaml)
@@ -62,18 +62,22 @@ def put_model(body: StageModelIn, db: DatabaseDep, key: WorkspaceKey) -> StageMo
 
 @router.get("/customers/{customer_id}/lifecycle")
 def get_customer_lifecycle(
-    customer_id: RowId, db: DatabaseDep, key: WorkspaceKey, at: datetime | None = None
+    customer_id: RowId, db: DatabaseDep, key: Reader, at: datetime | None = None
 ) -> CustomerLifecycle:
     """A customer's stage, health with reasons, and both histories."""
     return customer_lifecycle(db, workspace_id(key), customer_id, at)
 
 
 @router.get("/lifecycle/counts")
-def get_counts(db: DatabaseDep, key: WorkspaceKey, at: datetime | None = None) -> Counts:
-    """How many customers stand in each stage and health state at ``at`` (default now)."""
+def get_counts(
+    db: DatabaseDep, key: Reader, at: datetime | None = None, model: str | None = None
+) -> Counts:
+    """How many customers stand in each stage and health state at ``at`` (default now), under
+    the active stage model or the stored one named ``model``."""
     when = at or datetime.now(UTC)
     ws = workspace_id(key)
-    return Counts(at=when, stages=stage_counts(db, ws, when), health=_health_counts(db, ws, when))
+    stages = stage_counts(db, ws, when, model=model)
+    return Counts(at=when, stages=stages, health=_health_counts(db, ws, when))
 
 
 def _health_counts(db: DatabaseDep, ws: int, when: datetime) -> dict[str, int]:
@@ -107,7 +111,7 @@ def _health_counts(db: DatabaseDep, ws: int, when: datetime) -> dict[str, int]:
 @router.get("/lifecycle/transitions")
 def get_transitions(
     db: DatabaseDep,
-    key: WorkspaceKey,
+    key: Reader,
     start: datetime,
     end: datetime,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -1,7 +1,7 @@
 """The management API under ``/api/v1``: workspaces and keys, customers, the event log.
 
-Bearer auth: an admin key creates workspaces; a workspace secret key reads and manages its own
-workspace and nothing else.
+An admin key creates workspaces; everything else needs a key or a signed-in person of the
+workspace with the permission each route names (see ``clm.accounts.roles``).
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
-from clm.api.deps import AdminKey, DatabaseDep, WorkspaceKey, workspace_id
+from clm.accounts import keys, record
+from clm.api.deps import AdminKey, Configurer, DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
 from clm.store import customers as repo
 from clm.store import workspaces as ws
@@ -44,20 +45,31 @@ class WorkspaceCreated(BaseModel):
 
 
 class KeyCreate(BaseModel):
-    kind: Literal["write", "secret"]
+    """A scoped key: ``write`` sends events, ``read`` reads, ``manage`` reads and changes
+    (``secret`` is manage's older name)."""
+
+    kind: Literal["write", "read", "manage", "secret"]
     name: Annotated[str, Field(max_length=200)] = ""
+    expires_at: AwareDatetime | None = None
 
 
 class KeyCreated(BaseModel):
+    """The only time the key's plain text is shown."""
+
     id: int
     kind: str
     key: str
+    expires_at: datetime | None = None
 
 
 @router.post("/workspaces", status_code=201)
-def create_workspace(body: WorkspaceCreate, db: DatabaseDep, _: AdminKey) -> WorkspaceCreated:
+def create_workspace(body: WorkspaceCreate, db: DatabaseDep, who: AdminKey) -> WorkspaceCreated:
     with db.transaction() as session:
         workspace = ws.create_workspace(session, body.slug, body.name)
+        record(
+            session, who, "workspace.create", f"workspace:{workspace.id}",
+            after={"slug": workspace.slug, "name": workspace.name}, workspace_id=workspace.id,
+        )  # fmt: skip
         write = ws.issue_key(session, "write", workspace.id, "default write key")
         secret = ws.issue_key(session, "secret", workspace.id, "default secret key")
         public = WorkspacePublic.model_validate(workspace)
@@ -71,41 +83,41 @@ def list_workspaces(db: DatabaseDep, _: AdminKey) -> list[WorkspacePublic]:
 
 
 @router.get("/workspace")
-def current_workspace(db: DatabaseDep, key: WorkspaceKey) -> WorkspacePublic:
+def current_workspace(db: DatabaseDep, key: Reader) -> WorkspacePublic:
     with db.session() as session:
         return WorkspacePublic.model_validate(ws.get_workspace(session, workspace_id(key)))
 
 
 @router.get("/workspace/stats")
-def workspace_stats(db: DatabaseDep, key: WorkspaceKey) -> WorkspaceStats:
+def workspace_stats(db: DatabaseDep, key: Reader) -> WorkspaceStats:
     """Customers, identified share, events by type and channel, purchases and revenue."""
     with db.session() as session:
         return repo.workspace_stats(session, workspace_id(key))
 
 
 @router.get("/keys")
-def list_keys(db: DatabaseDep, key: WorkspaceKey) -> list[ApiKeyPublic]:
+def list_keys(db: DatabaseDep, key: Configurer) -> list[ApiKeyPublic]:
     with db.session() as session:
         return [ApiKeyPublic.model_validate(k) for k in ws.list_keys(session, workspace_id(key))]
 
 
 @router.post("/keys", status_code=201)
-def create_key(body: KeyCreate, db: DatabaseDep, key: WorkspaceKey) -> KeyCreated:
+def create_key(body: KeyCreate, db: DatabaseDep, key: Configurer) -> KeyCreated:
     with db.transaction() as session:
-        issued = ws.issue_key(session, body.kind, workspace_id(key), body.name)
-    return KeyCreated(id=issued.id, kind=issued.kind, key=issued.key)
+        issued = keys.issue(session, key, body.kind, body.name, body.expires_at)
+    return KeyCreated(id=issued.id, kind=issued.kind, key=issued.key, expires_at=body.expires_at)
 
 
 @router.delete("/keys/{key_id}", status_code=204)
-def revoke_key(key_id: RowId, db: DatabaseDep, key: WorkspaceKey) -> None:
+def revoke_key(key_id: RowId, db: DatabaseDep, key: Configurer) -> None:
     with db.transaction() as session:
-        ws.revoke_key(session, key_id, workspace_id(key))
+        keys.revoke(session, key, key_id)
 
 
 @router.get("/customers")
 def list_customers(
     db: DatabaseDep,
-    key: WorkspaceKey,
+    key: Reader,
     after: RowId | None = None,
     limit: Annotated[int, Query(ge=1, le=repo.MAX_PAGE)] = 100,
 ) -> Page[CustomerPublic]:
@@ -116,7 +128,7 @@ def list_customers(
 @router.get("/customers/lookup")
 def lookup_customer(
     db: DatabaseDep,
-    key: WorkspaceKey,
+    key: Reader,
     kind: Annotated[str, Query(pattern=r"^(user_id|anonymous_id|email|ext:.+)$")],
     value: Annotated[str, Query(min_length=1, max_length=512)],
 ) -> CustomerDetail:
@@ -126,7 +138,7 @@ def lookup_customer(
 
 
 @router.get("/customers/{customer_id}")
-def get_customer(customer_id: RowId, db: DatabaseDep, key: WorkspaceKey) -> CustomerDetail:
+def get_customer(customer_id: RowId, db: DatabaseDep, key: Reader) -> CustomerDetail:
     """A customer with identities and how they were resolved; merged-away ids still work."""
     with db.session() as session:
         return repo.get_customer(session, workspace_id(key), customer_id)
@@ -136,7 +148,7 @@ def get_customer(customer_id: RowId, db: DatabaseDep, key: WorkspaceKey) -> Cust
 def customer_timeline(
     customer_id: RowId,
     db: DatabaseDep,
-    key: WorkspaceKey,
+    key: Reader,
     limit: Annotated[int, Query(ge=1, le=repo.MAX_PAGE)] = 100,
 ) -> list[EventPublic]:
     """The customer's latest events, newest first, across every merged identity."""
@@ -147,7 +159,7 @@ def customer_timeline(
 @router.get("/events")
 def list_events(
     db: DatabaseDep,
-    key: WorkspaceKey,
+    key: Reader,
     after: RowId | None = None,
     limit: Annotated[int, Query(ge=1, le=repo.MAX_PAGE)] = 100,
     customer_id: RowId | None = None,

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
+from clm.api.deps import Configurer, DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
 from clm.predictions import (
     CustomerPredictions,
@@ -38,13 +38,13 @@ class FitRequest(BaseModel):
 
 
 @router.post("/predictions/fit")
-def fit(body: FitRequest, db: DatabaseDep, key: WorkspaceKey) -> FitReport:
+def fit(body: FitRequest, db: DatabaseDep, key: Configurer) -> FitReport:
     """Fit the purchase (or subscription) history and store one score per customer."""
     return fit_workspace(db, workspace_id(key), body.model, body.as_of, body.holdout_weeks)
 
 
 @router.get("/predictions/fits/latest")
-def get_latest_fit(db: DatabaseDep, key: WorkspaceKey) -> FitReport:
+def get_latest_fit(db: DatabaseDep, key: Reader) -> FitReport:
     """The latest fit: parameters with 95% intervals, log-likelihood, diagnostics."""
     return latest_fit(db, workspace_id(key))
 
@@ -53,7 +53,7 @@ def get_latest_fit(db: DatabaseDep, key: WorkspaceKey) -> FitReport:
 def customer_predictions(
     customer_id: RowId,
     db: DatabaseDep,
-    key: WorkspaceKey,
+    key: Reader,
     history: Annotated[int, Query(ge=1, le=1000)] = 20,
 ) -> CustomerPredictions:
     """A customer's latest P(alive), expected purchases and CLV, and earlier scores."""
@@ -64,7 +64,7 @@ def customer_predictions(
 def plot(
     name: Literal["holdout", "heatmap", "p-alive"],
     db: DatabaseDep,
-    key: WorkspaceKey,
+    key: Reader,
     customer_id: RowId | None = None,
     quantity: Literal["p_alive", "purchases"] = "p_alive",
     points: Annotated[int, Query(ge=2, le=200)] = 40,

@@ -24,7 +24,7 @@ from clm.analytics import (
     run_report,
     store_spend,
 )
-from clm.api.deps import DatabaseDep, WorkspaceKey, workspace_id
+from clm.api.deps import DatabaseDep, Marketer, Reader, workspace_id
 from clm.api.routing import ClmRoute
 from clm.errors import FieldError, NotFound, ValidationError
 
@@ -42,7 +42,7 @@ class SpendImported(BaseModel):
 
 
 @router.get("")
-def list_reports(_: WorkspaceKey) -> list[ReportInfo]:
+def list_reports(_: Reader) -> list[ReportInfo]:
     """The reports this API serves."""
     return [ReportInfo(name=name, description=spec.description) for name, spec in REPORTS.items()]
 
@@ -52,7 +52,7 @@ def get_report(
     name: str,
     request: Request,
     db: DatabaseDep,
-    key: WorkspaceKey,
+    key: Reader,
     engine: Annotated[Literal["sql", "duckdb"], Query(description="where to compute")] = "sql",
 ) -> dict[str, Any]:
     """One report of the caller's workspace, e.g. ``/funnel?since=2024-01-01&stage=paying``."""
@@ -93,7 +93,7 @@ async def _spend_rows(request: Request) -> list[SpendRow]:
 
 
 @router.post("/spend", status_code=201)
-async def import_spend(request: Request, db: DatabaseDep, key: WorkspaceKey) -> SpendImported:
+async def import_spend(request: Request, db: DatabaseDep, key: Marketer) -> SpendImported:
     """Import marketing spend: all rows or none; each bad row is named with its field."""
     rows = await _spend_rows(request)
     stored = await run_in_threadpool(store_spend, db, workspace_id(key), rows)

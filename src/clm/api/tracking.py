@@ -14,8 +14,9 @@ import orjson
 import pydantic
 from fastapi import APIRouter, Request
 
+from clm.accounts import Permission, authorize
 from clm.api.cors import STATE_KEY as CORS_STATE_KEY
-from clm.api.deps import DatabaseDep, basic_username, credential_for
+from clm.api.deps import DatabaseDep, basic_username, key_principal
 from clm.api.responses import JsonResponse
 from clm.api.routing import ClmRoute
 from clm.config import get_settings
@@ -73,15 +74,17 @@ def _write_key(request: Request, payload: Any) -> str | None:
 
 
 def _workspace_for(request: Request, db: Any, payload: Any) -> int:
-    credential = credential_for(db, _write_key(request, payload))
-    if credential.kind not in ("write", "secret") or credential.workspace_id is None:
+    principal = key_principal(db, _write_key(request, payload))
+    if not principal.can(Permission.INGEST):
         raise PermissionDenied("Events are sent with a workspace write key")
+    workspace = authorize(principal, Permission.INGEST).workspace_id
+    assert workspace is not None  # authorize() refuses a key without one
     origin = request.headers.get("origin")
     if origin is not None:  # a browser page: its origin must be allowed for this workspace
-        if not request.app.state.cors_origins.allows(credential.workspace_id, origin):
+        if not request.app.state.cors_origins.allows(workspace, origin):
             raise PermissionDenied(f"Origin {origin} may not send events to this workspace")
         setattr(request.state, CORS_STATE_KEY, origin)
-    return credential.workspace_id
+    return workspace
 
 
 def _field_errors(errors: list[dict[str, Any]], *prefix: str | int) -> list[FieldError]:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from clm.cli._common import DatabaseOption, console
+from clm.cli.accounts import audit_app, user_app
 from clm.cli.admin import keys_app, workspace_app
 from clm.cli.customers import customer_app, events_app
 from clm.cli.engage import playbook_app, survey_app, worker
@@ -37,6 +38,8 @@ def _fresh_settings() -> None:
 
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(keys_app, name="keys")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
 app.add_typer(customer_app, name="customer")
 app.add_typer(events_app, name="events")
 app.add_typer(import_app, name="import")

@@ -67,7 +67,7 @@ def list_workspaces(
 
 @keys_app.command("create")
 def create_key(
-    kind: Annotated[str, typer.Argument(help="write, secret or admin")],
+    kind: Annotated[str, typer.Argument(help="write, read, manage (or secret) or admin")],
     workspace: Annotated[
         str | None, typer.Option("--workspace", "-w", help="Workspace (not for admin keys)")
     ] = None,

@@ -172,7 +172,16 @@ def apply(
     if output is OutputFormat.json:
         print_json({"definition": info, "run": result})
     else:
-        console.print(f"applied {info.name} version {info.version}")
+        replaced = info.replaced
+        was = (
+            f"; {replaced.name} version {replaced.version} is no longer active"
+            if replaced is not None and replaced.id != info.id
+            else ""
+        )
+        console.print(
+            f"applied {info.name} version {info.version}: now the active model{was}",
+            soft_wrap=True,
+        )
         if result:
             console.print(f"{result.transitions} transitions for {result.customers} customers")
 
@@ -199,6 +208,14 @@ def list_models(
     console.print(f"shipped: {', '.join(shipped_model_names())}")
 
 
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="A stored stage model by name (default: the workspace's active one)"
+    ),
+]
+
+
 def _run(
     full: bool,
     workspace: str,
@@ -206,46 +223,79 @@ def _run(
     database_url: str | None,
     output: OutputFormat,
     now: str | None = None,
+    model: str | None = None,
 ) -> None:
     from clm.lifecycle import run_lifecycle, tick
 
     with open_workspace(database_url, workspace) as (db, ws_id):
         if full:
             result = _busy(
-                "recomputing history", lambda: run_lifecycle(db, ws_id, engine=engine.value)
-            )  # type: ignore[arg-type]
+                "recomputing history",
+                lambda: run_lifecycle(db, ws_id, model_name=model, engine=engine.value),  # type: ignore[arg-type]
+            )
         else:
-            result = _busy("ticking", lambda: tick(db, ws_id, now=_date(now), engine=engine.value))  # type: ignore[arg-type]
+            result = _busy(
+                "ticking",
+                lambda: tick(db, ws_id, model_name=model, now=_date(now), engine=engine.value),  # type: ignore[arg-type]
+            )
     if output is OutputFormat.json:
         print_json(result)
     else:
         console.print(
-            f"{result.mode}: {result.customers} customers, {result.transitions} transitions, "
-            f"{result.events_written} events written, {result.seconds:.2f} s ({result.engine})"
+            f"{result.mode} of {result.model} v{result.model_version}: {result.customers} "
+            f"customers, {result.transitions} transitions, {result.events_written} events "
+            f"written, {result.seconds:.2f} s ({result.engine})"
         )
 
 
 @lifecycle_app.command("run")
 def run_command(
     workspace: WorkspaceOption,
+    model: ModelOption = None,
     engine: EngineOption = Engine.sql,
     database_url: DatabaseOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Recompute every customer's stage history from the event log."""
-    _run(True, workspace, engine, database_url, output)
+    _run(True, workspace, engine, database_url, output, model=model)
 
 
 @lifecycle_app.command("tick")
 def tick_command(
     workspace: WorkspaceOption,
+    model: ModelOption = None,
     engine: EngineOption = Engine.duckdb,
     now: Annotated[str | None, typer.Option(help="Pretend it is this ISO time")] = None,
     database_url: DatabaseOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
-    """The scheduled job: take in new events, announce lapses that are now due."""
-    _run(False, workspace, engine, database_url, output, now)
+    """Take in new events and announce lapses that are now due (`clm worker` does this by
+    itself; run it by hand to catch up at once, or for a model that is not the active one)."""
+    _run(False, workspace, engine, database_url, output, now, model)
+
+
+@lifecycle_app.command("counts")
+def counts_command(
+    workspace: WorkspaceOption,
+    model: ModelOption = None,
+    at: Annotated[str | None, typer.Option(help="The date (ISO), default now")] = None,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """How many customers stand in each stage at a date, under the active (or given) model."""
+    from clm.lifecycle import get_stage_model, stage_counts
+
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        info, _ = get_stage_model(db, ws_id, model)
+        counts = stage_counts(db, ws_id, _date(at), model=info.name, version=info.version)
+    if output is OutputFormat.json:
+        print_json({"model": info.name, "version": info.version, "at": at, "stages": counts})
+        return
+    print_table(
+        f"{info.name} v{info.version}: customers per stage" + (f" as of {at}" if at else ""),
+        ["stage", "customers"],
+        list(counts.items()),
+    )
 
 
 @health_app.command("run")

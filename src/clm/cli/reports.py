@@ -159,13 +159,16 @@ def cohorts_command(
     workspace: WorkspaceOption,
     cohort_by: Annotated[Text, typer.Option(help="acquisition or first_purchase")] = None,
     max_age: Annotated[Text, typer.Option(help="Months since cohort start (default 24)")] = None,
+    returning_event: Annotated[Text, typer.Option(
+        help="The event that makes a customer active in a month (default: Order Completed; "
+             "'any' for any activity)")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
     engine: Engine = "sql", stage_model: StageModel = None, database_url: DatabaseOption = None,
 ) -> None:  # fmt: skip
     """Cohort retention matrix: share active, repeat-purchase rate, revenue per customer."""
     common = _common(since, until, segment, stage, channel, campaign, output, engine, stage_model)
-    params = {"cohort_by": cohort_by, "max_age": max_age}
+    params = {"cohort_by": cohort_by, "max_age": max_age, "returning_event": returning_event}
     _report("cohorts", workspace, common, params, database_url)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +34,8 @@ from clm.store.models import (
     table_of,
 )
 from clm.store.own_events import OWN_CHANNEL
+
+log = logging.getLogger("clm.engage.journeys")
 
 
 class TickReport(BaseModel):
@@ -141,6 +144,46 @@ def run_journey(
     return out
 
 
+def _run_isolated(
+    workspace_id: int,
+    journey: Any,
+    book: PlaybookDefinition,
+    version: int,
+    profile: dict[str, Any] | None,
+    stage: str | None,
+    now: datetime,
+) -> Outcome:
+    """``run_journey``, with a failure kept to this journey: it stops in ``failed`` with the
+    error in its history, and everyone else's journeys go on."""
+    try:
+        return run_journey(journey, book, version, profile, stage, now)
+    except Exception as exc:
+        step = book.steps[journey.step].id if journey.step < len(book.steps) else "-"
+        return _failed(workspace_id, journey.id, journey.step, step, exc)
+
+
+def _failed(workspace_id: int, journey_id: int, index: int, step: str, exc: Exception) -> Outcome:
+    detail = f"{type(exc).__name__}: {exc}"
+    log.error(
+        "journey step failed",
+        extra={"workspace_id": workspace_id, "journey_id": journey_id, "step": step,
+               "error": type(exc).__name__},
+    )  # fmt: skip
+    return Outcome(journey_id, index, "failed", logs=[(step, "error", detail)])
+
+
+def _fail_unrendered(outcomes: list[Outcome], decided: Sequence[outbox.Decided]) -> None:
+    """A send whose template failed for this customer stops the journey, with the error."""
+    by_key = {request.idempotency_key: o for o in outcomes for request in o.sends}
+    for d in decided:
+        outcome = by_key.get(d.request.idempotency_key)
+        if d.status != "dead" or outcome is None:
+            continue
+        step = d.request.source.rsplit(":", 1)[-1]
+        outcome.state, outcome.wake_at, outcome.wait_event = "failed", None, None
+        outcome.logs.append((step, "error", d.reason or "send failed"))
+
+
 def _uses_stage(book: PlaybookDefinition) -> bool:
     for step in book.steps:
         if any(c.attr == "stage" for c in step.conditions):
@@ -198,7 +241,8 @@ def advance(db: Database, workspace_id: int, now: datetime) -> tuple[int, int, i
                 need_stage = any(_uses_stage(books[j.playbook_id][0]) for j in due)
                 stages = stages_at(db, workspace_id, session, ids, now) if need_stage else {}
             outcomes = [
-                run_journey(
+                _run_isolated(
+                    workspace_id,
                     j,
                     *books[j.playbook_id],
                     profiles.get(j.customer_id),
@@ -213,6 +257,7 @@ def advance(db: Database, workspace_id: int, now: datetime) -> tuple[int, int, i
                 decided = outbox.decide_in(
                     session, workspace_id, requests, now, health=health, profiles=profiles
                 )
+                _fail_unrendered(outcomes, decided)
                 _store(session, workspace_id, due, outcomes, now)
             outbox.blocked_events(db, workspace_id, decided, now)
             _trait_updates(db, workspace_id, due, outcomes, profiles, now)

@@ -11,6 +11,7 @@ exponentially and dead-letter after ``Policy.max_attempts``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from clm.engage.tokens import sign_compact
 from clm.store.engine import Database
 from clm.store.models import EngageMessage, table_of
 
+log = logging.getLogger("clm.engage.outbox")
 SENT_EVENT = {"email": "Email Sent", "sms": "SMS Sent", "webhook": "Webhook Delivered"}
 BLOCKED_EVENT = "Message Blocked"
 UNSUBSCRIBE_MAX_AGE = 400 * 86_400
@@ -40,7 +42,8 @@ UNSUBSCRIBE_MAX_AGE = 400 * 86_400
 
 @dataclass
 class Decided:
-    """A request and what the guardrails made of it (for the caller's own records)."""
+    """A request and what the guardrails made of it (for the caller's own records): ``dead``
+    with the error as ``reason`` when its template failed for this customer."""
 
     request: SendRequest
     status: str
@@ -94,11 +97,23 @@ def decide_in(
                 fact.health_state = health[request.customer_id].state
                 fact.health_stable = health[request.customer_id].stable
             verdict = evaluate(request, fact, policy, now)
+            status: str = verdict.status
+            reason, error = verdict.reason, None
             payload: dict[str, Any] = {}
             if verdict.status != "blocked":
-                payload = _payload(workspace_id, request, fact, profiles, policy)
-                if request.purpose == "marketing":
-                    fact.recent_sends.append(now)  # later requests in this batch count it
+                try:
+                    payload = _payload(workspace_id, request, fact, profiles, policy)
+                except Exception as exc:  # one customer's data must not sink everyone's batch
+                    status, reason = "dead", None
+                    error = f"template error: {type(exc).__name__}: {exc}"[:500]
+                    log.error(
+                        "message could not be rendered",
+                        extra={"workspace_id": workspace_id, "customer_id": request.customer_id,
+                               "source": request.source, "error": type(exc).__name__},
+                    )  # fmt: skip
+                else:
+                    if request.purpose == "marketing":
+                        fact.recent_sends.append(now)  # later requests in this batch count it
             rows.append(
                 {
                     "workspace_id": workspace_id,
@@ -109,18 +124,18 @@ def decide_in(
                     "address": fact.address,
                     "payload": payload,
                     "idempotency_key": request.idempotency_key,
-                    "status": verdict.status,
-                    "reason": verdict.reason,
+                    "status": status,
+                    "reason": reason,
                     "source": request.source,
                     "attempts": 0,
                     "next_attempt_at": verdict.send_at,
                     "lease_until": None,
-                    "last_error": None,
+                    "last_error": error,
                     "created_at": now,
                     "sent_at": None,
                 }
             )
-            decided.append(Decided(request, verdict.status, verdict.reason))
+            decided.append(Decided(request, status, reason or error))
     _insert_new(session, rows)
     return decided
 

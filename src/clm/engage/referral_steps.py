@@ -141,6 +141,13 @@ def _qualifying(
     if not purchases:
         return None, None
     first = purchases[0]
+    if first.timestamp < clicked_at:
+        # A purchase sent in late, stamped before the click (by mistake or to collect a
+        # reward): the customer did not come through the referral.
+        return None, (
+            f"first purchase is dated {first.timestamp:%Y-%m-%d %H:%M} UTC, before the "
+            f"referral click at {clicked_at:%Y-%m-%d %H:%M} UTC"
+        )
     if (first.revenue or 0.0) < program.min_amount:
         return None, (
             f"first purchase of {first.revenue or 0.0:.2f} on {first.timestamp:%Y-%m-%d} is "
@@ -192,7 +199,9 @@ def qualify(
         ]
         row.qualifying_message_id, row.qualified_at = event.message_id, event.timestamp
         days = program.refund_window_days if program.qualifying_event == "first_purchase" else 0
-        row.reward_due_at = event.timestamp + timedelta(days=days)
+        # From when CLM received the order, not the client's clock: an order stamped weeks ago
+        # must still wait out the whole refund window before anyone is rewarded.
+        row.reward_due_at = max(event.timestamp, event.received_at) + timedelta(days=days)
         row.status = "review" if flagged else "qualified"
         report.review += bool(flagged)
         report.qualified += not flagged

@@ -9,8 +9,11 @@ demand. Each part is idempotent, so running it twice, or from two places, is har
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
+from pydantic import Field
 from sqlalchemy import select
 
 from clm.engage import ledger, referrals
@@ -22,6 +25,7 @@ from clm.store.engine import Database
 from clm.store.models import Workspace
 
 log = logging.getLogger("clm.engage.schedule")
+T = TypeVar("T")
 
 
 class EngageTickReport(TickReport):
@@ -30,22 +34,46 @@ class EngageTickReport(TickReport):
     referrals: ReferralReport | None = None  # None: the workspace has no referral program
     points_earned: int = 0
     points_expired: int = 0
+    errors: list[str] = Field(default_factory=list)  # parts that failed (logged), the rest ran
 
 
 def run_due(db: Database, workspace_id: int, now: datetime | None = None) -> EngageTickReport:
-    """Run every time-driven engagement task for one workspace."""
+    """Run every time-driven engagement task for one workspace.
+
+    Each part runs on its own: a failure in one (logged, and listed in ``errors``) does not
+    stop the others, so a broken journey never holds up referral rewards or points. Inside
+    the journeys, a failure is kept to the one customer and step it happened at.
+    """
     at = now or datetime.now(UTC)
-    journeys = tick(db, workspace_id, at)
+    errors: list[str] = []
+
+    def part(name: str, run: Callable[[], T], fallback: T) -> T:
+        try:
+            return run()
+        except Exception as exc:
+            log.exception(
+                "engagement tick part failed", extra={"workspace_id": workspace_id, "part": name}
+            )
+            errors.append(f"{name}: {type(exc).__name__}: {exc}"[:500])
+            return fallback
+
+    empty = TickReport(enrolled=0, steps=0, sends=0, blocked=0, seconds=0.0)
+    journeys = part("journeys", lambda: tick(db, workspace_id, at), empty)
     with db.session() as session:
         has_program = repo.get_config(session, workspace_id, "program", "referral") is not None
-    referred = referrals.process(db, workspace_id, at) if has_program else None
-    earned = earn_from_events(db, workspace_id, at)
-    expired = ledger.expire(db, workspace_id, at)
+    referred = (
+        part("referrals", lambda: referrals.process(db, workspace_id, at), None)
+        if has_program
+        else None
+    )
+    earned = part("points earned", lambda: earn_from_events(db, workspace_id, at), 0)
+    expired = part("points expired", lambda: ledger.expire(db, workspace_id, at), 0)
     return EngageTickReport(
         **journeys.model_dump(),
         referrals=referred,
         points_earned=earned,
         points_expired=expired,
+        errors=errors,
     )
 
 

@@ -44,6 +44,7 @@ from clm.store.bulk import (
 from clm.store.engine import Database
 from clm.store.ids import allocate_ids
 from clm.store.models import Customer, Identity, table_of
+from clm.store.tombstones import erased_keys, has_tombstones
 
 _ISO_FORMATS = [
     f"%Y-%m-%d{sep}%H:%M:%S{frac}{zone}"
@@ -108,6 +109,7 @@ def import_transactions(
     good = rows.filter(pl.col("_error").is_null()).sort("_message_id", maintain_order=True)
     unique = good.unique("_message_id", keep="first", maintain_order=True)
     report.duplicates += good.height - unique.height
+    unique = _refuse_erased(db, workspace_id, unique, report)
     identities = _user_identities(db, workspace_id, unique)
     now = datetime.now(UTC)
     constants = _constants(db.dialect, workspace_id, event, currency, now)
@@ -278,6 +280,26 @@ def _transaction_frame(
         .otherwise(natural)
     )
     return frame.with_columns(message_id.alias("_message_id"))
+
+
+def _refuse_erased(
+    db: Database, workspace_id: int, rows: pl.DataFrame, report: ImportReport
+) -> pl.DataFrame:
+    """The tombstone rule for files: rows of an erased customer are rejected, by line."""
+    with db.session() as session:
+        connection = session.connection()
+        if rows.is_empty() or not has_tombstones(connection, workspace_id):
+            return rows
+        keys = [("user_id", str(user)) for user in rows["_customer"].unique().to_list()]
+        erased = [value for _, value in erased_keys(connection, workspace_id, keys)]
+    if not erased:
+        return rows
+    refused = rows.filter(pl.col("_customer").is_in(erased))
+    report.rejected += [
+        RejectedRow(line, [row_error("this customer was erased (privacy); not imported")])
+        for line in refused["_line"].to_list()
+    ]
+    return rows.filter(~pl.col("_customer").is_in(erased))
 
 
 def _user_identities(db: Database, workspace_id: int, rows: pl.DataFrame) -> pl.DataFrame:

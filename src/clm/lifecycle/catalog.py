@@ -1,4 +1,11 @@
-"""Stored stage models and scorecards: every applied version is kept, one is active per name.
+"""Stored stage models and scorecards: every applied version is kept, exactly one is active.
+
+A workspace has exactly one active stage model and one active scorecard: applying one makes it
+active and deactivates whichever was active before, whatever its name (``DefinitionInfo.
+replaced`` says which). One active model is what stages, counts, health, playbooks and the live
+worker read without being told; a model chosen by name (``--model``) is still computed and read
+with its own history, which is kept per stored version. (Several active models at once, the old
+behaviour, silently kept the first one applied in charge.)
 
 A workspace without a stage model gets the shipped ``classic`` model on first use, and the
 shipped ``default`` scorecard likewise.
@@ -41,12 +48,21 @@ def save_definition(db: Database, workspace_id: int, kind: Kind, source: str) ->
                 LifecycleDefinition.name == compiled.name,
             )
         )
+        before = session.scalars(
+            select(LifecycleDefinition)
+            .where(
+                LifecycleDefinition.workspace_id == workspace_id,
+                LifecycleDefinition.kind == kind,
+                LifecycleDefinition.active.is_(True),
+            )
+            .order_by(LifecycleDefinition.id.desc())
+        ).first()
+        replaced = DefinitionInfo.model_validate(before) if before is not None else None
         session.execute(
             update(LifecycleDefinition)
             .where(
                 LifecycleDefinition.workspace_id == workspace_id,
                 LifecycleDefinition.kind == kind,
-                LifecycleDefinition.name == compiled.name,
             )
             .values(active=False)
         )
@@ -61,11 +77,15 @@ def save_definition(db: Database, workspace_id: int, kind: Kind, source: str) ->
         )
         session.add(row)
         session.flush()
-        return DefinitionInfo.model_validate(row)
+        info = DefinitionInfo.model_validate(row)
+    if replaced is not None:
+        replaced.active = False
+    return info.model_copy(update={"replaced": replaced})
 
 
 def apply_stage_model(db: Database, workspace_id: int, source: str) -> DefinitionInfo:
-    """Store a new version of a stage model (YAML); recompute with ``run_lifecycle`` after."""
+    """Store a new version of a stage model (YAML) and make it the workspace's one active
+    model (``replaced``: the one it deactivates); recompute with ``run_lifecycle`` after."""
     return save_definition(db, workspace_id, "stages", source)
 
 
@@ -90,7 +110,8 @@ def get_definition(
     name: str | None = None,
     version: int | None = None,
 ) -> tuple[DefinitionInfo, Any, str]:
-    """(info, compiled, source) of the active (or given) version; installs the default."""
+    """(info, compiled, source) of the active definition, or of the one named (its latest
+    version, or ``version``); installs the default when the workspace has none."""
     query = select(LifecycleDefinition).where(
         LifecycleDefinition.workspace_id == workspace_id, LifecycleDefinition.kind == kind
     )
@@ -98,15 +119,21 @@ def get_definition(
         query = query.where(LifecycleDefinition.name == name)
     if version is not None:
         query = query.where(LifecycleDefinition.version == version)
-    else:
+    elif name is None:
         query = query.where(LifecycleDefinition.active.is_(True))
     with db.session() as session:
-        row = session.scalars(query.order_by(LifecycleDefinition.id)).first()
+        # The newest first: with a name, its latest version; without, the last one made active
+        # (a workspace from before "one active model" may still have several marked active).
+        row = session.scalars(query.order_by(LifecycleDefinition.id.desc())).first()
         info = DefinitionInfo.model_validate(row) if row else None
         source = row.source if row else ""
     if info is None:
         if name is not None or version is not None:
-            raise NotFound(f"No {kind} definition {name or ''} version {version or 'active'}")
+            raise NotFound(
+                f"No {kind} definition {name or ''} version {version or 'latest'}".replace(
+                    "  ", " "
+                )
+            )
         default = shipped_model_text("classic") if kind == "stages" else default_scorecard_text()
         info = save_definition(db, workspace_id, kind, default)
         source = default

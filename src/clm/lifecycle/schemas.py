@@ -19,6 +19,8 @@ class DefinitionInfo(BaseModel):
     version: int
     active: bool
     created_at: datetime
+    # Set when this version was just applied: the definition that was active until then.
+    replaced: DefinitionInfo | None = None
 
 
 class TransitionPublic(BaseModel):

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
-import numpy.typing as npt
 from scipy import special, stats
 
 from clm.predict._base import RowLogLik
@@ -165,14 +164,6 @@ class _BetaGeoFamily(RFMModel):
         hessian += (spread * (weights * w1 * w2)[:, None]).T @ spread
         upper = np.triu(hessian, 1)
         return ll, gradient, np.diag(np.diag(hessian)) + upper + upper.T
-
-    def _distinct_frequencies(self, x: FloatArray) -> tuple[FloatArray, npt.NDArray[np.intp]]:
-        cached = getattr(self, "_frequency_cache", None)
-        if cached is not None and cached[0] is x:
-            return cached[1], cached[2]
-        ux, inverse = np.unique(x, return_inverse=True)
-        self._frequency_cache = (x, ux, inverse)
-        return ux, inverse
 
     def _log_dropout_odds(self, x: FloatArray, tx: FloatArray, age: FloatArray) -> FloatArray:
         """log of (a / (b+k-1)) ((α+T)/(α+t_x))^(r+x): posterior odds of having dropped out."""

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from clm.privacy import audit
+from clm.accounts import Actor, Principal, record
 from clm.privacy.person import Person, customer_tables, find_person
 from clm.store.engine import Database
 from clm.store.models import (
@@ -69,7 +69,7 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 def erase_customer(
-    db: Database, workspace_id: int, customer_id: int, *, actor: str = "api"
+    db: Database, workspace_id: int, customer_id: int, *, who: Principal | Actor
 ) -> ErasureReport:
     """Erase the person ``customer_id`` names; see the module docstring for what happens."""
     key = tombstone_key()
@@ -78,10 +78,9 @@ def erase_customer(
         report = ErasureReport(person.root, [i for i in person.customer_ids if i != person.root])
         report.tombstones = _write_tombstones(session, person, key)
         _erase(session, person, report)
-        audit.record(session, workspace_id, actor=actor, action="customer.erase",
-                     target=f"customer:{person.root}",
-                     after={"deleted": report.deleted, "anonymised": report.anonymised,
-                            "tombstones": report.tombstones})  # fmt: skip
+        record(session, who, "customer.erase", f"customer:{person.root}",
+               after={"deleted": report.deleted, "anonymised": report.anonymised,
+                      "tombstones": report.tombstones}, workspace_id=workspace_id)  # fmt: skip
     # This process's identity cache may still map the erased identifiers; others refuse them
     # by their tombstones before consulting theirs.
     db.extensions.pop("known_identities", None)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Table, or_, select
 from sqlalchemy.orm import Session
 
-from clm.privacy import audit
+from clm.accounts import Actor, Principal, record
 from clm.privacy.person import Person, customer_tables, find_person
 from clm.store.engine import Database
 from clm.store.models import (
@@ -79,15 +79,15 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
 
 
 def export_customer(
-    db: Database, workspace_id: int, customer_id: int, *, actor: str = "api"
+    db: Database, workspace_id: int, customer_id: int, *, who: Principal | Actor
 ) -> dict[str, Any]:
     """Everything about the person ``customer_id`` names (merged ids included), audited."""
     with db.transaction() as session:
         person = find_person(session, workspace_id, customer_id)
         tables = export_person(session, person)
-        audit.record(session, workspace_id, actor=actor, action="customer.export",
-                     target=f"customer:{person.root}",
-                     after={"rows": sum(len(rows) for rows in tables.values())})  # fmt: skip
+        rows = {table: len(found) for table, found in tables.items() if found}
+        record(session, who, "customer.export", f"customer:{person.root}",
+               after={"rows": rows}, workspace_id=workspace_id)  # fmt: skip
     return {
         "format": FORMAT,
         "exported_at": datetime.now(UTC),

@@ -16,7 +16,7 @@ from clm.store.models import Base, Customer, Identity
 # ``customer_id`` column is swept generically, so a table added later is covered by default.
 HANDLED = frozenset({"customers", "identities", "identity_links", "events"})
 # The audit trail outlives erasures (it records them); it holds ids, never personal data.
-RETAINED = frozenset({"audit_log", "audit_records", "accounts_audit"})
+RETAINED = frozenset({"audit_log"})
 
 
 @dataclass

@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 
-from clm.privacy import audit
+from clm.accounts import Actor, Principal, record
 from clm.privacy.settings import get_privacy_settings
 from clm.store.engine import Database
 from clm.store.models import Event, Workspace
 
 _CHUNK = 5_000
+RETENTION = Actor("worker:retention")  # who the audit log names for the scheduled purge
 
 
 @dataclass
@@ -41,7 +42,11 @@ def months_before(moment: datetime, months: int) -> datetime:
 
 
 def apply_retention(
-    db: Database, workspace_id: int, *, now: datetime | None = None, actor: str = "retention"
+    db: Database,
+    workspace_id: int,
+    *,
+    now: datetime | None = None,
+    who: Principal | Actor = RETENTION,
 ) -> RetentionReport:
     """Purge the events of ``workspace_id`` older than its policy; nothing without one."""
     at = now or datetime.now(UTC)
@@ -68,9 +73,9 @@ def apply_retention(
             break
     if report.purged:
         with db.transaction() as session:
-            audit.record(session, workspace_id, actor=actor, action="events.retention_purge",
-                         target=f"workspace:{workspace_id}",
-                         after={"purged": report.purged, "cutoff": cutoff.isoformat()})  # fmt: skip
+            record(session, who, "events.retention_purge", f"workspace:{workspace_id}",
+                   after={"purged": report.purged, "cutoff": cutoff.isoformat()},
+                   workspace_id=workspace_id)  # fmt: skip
     return report
 
 

@@ -86,12 +86,16 @@ class ApiKey(Base):
     workspace_id: Mapped[int | None] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
     )
-    kind: Mapped[str] = mapped_column(String(16))  # write | secret | admin
+    kind: Mapped[str] = mapped_column(String(16))  # write | read | manage | secret | admin
     name: Mapped[str] = mapped_column(String(200), default="")
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Scoped keys (clm.accounts): an optional end of validity, and when the key was last seen
+    # (refreshed at most once a minute, so ingestion does not write a row per request).
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_used_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class Customer(Base):
@@ -664,6 +668,107 @@ class MarketingSpend(Base):
         UniqueConstraint("workspace_id", "channel", "campaign", "period_start", "period_end",
                          name="uq_marketing_spend"),
     )  # fmt: skip
+
+
+# --- accounts: people, their sessions and roles, and the audit log (owned by clm.accounts) ---
+
+
+class User(Base):
+    """A person who signs in; ``password_hash`` is argon2id (``None``: no password set yet)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    disabled_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class Membership(Base):
+    """A user's role in one workspace: owner, admin, marketer, customer_success or viewer."""
+
+    __tablename__ = "memberships"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("user_id", "workspace_id", name="uq_membership"),)
+
+
+class UserSession(Base):
+    """A signed-in browser: the cookie's SHA-256, its CSRF token, the workspace it works in."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="SET NULL")
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class LoginFailure(Base):
+    """One failed sign-in; counted per email and per client address for rate limiting and
+    lockout, in the database so that every server process sees the same count."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        Index("ix_login_failures_email_at", "email", "at"),
+        Index("ix_login_failures_client_at", "client", "at"),
+    )
+
+
+class PasswordReset(Base):
+    """A password-reset link: only the SHA-256 of its token is kept; used once, then dead."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class AuditRecord(Base):
+    """One change: who (user or key), when, what, to what, and the state before and after.
+
+    Append-only: no code path updates or deletes a row, and on PostgreSQL and SQLite a trigger
+    refuses UPDATE and DELETE. No foreign keys, so the record outlives what it names.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(Timestamp)
+    actor: Mapped[str] = mapped_column(String(320))
+    actor_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_key_id: Mapped[int | None] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255), default="")
+    before: Mapped[Any | None] = mapped_column(Json)
+    after: Mapped[Any | None] = mapped_column(Json)
+
+    __table_args__ = (Index("ix_audit_log_workspace_id", "workspace_id", "id"),)
 
 
 # --- privacy: tombstones and consent history (owned by clm.privacy) -------------------------

@@ -29,6 +29,8 @@ class ApiKeyPublic(_Public):
     workspace_id: int | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
 
 
 class IdentityPublic(_Public):

@@ -2,8 +2,12 @@
 
 A key is shown once, when made, and stored as its SHA-256 digest: keys are 256-bit random
 tokens, so a fast digest is as safe as a password hash and lets every request look one up by
-index. Three kinds, least privilege first: ``write`` (send events only, safe in a browser),
-``secret`` (read and manage one workspace), ``admin`` (create workspaces).
+index. Kinds, least privilege first: ``write`` (send events only, safe in a browser), ``read``
+(read one workspace), ``manage`` (read and change one workspace; ``secret`` is its older name and
+keeps working), ``admin`` (create workspaces). What each may do is ``clm.accounts.roles``.
+
+Keys are checked against the database on every request, with no cache in the process, so a
+revocation holds at once in every server process.
 """
 
 from __future__ import annotations
@@ -11,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -23,22 +25,19 @@ from sqlalchemy.orm import Session
 from clm.errors import Conflict, FieldError, NotFound, ValidationError
 from clm.store.models import ApiKey, Workspace
 
-KeyKind = Literal["write", "secret", "admin"]
-_PREFIXES: dict[str, str] = {"write": "clm_wk_", "secret": "clm_sk_", "admin": "clm_ak_"}
+KeyKind = Literal["write", "read", "manage", "secret", "admin"]
+_PREFIXES: dict[str, str] = {
+    "write": "clm_wk_",
+    "read": "clm_rk_",
+    "manage": "clm_mk_",
+    "secret": "clm_sk_",
+    "admin": "clm_ak_",
+}
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Credential:
-    """What an authenticated key may touch."""
-
-    key_id: int
-    kind: KeyKind
-    workspace_id: int | None
 
 
 @dataclass(frozen=True)
@@ -89,15 +88,21 @@ def list_workspaces(session: Session) -> list[Workspace]:
 
 
 def issue_key(
-    session: Session, kind: KeyKind, workspace_id: int | None = None, name: str = ""
+    session: Session,
+    kind: KeyKind,
+    workspace_id: int | None = None,
+    name: str = "",
+    expires_at: datetime | None = None,
 ) -> IssuedKey:
     if kind not in _PREFIXES:
         raise ValidationError(
-            "Unknown key kind", [FieldError(("kind",), "use write, secret or admin")]
+            "Unknown key kind", [FieldError(("kind",), "use write, read, manage or admin")]
         )
     if (kind == "admin") != (workspace_id is None):
+        raise ValidationError("Admin keys belong to no workspace; other keys to exactly one")
+    if expires_at is not None and expires_at <= now():
         raise ValidationError(
-            "Admin keys belong to no workspace; write and secret keys to exactly one"
+            "Expiry in the past", [FieldError(("expires_at",), "must be in the future")]
         )
     plain = _PREFIXES[kind] + secrets.token_urlsafe(32)
     row = ApiKey(
@@ -107,6 +112,7 @@ def issue_key(
         prefix=plain[:12],
         key_hash=hash_key(plain),
         created_at=now(),
+        expires_at=expires_at,
     )
     session.add(row)
     session.flush()
@@ -118,7 +124,8 @@ def list_keys(session: Session, workspace_id: int | None) -> list[ApiKey]:
     return list(session.scalars(query))
 
 
-def revoke_key(session: Session, key_id: int, workspace_id: int | None) -> None:
+def revoke_key(session: Session, key_id: int, workspace_id: int | None) -> ApiKey:
+    """Revoke a key of the workspace; every process refuses it from the next request on."""
     result = session.execute(
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.workspace_id == workspace_id)
@@ -127,49 +134,6 @@ def revoke_key(session: Session, key_id: int, workspace_id: int | None) -> None:
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound(f"No active key {key_id}")
-    _cache.clear()
-
-
-class _CredentialCache:
-    """Keys are looked up on every ingest request: keep answers for a few seconds."""
-
-    def __init__(self, ttl: float = 5.0) -> None:
-        self.ttl = ttl
-        self._entries: dict[str, tuple[float, Credential | None]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, digest: str) -> tuple[bool, Credential | None]:
-        with self._lock:
-            entry = self._entries.get(digest)
-        if entry and entry[0] > time.monotonic():
-            return True, entry[1]
-        return False, None
-
-    def put(self, digest: str, credential: Credential | None) -> None:
-        with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[digest] = (time.monotonic() + self.ttl, credential)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-_cache = _CredentialCache()
-
-
-def authenticate(session: Session, key: str) -> Credential | None:
-    """The credential a plain key stands for, or ``None`` when unknown or revoked."""
-    digest = hash_key(key)
-    hit, credential = _cache.get(digest)
-    if hit:
-        return credential
-    row = session.execute(
-        select(ApiKey.id, ApiKey.kind, ApiKey.workspace_id).where(
-            ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None)
-        )
-    ).first()
-    credential = Credential(row.id, row.kind, row.workspace_id) if row else None
-    _cache.put(digest, credential)
-    return credential
+    revoked = session.get(ApiKey, key_id)
+    assert revoked is not None
+    return revoked
