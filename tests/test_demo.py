@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -66,6 +67,37 @@ def test_demo_purchases_are_the_cdnow_log(sqlite_db: Database) -> None:
     assert again.secret_key is None  # keys are issued once
 
 
+def test_demo_dates_end_yesterday_and_stay_put_on_a_later_run(sqlite_db: Database) -> None:
+    built_on = date(2026, 12, 6)
+    summary = build_demo(sqlite_db, customers=30, today=built_on)
+    # By hand: 1998-06-30 + shift = 2026-12-05, the day before the build.
+    shift = (date(2026, 12, 5) - date(1998, 6, 30)).days
+    assert (summary.shift_days, summary.last_day) == (shift, date(2026, 12, 5))
+    lines = [
+        line.split() for line in shared_data_file("CDNOW_master.txt").read_text().splitlines()[1:]
+    ]
+    first_30 = sorted({line[0] for line in lines})[:30]
+    days = sorted(
+        datetime.strptime(line[1], "%Y%m%d").date() + timedelta(days=shift)
+        for line in lines
+        if line[0] in first_30
+    )
+
+    def purchase_days() -> tuple[date, date, int]:
+        with sqlite_db.session() as session:
+            low, high, n = session.execute(
+                select(func.min(Event.timestamp), func.max(Event.timestamp), func.count()).where(
+                    Event.name == "Order Completed"
+                )
+            ).one()
+        return low.date(), high.date(), n
+
+    assert purchase_days() == (days[0], days[-1], len(days))
+    later = build_demo(sqlite_db, customers=30, today=built_on + timedelta(days=3))
+    assert later.shift_days == shift  # kept with the workspace: nothing moved, nothing doubled
+    assert purchase_days() == (days[0], days[-1], len(days))
+
+
 def test_cdnow_loader_matches_the_shared_file() -> None:
     frame = cdnow_transactions()
     assert frame.height == 69_659
@@ -98,11 +130,21 @@ def test_demo_command_builds_without_serving(tmp_path: Path) -> None:
             sent = session.scalar(select(func.count()).where(EngageMessage.status == "sent"))
             workspace_id = session.scalar(select(Workspace.id).where(Workspace.slug == WORKSPACE))
         assert workspace_id is not None
-        # CLM mailed today, yet the reports' default period ends with the customers, in 1998
+        # The log is shifted to end yesterday: the reports' default period ends there too.
         funnel = run_report(db, workspace_id, "funnel")
     finally:
         db.dispose()
-    assert (funnel.since.year, funnel.until.year) == (1996, 1998)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    shift = (yesterday - date(1998, 6, 30)).days
+    lines = [
+        line.split() for line in shared_data_file("CDNOW_master.txt").read_text().splitlines()[1:]
+    ]
+    first_25 = sorted({line[0] for line in lines})[:25]
+    last_purchase = max(
+        datetime.strptime(line[1], "%Y%m%d").date() for line in lines if line[0] in first_25
+    ) + timedelta(days=shift)
+    # Nothing after yesterday; at least the last purchase of these 25 customers, shifted.
+    assert last_purchase <= funnel.until.date() <= yesterday
     # Every one of the 25 customers bought: each was asked the NPS question.
     assert subjects == {"A quick question from us": 25, "Welcome aboard": welcomed}
     assert welcomed and sent == len(mails)

@@ -66,6 +66,8 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/customers/{customer_id}/timeline"): READ,
     ("GET", "/api/v1/customers/{customer_id}/lifecycle"): READ,
     ("GET", "/api/v1/customers/{customer_id}/predictions"): READ,
+    ("POST", "/api/v1/customers/{customer_id}/notes"): SUPPORT,
+    ("GET", "/api/v1/customers/{customer_id}/notes"): READ,
     ("GET", "/api/v1/events"): READ,
     # privacy: export and erase read or destroy everything about a person
     ("GET", "/api/v1/customers/{customer_id}/export"): CONFIGURE,

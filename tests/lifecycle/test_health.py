@@ -38,9 +38,11 @@ def test_contributions_add_up_to_the_score() -> None:
     )
     # sentiment 29/40 >= 0.5 but risk 15/60 < 0.5: happy but at risk.
     assert state == "at_risk"
-    # unknown NPS scores half (15); sentiment 15 + 0 (2 tickets) = 15/40 < 0.5: unhappy.
-    total, state, _ = score(card, {"last_nps": None, "open_tickets": 2, "engagement_30d": 9})
-    assert total == pytest.approx(75.0) and state == "unhappy"
+    # unknown NPS is left out and the weights re-normalised (tickets 10 + engagement 60 = 70):
+    # 2 tickets earn 0, engagement 60 of 70 -> 100 * 60 / 70 = 85.71; sentiment 0/10: unhappy.
+    total, state, parts = score(card, {"last_nps": None, "open_tickets": 2, "engagement_30d": 9})
+    assert total == pytest.approx(600 / 7) and state == "unhappy"
+    assert parts["nps"] == {"value": None, "weight": 0.0, "points": 0.0}
 
 
 def test_bad_scorecard_names_the_line() -> None:
@@ -49,8 +51,9 @@ def test_bad_scorecard_names_the_line() -> None:
     assert [e.message for e in caught.value.errors] == [
         "line 6: type mismatch: a factor needs a number, 'subscription_status' is string"
     ]
-    # the shipped weights add up to 100, so each weight is its points: nps 15
-    assert load_scorecard(default_scorecard_text()).weights["nps"] == pytest.approx(15.0)
+    # the shipped weights are relative: risk 15+15+40+5+5+10+5+10 = 105, sentiment
+    # 15+10+5+10+5+5+15 = 65, 170 in all, so NPS is worth 100 * 15 / 170 = 8.82 points
+    assert load_scorecard(default_scorecard_text()).weights["nps"] == pytest.approx(1500 / 170)
 
 
 def test_health_history_and_now(db: Database) -> None:
@@ -116,9 +119,10 @@ def test_survey_comment_sentiment_is_a_factor() -> None:
     # 'terrible': (1 - 0.4767) / 2 of 50 = 13.08, a sentiment share 0.26 < 0.5: unhappy.
     total, state, _ = score(card, {"last_survey_comment": "terrible", "engagement_30d": 1})
     assert total == pytest.approx(63.08, abs=0.01) and state == "unhappy"
-    # no comment: missing, half the points
-    total, _, _ = score(card, {"last_survey_comment": None, "engagement_30d": 1})
-    assert total == pytest.approx(75.0)
+    # no comment: left out, engagement alone is the score (50 of 50 -> 100); no sentiment
+    # evidence is not unhappiness
+    total, state, _ = score(card, {"last_survey_comment": None, "engagement_30d": 1})
+    assert total == pytest.approx(100.0) and state == "happy"
 
 
 def test_sentiment_needs_a_text_feature() -> None:

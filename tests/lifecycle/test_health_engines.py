@@ -61,19 +61,18 @@ def test_health_equals_the_reference_on_every_engine(
     with db.session() as session:
         customers = {u: c for u, c in session.execute(select(Customer.user_id, Customer.id))}
     card = load_scorecard(default_scorecard_text())
-    changes = _changes(card, compute_health_rows(db, workspace_id, card, engine, spark))
+    changes = _changes(card, compute_health_rows(db, workspace_id, card, engine, spark).to_pylist())
     reference_rows = reference_feature_rows(card.feature_set, as_log_events(customers, LOG))
     assert changes == _changes(card, reference_rows)
-    # c, default card (weights add up to 100). Sentiment: nps, comment and csat unknown, half
-    # of 15 + 5 + 10; no tickets, complaints or refunds: 10 + 5 + 5; 35 of 50. Risk: one
-    # touchpoint in 30 and in 180 days, trend 1 / (1 / 6) = 6, clipped: 20; no purchase (half
-    # of 10), no failed payment 10, no downgrade 5, P(alive) unknown 2.5: 42.5 of 50.
-    # Day 30: the page view leaves the 30-day window, trend 0: risk 22.5 of 50 < 0.5, at risk.
-    # Day 180: it leaves the 180-day window too, 0 / 0 is unknown: half of 20, happy again.
+    # c, default card: one page view. Present factors only (the rest have no data and are
+    # left out): frequency (40; no purchase in 365 days: 0) and engagement (5; one touchpoint
+    # in 30 and in 180 days, trend 1 / (1 / 6) = 6, clipped: full) -> 100 * 5 / 45 = 11.11;
+    # risk share 0.11 < 0.5: at risk (no sentiment evidence is not unhappiness). Day 30 the view
+    # leaves the 30-day window: trend 0 -> 0 points. Day 180 it leaves the 180-day window:
+    # 0 / 0 is unknown, scored at the stated prior 0: no change, no row.
     c = customers["c"]
     assert [row[:4] for row in changes if row[0] == c] == [
-        (c, T0, 77.5, "happy"),
-        (c, T0 + 30 * DAY, 57.5, "at_risk"),
-        (c, T0 + 180 * DAY, 67.5, "happy"),
+        (c, T0, 11.111111, "at_risk"),
+        (c, T0 + 30 * DAY, 0.0, "at_risk"),
     ]
     assert {row[0] for row in changes} == set(customers.values())

@@ -52,17 +52,20 @@ def test_cli_validate_preview_apply_run_tick(sqlite_db: Database, tmp_path: Path
     assert json.loads(result.output)["run"]["transitions"] == 2  # consideration, purchase
     result = runner.invoke(app, ["lifecycle", "tick", *url, "--format", "json"])
     assert json.loads(result.output)["mode"] == "tick"
-    # health on the database and on DuckDB: the same stored rows
-    stored = [
-        json.loads(
-            runner.invoke(app, ["health", "run", *url, "--engine", e, "--format", "json"]).output
-        )
-        for e in ("sql", "duckdb")
-    ]
-    assert stored[0] == stored[1] and stored[0]["rows"] > 0
+    # health on the database and on DuckDB: the same stored rows and the same current states
+    stored = []
+    for e in ("sql", "duckdb"):
+        args = ["health", "run", *url, "--engine", e, "--now", "2030-01-01", "--format", "json"]
+        summary = json.loads(runner.invoke(app, args).output)
+        stored.append((summary["scored"], summary["counts"], summary["history_rows"]))
+    assert stored[0] == stored[1] and stored[0][0] > 0
+    result = runner.invoke(app, ["health", "run", *url, "--no-history", "--now", "2030-01-02"])
+    assert result.exit_code == 0 and "customers as of 2030-01-02" in result.output
     result = runner.invoke(app, ["health", "backtest", *url, "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert [r["horizon_days"] for r in json.loads(result.output)] == [30, 90]
+    assert json.loads(result.output)["horizon_days"] == 90
+    result = runner.invoke(app, ["health", "backtest", *url])
+    assert "no cutoff fits" in result.output  # a log of a few days
     for group in ("stages", "lifecycle", "health"):
         assert runner.invoke(app, [group, "--help"]).exit_code == 0
 

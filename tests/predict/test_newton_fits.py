@@ -322,7 +322,7 @@ def test_dropout_integral_matches_adaptive_quadrature(
     expected = np.log(value) + scale
     arrays = [np.array([float(v)]) for v in (x, tx, age)]
     integral = _DropoutIntegral(np.array(params), *arrays)
-    assert integral.log_j[0] == pytest.approx(expected, abs=1e-9)
+    assert integral.log_j[0] == pytest.approx(expected, abs=pareto_nbd._ACCURACY)
 
 
 def test_pareto_falls_back_to_lbfgsb_when_the_quadrature_is_not_trusted(

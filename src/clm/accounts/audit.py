@@ -1,14 +1,15 @@
 """The audit log: every change, who made it, and the state before and after.
 
 ``record`` appends one row inside the caller's transaction, so the change and its record
-commit together or not at all. Nothing updates or deletes a record (triggers refuse it too).
+commit together or not at all (``clm.store.audit.append`` is the same without a principal, for
+packages below accounts). Nothing updates or deletes a record (triggers refuse it too).
 Secrets never enter the log: pass redacted dumps (``SecretStr`` fields dump as ``*****``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -16,6 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clm.accounts.roles import Principal
+from clm.store.audit import append
+from clm.store.engine import Database
 from clm.store.models import AuditRecord
 
 MAX_PAGE = 500
@@ -65,20 +68,35 @@ def record(
     """
     if workspace_id is None and isinstance(who, Principal):
         workspace_id = who.workspace_id
-    session.add(
-        AuditRecord(
-            workspace_id=workspace_id,
-            at=datetime.now(UTC),
-            actor=who.actor[:320],
-            actor_user_id=who.user_id,
-            actor_key_id=who.key_id,
-            action=action,
-            target=target[:255],
-            before=before,
-            after=after,
-        )
+    append(
+        session,
+        workspace_id=workspace_id,
+        actor=who.actor,
+        action=action,
+        target=target,
+        before=before,
+        after=after,
+        actor_user_id=who.user_id,
+        actor_key_id=who.key_id,
     )
-    session.flush()
+
+
+def record_after(
+    db: Database,
+    who: Principal | Actor,
+    action: str,
+    target: str = "",
+    *,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Record a change a service has already committed in a transaction of its own.
+
+    Prefer ``record`` inside the change's transaction; this is for services that own their
+    transaction and cannot take the record (it can be lost if the process dies in between).
+    """
+    with db.transaction() as session:
+        record(session, who, action, target, before=before, after=after)
 
 
 def list_records(

@@ -1,13 +1,18 @@
 """Acquisition economics per channel (or campaign): CAC, CLV to CAC, payback period.
 
+The acquisition window (``since``/``until``) and the value horizon (``value_until``) are apart:
+CLV and payback of the customers acquired in a window are read up to the horizon (default: the
+whole log). Without ``since``/``until`` the window is the customers' span widened to whole
+spend periods (a month of spend is not cut where the first event happens to fall).
+
 * new customers: first purchase (``Order Completed``) in the period; their channel is the first
   touchpoint with a channel up to that purchase (``(direct)`` without one; CLM's own events
   and model scores are never touchpoints: ``source.by_customer``);
 * CAC = spend in the period (``spend``, pro rata) / new customers;
-* CLV = mean ``clv_12m`` of the latest ``Prediction Scored`` event before ``until`` of the new
-  customers that have one; the ratio is CLV / CAC;
+* CLV = mean ``clv_12m`` of the latest ``Prediction Scored`` event before ``value_until`` of
+  the new customers that have one; the ratio is CLV / CAC;
 * payback: the first 30-day month after acquisition by which the new customers' cumulative
-  revenue per customer reaches CAC (None if not yet).
+  revenue per customer (up to ``value_until``) reaches CAC (None if not yet).
 """
 
 from __future__ import annotations
@@ -17,13 +22,22 @@ from collections.abc import Sequence
 
 import ibis
 
-from clm.analytics.query import AcquisitionQuery, filtered, iso, ratio, resolve_period
+from clm.analytics.query import AcquisitionQuery, Period, filtered, iso, ratio, resolve_period
 from clm.analytics.schemas import AcquisitionReport, ChannelEconomics
 from clm.analytics.source import ReportSource, by_customer
 from clm.analytics.spend import SpendRow, spend_in_period
 
 PURCHASE, PREDICTION, DIRECT = "Order Completed", "Prediction Scored", "(direct)"
 MONTH = 30 * 86_400
+DEFINITIONS = {
+    "new customers": "first purchase in the acquisition window (since..until)",
+    "channel": "first touchpoint of the customer's own up to that purchase; CLM's events "
+    "never count; (direct) without one",
+    "CAC": "spend in the window (pro rata for partly covered spend periods) / new customers",
+    "CLV 12m": "mean clv_12m of the new customers' latest score before the value horizon "
+    "(value_until; default: the whole log)",
+    "payback": "30-day months after acquisition until revenue per customer reaches CAC",
+}
 
 
 def acquisition(
@@ -31,9 +45,11 @@ def acquisition(
 ) -> AcquisitionReport:
     """CAC, CLV:CAC and payback per channel or campaign for customers acquired in the period."""
     query = query or AcquisitionQuery()
-    period = resolve_period(source, query)
+    period = _whole_spend_periods(resolve_period(source, query), query, spend)
     events, _ = filtered(source, query, period)
     early = events.filter(events.ts < period.until)
+    horizon = int(query.value_until.timestamp()) if query.value_until else None
+    known = events if horizon is None else events.filter(events.ts < horizon)
     bought = early.filter(early.name == PURCHASE)
     first = bought.group_by("customer_id").aggregate(acquired_ts=bought.ts.min())
     first = first.filter(first.acquired_ts >= period.since)
@@ -43,7 +59,7 @@ def acquisition(
     order = [touch.ts, touch.message_id]
     touch = touch.mutate(nth=ibis.row_number().over(group_by="customer_id", order_by=order))
     origin = touch.filter(touch.nth == 0).select("customer_id", value=touch[query.dimension])
-    scored = early.filter(early.name == PREDICTION, early.clv_12m.notnull())
+    scored = known.filter(known.name == PREDICTION, known.clv_12m.notnull())
     scored = scored.mutate(nth=ibis.row_number().over(
         group_by="customer_id", order_by=[scored.ts.desc(), scored.message_id.desc()]))  # fmt: skip
     clv = scored.filter(scored.nth == 0).select("customer_id", "clv_12m")
@@ -55,7 +71,7 @@ def acquisition(
     per_value = new.group_by("value").aggregate(
         customers=ibis._.count(), scored=new.clv_12m.count(), clv=new.clv_12m.sum()
     )
-    paid = early.filter(early.revenue.notnull()).join(new, "customer_id")
+    paid = known.filter(known.revenue.notnull()).join(new, "customer_id")
     paid = paid.filter(paid.ts >= paid.acquired_ts)
     months = paid.group_by(
         "value", month=((paid.ts - paid.acquired_ts) // MONTH).cast("int64")
@@ -79,8 +95,24 @@ def acquisition(
                 payback_months=_payback(revenue.get(value, {}), customers, cac),
             )
         )  # fmt: skip
-    return AcquisitionReport(since=iso(period.since), until=iso(period.until),
-                             dimension=query.dimension, channels=rows)  # fmt: skip
+    return AcquisitionReport(
+        since=iso(period.since), until=iso(period.until), dimension=query.dimension,
+        value_until=iso(horizon) if horizon is not None else None, channels=rows,
+        definitions=DEFINITIONS,
+    )  # fmt: skip
+
+
+def _whole_spend_periods(period: Period, query: AcquisitionQuery,
+                         spend: Sequence[SpendRow]) -> Period:  # fmt: skip
+    """The default window widened to the whole spend periods it touches (an explicit
+    ``since`` or ``until`` is kept)."""
+    since, until = period.since, period.until
+    touching = [r for r in spend if r.period_start < until and r.period_end > since]
+    if query.since is None and touching:
+        since = min(since, *(r.period_start for r in touching))
+    if query.until is None and touching:
+        until = max(until, *(r.period_end for r in touching))
+    return Period(since, until)
 
 
 def _payback(by_month: dict[int, float], customers: int, cac: float | None) -> int | None:

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 import ibis
 import ibis.expr.types as ir
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clm.analytics.calendar import Granularity
 from clm.analytics.source import ReportSource, by_customer
@@ -95,7 +95,26 @@ class AttributionQuery(ReportQuery):
 
 
 class AcquisitionQuery(ReportQuery):
+    """``since``/``until`` are the acquisition window (customers whose first purchase is in
+    it, and the spend in it); ``value_until`` ends the value horizon: CLV is each customer's
+    latest score before it and payback counts revenue up to it (default: the whole log), so
+    one quarter's new customers can be valued with what is known later."""
+
     dimension: Literal["channel", "campaign"] = "channel"
+    value_until: datetime | None = None
+
+    @field_validator("value_until")
+    @classmethod
+    def _utc_value(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+    @model_validator(mode="after")
+    def _horizon_after_window(self) -> AcquisitionQuery:
+        if self.value_until and self.until and self.value_until < self.until:
+            raise ValueError("value_until must not be before until")
+        return self
 
 
 class FeedbackQuery(PeriodQuery):

@@ -310,6 +310,7 @@ class ChannelEconomics(BaseModel):
 class AcquisitionReport(Report):
     report: str = "acquisition"
     dimension: str
+    value_until: datetime | None = None  # the value horizon (None: the whole log)
     channels: list[ChannelEconomics]
 
     def tables(self) -> list[ReportTable]:

@@ -4,12 +4,19 @@ CSV columns (header required): ``channel``, ``amount``, then either ``month`` (`
 ``period_start`` and ``period_end`` (ISO dates, end exclusive); optional ``campaign`` and
 ``currency``. Importing a row for a (channel, campaign, period) already stored replaces it.
 Every bad row is reported with its line number, and nothing is stored unless all rows are good.
+
+An amount is a finite number >= 0 (``nan``, ``inf`` and negative amounts are refused: a
+refund belongs in the period it corrects, as a smaller amount). A workspace's spend is in one
+currency: a file mixing currencies, or one in another currency than the spend already stored,
+is refused at the first line that differs (CAC adds amounts; it cannot add dollars to euros).
+A row without a currency takes the others'.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +65,10 @@ def _spend_row(raw: Mapping[str, Any]) -> SpendRow:
         amount = float(_text(raw, "amount"))
     except ValueError:
         raise ValueError("amount", "must be a number") from None
+    if not math.isfinite(amount):
+        raise ValueError("amount", f"must be a finite number, not {_text(raw, 'amount')!r}")
+    if amount < 0:
+        raise ValueError("amount", "must not be negative")
     try:
         if _text(raw, "month"):
             start, end = _month(_text(raw, "month"))
@@ -73,12 +84,23 @@ def _spend_row(raw: Mapping[str, Any]) -> SpendRow:
 def _spend_rows(records: Iterable[tuple[tuple[str | int, ...], Mapping[str, Any]]],
                 what: str) -> list[SpendRow]:  # fmt: skip
     rows, problems = [], []
+    currency: tuple[str, tuple[str | int, ...]] | None = None  # the first one, and where
     for loc, raw in records:
         try:
-            rows.append(_spend_row(raw))
+            row = _spend_row(raw)
         except ValueError as exc:
             field, message = exc.args if len(exc.args) == 2 else ("row", str(exc))
             problems.append(FieldError((*loc, field), message))
+            continue
+        rows.append(row)
+        if row.currency and currency is None:
+            currency = (row.currency, loc)
+        elif row.currency and currency is not None and row.currency != currency[0]:
+            first = " ".join(str(part) for part in currency[1])
+            problems.append(FieldError(
+                (*loc, "currency"), f"{row.currency} differs from {currency[0]} ({first}): "
+                "one currency per workspace",
+            ))  # fmt: skip
     if problems:
         raise ValidationError(f"Invalid {what}", problems)
     return rows
@@ -104,9 +126,21 @@ def parse_spend_records(records: Sequence[Mapping[str, Any]]) -> list[SpendRow]:
 
 
 def store_spend(db: Database, workspace_id: int, rows: Sequence[SpendRow]) -> int:
-    """Store validated spend rows (replacing the same channel, campaign and period)."""
+    """Store validated spend rows (replacing the same channel, campaign and period); refused
+    when their currency differs from the workspace's stored spend."""
     now = datetime.now(UTC)
     with db.transaction() as session:
+        stored = session.scalars(
+            select(MarketingSpend.currency)
+            .where(MarketingSpend.workspace_id == workspace_id, MarketingSpend.currency != "")
+            .distinct()
+        ).all()
+        new = sorted({r.currency for r in rows if r.currency})
+        if stored and new and set(new) != set(stored):
+            raise ValidationError("Invalid spend file", [FieldError(
+                ("currency",), f"{', '.join(new)} differs from the stored spend's "
+                f"{', '.join(sorted(stored))}: one currency per workspace",
+            )])  # fmt: skip
         for row in rows:
             session.execute(
                 delete(MarketingSpend).where(

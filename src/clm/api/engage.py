@@ -10,7 +10,8 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from clm.accounts import record
+from clm.accounts import Principal, record
+from clm.accounts.audit import record_after
 from clm.api.deps import Configurer, DatabaseDep, Marketer, Reader, Support, workspace_id
 from clm.api.routing import ClmRoute
 from clm.engage import coupons, earning, ledger, outbox, referrals, surveys, testimonials
@@ -36,6 +37,7 @@ from clm.engage.schemas import (
 )
 from clm.engage.survey_schemas import SurveyDefinition, SurveyPublic
 from clm.engage.testimonials import TestimonialPublic
+from clm.errors import NotFound
 from clm.store.models import EngageMessage, EngageTask
 from clm.store.storable import FiniteFloat, Points, RowId
 
@@ -66,25 +68,38 @@ def _redacted(provider: EmailProvider | SmsProvider | WebhookProvider) -> dict[s
     return provider.model_dump(mode="json")  # SecretStr dumps as "**********"
 
 
+def _set_channel(
+    db: DatabaseDep,
+    who: Principal,
+    channel: str,
+    body: EmailProvider | SmsProvider | WebhookProvider,
+) -> dict[str, Any]:
+    """Store a channel, audited with secrets redacted on both sides."""
+    with db.transaction() as session:
+        try:
+            before: dict[str, Any] | None = _redacted(
+                repo.get_provider(session, workspace_id(who), channel)
+            )
+        except NotFound:
+            before = None
+        repo.set_provider(session, workspace_id(who), body)
+        record(session, who, "channel.update", channel, before=before, after=_redacted(body))
+    return _redacted(body)
+
+
 @router.put("/channels/email")
 def put_email(body: EmailProvider, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
-    with db.transaction() as session:
-        repo.set_provider(session, workspace_id(key), body)
-    return _redacted(body)
+    return _set_channel(db, key, "email", body)
 
 
 @router.put("/channels/sms")
 def put_sms(body: SmsProvider, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
-    with db.transaction() as session:
-        repo.set_provider(session, workspace_id(key), body)
-    return _redacted(body)
+    return _set_channel(db, key, "sms", body)
 
 
 @router.put("/channels/webhook")
 def put_webhook(body: WebhookProvider, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
-    with db.transaction() as session:
-        repo.set_provider(session, workspace_id(key), body)
-    return _redacted(body)
+    return _set_channel(db, key, "webhook", body)
 
 
 @router.get("/policy")
@@ -96,7 +111,16 @@ def get_policy(db: DatabaseDep, key: Reader) -> Policy:
 @router.put("/policy")
 def put_policy(body: Policy, db: DatabaseDep, key: Configurer) -> Policy:
     with db.transaction() as session:
+        before = repo.get_policy(session, workspace_id(key)).model_dump(mode="json")
         repo.set_policy(session, workspace_id(key), body)
+        record(
+            session,
+            key,
+            "policy.update",
+            "policy",
+            before=before,
+            after=body.model_dump(mode="json"),
+        )
     return body
 
 
@@ -144,7 +168,13 @@ def list_messages(
 
 @router.post("/surveys", status_code=201)
 def save_survey(body: SurveyDefinition, db: DatabaseDep, key: Marketer) -> SurveyPublic:
-    return surveys.save_survey(db, workspace_id(key), body)
+    old = {s.key: s.definition for s in surveys.list_surveys(db, workspace_id(key))}
+    saved = surveys.save_survey(db, workspace_id(key), body)
+    record_after(
+        db, key, "survey.save", f"survey:{saved.key}",
+        before=old.get(saved.key), after=saved.definition,
+    )  # fmt: skip
+    return saved
 
 
 @router.get("/surveys")
@@ -176,7 +206,15 @@ def apply_playbook(
     key: Marketer,
     migrate: bool = False,
 ) -> PlaybookPublic:
-    return pb.apply_playbook(db, workspace_id(key), pb.parse_playbook(body), migrate=migrate)
+    definition = pb.parse_playbook(body)
+    old = {p.name: p for p in pb.list_playbooks(db, workspace_id(key))}.get(definition.name)
+    saved = pb.apply_playbook(db, workspace_id(key), definition, migrate=migrate)
+    if old is None or old.version != saved.version:
+        record_after(
+            db, key, "playbook.save", f"playbook:{saved.name}",
+            before=old.definition if old else None, after=saved.definition,
+        )  # fmt: skip
+    return saved
 
 
 @router.get("/playbooks")
@@ -186,12 +224,16 @@ def list_playbooks(db: DatabaseDep, key: Reader) -> list[PlaybookPublic]:
 
 @router.post("/playbooks/{name}/pause")
 def pause_playbook(name: str, db: DatabaseDep, key: Marketer) -> PlaybookPublic:
-    return pb.set_paused(db, workspace_id(key), name, True)
+    saved = pb.set_paused(db, workspace_id(key), name, True)
+    record_after(db, key, "playbook.pause", f"playbook:{name}", after={"status": saved.status})
+    return saved
 
 
 @router.post("/playbooks/{name}/resume")
 def resume_playbook(name: str, db: DatabaseDep, key: Marketer) -> PlaybookPublic:
-    return pb.set_paused(db, workspace_id(key), name, False)
+    saved = pb.set_paused(db, workspace_id(key), name, False)
+    record_after(db, key, "playbook.resume", f"playbook:{name}", after={"status": saved.status})
+    return saved
 
 
 @router.get("/playbooks/{name}/report")
@@ -238,7 +280,14 @@ def list_tasks(db: DatabaseDep, key: Reader, status: str = "open") -> list[dict[
 
 @router.put("/referrals/program")
 def put_referral_program(body: ReferralProgram, db: DatabaseDep, key: Marketer) -> ReferralProgram:
-    return referrals.set_program(db, workspace_id(key), body)
+    with db.session() as session:
+        before = repo.get_config(session, workspace_id(key), "program", "referral")
+    saved = referrals.set_program(db, workspace_id(key), body)
+    record_after(
+        db, key, "referral_program.update", "referral_program",
+        before=before, after=saved.model_dump(mode="json"),
+    )  # fmt: skip
+    return saved
 
 
 @router.post("/referrals/codes")
@@ -268,7 +317,12 @@ class ReviewBody(BaseModel):
 def review_referral(
     referral_id: RowId, body: ReviewBody, db: DatabaseDep, key: Support
 ) -> ReferralPublic:
-    return referrals.review(db, workspace_id(key), referral_id, body.approve, body.note)
+    decided = referrals.review(db, workspace_id(key), referral_id, body.approve, body.note)
+    record_after(
+        db, key, "referral.review", f"referral:{referral_id}",
+        after={"approve": body.approve, "note": body.note, "status": decided.status},
+    )  # fmt: skip
+    return decided
 
 
 class PointsBody(BaseModel):
@@ -282,7 +336,14 @@ class PointsBody(BaseModel):
 @router.put("/programs/points")
 def put_points_program(body: PointsProgram, db: DatabaseDep, key: Marketer) -> PointsProgram:
     """Earning rules: points per currency unit, bonuses on matching events (from now on)."""
-    return earning.set_points_program(db, workspace_id(key), body)
+    with db.session() as session:
+        before = repo.get_config(session, workspace_id(key), "program", "points")
+    saved = earning.set_points_program(db, workspace_id(key), body)
+    record_after(
+        db, key, "points_program.update", "points_program",
+        before=before, after=saved.model_dump(mode="json"),
+    )  # fmt: skip
+    return saved
 
 
 @router.post("/points/earn")
@@ -323,7 +384,11 @@ def points_statement(
 
 @router.post("/coupons")
 def create_coupon(body: CouponCreate, db: DatabaseDep, key: Marketer) -> CouponPublic:
-    return coupons.create_coupon(db, workspace_id(key), body, datetime.now(UTC))
+    created = coupons.create_coupon(db, workspace_id(key), body, datetime.now(UTC))
+    record_after(
+        db, key, "coupon.create", f"coupon:{created.code}", after=created.model_dump(mode="json")
+    )
+    return created
 
 
 class CouponOrder(BaseModel):
@@ -360,9 +425,14 @@ class TestimonialReview(BaseModel):
 def review_testimonial(
     testimonial_id: RowId, body: TestimonialReview, db: DatabaseDep, key: Marketer
 ) -> TestimonialPublic:
-    return testimonials.review(
+    decided = testimonials.review(
         db, workspace_id(key), testimonial_id, body.decision, datetime.now(UTC), body.note
     )
+    record_after(
+        db, key, "testimonial.review", f"testimonial:{testimonial_id}",
+        after={"decision": body.decision, "note": body.note},
+    )  # fmt: skip
+    return decided
 
 
 @router.get("/testimonials/feed-token")

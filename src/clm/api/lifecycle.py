@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import and_, func, select
 
+from clm.accounts.audit import record_after
 from clm.api.deps import Configurer, DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
 from clm.lifecycle import (
@@ -23,7 +24,7 @@ from clm.lifecycle import (
 )
 from clm.lifecycle.catalog import get_definition
 from clm.lifecycle.health import STATE_LABELS
-from clm.lifecycle.health_service import get_scorecard
+from clm.lifecycle.health_inputs import get_scorecard
 from clm.store.models import HealthSnapshot
 from clm.store.storable import Offset, RowId
 
@@ -56,7 +57,13 @@ def get_model(db: DatabaseDep, key: Reader) -> StageModelPublic:
 def put_model(body: StageModelIn, db: DatabaseDep, key: Configurer) -> StageModelPublic:
     """Store a new version of a stage model; errors are 422 with the line of each problem.
     History is recomputed by ``clm lifecycle run`` (or the next scheduled run)."""
+    before, _, source = get_definition(db, workspace_id(key), "stages")
     info = apply_stage_model(db, workspace_id(key), body.yaml)
+    record_after(
+        db, key, "stage_model.update", f"stage_model:{info.name}",
+        before={"version": before.version, "name": before.name, "yaml": source},
+        after={"version": info.version, "name": info.name, "yaml": body.yaml},
+    )  # fmt: skip
     return StageModelPublic(definition=info, yaml=body.yaml)
 
 

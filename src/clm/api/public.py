@@ -17,7 +17,7 @@ from clm.api.errors import ErrorBody
 from clm.api.routing import ClmRoute
 from clm.engage import pages, referrals, survey_answers, testimonials, tokens, tracking
 from clm.engage.survey_schemas import Answer, AnswerResult
-from clm.engage.unsubscribe import unsubscribe
+from clm.engage.unsubscribe import UNSUBSCRIBE_MAX_AGE, unsubscribe
 from clm.errors import ClmError, FieldError, ValidationError
 
 _REFUSED_PAGE: dict[int | str, dict[str, Any]] = {
@@ -52,16 +52,19 @@ def survey_page(
     token: Annotated[str, Query()],
     score: Annotated[int | None, Query(ge=-1_000, le=1_000)] = None,
 ) -> HTMLResponse:
-    """The answer page; with ``score`` (a one-click link from the email) it records at once."""
+    """The answer page. With ``score`` (a one-click link from the email) it asks to confirm
+    that answer and records nothing: link scanners GET every link, and must not answer for the
+    person (nor use the single-use link up). The button POSTs to ``answer-form``."""
     try:
-        if score is None:
-            survey = survey_answers.survey_for_token(db, token)
-            low, high = survey.scale
-            return _html(pages.survey_form(survey.prompt, token, range(low, high + 1)))
-        result = survey_answers.answer_survey(db, Answer(token=token, score=score))
+        survey = survey_answers.survey_for_token(db, token)
     except ClmError as exc:
         return _html(pages.message("Sorry", exc.message), exc.status_code)
-    return _html(pages.thanks(result.score, result.comment_token))
+    low, high = survey.scale
+    if score is None:
+        return _html(pages.survey_form(survey.prompt, token, range(low, high + 1)))
+    if not low <= score <= high:
+        return _html(pages.message("Sorry", f"Please choose a score from {low} to {high}."), 422)
+    return _html(pages.confirm_score(survey.prompt, token, score))
 
 
 @router.post("/surveys/answer-form", response_class=HTMLResponse)
@@ -98,9 +101,20 @@ async def survey_comment(db: DatabaseDep, request: Request) -> HTMLResponse:
 
 
 @router.get("/unsubscribe", response_class=HTMLResponse)
+def unsubscribe_page(token: Annotated[str, Query()]) -> HTMLResponse:
+    """The link in the email: a page with an Unsubscribe button, changing nothing (a link
+    scanner's GET must not unsubscribe anyone)."""
+    try:
+        claims = tokens.verify(token, "unsubscribe", UNSUBSCRIBE_MAX_AGE)
+    except ClmError as exc:
+        return _html(pages.message("Sorry", exc.message), exc.status_code)
+    return _html(pages.confirm_unsubscribe(token, claims.subject))
+
+
 @router.post("/unsubscribe", response_class=HTMLResponse)
 def unsubscribe_link(db: DatabaseDep, token: Annotated[str, Query()]) -> HTMLResponse:
-    """One-click unsubscribe: GET from the link, POST from mail clients (RFC 8058)."""
+    """Unsubscribe: the page's button, or a mail client's one-click POST (RFC 8058,
+    ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``)."""
     try:
         channel = unsubscribe(db, token)
     except ClmError as exc:

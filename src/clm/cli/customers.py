@@ -18,10 +18,12 @@ from clm.cli._common import (
     print_json,
     print_table,
 )
+from clm.cli.notes import note_app
 from clm.store import customers as repo
 
 customer_app = typer.Typer(help="Look up customers: identities, resolution and timeline.")
 events_app = typer.Typer(help="Read the event log.")
+customer_app.add_typer(note_app, name="note")
 
 
 @customer_app.command("show")

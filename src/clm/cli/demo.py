@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from clm.cli._common import console
 from clm.config import get_settings
-from clm.demo import CDNOW_END, WORKSPACE, build_demo
+from clm.demo import CDNOW_END, WORKSPACE, DemoSummary, build_demo
 from clm.demo.engagement import Mailbox, setup_engagement
 from clm.engage.schedule import run_due
 from clm.engage.settings import get_engage_settings
@@ -58,9 +58,15 @@ def run_demo(*, serve_api: bool, port: int, customers: int | None, fresh: bool) 
         f"{summary.customers:,} customers, {summary.purchases:,} CDNOW purchases, "
         f"{summary.touchpoints:,} synthetic touchpoints, {summary.predictions:,} customers scored."
     )
+    if summary.shift_days:
+        console.print(
+            f"Dates shifted {summary.shift_days:,} days so the log (which ended {CDNOW_END}) "
+            f"ends on {summary.last_day}: stages, health and live events all read today as now.",
+            soft_wrap=True,
+        )
     mailbox = Mailbox(folder / "mailbox").start()
     try:
-        _engage(db, url, folder, summary.workspace_id, mailbox, serve_api, port, keys)
+        _engage(db, url, folder, summary, mailbox, serve_api, port, keys)
     finally:
         mailbox.stop()
 
@@ -69,7 +75,7 @@ def _engage(
     db: Database,
     url: str,
     folder: Path,
-    workspace_id: int,
+    summary: DemoSummary,
     mailbox: Mailbox,
     serve_api: bool,
     port: int,
@@ -82,7 +88,7 @@ def _engage(
         CLM_PUBLIC_URL=os.environ.get("CLM_PUBLIC_URL", f"http://127.0.0.1:{port}"),
         CLM_LIVE_NUDGE=os.environ.get("CLM_LIVE_NUDGE", "true"),  # live events wake the worker
     ):
-        _engage_in(db, url, workspace_id, mailbox, serve_api, port, keys)
+        _engage_in(db, url, summary, mailbox, serve_api, port, keys)
 
 
 @contextmanager
@@ -107,13 +113,14 @@ def _environment(**values: str) -> Iterator[None]:
 def _engage_in(
     db: Database,
     url: str,
-    workspace_id: int,
+    summary: DemoSummary,
     mailbox: Mailbox,
     serve_api: bool,
     port: int,
     keys: dict[str, str],
 ) -> None:
-    engaged = setup_engagement(db, workspace_id, mailbox, log_end=CDNOW_END)
+    workspace_id = summary.workspace_id
+    engaged = setup_engagement(db, workspace_id, mailbox, log_end=summary.last_day)
     console.print(
         f"Engagement: welcome playbook (replaying the last {engaged.welcome_replayed} stage "
         f"changes), NPS survey to {engaged.nps_sent} recent buyers, referral program "

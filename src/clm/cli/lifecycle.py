@@ -301,58 +301,148 @@ def counts_command(
 @health_app.command("run")
 def health_run(
     workspace: WorkspaceOption,
-    engine: EngineOption = Engine.sql,
+    engine: EngineOption = Engine.duckdb,
+    history: Annotated[
+        bool, typer.Option(help="Also recompute the stored history (every instant)")
+    ] = True,
+    now: Annotated[str | None, typer.Option(help="Score as of this ISO time")] = None,
     database_url: DatabaseOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
-    """Recompute every customer's health history."""
-    from clm.lifecycle import run_health
+    """Score every customer's health as of now (and recompute the history), with a summary."""
+    from clm.lifecycle import recompute_health, score_health
 
-    with open_workspace(database_url, workspace) as (db, ws_id):
-        rows = _busy("scoring", lambda: run_health(db, ws_id, engine=engine.value))  # type: ignore[arg-type]
-    print_json({"rows": rows}) if output is OutputFormat.json else console.print(f"{rows} rows")
+    when = _date(now)
+    total = 7 if history else 4  # the steps a pass names (features, stages, scores, store)
+    with open_workspace(database_url, workspace) as (db, ws_id), _steps() as report:
+        done = iter(range(1, total + 1))
+
+        def step(label: str) -> None:
+            report(label, next(done, total), total)
+
+        chosen: Any = engine.value
+        fast: Any = "duckdb" if engine is Engine.duckdb else "sql"
+        if history:
+            summary = recompute_health(db, ws_id, engine=chosen, now=when, on_step=step)
+        else:
+            summary = score_health(db, ws_id, now=when, engine=fast, on_step=step)
+    if output is OutputFormat.json:
+        print_json(summary)
+        return
+    console.print(summary.line())
 
 
 @health_app.command("backtest")
 def health_backtest(
     workspace: WorkspaceOption,
-    step_days: Annotated[int, typer.Option(help="Days between evaluation dates")] = 30,
-    recompute: Annotated[bool, typer.Option(help="Recompute health history first")] = True,
+    horizon: Annotated[int, typer.Option(min=1, help="Days after each cutoff")] = 90,
+    step_months: Annotated[int, typer.Option(min=1, help="Months between cutoffs")] = 3,
+    active_days: Annotated[
+        int, typer.Option(min=1, help="Customers who bought within these days are scored")
+    ] = 365,
+    calibrate: Annotated[
+        bool, typer.Option(help="Also backtest weights fitted walk-forward on earlier history")
+    ] = False,
     database_url: DatabaseOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
-    """How well health predicted churn in the next 30 and 90 days (AUC, lift, precision)."""
-    from clm.lifecycle import backtest, run_health
+    """Did health predict who lapsed? AUC, lift and precision/recall against baselines.
+
+    Cutoffs are month ends from the end of the log's ninth month; every score uses only the
+    events before its cutoff. Warns when the score loses to recency, P(alive), frequency or
+    random."""
+    from clm.lifecycle import backtest
+    from clm.lifecycle.calibrate import calibrated_backtest
 
     with open_workspace(database_url, workspace) as (db, ws_id):
-        if recompute:
-            _busy("scoring", lambda: run_health(db, ws_id))
-        results = _busy("replaying", lambda: backtest(db, ws_id, step_days=step_days))
+        with _progress("cutoffs") as tick:
+            report = backtest(
+                db, ws_id, horizon_days=horizon, step_months=step_months,
+                active_days=active_days, on_cutoff=tick,
+            )  # fmt: skip
+        reports = [report]
+        if calibrate:
+            with _progress("calibrated cutoffs") as tick:
+                reports.append(
+                    calibrated_backtest(
+                        db, ws_id, horizon_days=horizon, step_months=step_months,
+                        active_days=active_days, on_cutoff=tick,
+                    )
+                )  # fmt: skip
     if output is OutputFormat.json:
-        print_json(results)
+        print_json(reports if calibrate else report)
         return
-    print_table(
-        "Health backtest",
-        [
-            "horizon",
-            "samples",
-            "churners",
-            "AUC",
-            "precision at risk",
-            "lift by decile (1 = lowest scores)",
-        ],
-        [
-            (
-                f"{r.horizon_days} d",
-                r.samples,
-                r.churners,
-                _num(r.auc),
-                _num(r.precision_at_risk),
-                " ".join(f"{x:.2f}" for x in r.lift_by_decile),
-            )
-            for r in results
-        ],
-    )
+    for one in reports:
+        _print_backtest(one)
+
+
+def _print_backtest(report: Any) -> None:
+    console.print(f"[bold]{report.scorecard}[/bold]: label = {report.label}")
+    for cut in report.cutoffs:
+        print_table(
+            f"cutoff {cut.cutoff:%Y-%m-%d}: {cut.customers:,} customers, {cut.lapsed:,} lapsed, "
+            f"{cut.flagged:,} flagged at risk",
+            ["", "AUC", "healthiest-tenth lift", "precision", "recall", "lapse lift by decile"],
+            [
+                (
+                    m.name,
+                    _num(m.auc),
+                    _num(m.top_decile_lift),
+                    _num(m.precision_at_risk),
+                    _num(m.recall_at_risk),
+                    " ".join(f"{x:.2f}" for x in m.lift_by_decile),
+                )
+                for m in cut.metrics
+            ],
+        )
+    console.print("mean AUC: " + ", ".join(f"{k} {v:.3f}" for k, v in report.mean_auc.items()))
+    for warning in report.warnings:
+        console.print(f"[bold red]{warning}[/bold red]")
+    if report.cutoffs and not report.warnings:
+        console.print("[green]the score beat every baseline at every cutoff[/green]")
+
+
+@health_app.command("fit")
+def health_fit(
+    workspace: WorkspaceOption,
+    horizon: Annotated[int, typer.Option(min=1, help="Days after the training cutoff")] = 90,
+    active_days: Annotated[int, typer.Option(min=1)] = 365,
+    apply: Annotated[
+        bool, typer.Option(help="Store the fitted scorecard as the active one")
+    ] = False,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Learn the scorecard's weights from this workspace's own history (a regularised
+    logistic regression of who kept buying over the factors), printed as YAML."""
+    from clm.lifecycle.calibrate import fit_scorecard
+    from clm.lifecycle.catalog import save_definition
+
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        fitted = _busy(
+            "fitting",
+            lambda: fit_scorecard(db, ws_id, horizon_days=horizon, active_days=active_days),
+        )
+        if apply:
+            save_definition(db, ws_id, "health", fitted.yaml)
+    if output is OutputFormat.json:
+        print_json(fitted)
+        return
+    console.print(fitted.yaml)
+    if apply:
+        console.print("stored as the active scorecard; run `clm health run` to re-score")
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(label, total=None)
+
+        def tick(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield tick
 
 
 def _num(value: float | None) -> str:

@@ -215,13 +215,17 @@ def attribution_command(
 def acquisition_command(
     workspace: WorkspaceOption,
     by: Annotated[Text, typer.Option(help="channel or campaign")] = None,
+    value_until: Annotated[Text, typer.Option(
+        help="End of the value horizon: CLV and payback of the customers acquired in "
+             "--since..--until are read up to it (default: the whole log)")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
     engine: Engine = "sql", stage_model: StageModel = None, database_url: DatabaseOption = None,
 ) -> None:  # fmt: skip
     """CAC, CLV:CAC and payback per channel or campaign (spend: clm report import-spend)."""
     common = _common(since, until, segment, stage, channel, campaign, output, engine, stage_model)
-    _report("acquisition", workspace, common, {"dimension": by}, database_url)
+    params = {"dimension": by, "value_until": value_until}
+    _report("acquisition", workspace, common, params, database_url)
 
 
 @report_app.command("feedback")

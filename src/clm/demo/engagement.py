@@ -166,7 +166,7 @@ def setup_engagement(
     referrals.set_program(
         db, workspace_id, ReferralProgram(stages=["loyalty"], landing_url="https://cdnow.demo/")
     )
-    # Stages as they stood when the log ends: by today every 1998 customer has churned.
+    # Stages as they stood when the log ends (yesterday, for a demo built with shifted dates).
     end_of_log = datetime.combine(log_end, time(23, 59), UTC)
     codes = referrals.issue_codes(db, workspace_id, end_of_log)
     return EngagementSummary(consents, replayed, nps_sent, len(codes))

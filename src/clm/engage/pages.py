@@ -31,6 +31,29 @@ def page(title: str, body: str) -> str:
     return _env.from_string(_LAYOUT).render(title=title, body=Markup(body))  # noqa: S704
 
 
+# Link scanners (mail security gateways) fetch every link in a message with GET: a GET shows
+# what would happen and acts on nothing; the person's click on the button POSTs.
+_CONFIRM_SCORE = _env.from_string("""<h1>{{ prompt }}</h1>
+<form method="post" action="/public/surveys/answer-form">
+<input type="hidden" name="token" value="{{ token }}">
+<p>Your answer: <strong>{{ score }}</strong></p>
+<p><label>Anything to add?<br><textarea name="comment" rows="4" cols="40"></textarea></label></p>
+<button name="score" value="{{ score }}">Send my answer</button></form>""")
+
+_CONFIRM_UNSUBSCRIBE = _env.from_string("""<h1>Unsubscribe?</h1>
+<p>You will get no more marketing by {{ channel }}.</p>
+<form method="post" action="/public/unsubscribe?token={{ token }}">
+<button type="submit">Unsubscribe</button></form>""")
+
+
+def confirm_score(prompt: str, token: str, score: int) -> str:
+    return page("Survey", _CONFIRM_SCORE.render(prompt=prompt, token=token, score=score))
+
+
+def confirm_unsubscribe(token: str, channel: str) -> str:
+    return page("Unsubscribe", _CONFIRM_UNSUBSCRIBE.render(token=token, channel=channel))
+
+
 def survey_form(prompt: str, token: str, scores: range) -> str:
     return page("Survey", _FORM.render(prompt=prompt, token=token, scores=list(scores)))
 

@@ -34,6 +34,7 @@ def customer_lifecycle(
             features[name] = value
     return CustomerLifecycle(
         customer_id=customer_id,
+        at=when,
         stage=stage_at(db, workspace_id, customer_id, when),
         features=features,
         stage_history=customer_history(db, workspace_id, customer_id, as_of=when),

@@ -85,34 +85,58 @@ class StageModel(BaseModel):
 
 
 class Factor(BaseModel):
-    """One line of a health scorecard: a feature mapped linearly onto 0..1, times a weight.
+    """One line of a health scorecard: an input mapped linearly onto 0..1, times a weight.
 
-    ``best`` is the feature value worth the full weight, ``worst`` the value worth nothing;
-    values in between are interpolated and values beyond are clipped. An unknown value counts
-    as ``missing`` (a fraction of the weight, 0.5 by default: no news is neutral).
-    ``transform: sentiment`` reads a text feature (a survey comment) as its VADER compound
-    sentiment, from -1 (negative) to 1 (positive), computed offline from VADER's lexicon.
+    ``kind`` says what the factor reads:
+
+    * ``feature`` (the default): the feature ``feature``. ``best`` is the value worth the full
+      weight, ``worst`` the value worth nothing; values in between are interpolated and values
+      beyond are clipped. ``transform: sentiment`` reads a text feature (a survey comment) as
+      its VADER compound sentiment, from -1 (negative) to 1 (positive).
+    * ``cadence``: silence measured against the customer's own rhythm: days since the last
+      purchase divided by their typical gap between purchases. The typical gap is their own
+      mean gap shrunk towards the population's (pooled over the repeat buyers scored at the
+      same instant) by ``prior_gaps`` pseudo-gaps; a one-time buyer gets the population's.
+      Reads the features ``first_purchase``, ``last_purchase`` and ``purchase_count``.
+    * ``stage``: 1 in any stage but an exit stage (``churned``), 0 in an exit stage. A customer
+      in an exit stage is never "happy and stable", whatever the score.
+
+    Missing input is explicit: when the value is unknown, or ``evidence`` (a feature) is 0,
+    false or unknown, the factor is ``missing``: ``skip`` (the default) leaves it out and the
+    other factors' weights are re-normalised so the score still runs 0..100; a number 0..1 is
+    a stated prior (that share of the weight). ``decay_days`` halves the factor's weight every
+    that many days since the timestamp feature ``decay_from`` (an old frontline rating counts
+    less than a fresh one). ``action`` is the next step suggested when this factor is the
+    customer's main problem.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    feature: Identifier
+    kind: Literal["feature", "cadence", "stage"] = "feature"
+    feature: Identifier | None = None
     axis: Literal["sentiment", "risk"]
     weight: Annotated[float, Field(gt=0)]
-    best: float
-    worst: float
-    missing: Annotated[float, Field(ge=0, le=1)] = 0.5
+    best: float = 1.0
+    worst: float = 0.0
+    missing: Annotated[float, Field(ge=0, le=1)] | Literal["skip"] = "skip"
+    evidence: Identifier | None = None
+    decay_days: Annotated[float, Field(gt=0)] | None = None
+    decay_from: Identifier | None = None
+    prior_gaps: Annotated[float, Field(ge=0)] = 2.0
     transform: Literal["sentiment"] | None = None
     label: str = ""
+    action: str = ""
 
 
 class Scorecard(BaseModel):
-    """A health scorecard: factors whose weights add up to 100, and the state thresholds.
+    """A health scorecard: weighted factors on two axes, and the state thresholds.
 
     States: ``unhappy`` when the sentiment share is below ``unhappy_below`` (0..1 of the
-    sentiment weights), else ``at_risk`` ("happy but at risk") when the risk share is below
-    ``at_risk_below``, else ``happy`` ("happy and stable"). The score is the sum of the factor
-    contributions (0..100).
+    sentiment weights present), else ``at_risk`` ("happy but at risk") when the risk share is
+    below ``at_risk_below`` or the customer is in an exit stage, else ``happy`` ("happy and
+    stable"). No sentiment evidence at all is not unhappiness; no risk evidence at all is not
+    stability (at risk). The score is the sum of the factor contributions (0..100).
+    ``actions`` holds the suggested next step per state when no factor names its own.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -124,3 +148,4 @@ class Scorecard(BaseModel):
     factors: dict[Identifier, Factor]
     unhappy_below: Annotated[float, Field(ge=0, le=1)] = 0.5
     at_risk_below: Annotated[float, Field(ge=0, le=1)] = 0.5
+    actions: dict[Literal["happy", "at_risk", "unhappy"], str] = Field(default_factory=dict)

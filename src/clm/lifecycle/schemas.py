@@ -73,7 +73,8 @@ class FactorContribution(BaseModel):
     axis: str
     value: Any
     points: float
-    weight: float
+    weight: float  # its share of the score after re-normalisation; 0 when left out
+    missing: bool = False  # no data: left out (or scored at the scorecard's stated prior)
 
 
 class HealthPublic(BaseModel):
@@ -85,6 +86,8 @@ class HealthPublic(BaseModel):
     state: str  # happy | at_risk | unhappy
     state_label: str  # "happy and stable" | "happy but at risk" | "unhappy"
     factors: list[FactorContribution]
+    reasons: list[str] = []  # the factors costing the most points, in words
+    next_action: str = ""  # what to do next, from the state or the main problem
 
 
 class HealthChange(BaseModel):
@@ -99,6 +102,7 @@ class CustomerLifecycle(BaseModel):
     """Everything the lifecycle knows of one customer: stage, health, reasons, history."""
 
     customer_id: int
+    at: datetime  # the moment the stage and health describe (now, unless asked for another)
     stage: StageAt | None
     features: dict[str, Any]
     stage_history: list[TransitionPublic]

@@ -670,6 +670,30 @@ class MarketingSpend(Base):
     )  # fmt: skip
 
 
+# --- health: current scores (owned by clm.lifecycle) ------------------------------------------
+
+
+class HealthScore(Base):
+    """A customer's current health as of ``scored_at``, and ``next_due``: the first instant at
+    which the score would change by the passing of time alone (None: never, until an event).
+    The live loop re-scores customers touched by events or due; history is ``health_history``."""
+
+    __tablename__ = "health_scores"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    definition_id: Mapped[int] = mapped_column(
+        ForeignKey("lifecycle_definitions.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    scored_at: Mapped[int] = mapped_column(BigInteger)
+    score: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    contributions: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    next_due: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_health_scores_due", "definition_id", "next_due"),)
+
+
 # --- accounts: people, their sessions and roles, and the audit log (owned by clm.accounts) ---
 
 

@@ -1,8 +1,9 @@
 """The dashboard: static pages over the management API, served beside it.
 
-The page asks for a workspace secret key once, keeps it in the browser's local storage, and
-calls ``/api/v1`` with it; the server holds no session. Nothing here is computed in the page
-that the API does not also answer.
+People sign in with email and password (``/api/v1/auth/login`` sets an HttpOnly session
+cookie; changes carry the CSRF token); operators may instead paste a key, kept for the tab only.
+``app.js``'s ``authHeaders`` is the one place that decides how requests authenticate. Nothing
+here is computed in the page that the API does not also answer.
 """
 
 from __future__ import annotations

@@ -1,21 +1,38 @@
-// The CLM dashboard: plain DOM over the management API; the key lives in localStorage.
+// The CLM dashboard: plain DOM over the management API.
 "use strict";
 
-const KEY = "clm.secretKey";
+const KEY = "clm.key";
 const $ = (id) => document.getElementById(id);
 const fmt = new Intl.NumberFormat();
 
-async function api(path) {
+// How every request authenticates -- the one place to change. A signed-in person: the
+// HttpOnly session cookie (scripts never see it) and, for changes, the CSRF token the server
+// set in the readable clm_csrf cookie. An operator's pasted key: a bearer header, kept in
+// sessionStorage (this tab only), never localStorage.
+function authHeaders(method) {
+  const key = sessionStorage.getItem(KEY);
+  if (key) return { Authorization: `Bearer ${key}` };
+  if (method === "GET" || method === "HEAD") return {};
+  const csrf = document.cookie.split("; ").find((c) => c.startsWith("clm_csrf="));
+  return csrf ? { "X-CSRF-Token": decodeURIComponent(csrf.slice("clm_csrf=".length)) } : {};
+}
+
+async function api(path, { method = "GET", body } = {}) {
+  const headers = authHeaders(method);
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(`/api/v1${path}`, {
-    headers: { Authorization: `Bearer ${localStorage.getItem(KEY)}` },
+    method,
+    headers,
+    credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
-  const body = await response.json().catch(() => ({}));
+  const answer = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const error = new Error(body.message || `HTTP ${response.status}`);
+    const error = new Error(answer.message || `HTTP ${response.status}`);
     error.status = response.status;
     throw error;
   }
-  return body;
+  return answer;
 }
 
 function text(tag, value, className) {
@@ -39,6 +56,14 @@ function bars(container, entries) {
   }
 }
 
+// "now" for a state computed at the present moment, else "as of <date>": a stage or health
+// state shown for another moment always says which.
+function asOf(at) {
+  const when = Date.parse(at || "");
+  if (Number.isNaN(when) || Math.abs(Date.now() - when) < 5 * 60 * 1000) return "now";
+  return `as of ${new Date(when).toISOString().slice(0, 10)}`;
+}
+
 async function showOverview() {
   const [workspace, stats] = await Promise.all([api("/workspace"), api("/workspace/stats")]);
   $("workspace-name").textContent = `${workspace.name} (${workspace.slug})`;
@@ -49,14 +74,13 @@ async function showOverview() {
   $("stat-revenue").textContent = fmt.format(Math.round(stats.revenue));
   bars($("channels"), Object.entries(stats.events_by_channel));
   try {
-    // Stages as of the latest touchpoint: for a historical log (like the CDNOW demo) "today"
-    // would show everyone churned.
-    const at = stats.last_event_at ? `?at=${encodeURIComponent(stats.last_event_at)}` : "";
-    const counts = await api(`/lifecycle/counts${at}`);
+    // Stages now, as on every customer's page: the overview and a customer's pill agree. (The
+    // demo's log is shifted to end yesterday, so "now" is its present too.)
+    const counts = await api("/lifecycle/counts");
     const stages = Object.entries(counts.stages || {});
     if (stages.length) {
       bars($("stages"), stages);
-      $("stages-at").textContent = `as of ${(counts.at || "").slice(0, 10)}`;
+      $("stages-at").textContent = asOf(counts.at);
     }
   } catch (error) {
     // No stage model applied yet: the panel keeps its hint.
@@ -92,10 +116,12 @@ async function findCustomer(kind, value) {
     lifecycle.replaceChildren();
     try {
       const state = await api(`/customers/${customer.id}/lifecycle`);
+      const when = asOf(state.at);
+      const suffix = when === "now" ? "" : ` (${when})`;
       const stage = state.stage && (state.stage.stage || state.stage);
-      if (typeof stage === "string") lifecycle.append(text("span", `stage: ${stage}`, "pill"));
+      if (typeof stage === "string") lifecycle.append(text("span", `stage: ${stage}${suffix}`, "pill"));
       const health = state.health && (state.health.state_label || state.health.state);
-      if (health) lifecycle.append(text("span", `health: ${health}`, "pill"));
+      if (health) lifecycle.append(text("span", `health: ${health}${suffix}`, "pill"));
     } catch (error) {
       // Lifecycle not computed for this workspace yet.
     }
@@ -106,14 +132,32 @@ async function findCustomer(kind, value) {
   }
 }
 
+$("signin-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  sessionStorage.removeItem(KEY);
+  try {
+    await api("/auth/login", {
+      method: "POST",
+      body: { email: $("email").value.trim(), password: $("password").value },
+    });
+    $("password").value = "";
+    $("signin-error").textContent = "";
+    await showOverview();
+  } catch (error) {
+    $("signin-error").textContent = error.status === 401 ? "Wrong email or password."
+      : error.status === 429 ? "Too many failed attempts; try again later."
+      : error.status === 403 ? "Your role does not open this workspace." : error.message;
+  }
+});
+
 $("login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  localStorage.setItem(KEY, $("key").value.trim());
+  sessionStorage.setItem(KEY, $("key").value.trim());
   try {
     await showOverview();
     $("login-error").textContent = "";
   } catch (error) {
-    localStorage.removeItem(KEY);
+    sessionStorage.removeItem(KEY);
     $("login-error").textContent = error.status === 401 || error.status === 403
       ? "That key does not open a workspace." : error.message;
   }
@@ -124,13 +168,17 @@ $("search-form").addEventListener("submit", (event) => {
   findCustomer($("search-kind").value, $("search-value").value.trim());
 });
 
-$("sign-out").addEventListener("click", () => {
-  localStorage.removeItem(KEY);
+$("sign-out").addEventListener("click", async () => {
+  if (sessionStorage.getItem(KEY)) {
+    sessionStorage.removeItem(KEY);
+  } else {
+    await api("/auth/logout", { method: "POST" }).catch(() => {});
+  }
   location.reload();
 });
 
-if (localStorage.getItem(KEY)) {
-  showOverview().catch(() => { $("login").hidden = false; });
-} else {
+// A key for this tab, else a live session cookie, else the sign-in form.
+showOverview().catch(() => {
+  sessionStorage.removeItem(KEY);
   $("login").hidden = false;
-}
+});
