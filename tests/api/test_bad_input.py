@@ -214,3 +214,18 @@ def test_a_form_that_is_not_utf8_is_refused(live_server: LiveServer, path: str) 
     )
     assert reply.status_code == 422
     assert "UTF-8" in reply.text
+
+
+def test_a_large_float_in_free_form_json_reads_back_on_both_databases(
+    live_server: LiveServer, tenant: Tenant
+) -> None:
+    """PostgreSQL's jsonb hands ``1e25`` back as a 26-digit integer: stored configuration
+    with one used to fail to render or to be stored again (found by schemathesis)."""
+    url, headers = f"{live_server.url}/api/v1", bearer(tenant.secret_key)
+    program = {"rules": [{"event": "Order Completed", "where": {"tier": 1e25}}]}
+    for _ in range(2):  # the second write reads the first back (the audit log's "before")
+        reply = httpx.put(f"{url}/engage/programs/points", json=program, headers=headers)
+        assert reply.status_code == 200, reply.text
+    audit = httpx.get(f"{url}/audit", headers=headers)
+    assert audit.status_code == 200, audit.text
+    assert audit.json()[0]["after"]["rules"][0]["where"] == {"tier": 1e25}
