@@ -15,7 +15,7 @@ from clm.worker import LiveSettings, live_pass
 from tests.engage.conftest import SmtpSink
 from tests.lifecycle.logs import DAY, at, message, new_workspace
 
-SETTINGS = LiveSettings(full_health_seconds=0)
+SETTINGS = LiveSettings()
 GOODBYE = {
     "name": "goodbye",
     "trigger": {"type": "stage_changed", "to": "churned"},
@@ -64,7 +64,16 @@ def test_a_lapse_happens_at_its_due_time_and_triggers_its_playbook(
     customer = stage_at(db, workspace_id, 1, at(2 * DAY))
     assert customer is not None and customer.stage == "conversion"
     assert first.stages.events_written == 2  # acquisition and conversion, announced
-    assert first.next_due == churn_at  # known in advance: the worker wakes exactly then
+    assert first.health_rescored == 1  # her new events changed health's inputs
+    # Known in advance, so the worker wakes exactly then: the first of her health score's next
+    # change by time alone (a quiet customer's score decays) and the churn deadline.
+    assert first.next_due is not None and first.next_due <= churn_at
+    health_due = first.next_due
+    if health_due < churn_at:
+        before = live_pass(db, workspace_id, now=health_due - timedelta(seconds=1))
+        assert before.health_rescored == 0  # not yet due, nothing new: nobody re-scored
+        on_time = live_pass(db, workspace_id, now=health_due, settings=SETTINGS)
+        assert (on_time.health_rescored, on_time.stages.events_written) == (1, 0)
 
     early = live_pass(db, workspace_id, now=churn_at - timedelta(seconds=1), settings=SETTINGS)
     assert early.stages.events_written == 0 and smtp_sink.messages == []
@@ -74,7 +83,7 @@ def test_a_lapse_happens_at_its_due_time_and_triggers_its_playbook(
     assert (due.engage.enrolled, due.sent) == (1, 1)
     [mail] = smtp_sink.messages
     assert (mail["To"], mail["Subject"]) == ("ada@example.test", "We miss you")
-    assert due.next_due is None  # nothing else is scheduled for a churned customer
+    assert due.next_due is None or due.next_due > churn_at
 
     again = live_pass(db, workspace_id, now=churn_at + timedelta(hours=1), settings=SETTINGS)
     assert (again.stages.events_written, again.sent) == (0, 0)  # idempotent

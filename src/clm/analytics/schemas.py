@@ -8,13 +8,21 @@ from typing import Any
 
 from pydantic import BaseModel
 
+# How a column reads for people (the terminal formats it; CSV, Parquet and JSON keep the raw
+# number): text, count (thousands separators), share (0..1 shown as a percentage), percent
+# (already 0..100), money (two decimals, thousands separators), days, number (two decimals).
+Kind = str
+
 
 class ReportTable(BaseModel):
-    """One table of a report: a title, column names and rows."""
+    """One table of a report: a short ``name`` (a file name, ``--table``), a title, column
+    names, the ``kinds`` of the columns (see ``Kind``; text when missing) and rows."""
 
+    name: str = "table"
     title: str
     columns: list[str]
     rows: list[list[Any]]
+    kinds: list[Kind] = []
 
 
 class Report(BaseModel):
@@ -77,22 +85,28 @@ class FunnelReport(Report):
 
     def tables(self) -> list[ReportTable]:
         return [
-            ReportTable(title=f"Customers per stage at {self.at:%Y-%m-%d}",
-                        columns=["stage", "customers"],
+            ReportTable(name="stages", title=f"Customers per stage at {self.at:%Y-%m-%d}",
+                        columns=["stage", "customers"], kinds=["text", "count"],
                         rows=[[c.stage, c.customers] for c in self.counts]),
             ReportTable(
-                title="Funnel (cohorts entering each stage in the period)",
+                name="funnel", title="Funnel (cohorts entering each stage in the period)",
                 columns=["from", "to", "entered", "converted", "dropped", "conversion",
-                         "median days", "p90 days"],
+                         "timed", "median days", "p90 days"],
+                kinds=["text", "text", "count", "count", "count", "share", "count", "days",
+                       "days"],
                 rows=[[s.from_stage, s.to_stage, s.entered, s.converted, s.dropped,
-                       s.conversion_rate, s.median_days, s.p90_days] for s in self.steps],
+                       s.conversion_rate, s.timed, s.median_days, s.p90_days]
+                      for s in self.steps],
             ),
-            ReportTable(title="Backward moves", columns=["from", "to", "transitions"],
+            ReportTable(name="backward", title="Backward moves",
+                        columns=["from", "to", "transitions"], kinds=["text", "text", "count"],
                         rows=[[b.source, b.target, b.value] for b in self.backward]),
-            ReportTable(title="Re-entries", columns=["stage", "re-entries", "customers"],
+            ReportTable(name="reentries", title="Re-entries",
+                        columns=["stage", "re-entries", "customers"],
+                        kinds=["text", "count", "count"],
                         rows=[[r.stage, r.reentries, r.customers] for r in self.reentries]),
-            ReportTable(title="Flow (all transitions in the period)",
-                        columns=["from", "to", "transitions"],
+            ReportTable(name="flow", title="Flow (all transitions in the period)",
+                        columns=["from", "to", "transitions"], kinds=["text", "text", "count"],
                         rows=[[f.source, f.target, f.value] for f in self.flow]),
         ]  # fmt: skip
 
@@ -139,17 +153,23 @@ class RetentionReport(Report):
         r = self.at_risk
         return [
             ReportTable(
+                name="retention",
                 title=f"Churn and retention per {self.granularity} "
                       f"(churned = {', '.join(self.churn_stages) or 'no churn stage'})",
                 columns=["period", "active at start", "new", "churned", "churn rate",
                          "reactivated", "revenue", "NRR", "GRR"],
-                rows=[[p.period, p.active_at_start, p.new, p.churned, p.churn_rate,
-                       p.reactivated, p.revenue, p.net_revenue_retention,
-                       p.gross_revenue_retention] for p in self.periods],
+                kinds=["text", "count", "count", "count", "share", "count", "money", "share",
+                       "share"],
+                rows=[[p.period + (" (partial)" if p.partial else ""), p.active_at_start,
+                       p.new, p.churned, p.churn_rate, p.reactivated, p.revenue,
+                       p.net_revenue_retention, p.gross_revenue_retention]
+                      for p in self.periods],
             ),
             ReportTable(
+                name="at_risk",
                 title=f"At risk at {self.until:%Y-%m-%d} (P(alive) < {r.threshold})",
                 columns=["alive", "scored", "at risk", "revenue 12m", "CLV 12m"],
+                kinds=["count", "count", "count", "money", "money"],
                 rows=[[r.alive_customers, r.scored_customers, r.customers, r.revenue_12m,
                        r.clv_12m]],
             ),
@@ -182,13 +202,18 @@ class CohortReport(Report):
         def grid(values: str) -> list[list[Any]]:
             return [[c.cohort, c.customers, *getattr(c, values)] for c in self.cohorts]
 
+        def kinds(kind: str) -> list[str]:
+            return ["text", "count", *[kind] * width]
+
         return [
-            ReportTable(title=f"Share active: {self.returning_event} ({self.cohort_by} cohorts)",
-                        columns=columns,
-                        rows=grid("active_share")),
-            ReportTable(title="Repeat-purchase rate (cumulative)", columns=columns,
+            ReportTable(name="active",
+                        title=f"Share active: {self.returning_event} ({self.cohort_by} cohorts)",
+                        columns=columns, kinds=kinds("share"), rows=grid("active_share")),
+            ReportTable(name="repeat_purchase", title="Repeat-purchase rate (cumulative)",
+                        columns=columns, kinds=kinds("share"),
                         rows=grid("repeat_purchase_rate")),
-            ReportTable(title="Revenue per customer (cumulative)", columns=columns,
+            ReportTable(name="revenue", title="Revenue per customer (cumulative)",
+                        columns=columns, kinds=kinds("money"),
                         rows=grid("revenue_per_customer")),
         ]  # fmt: skip
 
@@ -227,14 +252,15 @@ class RfmReport(Report):
     def tables(self) -> list[ReportTable]:
         return [
             ReportTable(
-                title=f"RFM segments at {self.until:%Y-%m-%d}",
+                name="segments", title=f"RFM segments at {self.until:%Y-%m-%d}",
                 columns=["segment", "customers", "share", "revenue", "avg recency days",
                          "avg frequency", "avg monetary"],
+                kinds=["text", "count", "share", "money", "days", "number", "money"],
                 rows=[[s.segment, s.customers, s.share, s.revenue, s.avg_recency_days,
                        s.avg_frequency, s.avg_monetary] for s in self.segments],
             ),
-            ReportTable(title=f"Movement since {self.since:%Y-%m-%d}",
-                        columns=["from", "to", "customers"],
+            ReportTable(name="movement", title=f"Movement since {self.since:%Y-%m-%d}",
+                        columns=["from", "to", "customers"], kinds=["text", "text", "count"],
                         rows=[[m.from_segment, m.to_segment, m.customers]
                               for m in self.movement]),
         ]  # fmt: skip
@@ -283,9 +309,11 @@ class AttributionReport(Report):
                    "journeys", "converted", "conv. rate"]  # fmt: skip
         return [
             ReportTable(
-                title=f"{p.from_stage} -> {p.to_stage}: {p.transitions} transitions of "
-                      f"{p.journeys} journeys ({self.dimension})",
+                name=f"{p.from_stage}-{p.to_stage}",
+                title=f"{p.from_stage} -> {p.to_stage}: {p.transitions:,} transitions of "
+                      f"{p.journeys:,} journeys ({self.dimension})",
                 columns=columns,
+                kinds=["text", *["number"] * 7, "count", "count", "share"],
                 rows=[[c.value, c.first_touch, c.last_touch, c.linear, c.time_decay,
                        c.position_based, c.markov, c.shapley, c.journeys, c.converted_journeys,
                        c.conversion_rate] for c in p.channels],
@@ -316,9 +344,10 @@ class AcquisitionReport(Report):
     def tables(self) -> list[ReportTable]:
         return [
             ReportTable(
-                title=f"Acquisition economics per {self.dimension}",
+                name="acquisition", title=f"Acquisition economics per {self.dimension}",
                 columns=[self.dimension, "spend", "new customers", "CAC", "CLV 12m", "CLV:CAC",
                          "payback months"],
+                kinds=["text", "money", "count", "money", "money", "number", "count"],
                 rows=[[c.value, c.spend, c.new_customers, c.cac, c.clv_12m, c.clv_to_cac,
                        c.payback_months] for c in self.channels],
             )
@@ -346,15 +375,30 @@ class FeedbackReport(Report):
     by_segment: list[FeedbackRow]
 
     def tables(self) -> list[ReportTable]:
-        columns = ["survey", "key", "responses", "mean score", "value"]
+        """One row per period (stage, segment), the three surveys side by side, each headed
+        by what its figure is: NPS (-100..100), CSAT (% satisfied), CES (mean score)."""
+        columns = ["NPS", "NPS answers", "CSAT % satisfied", "CSAT answers", "CES mean",
+                   "CES answers"]  # fmt: skip
+        kinds = ["text", "number", "count", "percent", "count", "number", "count"]
 
-        def rows(items: list[FeedbackRow]) -> list[list[Any]]:
-            return [[r.survey, r.key, r.responses, r.mean_score, r.value] for r in items]
+        def pivot(name: str, title: str, key: str, items: list[FeedbackRow]) -> ReportTable:
+            by_key: dict[str, dict[str, FeedbackRow]] = {}
+            for r in items:
+                by_key.setdefault(r.key, {})[r.survey] = r
+            rows = []
+            for k, found in by_key.items():
+                row: list[Any] = [k]
+                for survey in ("nps", "csat", "ces"):
+                    hit = found.get(survey)
+                    row += [hit.value, hit.responses] if hit else [None, 0]
+                rows.append(row)
+            return ReportTable(
+                name=name, title=title, columns=[key, *columns], kinds=kinds, rows=rows
+            )
 
         return [
-            ReportTable(title=f"Feedback per {self.granularity}", columns=columns,
-                        rows=rows(self.over_time)),
-            ReportTable(title="Feedback by stage", columns=columns, rows=rows(self.by_stage)),
-            ReportTable(title="Feedback by RFM segment", columns=columns,
-                        rows=rows(self.by_segment)),
+            pivot("over_time", f"Feedback per {self.granularity}", self.granularity,
+                  self.over_time),
+            pivot("by_stage", "Feedback by stage at answer time", "stage", self.by_stage),
+            pivot("by_segment", "Feedback by RFM segment", "segment", self.by_segment),
         ]  # fmt: skip

@@ -80,7 +80,8 @@ def _workspace_for(request: Request, db: Any, payload: Any) -> int:
     workspace = authorize(principal, Permission.INGEST).workspace_id
     assert workspace is not None  # authorize() refuses a key without one
     origin = request.headers.get("origin")
-    if origin is not None:  # a browser page: its origin must be allowed for this workspace
+    same_origin = origin == f"{request.url.scheme}://{request.url.netloc}"
+    if origin is not None and not same_origin:  # a page elsewhere: allowed for this workspace?
         if not request.app.state.cors_origins.allows(workspace, origin):
             raise PermissionDenied(f"Origin {origin} may not send events to this workspace")
         setattr(request.state, CORS_STATE_KEY, origin)

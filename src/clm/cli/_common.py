@@ -15,6 +15,7 @@ import typer
 import yaml
 from pydantic import BaseModel
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from clm.config import get_settings
@@ -106,10 +107,21 @@ def print_json(value: Any) -> None:
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(cell(v) for v in row))
-    console.print(table)
+    print_uncut(console, table)
+
+
+def print_uncut(target: Console, table: Table) -> None:
+    """A table never cut short: on a terminal long cells wrap (``overflow="fold"`` columns);
+    elsewhere (a pipe, a file) it is printed as wide as it needs, whatever the width."""
+    if target.is_terminal:
+        target.print(table)
+        return
+    unconstrained = target.options.update_width(100_000)
+    needed = Measurement.get(target, unconstrained, table).maximum
+    Console(file=target.file, width=max(target.width, needed), highlight=False).print(table)
 
 
 def print_listing(

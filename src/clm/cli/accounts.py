@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from clm.accounts import Role, list_records, operator, resets, users
+from clm.accounts import Principal, Role, list_records, operator, resets, users
 from clm.accounts.audit import MAX_PAGE
 from clm.cli._common import (
     DatabaseOption,
@@ -46,6 +46,11 @@ def _operator() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return os.environ.get("USER", "operator")
+
+
+def operator_here(workspace_id: int | None = None) -> Principal:
+    """The person at this command line, as the audit log names them."""
+    return operator(_operator(), workspace_id)
 
 
 def _read_password(from_stdin: bool) -> str:

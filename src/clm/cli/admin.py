@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 
+from clm.accounts import record
 from clm.cli._common import (
     DatabaseOption,
     FormatOption,
@@ -17,6 +19,7 @@ from clm.cli._common import (
     print_table,
     workspace_id,
 )
+from clm.cli.accounts import operator_here
 from clm.store import workspaces as ws
 from clm.store.schemas import ApiKeyPublic, WorkspacePublic
 
@@ -38,6 +41,10 @@ def create_workspace(
         write = ws.issue_key(session, "write", workspace.id, "default write key")
         secret = ws.issue_key(session, "secret", workspace.id, "default secret key")
         public = WorkspacePublic.model_validate(workspace)
+        record(
+            session, operator_here(workspace.id), "workspace.create", f"workspace:{workspace.id}",
+            after={"slug": workspace.slug, "name": workspace.name},
+        )  # fmt: skip
     if output is OutputFormat.json:
         print_json({"workspace": public, "write_key": write.key, "secret_key": secret.key})
         return
@@ -72,6 +79,9 @@ def create_key(
         str | None, typer.Option("--workspace", "-w", help="Workspace (not for admin keys)")
     ] = None,
     name: Annotated[str, typer.Option(help="A label to tell keys apart")] = "",
+    expires_days: Annotated[
+        int | None, typer.Option(min=1, help="Refuse the key after this many days")
+    ] = None,
     database_url: DatabaseOption = None,
     output: FormatOption = OutputFormat.table,
 ) -> None:
@@ -79,8 +89,14 @@ def create_key(
     db = open_database(database_url)
     with friendly_errors():
         ws_id = workspace_id(db, workspace) if workspace else None
+        expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
         with db.transaction() as session:
-            issued = ws.issue_key(session, kind, ws_id, name)  # type: ignore[arg-type]
+            issued = ws.issue_key(session, kind, ws_id, name, expires)  # type: ignore[arg-type]
+            record(
+                session, operator_here(ws_id), "key.create", f"key:{issued.id}",
+                after={"kind": kind, "name": name, "prefix": issued.key[:12],
+                       "expires_at": expires.isoformat() if expires else None},
+            )  # fmt: skip
     if output is OutputFormat.json:
         print_json({"id": issued.id, "kind": issued.kind, "key": issued.key})
     else:
@@ -106,8 +122,20 @@ def list_keys(
     else:
         print_table(
             "API keys",
-            ["id", "kind", "prefix", "name", "created", "revoked"],
-            [(k.id, k.kind, k.prefix + "…", k.name, k.created_at, k.revoked_at) for k in items],
+            ["id", "kind", "prefix", "name", "created", "expires", "last used", "revoked"],
+            [
+                (
+                    k.id,
+                    k.kind,
+                    k.prefix + "…",
+                    k.name,
+                    k.created_at,
+                    k.expires_at,
+                    k.last_used_at,
+                    k.revoked_at,
+                )
+                for k in items
+            ],
         )
 
 
@@ -119,10 +147,14 @@ def revoke_key(
     ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Revoke a key at once (running servers forget it within a few seconds)."""
+    """Revoke a key: every running server refuses it from its next request."""
     db = open_database(database_url)
     with friendly_errors():
         ws_id = workspace_id(db, workspace) if workspace else None
         with db.transaction() as session:
-            ws.revoke_key(session, key_id, ws_id)
+            key = ws.revoke_key(session, key_id, ws_id)
+            record(
+                session, operator_here(ws_id), "key.revoke", f"key:{key_id}",
+                before={"kind": key.kind, "name": key.name, "prefix": key.prefix},
+            )  # fmt: skip
     console.print(f"Key {key_id} revoked.")

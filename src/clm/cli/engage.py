@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -129,9 +129,38 @@ def playbook_list(
         output,
         found,
         "Playbooks",
-        ["name", "version", "status", "trigger"],
-        [(p.name, p.version, p.status, p.definition["trigger"]) for p in found],
-    )
+        ["name", "version", "status", "trigger", "steps", "goal", "holdout"],
+        [
+            (p.name, p.version, p.status, describe_trigger(p.definition.get("trigger") or {}),
+             len(p.definition.get("steps") or []), describe_goal(p.definition.get("goal")),
+             f"{100 * float(p.definition.get('holdout') or 0):.0f}%")
+            for p in found
+        ],
+    )  # fmt: skip
+
+
+def describe_trigger(trigger: dict[str, Any]) -> str:
+    """A trigger in words: its type, then what it names (``stage_changed to conversion``)."""
+    words = [str(trigger.get("type", "?")).replace("_", " ")]
+    for key in ("from", "to", "event", "trait"):
+        if trigger.get(key):
+            words.append(f"{key} {trigger[key]}")
+    if trigger.get("type") == "schedule":
+        words.append(f"every {trigger.get('every_days', 30)} days")
+    if trigger.get("offset_days"):
+        words.append(f"{trigger['offset_days']:+d} days")
+    if trigger.get("where"):
+        words.append("where " + ", ".join(f"{k} = {v}" for k, v in trigger["where"].items()))
+    for condition in trigger.get("conditions") or []:
+        words.append(" ".join(str(v) for v in condition.values() if v is not None))
+    return " ".join(words)
+
+
+def describe_goal(goal: dict[str, Any] | None) -> str:
+    if not goal:
+        return ""
+    target = goal.get("stage") or goal.get("event") or "?"
+    return f"{target} within {goal.get('within_days', 30)} days"
 
 
 @playbook_app.command("report")

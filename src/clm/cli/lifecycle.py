@@ -22,6 +22,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from clm.accounts.audit import record_after
 from clm.cli._common import (
     DatabaseOption,
     FormatOption,
@@ -32,6 +33,7 @@ from clm.cli._common import (
     print_json,
     print_table,
 )
+from clm.cli.accounts import operator_here
 
 stages_app = typer.Typer(help="Stage models: validate, preview, apply and list them.")
 lifecycle_app = typer.Typer(help="Compute stage history: full runs and scheduled ticks.")
@@ -163,6 +165,10 @@ def apply(
 
     with open_workspace(database_url, workspace) as (db, ws_id):
         info = apply_stage_model(db, ws_id, path.read_text())
+        record_after(
+            db, operator_here(ws_id), "stage_model.update", f"stage_model:{info.name}",
+            after={"version": info.version, "name": info.name, "yaml": path.read_text()},
+        )  # fmt: skip
         result = None
         if run:
             result = _busy(
@@ -424,7 +430,11 @@ def health_fit(
             lambda: fit_scorecard(db, ws_id, horizon_days=horizon, active_days=active_days),
         )
         if apply:
-            save_definition(db, ws_id, "health", fitted.yaml)
+            saved = save_definition(db, ws_id, "health", fitted.yaml)
+            record_after(
+                db, operator_here(ws_id), "scorecard.update", f"scorecard:{saved.name}",
+                after={"version": saved.version, "yaml": fitted.yaml},
+            )  # fmt: skip
     if output is OutputFormat.json:
         print_json(fitted)
         return

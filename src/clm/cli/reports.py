@@ -1,15 +1,19 @@
-"""``clm report``: the lifecycle analytics reports in the terminal, as JSON or as CSV.
+"""``clm report``: the lifecycle analytics reports in the terminal, as JSON, CSV or Parquet.
 
 Every option arrives as text and is validated by the report's query (``parse_query``), so a
-bad value is one line on stderr and exit code 1, the same message the API gives.
+bad value is one line on stderr and exit code 1, the same message the API gives. A report has
+several tables: CSV and Parquet write one file per table into ``--output DIR``, or one table
+(``--table NAME``, or a report's only table) as CSV to stdout. Progress and a closing summary go
+to stderr as plain log lines when stderr is not a terminal, so a pipe or a log file sees them.
 """
 
 from __future__ import annotations
 
-import csv
-import sys
-from collections.abc import Callable
-from contextlib import nullcontext
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -19,13 +23,13 @@ from clm.analytics import Report, ReportTable, import_spend, run_report
 from clm.cli._common import (
     DatabaseOption,
     WorkspaceOption,
-    cell,
     console,
+    err_console,
     friendly_errors,
     open_workspace,
     print_json,
-    print_table,
 )
+from clm.cli._tables import print_tables, stdout_csv, write_files
 from clm.errors import FieldError, ValidationError
 from clm.lifecycle.engines import EngineName
 
@@ -35,7 +39,7 @@ report_app = typer.Typer(
     no_args_is_help=True,
 )
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "parquet")
 ENGINES: tuple[EngineName, ...] = ("sql", "duckdb", "spark")
 CREDIT_COLUMNS = {"first_touch": "first", "last_touch": "last", "linear": "linear",
                   "time_decay": "decay", "position_based": "position", "markov": "markov",
@@ -48,7 +52,16 @@ Segment = Annotated[Text, typer.Option(help="Only customers in this RFM segment 
 Stage = Annotated[Text, typer.Option(help="Only customers in this stage at --until")]
 Channel = Annotated[Text, typer.Option(help="Only customers with a touchpoint on this channel")]
 Campaign = Annotated[Text, typer.Option(help="Only customers touched by this campaign")]
-Format = Annotated[str, typer.Option("--format", "-f", help="table, json or csv")]
+Format = Annotated[str, typer.Option("--format", "-f", help="table, json, csv or parquet")]
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "--output", "-o", help="Directory for csv/parquet: one <report>-<table> file per table"
+    ),
+]
+TableName = Annotated[
+    Text, typer.Option("--table", help="Only this table (see its name in --output's file names)")
+]
 Engine = Annotated[str, typer.Option(help="sql (the store), duckdb or spark")]
 StageModel = Annotated[Text, typer.Option(help="Stage model name (default: the active one)")]
 Granularity = Annotated[Text, typer.Option(help="month, quarter or year")]
@@ -61,15 +74,65 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         )
 
 
-def _write_csv(tables: list[ReportTable]) -> None:
-    """Each table as a ``# title`` line, a header and its rows; a blank line between tables."""
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    for i, table in enumerate(tables):
-        if i:
-            sys.stdout.write("\n")
-        sys.stdout.write(f"# {table.title}\n")
-        writer.writerow(table.columns)
-        writer.writerows([[cell(v) for v in row] for row in table.rows])
+def _chosen(tables: list[ReportTable], name: str | None) -> list[ReportTable]:
+    if name is None:
+        return tables
+    found = [t for t in tables if t.name == name]
+    if not found:
+        names = ", ".join(t.name for t in tables) or "none"
+        raise ValidationError("Invalid --table", [FieldError(("table",), f"one of: {names}")])
+    return found
+
+
+def _log(message: str) -> None:
+    """A progress line on stderr: a timestamped log line off a terminal (a pipe, a file)."""
+    if err_console.is_terminal:
+        err_console.print(message, style="dim", highlight=False)
+    else:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        err_console.print(f"{stamp} {message}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _heartbeat(what: str, every: float = 5.0) -> Iterator[None]:
+    """Off a terminal, a log line every ``every`` seconds while the work lasts (none for work
+    shorter than that, so fast reports and one-line errors stay one line)."""
+    stop = threading.Event()
+    started = time.perf_counter()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            _log(f"{what}: still computing ({time.perf_counter() - started:.0f} s)")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _emit(name: str, report: Report, laid_out: list[ReportTable], output: str,
+          directory: Path | None) -> str:  # fmt: skip
+    """Print or write the report; returns what was done, for the summary."""
+    if output == "json":
+        print_json(report)
+        return "JSON on stdout"
+    if output in ("csv", "parquet") and directory is not None:
+        paths = write_files(name, laid_out, output, directory)
+        return f"{len(paths)} {output} files in {directory}"
+    if output == "parquet" or (output == "csv" and len(laid_out) != 1):
+        names = ", ".join(t.name for t in laid_out)
+        raise ValidationError(f"Invalid --format {output}", [FieldError(
+            ("output",), f"{len(laid_out)} tables ({names}): write them with --output DIR, "
+            "or choose one with --table NAME" if output == "csv" else "needs --output DIR",
+        )])  # fmt: skip
+    if output == "csv":
+        stdout_csv(laid_out)
+        return f"table {laid_out[0].name} as CSV on stdout"
+    print_tables(console, laid_out, report.definitions)
+    return f"{len(laid_out)} tables"
 
 
 def _only_model(tables: list[ReportTable], model: str) -> list[ReportTable]:
@@ -80,9 +143,11 @@ def _only_model(tables: list[ReportTable], model: str) -> list[ReportTable]:
         keep = [i for i, column in enumerate(table.columns) if column not in drop]
         result.append(
             ReportTable(
+                name=table.name,
                 title=table.title,
                 columns=[table.columns[i] for i in keep],
                 rows=[[row[i] for i in keep] for row in table.rows],
+                kinds=[table.kinds[i] for i in keep if i < len(table.kinds)],
             )
         )
     return result
@@ -96,33 +161,36 @@ def _report(
     database_url: str | None,
     tables: Callable[[Report], list[ReportTable]] | None = None,
 ) -> None:
-    """Validate, run one report and print it in the chosen format."""
+    """Validate, run one report and print or write it in the chosen format."""
     output, engine, stage_model = common.pop("format"), common.pop("engine"), common.pop("model")
+    directory, table_name = common.pop("output"), common.pop("table")
     with friendly_errors():
         _check_choice("format", output, FORMATS)
         _check_choice("engine", engine, ENGINES)
     raw = {k: v for k, v in {**common, **params}.items() if v is not None}
     status = f"Computing {name} on {engine}..."
-    spinner = console.status(status) if output == "table" else nullcontext()
-    with open_workspace(database_url, workspace) as (db, ws_id), spinner:
+    on_terminal = err_console.is_terminal
+    spinner = console.status(status) if output == "table" and on_terminal else nullcontext()
+    started = time.perf_counter()
+    heartbeat = nullcontext() if on_terminal else _heartbeat(f"clm report {name} on {engine}")
+    with open_workspace(database_url, workspace) as (db, ws_id), spinner, heartbeat:
         report = run_report(
             db, ws_id, name, raw, engine=cast(EngineName, engine), model=stage_model
         )
-    laid_out = tables(report) if tables else report.tables()
-    if output == "json":
-        print_json(report)
-    elif output == "csv":
-        _write_csv(laid_out)
-    else:
-        for table in laid_out:
-            print_table(table.title, table.columns, table.rows)
+    with friendly_errors():
+        laid_out = _chosen(tables(report) if tables else report.tables(), table_name)
+        done = _emit(name, report, laid_out, output, directory)
+    rows = sum(len(t.rows) for t in laid_out)
+    _log(f"clm report {name}: {done}, {rows:,} rows, {report.since:%Y-%m-%d} to "
+         f"{report.until:%Y-%m-%d}, in {time.perf_counter() - started:.1f} s")  # fmt: skip
 
 
 def _common(since: Text, until: Text, segment: Text, stage: Text, channel: Text,
-            campaign: Text, output: str, engine: str, model: Text) -> dict[str, Any]:  # fmt: skip
+            campaign: Text, output: str, engine: str, model: Text, directory: Path | None = None,
+            table: Text = None) -> dict[str, Any]:  # fmt: skip
     return {"since": since, "until": until, "segment": segment, "stage": stage,
             "channel": channel, "campaign": campaign, "format": output, "engine": engine,
-            "model": model}  # fmt: skip
+            "model": model, "output": directory, "table": table}  # fmt: skip
 
 
 @report_app.command("funnel")
@@ -131,10 +199,23 @@ def funnel_command(
     at: Annotated[Text, typer.Option(help="Date of the stage counts (default: --until)")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
-    engine: Engine = "sql", stage_model: StageModel = None, database_url: DatabaseOption = None,
+    engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
+    table: TableName = None, database_url: DatabaseOption = None,
 ) -> None:  # fmt: skip
     """Stage funnel and velocity: counts, conversion, time to next stage, drop-off, flow."""
-    common = _common(since, until, segment, stage, channel, campaign, output, engine, stage_model)
+    common = _common(
+        since,
+        until,
+        segment,
+        stage,
+        channel,
+        campaign,
+        output,
+        engine,
+        stage_model,
+        directory,
+        table,
+    )
     _report("funnel", workspace, common, {"at": at}, database_url)
 
 
@@ -146,10 +227,23 @@ def churn_retention_command(
         help="P(alive) threshold for customers without a health state (default 0.5)")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
-    engine: Engine = "sql", stage_model: StageModel = None, database_url: DatabaseOption = None,
+    engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
+    table: TableName = None, database_url: DatabaseOption = None,
 ) -> None:  # fmt: skip
     """Churn, reactivation and revenue retention per period, and customers at risk now."""
-    common = _common(since, until, segment, stage, channel, campaign, output, engine, stage_model)
+    common = _common(
+        since,
+        until,
+        segment,
+        stage,
+        channel,
+        campaign,
+        output,
+        engine,
+        stage_model,
+        directory,
+        table,
+    )
     params = {"granularity": granularity, "at_risk_below": at_risk_below}
     _report("churn_retention", workspace, common, params, database_url)
 
@@ -164,10 +258,23 @@ def cohorts_command(
              "'any' for any activity)")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
-    engine: Engine = "sql", stage_model: StageModel = None, database_url: DatabaseOption = None,
+    engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
+    table: TableName = None, database_url: DatabaseOption = None,
 ) -> None:  # fmt: skip
     """Cohort retention matrix: share active, repeat-purchase rate, revenue per customer."""
-    common = _common(since, until, segment, stage, channel, campaign, output, engine, stage_model)
+    common = _common(
+        since,
+        until,
+        segment,
+        stage,
+        channel,
+        campaign,
+        output,
+        engine,
+        stage_model,
+        directory,
+        table,
+    )
     params = {"cohort_by": cohort_by, "max_age": max_age, "returning_event": returning_event}
     _report("cohorts", workspace, common, params, database_url)
 
@@ -177,10 +284,23 @@ def rfm_command(
     workspace: WorkspaceOption,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
-    engine: Engine = "sql", stage_model: StageModel = None, database_url: DatabaseOption = None,
+    engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
+    table: TableName = None, database_url: DatabaseOption = None,
 ) -> None:  # fmt: skip
     """RFM segments at --until and how customers moved between them since --since."""
-    common = _common(since, until, segment, stage, channel, campaign, output, engine, stage_model)
+    common = _common(
+        since,
+        until,
+        segment,
+        stage,
+        channel,
+        campaign,
+        output,
+        engine,
+        stage_model,
+        directory,
+        table,
+    )
     _report("rfm", workspace, common, {}, database_url)
 
 
@@ -197,10 +317,23 @@ def attribution_command(
     by: Annotated[Text, typer.Option(help="channel, campaign or type")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
-    engine: Engine = "sql", stage_model: StageModel = None, database_url: DatabaseOption = None,
+    engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
+    table: TableName = None, database_url: DatabaseOption = None,
 ) -> None:  # fmt: skip
     """Credit for stage transitions per channel, campaign or touchpoint type, every model."""
-    common = _common(since, until, segment, stage, channel, campaign, output, engine, stage_model)
+    common = _common(
+        since,
+        until,
+        segment,
+        stage,
+        channel,
+        campaign,
+        output,
+        engine,
+        stage_model,
+        directory,
+        table,
+    )
     params = {"from_stage": from_stage, "to_stage": to_stage, "half_life_days": half_life,
               "lookback_days": lookback_days, "dimension": by}  # fmt: skip
     if model is not None:
@@ -220,10 +353,23 @@ def acquisition_command(
              "--since..--until are read up to it (default: the whole log)")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
-    engine: Engine = "sql", stage_model: StageModel = None, database_url: DatabaseOption = None,
+    engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
+    table: TableName = None, database_url: DatabaseOption = None,
 ) -> None:  # fmt: skip
     """CAC, CLV:CAC and payback per channel or campaign (spend: clm report import-spend)."""
-    common = _common(since, until, segment, stage, channel, campaign, output, engine, stage_model)
+    common = _common(
+        since,
+        until,
+        segment,
+        stage,
+        channel,
+        campaign,
+        output,
+        engine,
+        stage_model,
+        directory,
+        table,
+    )
     params = {"dimension": by, "value_until": value_until}
     _report("acquisition", workspace, common, params, database_url)
 
@@ -234,10 +380,23 @@ def feedback_command(
     granularity: Granularity = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
-    engine: Engine = "sql", stage_model: StageModel = None, database_url: DatabaseOption = None,
+    engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
+    table: TableName = None, database_url: DatabaseOption = None,
 ) -> None:  # fmt: skip
     """NPS, CSAT and CES per period, by stage at answer time and by RFM segment."""
-    common = _common(since, until, segment, stage, channel, campaign, output, engine, stage_model)
+    common = _common(
+        since,
+        until,
+        segment,
+        stage,
+        channel,
+        campaign,
+        output,
+        engine,
+        stage_model,
+        directory,
+        table,
+    )
     _report("feedback", workspace, common, {"granularity": granularity}, database_url)
 
 

@@ -38,6 +38,7 @@ from clm.store.engine import Database
 from clm.store.models import (
     EngageJourney,
     Event,
+    HealthScore,
     Identity,
     LifecycleDefinition,
     PredictionFit,
@@ -58,7 +59,7 @@ class LiveReport:
 
     workspace_id: int
     stages: RunResult
-    health: str
+    health_rescored: int
     engage: EngageTickReport
     sent: int
     refit_due: bool
@@ -110,7 +111,8 @@ def _has_fit(session: Session, workspace_id: int) -> bool:
 
 def next_due(db: Database, workspace_id: int, now: datetime) -> datetime | None:
     """The next moment something in the workspace changes by the clock alone: a scheduled stage
-    transition (a lapse, a churn deadline) or a journey's wait running out."""
+    transition (a lapse, a churn deadline), a health score's next due change, or a journey's
+    wait running out."""
     cutoff = int(now.timestamp())
     with db.session() as session:
         transition = session.scalar(
@@ -131,9 +133,20 @@ def next_due(db: Database, workspace_id: int, now: datetime) -> datetime | None:
                 EngageJourney.wake_at.is_not(None),
             )
         )
+        score_due = session.scalar(
+            select(func.min(HealthScore.next_due))
+            .join(LifecycleDefinition, LifecycleDefinition.id == HealthScore.definition_id)
+            .where(
+                LifecycleDefinition.workspace_id == workspace_id,
+                LifecycleDefinition.kind == "health",
+                LifecycleDefinition.active.is_(True),
+                HealthScore.next_due > cutoff,
+            )
+        )
     found = []
-    if transition is not None:
-        found.append(datetime.fromtimestamp(int(transition), UTC))
+    for stamp in (transition, score_due):
+        if stamp is not None:
+            found.append(datetime.fromtimestamp(int(stamp), UTC))
     if wake is not None:
         found.append(wake if wake.tzinfo else wake.replace(tzinfo=UTC))
     return min(found) if found else None
@@ -158,7 +171,7 @@ def live_pass(
         if predict_from == 0 and _has_fit(session, workspace_id):
             predict_from = top  # fitted before the worker first looked: only count from here
     touched = health_inputs_changed(db, workspace_id, health_from, top)
-    health = rescore_health(db, workspace_id, at, touched, settings.full_health_seconds)
+    health = rescore_health(db, workspace_id, at, touched)
     refit_due = (
         _customer_events_since(db, workspace_id, predict_from, top) >= settings.predict_after_events
     )
@@ -171,7 +184,7 @@ def live_pass(
     report = LiveReport(
         workspace_id=workspace_id,
         stages=stages,
-        health=health,
+        health_rescored=health,
         engage=engage,
         sent=sent,
         refit_due=refit_due,
@@ -183,7 +196,7 @@ def live_pass(
         extra={
             "workspace_id": workspace_id,
             "stage_events": stages.events_written,
-            "health": health,
+            "health_rescored": health,
             "enrolled": engage.enrolled,
             "sends": engage.sends,
             "sent": sent,

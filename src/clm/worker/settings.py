@@ -34,9 +34,6 @@ class LiveSettings(BaseSettings):
     predict_hour: int = Field(default=3, ge=0, le=23)
     # ... and after a large import: this many new customer events since the last refit.
     predict_after_events: int = Field(default=10_000, ge=1)
-    # Until health re-scoring by customer exists, health is recomputed in full at most this
-    # often (seconds), and only when something changed.
-    full_health_seconds: float = Field(default=600.0, ge=0.0)
 
 
 @lru_cache(maxsize=1)
