@@ -80,7 +80,7 @@ def test_a_lapse_happens_at_its_due_time_and_triggers_its_playbook(
 
     due = live_pass(db, workspace_id, now=churn_at, settings=SETTINGS)
     assert due.stages.events_written == 1
-    assert (due.engage.enrolled, due.sent) == (1, 1)
+    assert (due.enrolled, due.sent) == (1, 1)
     [mail] = smtp_sink.messages
     assert (mail["To"], mail["Subject"]) == ("ada@example.test", "We miss you")
     assert due.next_due is None or due.next_due > churn_at
