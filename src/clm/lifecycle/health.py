@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from clm.lifecycle.definitions import Factor, Scorecard
 from clm.lifecycle.features import DAY, DefinitionError, FeatureSet, Problem, compile_features
@@ -212,6 +213,16 @@ def population_gap_days(columns: Mapping[str, npt.NDArray[Any]]) -> float:
     return float((last[mask] - first[mask]).sum() / DAY / repeats[mask].sum())
 
 
+def _sentiments(column: npt.NDArray[Any]) -> Floats:
+    """Each text's sentiment (NaN for none or blank), computed once per distinct text."""
+    texts = pd.Series(column, dtype=object)
+    distinct = {
+        t: sentiment(t) if isinstance(t, str) and t.strip() else math.nan
+        for t in texts.dropna().unique()
+    }
+    return texts.map(distinct).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def factor_values(card: CompiledScorecard, key: str, inputs: HealthInputs) -> Floats:
     """The value a factor reads per row (NaN: unknown): days in days, true/false as 1/0."""
     factor = card.factors[key]
@@ -222,10 +233,7 @@ def factor_values(card: CompiledScorecard, key: str, inputs: HealthInputs) -> Fl
     assert factor.feature is not None
     column = inputs.columns[factor.feature]
     if factor.transform == "sentiment":
-        return np.array(
-            [sentiment(v) if isinstance(v, str) and v.strip() else math.nan for v in column],
-            dtype=np.float64,
-        )
+        return _sentiments(column)
     values = _numbers(column)
     if card.feature_set.features[factor.feature].type == "days":
         return values / DAY

@@ -34,6 +34,7 @@ from sqlalchemy import and_, delete, func, insert, select
 
 from clm.lifecycle.engines import EngineName
 from clm.lifecycle.health import (
+    CADENCE_FEATURES,
     STATE_LABELS,
     CompiledScorecard,
     Floats,
@@ -45,6 +46,7 @@ from clm.lifecycle.health import (
 )
 from clm.lifecycle.health_inputs import (
     Ints,
+    column_array,
     get_scorecard,
     inputs_from_table,
     latest_exit_flags,
@@ -133,20 +135,28 @@ def compute_scores(
         exits = exit_stage(customers)
     else:
         exits = latest_exit_flags(db, workspace_id, customers, now)
-    prior = math.nan
-    if uses_cadence(card):
-        if customer_ids is None:
-            prior = population_gap_days(
-                {n: np.asarray(table.column(n).to_numpy(zero_copy_only=False), dtype=np.float64)
-                 for n in ("first_purchase", "last_purchase", "purchase_count")}
-            )  # fmt: skip
-        else:
-            prior = population_prior(db, workspace_id, card, now, engine, events)
+    prior: float | None = None  # every customer: read from the snapshot itself
+    if uses_cadence(card) and customer_ids is not None:
+        prior = population_prior(db, workspace_id, card, now, engine, events)
     step("scoring")
+    return score_snapshot(card, table, now, exits, prior)
+
+
+def score_snapshot(
+    card: CompiledScorecard, table: pa.Table, now: int, exits: Floats, prior: float | None = None
+) -> ScoredBatch:
+    """Scores (and next due times) of a feature snapshot: pure NumPy, no database. ``prior``:
+    the population's typical gap between purchases; None reads it from the snapshot itself
+    (right when the snapshot holds every customer)."""
+    customers = np.asarray(table.column("customer_id").to_numpy(), dtype=np.int64)
+    if prior is None:
+        prior = math.nan
+        if uses_cadence(card):
+            prior = population_gap_days({n: column_array(table, n) for n in CADENCE_FEATURES})
     stamps = np.full(len(customers), now, dtype=np.int64)
     inputs = inputs_from_table(card, table, stamps, exits, prior)
     scores = score_columns(card, inputs)
-    exits_next = table.column(NEXT_EXIT).to_numpy(zero_copy_only=False)
+    exits_next = column_array(table, NEXT_EXIT)
     due = _next_due(card, inputs, scores, np.asarray(exits_next, dtype=np.float64))
     return ScoredBatch(now, customers, scores, due)
 
