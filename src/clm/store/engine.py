@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -242,38 +242,49 @@ class Database:
             yield session
 
     @contextmanager
-    def transaction(self, *, survive_power_loss: bool = True) -> Iterator[Session]:
-        """A write transaction, committed on success; on SQLite it holds the writer lock.
-
-        ``survive_power_loss=False`` is for small marks whose loss would only repeat work
-        (e.g. "this message was sent"): the commit still survives this process being killed,
-        but not the machine losing power, and costs microseconds instead of an fsync (SQLite
-        ``synchronous=NORMAL`` for this commit, PostgreSQL ``synchronous_commit=off``).
-        """
+    def transaction(self) -> Iterator[Session]:
+        """A write transaction, committed on success; on SQLite it holds the writer lock."""
         if self.dialect == "sqlite":
-            with self.write_lock, self._file_lock:
-                if survive_power_loss:
-                    with self.sessions() as session, session.begin():
-                        session.connection(execution_options={"clm_write": True})
-                        yield session
-                    return
-                with self.engine.connect() as connection:
-                    # The safety level cannot change inside a transaction: set it before BEGIN.
-                    raw = connection.connection.dbapi_connection
-                    assert raw is not None
-                    level = raw.execute("PRAGMA synchronous").fetchone()[0]
-                    raw.execute("PRAGMA synchronous=NORMAL")
-                    try:
-                        writer = connection.execution_options(clm_write=True)
-                        with Session(bind=writer) as session, session.begin():
-                            yield session
-                    finally:
-                        raw.execute(f"PRAGMA synchronous={int(level)}")
+            with self.write_lock, self._file_lock, self.sessions() as session, session.begin():
+                session.connection(execution_options={"clm_write": True})
+                yield session
         else:
             with self.sessions() as session, session.begin():
-                if not survive_power_loss:
-                    session.execute(text("SET LOCAL synchronous_commit = off"))
                 yield session
+
+    @contextmanager
+    def quick_commits(self) -> Iterator[Callable[[Executable, dict[str, Any]], None]]:
+        """A function running one statement in a transaction of its own, committed at once, on
+        one connection held for the block: for small marks whose loss would only repeat work
+        (e.g. "this message was sent"). A commit survives this process being killed, not the
+        machine losing power, and costs microseconds instead of an fsync (SQLite
+        ``synchronous=NORMAL`` on this connection, PostgreSQL ``synchronous_commit=off``).
+        Calls may come from several threads, one at a time.
+        """
+        sqlite = self.dialect == "sqlite"
+        with self.engine.connect() as connection:
+            writer = connection.execution_options(clm_write=True)
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            level = None
+            if sqlite:  # the safety level cannot change inside a transaction: set it now
+                level = raw.execute("PRAGMA synchronous").fetchone()[0]
+                raw.execute("PRAGMA synchronous=NORMAL")
+
+            def commit(statement: Executable, parameters: dict[str, Any]) -> None:
+                if sqlite:
+                    with self.write_lock, self._file_lock, writer.begin():
+                        writer.execute(statement, parameters)
+                else:
+                    with writer.begin():
+                        writer.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                        writer.execute(statement, parameters)
+
+            try:
+                yield commit
+            finally:
+                if level is not None:
+                    raw.execute(f"PRAGMA synchronous={int(level)}")
 
     def dispose(self) -> None:
         self.engine.dispose()
