@@ -196,3 +196,20 @@ def test_every_role_and_key_on_every_route(staff: Staff) -> None:
         if allowed == PUBLIC and len(set(statuses.values())) != 1:
             failures.append(f"public {verb} {path} answers differently by caller: {statuses}")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+def test_every_state_changing_route_refuses_a_cookie_without_the_csrf_token(
+    staff: Staff,
+) -> None:
+    """The owner's own session cookie, replayed without ``X-CSRF-Token`` (what a forged
+    cross-site form sends), is refused on every POST, PUT, PATCH and DELETE it may call."""
+    cookie_only = {"Cookie": staff.callers["owner"].headers["Cookie"]}
+    failures = []
+    for (method, path), allowed in sorted(TABLE.items(), key=lambda item: _order(item[0])):
+        if method in ("GET", "MOUNT") or allowed == PUBLIC or "owner" not in allowed:
+            continue
+        response = staff.client.request(method, _url(path), headers=cookie_only, json={})
+        if response.status_code != 403 or response.json().get("code") != "csrf_failed":
+            failures.append(f"{method} {path}: {response.status_code} {response.text[:120]}")
+    assert not failures, "\n".join(failures)

@@ -70,3 +70,13 @@ def test_allowed_origins_are_per_workspace(live_server: LiveServer) -> None:
                          headers={**headers, "Origin": "http://127.0.0.1:4101"})  # fmt: skip
         assert evil.status_code == 403
     assert _count(live_server) == 1
+
+
+def test_a_page_of_clm_itself_needs_no_allowance(live_server: LiveServer) -> None:
+    tenant = make_tenant(live_server.db)
+    with httpx.Client(base_url=live_server.url) as http:
+        sent = http.post("/v1/track", auth=(tenant.write_key, ""),
+                         headers={"Origin": live_server.url},
+                         json={"userId": "u1", "event": "Signed Up"})  # fmt: skip
+    assert sent.status_code == 200
+    assert _count(live_server) == 1

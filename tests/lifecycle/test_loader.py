@@ -71,7 +71,7 @@ def test_a_small_model_loads_and_only_needed_features_are_compiled() -> None:
 
 def test_unknown_feature_names_the_line() -> None:
     assert _errors(GOOD.replace("purchase_count", "purchse_count")) == [
-        "line 6: unknown feature 'purchse_count'"
+        "line 6: unknown feature 'purchse_count'; did you mean 'purchase_count'?"
     ]
 
 
@@ -112,8 +112,9 @@ def test_rules_that_can_never_fire() -> None:
     # Default precedence tries fan, then vip (always true), then buyer: buyer never fires.
     shadowed = GOOD + "  - name: vip\n    rule: 'true'\n  - name: fan\n    rule: is_advocate\n"
     assert _errors(shadowed) == [
+        "line 8: rule is always true, so no stage after it in precedence can ever win (buyer)",
         "line 6: rule can never fire: stage 'vip' comes first in precedence and its rule is "
-        "always true"
+        "always true",
     ]
 
 
@@ -124,7 +125,7 @@ def test_days_since_must_be_compared_with_a_number() -> None:
 
 def test_schema_errors_and_bad_yaml_name_the_line() -> None:
     assert _errors(GOOD.replace("    rule:", "    rulez:")) == [
-        "line 6: Extra inputs are not permitted"
+        "line 6: unknown key 'rulez'; did you mean 'rule'?"
     ]
     assert _errors("name: x\nstages: [\n") == [
         "line 3: expected the node content, but found '<stream end>'"

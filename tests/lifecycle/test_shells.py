@@ -103,7 +103,9 @@ def test_api_model_422_with_lines_customer_counts_transitions(sqlite_db: Databas
         bad = shipped_model_text("classic").replace("rule: identified", "rule: identifed")
         response = client.put("/api/v1/lifecycle/model", json={"yaml": bad}, headers=headers)
         assert response.status_code == 422
-        assert response.json()["errors"][0]["message"] == "line 15: unknown feature 'identifed'"
+        assert response.json()["errors"][0]["message"] == (
+            "line 15: unknown feature 'identifed'; did you mean 'identified'?"
+        )
         assert client.get("/api/v1/lifecycle/model").status_code == 401
         model = client.get("/api/v1/lifecycle/model", headers=headers).json()
         assert model["definition"]["name"] == "classic"

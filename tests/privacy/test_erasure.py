@@ -265,3 +265,42 @@ def test_a_transactions_file_naming_the_erased_person_is_refused_by_line(
         (4, True),
     ]
     assert traces(db, world) == []
+
+
+def test_erasure_racing_ingestion_of_the_same_person_leaves_nothing(db: Database) -> None:
+    """A sender keeps posting the person's events while the erasure runs: every batch either
+    committed before (and is erased) or meets the tombstones; none fails, none survives."""
+    import threading
+    import time
+
+    world = build(db)
+    stop, failures, stored = threading.Event(), [], [0]
+
+    def keep_sending() -> None:
+        i = 0
+        while not stop.is_set():
+            batch = [
+                {"type": "track", "userId": "ada-1001", "event": "Page Viewed",
+                 "messageId": f"race-u-{i}"},
+                {"type": "page", "anonymousId": "anon-ada-7f3", "messageId": f"race-a-{i}"},
+            ]  # fmt: skip
+            try:
+                stored[0] += ingest(db, world.workspace_id, batch).stored
+            except Exception as exc:  # any failure is the finding
+                failures.append(exc)
+            i += 1
+
+    sender = threading.Thread(target=keep_sending)
+    sender.start()
+    try:
+        deadline = time.monotonic() + 30
+        while stored[0] < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        erase_customer(db, world.workspace_id, world.ada, who=TEST)
+        time.sleep(0.3)  # the sender keeps going against the tombstones
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+    assert stored[0] >= 20
+    assert failures == []
+    assert traces(db, world) == []

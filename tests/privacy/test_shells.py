@@ -11,6 +11,8 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from clm.cli import app
+from clm.engage.repository import set_consent
+from clm.store.engine import Database
 from clm.store.models import Customer
 from tests.conftest import LiveServer, make_tenant
 from tests.engage.conftest import add_customer
@@ -105,8 +107,6 @@ def test_cli_export_erase_and_settings(tmp_path: Path) -> None:
     )
     code, out = _run(tmp_path, "import", "events", str(events), "-w", "shop")
     assert code == 0, out
-    from clm.store.engine import Database
-
     db = Database.open(f"sqlite:///{tmp_path / 'clm.sqlite'}")
     with db.session() as session:
         ann = session.scalar(select(Customer.id).where(Customer.user_id == "ann"))
@@ -118,6 +118,17 @@ def test_cli_export_erase_and_settings(tmp_path: Path) -> None:
         "ann",
         "ann@example.org",
     )
+    db = Database.open(f"sqlite:///{tmp_path / 'clm.sqlite'}")
+    with db.transaction() as session:
+        set_consent(session, 1, ann, "email", "marketing", True, "checkout", text="Send offers")
+        set_consent(session, 1, ann, "email", "marketing", False, "unsubscribe link")
+    db.dispose()
+    code, out = _run(tmp_path, "customer", "consents", str(ann), "-w", "shop", "-f", "json")
+    assert code == 0, out
+    assert [(c["granted"], c["source"], c["text"]) for c in json.loads(out)] == [
+        (True, "checkout", "Send offers"),
+        (False, "unsubscribe link", ""),
+    ]
     code, out = _run(tmp_path, "customer", "erase", str(ann), "-w", "shop")
     assert code == 1 and "--yes" in out
     code, out = _run(

@@ -18,6 +18,7 @@ from clm.accounts import Permission, authorize
 from clm.api.cors import STATE_KEY as CORS_STATE_KEY
 from clm.api.deps import DatabaseDep, basic_username, key_principal
 from clm.api.responses import JsonResponse
+from clm.api.routing import ClmRoute
 from clm.config import get_settings
 from clm.errors import ClmError, FieldError, PayloadTooLarge, PermissionDenied, ValidationError
 from clm.ingest.schemas import Batch, IngestResult, StrictBatch
@@ -26,7 +27,7 @@ from clm.ingest.writer import EventWriter
 from clm.ingest.writer_process import RemoteWriter
 from clm.worker.nudge import nudge
 
-router = APIRouter(prefix="/v1", tags=["tracking"])
+router = APIRouter(prefix="/v1", tags=["tracking"], route_class=ClmRoute)
 
 
 class MalformedJson(ClmError):
@@ -79,7 +80,8 @@ def _workspace_for(request: Request, db: Any, payload: Any) -> int:
     workspace = authorize(principal, Permission.INGEST).workspace_id
     assert workspace is not None  # authorize() refuses a key without one
     origin = request.headers.get("origin")
-    if origin is not None:  # a browser page: its origin must be allowed for this workspace
+    same_origin = origin == f"{request.url.scheme}://{request.url.netloc}"
+    if origin is not None and not same_origin:  # a page elsewhere: allowed for this workspace?
         if not request.app.state.cors_origins.allows(workspace, origin):
             raise PermissionDenied(f"Origin {origin} may not send events to this workspace")
         setattr(request.state, CORS_STATE_KEY, origin)

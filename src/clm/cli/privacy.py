@@ -93,6 +93,38 @@ def erase_command(
                     sorted(report.anonymised.items()))  # fmt: skip
 
 
+@customer_app.command("consents")
+def consents_command(
+    customer_id: Annotated[int, typer.Argument(help="Customer id (a merged-away id works)")],
+    workspace: WorkspaceOption,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Every consent decision of a customer, oldest first: channel, purpose, source, text."""
+    from sqlalchemy import select
+
+    from clm.privacy.person import find_person
+    from clm.store.models import ConsentRecord
+
+    with open_workspace(database_url, workspace) as (db, ws_id), db.session() as session:
+        person = find_person(session, ws_id, customer_id)
+        rows = session.execute(
+            select(ConsentRecord.recorded_at, ConsentRecord.channel, ConsentRecord.purpose,
+                   ConsentRecord.granted, ConsentRecord.source, ConsentRecord.text)
+            .where(ConsentRecord.workspace_id == ws_id,
+                   ConsentRecord.customer_id.in_(person.customer_ids))
+            .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
+        ).all()  # fmt: skip
+    if output is OutputFormat.json:
+        print_json([dict(row._mapping) for row in rows])
+        return
+    print_table(
+        f"Consent history of customer {person.root}",
+        ["when", "channel", "purpose", "granted", "source", "text"],
+        [tuple(row) for row in rows],
+    )
+
+
 @privacy_app.command("settings")
 def settings_command(
     workspace: WorkspaceOption,

@@ -23,7 +23,7 @@ from clm.lifecycle.features import (
     seconds_for_days,
     substitute,
 )
-from clm.lifecycle.typing_rules import always_false, check
+from clm.lifecycle.typing_rules import always_false, always_true, check
 
 TRUE = Lit(1, True)
 
@@ -247,6 +247,8 @@ def _check_never_fires(
     bounds = {
         name: 0.0 for name, f in features.features.items() if f.kind in ("count", "days_since")
     }
+    never_null = {name: 0.0 for name, f in features.features.items() if f.kind == "count"}
+    initial = {s.name for s in model.stages if s.initial}
     index_of = {s.name: i for i, s in enumerate(model.stages)}
     shadowing: str | None = None
     for name in precedence:
@@ -265,8 +267,17 @@ def _check_never_fires(
         elif always_false(rules[index], bounds):
             problems.append(Problem(loc, "rule can never fire: it is never true"))
         rule = rules[index]
-        if isinstance(rule, Lit) and rule.value is True:
+        if shadowing is None and always_true(rule, never_null):
             shadowing = name
+            later = [n for n in precedence[precedence.index(name) + 1 :] if n not in initial]
+            if later:
+                problems.append(
+                    Problem(
+                        loc,
+                        "rule is always true, so no stage after it in precedence can ever win "
+                        f"({', '.join(later)})",
+                    )
+                )
     for index, node in lapses.items():
         if always_false(node, bounds):
             problems.append(Problem(("lapses", index, "when"), "lapse can never fire"))

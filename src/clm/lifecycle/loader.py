@@ -11,7 +11,8 @@ from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import pydantic
 import yaml
@@ -20,8 +21,10 @@ from clm.errors import FieldError, ValidationError
 from clm.lifecycle.compiled import CompiledModel, compile_model
 from clm.lifecycle.definitions import Scorecard, StageModel
 from clm.lifecycle.features import DefinitionError
+from clm.lifecycle.typing_rules import did_you_mean
 
 Loc = tuple[str | int, ...]
+_KEY = "\x00key"  # marks a key's own line in the line map (a value may start below its key)
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
@@ -32,6 +35,7 @@ def _with_lines(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node))
+            lines[(_KEY, *loc, key)] = key_node.start_mark.line + 1  # where the key itself is
             result[key] = _with_lines(value_node, (*loc, key), lines)
         return result
     if isinstance(node, yaml.SequenceNode):
@@ -65,15 +69,44 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int:
 
 
 def _validate(cls: type[M], data: Any, lines: dict[Loc, int], what: str) -> M:
+    """Every schema problem at once, each with its line; a misspelt key is named with the
+    key it most likely meant."""
     try:
         return cls.model_validate(data)
     except pydantic.ValidationError as exc:
         errors = []
         for error in exc.errors(include_url=False, include_input=False):
             loc = tuple(error["loc"])
-            message = f"line {_line_for(loc, lines)}: {error['msg']}"
+            text = error["msg"]
+            if error["type"] == "extra_forbidden" and loc:
+                allowed = _keys_at(cls, loc[:-1])
+                hint = did_you_mean(str(loc[-1]), allowed)
+                text = f"unknown key '{loc[-1]}'{hint}" + (
+                    f" (allowed: {', '.join(sorted(allowed))})" if not hint and allowed else ""
+                )
+            line = lines.get((_KEY, *loc)) if error["type"] == "extra_forbidden" else None
+            message = f"line {line or _line_for(loc, lines)}: {text}"
             errors.append(FieldError(loc, message, error["type"]))
         raise ValidationError(f"Invalid {what}", errors) from None
+
+
+def _keys_at(cls: type[pydantic.BaseModel], loc: Loc) -> list[str]:
+    """The keys the model at ``loc`` (inside ``cls``) accepts, by their YAML names."""
+    current: Any = cls
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
+            field = next((f for n, f in current.model_fields.items() if part in (n, f.alias)), None)
+            if field is None:
+                return []
+            current = field.annotation
+        else:  # a list or a mapping of models: step into the item type
+            args = [a for a in get_args(current) if a is not type(None)]
+            current = args[-1] if args else None
+        while get_origin(current) in (Union, UnionType):
+            current = next(a for a in get_args(current) if a is not type(None))
+    if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return []
 
 
 def _compile_or_raise(

@@ -7,7 +7,8 @@ engine turns each such comparison into the exact second a lapse happens.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 
 from clm.lifecycle.expressions import (
     Arith,
@@ -41,7 +42,9 @@ def check(node: Node, scope: Mapping[str, Type], allow_props: bool = False) -> T
         return literal_type(node.value)
     if isinstance(node, Name):
         if node.name not in scope:
-            raise ExpressionError(f"unknown feature '{node.name}'", node.line)
+            raise ExpressionError(
+                f"unknown feature '{node.name}'{did_you_mean(node.name, scope)}", node.line
+            )
         return scope[node.name]
     if isinstance(node, Prop):
         if not allow_props:
@@ -104,6 +107,37 @@ def _check_compare(node: Compare, scope: Mapping[str, Type], props: bool) -> Typ
     if left == "bool" and node.op not in ("==", "!="):
         raise ExpressionError(f"type mismatch: true/false values have no order ({node.op})")
     return "bool"
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest known name, or nothing when none is close."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def always_true(node: Node, never_null: Mapping[str, float]) -> bool:
+    """True when ``node`` holds for every customer; detects the obvious cases only.
+
+    ``never_null`` gives the smallest value of the features that always have one (counts: 0),
+    so ``purchase_count >= 0`` is always true; a feature that may be unknown (null) never makes
+    a comparison always true.
+    """
+    if isinstance(node, Lit):
+        return node.value is True
+    if isinstance(node, Compare):
+        bounds = _bounds(node, {})
+        if bounds is None or bounds[0] not in never_null:
+            return False
+        name, low, high = bounds
+        floor = never_null[name]
+        return high[0] == float("inf") and (low[0] < floor or (low[0] == floor and low[1]))
+    if isinstance(node, BoolOp) and node.op == "or":
+        return any(always_true(v, never_null) for v in node.operands)
+    if isinstance(node, BoolOp):
+        return all(always_true(v, never_null) for v in node.operands)
+    if isinstance(node, Not):
+        return always_false(node.operand, never_null)
+    return False
 
 
 def always_false(node: Node, lower_bounds: Mapping[str, float]) -> bool:

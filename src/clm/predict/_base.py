@@ -23,6 +23,7 @@ _LOG_BOUND = 25.0  # parameters are searched in [e^-25, e^25]: far beyond any sa
 _LOG_EXTREME = 10.0  # beyond e^+-10 a fit is checked for a flat ridge (real fits sit well inside)
 _FLAT = 1e-8  # log-space curvature ratio below which the data do not pin the parameters down
 _Z95 = 1.959963984540054
+_WARM_UP_ROWS = 20_000  # beyond this many distinct rows, Newton starts on a sample of them
 
 
 class MLEModel:
@@ -160,12 +161,33 @@ class MLEModel:
 
         return derivatives
 
+    @staticmethod
+    def _warm_up_sample(
+        data: Sequence[FloatArray], w: FloatArray
+    ) -> tuple[Sequence[FloatArray], FloatArray]:
+        """A fixed pseudo-random sample of ``_WARM_UP_ROWS`` rows (all rows if fewer)."""
+        if len(w) <= _WARM_UP_ROWS:
+            return data, w
+        pick = np.sort(np.random.default_rng(0).choice(len(w), _WARM_UP_ROWS, replace=False))
+        return [column[pick] for column in data], w[pick]
+
     def _fit_weighted(self, data: Sequence[FloatArray], w: FloatArray) -> Self:
         total = float(w.sum())
         objective = self._objective(data, w)
-        theta0 = np.log(self._start(data, w))
+        theta0 = np.log(self._start(*self._warm_up_sample(data, w)))
         result: optimize.OptimizeResult | None = None
         newton: optimize.OptimizeResult | None = None
+        if self._analytic_hessian and len(w) > _WARM_UP_ROWS:
+            # Most Newton steps are spent far from the optimum: take them on a sample of the
+            # rows, then finish on all of them in two or three steps.
+            warm = newton_trust_region(
+                self._objective_derivatives(*self._warm_up_sample(data, w)),
+                theta0,
+                _LOG_BOUND,
+                min(self.max_iter, 200),
+            )
+            if warm.success:
+                theta0 = warm.x
         if self._analytic_hessian:
             newton = newton_trust_region(
                 self._objective_derivatives(data, w), theta0, _LOG_BOUND, min(self.max_iter, 200)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from clm.accounts import Actor, Principal, record
@@ -74,6 +74,10 @@ def erase_customer(
     """Erase the person ``customer_id`` names; see the module docstring for what happens."""
     key = tombstone_key()
     with db.transaction() as session:
+        if db.dialect == "postgresql":
+            # The ingestion writer's lock: a batch resolving this person's identifiers either
+            # commits before (and is erased) or waits and meets the tombstones.
+            session.execute(text("SELECT pg_advisory_xact_lock(:ws)"), {"ws": workspace_id})
         person = find_person(session, workspace_id, customer_id)
         report = ErasureReport(person.root, [i for i in person.customer_ids if i != person.root])
         report.tombstones = _write_tombstones(session, person, key)

@@ -33,7 +33,7 @@ FORMAT = "clm.customer-export/1"
 
 
 def _rows(session: Session, table: Table, *where: Any) -> list[dict[str, Any]]:
-    query = select(table).where(*where).order_by(table.c.id)
+    query = select(table).where(*where).order_by(*table.primary_key.columns)
     return [dict(row._mapping) for row in session.execute(query)]
 
 
