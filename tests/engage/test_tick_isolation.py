@@ -6,9 +6,11 @@ API answered 500, nobody else got their message, and referrals and points stoppe
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from clm.engage import playbooks as pb
@@ -37,7 +39,7 @@ UPGRADED = {
 
 
 def test_a_template_failing_for_one_customer_spares_the_rest_of_the_tick(
-    live_server: LiveServer,
+    live_server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = live_server.db
     shop = make_tenant(db)
@@ -70,6 +72,10 @@ def test_a_template_failing_for_one_customer_spares_the_rest_of_the_tick(
     with httpx.Client(base_url=live_server.url, headers=auth) as http:
         response = http.post("/api/v1/engage/tick")
     assert response.status_code == 200, response.text
+    alerts = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [(r.getMessage(), getattr(r, "customer_id", None)) for r in alerts] == [
+        ("message could not be rendered", ids["bob"])
+    ]
     report = response.json()
     assert report["errors"] == []  # the failure was kept to Bob's journey
     assert report["enrolled"] == 3 and report["sends"] == 3

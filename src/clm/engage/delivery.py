@@ -14,6 +14,7 @@ consent, a customer turned unhappy or a tightened cap wins over the earlier deci
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,7 @@ from clm.errors import NotFound
 from clm.store.engine import Database
 from clm.store.models import EngageMessage, table_of
 
+log = logging.getLogger("clm.engage.delivery")
 _MESSAGES = table_of(EngageMessage)
 # Built once: it runs for every message sent.
 _MARK_SENT = (
@@ -184,7 +186,11 @@ def recheck(
     ]
     health: dict[int, HealthFacts] = {}
     if upsells and policy.upsell_requires_happy:
-        health = health_facts(db, workspace_id, upsells, policy.stable_days, at)
+        try:
+            health = health_facts(db, workspace_id, upsells, policy.stable_days, at)
+        except Exception:  # never stop a delivery pass: the upsells are blocked, never sent blind
+            log.exception("health unavailable at delivery", extra={"workspace_id": workspace_id})
+            health = {customer: HealthFacts(None, False) for customer in upsells}
     ids = [m.customer_id for m in messages if m.customer_id is not None]
     with db.session() as session:
         profiles = repo.customer_profiles(session, workspace_id, ids)

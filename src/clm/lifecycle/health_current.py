@@ -18,7 +18,6 @@ so safe for the fading ones); and 30 days, as a backstop. None when nothing move
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
@@ -40,7 +39,7 @@ from clm.lifecycle.health import (
     Floats,
     HealthInputs,
     HealthScores,
-    contributions,
+    contributions_of,
     population_gap_days,
     score_columns,
 )
@@ -267,9 +266,10 @@ def _store(
     previous = _previous(db, definition_id, batch.customers, batch.now)
     scores, current, history, changes = batch.scores, [], [], []
     moves: Counter[str] = Counter()
+    every = contributions_of(scores, range(len(batch.customers)))
     for row, customer in enumerate(batch.customers.tolist()):
         state, total = str(scores.state[row]), float(scores.score[row])
-        parts = contributions(scores, row)
+        parts = every[row]
         due = batch.next_due[row]
         current.append(
             {
@@ -298,7 +298,7 @@ def _store(
             "occurred_at": when,
             "score": round(total, 4),
             "state": state,
-            "contributions": json.loads(json.dumps(parts)),
+            "contributions": parts,
             "cause_message_id": None,
         }
         history.append(record)
@@ -315,9 +315,9 @@ def _store(
                 )
             )
         for start in range(0, len(current), CHUNK):
-            session.execute(insert(HealthScore), current[start : start + CHUNK])
+            session.execute(insert(HealthScore.__table__), current[start : start + CHUNK])  # type: ignore[arg-type]
         for start in range(0, len(history), CHUNK):
-            session.execute(insert(HealthSnapshot), history[start : start + CHUNK])
+            session.execute(insert(HealthSnapshot.__table__), history[start : start + CHUNK])  # type: ignore[arg-type]
         if announce_events and changes:
             announce_health(db, session, workspace_id, changes)
     counts = Counter(str(s) for s in scores.state)

@@ -63,6 +63,14 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def _json_loads(text: str | bytes) -> Any:
+    """JSON columns read back as they were written. PostgreSQL's ``jsonb`` keeps numbers as
+    ``numeric``: a float such as ``1e25`` comes back as ``10000000000000000905969664``, an
+    integer the standard parser returns exactly and orjson then refuses to write (past 64
+    bits), so the row could be neither re-stored nor answered. orjson reads it as a float."""
+    return orjson.loads(text)
+
+
 def create_db_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     """An engine for ``url``; a SQLite file's folder is created on first use."""
     if sqlite_synchronous not in ("FULL", "NORMAL"):
@@ -72,7 +80,10 @@ def create_db_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False}, json_serializer=_json_dumps
+            url,
+            connect_args={"check_same_thread": False},
+            json_serializer=_json_dumps,
+            json_deserializer=_json_loads,
         )
         event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
         event.listen(engine, "begin", _sqlite_begin)
@@ -85,6 +96,7 @@ def create_db_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         pool_size=10,
         max_overflow=10,
         json_serializer=_json_dumps,
+        json_deserializer=_json_loads,
     )
 
 
