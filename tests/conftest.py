@@ -26,6 +26,21 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CLM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def shared_data_file(name: str, *, root: Path | None = None, in_ci: bool = IN_CI) -> Path:
+    """A file of the published data sets (CDNOW, sBG tables) in ``CLM_SHARED_DATA``.
+
+    Missing locally: the test is skipped with the reason. Missing under ``CI=true``: the test
+    fails, so a CI without the data can never pass by skipping every published-paper check.
+    """
+    path = (root or SHARED_DATA) / name
+    if not path.exists():
+        reason = f"{path} not found: set CLM_SHARED_DATA to the shared data directory"
+        if in_ci:
+            pytest.fail(f"CI=true requires the published data sets. {reason}")
+        pytest.skip(reason)
+    return path
+
+
 def _postgres_problem() -> str | None:
     try:
         engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
@@ -134,7 +149,7 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     database.dispose()
 
 
-__all__ = ["IN_CI", "SHARED_DATA", "migrate"]
+__all__ = ["IN_CI", "SHARED_DATA", "migrate", "shared_data_file"]
 
 
 # --- a real HTTP server on loopback ---------------------------------------------------------

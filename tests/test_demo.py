@@ -17,14 +17,14 @@ from clm.demo import WORKSPACE, build_demo, cdnow_transactions
 from clm.store import customers as repo
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageJourney, EngageMessage, Event, Workspace
-from tests.conftest import SHARED_DATA
+from tests.conftest import shared_data_file
 
 
 def test_demo_purchases_are_the_cdnow_log(sqlite_db: Database) -> None:
     summary = build_demo(sqlite_db, customers=40)
     # Independently from the shared copy of the data set: the first 40 customers' lines.
     lines = [
-        line.split() for line in (SHARED_DATA / "CDNOW_master.txt").read_text().splitlines()[1:]
+        line.split() for line in shared_data_file("CDNOW_master.txt").read_text().splitlines()[1:]
     ]
     first_40 = sorted({line[0] for line in lines})[:40]
     expected = [line for line in lines if line[0] in first_40]
@@ -74,7 +74,7 @@ def test_demo_dates_end_yesterday_and_stay_put_on_a_later_run(sqlite_db: Databas
     shift = (date(2026, 12, 5) - date(1998, 6, 30)).days
     assert (summary.shift_days, summary.last_day) == (shift, date(2026, 12, 5))
     lines = [
-        line.split() for line in (SHARED_DATA / "CDNOW_master.txt").read_text().splitlines()[1:]
+        line.split() for line in shared_data_file("CDNOW_master.txt").read_text().splitlines()[1:]
     ]
     first_30 = sorted({line[0] for line in lines})[:30]
     days = sorted(
@@ -137,7 +137,7 @@ def test_demo_command_builds_without_serving(tmp_path: Path) -> None:
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     shift = (yesterday - date(1998, 6, 30)).days
     lines = [
-        line.split() for line in (SHARED_DATA / "CDNOW_master.txt").read_text().splitlines()[1:]
+        line.split() for line in shared_data_file("CDNOW_master.txt").read_text().splitlines()[1:]
     ]
     first_25 = sorted({line[0] for line in lines})[:25]
     last_purchase = max(

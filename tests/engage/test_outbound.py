@@ -4,8 +4,13 @@ at each send (DNS rebinding), and the send connects to the address that was chec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import ssl
+import threading
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +24,7 @@ from clm.engage.settings import EngageSettings, get_engage_settings
 from clm.errors import NotFound, ValidationError
 from clm.store.engine import Database
 from clm.store.models import EngageMessage
-from tests.conftest import LiveServer, make_tenant
+from tests.conftest import LiveServer, free_port, make_tenant
 from tests.engage.conftest import HttpReceiver, add_customer
 
 NOON = datetime(2024, 6, 12, 12, 0, tzinfo=UTC)
@@ -171,3 +176,61 @@ def test_the_send_connects_to_the_checked_address_not_a_second_lookup(
     [hit] = http_receiver.requests
     assert hit.path == "/in"
     assert hit.headers["Host"] == f"hooks.clm.test:{port}"
+
+
+@contextlib.contextmanager
+def _https_receiver(ca: Any, name: str) -> Iterator[tuple[int, list[str], list[str]]]:
+    """A real HTTPS server on loopback with a certificate for ``name`` from ``ca``; yields
+    (port, server names the clients asked for by SNI, Host headers of requests received)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(context)
+    asked: list[str] = []
+    hosts: list[str] = []
+    context.sni_callback = lambda _sock, server_name, _ctx: asked.append(server_name) and None
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            hosts.append(self.headers["Host"])
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield port, asked, hosts
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(("certified", "delivered"), [("hooks.clm.test", True),
+                                                      ("someone-else.test", False)])  # fmt: skip
+def test_https_is_pinned_yet_the_certificate_is_verified_for_the_hostname(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch, certified: str, delivered: bool
+) -> None:
+    import trustme
+
+    _strict_env(monkeypatch)  # https only; loopback allowed for this receiver alone
+    monkeypatch.setenv("CLM_OUTBOUND_ALLOWED_NETWORKS", "127.0.0.1/32")
+    get_engage_settings.cache_clear()
+    monkeypatch.setattr(outbound, "system_resolve", _dns({"hooks.clm.test": ["127.0.0.1"]}))
+    ca = trustme.CA()
+    with _https_receiver(ca, certified) as (port, asked, hosts):
+        _queue_webhook(sqlite_db, f"https://hooks.clm.test:{port}/in")
+        trusting = ssl.create_default_context()
+        ca.configure_trust(trusting)
+        with httpx.Client(verify=trusting) as http:
+            report = delivery.deliver_due(sqlite_db, now=NOON, http=http)
+    # The connection went to the checked IP, but TLS asked for and checked the hostname.
+    assert asked and set(asked) == {"hooks.clm.test"}
+    assert report.sent == (1 if delivered else 0)
+    assert hosts == ([f"hooks.clm.test:{port}"] if delivered else [])

@@ -13,7 +13,9 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from clm.cli import app
 from clm.ingest.service import ingest
 from clm.lifecycle.backtest import BASELINES, SCORE, auc, backtest, cutoff_dates
 from clm.lifecycle.calibrate import calibrated_backtest
@@ -79,6 +81,16 @@ def test_the_label_is_the_next_purchase_not_the_churn_rule(db: Database) -> None
     # recency: q (290 days) > s6..s11 (at day 280: 20 days) = s0..s5 (20 days): q are 4
     # lapsed above all 6 kept; s6..11 tie with s0..5: (4 x 6 + 6 x 6 x 0.5) / (10 x 6) = 0.7
     assert recency.auc == pytest.approx(0.7)
+    if db.dialect == "sqlite":  # the CLI prints the score and every baseline per cutoff
+        url = db.engine.url.render_as_string(hide_password=False)
+        result = CliRunner().invoke(
+            app, ["health", "backtest", "-w", "acme", "--database-url", url]
+        )
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        assert "cutoff 2024-09-30" in text and "no purchase in the next 90 days" in text
+        for name in ("health score", "recency", "P(alive)", "frequency", "random"):
+            assert name in text
 
 
 def _cdnow() -> pa.Table:

@@ -51,9 +51,9 @@ def test_bad_scorecard_names_the_line() -> None:
     assert [e.message for e in caught.value.errors] == [
         "line 6: type mismatch: a factor needs a number, 'subscription_status' is string"
     ]
-    # the shipped weights are relative: risk 15+15+40+5+5+10+5+10 = 105, sentiment
-    # 15+10+5+10+5+5+15 = 65, 170 in all, so NPS is worth 100 * 15 / 170 = 8.82 points
-    assert load_scorecard(default_scorecard_text()).weights["nps"] == pytest.approx(1500 / 170)
+    # the shipped weights are relative: risk 20+15+40+3+5+10+5+10 = 108, sentiment
+    # 25+10+5+10+5+5+15 = 75, 183 in all, so NPS is worth 100 * 25 / 183 = 13.66 points
+    assert load_scorecard(default_scorecard_text()).weights["nps"] == pytest.approx(2500 / 183)
 
 
 def test_health_history_and_now(db: Database) -> None:

@@ -65,14 +65,14 @@ def test_health_equals_the_reference_on_every_engine(
     reference_rows = reference_feature_rows(card.feature_set, as_log_events(customers, LOG))
     assert changes == _changes(card, reference_rows)
     # c, default card: one page view. Present factors only (the rest have no data and are
-    # left out): frequency (40; no purchase in 365 days: 0) and engagement (5; one touchpoint
-    # in 30 and in 180 days, trend 1 / (1 / 6) = 6, clipped: full) -> 100 * 5 / 45 = 11.11;
-    # risk share 0.11 < 0.5: at risk (no sentiment evidence is not unhappiness). Day 30 the view
+    # left out): frequency (40; no purchase in 365 days: 0) and engagement (3; one touchpoint
+    # in 30 and in 180 days, trend 1 / (1 / 6) = 6, clipped: full) -> 100 * 3 / 43 = 6.98;
+    # risk share 0.07 < 0.5: at risk (no sentiment evidence is not unhappiness). Day 30 the view
     # leaves the 30-day window: trend 0 -> 0 points. Day 180 it leaves the 180-day window:
     # 0 / 0 is unknown, scored at the stated prior 0: no change, no row.
     c = customers["c"]
     assert [row[:4] for row in changes if row[0] == c] == [
-        (c, T0, 11.111111, "at_risk"),
+        (c, T0, 6.976744, "at_risk"),
         (c, T0 + 30 * DAY, 0.0, "at_risk"),
     ]
     assert {row[0] for row in changes} == set(customers.values())

@@ -161,14 +161,14 @@ def test_missing_data_is_left_out_or_a_stated_prior_never_full_points() -> None:
     card = load_scorecard(default_scorecard_text())
     # nothing known but 2 purchases in a year, 100 days ago, and no activity in 6 months:
     # left out: every sentiment factor, cadence (no first/last purchase given), P(alive),
-    # payments, downgrades, stage. Present: recency 15 x (1 - 100/365) = 10.89, frequency
-    # 40 x 2/6 = 13.33, engagement at its stated prior 0 (of 5): 24.22 of 60 -> 40.37.
+    # payments, downgrades, stage. Present: recency 20 x (1 - 100/365) = 14.52, frequency
+    # 40 x 2/6 = 13.33, engagement at its stated prior 0 (of 3): 27.85 of 63 -> 44.21.
     total, state, parts = score(
         card,
         {"days_since_last_purchase": 100 * DAY, "purchases_365d": 2, "engagement_trend": None},
         now=100 * DAY,
     )
-    expected = 100 * (15 * (1 - 100 / 365) + 40 * 2 / 6) / 60
+    expected = 100 * (20 * (1 - 100 / 365) + 40 * 2 / 6) / 63
     assert total == pytest.approx(expected)
     assert parts["engagement"]["value"] is None and parts["engagement"]["weight"] > 0
     assert parts["nps"]["weight"] == 0 and parts["tickets"]["weight"] == 0

@@ -125,7 +125,8 @@ def test_days_since_must_be_compared_with_a_number() -> None:
 
 def test_schema_errors_and_bad_yaml_name_the_line() -> None:
     assert _errors(GOOD.replace("    rule:", "    rulez:")) == [
-        "line 6: unknown key 'rulez'; did you mean 'rule'?"
+        "line 6: unknown key 'rulez'; did you mean 'rule'?",
+        "line 5: a stage needs an entry rule",  # checked in the same round, without 'rulez'
     ]
     assert _errors("name: x\nstages: [\n") == [
         "line 3: expected the node content, but found '<stream end>'"

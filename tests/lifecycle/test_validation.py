@@ -31,8 +31,25 @@ lapse:
 """
     assert sorted(_errors(text)) == [
         "line 2: unknown key 'stags'; did you mean 'stages'?",
+        "line 6: a stage needs an entry rule",  # what the misspelt 'rul' leaves the stage
         "line 7: unknown key 'rul'; did you mean 'rule'?",
         "line 8: unknown key 'lapse'; did you mean 'lapses'?",
+    ]
+
+
+def test_rule_problems_come_with_the_key_problems_in_one_round() -> None:
+    text = """\
+name: shop
+stages:
+  - name: visitor
+    initial: true
+    descripton: first touch
+  - name: buyer
+    rule: purchse_count >= 1
+"""
+    assert _errors(text) == [
+        "line 5: unknown key 'descripton'; did you mean 'description'?",
+        "line 7: unknown feature 'purchse_count'; did you mean 'purchase_count'?",
     ]
 
 

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from clm.predict import rfm_summary
-
-REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = Path(os.environ.get("CLM_SHARED_DATA", REPO.parent / "shared" / "data"))
+from tests.conftest import shared_data_file
 
 CALIBRATION_END = "1997-09-30"
 HOLDOUT_END = "1998-06-30"
 
 
 def shared_file(name: str) -> Path:
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} not found: set CLM_SHARED_DATA to the shared data directory")
-    return path
+    return shared_data_file(name)
 
 
 def read_cdnow_sample() -> pd.DataFrame:

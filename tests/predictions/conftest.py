@@ -5,19 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-import pytest
 
 from clm.ingest import ingest
 from clm.ingest.importer import import_transactions
 from clm.store.engine import Database
 from clm.store.models import Workspace
-from tests.conftest import SHARED_DATA, Tenant, make_tenant
+from tests.conftest import Tenant, make_tenant, shared_data_file
 
 
 def cdnow_sample() -> pd.DataFrame:
-    path = SHARED_DATA / "CDNOW_sample.txt"
-    if not path.exists():
-        pytest.skip(f"{path} not found: set CLM_SHARED_DATA")
+    path = shared_data_file("CDNOW_sample.txt")
     frame = pd.read_csv(
         path,
         sep=r"\s+",
@@ -52,9 +49,7 @@ def purchase(user: str, when: datetime, revenue: float, n: int = 0) -> dict[str,
 def subscription_workspace(db: Database, column: str = "regular_pct_alive") -> Tenant:
     """FH 2007's cohort of 1,000 subscribers as events: all start on 2000-01-01, the ones lost
     in year t cancel half-way through year t, years 0..7 observed (yearly renewals)."""
-    path = SHARED_DATA / "sbg_retention.csv"
-    if not path.exists():
-        pytest.skip(f"{path} not found: set CLM_SHARED_DATA")
+    path = shared_data_file("sbg_retention.csv")
     alive = (pd.read_csv(path)[column].to_numpy()[:8] * 10).round().astype(int)
     tenant = make_tenant(db, "subs")
     with db.transaction() as session:

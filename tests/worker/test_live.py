@@ -80,7 +80,7 @@ def test_a_lapse_happens_at_its_due_time_and_triggers_its_playbook(
 
     due = live_pass(db, workspace_id, now=churn_at, settings=SETTINGS)
     assert due.stages.events_written == 1
-    assert (due.engage.enrolled, due.sent) == (1, 1)
+    assert (due.enrolled, due.sent) == (1, 1)
     [mail] = smtp_sink.messages
     assert (mail["To"], mail["Subject"]) == ("ada@example.test", "We miss you")
     assert due.next_due is None or due.next_due > churn_at
@@ -88,3 +88,19 @@ def test_a_lapse_happens_at_its_due_time_and_triggers_its_playbook(
     again = live_pass(db, workspace_id, now=churn_at + timedelta(hours=1), settings=SETTINGS)
     assert (again.stages.events_written, again.sent) == (0, 0)  # idempotent
     assert len(smtp_sink.messages) == 1
+
+
+def test_a_large_import_makes_a_pass_ask_for_a_refit_once(sqlite_db: Database) -> None:
+    db = sqlite_db
+    workspace_id = new_workspace(db)
+    settings = LiveSettings(predict_after_events=3)
+    ingest(db, workspace_id, [message("a", 0, "a1", "Order Completed", revenue=1)])
+    assert not live_pass(db, workspace_id, now=at(DAY), settings=settings).refit_due  # 1 < 3
+    ingest(
+        db,
+        workspace_id,
+        [message("b", i, f"b{i}", "Order Completed", revenue=1) for i in range(2)],
+    )
+    # 3 customer events since the worker started counting (CLM's own announcements excluded).
+    assert live_pass(db, workspace_id, now=at(DAY), settings=settings).refit_due
+    assert not live_pass(db, workspace_id, now=at(DAY), settings=settings).refit_due  # counted

@@ -30,13 +30,15 @@ from clm.api.deps import (
     same_origin,
     workspace_id,
 )
+from clm.api.routing import ClmRoute
 from clm.engage import repository as engage_repo
 from clm.engage.channels import DeliveryError, SmtpSession
 from clm.engage.schemas import EmailProvider
 from clm.errors import NotFound, PermissionDenied
 from clm.store.models import Membership, Workspace
+from clm.store.storable import RowId
 
-router = APIRouter(prefix="/api/v1", tags=["accounts"])
+router = APIRouter(prefix="/api/v1", tags=["accounts"], route_class=ClmRoute)
 log = logging.getLogger("clm.accounts")
 
 
@@ -246,7 +248,7 @@ def put_member(body: MemberBody, db: DatabaseDep, who: MemberAdmin) -> users.Use
 
 
 @router.delete("/members/{user_id}", status_code=204)
-def remove_member(user_id: int, db: DatabaseDep, who: MemberAdmin) -> None:
+def remove_member(user_id: RowId, db: DatabaseDep, who: MemberAdmin) -> None:
     with db.transaction() as session:
         users.remove_member(session, who, users.get_user(session, user_id), workspace_id(who))
 
@@ -255,7 +257,7 @@ def remove_member(user_id: int, db: DatabaseDep, who: MemberAdmin) -> None:
 def audit_log(
     db: DatabaseDep,
     who: Auditor,
-    before_id: int | None = None,
+    before_id: RowId | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     action: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[AuditPublic]:

@@ -11,7 +11,7 @@ from clm._runtime import settle_heap
 from clm.api.accounts import router as accounts_router
 from clm.api.cors import TrackingCors
 from clm.api.engage import router as engage_router
-from clm.api.errors import install_error_handlers
+from clm.api.errors import ERROR_RESPONSES, install_error_handlers
 from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
 from clm.api.notes import router as notes_router
@@ -20,6 +20,7 @@ from clm.api.privacy import router as privacy_router
 from clm.api.public import router as public_router
 from clm.api.reports import router as reports_router
 from clm.api.responses import JsonResponse
+from clm.api.routing import ClmRoute
 from clm.api.tracking import router as tracking_router
 from clm.config import get_settings
 from clm.ingest.writer import EventWriter
@@ -54,7 +55,9 @@ def create_app(db: Database | None = None) -> FastAPI:
         summary="Customer lifecycle management: Segment-compatible ingestion and management API",
         version="0.1.0",
         default_response_class=JsonResponse,
+        responses=ERROR_RESPONSES,
     )
+    app.router.route_class = ClmRoute  # routes added on the app itself parse JSON strictly too
     app.state.db = database
     app.state.cors_origins = AllowedOrigins(database)
     app.add_middleware(TrackingCors, origins=app.state.cors_origins)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from clm.accounts import Principal, record
 from clm.accounts.audit import record_after
 from clm.api.deps import Configurer, DatabaseDep, Marketer, Reader, Support, workspace_id
+from clm.api.routing import ClmRoute
 from clm.engage import coupons, earning, ledger, outbox, referrals, surveys, testimonials
 from clm.engage import playbooks as pb
 from clm.engage import repository as repo
@@ -38,12 +39,13 @@ from clm.engage.survey_schemas import SurveyDefinition, SurveyPublic
 from clm.engage.testimonials import TestimonialPublic
 from clm.errors import NotFound
 from clm.store.models import EngageMessage, EngageTask
+from clm.store.storable import FiniteFloat, Points, RowId
 
-router = APIRouter(prefix="/api/v1/engage", tags=["engage"])
+router = APIRouter(prefix="/api/v1/engage", tags=["engage"], route_class=ClmRoute)
 
 
 class ConsentBody(BaseModel):
-    customer_id: int
+    customer_id: RowId
     channel: Literal["email", "sms", "webhook"]
     purpose: Literal["marketing", "transactional"]
     granted: bool
@@ -59,7 +61,7 @@ class DecidedPublic(BaseModel):
 
 
 class Audience(BaseModel):
-    customer_ids: list[int]
+    customer_ids: list[RowId]
 
 
 def _redacted(provider: EmailProvider | SmsProvider | WebhookProvider) -> dict[str, Any]:
@@ -154,7 +156,7 @@ def list_messages(
     db: DatabaseDep,
     key: Reader,
     status: str | None = None,
-    limit: Annotated[int, Query(le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[MessagePublic]:
     query = select(EngageMessage).where(EngageMessage.workspace_id == workspace_id(key))
     if status:
@@ -240,7 +242,7 @@ def report_playbook(name: str, db: DatabaseDep, key: Reader) -> PlaybookReport:
 
 
 @router.get("/customers/{customer_id}/journeys")
-def customer_journeys(customer_id: int, db: DatabaseDep, key: Reader) -> list[JourneyPublic]:
+def customer_journeys(customer_id: RowId, db: DatabaseDep, key: Reader) -> list[JourneyPublic]:
     return pb.journey_history(db, workspace_id(key), customer_id)
 
 
@@ -313,7 +315,7 @@ class ReviewBody(BaseModel):
 
 @router.post("/referrals/{referral_id}/review")
 def review_referral(
-    referral_id: int, body: ReviewBody, db: DatabaseDep, key: Support
+    referral_id: RowId, body: ReviewBody, db: DatabaseDep, key: Support
 ) -> ReferralPublic:
     decided = referrals.review(db, workspace_id(key), referral_id, body.approve, body.note)
     record_after(
@@ -324,8 +326,8 @@ def review_referral(
 
 
 class PointsBody(BaseModel):
-    customer_id: int
-    points: int
+    customer_id: RowId
+    points: Points
     txn_id: str
     memo: str = ""
     expires_at: datetime | None = None
@@ -375,7 +377,7 @@ def redeem_points(body: PointsBody, db: DatabaseDep, key: Support) -> dict[str, 
 
 @router.get("/points/{customer_id}")
 def points_statement(
-    customer_id: int, db: DatabaseDep, key: Reader
+    customer_id: RowId, db: DatabaseDep, key: Reader
 ) -> list[ledger.LedgerEntryPublic]:
     return ledger.statement(db, workspace_id(key), customer_id)
 
@@ -390,7 +392,7 @@ def create_coupon(body: CouponCreate, db: DatabaseDep, key: Marketer) -> CouponP
 
 
 class CouponOrder(BaseModel):
-    order_total: float
+    order_total: FiniteFloat
     order_id: str = ""
 
 
@@ -421,7 +423,7 @@ class TestimonialReview(BaseModel):
 
 @router.post("/testimonials/{testimonial_id}/review")
 def review_testimonial(
-    testimonial_id: int, body: TestimonialReview, db: DatabaseDep, key: Marketer
+    testimonial_id: RowId, body: TestimonialReview, db: DatabaseDep, key: Marketer
 ) -> TestimonialPublic:
     decided = testimonials.review(
         db, workspace_id(key), testimonial_id, body.decision, datetime.now(UTC), body.note

@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, select
 
 from clm.accounts.audit import record_after
 from clm.api.deps import Configurer, DatabaseDep, Reader, workspace_id
+from clm.api.routing import ClmRoute
 from clm.lifecycle import (
     CustomerLifecycle,
     DefinitionInfo,
@@ -25,8 +26,9 @@ from clm.lifecycle.catalog import get_definition
 from clm.lifecycle.health import STATE_LABELS
 from clm.lifecycle.health_inputs import get_scorecard
 from clm.store.models import HealthSnapshot
+from clm.store.storable import Offset, RowId
 
-router = APIRouter(prefix="/api/v1", tags=["lifecycle"])
+router = APIRouter(prefix="/api/v1", tags=["lifecycle"], route_class=ClmRoute)
 
 
 class StageModelPublic(BaseModel):
@@ -67,7 +69,7 @@ def put_model(body: StageModelIn, db: DatabaseDep, key: Configurer) -> StageMode
 
 @router.get("/customers/{customer_id}/lifecycle")
 def get_customer_lifecycle(
-    customer_id: int, db: DatabaseDep, key: Reader, at: datetime | None = None
+    customer_id: RowId, db: DatabaseDep, key: Reader, at: datetime | None = None
 ) -> CustomerLifecycle:
     """A customer's stage, health with reasons, and both histories."""
     return customer_lifecycle(db, workspace_id(key), customer_id, at)
@@ -120,7 +122,7 @@ def get_transitions(
     start: datetime,
     end: datetime,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     to_stage: str | None = None,
 ) -> TransitionPage:
     """Transitions with start <= time < end, oldest first, paged."""

@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from clm.accounts import keys, record
 from clm.api.deps import AdminKey, Configurer, DatabaseDep, Reader, workspace_id
+from clm.api.routing import ClmRoute
 from clm.store import customers as repo
 from clm.store import workspaces as ws
 from clm.store.schemas import (
@@ -25,8 +26,9 @@ from clm.store.schemas import (
     WorkspacePublic,
     WorkspaceStats,
 )
+from clm.store.storable import RowId
 
-router = APIRouter(prefix="/api/v1", tags=["management"])
+router = APIRouter(prefix="/api/v1", tags=["management"], route_class=ClmRoute)
 
 
 class WorkspaceCreate(BaseModel):
@@ -107,7 +109,7 @@ def create_key(body: KeyCreate, db: DatabaseDep, key: Configurer) -> KeyCreated:
 
 
 @router.delete("/keys/{key_id}", status_code=204)
-def revoke_key(key_id: int, db: DatabaseDep, key: Configurer) -> None:
+def revoke_key(key_id: RowId, db: DatabaseDep, key: Configurer) -> None:
     with db.transaction() as session:
         keys.revoke(session, key, key_id)
 
@@ -116,7 +118,7 @@ def revoke_key(key_id: int, db: DatabaseDep, key: Configurer) -> None:
 def list_customers(
     db: DatabaseDep,
     key: Reader,
-    after: int | None = None,
+    after: RowId | None = None,
     limit: Annotated[int, Query(ge=1, le=repo.MAX_PAGE)] = 100,
 ) -> Page[CustomerPublic]:
     with db.session() as session:
@@ -136,7 +138,7 @@ def lookup_customer(
 
 
 @router.get("/customers/{customer_id}")
-def get_customer(customer_id: int, db: DatabaseDep, key: Reader) -> CustomerDetail:
+def get_customer(customer_id: RowId, db: DatabaseDep, key: Reader) -> CustomerDetail:
     """A customer with identities and how they were resolved; merged-away ids still work."""
     with db.session() as session:
         return repo.get_customer(session, workspace_id(key), customer_id)
@@ -144,7 +146,7 @@ def get_customer(customer_id: int, db: DatabaseDep, key: Reader) -> CustomerDeta
 
 @router.get("/customers/{customer_id}/timeline")
 def customer_timeline(
-    customer_id: int,
+    customer_id: RowId,
     db: DatabaseDep,
     key: Reader,
     limit: Annotated[int, Query(ge=1, le=repo.MAX_PAGE)] = 100,
@@ -158,9 +160,9 @@ def customer_timeline(
 def list_events(
     db: DatabaseDep,
     key: Reader,
-    after: int | None = None,
+    after: RowId | None = None,
     limit: Annotated[int, Query(ge=1, le=repo.MAX_PAGE)] = 100,
-    customer_id: int | None = None,
+    customer_id: RowId | None = None,
     type: Annotated[str | None, Query(max_length=16)] = None,
     name: Annotated[str | None, Query(max_length=255)] = None,
     since: datetime | None = None,

@@ -10,9 +10,10 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from clm.api.deps import Configurer, DatabaseDep, Reader, workspace_id
+from clm.api.routing import ClmRoute
 from clm.predictions import (
     CustomerPredictions,
     FitReport,
@@ -21,12 +22,15 @@ from clm.predictions import (
     latest_predictions,
     plot_data,
 )
+from clm.store.storable import RowId
 
-router = APIRouter(prefix="/api/v1", tags=["predictions"])
+router = APIRouter(prefix="/api/v1", tags=["predictions"], route_class=ClmRoute)
 
 
 class FitRequest(BaseModel):
     """What to fit: by default the workspace's business model, up to yesterday."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     model: Literal["auto", "bgnbd", "pareto", "sbg"] = "auto"
     as_of: date | None = None
@@ -47,7 +51,7 @@ def get_latest_fit(db: DatabaseDep, key: Reader) -> FitReport:
 
 @router.get("/customers/{customer_id}/predictions")
 def customer_predictions(
-    customer_id: int,
+    customer_id: RowId,
     db: DatabaseDep,
     key: Reader,
     history: Annotated[int, Query(ge=1, le=1000)] = 20,
@@ -61,7 +65,7 @@ def plot(
     name: Literal["holdout", "heatmap", "p-alive"],
     db: DatabaseDep,
     key: Reader,
-    customer_id: int | None = None,
+    customer_id: RowId | None = None,
     quantity: Literal["p_alive", "purchases"] = "p_alive",
     points: Annotated[int, Query(ge=2, le=200)] = 40,
 ) -> dict[str, Any]:

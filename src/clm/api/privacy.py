@@ -12,12 +12,14 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from clm.api.deps import Configurer, DatabaseDep, Reader, workspace_id
+from clm.api.routing import ClmRoute
 from clm.privacy import erase_customer, export_customer
 from clm.privacy.person import find_person
 from clm.privacy.settings import PrivacySettings, get_privacy_settings, set_privacy_settings
 from clm.store.models import ConsentRecord
+from clm.store.storable import RowId
 
-router = APIRouter(prefix="/api/v1", tags=["privacy"])
+router = APIRouter(prefix="/api/v1", tags=["privacy"], route_class=ClmRoute)
 
 
 class ConsentRecordPublic(BaseModel):
@@ -33,21 +35,21 @@ class ConsentRecordPublic(BaseModel):
 
 
 @router.get("/customers/{customer_id}/export")
-def export(customer_id: int, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
+def export(customer_id: RowId, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
     """Everything CLM holds about the person (merged ids included), one JSON document."""
     return export_customer(db, workspace_id(key), customer_id, who=key)
 
 
 @router.delete("/customers/{customer_id}")
 @router.post("/customers/{customer_id}/erase")
-def erase(customer_id: int, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
+def erase(customer_id: RowId, db: DatabaseDep, key: Configurer) -> dict[str, Any]:
     """Erase the person: events, identities, traits and every derived row; their identifiers
     are kept only as keyed hashes so later events carrying them are refused."""
     return asdict(erase_customer(db, workspace_id(key), customer_id, who=key))
 
 
 @router.get("/customers/{customer_id}/consents")
-def consent_history(customer_id: int, db: DatabaseDep, key: Reader) -> list[ConsentRecordPublic]:
+def consent_history(customer_id: RowId, db: DatabaseDep, key: Reader) -> list[ConsentRecordPublic]:
     """Every consent decision, oldest first: channel, purpose, when, where, the text."""
     with db.session() as session:
         person = find_person(session, workspace_id(key), customer_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import pydantic
@@ -13,17 +13,32 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from clm.api.deps import DatabaseDep
+from clm.api.errors import ErrorBody
+from clm.api.routing import ClmRoute
 from clm.engage import pages, referrals, survey_answers, testimonials, tokens, tracking
 from clm.engage.survey_schemas import Answer, AnswerResult
 from clm.engage.unsubscribe import UNSUBSCRIBE_MAX_AGE, unsubscribe
-from clm.errors import ClmError
+from clm.errors import ClmError, FieldError, ValidationError
 
-router = APIRouter(prefix="/public", tags=["public"])
+_REFUSED_PAGE: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "model": ErrorBody,
+        "description": "Refused: a JSON error body, or on pages a page that says why",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    }
+}
+router = APIRouter(prefix="/public", tags=["public"], responses=_REFUSED_PAGE, route_class=ClmRoute)
 
 
 async def _form(request: Request) -> dict[str, str]:
     """An urlencoded form body (parsed here: python-multipart is not a dependency)."""
-    fields = parse_qs((await request.body()).decode(), keep_blank_values=True)
+    try:
+        text = (await request.body()).decode()
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            "The form is not UTF-8", [FieldError(("body",), str(exc), "unicode_decode")]
+        ) from exc
+    fields = parse_qs(text, keep_blank_values=True)
     return {key: values[0] for key, values in fields.items()}
 
 
@@ -33,7 +48,9 @@ def _html(body: str, status: int = 200) -> HTMLResponse:
 
 @router.get("/surveys/answer", response_class=HTMLResponse)
 def survey_page(
-    db: DatabaseDep, token: Annotated[str, Query()], score: Annotated[int | None, Query()] = None
+    db: DatabaseDep,
+    token: Annotated[str, Query()],
+    score: Annotated[int | None, Query(ge=-1_000, le=1_000)] = None,
 ) -> HTMLResponse:
     """The answer page. With ``score`` (a one-click link from the email) it asks to confirm
     that answer and records nothing: link scanners GET every link, and must not answer for the
@@ -52,8 +69,8 @@ def survey_page(
 
 @router.post("/surveys/answer-form", response_class=HTMLResponse)
 async def survey_form_post(db: DatabaseDep, request: Request) -> HTMLResponse:
-    form = await _form(request)
     try:
+        form = await _form(request)
         answer = Answer(
             token=form.get("token", ""),
             score=int(form.get("score", "-1")),
@@ -75,8 +92,8 @@ def survey_answer_json(db: DatabaseDep, body: Answer) -> AnswerResult:
 
 @router.post("/surveys/comment", response_class=HTMLResponse)
 async def survey_comment(db: DatabaseDep, request: Request) -> HTMLResponse:
-    form = await _form(request)
     try:
+        form = await _form(request)
         survey_answers.add_comment(db, form.get("token", ""), form.get("comment", ""))
     except ClmError as exc:
         return _html(pages.message("Sorry", exc.message), exc.status_code)
@@ -108,7 +125,11 @@ def unsubscribe_link(db: DatabaseDep, token: Annotated[str, Query()]) -> HTMLRes
 # --- referral landing, testimonial form and feed ----------------------------------------------
 
 
-@router.get("/e/o/{token}")
+@router.get(
+    "/e/o/{token}",
+    response_class=Response,
+    responses={200: {"content": {"image/gif": {}}, "description": "A 1×1 GIF"}},
+)
 def email_opened(db: DatabaseDep, token: str) -> Response:
     """The open pixel: records ``Email Opened``; always the image, never an error page."""
     with contextlib.suppress(ClmError):  # a forged pixel records nothing, shows nothing
@@ -158,8 +179,8 @@ def testimonial_form(token: Annotated[str, Query()]) -> HTMLResponse:
 
 @router.post("/testimonials/form", response_class=HTMLResponse)
 async def testimonial_form_post(db: DatabaseDep, request: Request) -> HTMLResponse:
-    form = await _form(request)
     try:
+        form = await _form(request)
         body = testimonials.TestimonialSubmit(
             token=form.get("token", ""),
             text=form.get("text", ""),

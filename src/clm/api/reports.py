@@ -25,9 +25,10 @@ from clm.analytics import (
     store_spend,
 )
 from clm.api.deps import DatabaseDep, Marketer, Reader, workspace_id
+from clm.api.routing import ClmRoute
 from clm.errors import FieldError, NotFound, ValidationError
 
-router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"], route_class=ClmRoute)
 RESERVED = ("engine",)  # query parameters of the endpoint, not of the report
 
 

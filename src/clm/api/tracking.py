@@ -18,6 +18,7 @@ from clm.accounts import Permission, authorize
 from clm.api.cors import STATE_KEY as CORS_STATE_KEY
 from clm.api.deps import DatabaseDep, basic_username, key_principal
 from clm.api.responses import JsonResponse
+from clm.api.routing import ClmRoute
 from clm.config import get_settings
 from clm.errors import ClmError, FieldError, PayloadTooLarge, PermissionDenied, ValidationError
 from clm.ingest.schemas import Batch, IngestResult, StrictBatch
@@ -26,7 +27,7 @@ from clm.ingest.writer import EventWriter
 from clm.ingest.writer_process import RemoteWriter
 from clm.worker.nudge import nudge
 
-router = APIRouter(prefix="/v1", tags=["tracking"])
+router = APIRouter(prefix="/v1", tags=["tracking"], route_class=ClmRoute)
 
 
 class MalformedJson(ClmError):

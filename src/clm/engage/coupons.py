@@ -18,19 +18,20 @@ from sqlalchemy.orm import Session
 from clm.errors import Conflict
 from clm.store.engine import Database
 from clm.store.models import EngageCoupon, EngageCouponRedemption
+from clm.store.storable import RowId
 
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 
 class CouponCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: Literal["percent", "amount"] = "amount"
     value: Annotated[float, Field(gt=0)]
     min_order: Annotated[float, Field(ge=0)] = 0.0
-    max_redemptions: Annotated[int, Field(ge=1)] = 1
+    max_redemptions: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1
     expires_at: datetime | None = None
-    customer_id: int | None = None
+    customer_id: RowId | None = None
     code: Annotated[str | None, Field(pattern=r"^[A-Z0-9-]{4,32}$")] = None
     source: str = ""
 

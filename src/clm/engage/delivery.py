@@ -14,6 +14,7 @@ consent, a customer turned unhappy or a tightened cap wins over the earlier deci
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Executable, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from clm.engage import eventlog
@@ -44,7 +45,14 @@ from clm.errors import NotFound
 from clm.store.engine import Database
 from clm.store.models import EngageMessage, table_of
 
+log = logging.getLogger("clm.engage.delivery")
 _MESSAGES = table_of(EngageMessage)
+# Built once: it runs for every message sent.
+_MARK_SENT = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id.in_(bindparam("ids", expanding=True)), _MESSAGES.c.status == "sending")
+    .values(status="sent", sent_at=bindparam("at"), lease_until=None, last_error=None)
+)
 
 
 @dataclass
@@ -143,8 +151,11 @@ def deliver_due(
                 else:
                     revoked[message_id] = verdict.reason or "blocked"
             sendable = [m for m in messages if m.id not in revoked and m.id not in held]
-            recorder = SentRecorder(db, at)
-            _deliver_group(provider, sendable, client, outcomes, permanent, recorder.record)
+            # The marks survive a kill of this process (the failure that matters here) without
+            # an fsync each; after a power cut a message may go again, never be lost.
+            with db.quick_commits() as commit:
+                recorder = SentRecorder(commit, at)
+                _deliver_group(provider, sendable, client, outcomes, permanent, recorder.record)
             _finish(db, policy, messages, outcomes, permanent, revoked, held, at, report)
     finally:
         for made in opened:
@@ -175,7 +186,11 @@ def recheck(
     ]
     health: dict[int, HealthFacts] = {}
     if upsells and policy.upsell_requires_happy:
-        health = health_facts(db, workspace_id, upsells, policy.stable_days, at)
+        try:
+            health = health_facts(db, workspace_id, upsells, policy.stable_days, at)
+        except Exception:  # never stop a delivery pass: the upsells are blocked, never sent blind
+            log.exception("health unavailable at delivery", extra={"workspace_id": workspace_id})
+            health = {customer: HealthFacts(None, False) for customer in upsells}
     ids = [m.customer_id for m in messages if m.customer_id is not None]
     with db.session() as session:
         profiles = repo.customer_profiles(session, workspace_id, ids)
@@ -247,8 +262,8 @@ class SentRecorder:
     recorded is left alone.
     """
 
-    def __init__(self, db: Database, at: datetime) -> None:
-        self._db = db
+    def __init__(self, commit: Callable[[Executable, dict[str, Any]], None], at: datetime) -> None:
+        self._commit = commit  # ``Database.quick_commits``: survives a kill, not a power cut
         self._at = at
         self._cond = threading.Condition()
         self._pending: list[int] = []
@@ -270,15 +285,7 @@ class SentRecorder:
                     break
                 self._cond.wait()
         try:
-            # Survives a kill of this process (the failure that matters here) without an
-            # fsync per round; after a power loss the message is sent again, never lost.
-            with self._db.transaction(survive_power_loss=False) as session:
-                # Core, not ORM: no session bookkeeping on this hot path.
-                session.connection().execute(
-                    update(_MESSAGES)
-                    .where(_MESSAGES.c.id.in_(batch), _MESSAGES.c.status == "sending")
-                    .values(status="sent", sent_at=self._at, lease_until=None, last_error=None)
-                )
+            self._commit(_MARK_SENT, {"ids": batch, "at": self._at})
         except BaseException as exc:
             with self._cond:
                 self._failed.update(dict.fromkeys(batch, exc))

@@ -29,21 +29,21 @@ class EarningRule(BaseModel):
     """On ``event`` (whose properties equal ``where``): ``points_per_unit`` × the amount in
     ``amount_property`` (rounded down) plus a flat ``bonus``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     event: str = "Order Completed"
     where: dict[str, Any] = Field(default_factory=dict)
     points_per_unit: Annotated[float, Field(ge=0)] = 0.0
     amount_property: str = "revenue"
-    bonus: Annotated[int, Field(ge=0)] = 0
-    expires_days: Annotated[int | None, Field(ge=1)] = 365
+    bonus: Annotated[int, Field(ge=0, le=10**12)] = 0
+    expires_days: Annotated[int | None, Field(ge=1, le=36_500)] = 365
     memo: str = ""
 
 
 class PointsProgram(BaseModel):
     """A workspace's earning rules; every matching rule earns (a bonus adds to the base)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     rules: list[EarningRule] = Field(default_factory=list)
 

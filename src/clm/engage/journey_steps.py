@@ -207,6 +207,7 @@ def advance(db: Database, workspace_id: int, now: datetime) -> tuple[int, int, i
             latest[name] = status
     paused = sorted(n for n, s in latest.items() if s == "paused")
     books: dict[int, tuple[PlaybookDefinition, int]] = {}
+    broken: dict[int, Exception] = {}  # stored definitions that no longer validate
     with paused_gc():  # many small objects a batch: see _bulk.paused_gc
         while True:
             with db.session() as session:
@@ -232,16 +233,25 @@ def advance(db: Database, workspace_id: int, now: datetime) -> tuple[int, int, i
                 if not due:
                     break
                 last_id = due[-1].id
-                for pid in {j.playbook_id for j in due} - set(books):
+                for pid in {j.playbook_id for j in due} - set(books) - set(broken):
                     row = session.get(EngagePlaybook, pid)
                     assert row is not None
-                    books[pid] = (PlaybookDefinition.model_validate(row.definition), row.version)
+                    try:
+                        definition = PlaybookDefinition.model_validate(row.definition)
+                    except ValueError as exc:  # stored before a rule it breaks (e.g. a category)
+                        broken[pid] = exc
+                        continue
+                    books[pid] = (definition, row.version)
                 ids = sorted({j.customer_id for j in due})
                 profiles = repo.customer_profiles(session, workspace_id, ids)
-                need_stage = any(_uses_stage(books[j.playbook_id][0]) for j in due)
+                need_stage = any(
+                    _uses_stage(books[j.playbook_id][0]) for j in due if j.playbook_id in books
+                )
                 stages = stages_at(db, workspace_id, session, ids, now) if need_stage else {}
             outcomes = [
-                _run_isolated(
+                _failed(workspace_id, j.id, j.step, "-", broken[j.playbook_id])
+                if j.playbook_id in broken
+                else _run_isolated(
                     workspace_id,
                     j,
                     *books[j.playbook_id],

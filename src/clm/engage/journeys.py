@@ -11,6 +11,7 @@ reproducible. ``tick`` does all three.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,7 @@ from clm.store.models import (
     table_of,
 )
 
+log = logging.getLogger("clm.engage.journeys")
 SCAN = 50_000
 BATCH = 5_000
 
@@ -69,7 +71,17 @@ def active_playbooks(session: Session, workspace_id: int) -> list[tuple[int, Pla
             EngagePlaybook.workspace_id == workspace_id, EngagePlaybook.status == "active"
         )
     )
-    return [(r.id, PlaybookDefinition.model_validate(r.definition)) for r in rows]
+    books = []
+    for r in rows:
+        try:
+            books.append((r.id, PlaybookDefinition.model_validate(r.definition)))
+        except ValueError:  # stored before a rule it now breaks: enrols nobody until fixed
+            log.error(
+                "stored playbook no longer valid",
+                extra={"workspace_id": workspace_id, "playbook_id": r.id},
+                exc_info=True,
+            )
+    return books
 
 
 def _matches(trigger: Trigger, name: str, props: dict[str, Any]) -> bool:

@@ -13,7 +13,7 @@ StepId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class Condition(_Strict):
@@ -35,9 +35,9 @@ class Trigger(_Strict):
     event: str | None = None
     where: dict[str, Any] = Field(default_factory=dict)  # event properties, equality
     trait: str | None = None  # date: a trait holding a date (birthday, renewal_date)
-    offset_days: int = 0  # date: -30 = thirty days before
+    offset_days: Annotated[int, Field(ge=-36_500, le=36_500)] = 0  # date: -30 = thirty days before
     yearly: bool = False  # date: match month and day only (birthdays)
-    every_days: Annotated[int, Field(ge=1)] = 30  # schedule
+    every_days: Annotated[int, Field(ge=1, le=36_500)] = 30  # schedule
     conditions: list[Condition] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -68,8 +68,8 @@ class Step(_Strict):
     purpose: Purpose = "marketing"
     content: Content | None = None
     # wait / wait_until
-    days: float = 0
-    hours: float = 0
+    days: Annotated[float, Field(ge=0, le=36_500)] = 0
+    hours: Annotated[float, Field(ge=0, le=876_000)] = 0
     event: str | None = None
     on_timeout: str | None = None  # a step id, or "exit"
     # branch
@@ -103,7 +103,7 @@ class Step(_Strict):
 class Goal(_Strict):
     stage: str | None = None
     event: str | None = None
-    within_days: Annotated[int, Field(ge=1)] = 30
+    within_days: Annotated[int, Field(ge=1, le=36_500)] = 30
 
 
 class PlaybookDefinition(_Strict):

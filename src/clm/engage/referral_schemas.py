@@ -13,17 +13,17 @@ ReferralStatus = Literal["attributed", "review", "qualified", "rewarded", "rejec
 class ReferralProgram(BaseModel):
     """Who gets a code, what counts as a successful referral, what both sides earn."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     stages: list[str] = Field(default_factory=list)  # empty: every customer
     landing_url: str = "http://127.0.0.1:8000/"
     qualifying_event: Literal["signup", "first_purchase"] = "first_purchase"
     min_amount: Annotated[float, Field(ge=0)] = 0.0
-    referrer_points: Annotated[int, Field(ge=0)] = 500
-    referee_points: Annotated[int, Field(ge=0)] = 500
+    referrer_points: Annotated[int, Field(ge=0, le=10**12)] = 500
+    referee_points: Annotated[int, Field(ge=0, le=10**12)] = 500
     # Rewarded referrals per referrer, ever; the referee is still rewarded past the cap.
-    referrer_cap: Annotated[int, Field(ge=0)] = 10
-    refund_window_days: Annotated[int, Field(ge=0)] = 30
+    referrer_cap: Annotated[int, Field(ge=0, le=1_000_000_000)] = 10
+    refund_window_days: Annotated[int, Field(ge=0, le=36_500)] = 30
     same_ip_window_hours: Annotated[float, Field(ge=0)] = 24.0
 
 

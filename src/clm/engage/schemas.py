@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from clm.store.storable import RowId
 
 Channel = Literal["email", "sms", "webhook"]
 Purpose = Literal["marketing", "transactional"]
@@ -38,14 +48,14 @@ MessageStatus = Literal["pending", "held", "sending", "sent", "blocked", "dead"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EmailProvider(_Strict):
     """An SMTP server; ``password`` is a secret: never logged nor returned."""
 
     host: str = "127.0.0.1"
-    port: int = 25
+    port: Annotated[int, Field(ge=1, le=65_535)] = 25
     sender: str = "CLM <noreply@localhost>"
     username: str | None = None
     password: SecretStr | None = None
@@ -77,15 +87,29 @@ class WebhookProvider(_Strict):
 
 class FrequencyCap(_Strict):
     channel: Channel
-    max_messages: Annotated[int, Field(ge=0)]
+    max_messages: Annotated[int, Field(ge=0, le=1_000_000)]
     window_hours: Annotated[float, Field(gt=0)]
+
+
+# A wall-clock time in the customer's own zone, so it has no UTC offset: the OpenAPI says so
+# (JSON Schema's ``format: time`` requires an offset, and the policy answered against it).
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$",
+            "description": "a local time of day, HH:MM[:SS]",
+        }
+    ),
+]
 
 
 class QuietHours(_Strict):
     """No marketing between ``start`` and ``end`` in the customer's own time zone."""
 
-    start: time = time(21, 0)
-    end: time = time(8, 0)
+    start: LocalTime = time(21, 0)
+    end: LocalTime = time(8, 0)
     default_timezone: str = "UTC"
 
 
@@ -107,8 +131,8 @@ class Policy(_Strict):
     # No upsell or cross-sell unless health is happy, and has been for ``stable_days``.
     upsell_requires_happy: bool = True
     upsell_categories: list[MessageCategory] = Field(default_factory=_upsells)
-    stable_days: Annotated[int, Field(ge=0)] = 14
-    max_attempts: Annotated[int, Field(ge=1)] = 5
+    stable_days: Annotated[int, Field(ge=0, le=36_500)] = 14
+    max_attempts: Annotated[int, Field(ge=1, le=1_000)] = 5
     backoff_seconds: Annotated[float, Field(ge=0)] = 30.0
 
 
@@ -124,7 +148,7 @@ class Content(_Strict):
 class SendRequest(_Strict):
     """A decision to write to one customer: guardrails decide whether, and when."""
 
-    customer_id: int
+    customer_id: RowId
     channel: Channel
     category: MessageCategory = "other"
     purpose: Purpose = "marketing"

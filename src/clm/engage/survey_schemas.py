@@ -22,7 +22,7 @@ QUESTIONS = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class CustomQuestion(_Strict):
@@ -36,8 +36,8 @@ class CustomQuestion(_Strict):
 class Schedule(_Strict):
     """Recurring: ask every ``every_days``, never within ``min_gap_days`` of any survey."""
 
-    every_days: Annotated[int, Field(ge=1)] = 90
-    min_gap_days: Annotated[int, Field(ge=0)] = 30
+    every_days: Annotated[int, Field(ge=1, le=36_500)] = 90
+    min_gap_days: Annotated[int, Field(ge=0, le=36_500)] = 30
     stages: list[str] | None = None
 
 
@@ -52,7 +52,9 @@ class Trigger(_Strict):
 class FollowUp(_Strict):
     """Closing the loop: a task for the account owner on a detractor or a negative comment."""
 
-    detractor_at_most: int | None = None  # default: NPS 6, CSAT 2; CES: at least 5
+    detractor_at_most: Annotated[int | None, Field(ge=-1_000, le=1_000)] = (
+        None  # default: NPS 6, CSAT 2; CES: at least 5
+    )
     negative_sentiment: float = -0.05
     owner: str | None = None  # falls back to the customer's ``account_owner`` trait
 
@@ -96,7 +98,7 @@ class Answer(_Strict):
     """What a respondent sends: the score, an optional comment, custom answers."""
 
     token: str
-    score: int | None = None
+    score: Annotated[int | None, Field(ge=-1_000, le=1_000)] = None
     comment: Annotated[str | None, Field(max_length=5_000)] = None
     answers: dict[str, Any] = Field(default_factory=dict)
 

@@ -13,6 +13,7 @@ Three derivations live here, each as Segment documents it:
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -151,16 +152,29 @@ def touchpoint(
     return channel, campaign, _text(utm.get("source"), 255)
 
 
+class FieldValueError(ValueError):
+    """A value of one field that cannot be stored; ``loc`` names the field."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 def _revenue(properties: dict[str, Any]) -> tuple[float | None, str | None]:
     for key in ("revenue", "total"):
         value = properties.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value), _text(properties.get("currency"), 8)
-        if isinstance(value, str):
+            amount = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value), _text(properties.get("currency"), 8)
+                amount = float(value)
             except ValueError:
                 return None, None
+        else:
+            continue
+        if not math.isfinite(amount):  # "Infinity", "-1e309", "NaN": no sum survives them
+            raise FieldValueError(("properties", key), "must be a finite number")
+        return amount, _text(properties.get("currency"), 8)
     return None, None
 
 

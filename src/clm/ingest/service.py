@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from clm.config import get_settings
 from clm.ingest.identity import IdentityResolver, KnownIdentities
-from clm.ingest.normalize import EventRecord, to_record
+from clm.ingest.normalize import EventRecord, FieldValueError, to_record
 from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
 from clm.store.bulk import insert_prepared, json_text, select_in, sqlite_datetimes
 from clm.store.engine import Database
 from clm.store.own_events import reserved_channel_error
+from clm.store.storable import without_nul
 from clm.store.tombstones import erased_keys, has_tombstones
 
 
@@ -52,6 +53,8 @@ def parse_messages(
     taken for one CLM wrote.
     """
     limit = max_event_bytes or get_settings().max_event_bytes
+    if batch_context and b"\\u0000" in orjson.dumps(batch_context):
+        batch_context = without_nul(batch_context)
     records: list[EventRecord] = []
     rejected: list[Rejected] = []
     for index, raw in enumerate(raws):
@@ -61,12 +64,15 @@ def parse_messages(
             rejected.append(Rejected(index=index, errors=[_error((), "must be a JSON object")]))
             continue
         try:
-            size = len(orjson.dumps(raw))
+            dumped = orjson.dumps(raw)
         except TypeError as exc:  # e.g. an integer over 64 bits: the log could not store it
             rejected.append(
                 Rejected(index=index, message_id=message_id, errors=[_error((), str(exc))])
             )
             continue
+        size = len(dumped)
+        if b"\\u0000" in dumped:  # orjson escapes NUL so: a cheap test before a walk
+            raw = without_nul(raw)
         if size > limit:
             reason = f"message is {size} bytes; the limit is {limit} bytes"
             rejected.append(
@@ -80,6 +86,10 @@ def parse_messages(
             rejected.append(
                 Rejected(index=index, message_id=message_id, errors=pydantic_errors(exc))
             )
+            continue
+        except FieldValueError as exc:
+            error = _error(exc.loc, str(exc))
+            rejected.append(Rejected(index=index, message_id=message_id, errors=[error]))
             continue
         except (TypeError, ValueError, OverflowError) as exc:
             # A value no rule anticipated (e.g. a date out of range): still the sender's fault.

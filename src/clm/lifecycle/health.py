@@ -17,13 +17,14 @@ the same code on columns of length one.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from clm.lifecycle.definitions import Factor, Scorecard
 from clm.lifecycle.features import DAY, DefinitionError, FeatureSet, Problem, compile_features
@@ -212,6 +213,16 @@ def population_gap_days(columns: Mapping[str, npt.NDArray[Any]]) -> float:
     return float((last[mask] - first[mask]).sum() / DAY / repeats[mask].sum())
 
 
+def _sentiments(column: npt.NDArray[Any]) -> Floats:
+    """Each text's sentiment (NaN for none or blank), computed once per distinct text."""
+    texts = pd.Series(column, dtype=object)
+    distinct = {
+        t: sentiment(t) if isinstance(t, str) and t.strip() else math.nan
+        for t in texts.dropna().unique()
+    }
+    return texts.map(distinct).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def factor_values(card: CompiledScorecard, key: str, inputs: HealthInputs) -> Floats:
     """The value a factor reads per row (NaN: unknown): days in days, true/false as 1/0."""
     factor = card.factors[key]
@@ -222,10 +233,7 @@ def factor_values(card: CompiledScorecard, key: str, inputs: HealthInputs) -> Fl
     assert factor.feature is not None
     column = inputs.columns[factor.feature]
     if factor.transform == "sentiment":
-        return np.array(
-            [sentiment(v) if isinstance(v, str) and v.strip() else math.nan for v in column],
-            dtype=np.float64,
-        )
+        return _sentiments(column)
     values = _numbers(column)
     if card.feature_set.features[factor.feature].type == "days":
         return values / DAY
@@ -310,15 +318,28 @@ def score(
 
 def contributions(scores: HealthScores, row: int) -> dict[str, Any]:
     """One row's factors as stored: value (None when missing), weight share and points."""
-    found: dict[str, Any] = {}
-    for key in scores.points:
-        value = float(scores.values[key][row])
-        found[key] = {
-            "value": None if math.isnan(value) else round(value, 6),
-            "weight": round(float(scores.weights[key][row]), 6),
-            "points": round(float(scores.points[key][row]), 6),
-        }
-    return found
+    return contributions_of(scores, [row])[0]
+
+
+def contributions_of(scores: HealthScores, rows: Sequence[int]) -> list[dict[str, Any]]:
+    """The stored factors of many rows, rounded column-wise (a loop of ``round`` per value
+    cost more than all the scoring)."""
+    picked = np.asarray(rows, dtype=np.int64)
+    columns = {
+        key: (
+            [
+                None if math.isnan(v) else v
+                for v in np.round(scores.values[key][picked], 6).tolist()
+            ],
+            np.round(scores.weights[key][picked], 6).tolist(),
+            np.round(scores.points[key][picked], 6).tolist(),
+        )
+        for key in scores.points
+    }
+    return [
+        {key: {"value": v[i], "weight": w[i], "points": p[i]} for key, (v, w, p) in columns.items()}
+        for i in range(len(picked))
+    ]
 
 
 def health_changes(

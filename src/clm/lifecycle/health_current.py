@@ -18,7 +18,6 @@ so safe for the fading ones); and 30 days, as a backstop. None when nothing move
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
@@ -34,17 +33,19 @@ from sqlalchemy import and_, delete, func, insert, select
 
 from clm.lifecycle.engines import EngineName
 from clm.lifecycle.health import (
+    CADENCE_FEATURES,
     STATE_LABELS,
     CompiledScorecard,
     Floats,
     HealthInputs,
     HealthScores,
-    contributions,
+    contributions_of,
     population_gap_days,
     score_columns,
 )
 from clm.lifecycle.health_inputs import (
     Ints,
+    column_array,
     get_scorecard,
     inputs_from_table,
     latest_exit_flags,
@@ -133,20 +134,28 @@ def compute_scores(
         exits = exit_stage(customers)
     else:
         exits = latest_exit_flags(db, workspace_id, customers, now)
-    prior = math.nan
-    if uses_cadence(card):
-        if customer_ids is None:
-            prior = population_gap_days(
-                {n: np.asarray(table.column(n).to_numpy(zero_copy_only=False), dtype=np.float64)
-                 for n in ("first_purchase", "last_purchase", "purchase_count")}
-            )  # fmt: skip
-        else:
-            prior = population_prior(db, workspace_id, card, now, engine, events)
+    prior: float | None = None  # every customer: read from the snapshot itself
+    if uses_cadence(card) and customer_ids is not None:
+        prior = population_prior(db, workspace_id, card, now, engine, events)
     step("scoring")
+    return score_snapshot(card, table, now, exits, prior)
+
+
+def score_snapshot(
+    card: CompiledScorecard, table: pa.Table, now: int, exits: Floats, prior: float | None = None
+) -> ScoredBatch:
+    """Scores (and next due times) of a feature snapshot: pure NumPy, no database. ``prior``:
+    the population's typical gap between purchases; None reads it from the snapshot itself
+    (right when the snapshot holds every customer)."""
+    customers = np.asarray(table.column("customer_id").to_numpy(), dtype=np.int64)
+    if prior is None:
+        prior = math.nan
+        if uses_cadence(card):
+            prior = population_gap_days({n: column_array(table, n) for n in CADENCE_FEATURES})
     stamps = np.full(len(customers), now, dtype=np.int64)
     inputs = inputs_from_table(card, table, stamps, exits, prior)
     scores = score_columns(card, inputs)
-    exits_next = table.column(NEXT_EXIT).to_numpy(zero_copy_only=False)
+    exits_next = column_array(table, NEXT_EXIT)
     due = _next_due(card, inputs, scores, np.asarray(exits_next, dtype=np.float64))
     return ScoredBatch(now, customers, scores, due)
 
@@ -257,9 +266,10 @@ def _store(
     previous = _previous(db, definition_id, batch.customers, batch.now)
     scores, current, history, changes = batch.scores, [], [], []
     moves: Counter[str] = Counter()
+    every = contributions_of(scores, range(len(batch.customers)))
     for row, customer in enumerate(batch.customers.tolist()):
         state, total = str(scores.state[row]), float(scores.score[row])
-        parts = contributions(scores, row)
+        parts = every[row]
         due = batch.next_due[row]
         current.append(
             {
@@ -288,7 +298,7 @@ def _store(
             "occurred_at": when,
             "score": round(total, 4),
             "state": state,
-            "contributions": json.loads(json.dumps(parts)),
+            "contributions": parts,
             "cause_message_id": None,
         }
         history.append(record)
@@ -305,9 +315,9 @@ def _store(
                 )
             )
         for start in range(0, len(current), CHUNK):
-            session.execute(insert(HealthScore), current[start : start + CHUNK])
+            session.execute(insert(HealthScore.__table__), current[start : start + CHUNK])  # type: ignore[arg-type]
         for start in range(0, len(history), CHUNK):
-            session.execute(insert(HealthSnapshot), history[start : start + CHUNK])
+            session.execute(insert(HealthSnapshot.__table__), history[start : start + CHUNK])  # type: ignore[arg-type]
         if announce_events and changes:
             announce_health(db, session, workspace_id, changes)
     counts = Counter(str(s) for s in scores.state)

@@ -35,7 +35,7 @@ from clm.lifecycle.health import (
     STATE_LABELS,
     CompiledScorecard,
     HealthScores,
-    contributions,
+    contributions_of,
     score,
     score_columns,
 )
@@ -160,6 +160,7 @@ def recompute_health(
     step("history: scoring")
     scores, keep = score_history(db, workspace_id, card, table, cutoff)
     kept = np.flatnonzero(keep)
+    parts = contributions_of(scores, kept.tolist())
     customer = table.column("customer_id").to_pylist()
     ts = table.column("ts").to_pylist()
     is_event = table.column("is_event").to_pylist()
@@ -173,16 +174,17 @@ def recompute_health(
             "occurred_at": datetime.fromtimestamp(int(ts[i]), UTC),
             "score": round(float(scores.score[i]), 4),
             "state": str(scores.state[i]),
-            "contributions": contributions(scores, int(i)),
+            "contributions": part,
             "cause_message_id": causes[i] if is_event[i] else None,
         }
-        for i in kept.tolist()
+        for i, part in zip(kept.tolist(), parts, strict=True)
     ]
     step("history: storing")
     with db.transaction() as session:
         session.execute(delete(HealthSnapshot).where(HealthSnapshot.definition_id == definition_id))
         for start in range(0, len(rows), CHUNK):
-            session.execute(insert(HealthSnapshot), rows[start : start + CHUNK])
+            # Core executemany: the ORM's bulk insert split the rows into ~1 statement per 3
+            session.execute(insert(HealthSnapshot.__table__), rows[start : start + CHUNK])  # type: ignore[arg-type]
         if announce_events:
             announce_health(db, session, workspace_id, state_changes(rows))
     engine_now: EngineName = "duckdb" if engine == "duckdb" else "sql"

@@ -128,11 +128,45 @@ def _yaml_loc(loc: Loc) -> Loc:
 
 
 def load_stage_model(text: str) -> CompiledModel:
-    """A checked stage model from YAML text; ValidationError names each bad line."""
+    """A checked stage model from YAML text; ValidationError names each bad line, all at once:
+    when only unknown keys spoil the schema, the rules are still checked (without those keys)
+    and their problems listed beside the keys'."""
     data, lines = parse_yaml(text)
-    model = _validate(StageModel, data, lines, "stage model")
+    try:
+        model = _validate(StageModel, data, lines, "stage model")
+    except ValidationError as schema:
+        if any(e.type != "extra_forbidden" for e in schema.errors):
+            raise
+        try:
+            _compile_or_raise(
+                compile_model,
+                StageModel.model_validate(_known_keys_only(StageModel, data)),
+                lines,
+                "stage model",
+            )
+        except ValidationError as rules:
+            raise ValidationError(schema.message, [*schema.errors, *rules.errors]) from None
+        raise
     compiled: CompiledModel = _compile_or_raise(compile_model, model, lines, "stage model")
     return compiled
+
+
+def _known_keys_only(kind: Any, data: Any) -> Any:
+    """``data`` without the keys the model ``kind`` (or the models inside it) does not know."""
+    while get_origin(kind) in (Union, UnionType):
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    if isinstance(kind, type) and issubclass(kind, pydantic.BaseModel) and isinstance(data, dict):
+        fields = {f.alias or n: f for n, f in kind.model_fields.items()}
+        fields.update(kind.model_fields)
+        return {
+            k: _known_keys_only(fields[k].annotation, v) for k, v in data.items() if k in fields
+        }
+    args = [a for a in get_args(kind) if a is not type(None)]
+    if isinstance(data, list) and args:
+        return [_known_keys_only(args[-1], item) for item in data]
+    if isinstance(data, dict) and len(args) == 2:
+        return {k: _known_keys_only(args[1], v) for k, v in data.items()}
+    return data
 
 
 def load_stage_model_file(path: str | Path) -> CompiledModel:

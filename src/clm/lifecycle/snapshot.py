@@ -17,7 +17,7 @@ over an export (the fast path at scale).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
@@ -35,7 +35,7 @@ from clm.lifecycle.features import AGGREGATES, FeatureSet
 from clm.lifecycle.plan import PropFn, required_properties, signals
 from clm.store.engine import Database
 
-__all__ = ["feature_snapshot", "snapshot_table"]
+__all__ = ["duckdb_snapshot", "feature_snapshot", "snapshot_table"]
 
 NEXT_EXIT = "next_window_exit"
 
@@ -47,25 +47,17 @@ def _no_props(key: str, want: str) -> ir.Value:
 def snapshot_table(events: ir.Table, feature_set: FeatureSet, prop: PropFn, now: int) -> ir.Table:
     """One row per customer with an event at or before ``now``: every feature as of ``now``.
 
-    One pass, one grouping: a ``last`` feature's latest matching instant comes from a window
-    over the customer's events (no join), so the query stays flat (SQLite's parser refuses
-    deeply nested ones); expressions are inlined into one final projection."""
+    One grouping over the log, one over the few events ``last`` features read, one join: the
+    query stays flat (SQLite's parser refuses deeply nested ones); expressions are inlined
+    into one final projection."""
     features = feature_set.features
     past = events.filter(events.ts <= now)
     sig = signals(past, features, prop)
-    latest = {
-        f"t__{name}": ibis.ifelse(sig[f"c__{name}"] > 0, sig.ts, ibis.null("int64"))
-        .max()
-        .over(ibis.window(group_by="customer_id"))
-        for name, f in features.items()
-        if f.kind == "last"
-    }
-    if latest:
-        sig = sig.mutate(**latest)
+    lasts = [name for name, f in features.items() if f.kind == "last"]
     aggregates: dict[str, ir.Value] = {}
     exits: list[str] = []
     for name, f in features.items():
-        if f.kind not in AGGREGATES:
+        if f.kind not in AGGREGATES or f.kind == "last":
             continue
         hit = sig[f"c__{name}"]
         inside: ir.BooleanValue = ibis.literal(True)
@@ -84,13 +76,13 @@ def snapshot_table(events: ir.Table, feature_set: FeatureSet, prop: PropFn, now:
             aggregates[name] = ibis.ifelse(inside, sig[f"s__{name}"], 0.0).sum()
         elif f.kind == "first_ts":
             aggregates[name] = stamp.min()
-        elif f.kind == "last_ts":
+        else:  # last_ts
             aggregates[name] = stamp.max()
-        else:  # last: the largest value among the matching events at the latest instant
-            at_latest = (hit > 0) & (sig.ts == sig[f"t__{name}"])
-            value = sig[f"v__{name}"]
-            aggregates[name] = ibis.ifelse(at_latest, value, ibis.null(value.type())).max()
     table = sig.group_by("customer_id").aggregate(**aggregates)
+    if lasts:
+        table = table.left_join(_last_values(sig, lasts), "customer_id")
+        if "customer_id_right" in table.columns:
+            table = table.drop("customer_id_right")
     derived: dict[str, ir.Value] = {}
 
     def resolve(name: str) -> ir.Value:
@@ -107,6 +99,48 @@ def snapshot_table(events: ir.Table, feature_set: FeatureSet, prop: PropFn, now:
     return table.select("customer_id", **{NEXT_EXIT: next_exit}, **columns)
 
 
+def duckdb_snapshot(
+    events: pa.Table | str | Path,
+    feature_set: FeatureSet,
+    now: int,
+    customer_ids: Sequence[int] | None = None,
+) -> pa.Table:
+    """The snapshot computed by DuckDB over an Arrow table or a Parquet file of the log."""
+    source = duckdb_source(events, required_properties(feature_set.features))
+    source.backend.con.execute("SET enable_progress_bar = false")
+    table = source.events
+    if customer_ids is not None:
+        table = table.filter(table.customer_id.isin(sorted(set(customer_ids))))
+    try:
+        with quiet_engines():
+            result = snapshot_table(table, feature_set, source.prop, now)
+            arrow: pa.Table = result.order_by("customer_id").to_pyarrow()
+    finally:
+        source.backend.disconnect()
+    return arrow
+
+
+def _last_values(sig: ir.Table, lasts: list[str]) -> ir.Table:
+    """Per customer, each ``last`` feature: the largest value among its matching events at the
+    latest matching instant. Only the events some ``last`` feature matches are windowed (a few
+    per cent of a log, survey answers and scores), so the sort stays small."""
+    hits = sig.filter(ibis.or_(*[sig[f"c__{name}"] > 0 for name in lasts]))
+    window = ibis.window(group_by="customer_id")
+    latest = {
+        f"t__{name}": ibis.ifelse(hits[f"c__{name}"] > 0, hits.ts, ibis.null("int64"))
+        .max()
+        .over(window)
+        for name in lasts
+    }
+    hits = hits.mutate(**latest)
+    values = {}
+    for name in lasts:
+        at_latest = (hits[f"c__{name}"] > 0) & (hits.ts == hits[f"t__{name}"])
+        value = hits[f"v__{name}"]
+        values[name] = ibis.ifelse(at_latest, value, ibis.null(value.type())).max()
+    return hits.group_by("customer_id").aggregate(**values)
+
+
 def feature_snapshot(
     db: Database,
     workspace_id: int,
@@ -115,30 +149,23 @@ def feature_snapshot(
     *,
     engine: EngineName = "sql",
     customer_ids: Sequence[int] | None = None,
-    events: pa.Table | Any = None,
+    events: pa.Table | None = None,
 ) -> pa.Table:
     """The snapshot of a workspace's customers (or of ``customer_ids``), sorted by customer.
 
-    ``engine="sql"`` runs in the database itself; ``"duckdb"`` over ``events`` (an Arrow
-    table or Parquet path) when given, else over an export of the log."""
+    ``engine="sql"`` runs in the database itself; ``"duckdb"`` over ``events`` (the log as
+    Arrow) when given, else over an export of the log."""
     if engine == "spark":
         raise ValueError("health snapshots run on sql or duckdb")
     if engine == "duckdb":
-        source_events = events
-        if source_events is None:
-            source_events = export_events(db, workspace_id, customer_ids)
-        source = duckdb_source(source_events, required_properties(feature_set.features))
-        source.backend.con.execute("SET enable_progress_bar = false")
-        table = source.events
-        if customer_ids is not None and events is not None:
-            table = table.filter(table.customer_id.isin(sorted(set(customer_ids))))
-    else:
-        ids = sorted(set(customer_ids)) if customer_ids is not None else None
-        source = sql_source(db, workspace_id, ids)
-        table = source.events
+        if events is None:
+            return duckdb_snapshot(export_events(db, workspace_id, customer_ids), feature_set, now)
+        return duckdb_snapshot(events, feature_set, now, customer_ids)
+    ids = sorted(set(customer_ids)) if customer_ids is not None else None
+    source = sql_source(db, workspace_id, ids)
     try:
         with quiet_engines():
-            result = snapshot_table(table, feature_set, source.prop, now)
+            result = snapshot_table(source.events, feature_set, source.prop, now)
             arrow: pa.Table = result.order_by("customer_id").to_pyarrow()
     finally:
         source.backend.disconnect()

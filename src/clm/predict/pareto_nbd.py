@@ -158,9 +158,11 @@ class ParetoNBD(RFMModel):
     """Pareto/NBD with parameters ``r, alpha`` (purchase rate) and ``s, beta`` (dropout rate).
 
     On the CDNOW sample in weeks FHL 2005 report r = 0.553, α = 10.578, s = 0.606,
-    β = 11.669. The likelihood's gradient is taken by vectorised central differences (the
-    analytic one needs derivatives of 2F1 in its parameters); standard errors are computed
-    from it as for the other models.
+    β = 11.669. The fit takes Newton steps with the analytic gradient and Hessian, the
+    dropout integral and its derivatives by quadrature (:class:`_DropoutIntegral`), and
+    accepts the result only if the quadrature matches the 2F1 closed form on every row;
+    otherwise it falls back to L-BFGS-B on the closed form with a gradient by central
+    differences (``_row_loglik``). Standard errors come from the analytic Hessian.
     """
 
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")

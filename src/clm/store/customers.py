@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from clm.errors import NotFound
@@ -190,6 +192,13 @@ def _event(event: Event, customer_id: int) -> EventPublic:
     )
 
 
+def _finite(amount: Any) -> Any:
+    """``amount`` where it is a number, else NULL: an ``inf`` or ``NaN`` stored before the edge
+    refused them (PostgreSQL keeps both, SQLite keeps ``inf``) would make every sum over them
+    non-finite, which JSON cannot carry. (PostgreSQL sorts NaN above every number.)"""
+    return case((amount.between(-sys.float_info.max, sys.float_info.max), amount), else_=None)
+
+
 def workspace_stats(session: Session, workspace_id: int) -> WorkspaceStats:
     """Head counts of a workspace: what the dashboard's first screen shows.
 
@@ -214,7 +223,9 @@ def workspace_stats(session: Session, workspace_id: int) -> WorkspaceStats:
     ).all()
     system = session.scalar(select(func.count()).where(own, Event.channel == SYSTEM_CHANNEL))
     purchases = session.execute(
-        select(func.count(), func.sum(Event.revenue)).where(own, Event.name == "Order Completed")
+        select(func.count(), func.sum(_finite(Event.revenue))).where(
+            own, Event.name == "Order Completed"
+        )
     ).one()
     span = session.execute(select(func.min(Event.ts), func.max(Event.ts)).where(touchpoint)).one()
     return WorkspaceStats(

@@ -13,7 +13,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,6 +63,14 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def _json_loads(text: str | bytes) -> Any:
+    """JSON columns read back as they were written. PostgreSQL's ``jsonb`` keeps numbers as
+    ``numeric``: a float such as ``1e25`` comes back as ``10000000000000000905969664``, an
+    integer the standard parser returns exactly and orjson then refuses to write (past 64
+    bits), so the row could be neither re-stored nor answered. orjson reads it as a float."""
+    return orjson.loads(text)
+
+
 def create_db_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     """An engine for ``url``; a SQLite file's folder is created on first use."""
     if sqlite_synchronous not in ("FULL", "NORMAL"):
@@ -72,7 +80,10 @@ def create_db_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"check_same_thread": False}, json_serializer=_json_dumps
+            url,
+            connect_args={"check_same_thread": False},
+            json_serializer=_json_dumps,
+            json_deserializer=_json_loads,
         )
         event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
         event.listen(engine, "begin", _sqlite_begin)
@@ -85,6 +96,7 @@ def create_db_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         pool_size=10,
         max_overflow=10,
         json_serializer=_json_dumps,
+        json_deserializer=_json_loads,
     )
 
 
@@ -242,38 +254,49 @@ class Database:
             yield session
 
     @contextmanager
-    def transaction(self, *, survive_power_loss: bool = True) -> Iterator[Session]:
-        """A write transaction, committed on success; on SQLite it holds the writer lock.
-
-        ``survive_power_loss=False`` is for small marks whose loss would only repeat work
-        (e.g. "this message was sent"): the commit still survives this process being killed,
-        but not the machine losing power, and costs microseconds instead of an fsync (SQLite
-        ``synchronous=NORMAL`` for this commit, PostgreSQL ``synchronous_commit=off``).
-        """
+    def transaction(self) -> Iterator[Session]:
+        """A write transaction, committed on success; on SQLite it holds the writer lock."""
         if self.dialect == "sqlite":
-            with self.write_lock, self._file_lock:
-                if survive_power_loss:
-                    with self.sessions() as session, session.begin():
-                        session.connection(execution_options={"clm_write": True})
-                        yield session
-                    return
-                with self.engine.connect() as connection:
-                    # The safety level cannot change inside a transaction: set it before BEGIN.
-                    raw = connection.connection.dbapi_connection
-                    assert raw is not None
-                    level = raw.execute("PRAGMA synchronous").fetchone()[0]
-                    raw.execute("PRAGMA synchronous=NORMAL")
-                    try:
-                        writer = connection.execution_options(clm_write=True)
-                        with Session(bind=writer) as session, session.begin():
-                            yield session
-                    finally:
-                        raw.execute(f"PRAGMA synchronous={int(level)}")
+            with self.write_lock, self._file_lock, self.sessions() as session, session.begin():
+                session.connection(execution_options={"clm_write": True})
+                yield session
         else:
             with self.sessions() as session, session.begin():
-                if not survive_power_loss:
-                    session.execute(text("SET LOCAL synchronous_commit = off"))
                 yield session
+
+    @contextmanager
+    def quick_commits(self) -> Iterator[Callable[[Executable, dict[str, Any]], None]]:
+        """A function running one statement in a transaction of its own, committed at once, on
+        one connection held for the block: for small marks whose loss would only repeat work
+        (e.g. "this message was sent"). A commit survives this process being killed, not the
+        machine losing power, and costs microseconds instead of an fsync (SQLite
+        ``synchronous=NORMAL`` on this connection, PostgreSQL ``synchronous_commit=off``).
+        Calls may come from several threads, one at a time.
+        """
+        sqlite = self.dialect == "sqlite"
+        with self.engine.connect() as connection:
+            writer = connection.execution_options(clm_write=True)
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            level = None
+            if sqlite:  # the safety level cannot change inside a transaction: set it now
+                level = raw.execute("PRAGMA synchronous").fetchone()[0]
+                raw.execute("PRAGMA synchronous=NORMAL")
+
+            def commit(statement: Executable, parameters: dict[str, Any]) -> None:
+                if sqlite:
+                    with self.write_lock, self._file_lock, writer.begin():
+                        writer.execute(statement, parameters)
+                else:
+                    with writer.begin():
+                        writer.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                        writer.execute(statement, parameters)
+
+            try:
+                yield commit
+            finally:
+                if level is not None:
+                    raw.execute(f"PRAGMA synchronous={int(level)}")
 
     def dispose(self) -> None:
         self.engine.dispose()

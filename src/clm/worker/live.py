@@ -11,8 +11,9 @@ A pass is what cron used to be asked to do, in the order each step needs the one
    whose score the passing of time has changed are re-scored (``health.rescore_health``).
 3. Engagement (``clm.engage.schedule.run_due``): playbooks triggered by the stage and health
    changes just announced enrol and take their first step; journeys whose wait is over move on;
-   referral rewards and points. The sends land in the outbox ...
-4. ... which is drained at once (``drain_once``).
+   referral rewards and points. The sends land in the outbox, which is drained at once
+   (``drain_once``). This runs right after step 1 (so a stage-triggered email does not wait
+   for health scoring) and again after step 2 when health re-scored anyone.
 
 Every step is idempotent, so a pass run twice, or by two workers, changes nothing more. The
 pass then says when the next one is due (the next scheduled transition or journey wake-up), so
@@ -60,7 +61,8 @@ class LiveReport:
     workspace_id: int
     stages: RunResult
     health_rescored: int
-    engage: EngageTickReport
+    engage: list[EngageTickReport]  # after the stage changes, then after the health changes
+    enrolled: int
     sent: int
     refit_due: bool
     next_due: datetime | None
@@ -164,6 +166,10 @@ def live_pass(
     clock = time.perf_counter()
     at = now or datetime.now(UTC)
     stages = tick(db, workspace_id, now=at)
+    # Stage-triggered playbooks act (and their mail goes out) before health is re-scored, the
+    # slowest step; playbooks triggered by the health changes act right after it.
+    engage = [run_due(db, workspace_id, at)]
+    sent = drain_once(db)
     top = _top_event_id(db, workspace_id)
     with db.session() as session:
         health_from = cursor(session, workspace_id, HEALTH_CURSOR)
@@ -179,13 +185,15 @@ def live_pass(
         set_cursor(session, workspace_id, HEALTH_CURSOR, top)
         if refit_due or predict_from == top:
             set_cursor(session, workspace_id, PREDICT_CURSOR, top)
-    engage = run_due(db, workspace_id, at)
-    sent = drain_once(db)
+    if health:
+        engage.append(run_due(db, workspace_id, at))
+        sent += drain_once(db)
     report = LiveReport(
         workspace_id=workspace_id,
         stages=stages,
         health_rescored=health,
         engage=engage,
+        enrolled=sum(e.enrolled for e in engage),
         sent=sent,
         refit_due=refit_due,
         next_due=next_due(db, workspace_id, at),
@@ -197,8 +205,8 @@ def live_pass(
             "workspace_id": workspace_id,
             "stage_events": stages.events_written,
             "health_rescored": health,
-            "enrolled": engage.enrolled,
-            "sends": engage.sends,
+            "enrolled": report.enrolled,
+            "sends": sum(e.sends for e in engage),
             "sent": sent,
             "seconds": report.seconds,
         },

@@ -1,0 +1,38 @@
+// Numbers for people: thousands separators, percentages, currency, dates. One place, so every
+// page writes 12,345 and 4.2% the same way.
+
+const locale = undefined; // the browser's
+
+const integer = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
+const decimal = new Intl.NumberFormat(locale, { maximumFractionDigits: 2 });
+const percent = new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 1 });
+const compact = new Intl.NumberFormat(locale, { notation: "compact", maximumFractionDigits: 1 });
+
+const DASH = "–";
+const missing = (value) => value === null || value === undefined || Number.isNaN(Number(value));
+
+export const thousands = (value) => (missing(value) ? DASH : integer.format(value));
+export const number = (value) => (missing(value) ? DASH : decimal.format(value));
+export const pct = (ratio) => (missing(ratio) ? DASH : percent.format(ratio));
+export const short = (value) => (missing(value) ? DASH : compact.format(value));
+
+const currencies = new Map();
+export function money(value, currency = "USD") {
+  if (missing(value)) return DASH;
+  if (!currencies.has(currency)) {
+    currencies.set(currency, new Intl.NumberFormat(locale, { style: "currency", currency, maximumFractionDigits: 0 }));
+  }
+  return currencies.get(currency).format(value);
+}
+
+export const day = (iso) => (iso ? String(iso).slice(0, 10) : DASH);
+export const minute = (iso) => (iso ? String(iso).slice(0, 16).replace("T", " ") : DASH);
+
+// "now" for a state computed at the present moment, else "as of <date>".
+export function asOf(at) {
+  const when = Date.parse(at || "");
+  if (Number.isNaN(when) || Math.abs(Date.now() - when) < 5 * 60 * 1000) return "now";
+  return `as of ${new Date(when).toISOString().slice(0, 10)}`;
+}
+
+export const label = (name) => (name ? String(name).replaceAll("_", " ") : DASH);

@@ -1,0 +1,63 @@
+// History-API routing: every page a URL of its own, deep links and the back button work.
+import { useEffect, useState } from "preact/hooks";
+
+const listeners = new Set();
+
+export function currentLocation() {
+  return { path: location.pathname, params: new URLSearchParams(location.search) };
+}
+
+export function navigate(url, { replace = false } = {}) {
+  if (url === location.pathname + location.search) return;
+  if (replace) history.replaceState(null, "", url);
+  else history.pushState(null, "", url);
+  for (const listener of listeners) listener();
+  window.scrollTo(0, 0);
+}
+
+addEventListener("popstate", () => {
+  for (const listener of listeners) listener();
+});
+
+// Same-origin links to app pages move through history instead of reloading the page.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest("a[href]");
+  if (!link || event.defaultPrevented || event.button !== 0) return;
+  if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  if (link.target || link.hasAttribute("download") || link.dataset.external !== undefined) return;
+  const url = new URL(link.href);
+  if (url.origin !== location.origin || !isAppPath(url.pathname)) return;
+  event.preventDefault();
+  navigate(url.pathname + url.search);
+});
+
+let appPaths = ["/"];
+export function setAppPaths(paths) {
+  appPaths = paths;
+}
+export function isAppPath(path) {
+  return path === "/" || appPaths.some((prefix) => path === prefix || path.startsWith(`${prefix}/`));
+}
+
+export function useLocation() {
+  const [where, setWhere] = useState(currentLocation());
+  useEffect(() => {
+    const update = () => setWhere(currentLocation());
+    listeners.add(update);
+    return () => listeners.delete(update);
+  }, []);
+  return where;
+}
+
+// Match "/customers/:id" against a path; returns the named parts or null.
+export function match(pattern, path) {
+  const want = pattern.split("/");
+  const have = (path.length > 1 ? path.replace(/\/+$/, "") : path).split("/");
+  if (want.length !== have.length) return null;
+  const found = {};
+  for (let i = 0; i < want.length; i += 1) {
+    if (want[i].startsWith(":")) found[want[i].slice(1)] = decodeURIComponent(have[i]);
+    else if (want[i] !== have[i]) return null;
+  }
+  return found;
+}

@@ -1,0 +1,65 @@
+// Overview: the workspace at a glance; every count links to the customers behind it.
+import { html } from "../lib/html.js";
+import { useApi, status } from "../lib/hooks.js";
+import { query } from "../lib/api.js";
+import { asOf, label, thousands } from "../lib/format.js";
+
+// Horizontal bars; each count is a link when `href(name)` gives one.
+// The API counts health by its label; the customer list filters by the state's name.
+const HEALTH_STATE = { "happy and stable": "happy", "happy but at risk": "at_risk", unhappy: "unhappy" };
+
+export function Bars({ id, entries, href }) {
+  const max = Math.max(1, ...entries.map(([, n]) => n));
+  return html`<div id=${id} class="bars">
+    ${entries.map(([name, n]) => html`<div class="bar">
+      <span class="name">${label(name)}</span>
+      <div class="track"><div class="fill" style=${{ width: `${(100 * n) / max}%` }}></div></div>
+      ${href ? html`<a class="n" href=${href(name)}>${thousands(n)}</a>` : html`<span class="n">${thousands(n)}</span>`}
+    </div>`)}
+  </div>`;
+}
+
+function Card({ id, title, value, href }) {
+  return html`<div class="card"><div class="label">${title}</div>
+    ${href ? html`<a id=${id} class="value" href=${href}>${value}</a>` : html`<div id=${id} class="value">${value}</div>`}
+  </div>`;
+}
+
+export function Overview() {
+  const stats = useApi("/workspace/stats");
+  const counts = useApi("/lifecycle/counts");
+  const s = stats.data;
+  const stages = Object.entries(counts.data?.stages || {});
+  const health = Object.entries(counts.data?.health || {});
+  const atRisk = (counts.data?.health?.["happy but at risk"] || 0) + (counts.data?.health?.unhappy || 0);
+  return html`<section id="overview" class="page">
+    <h1>Overview</h1>
+    ${status(stats)}
+    ${s && html`<div class="cards">
+      <${Card} id="stat-customers" title="Customers" value=${thousands(s.customers)} href="/customers" />
+      <${Card} id="stat-identified" title="Identified" value=${thousands(s.identified_customers)} />
+      <${Card} id="stat-events" title="Touchpoints" value=${thousands(s.events)} />
+      <${Card} id="stat-purchases" title="Purchases" value=${thousands(s.purchases)} />
+      <${Card} id="stat-revenue" title="Revenue" value=${thousands(Math.round(s.revenue))} />
+      <${Card} id="stat-at-risk" title="At risk or unhappy" value=${thousands(atRisk)} href="/customers?health_state=at_risk,unhappy&sort=clv&order=desc" />
+    </div>`}
+    <div class="panels">
+      <div class="panel">
+        <h2>Lifecycle stages <span id="stages-at" class="muted">${counts.data && stages.length ? asOf(counts.data.at) : ""}</span></h2>
+        ${status(counts, { empty: "No stage history yet: run clm lifecycle run." })}
+        ${counts.data && (stages.length
+          ? html`<${Bars} id="stages" entries=${stages} href=${(stage) => `/customers${query({ stage })}`} />`
+          : html`<p id="stages" class="muted">No stage history yet: run <code>clm lifecycle run</code>.</p>`)}
+      </div>
+      <div class="panel">
+        <h2>Health</h2>
+        ${counts.data && html`<${Bars} id="health" entries=${health} href=${(state) => `/customers${query({ health_state: HEALTH_STATE[state] || state })}`} />`}
+      </div>
+      <div class="panel">
+        <h2>Touchpoints by channel</h2>
+        ${s && html`<${Bars} id="channels" entries=${Object.entries(s.events_by_channel)} />`}
+      </div>
+    </div>
+  </section>`;
+}
+

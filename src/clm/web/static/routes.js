@@ -1,0 +1,28 @@
+// The app's pages: the navigation, the URL of each page and the component that draws it.
+// A new page: add a row here (and its top-level path to APP_PAGES in clm/web/__init__.py).
+import { html } from "./lib/html.js";
+import { Overview } from "./pages/overview.js";
+import { Customers } from "./pages/customers.js";
+import { Customer } from "./pages/customer.js";
+import { Placeholder } from "./pages/placeholder.js";
+
+export const NAV = [
+  { href: "/overview", label: "Overview" },
+  { href: "/customers", label: "Customers" },
+  { href: "/segments", label: "Segments" },
+  { href: "/reports", label: "Reports" },
+  { href: "/engagement", label: "Engagement" },
+  { href: "/settings", label: "Settings" },
+];
+
+// First match wins; `:name` parts are passed to the page as props.
+export const ROUTES = [
+  { path: "/", page: Overview },
+  { path: "/overview", page: Overview },
+  { path: "/customers", page: Customers },
+  { path: "/customers/:id", page: Customer },
+  { path: "/segments", page: () => html`<${Placeholder} title="Segments" />` },
+  { path: "/reports", page: () => html`<${Placeholder} title="Reports" />` },
+  { path: "/engagement", page: () => html`<${Placeholder} title="Engagement" />` },
+  { path: "/settings", page: () => html`<${Placeholder} title="Settings" />` },
+];
