@@ -116,7 +116,7 @@ def login(
         stored = user.password_hash if user else None
         user_id = user.id if user and user.disabled_at is None else None
     if not verify_password(stored, password) or user_id is None:
-        with db.transaction(survive_power_loss=False) as session:
+        with db.transaction() as session:
             session.add(LoginFailure(email=email, client=client, at=now))
         raise AuthError("Wrong email or password")
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
