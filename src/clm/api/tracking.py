@@ -21,6 +21,7 @@ from clm.api.responses import JsonResponse
 from clm.api.routing import ClmRoute
 from clm.config import get_settings
 from clm.errors import ClmError, FieldError, PayloadTooLarge, PermissionDenied, ValidationError
+from clm.ingest import jsontext
 from clm.ingest.schemas import Batch, IngestResult, StrictBatch
 from clm.ingest.service import parse_messages, pydantic_errors
 from clm.ingest.writer import EventWriter
@@ -58,7 +59,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def parse_json(body: bytes) -> Any:
     try:
-        return orjson.loads(body)
+        return jsontext.loads(body)
     except orjson.JSONDecodeError as exc:
         raise ValidationError(
             "Body is not valid JSON", [FieldError(("body",), str(exc), "json_invalid")]

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import polars as pl
 
+from clm.ingest import jsontext
 from clm.ingest._files import (
     FileFormat,
     ImportReport,
@@ -88,7 +89,7 @@ def _event_rows(
                 if not line.strip():
                     continue
                 try:
-                    value = orjson.loads(line)
+                    value = jsontext.loads(line)
                 except orjson.JSONDecodeError as exc:
                     yield number, f"not valid JSON: {exc}"
                     continue

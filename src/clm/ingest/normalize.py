@@ -178,6 +178,11 @@ def _revenue(properties: dict[str, Any]) -> tuple[float | None, str | None]:
     return None, None
 
 
+def _context_traits(context: dict[str, Any]) -> dict[str, Any]:
+    traits = context.get("traits")
+    return dict(traits) if isinstance(traits, dict) else {}
+
+
 def _email(traits: Any) -> str | None:
     """The email of traits (or of anything else: ``None``), lower-cased."""
     if not traits or not isinstance(traits, dict):
@@ -222,7 +227,9 @@ def to_record(
     elif isinstance(message, Screen):
         properties, name = message.properties, message.name
     elif isinstance(message, Identify):
-        traits = message.traits
+        # RudderStack's SDKs send identify traits only in ``context.traits``; RudderStack
+        # reads them from there when the message has none of its own, and so does CLM.
+        traits = message.traits or _context_traits(context)
     elif isinstance(message, Group):
         traits, properties = message.traits, {"groupId": message.group_id}
     elif isinstance(message, Alias):
