@@ -40,16 +40,12 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     # through /api/v1 with the caller's own credentials.
     ("GET", "/assets/vendor/{path:path}"): PUBLIC,
     **{("GET", f"/{page}{rest}"): PUBLIC
-       for page in ("overview", "customers", "engagement", "reports", "segments", "settings")
+       for page in APP_PAGES
        for rest in ("", "/{rest:path}")},
     ("GET", "/health"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
-    # The web app's pages (index.html; the page then calls /api/v1) and its vendored modules.
-    ("GET", "/assets/vendor/{path:path}"): PUBLIC,
-    **{("GET", f"/{page}"): PUBLIC for page in APP_PAGES},
-    **{("GET", f"/{page}/{{rest:path}}"): PUBLIC for page in APP_PAGES},
     # accounts
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/reset-request"): PUBLIC,
