@@ -36,16 +36,15 @@ PUBLIC = "public"
 
 TABLE: dict[tuple[str, str], set[str] | str] = {
     ("MOUNT", "/"): PUBLIC,
-    # The web app's page shells and vendored assets: no data in them, every number comes
-    # through /api/v1 with the caller's own credentials.
-    ("GET", "/assets/vendor/{path:path}"): PUBLIC,
-    **{("GET", f"/{page}{rest}"): PUBLIC
-       for page in APP_PAGES
-       for rest in ("", "/{rest:path}")},
     ("GET", "/health"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    # The web app's page shells and vendored assets: no data in them, every number comes
+    # through /api/v1 with the caller's own credentials.
+    ("GET", "/assets/vendor/{path:path}"): PUBLIC,
+    **{("GET", f"/{page}"): PUBLIC for page in APP_PAGES},
+    **{("GET", f"/{page}/{{rest:path}}"): PUBLIC for page in APP_PAGES},
     # accounts
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/reset-request"): PUBLIC,
