@@ -40,8 +40,8 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
-    # The web app's pages (index.html; the page then calls /api/v1) and its vendored modules:
-    # no data in them, every number comes through /api/v1 with the caller's own credentials.
+    # The web app's page shells and vendored assets: no data in them, every number comes
+    # through /api/v1 with the caller's own credentials.
     ("GET", "/assets/vendor/{path:path}"): PUBLIC,
     **{("GET", f"/{page}"): PUBLIC for page in APP_PAGES},
     **{("GET", f"/{page}/{{rest:path}}"): PUBLIC for page in APP_PAGES},
