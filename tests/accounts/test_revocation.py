@@ -24,8 +24,7 @@ from tests.accounts.conftest import basic
 from tests.conftest import free_port
 
 
-@contextmanager
-def _server(url: str, data_dir: Path) -> Iterator[httpx.Client]:
+def _start(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_port()
     env = {**os.environ, "CLM_DATABASE_URL": url, "CLM_DATA_DIR": str(data_dir)}
     log = data_dir / f"server-{port}.log"
@@ -35,40 +34,54 @@ def _server(url: str, data_dir: Path) -> Iterator[httpx.Client]:
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             env=env, stdout=sink, stderr=sink,
         )  # fmt: skip
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"server did not start: {log.read_text()}")
-            time.sleep(0.1)
-        with httpx.Client(base_url=base, timeout=30) as client:
-            yield client
-    finally:
-        process.terminate()
+    return process, f"http://127.0.0.1:{port}", log
+
+
+def _wait(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    # Generous: on the shared 2-core machine, importing the app can take tens of seconds.
+    deadline = time.monotonic() + 180
+    while True:
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"server did not start: {log.read_text()}")
+        time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager
 def two_servers(db: Database, tmp_path: Path) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    """Two server processes over ``db``'s database, each with its own data directory."""
+    """Two server processes over ``db``'s database, each with its own data directory,
+    started together."""
     url = db.engine.url.render_as_string(hide_password=False)
-    with ExitStack() as stack:
-        clients = []
+    started = []
+    try:
         for name in ("a", "b"):
             data_dir = tmp_path / name
             data_dir.mkdir()
-            clients.append(stack.enter_context(_server(url, data_dir)))
-        yield clients[0], clients[1]
+            started.append(_start(url, data_dir))
+        for process, base, log in started:
+            _wait(process, base, log)
+        with ExitStack() as stack:
+            clients = [
+                stack.enter_context(httpx.Client(base_url=base, timeout=30))
+                for _, base, _ in started
+            ]
+            yield clients[0], clients[1]
+    finally:
+        for process, _, _ in started:
+            _stop(process)
 
 
 TRACK = {"type": "track", "userId": "u1", "event": "Signed Up", "messageId": "m-1"}

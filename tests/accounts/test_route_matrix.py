@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from clm.web import create_app
+from clm.web import APP_PAGES, create_app
 from tests.accounts.conftest import Staff
 from tests.accounts.routes import app_routes
 
@@ -36,11 +36,20 @@ PUBLIC = "public"
 
 TABLE: dict[tuple[str, str], set[str] | str] = {
     ("MOUNT", "/"): PUBLIC,
+    # The web app's page shells and vendored assets: no data in them, every number comes
+    # through /api/v1 with the caller's own credentials.
+    ("GET", "/assets/vendor/{path:path}"): PUBLIC,
+    **{("GET", f"/{page}{rest}"): PUBLIC
+       for page in ("overview", "customers", "engagement", "reports", "segments", "settings")
+       for rest in ("", "/{rest:path}")},
     ("GET", "/health"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
+    # The web app's pages (index.html; the page then calls /api/v1) and its vendored modules.
+    ("GET", "/assets/vendor/{path:path}"): PUBLIC,
+    **{("GET", f"/{page}"): PUBLIC for page in APP_PAGES},
+    **{("GET", f"/{page}/{{rest:path}}"): PUBLIC for page in APP_PAGES},
     # accounts
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/reset-request"): PUBLIC,
@@ -68,6 +77,8 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/customers/{customer_id}/predictions"): READ,
     ("POST", "/api/v1/customers/{customer_id}/notes"): SUPPORT,
     ("GET", "/api/v1/customers/{customer_id}/notes"): READ,
+    ("GET", "/api/v1/customer-list"): READ,
+    ("GET", "/api/v1/customer-list.csv"): READ,
     ("GET", "/api/v1/events"): READ,
     # privacy: export and erase read or destroy everything about a person
     ("GET", "/api/v1/customers/{customer_id}/export"): CONFIGURE,

@@ -7,6 +7,7 @@ so they share nothing with the code under test but the data.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -15,7 +16,15 @@ import pytest
 from scipy import integrate, optimize, special
 from threadpoolctl import threadpool_info
 
-from clm.predict import BetaGeo, ModifiedBetaGeo, ParetoNBD, _base, compress, pareto_nbd
+from clm.predict import (
+    BetaGeo,
+    ConvergenceWarning,
+    ModifiedBetaGeo,
+    ParetoNBD,
+    _base,
+    compress,
+    pareto_nbd,
+)
 from clm.predict._newton import _trust_region_step
 from clm.predict.pareto_nbd import _DropoutIntegral
 from clm.predict.simulate import simulate_beta_geo, simulate_pareto_nbd
@@ -367,16 +376,54 @@ def test_newton_equals_lbfgsb_with_and_without_a_penalty(
         _analytic_hessian = False
 
     newton = model_class(penalizer=penalizer).fit(cdnow_summary)
-    reference = WithoutHessian(penalizer=penalizer).fit(cdnow_summary)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        reference = WithoutHessian(penalizer=penalizer).fit(cdnow_summary)
     assert (newton.optimizer_, reference.optimizer_) == ("newton", "l-bfgs-b")
 
     def objective(model: BetaGeo | ParetoNBD) -> float:
         params = model._params
         return -model.log_likelihood_ / len(cdnow_summary) + penalizer * float(params @ params)
 
-    # Newton lands at least as low as L-BFGS-B (on the penalised surface, flat along one
-    # direction, L-BFGS-B stops up to ~1e-4 short in log-likelihood), at the same place.
+    # Newton lands at least as low as L-BFGS-B; on the penalised surface, flat along one
+    # direction, L-BFGS-B stops up to ~1e-4 short in log-likelihood.
     assert objective(newton) <= objective(reference) + 1e-12
+    if caught:  # L-BFGS-B from the generic start gave up (penalised Pareto/NBD does)
+        assert model_class is ParetoNBD and penalizer > 0
+        assert objective(newton) < objective(reference) - 1e-6
+        return
     assert newton.log_likelihood_ == pytest.approx(reference.log_likelihood_, abs=1e-4)
     for name in model_class.param_names:
         assert newton.params_[name] == pytest.approx(reference.params_[name], rel=1e-5), name
+
+
+def _degenerate_shapes() -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    ages = rng.uniform(20, 60, 3_000)
+    return {
+        "three customers": pd.DataFrame(
+            {"frequency": [0.0, 1, 3], "recency": [0.0, 2, 9], "T": [10.0, 10, 10]}
+        ),
+        # almost nobody drops out: BG/NBD's dropout parameters have no interior optimum
+        "everyone alive": simulate_pareto_nbd(3_000, ages, 1.0, 2.0, 0.05, 500.0, seed=3),
+    }
+
+
+@pytest.mark.parametrize("shape", ["three customers", "everyone alive"])
+@pytest.mark.parametrize("model_class", [BetaGeo, ModifiedBetaGeo, ParetoNBD])
+def test_degenerate_data_end_no_worse_than_before_newton(
+    shape: str, model_class: type[BetaGeo] | type[ParetoNBD]
+) -> None:
+    """Where Newton runs off along a ridge, L-BFGS-B from the start competes: the fit is never
+    worse than the optimiser used before, and the log-likelihood stays finite."""
+
+    class WithoutHessian(model_class):  # type: ignore[valid-type,misc]
+        _analytic_hessian = False
+
+    summary = _degenerate_shapes()[shape]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        newton = model_class().fit(summary)
+        reference = WithoutHessian().fit(summary)
+    assert np.isfinite(newton.log_likelihood_)
+    assert newton.log_likelihood_ >= reference.log_likelihood_ - 1e-6

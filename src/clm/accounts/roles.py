@@ -97,8 +97,13 @@ def authorize(principal: Principal | None, permission: Permission) -> Principal:
     if principal is None:
         raise AuthError("Sign in or send an API key")
     if not principal.can(permission):
-        who = f"role {principal.role}" if principal.role else f"a {principal.key_kind} key"
-        raise PermissionDenied(f"This needs the {permission} permission, which {who} lacks")
+        if principal.key_kind:
+            who = f"a {principal.key_kind} key lacks"
+        elif principal.role:
+            who = f"the {principal.role} role lacks"
+        else:
+            who = "you lack: you have no role in this workspace"
+        raise PermissionDenied(f"This needs the {permission} permission, which {who}")
     if permission is not Permission.WORKSPACES and principal.workspace_id is None:
         raise PermissionDenied("This needs a workspace")
     return principal

@@ -152,7 +152,7 @@ def _revenue(
     per = paid.group_by(
         "customer_id", p=period_index(paid.ts, query.granularity)
     ).aggregate(rev=paid.revenue.sum())  # fmt: skip
-    per = source.reuse(per)  # read twice below
+    per = source.reuse(per, join_key="customer_id")  # read twice below (SQLite: indexed)
     totals = per.group_by("p").aggregate(revenue=per.rev.sum())
     before = per.filter(per.rev > 0)
     after = per.view()

@@ -23,6 +23,7 @@ from fastapi import Depends, Request
 from clm.accounts import Permission, Principal, authorize
 from clm.accounts.keys import principal_for_key
 from clm.accounts.sessions import ActiveSession, resolve
+from clm.accounts.settings import get_account_settings
 from clm.errors import AuthError, PermissionDenied
 from clm.store.engine import Database
 
@@ -73,7 +74,10 @@ def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None or (origin == "null" and request.method in SAFE_METHODS):
         return True
-    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+    netloc = urlsplit(origin).netloc.lower()
+    public = urlsplit(get_account_settings().public_url).netloc.lower()
+    # The Host header, or the public address people use (a proxy may rewrite Host).
+    return netloc in (request.headers.get("host", "").lower(), public)
 
 
 def check_csrf(request: Request, expected: str) -> None:

@@ -83,6 +83,12 @@ class MLEModel:
         """Whether the optimum Newton found may be trusted (a model may re-check it)."""
         return True
 
+    def _newton_start(
+        self, data: Sequence[FloatArray], weights: FloatArray, theta: FloatArray
+    ) -> FloatArray:
+        """Where Newton starts (log-parameters); a model may improve on the generic start."""
+        return theta
+
     def _total_loglik(
         self, params: FloatArray, data: Sequence[FloatArray], weights: FloatArray
     ) -> float:
@@ -174,29 +180,38 @@ class MLEModel:
     def _fit_weighted(self, data: Sequence[FloatArray], w: FloatArray) -> Self:
         total = float(w.sum())
         objective = self._objective(data, w)
-        theta0 = np.log(self._start(*self._warm_up_sample(data, w)))
+        sample = self._warm_up_sample(data, w)
+        theta0 = initial_theta = np.log(self._start(data, w))
         result: optimize.OptimizeResult | None = None
         newton: optimize.OptimizeResult | None = None
+        if self._analytic_hessian:
+            theta0 = self._newton_start(*sample, theta0)
         if self._analytic_hessian and len(w) > _WARM_UP_ROWS:
             # Most Newton steps are spent far from the optimum: take them on a sample of the
             # rows, then finish on all of them in two or three steps.
             warm = newton_trust_region(
-                self._objective_derivatives(*self._warm_up_sample(data, w)),
-                theta0,
-                _LOG_BOUND,
-                min(self.max_iter, 200),
+                self._objective_derivatives(*sample), theta0, _LOG_BOUND, min(self.max_iter, 200)
             )
             if warm.success:
                 theta0 = warm.x
+        contender: optimize.OptimizeResult | None = None
         if self._analytic_hessian:
             newton = newton_trust_region(
                 self._objective_derivatives(data, w), theta0, _LOG_BOUND, min(self.max_iter, 200)
             )
             start_is_finite = bool(np.isfinite(newton.fun))  # Newton only accepts finite steps
-            if newton.success and self._newton_is_accurate(np.exp(newton.x), data, w):
+            ordinary = bool(np.all(np.abs(newton.x) <= _LOG_EXTREME))
+            accurate = newton.success and self._newton_is_accurate(np.exp(newton.x), data, w)
+            if accurate and ordinary:
                 result = newton
-            elif start_is_finite:  # polish from where Newton stopped: no worse than the start
+            elif newton.success and ordinary:  # the model distrusts its fast pass: polish
                 theta0 = newton.x
+            else:
+                # Stopped short, or off on a ridge or at a boundary, where degenerate data can
+                # have a better optimum elsewhere: L-BFGS-B from the start, as before Newton,
+                # and Newton's answer competes if the model trusts it.
+                theta0 = initial_theta
+                contender = newton if accurate else None
         else:
             start_is_finite = bool(np.isfinite(objective(theta0)[0]))
         if not start_is_finite:
@@ -213,6 +228,8 @@ class MLEModel:
                 bounds=[(-_LOG_BOUND, _LOG_BOUND)] * len(theta0),
                 options={"maxiter": self.max_iter, "ftol": 1e-14, "gtol": 1e-9, "maxcor": 20},
             )
+            if contender is not None and not float(result.fun) < float(contender.fun):
+                result = contender
         params = np.exp(result.x)
         used_newton = newton is not None and result is newton
         self._warn_if_not_converged(result, params, objective)

@@ -1,0 +1,81 @@
+"""The customer list under ``/api/v1``: search, filter, sort and page in the database, and
+the same query as CSV. (A path of its own: ``/customers/{id}`` owns every ``/customers/x``.)"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from clm.api.deps import DatabaseDep, Reader, workspace_id
+from clm.lifecycle.customer_list import (
+    MAX_PER_PAGE,
+    CustomerList,
+    CustomerQuery,
+    SortKey,
+    export_csv,
+    list_customers,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["customers"])
+
+Search = Annotated[str | None, Query(max_length=200, description="part of a name, email or id")]
+Stages = Annotated[str | None, Query(max_length=500, description="comma-separated stages")]
+States = Annotated[
+    str | None,
+    Query(pattern=r"^(happy|at_risk|unhappy)(,(happy|at_risk|unhappy))*$",
+          description="comma-separated health states: happy, at_risk, unhappy"),
+]  # fmt: skip
+Order = Annotated[str, Query(pattern="^(asc|desc)$")]
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _query(
+    q: str | None, stage: str | None, health_state: str | None, sort: SortKey, order: str,
+    page: int = 1, per_page: int = 50,
+) -> CustomerQuery:  # fmt: skip
+    return CustomerQuery(
+        q=q or None, stage=_split(stage), health_state=_split(health_state), sort=sort,
+        order=order, page=page, per_page=per_page,
+    )  # fmt: skip
+
+
+@router.get("/customer-list")
+def get_customer_list(
+    db: DatabaseDep,
+    key: Reader,
+    q: Search = None,
+    stage: Stages = None,
+    health_state: States = None,
+    sort: SortKey = SortKey.id,
+    order: Order = "asc",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
+) -> CustomerList:
+    """Customers with stage, health, P(alive), CLV and last seen; e.g. the at-risk list is
+    ``?health_state=at_risk,unhappy&sort=clv&order=desc``."""
+    query = _query(q, stage, health_state, sort, order, page, per_page)
+    return list_customers(db, workspace_id(key), query)
+
+
+@router.get("/customer-list.csv")
+def get_customer_list_csv(
+    db: DatabaseDep,
+    key: Reader,
+    q: Search = None,
+    stage: Stages = None,
+    health_state: States = None,
+    sort: SortKey = SortKey.id,
+    order: Order = "asc",
+) -> StreamingResponse:
+    """Every customer the same filters match, as CSV."""
+    query = _query(q, stage, health_state, sort, order)
+    return StreamingResponse(
+        export_csv(db, workspace_id(key), query),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="customers.csv"'},
+    )
