@@ -47,7 +47,6 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/docs"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
     # The web app's pages (index.html; the page then calls /api/v1) and its vendored modules.
-    ("GET", "/assets/vendor/{path:path}"): PUBLIC,
     **{("GET", f"/{page}"): PUBLIC for page in APP_PAGES},
     **{("GET", f"/{page}/{{rest:path}}"): PUBLIC for page in APP_PAGES},
     # accounts
