@@ -63,7 +63,11 @@ def get_customer_list(
     return list_customers(db, workspace_id(key), query)
 
 
-@router.get("/customer-list.csv")
+@router.get(
+    "/customer-list.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "CSV, a header row first"}},
+)
 def get_customer_list_csv(
     db: DatabaseDep,
     key: Reader,
