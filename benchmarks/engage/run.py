@@ -28,10 +28,10 @@ os.environ.setdefault("CLM_ENGAGE_NOTIFY", "false")
 os.environ.setdefault("CLM_PUBLIC_URL", "http://clm.local")
 
 from clm.engage import repository as repo
-from clm.engage.delivery import deliver_due
-from clm.engage.journey_steps import advance
-from clm.engage.journeys import enroll_from_events
-from clm.engage.playbooks import apply_playbook, parse_playbook
+from clm.engage.delivery.deliver import deliver_due
+from clm.engage.playbooks.journey_steps import advance
+from clm.engage.playbooks.journeys import enroll_from_events
+from clm.engage.playbooks.service import apply_playbook, parse_playbook
 from clm.engage.schemas import EmailProvider, Policy
 from clm.engage.settings import get_engage_settings
 from clm.store import workspaces as ws

@@ -16,9 +16,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from clm.engage import delivery, outbound, outbox
 from clm.engage import repository as repo
-from clm.engage.outbound import OutboundRefused, check_target
+from clm.engage.delivery import deliver as delivery
+from clm.engage.delivery import outbound, outbox
+from clm.engage.delivery.outbound import OutboundRefused, check_target
 from clm.engage.schemas import Content, Policy, SendRequest, SmsProvider, WebhookProvider
 from clm.engage.settings import EngageSettings, get_engage_settings
 from clm.errors import NotFound, ValidationError

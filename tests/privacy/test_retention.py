@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from clm.engage.delivery.worker import make_queue
 from clm.engage.settings import EngageSettings
-from clm.engage.worker import make_queue
 from clm.ingest import ingest
 from clm.privacy import apply_retention
 from clm.privacy.retention import months_before

@@ -32,7 +32,7 @@ from clm.api.deps import (
 )
 from clm.api.routing import ClmRoute
 from clm.engage import repository as engage_repo
-from clm.engage.channels import DeliveryError, SmtpSession
+from clm.engage.delivery import DeliveryError, SmtpSession
 from clm.engage.schemas import EmailProvider
 from clm.errors import NotFound, PermissionDenied
 from clm.store.models import Membership, Workspace

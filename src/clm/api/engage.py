@@ -14,19 +14,32 @@ from clm.accounts import Principal, record
 from clm.accounts.audit import record_after
 from clm.api.deps import Configurer, DatabaseDep, Marketer, Reader, Support, workspace_id
 from clm.api.routing import ClmRoute
-from clm.engage import coupons, earning, ledger, outbox, referrals, surveys, testimonials
-from clm.engage import playbooks as pb
 from clm.engage import repository as repo
-from clm.engage.coupons import CouponCheck, CouponCreate, CouponPublic
-from clm.engage.earning import PointsProgram
-from clm.engage.playbook_schemas import JourneyPublic, PlaybookPublic, PlaybookReport
-from clm.engage.referral_schemas import (
+from clm.engage.delivery import outbox
+from clm.engage.playbooks import (
+    EngageTickReport,
+    JourneyPublic,
+    PlaybookPublic,
+    PlaybookReport,
+    run_due,
+)
+from clm.engage.playbooks import service as pb
+from clm.engage.referrals import (
+    CouponCheck,
+    CouponCreate,
+    CouponPublic,
+    PointsProgram,
     ReferralCodePublic,
     ReferralProgram,
     ReferralPublic,
     ReferralReport,
+    TestimonialPublic,
+    coupons,
+    earning,
+    ledger,
+    testimonials,
 )
-from clm.engage.schedule import EngageTickReport, run_due
+from clm.engage.referrals import service as referrals
 from clm.engage.schemas import (
     EmailProvider,
     MessagePublic,
@@ -35,8 +48,8 @@ from clm.engage.schemas import (
     SmsProvider,
     WebhookProvider,
 )
-from clm.engage.survey_schemas import SurveyDefinition, SurveyPublic
-from clm.engage.testimonials import TestimonialPublic
+from clm.engage.surveys import SurveyDefinition, SurveyPublic
+from clm.engage.surveys import service as surveys
 from clm.errors import NotFound
 from clm.store.models import EngageMessage, EngageTask
 from clm.store.storable import FiniteFloat, Points, RowId

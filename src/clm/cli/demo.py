@@ -18,9 +18,9 @@ from clm.cli._common import console
 from clm.config import get_settings
 from clm.demo import CDNOW_END, WORKSPACE, DemoSummary, build_demo
 from clm.demo.engagement import Mailbox, setup_engagement
-from clm.engage.schedule import run_due
+from clm.engage.delivery import drain_once
+from clm.engage.playbooks import run_due
 from clm.engage.settings import get_engage_settings
-from clm.engage.worker import drain_once
 from clm.store.engine import Database
 from clm.worker.settings import get_live_settings
 

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clm.engage.guardrails import CustomerFacts
-from clm.engage.outbound import OutboundRefused, check_target
+from clm.engage.delivery.guardrails import CustomerFacts
+from clm.engage.delivery.outbound import OutboundRefused, check_target
 from clm.engage.schemas import (
     Channel,
     EmailProvider,

@@ -39,7 +39,7 @@ class EngageSettings(BaseSettings):
     engage_batch_size: int = 200
     # Enqueue a delivery task after each commit that creates messages.
     engage_notify: bool = True
-    # Outbound safety (webhook and SMS targets, see ``clm.engage.outbound``): server-wide
+    # Outbound safety (webhook and SMS targets, see ``clm.engage.delivery.outbound``): server-wide
     # settings only an operator can change, never a tenant. Plain http is refused unless
     # allowed; loopback, link-local and private targets are refused unless their network is
     # listed here (comma-separated CIDRs, e.g. ``127.0.0.0/8,10.1.0.0/16``).

@@ -30,9 +30,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from clm.engage.journeys import cursor, set_cursor
-from clm.engage.schedule import EngageTickReport, run_due
-from clm.engage.worker import drain_once
+from clm.engage.delivery import drain_once
+from clm.engage.playbooks import EngageTickReport, cursor, run_due, set_cursor
 from clm.lifecycle import tick
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database

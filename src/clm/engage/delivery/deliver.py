@@ -28,10 +28,10 @@ from sqlalchemy.orm import Session
 
 from clm.engage import eventlog
 from clm.engage import repository as repo
-from clm.engage.channels import DeliveryError, SmtpSession, send_sms, send_webhook
-from clm.engage.guardrails import evaluate
-from clm.engage.health import HealthFacts, health_facts
-from clm.engage.outbox import BLOCKED_EVENT, SENT_EVENT
+from clm.engage.delivery.channels import DeliveryError, SmtpSession, send_sms, send_webhook
+from clm.engage.delivery.guardrails import evaluate
+from clm.engage.delivery.health import HealthFacts, health_facts
+from clm.engage.delivery.outbox import BLOCKED_EVENT, SENT_EVENT
 from clm.engage.schemas import (
     Decision,
     DeliveryReport,

@@ -20,8 +20,8 @@ from typing import Any
 from huey import Huey, RedisHuey, SqliteHuey, crontab  # type: ignore[import-untyped]
 from sqlalchemy import func, select
 
-from clm.engage import outbox
-from clm.engage.delivery import deliver_due
+from clm.engage.delivery import outbox
+from clm.engage.delivery.deliver import deliver_due
 from clm.engage.settings import EngageSettings, get_engage_settings
 from clm.store.engine import Database
 from clm.store.models import EngageMessage
@@ -80,7 +80,7 @@ class Queue:
 
         def engage_tick() -> int:
             # Journeys, referral rewards, points earned and expired: then deliver what it sent.
-            from clm.engage.schedule import run_all
+            from clm.engage.playbooks.schedule import run_all
 
             reports = run_all(self.database())
             self.drain()

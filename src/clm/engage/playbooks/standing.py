@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from clm.analytics.rfm import rfm_scores
 from clm.analytics.source import report_source
-from clm.engage.journeys import _conditions
-from clm.engage.playbook_schemas import Condition
+from clm.engage.playbooks.journeys import _conditions
+from clm.engage.playbooks.schemas import Condition
 from clm.lifecycle import get_stage_model
 from clm.store.engine import Database
 from clm.store.models import Customer, HealthSnapshot, StageTransition

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from clm.engage import repository as repo
-from clm.engage.journeys import (
+from clm.engage.playbooks.journeys import (
     Candidate,
     _conditions,
     active_playbooks,
@@ -22,8 +22,8 @@ from clm.engage.journeys import (
     enroll,
     set_cursor,
 )
-from clm.engage.playbook_schemas import PlaybookDefinition, Trigger
-from clm.engage.standing import segment_members
+from clm.engage.playbooks.schemas import PlaybookDefinition, Trigger
+from clm.engage.playbooks.standing import segment_members
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageJourney, HealthSnapshot
 

@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from clm.engage._bulk import insert_rows, paused_gc
-from clm.engage.playbook_schemas import Condition, PlaybookDefinition, Trigger
+from clm.engage.playbooks.schemas import Condition, PlaybookDefinition, Trigger
 from clm.engage.schemas import SendRequest
 from clm.store.engine import Database
 from clm.store.ids import allocate_ids

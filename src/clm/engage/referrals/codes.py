@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from clm.engage import eventlog
 from clm.engage import repository as repo
-from clm.engage.referral_schemas import ReferralCodePublic, ReferralProgram
+from clm.engage.playbooks.standing import stages_at
+from clm.engage.referrals.schemas import ReferralCodePublic, ReferralProgram
 from clm.engage.settings import get_engage_settings
-from clm.engage.standing import stages_at
 from clm.errors import NotFound
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageReferralCode

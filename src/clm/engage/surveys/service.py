@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clm.engage import outbox, tokens
+from clm.engage.delivery import outbox, tokens
 from clm.engage.schemas import Content, SendRequest
 from clm.engage.settings import get_engage_settings
-from clm.engage.survey_schemas import SurveyDefinition, SurveyPublic
+from clm.engage.surveys.schemas import SurveyDefinition, SurveyPublic
 from clm.errors import NotFound
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageSurvey, EngageToken

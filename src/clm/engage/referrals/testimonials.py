@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clm.engage import tokens
+from clm.engage.delivery import tokens
 from clm.engage.settings import get_engage_settings
 from clm.errors import Conflict, NotFound, ValidationError
 from clm.store.engine import Database
