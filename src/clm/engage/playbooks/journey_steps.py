@@ -19,8 +19,8 @@ from clm.engage.playbooks.journey_calendar import enroll_calendar
 from clm.engage.playbooks.journeys import (
     BATCH,
     Outcome,
-    _conditions,
     _unit,
+    conditions_hold,
     enroll_from_events,
 )
 from clm.engage.playbooks.schemas import PlaybookDefinition, Step
@@ -103,7 +103,7 @@ def run_journey(
             )
             break
         elif step.type == "branch":
-            ok = _conditions(step.conditions, traits, stage, out.variant)
+            ok = conditions_hold(step.conditions, traits, stage, out.variant)
             target = step.then if ok else step.otherwise
             described = ", ".join(f"{c.attr} {c.op} {c.value!r}" for c in step.conditions)
             out.logs.append((step.id, "branch", f"{'then' if ok else 'else'}: {described}"))

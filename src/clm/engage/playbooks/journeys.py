@@ -284,9 +284,11 @@ def _wake(
         )
 
 
-def _conditions(
+def conditions_hold(
     conditions: Sequence[Condition], traits: dict[str, Any], stage: str | None, variant: str | None
 ) -> bool:
+    """Whether every condition holds for a customer (traits, stage, A/B variant); shared by
+    journey steps, calendar triggers and standing checks."""
     for c in conditions:
         if c.attr == "stage":
             value: Any = stage
