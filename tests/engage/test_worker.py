@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from clm.config import get_settings
 from clm.engage import repository as repo
 from clm.engage.delivery import outbox
 from clm.engage.delivery.worker import make_queue, next_due
 from clm.engage.schemas import Content, EmailProvider, Policy, SendRequest, WebhookProvider
-from clm.engage.settings import get_engage_settings
 from clm.ingest import ingest
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageMessage
@@ -89,12 +89,12 @@ def test_killing_the_worker_mid_batch_loses_nothing_and_duplicates_nothing(
         http_receiver.delay = 0.1  # slow receiver: the kill lands mid-batch
         outbox.send(db, tenant.id, requests, now=datetime.now(UTC))
         os.environ["CLM_QUEUE_URL"] = str(queue)
-        get_engage_settings.cache_clear()
+        get_settings.cache_clear()
         try:
             make_queue().drain()  # what a producer does after its commit
         finally:
             del os.environ["CLM_QUEUE_URL"]
-            get_engage_settings.cache_clear()
+            get_settings.cache_clear()
 
         log = tmp_path / "worker.log"
         worker = _start_worker(db_url, queue, log)

@@ -432,15 +432,15 @@ def testimonial_feed(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """The approved testimonials as published, with the public feed's signed URL."""
+    from clm.config import get_settings
     from clm.engage.referrals import feed, feed_token, snippet
-    from clm.engage.settings import get_engage_settings
 
     with open_workspace(database_url, workspace) as (db, ws_id):
         items = feed(db, ws_id, brand, product)
     if html:
         typer.echo(snippet(items))
         return
-    url = f"{get_engage_settings().public_url.rstrip('/')}/public/testimonials/feed"
+    url = f"{get_settings().public_url.rstrip('/')}/public/testimonials/feed"
     if output is OutputFormat.json:
         print_json({"url": f"{url}?token={feed_token(ws_id)}", "items": items})
         return
