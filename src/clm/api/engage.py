@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from clm.accounts import Principal, record
 from clm.accounts.audit import record_after
@@ -51,7 +50,6 @@ from clm.engage.schemas import (
 from clm.engage.surveys import SurveyDefinition, SurveyPublic
 from clm.engage.surveys import service as surveys
 from clm.errors import NotFound
-from clm.store.models import EngageMessage, EngageTask
 from clm.store.storable import FiniteFloat, Points, RowId
 
 router = APIRouter(prefix="/api/v1/engage", tags=["engage"], route_class=ClmRoute)
@@ -171,12 +169,8 @@ def list_messages(
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[MessagePublic]:
-    query = select(EngageMessage).where(EngageMessage.workspace_id == workspace_id(key))
-    if status:
-        query = query.where(EngageMessage.status == status)
     with db.session() as session:
-        rows = session.scalars(query.order_by(EngageMessage.id.desc()).limit(limit))
-        return [MessagePublic.model_validate(r) for r in rows]
+        return repo.list_messages(session, workspace_id(key), status=status, limit=limit)
 
 
 @router.post("/surveys", status_code=201)
@@ -269,23 +263,7 @@ def run_tick(db: DatabaseDep, key: Configurer) -> EngageTickReport:
 @router.get("/tasks")
 def list_tasks(db: DatabaseDep, key: Reader, status: str = "open") -> list[dict[str, Any]]:
     with db.session() as session:
-        rows = session.scalars(
-            select(EngageTask)
-            .where(EngageTask.workspace_id == workspace_id(key), EngageTask.status == status)
-            .order_by(EngageTask.id)
-        )
-        return [
-            {
-                "id": t.id,
-                "customer_id": t.customer_id,
-                "kind": t.kind,
-                "title": t.title,
-                "owner": t.owner,
-                "detail": t.detail,
-                "created_at": t.created_at,
-            }
-            for t in rows
-        ]
+        return repo.list_tasks(session, workspace_id(key), status=status)
 
 
 # --- referrals, points, coupons, testimonials -------------------------------------------------
