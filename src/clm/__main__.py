@@ -1,3 +1,3 @@
-from clm.cli import app
+from clm.cli import main
 
-app()
+main()

@@ -36,17 +36,12 @@ PUBLIC = "public"
 
 TABLE: dict[tuple[str, str], set[str] | str] = {
     ("MOUNT", "/"): PUBLIC,
-    # The web app's page shells and vendored assets: no data in them, every number comes
-    # through /api/v1 with the caller's own credentials.
-    ("GET", "/assets/vendor/{path:path}"): PUBLIC,
-    **{("GET", f"/{page}{rest}"): PUBLIC
-       for page in ("overview", "customers", "engagement", "reports", "segments", "settings")
-       for rest in ("", "/{rest:path}")},
     ("GET", "/health"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
-    # The web app's pages (index.html; the page then calls /api/v1) and its vendored modules.
+    # The web app's page shells and vendored assets: no data in them, every number comes
+    # through /api/v1 with the caller's own credentials.
     ("GET", "/assets/vendor/{path:path}"): PUBLIC,
     **{("GET", f"/{page}"): PUBLIC for page in APP_PAGES},
     **{("GET", f"/{page}/{{rest:path}}"): PUBLIC for page in APP_PAGES},
@@ -90,6 +85,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     # lifecycle
     ("GET", "/api/v1/lifecycle/model"): READ,
     ("PUT", "/api/v1/lifecycle/model"): CONFIGURE,
+    ("POST", "/api/v1/lifecycle/model/preview"): CONFIGURE,
     ("GET", "/api/v1/lifecycle/counts"): READ,
     ("GET", "/api/v1/lifecycle/transitions"): READ,
     # predictions

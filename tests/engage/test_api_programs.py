@@ -43,9 +43,12 @@ def test_referral_landing_coupons_points_and_testimonial_feed(live_server: LiveS
         assert client.post(f"{url}/validate", json=order, headers=auth).json()["discount"] == 10.0
         assert client.post(f"{url}/redeem", json=order, headers=auth).json()["valid"] is True
         again = {"order_total": 25.0, "order_id": "o2"}
-        assert client.post(f"{url}/redeem", json=again, headers=auth).json()["reason"] == (
-            "already used"
-        )
+        refused = client.post(f"{url}/redeem", json=again, headers=auth)
+        assert (refused.status_code, refused.json()["code"]) == (409, "coupon_used_up")
+        unknown = client.post("/api/v1/engage/coupons/NOPE-0000/redeem", json=again, headers=auth)
+        assert (unknown.status_code, unknown.json()["code"]) == (404, "coupon_unknown")
+        check = client.post(f"{url}/validate", json=again, headers=auth).json()
+        assert (check["valid"], check["reason_code"]) == (False, "used_up")
 
         earn = {"customer_id": ada, "points": 50, "txn_id": "welcome"}
         assert client.post("/api/v1/engage/points/earn", json=earn, headers=auth).json() == {

@@ -26,7 +26,7 @@ def _at(days: int) -> str:
     return (NOW - timedelta(days=days)).isoformat()
 
 
-def _seed(db: Database) -> tuple[int, dict[str, int]]:
+def seed_shop(db: Database) -> tuple[int, dict[str, int]]:
     tenant = make_tenant(db, "list")
     ingest(db, tenant.id, [
         {"type": "identify", "userId": "ann", "messageId": "a0", "timestamp": _at(401),
@@ -65,7 +65,7 @@ def _users(page: object, ids: dict[str, int]) -> list[str]:
 
 
 def test_search_sort_and_page_in_the_database(db: Database) -> None:
-    ws, ids = _seed(db)
+    ws, ids = seed_shop(db)
     everyone = list_customers(db, ws, CustomerQuery())
     assert everyone.total == 4
     # Newest activity first, from the timestamps written above: cid 1 day, bob 2, dora 5, ann 400.
@@ -87,7 +87,7 @@ def test_search_sort_and_page_in_the_database(db: Database) -> None:
 def test_stage_and_health_columns_and_filters_agree_with_each_customers_page(
     db: Database,
 ) -> None:
-    ws, ids = _seed(db)
+    ws, ids = seed_shop(db)
     truth = {user: customer_lifecycle(db, ws, cid, None) for user, cid in ids.items()}
     rows = {row.id: row for row in list_customers(db, ws, CustomerQuery()).items}
     for user, state in truth.items():
@@ -110,7 +110,7 @@ def test_stage_and_health_columns_and_filters_agree_with_each_customers_page(
 
 
 def test_predictions_sort_by_clv_and_the_csv_is_the_same_query(db: Database) -> None:
-    ws, ids = _seed(db)
+    ws, ids = seed_shop(db)
     scores = {"ann": (0.2, 15.0), "bob": (0.9, 120.0), "dora": (0.7, 60.0)}
     with db.transaction() as session:
         for user, (p_alive, clv) in scores.items():

@@ -89,6 +89,9 @@ class _Client:
     def put(self, url: str, **kwargs: Any) -> httpx.Response:
         return self._call("PUT", url, **kwargs)
 
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self._call("POST", url, **kwargs)
+
 
 def test_api_model_422_with_lines_customer_counts_transitions(sqlite_db: Database) -> None:
     workspace_id = new_workspace(sqlite_db)
@@ -129,6 +132,42 @@ def test_api_model_422_with_lines_customer_counts_transitions(sqlite_db: Databas
             headers=headers,
         ).json()
         assert page["total"] == 2 and len(page["items"]) == 1
+
+
+def test_api_preview_answers_the_problems_or_the_counts_and_stores_nothing(
+    sqlite_db: Database,
+) -> None:
+    """The settings editor's check as you type: a model with a mistake is a 200 with
+    ``valid: false`` and the same line-numbered problem the PUT gives as a 422; a good one
+    gives the counts it would produce (worked out by hand), and neither is stored."""
+    workspace_id = new_workspace(sqlite_db)
+    ingest(sqlite_db, workspace_id, LOG)
+    with sqlite_db.transaction() as session:
+        secret = issue_key(session, "secret", workspace_id).key
+    client = _Client(create_app(sqlite_db))
+    headers = {"Authorization": f"Bearer {secret}"}
+    url = "/api/v1/lifecycle/model/preview"
+    good = shipped_model_text("classic")
+    bad = good.replace("rule: identified", "rule: identifed")
+    assert client.post(url, json={"yaml": good}).status_code == 401
+    answer = client.post(url, json={"yaml": bad}, headers=headers)
+    assert answer.status_code == 200
+    assert answer.json()["valid"] is False and answer.json()["preview"] is None
+    assert [e["message"] for e in answer.json()["errors"]] == [
+        "line 15: unknown feature 'identifed'; did you mean 'identified'?"
+    ]
+    answer = client.post(url, json={"yaml": good}, headers=headers)
+    assert answer.status_code == 200 and answer.json()["valid"] is True
+    preview = answer.json()["preview"]
+    # One customer: identified (acquisition), one order the next day (conversion), and that
+    # order is decades ago now: churned.
+    assert preview["customers"] == 1 and preview["transitions"] == 3
+    assert {k: v for k, v in preview["counts"].items() if v} == {"churned": 1}
+    assert client.post(url, json={"yaml": 3}, headers=headers).status_code == 422
+    before = client.get("/api/v1/lifecycle/model", headers=headers).json()["definition"]
+    client.post(url, json={"yaml": good.replace("name: classic", "name: other")}, headers=headers)
+    after = client.get("/api/v1/lifecycle/model", headers=headers).json()["definition"]
+    assert after == before
 
 
 def test_preview_reports_each_step_for_the_progress_bar(sqlite_db: Database) -> None:

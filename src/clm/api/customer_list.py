@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from clm.api.deps import DatabaseDep, Reader, workspace_id
+from clm.api.routing import ClmRoute
 from clm.lifecycle.customer_list import (
     MAX_PER_PAGE,
     CustomerList,
@@ -18,7 +19,7 @@ from clm.lifecycle.customer_list import (
     list_customers,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["customers"])
+router = APIRouter(prefix="/api/v1", tags=["customers"], route_class=ClmRoute)
 
 Search = Annotated[str | None, Query(max_length=200, description="part of a name, email or id")]
 Stages = Annotated[str | None, Query(max_length=500, description="comma-separated stages")]
@@ -62,7 +63,11 @@ def get_customer_list(
     return list_customers(db, workspace_id(key), query)
 
 
-@router.get("/customer-list.csv")
+@router.get(
+    "/customer-list.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "CSV, a header row first"}},
+)
 def get_customer_list_csv(
     db: DatabaseDep,
     key: Reader,

@@ -49,7 +49,8 @@ from clm.engage.schemas import (
 )
 from clm.engage.surveys import SurveyDefinition, SurveyPublic
 from clm.engage.surveys import service as surveys
-from clm.errors import NotFound
+from clm.errors import Conflict, NotFound
+from clm.store.customers import require_customer
 from clm.store.storable import FiniteFloat, Points, RowId
 
 router = APIRouter(prefix="/api/v1/engage", tags=["engage"], route_class=ClmRoute)
@@ -316,6 +317,12 @@ def review_referral(
     return decided
 
 
+def _own_customer(db: DatabaseDep, workspace: int, customer_id: int) -> None:
+    """404 unless the customer is this workspace's: points never go to another's or nobody."""
+    with db.session() as session:
+        require_customer(session, workspace, customer_id)
+
+
 class PointsBody(BaseModel):
     customer_id: RowId
     points: Points
@@ -339,6 +346,7 @@ def put_points_program(body: PointsProgram, db: DatabaseDep, key: Marketer) -> P
 
 @router.post("/points/earn")
 def earn_points(body: PointsBody, db: DatabaseDep, key: Support) -> dict[str, int]:
+    _own_customer(db, workspace_id(key), body.customer_id)
     balance = ledger.earn(
         db,
         workspace_id(key),
@@ -354,6 +362,7 @@ def earn_points(body: PointsBody, db: DatabaseDep, key: Support) -> dict[str, in
 
 @router.post("/points/redeem")
 def redeem_points(body: PointsBody, db: DatabaseDep, key: Support) -> dict[str, int]:
+    _own_customer(db, workspace_id(key), body.customer_id)
     balance = ledger.redeem(
         db,
         workspace_id(key),
@@ -389,15 +398,24 @@ class CouponOrder(BaseModel):
 
 @router.post("/coupons/{code}/validate")
 def validate_coupon(code: str, body: CouponOrder, db: DatabaseDep, key: Support) -> CouponCheck:
-    """For the shop's checkout: does the code apply to this order, and how much off."""
+    """For the shop's checkout: does the code apply to this order, and how much off. A "no" is
+    an answer, not a failed request: 200 with ``valid: false`` and ``reason_code`` (``unknown``,
+    ``expired``, ``used_up``, ``below_minimum``), so a checkout asks without handling errors."""
     return coupons.validate_coupon(db, workspace_id(key), code, body.order_total, datetime.now(UTC))
 
 
 @router.post("/coupons/{code}/redeem")
 def redeem_coupon(code: str, body: CouponOrder, db: DatabaseDep, key: Support) -> CouponCheck:
-    return coupons.redeem_coupon(
+    """Use the code on the order; a refusal is an error the checkout must not miss: 404
+    ``coupon_unknown``, or 409 ``coupon_expired``/``coupon_used_up``/``coupon_below_minimum``."""
+    check = coupons.redeem_coupon(
         db, workspace_id(key), code, body.order_id or "-", body.order_total, datetime.now(UTC)
     )
+    if check.reason_code == "unknown":
+        raise NotFound(f"No coupon {code}", code="coupon_unknown")
+    if not check.valid:
+        raise Conflict(f"Coupon {code}: {check.reason}", code=f"coupon_{check.reason_code}")
+    return check
 
 
 @router.get("/testimonials")

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from clm.accounts.audit import record_after
 from clm.api.deps import Configurer, DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
+from clm.errors import ValidationError
 from clm.lifecycle import (
     CustomerLifecycle,
     DefinitionInfo,
@@ -23,6 +24,8 @@ from clm.lifecycle import (
 )
 from clm.lifecycle.catalog import get_definition
 from clm.lifecycle.health_counts import health_counts
+from clm.lifecycle.preview import preview_stage_model
+from clm.lifecycle.schemas import Preview
 from clm.store.storable import Offset, RowId
 
 router = APIRouter(prefix="/api/v1", tags=["lifecycle"], route_class=ClmRoute)
@@ -62,6 +65,34 @@ def put_model(body: StageModelIn, db: DatabaseDep, key: Configurer) -> StageMode
         after={"version": info.version, "name": info.name, "yaml": body.yaml},
     )  # fmt: skip
     return StageModelPublic(definition=info, yaml=body.yaml)
+
+
+class ModelProblem(BaseModel):
+    loc: list[str | int]
+    message: str  # starts with "line N:" where the YAML has a line for it
+
+
+class ModelCheck(BaseModel):
+    """A stage model checked without storing it: its problems, or what it would give."""
+
+    valid: bool
+    errors: list[ModelProblem] = []
+    preview: Preview | None = None
+
+
+@router.post("/lifecycle/model/preview")
+def preview_model(body: StageModelIn, db: DatabaseDep, key: Configurer) -> ModelCheck:
+    """What a stage model (YAML) would give on this workspace's log, without storing it.
+    An editor calls this as people type, so a model with mistakes is an ordinary answer
+    (``valid: false`` and the line-numbered problems ``PUT /lifecycle/model`` would give as a
+    422), not an error status."""
+    try:
+        preview = preview_stage_model(db, workspace_id(key), body.yaml)
+    except ValidationError as problem:
+        errors = [ModelProblem(loc=list(e.loc), message=e.message) for e in problem.errors]
+        whole = [ModelProblem(loc=[], message=problem.message)]
+        return ModelCheck(valid=False, errors=errors or whole)
+    return ModelCheck(valid=True, preview=preview)
 
 
 @router.get("/customers/{customer_id}/lifecycle")

@@ -61,7 +61,9 @@ def get_report(
         raise NotFound(f"No report {name!r}; reports: {', '.join(REPORTS)}")
     params = {k: v for k, v in request.query_params.items() if k not in RESERVED}
     report = run_report(db, workspace_id(key), known, params, engine=engine)
-    return report.model_dump(mode="json")
+    # The same tables the CLI prints and writes as CSV, so the web page shows them as they are.
+    tables = [table.model_dump(mode="json") for table in report.tables()]
+    return {**report.model_dump(mode="json"), "tables": tables}
 
 
 async def _spend_rows(request: Request) -> list[SpendRow]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from clm.cli._common import DatabaseOption, console
+from clm.cli._common import DatabaseOption, console, err_console
 from clm.cli.accounts import audit_app, user_app
 from clm.cli.admin import keys_app, workspace_app
 from clm.cli.customers import customer_app, events_app
@@ -135,3 +138,18 @@ def demo(
     from clm.cli.demo import run_demo
 
     run_demo(serve_api=serve_api, port=port, customers=customers, fresh=fresh)
+
+
+def main() -> None:
+    """The ``clm`` entry point: any failure no command anticipated is still one line on stderr
+    and exit code 1, never a traceback (``CLM_DEBUG=1`` shows the traceback)."""
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("CLM_DEBUG"):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        err_console.print(
+            f"[red]error:[/red] {type(exc).__name__}: {escape(message)}", highlight=False
+        )
+        sys.exit(1)

@@ -76,6 +76,12 @@ def friendly_errors() -> Iterator[None]:
     except yaml.YAMLError as exc:
         err_console.print(f"[red]error:[/red] not valid YAML or JSON: {exc}", highlight=False)
         raise typer.Exit(1) from exc
+    except UnicodeDecodeError as exc:  # a file (or argument) in another encoding
+        err_console.print(f"[red]error:[/red] not UTF-8 text: {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    except OverflowError as exc:  # e.g. an id past 64 bits reaching SQLite
+        err_console.print(f"[red]error:[/red] a number is out of range: {exc}", highlight=False)
+        raise typer.Exit(1) from exc
 
 
 @contextmanager

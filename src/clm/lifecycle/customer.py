@@ -11,6 +11,7 @@ from clm.lifecycle.health_service import health_history, health_now, log_events
 from clm.lifecycle.queries import customer_history, stage_at
 from clm.lifecycle.reference import feature_values
 from clm.lifecycle.schemas import CustomerLifecycle
+from clm.store.customers import require_customer
 from clm.store.engine import Database
 
 
@@ -20,6 +21,8 @@ def customer_lifecycle(
     """What ``clm customer show`` prints: the stage (and the rule and features behind it), the
     health score with its factors, and both histories up to ``at`` (default now)."""
     when = at or datetime.now(UTC)
+    with db.session() as session:
+        require_customer(session, workspace_id, customer_id)  # 404 for another's or nobody's
     _, model = get_stage_model(db, workspace_id)
     events = sorted(log_events(db, workspace_id, customer_id), key=lambda e: e.ts)
     features: dict[str, Any] = {}

@@ -39,6 +39,12 @@ def _resolve_id(session: Session, workspace_id: int, customer_id: int) -> Custom
     return customer
 
 
+def require_customer(session: Session, workspace_id: int, customer_id: int) -> int:
+    """The id of the workspace's customer ``customer_id`` now is (following merges); NotFound
+    (404) when it is another workspace's or nobody's, so no route acts on such an id."""
+    return _resolve_id(session, workspace_id, customer_id).id
+
+
 def get_customer(session: Session, workspace_id: int, customer_id: int) -> CustomerDetail:
     customer = _resolve_id(session, workspace_id, customer_id)
     identities = session.scalars(

@@ -56,6 +56,7 @@ class CouponCheck(BaseModel):
     valid: bool
     discount: float = 0.0
     reason: str
+    reason_code: Literal["ok", "unknown", "expired", "used_up", "below_minimum"] = "ok"
 
 
 def create_coupon(
@@ -93,14 +94,18 @@ def _find(session: Session, workspace_id: int, code: str) -> EngageCoupon | None
 
 def _check(row: EngageCoupon | None, code: str, order_total: float, now: datetime) -> CouponCheck:
     if row is None:
-        return CouponCheck(code=code, valid=False, reason="unknown code")
+        return CouponCheck(code=code, valid=False, reason="unknown code", reason_code="unknown")
     if row.expires_at is not None and row.expires_at <= now:
-        return CouponCheck(code=code, valid=False, reason=f"expired on {row.expires_at:%Y-%m-%d}")
+        expired = f"expired on {row.expires_at:%Y-%m-%d}"
+        return CouponCheck(code=code, valid=False, reason=expired, reason_code="expired")
     if row.redemptions >= row.max_redemptions:
-        return CouponCheck(code=code, valid=False, reason="already used")
+        return CouponCheck(code=code, valid=False, reason="already used", reason_code="used_up")
     if order_total < row.min_order:
         return CouponCheck(
-            code=code, valid=False, reason=f"order below the minimum of {row.min_order:.2f}"
+            code=code,
+            valid=False,
+            reason=f"order below the minimum of {row.min_order:.2f}",
+            reason_code="below_minimum",
         )
     off = order_total * row.value / 100 if row.kind == "percent" else min(row.value, order_total)
     return CouponCheck(code=code, valid=True, discount=round(off, 2), reason="ok")
@@ -138,7 +143,7 @@ def redeem_coupon(
             .values(redemptions=EngageCoupon.redemptions + 1)
         )
         if won.rowcount == 0:  # type: ignore[attr-defined]
-            return CouponCheck(code=code, valid=False, reason="already used")
+            return CouponCheck(code=code, valid=False, reason="already used", reason_code="used_up")
         session.add(
             EngageCouponRedemption(
                 workspace_id=workspace_id,

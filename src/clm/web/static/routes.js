@@ -5,6 +5,9 @@ import { Overview } from "./pages/overview.js";
 import { Customers } from "./pages/customers.js";
 import { Customer } from "./pages/customer.js";
 import { Placeholder } from "./pages/placeholder.js";
+import { Reports } from "./pages/reports.js";
+import { Engagement } from "./pages/engagement.js";
+import { Settings } from "./pages/settings.js";
 
 export const NAV = [
   { href: "/overview", label: "Overview" },
@@ -22,7 +25,10 @@ export const ROUTES = [
   { path: "/customers", page: Customers },
   { path: "/customers/:id", page: Customer },
   { path: "/segments", page: () => html`<${Placeholder} title="Segments" />` },
-  { path: "/reports", page: () => html`<${Placeholder} title="Reports" />` },
-  { path: "/engagement", page: () => html`<${Placeholder} title="Engagement" />` },
-  { path: "/settings", page: () => html`<${Placeholder} title="Settings" />` },
+  { path: "/reports", page: Reports },
+  { path: "/reports/:name", page: Reports },
+  { path: "/engagement", page: Engagement },
+  { path: "/engagement/playbooks/:name", page: Engagement },
+  { path: "/settings", page: Settings },
+  { path: "/settings/:tab", page: Settings },
 ];

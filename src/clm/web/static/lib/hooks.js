@@ -23,11 +23,11 @@ export function useApi(path) {
 }
 
 // The error or loading line for a panel, else null (the caller renders its data).
-export function status({ error, loading }, { empty } = {}) {
+export function status({ data, error, loading }, { empty } = {}) {
   if (error) {
     const text = error.status === 404 && empty ? empty : error.message;
     return html`<p class=${error.status === 404 && empty ? "muted" : "error"} role="alert">${text}</p>`;
   }
-  if (loading) return html`<p class="muted" aria-busy="true">Loading…</p>`;
+  if (loading && data === undefined) return html`<p class="muted" aria-busy="true">Loading…</p>`;
   return null;
 }

@@ -37,7 +37,8 @@ export function describe(event) {
 
 function Health({ health }) {
   if (!health) return html`<p class="muted">No health score yet.</p>`;
-  const max = Math.max(1, ...health.factors.map((f) => Math.abs(f.points * f.weight)));
+  // Each factor can earn up to its weight in points; the bar shows how much of it it earns.
+  const max = Math.max(1, ...health.factors.map((f) => f.weight));
   return html`<div id="health-detail">
     <p><span class=${`pill ${health.state}`}>${health.state_label}</span> score <strong>${number(health.score)}</strong> <span class="muted">${asOf(health.at)}</span></p>
     ${health.reasons.length > 0 && html`<h3>Why</h3><ul id="health-reasons">${health.reasons.map((r) => html`<li>${r}</li>`)}</ul>`}
@@ -45,8 +46,8 @@ function Health({ health }) {
     <h3>Factors</h3>
     <div class="bars">${health.factors.map((f) => html`<div class="bar" title=${`${f.label}: ${f.value ?? "no data"}`}>
       <span class="name">${f.label}</span>
-      <div class="track"><div class="fill" style=${{ width: `${(100 * Math.abs(f.points * f.weight)) / max}%`, background: f.points < 50 ? "var(--bad)" : "var(--good)" }}></div></div>
-      <span class="n">${f.missing ? "no data" : `${number(f.points)} × ${pct(f.weight)}`}</span>
+      <div class="track" style=${{ width: `${(100 * f.weight) / max}%` }}><div class="fill" style=${{ width: `${f.weight ? (100 * f.points) / f.weight : 0}%`, background: f.points < f.weight / 2 ? "var(--bad)" : "var(--good)" }}></div></div>
+      <span class="n">${f.missing ? "no data" : `${number(f.points)} of ${number(f.weight)}`}</span>
     </div>`)}</div>
   </div>`;
 }

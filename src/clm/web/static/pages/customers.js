@@ -15,6 +15,8 @@ const COLUMNS = [
   { key: "last_seen", title: "Last seen", sort: "last_seen" },
   { key: "reasons", title: "Top reasons" },
 ];
+const DEFAULTS = { q: "", stage: "", health_state: "", sort: "id", order: "asc", page: 1, per_page: 50 };
+export const AT_RISK = "/customers?health_state=at_risk%2Cunhappy&sort=clv&order=desc";
 const STATES = [["", "any health"], ["happy", "happy and stable"], ["at_risk", "happy but at risk"], ["unhappy", "unhappy"], ["at_risk,unhappy", "at risk or unhappy"]];
 
 export function Customers({ params }) {
@@ -30,7 +32,12 @@ export function Customers({ params }) {
   const list = useApi(`/customer-list${query(view)}`);
   const model = useApi("/lifecycle/counts");
   const stages = Object.keys(model.data?.stages || {});
-  const show = (change) => go(`/customers${query({ ...view, page: 1, ...change })}`);
+  // The URL keeps only what differs from the defaults, so links stay short and shareable.
+  const url = (next) => {
+    const trimmed = Object.fromEntries(Object.entries(next).filter(([k, v]) => v !== DEFAULTS[k]));
+    return `/customers${query(trimmed)}`;
+  };
+  const show = (change) => go(url({ ...view, page: 1, ...change }));
   const data = list.data;
   const pages = data ? Math.max(1, Math.ceil(data.total / data.per_page)) : 1;
   const sortBy = (key) => show({ sort: key, order: view.sort === key && view.order === "desc" ? "asc" : "desc" });
@@ -39,7 +46,7 @@ export function Customers({ params }) {
   return html`<section id="customers" class="page">
     <h1>${atRisk ? "At-risk customers" : "Customers"}</h1>
     <form class="toolbar" role="search" onSubmit=${(e) => { e.preventDefault(); show({ q: e.currentTarget.q.value.trim() }); }}>
-      <label>Search <input id="customer-search" name="q" type="search" value=${view.q} placeholder="name, email or id" /></label>
+      <label>Search <input id="customer-search" name="q" type="search" key=${view.q} defaultValue=${view.q} placeholder="name, email or id" /></label>
       <label>Stage <select id="filter-stage" value=${view.stage} onChange=${(e) => show({ stage: e.currentTarget.value })}>
         <option value="">any stage</option>
         ${stages.map((s) => html`<option value=${s}>${label(s)}</option>`)}
@@ -49,10 +56,10 @@ export function Customers({ params }) {
         ${STATES.map(([value, text]) => html`<option value=${value}>${text}</option>`)}
       </select></label>
       <button type="submit">Search</button>
-      <button type="button" class="secondary" id="at-risk" onClick=${() => show({ health_state: "at_risk,unhappy", sort: "clv", order: "desc" })}>At risk</button>
+      <button type="button" class="secondary" id="at-risk" onClick=${() => go(AT_RISK)}>At risk</button>
       <button type="button" class="secondary" id="export-csv" onClick=${() => download(`/customer-list.csv${query({ ...view, page: undefined, per_page: undefined })}`, "customers.csv")}>Export CSV</button>
     </form>
-    <p id="customer-count" class="muted">${data ? `${thousands(data.total)} customers` : ""}</p>
+    <p id="customer-count" class="muted">${data ? `${thousands(data.total)} ${data.total === 1 ? "customer" : "customers"}` : ""}</p>
     ${status(list)}
     ${data && html`<div class="table-wrap"><table id="customer-table">
       <thead><tr>${COLUMNS.map((c) => html`<th class=${c.num ? "num" : ""} aria-sort=${c.sort && view.sort === c.sort ? (view.order === "desc" ? "descending" : "ascending") : undefined}>
@@ -67,9 +74,9 @@ export function Customers({ params }) {
         <td class="wrap">${c.reasons.join("; ")}</td>
       </tr>`)}</tbody></table></div>
     <nav class="pager" aria-label="Pages">
-      <button type="button" class="secondary" disabled=${view.page <= 1} onClick=${() => go(`/customers${query({ ...view, page: view.page - 1 })}`)}>Previous</button>
+      <button type="button" class="secondary" disabled=${view.page <= 1} onClick=${() => go(url({ ...view, page: view.page - 1 }))}>Previous</button>
       <span>Page ${thousands(view.page)} of ${thousands(pages)}</span>
-      <button type="button" class="secondary" disabled=${view.page >= pages} onClick=${() => go(`/customers${query({ ...view, page: view.page + 1 })}`)}>Next</button>
+      <button type="button" class="secondary" disabled=${view.page >= pages} onClick=${() => go(url({ ...view, page: view.page + 1 }))}>Next</button>
     </nav>`}
   </section>`;
 }

@@ -3,6 +3,7 @@ import { html } from "../lib/html.js";
 import { useApi, status } from "../lib/hooks.js";
 import { query } from "../lib/api.js";
 import { asOf, label, thousands } from "../lib/format.js";
+import { AT_RISK } from "./customers.js";
 
 // Horizontal bars; each count is a link when `href(name)` gives one.
 // The API counts health by its label; the customer list filters by the state's name.
@@ -41,7 +42,7 @@ export function Overview() {
       <${Card} id="stat-events" title="Touchpoints" value=${thousands(s.events)} />
       <${Card} id="stat-purchases" title="Purchases" value=${thousands(s.purchases)} />
       <${Card} id="stat-revenue" title="Revenue" value=${thousands(Math.round(s.revenue))} />
-      <${Card} id="stat-at-risk" title="At risk or unhappy" value=${thousands(atRisk)} href="/customers?health_state=at_risk,unhappy&sort=clv&order=desc" />
+      <${Card} id="stat-at-risk" title="At risk or unhappy" value=${thousands(atRisk)} href=${AT_RISK} />
     </div>`}
     <div class="panels">
       <div class="panel">

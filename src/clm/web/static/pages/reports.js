@@ -1,0 +1,170 @@
+// Reports: each of `clm report`'s seven reports at a URL of its own (/reports/<name>?since=..),
+// its chart, and its tables with CSV -- the same parameters drive all three.
+import { html } from "../lib/html.js";
+import { useApi, status } from "../lib/hooks.js";
+import { query } from "../lib/api.js";
+import { navigate } from "../lib/router.js";
+import { day, label } from "../lib/format.js";
+import { Chart } from "../lib/chart.js";
+import { DataTable } from "../lib/table.js";
+
+export const REPORTS = [
+  { name: "funnel", title: "Funnel", params: ["since", "until", "stage", "segment"] },
+  { name: "churn_retention", title: "Churn & retention", params: ["since", "until", "granularity", "segment"] },
+  { name: "cohorts", title: "Cohorts", params: ["since", "until", "cohort_by", "segment"] },
+  { name: "rfm", title: "RFM", params: ["since", "until"] },
+  { name: "attribution", title: "Attribution", params: ["since", "until", "dimension", "from_stage", "to_stage", "segment"] },
+  { name: "acquisition", title: "Acquisition", params: ["since", "until", "dimension", "segment"] },
+  { name: "feedback", title: "Feedback", params: ["since", "until", "granularity", "segment"] },
+];
+
+const CHOICES = {
+  granularity: ["month", "week", "quarter", "year"],
+  cohort_by: ["acquisition", "first_purchase"],
+  dimension: { attribution: ["channel", "campaign", "type"], acquisition: ["channel", "campaign"] },
+};
+const MODELS = ["first_touch", "last_touch", "linear", "time_decay", "position_based", "markov", "shapley"];
+
+const axisOf = (names) => ({ type: "category", data: names, axisLabel: { hideOverlap: true } });
+const tooltip = { trigger: "axis" };
+const percentAxis = { type: "value", axisLabel: { formatter: (v) => `${Math.round(v * 100)}%` } };
+
+// The funnel of customers entering each stage in the period: every step's "entered", then
+// the last step's "converted" (the stage counts now are in the first table).
+function funnelSteps(r) {
+  if (r.steps.length === 0) return r.counts.map((c) => ({ name: c.stage, value: c.customers }));
+  const last = r.steps[r.steps.length - 1];
+  return [...r.steps.map((s) => ({ name: s.from_stage, value: s.entered })), { name: last.to_stage, value: last.converted }];
+}
+
+// The chart of each report, from its JSON (see clm.analytics.schemas).
+const CHARTS = {
+  funnel: (r) => [
+    { id: "chart-funnel", title: "Customers entering each stage", option: {
+      tooltip: { trigger: "item" },
+      series: [{ type: "funnel", sort: "none", left: "8%", width: "62%", minSize: "8%",
+        label: { formatter: (p) => `${label(p.name)}: ${p.value.toLocaleString()}` },
+        data: funnelSteps(r) }],
+    } },
+    r.flow.length ? { id: "chart-sankey", title: "All transitions in the period", option: {
+      tooltip: { trigger: "item" },
+      series: [{ type: "sankey", emphasis: { focus: "adjacency" }, nodeGap: 14,
+        data: r.flow_nodes.filter((name) => r.flow.some((l) => l.source === name || l.target === name)).map((name) => ({ name })),
+        links: r.flow.map((l) => ({ source: l.source, target: l.target, value: l.value })) }],
+    } } : null,
+  ],
+  churn_retention: (r) => [{ id: "chart-retention", title: "Churn and revenue retention", option: {
+    tooltip, legend: { top: 0 }, grid: { top: 50, containLabel: true }, xAxis: axisOf(r.periods.map((p) => p.period)), yAxis: percentAxis,
+    series: [
+      { name: "churn rate", type: "line", data: r.periods.map((p) => p.churn_rate) },
+      { name: "net revenue retention", type: "line", data: r.periods.map((p) => p.net_revenue_retention) },
+      { name: "gross revenue retention", type: "line", data: r.periods.map((p) => p.gross_revenue_retention) },
+    ],
+  } }],
+  cohorts: (r) => {
+    const ages = Math.max(0, ...r.cohorts.map((c) => c.active_share.length));
+    const cells = r.cohorts.flatMap((c, y) => c.active_share.map((v, x) => [x, y, Math.round(v * 1000) / 10]));
+    return [{ id: "chart-cohorts", height: Math.max(240, 28 * r.cohorts.length + 90), option: {
+      tooltip: { formatter: (p) => `${r.cohorts[p.value[1]].cohort}, age ${p.value[0]}: ${p.value[2]}% active` },
+      grid: { left: 90, right: 50, top: 10, bottom: 90 },
+      xAxis: { type: "category", data: Array.from({ length: ages }, (_, i) => String(i)), name: "age" },
+      yAxis: { type: "category", data: r.cohorts.map((c) => c.cohort), inverse: true },
+      visualMap: { min: 0, max: 100, orient: "horizontal", left: "center", bottom: 0, itemHeight: 160, text: ["100% active", "0%"] },
+      series: [{ type: "heatmap", data: cells, label: { show: ages <= 14, formatter: (p) => `${Math.round(p.value[2])}` } }],
+    } }];
+  },
+  rfm: (r) => {
+    const max = Math.max(1, ...r.grid.map((c) => c.customers));
+    return [{ id: "chart-rfm", option: {
+      tooltip: { formatter: (p) => `R ${p.value[0]}, FM ${p.value[1]}: ${p.value[2].toLocaleString()} customers` },
+      grid: { left: 60, right: 80, top: 30, bottom: 90 },
+      xAxis: { type: "category", name: "recency", data: ["1", "2", "3", "4", "5"] },
+      yAxis: { type: "category", name: "frequency × monetary", data: ["1", "2", "3", "4", "5"] },
+      visualMap: { min: 0, max, orient: "horizontal", left: "center", bottom: 0, itemHeight: 160, text: [`${max.toLocaleString()} customers`, "0"] },
+      series: [{ type: "heatmap", label: { show: true },
+        data: r.grid.map((c) => [String(c.recency), String(c.frequency_monetary), c.customers]) }],
+    } }];
+  },
+  attribution: (r) => r.pairs.slice(0, 4).map((pair, i) => ({ id: `chart-attribution-${i}`, title: `${label(pair.from_stage)} → ${label(pair.to_stage)}`, option: {
+    tooltip, legend: { top: 0 }, grid: { top: 80, bottom: 30, containLabel: true },
+    xAxis: axisOf(pair.channels.map((c) => c.value)), yAxis: { type: "value", name: "transitions credited" },
+    series: MODELS.filter((m) => m !== "shapley" || pair.shapley_available).map((m) => ({
+      name: label(m), type: "bar", data: pair.channels.map((c) => c[m]) })),
+  } })),
+  acquisition: (r) => [{ id: "chart-acquisition", title: r.channels.some((c) => c.spend !== null)
+    ? "New customers and CAC" : "New customers (no spend imported: clm report import-spend)", option: {
+    tooltip, legend: { top: 0 }, grid: { top: 50, containLabel: true }, xAxis: axisOf(r.channels.map((c) => c.value)),
+    yAxis: [{ type: "value", name: "new customers" }, { type: "value", name: "CAC" }],
+    series: [
+      { name: "new customers", type: "bar", data: r.channels.map((c) => c.new_customers) },
+      { name: "CAC", type: "line", yAxisIndex: 1, data: r.channels.map((c) => c.cac) },
+    ],
+  } }],
+  feedback: (r) => {
+    const periods = [...new Set(r.over_time.map((f) => f.key))];
+    const surveys = [...new Set(r.over_time.map((f) => f.survey))];
+    return [{ id: "chart-feedback", title: "NPS, CSAT and CES over time", option: {
+      tooltip, legend: { top: 0 }, grid: { top: 50, containLabel: true }, xAxis: axisOf(periods), yAxis: { type: "value", name: "NPS / CSAT / CES" },
+      series: surveys.map((s) => ({ name: s, type: "line", connectNulls: true,
+        data: periods.map((p) => r.over_time.find((f) => f.survey === s && f.key === p)?.value ?? null) })),
+    } }];
+  },
+};
+
+function Form({ spec, params }) {
+  function apply(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const values = {};
+    for (const name of spec.params) values[name] = form.elements[name].value.trim();
+    navigate(`/reports/${spec.name}${query(values)}`);
+  }
+  const choices = (name) => (name === "dimension" ? CHOICES.dimension[spec.name] : CHOICES[name]);
+  return html`<form id="report-params" class="toolbar" onSubmit=${apply}>
+    ${spec.params.map((name) => {
+      const value = params.get(name) || "";
+      if (name === "since" || name === "until") {
+        return html`<label>${name}<input type="date" name=${name} value=${value.slice(0, 10)} /></label>`;
+      }
+      const options = choices(name);
+      if (options) {
+        return html`<label>${label(name)}<select name=${name} value=${value}>
+          <option value="">default</option>${options.map((o) => html`<option value=${o}>${label(o)}</option>`)}
+        </select></label>`;
+      }
+      return html`<label>${label(name)}<input name=${name} value=${value} placeholder="all" size="12" /></label>`;
+    })}
+    <button type="submit">Run</button>
+  </form>`;
+}
+
+function Report({ spec, params }) {
+  const wanted = {};
+  for (const name of spec.params) if (params.get(name)) wanted[name] = params.get(name);
+  const report = useApi(`/reports/${spec.name}${query(wanted)}`);
+  const r = report.data;
+  const charts = r ? CHARTS[spec.name](r).filter(Boolean) : [];
+  return html`
+    <${Form} spec=${spec} params=${params} />
+    ${status(report)}
+    ${r && html`<p id="report-period" class="muted">${day(r.since)} to ${day(r.until)}</p>
+      ${charts.length === 0 ? html`<p class="muted">Nothing to chart in this period.</p>` : null}
+      <div class="panels">${charts.map((c) => html`<div class="panel">
+        ${c.title ? html`<h2>${c.title}</h2>` : null}
+        <${Chart} id=${c.id} option=${c.option} height=${c.height || 320} /></div>`)}</div>
+      ${r.tables.map((t) => html`<${DataTable} table=${t} prefix=${spec.name} />`)}
+      ${Object.keys(r.definitions || {}).length ? html`<details class="panel"><summary>What each figure counts</summary>
+        <dl class="facts">${Object.entries(r.definitions).map(([k, v]) => html`<dt>${label(k)}</dt><dd>${v}</dd>`)}</dl></details>` : null}`}`;
+}
+
+export function Reports({ name, params }) {
+  const spec = REPORTS.find((r) => r.name === (name || "funnel"));
+  return html`<section id="reports" class="page">
+    <h1>Reports</h1>
+    <div role="navigation" aria-label="Reports views" class="tabs"><ul>
+      ${REPORTS.map((r) => html`<li><a href=${`/reports/${r.name}`} aria-current=${spec && r.name === spec.name ? "page" : undefined}>${r.title}</a></li>`)}
+    </ul></div>
+    ${spec ? html`<${Report} key=${spec.name} spec=${spec} params=${params} />`
+      : html`<p class="error">No report ${name}.</p>`}
+  </section>`;
+}

@@ -1,0 +1,115 @@
+"""A customer-success manager's morning in Debian's Chromium, against the real app on a seeded
+workspace: sign in, overview, a stage count into the customer list, the at-risk list, a
+customer 360 with a note added, the back button -- no console error on any page, and a
+screenshot of every page in ``tests/web/screenshots/`` (look at them)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from clm.accounts import Role
+from clm.store.engine import Database
+from clm.web import create_app
+from tests.accounts.conftest import PASSWORD, add_user
+from tests.conftest import free_port
+from tests.lifecycle.test_customer_list import seed_shop
+from tests.web.test_dashboard import browser_page, console_errors
+
+__all__ = ["browser_page"]
+SHOTS = Path(__file__).parent / "screenshots"
+
+
+@pytest.fixture
+def shop(sqlite_db: Database) -> Iterator[tuple[str, dict[str, int]]]:
+    workspace_id, ids = seed_shop(sqlite_db)
+    add_user(sqlite_db, "csm@example.com", workspace_id, Role.CUSTOMER_SUCCESS)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", ids
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 400])
+def test_sign_in_overview_list_at_risk_and_a_customer_360(
+    shop: tuple[str, dict[str, int]], browser_page: object, width: int
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    url, ids = shop
+    page = browser_page
+    assert isinstance(page, Page)
+    page.set_viewport_size({"width": width, "height": 900})
+    SHOTS.mkdir(exist_ok=True)
+
+    def shot(name: str) -> None:
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        assert console_errors(page) == [], name
+
+    page.goto(url + "/customers")  # a deep link asks to sign in first, then opens
+    expect(page.locator("#signin-form")).to_be_visible()
+    shot("sign-in")
+    page.fill("#email", "csm@example.com")
+    page.fill("#password", PASSWORD)
+    page.press("#password", "Enter")  # the keyboard suffices
+    expect(page.locator("#customer-count")).to_have_text("4 customers")
+    page.click("nav >> text=Overview")
+    expect(page.locator("#stat-customers")).to_have_text("4")
+    shot("overview")
+
+    # A stage count opens the customers behind it: the list's total is the count clicked.
+    bar = page.locator("#stages .bar").filter(has_text="churned")
+    count = bar.locator(".n").inner_text()
+    bar.locator(".n").click()
+    expect(page).to_have_url(url + "/customers?stage=churned")
+    plural = "" if count == "1" else "s"
+    expect(page.locator("#customer-count")).to_have_text(f"{count} customer{plural}")
+    shot("customers-churned")
+
+    # The at-risk list: one click, sorted by CLV, with reasons.
+    page.click("#at-risk")
+    expect(page).to_have_url(url + "/customers?health_state=at_risk%2Cunhappy&sort=clv&order=desc")
+    expect(page.locator("h1")).to_have_text("At-risk customers")
+    rows = page.locator("#customer-table tbody tr")
+    expect(rows.first).to_contain_text("points)")  # a top reason, in words
+    shot("at-risk")
+
+    # Search, then a customer's 360, a note, and back to the list.
+    page.fill("#customer-search", "ann@EXAMPLE")
+    page.press("#customer-search", "Enter")
+    expect(page.locator("#customer-count")).to_have_text("1 customer")
+    page.click("#customer-table tbody a")
+    expect(page).to_have_url(f"{url}/customers/{ids['ann']}")
+    expect(page.locator("#customer-title")).to_contain_text("ann")
+    expect(page.locator("#stage-history")).to_contain_text("churned")
+    expect(page.locator("#customer-timeline")).to_contain_text("Moved from")
+    page.fill("#note-form textarea", "Called: unhappy with delivery times")
+    page.select_option("#note-form select[name=rating]", "2")
+    page.click("#note-form button")
+    expect(page.locator("#notes li").first).to_contain_text("unhappy with delivery times")
+    expect(page.locator("#notes li").first).to_contain_text("2/5")
+    shot("customer-360")
+    page.go_back()
+    expect(page).to_have_url(
+        url + "/customers?q=ann%40EXAMPLE&health_state=at_risk%2Cunhappy&sort=clv&order=desc"
+    )
+    page.go_back()
+    expect(page.locator("h1")).to_have_text("At-risk customers")
+    for name in ("segments", "reports", "engagement", "settings"):
+        page.click(f"nav >> text={name.capitalize()}")
+        expect(page).to_have_url(f"{url}/{name}")
+        shot(name)

@@ -1,0 +1,202 @@
+"""Reports, engagement and settings in a real browser (Debian's Chromium driven by
+Playwright) against a real server over a small seeded workspace: each report draws its chart
+and tables, a playbook is paused and resumed, and a stage model with a mistake shows the
+line-numbered error before anything is saved."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from clm.engage.playbooks import service as pb
+from clm.ingest import ingest
+from clm.lifecycle import run_lifecycle
+from clm.store.engine import Database
+from clm.web import create_app
+from tests.conftest import Tenant, free_port, make_tenant
+from tests.web.test_dashboard import browser_page, console_errors  # noqa: F401 - the fixture
+
+# Screenshots of every page go here (kept after the run) so people can look at them.
+SHOTS = Path(os.environ.get("CLM_SCREENSHOTS", "/tmp/clm-web-screenshots"))
+
+WELCOME = {
+    "name": "welcome",
+    "trigger": {"type": "stage_changed", "to": "paying"},
+    "holdout": 0.2,
+    "steps": [
+        {"id": "hello", "type": "send", "category": "onboarding",
+         "content": {"subject": "Welcome", "text": "Glad you are here."}},
+    ],
+}  # fmt: skip
+
+
+def _events() -> list[dict[str, Any]]:
+    """Six customers over three months: visits from two channels, sign-ups, purchases."""
+    events: list[dict[str, Any]] = []
+    for i in range(6):
+        user = f"u{i}"
+        month = 1 + i % 3
+        medium = "paid_search" if i % 2 else "email"
+        stamps = [f"2026-0{month}-0{d}T09:00:00Z" for d in (1, 2, 3)]
+        events.append({"type": "page", "userId": user, "timestamp": stamps[0],
+                       "context": {"campaign": {"medium": medium, "source": "x"}}})  # fmt: skip
+        events.append({"type": "identify", "userId": user, "timestamp": stamps[1],
+                       "traits": {"email": f"{user}@example.com"}})  # fmt: skip
+        if i < 4:
+            events.append({"type": "track", "userId": user, "event": "Order Completed",
+                           "properties": {"revenue": 10 * (i + 1)},
+                           "timestamp": stamps[2]})  # fmt: skip
+    for n, event in enumerate(events):
+        event["messageId"] = f"m{n}"
+    return events
+
+
+@pytest.fixture
+def shop(sqlite_db: Database) -> Iterator[tuple[str, Tenant]]:
+    tenant = make_tenant(sqlite_db, "shop")
+    ingest(sqlite_db, tenant.id, _events())
+    run_lifecycle(sqlite_db, tenant.id)
+    pb.apply_playbook(sqlite_db, tenant.id, pb.parse_playbook(WELCOME))
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", tenant
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _open(page: Any, url: str, tenant: Tenant, path: str) -> None:
+    page.goto(url + path)
+    page.fill("#key", tenant.secret_key)
+    page.click("#login-form button")
+
+
+def _shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+REPORT_CHARTS = {
+    "funnel": "#chart-funnel",
+    "churn_retention": "#chart-retention",
+    "cohorts": "#chart-cohorts",
+    "rfm": "#chart-rfm",
+    "attribution": "#chart-attribution-0",
+    "acquisition": "#chart-acquisition",
+    "feedback": None,  # no survey answers in this shop: the page says so instead
+}
+
+
+def test_each_report_draws_its_chart_and_tables(
+    shop: tuple[str, Tenant],
+    browser_page: object,  # noqa: F811
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    url, tenant = shop
+    page = browser_page
+    assert isinstance(page, Page)
+    _open(page, url, tenant, "/reports")
+    for name, chart in REPORT_CHARTS.items():
+        page.click(f"#reports .tabs a[href='/reports/{name}']")
+        expect(page).to_have_url(f"{url}/reports/{name}")
+        expect(page.locator("#report-period")).to_be_visible()
+        expect(page.locator(".report-table").first).to_be_visible()
+        if chart is not None:
+            expect(page.locator(f"{chart} canvas").first).to_be_visible()
+        _shot(page, f"report-{name}")
+    # The funnel's first table counts the six customers the shop has, stage by stage.
+    page.goto(url + "/reports/funnel")
+    first = page.locator(".report-table").first
+    expect(first.locator("tbody tr").first).to_be_visible()
+    # A deep link with parameters fills the form and runs the report with them.
+    page.goto(url + "/reports/churn_retention?granularity=quarter")
+    expect(page.locator("#report-params select[name=granularity]")).to_have_value("quarter")
+    expect(page.locator("#chart-retention canvas").first).to_be_visible()
+    # A CSV per table, with the table's own header row.
+    with page.expect_download() as download:
+        page.locator(".report-table .csv").first.click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    header = page.locator(".report-table").first.locator("thead th").all_inner_texts()
+    assert text.splitlines()[0] == ",".join(header)
+    assert console_errors(page) == []
+
+
+def test_a_playbook_is_paused_and_resumed_from_the_engagement_page(
+    shop: tuple[str, Tenant],
+    browser_page: object,  # noqa: F811
+    sqlite_db: Database,
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    url, tenant = shop
+    page = browser_page
+    assert isinstance(page, Page)
+    _open(page, url, tenant, "/engagement")
+    row = page.locator("tr[data-playbook=welcome]")
+    expect(row.locator("[data-status]")).to_have_text("active")
+    row.locator("button").click()
+    expect(row.locator("[data-status]")).to_have_text("paused")
+    assert {p.name: p.status for p in pb.list_playbooks(sqlite_db, tenant.id)} == {
+        "welcome": "paused"
+    }
+    row.locator("a").click()
+    expect(page).to_have_url(f"{url}/engagement/playbooks/welcome")
+    expect(page.locator("#playbook-report")).to_contain_text("welcome: report")
+    _shot(page, "engagement")
+    row.locator("button").click()
+    expect(row.locator("[data-status]")).to_have_text("active")
+    assert console_errors(page) == []
+
+
+def test_a_stage_model_with_a_mistake_shows_the_line_before_anything_is_saved(
+    shop: tuple[str, Tenant],
+    browser_page: object,  # noqa: F811
+    sqlite_db: Database,
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    url, tenant = shop
+    page = browser_page
+    assert isinstance(page, Page)
+    _open(page, url, tenant, "/settings")
+    editor = page.locator("#stage-yaml")
+    expect(editor).not_to_have_value("")
+    original = editor.input_value()
+    # The model as it is previews to today's counts: nothing would change.
+    expect(page.locator("#model-preview")).to_be_visible()
+    expect(page.locator("#check-state")).to_have_text("Valid.")
+    _shot(page, "settings-stage-model")
+    # A misspelt key on line 3 of a small model: the error names line 3, Save is disabled.
+    mistake = "name: broken\nstages:\n  - name: lead\n    initial: true\n    rules: x\n"
+    editor.fill(mistake)
+    errors = page.locator("#model-errors")
+    expect(errors).to_contain_text("line 5")
+    expect(errors).to_contain_text("rules")
+    expect(page.locator("#save-model")).to_be_disabled()
+    _shot(page, "settings-stage-model-error")
+    # Back to the stored model: valid again; nothing was ever saved.
+    editor.fill(original)
+    expect(page.locator("#check-state")).to_have_text("Valid.")
+    from clm.lifecycle.catalog import list_definitions
+
+    assert [d.name for d in list_definitions(sqlite_db, tenant.id)].count("broken") == 0
+    page.click("#settings .tabs a[href='/settings/keys']")
+    page.fill("#key-form input[name=name]", "reporting")
+    page.click("#key-form button")
+    expect(page.locator("#new-key code")).to_contain_text("clm_rk_")
+    expect(page.locator("#keys")).to_contain_text("reporting")
+    _shot(page, "settings-keys")
+    assert console_errors(page) == []
