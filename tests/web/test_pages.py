@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from clm.engage import playbooks as pb
+from clm.engage.playbooks import service as pb
 from clm.ingest import ingest
 from clm.lifecycle import run_lifecycle
 from clm.store.engine import Database
