@@ -95,7 +95,7 @@ REPORT_CHARTS = {
     "rfm": "#chart-rfm",
     "attribution": "#chart-attribution-0",
     "acquisition": "#chart-acquisition",
-    "feedback": None,  # no survey answers in this shop: the page says so instead
+    "feedback": None,  # no survey answers in this shop: the page says so (#no-chart)
 }
 
 
@@ -116,6 +116,8 @@ def test_each_report_draws_its_chart_and_tables(
         expect(page.locator(".report-table").first).to_be_visible()
         if chart is not None:
             expect(page.locator(f"{chart} canvas").first).to_be_visible()
+        else:
+            expect(page.locator("#no-chart")).to_contain_text("no survey answers")
         _shot(page, f"report-{name}")
     # The funnel's first table counts the six customers the shop has, stage by stage.
     page.goto(url + "/reports/funnel")
