@@ -27,13 +27,13 @@ os.environ.setdefault("CLM_ENV", "test")
 os.environ.setdefault("CLM_ENGAGE_NOTIFY", "false")
 os.environ.setdefault("CLM_PUBLIC_URL", "http://clm.local")
 
+from clm.config import get_settings
 from clm.engage import repository as repo
-from clm.engage.delivery import deliver_due
-from clm.engage.journey_steps import advance
-from clm.engage.journeys import enroll_from_events
-from clm.engage.playbooks import apply_playbook, parse_playbook
+from clm.engage.delivery.deliver import deliver_due
+from clm.engage.playbooks.journey_steps import advance
+from clm.engage.playbooks.journeys import enroll_from_events
+from clm.engage.playbooks.service import apply_playbook, parse_playbook
 from clm.engage.schemas import EmailProvider, Policy
-from clm.engage.settings import get_engage_settings
 from clm.store import workspaces as ws
 from clm.store.bulk import insert_events
 from clm.store.engine import Database
@@ -173,7 +173,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("CLM_DATA_DIR", tmp)
-        get_engage_settings.cache_clear()
+        get_settings.cache_clear()
         db = Database.open(args.database_url or f"sqlite:///{Path(tmp) / 'bench.sqlite'}")
         with db.transaction() as session:
             workspace_id = ws.create_workspace(session, f"bench-{int(time.time())}").id

@@ -33,8 +33,8 @@ import numpy as np
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, select, text
 
-from clm.engage import playbooks as pb
 from clm.engage import repository as repo
+from clm.engage.playbooks import service as pb
 from clm.engage.schemas import EmailProvider, Policy
 from clm.store.engine import Database
 from clm.store.models import Identity, StageTransition

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from clm.accounts import Role, operator, users
-from clm.accounts.settings import get_account_settings
+from clm.config import get_settings
 from clm.store.engine import Database
 from clm.store.models import LoginFailure
 from tests.accounts.conftest import PASSWORD, Staff, add_user, sign_in
@@ -36,11 +36,11 @@ def test_session_cookie_is_httponly_lax_and_secure_only_over_https(
     assert "samesite=strict" in csrf_cookie
 
     monkeypatch.setenv("CLM_COOKIE_SECURE", "always")  # as behind an HTTPS proxy
-    get_account_settings.cache_clear()
+    get_settings.cache_clear()
     try:
         response = staff.client.post("/api/v1/auth/login", json=login)
     finally:
-        get_account_settings.cache_clear()
+        get_settings.cache_clear()
     assert "; secure" in _set_cookie(response, "clm_session")
     staff.client.cookies.clear()
 

@@ -17,8 +17,8 @@ import pytest
 from segment.analytics import Client
 from sqlalchemy import select
 
-from clm.engage import playbooks as pb
 from clm.engage import repository as repo
+from clm.engage.playbooks import service as pb
 from clm.engage.schemas import EmailProvider, Policy
 from clm.lifecycle import stage_at
 from clm.store.engine import Database

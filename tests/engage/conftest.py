@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from clm.engage.settings import get_engage_settings
+from clm.config import get_settings
 from clm.ingest import ingest
 from clm.store.engine import Database
 from clm.store.models import Customer
@@ -37,9 +37,9 @@ def engage_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
     # The receivers here are plain http on loopback: the operator's explicit allowance.
     monkeypatch.setenv("CLM_OUTBOUND_ALLOW_HTTP", "true")
     monkeypatch.setenv("CLM_OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8")
-    get_engage_settings.cache_clear()
+    get_settings.cache_clear()
     yield
-    get_engage_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 class _Collector:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from sqlalchemy import select
 
-from clm.engage.delivery import deliver_due
+from clm.engage.delivery.deliver import deliver_due
 from clm.store.models import EngageSuppression, EngageTask, Event
 from tests.conftest import LiveServer, make_tenant
 from tests.engage.conftest import SmtpSink, add_customer

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
-from clm.engage import testimonials
+from clm.engage.referrals import testimonials
 from tests.conftest import LiveServer, make_tenant
 from tests.engage.conftest import add_customer
 

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from clm.cli import app
-from clm.engage import testimonials
-from clm.engage.testimonials import TestimonialSubmit as Submit
+from clm.engage.referrals import testimonials
+from clm.engage.referrals.testimonials import TestimonialSubmit as Submit
 from clm.store.engine import Database
 from tests.conftest import make_tenant
 from tests.engage.conftest import add_customer

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from clm.cli import app
-from clm.engage import outbox
 from clm.engage import repository as repo
-from clm.engage.delivery import deliver_due
-from clm.engage.playbooks import parse_playbook
+from clm.engage.delivery import outbox
+from clm.engage.delivery.deliver import deliver_due
+from clm.engage.playbooks.service import parse_playbook
 from clm.engage.schemas import Content, EmailProvider, FrequencyCap, Policy, QuietHours, SendRequest
 from clm.errors import ValidationError
 from clm.ingest import ingest

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from clm.engage.guardrails import CustomerFacts, evaluate, quiet_until, zone
+from clm.engage.delivery.guardrails import CustomerFacts, evaluate, quiet_until, zone
 from clm.engage.schemas import Content, FrequencyCap, Policy, QuietHours, SendRequest
 
 NOON_UTC = datetime(2024, 6, 12, 12, 0, tzinfo=UTC)

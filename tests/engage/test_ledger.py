@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from clm.engage import coupons, ledger
-from clm.engage.coupons import CouponCreate
+from clm.engage.referrals import coupons, ledger
+from clm.engage.referrals.coupons import CouponCreate
 from clm.errors import Conflict
 from clm.store.engine import Database
 from clm.store.models import EngageLedgerEntry

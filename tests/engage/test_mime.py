@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clm.engage.mime import render_email
+from clm.engage.delivery.mime import render_email
 
 
 def parse(raw: bytes) -> EmailMessage:

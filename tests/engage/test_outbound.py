@@ -16,11 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from clm.engage import delivery, outbound, outbox
+from clm.config import Settings, get_settings
 from clm.engage import repository as repo
-from clm.engage.outbound import OutboundRefused, check_target
+from clm.engage.delivery import deliver as delivery
+from clm.engage.delivery import outbound, outbox
+from clm.engage.delivery.outbound import OutboundRefused, check_target
 from clm.engage.schemas import Content, Policy, SendRequest, SmsProvider, WebhookProvider
-from clm.engage.settings import EngageSettings, get_engage_settings
 from clm.errors import NotFound, ValidationError
 from clm.store.engine import Database
 from clm.store.models import EngageMessage
@@ -28,7 +29,7 @@ from tests.conftest import LiveServer, free_port, make_tenant
 from tests.engage.conftest import HttpReceiver, add_customer
 
 NOON = datetime(2024, 6, 12, 12, 0, tzinfo=UTC)
-STRICT = EngageSettings(outbound_allow_http=False, outbound_allowed_networks="")
+STRICT = Settings(outbound_allow_http=False, outbound_allowed_networks="")
 PUBLIC = "93.184.215.14"  # a globally routable address (example.com's, once)
 
 
@@ -84,11 +85,11 @@ def test_public_https_target_is_pinned_to_the_checked_address() -> None:
 
 
 def test_the_operator_allowance_is_per_network_and_http_is_separate() -> None:
-    allowed = EngageSettings(outbound_allow_http=True, outbound_allowed_networks="127.0.0.0/8")
+    allowed = Settings(outbound_allow_http=True, outbound_allowed_networks="127.0.0.0/8")
     assert check_target("http://127.0.0.1:9/x", settings=allowed).url == "http://127.0.0.1:9/x"
     with pytest.raises(OutboundRefused, match="private"):
         check_target("http://10.0.0.1/x", settings=allowed)
-    only_net = EngageSettings(outbound_allow_http=False, outbound_allowed_networks="127.0.0.0/8")
+    only_net = Settings(outbound_allow_http=False, outbound_allowed_networks="127.0.0.0/8")
     with pytest.raises(OutboundRefused, match="only https"):
         check_target("http://127.0.0.1:9/x", settings=only_net)
 
@@ -96,7 +97,7 @@ def test_the_operator_allowance_is_per_network_and_http_is_separate() -> None:
 def _strict_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLM_OUTBOUND_ALLOW_HTTP", "false")
     monkeypatch.setenv("CLM_OUTBOUND_ALLOWED_NETWORKS", "")
-    get_engage_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 def test_configuring_an_internal_target_is_a_field_error(
@@ -153,7 +154,7 @@ def test_rebinding_after_configuration_is_refused_at_send_time(
     # ...then the name is re-pointed at loopback, which this server does not allow.
     _strict_env(monkeypatch)
     monkeypatch.setenv("CLM_OUTBOUND_ALLOW_HTTP", "true")
-    get_engage_settings.cache_clear()
+    get_settings.cache_clear()
     monkeypatch.setattr(outbound, "system_resolve", _dns({"hooks.clm.test": ["127.0.0.1"]}))
     report = delivery.deliver_due(sqlite_db, now=NOON)
     assert (report.sent, report.dead) == (0, 1)
@@ -221,7 +222,7 @@ def test_https_is_pinned_yet_the_certificate_is_verified_for_the_hostname(
 
     _strict_env(monkeypatch)  # https only; loopback allowed for this receiver alone
     monkeypatch.setenv("CLM_OUTBOUND_ALLOWED_NETWORKS", "127.0.0.1/32")
-    get_engage_settings.cache_clear()
+    get_settings.cache_clear()
     monkeypatch.setattr(outbound, "system_resolve", _dns({"hooks.clm.test": ["127.0.0.1"]}))
     ca = trustme.CA()
     with _https_receiver(ca, certified) as (port, asked, hosts):

@@ -8,9 +8,10 @@ from urllib.parse import parse_qs
 
 from sqlalchemy import select
 
-from clm.engage import delivery, outbox
 from clm.engage import repository as repo
-from clm.engage.channels import SIGNATURE_HEADER, verify_webhook
+from clm.engage.delivery import deliver as delivery
+from clm.engage.delivery import outbox
+from clm.engage.delivery.channels import SIGNATURE_HEADER, verify_webhook
 from clm.engage.schemas import (
     Content,
     EmailProvider,

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from clm.engage import playbooks as pb
 from clm.engage import repository as repo
-from clm.engage.journey_steps import tick
+from clm.engage.playbooks import service as pb
+from clm.engage.playbooks.journey_steps import tick
 from clm.engage.schemas import Policy
 from clm.errors import ValidationError
 from clm.ingest import ingest

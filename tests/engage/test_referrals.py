@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from clm.engage import ledger, referrals
-from clm.engage.referral_schemas import ReferralProgram
+from clm.engage.referrals import ledger
+from clm.engage.referrals import service as referrals
+from clm.engage.referrals.schemas import ReferralProgram
 from clm.errors import NotFound
 from clm.ingest import ingest
 from clm.store.engine import Database

@@ -9,10 +9,12 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import select
 
-from clm.engage import delivery, survey_answers, surveys
 from clm.engage import repository as repo
+from clm.engage.delivery import deliver as delivery
 from clm.engage.schemas import EmailProvider, Policy
-from clm.engage.survey_schemas import Answer, SurveyDefinition
+from clm.engage.surveys import answers as survey_answers
+from clm.engage.surveys import service as surveys
+from clm.engage.surveys.schemas import Answer, SurveyDefinition
 from clm.errors import AuthError, Conflict, ValidationError
 from clm.store.engine import Database
 from clm.store.models import EngageTask, Event
@@ -94,7 +96,7 @@ def test_tampered_expired_and_out_of_range(sqlite_db: Database) -> None:
     with pytest.raises(AuthError, match="not valid"):
         survey_answers.answer_survey(db, Answer(token=tampered, score=5), now=NOW)
     with pytest.raises(AuthError, match="not valid"):  # signed for another purpose
-        from clm.engage.tokens import sign
+        from clm.engage.delivery.tokens import sign
 
         other, _ = sign("unsubscribe", ws, cid, "nps")
         survey_answers.answer_survey(db, Answer(token=other, score=5), now=NOW)

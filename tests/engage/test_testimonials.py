@@ -9,11 +9,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from sqlalchemy import select
 
-from clm.engage import outbox, referrals, testimonials
 from clm.engage import repository as repo
-from clm.engage.referral_schemas import ReferralProgram
+from clm.engage.delivery import outbox
+from clm.engage.referrals import service as referrals
+from clm.engage.referrals import testimonials
+from clm.engage.referrals.schemas import ReferralProgram
+from clm.engage.referrals.testimonials import TestimonialSubmit as Submit
 from clm.engage.schemas import Content, Policy, SendRequest
-from clm.engage.testimonials import TestimonialSubmit as Submit
 from clm.errors import Conflict, ValidationError
 from clm.store.engine import Database
 from clm.store.models import EngageMessage, EngageReferralCode

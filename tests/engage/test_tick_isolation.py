@@ -13,11 +13,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from clm.engage import playbooks as pb
-from clm.engage import referrals
 from clm.engage import repository as repo
-from clm.engage.earning import EarningRule, PointsProgram, set_points_program
-from clm.engage.schedule import run_due
+from clm.engage.playbooks import service as pb
+from clm.engage.playbooks.schedule import run_due
+from clm.engage.referrals import service as referrals
+from clm.engage.referrals.earning import EarningRule, PointsProgram, set_points_program
 from clm.engage.schemas import Policy
 from clm.ingest import ingest
 from clm.store.engine import Database

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clm.engage.tokens import sign, sign_compact, verify
+from clm.engage.delivery.tokens import sign, sign_compact, verify
 from clm.errors import AuthError
 
 T0 = 1_700_000_000.0

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import select
 
-from clm.engage import outbox
 from clm.engage import repository as repo
-from clm.engage.delivery import deliver_due
+from clm.engage.delivery import outbox
+from clm.engage.delivery.deliver import deliver_due
 from clm.engage.schemas import Content, EmailProvider, Policy, SendRequest
 from clm.store.models import EngageMessage, Event
 from tests.conftest import LiveServer, make_tenant

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from clm.engage import outbox
+from clm.config import get_settings
 from clm.engage import repository as repo
+from clm.engage.delivery import outbox
+from clm.engage.delivery.worker import make_queue, next_due
 from clm.engage.schemas import Content, EmailProvider, Policy, SendRequest, WebhookProvider
-from clm.engage.settings import get_engage_settings
-from clm.engage.worker import make_queue, next_due
 from clm.ingest import ingest
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageMessage
@@ -41,7 +41,7 @@ def _start_worker(
         "CLM_ENGAGE_BATCH_SIZE": "4",
         **(extra or {}),
     }
-    code = f"from clm.engage.worker import run_worker; run_worker({db_url!r}, workers=1)"
+    code = f"from clm.engage.delivery.worker import run_worker; run_worker({db_url!r}, workers=1)"
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=out)
 
@@ -89,12 +89,12 @@ def test_killing_the_worker_mid_batch_loses_nothing_and_duplicates_nothing(
         http_receiver.delay = 0.1  # slow receiver: the kill lands mid-batch
         outbox.send(db, tenant.id, requests, now=datetime.now(UTC))
         os.environ["CLM_QUEUE_URL"] = str(queue)
-        get_engage_settings.cache_clear()
+        get_settings.cache_clear()
         try:
             make_queue().drain()  # what a producer does after its commit
         finally:
             del os.environ["CLM_QUEUE_URL"]
-            get_engage_settings.cache_clear()
+            get_settings.cache_clear()
 
         log = tmp_path / "worker.log"
         worker = _start_worker(db_url, queue, log)
@@ -126,8 +126,9 @@ def test_killing_the_worker_mid_batch_loses_nothing_and_duplicates_nothing(
 
 
 def test_the_worker_rewards_referrals_and_expires_points_on_its_own(tmp_path: Path) -> None:
-    from clm.engage import ledger, referrals
-    from clm.engage.earning import EarningRule, PointsProgram, set_points_program
+    from clm.engage.referrals import ledger
+    from clm.engage.referrals import service as referrals
+    from clm.engage.referrals.earning import EarningRule, PointsProgram, set_points_program
     from tests.engage.test_referrals import PROGRAM, T0, order, referred
 
     db_url = f"sqlite:///{tmp_path / 'clm.sqlite'}"

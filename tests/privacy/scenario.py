@@ -9,9 +9,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from clm.engage import ledger, outbox
 from clm.engage import repository as repo
-from clm.engage.coupons import CouponCreate, create_coupon
+from clm.engage.delivery import outbox
+from clm.engage.referrals import ledger
+from clm.engage.referrals.coupons import CouponCreate, create_coupon
 from clm.engage.schemas import Content, Policy, SendRequest
 from clm.ingest import ingest
 from clm.lifecycle.health_service import run_health

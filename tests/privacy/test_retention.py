@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from clm.engage.settings import EngageSettings
-from clm.engage.worker import make_queue
+from clm.config import Settings
+from clm.engage.delivery.worker import make_queue
 from clm.ingest import ingest
 from clm.privacy import apply_retention
 from clm.privacy.retention import months_before
@@ -84,7 +84,7 @@ def test_the_worker_registers_the_retention_task(sqlite_db: Database, tmp_path: 
     _log(sqlite_db, tenant.id)
     with sqlite_db.transaction() as session:
         set_privacy_settings(session, tenant.id, PrivacySettings(retention_months=1))
-    settings = EngageSettings(queue_url=str(tmp_path / "queue.sqlite"))
+    settings = Settings(queue_url=str(tmp_path / "queue.sqlite"))
     queue = make_queue(settings, database_url=str(sqlite_db.engine.url))
 
     def due(minute: int) -> set[str]:

@@ -69,6 +69,7 @@ def test_sign_in_overview_list_at_risk_and_a_customer_360(
     expect(page.locator("#customer-count")).to_have_text("4 customers")
     page.click("nav >> text=Overview")
     expect(page.locator("#stat-customers")).to_have_text("4")
+    expect(page.locator("#funnel tbody tr").first).to_be_visible()  # the funnel report
     shot("overview")
 
     # A stage count opens the customers behind it: the list's total is the count clicked.

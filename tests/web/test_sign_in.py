@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from clm.accounts import Role
-from clm.accounts.settings import get_account_settings
+from clm.config import get_settings
 from clm.engage import repository as engage_repo
 from clm.engage.schemas import EmailProvider
 from clm.store.engine import Database
@@ -25,9 +25,9 @@ from tests.web.test_dashboard import browser_page, site  # noqa: F401 - the fixt
 def public_url(site: tuple[str, Tenant], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:  # noqa: F811
     url = site[0]
     monkeypatch.setenv("CLM_PUBLIC_URL", url)
-    get_account_settings.cache_clear()
+    get_settings.cache_clear()
     yield url
-    get_account_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 def test_a_person_signs_in_and_out_with_the_session_cookie(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from clm.engage import playbooks as pb
 from clm.engage import repository as repo
+from clm.engage.playbooks import service as pb
 from clm.engage.schemas import EmailProvider, Policy
 from clm.ingest.service import ingest
 from clm.lifecycle import stage_at

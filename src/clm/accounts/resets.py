@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from clm.accounts import users
 from clm.accounts.audit import Actor
 from clm.accounts.sessions import digest
-from clm.accounts.settings import get_account_settings
+from clm.config import get_settings
 from clm.errors import AuthError
 from clm.store.models import LoginFailure, PasswordReset, User
 
@@ -27,7 +27,7 @@ RESET_PATH = "/reset.html"
 
 
 def reset_url(token: str, base_url: str | None = None) -> str:
-    base = (base_url or get_account_settings().public_url).rstrip("/")
+    base = (base_url or get_settings().public_url).rstrip("/")
     return f"{base}{RESET_PATH}#token={quote(token)}"
 
 
@@ -35,7 +35,7 @@ def create_reset(session: Session, user: User, minutes: int | None = None) -> st
     """A new reset token for ``user`` (the plain text exists only in the link)."""
     token = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
-    life = minutes if minutes is not None else get_account_settings().reset_link_minutes
+    life = minutes if minutes is not None else get_settings().reset_link_minutes
     session.add(
         PasswordReset(
             token_hash=digest(token),

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from clm.accounts.passwords import verify_password
 from clm.accounts.roles import ROLE_PERMISSIONS, Principal, Role
-from clm.accounts.settings import get_account_settings
 from clm.accounts.users import normalise_email
+from clm.config import get_settings
 from clm.errors import AuthError, NotFound, RateLimited
 from clm.store.engine import Database
 from clm.store.models import LoginFailure, Membership, User, UserSession
@@ -53,7 +53,7 @@ class ActiveSession:
 
 
 def _lockout(session: Session, email: str, client: str, now: datetime) -> None:
-    settings = get_account_settings()
+    settings = get_settings()
     since = now - timedelta(minutes=settings.login_window_minutes)
     for column, value, limit in (
         (LoginFailure.email, email, settings.login_max_failures),
@@ -120,7 +120,7 @@ def login(
             session.add(LoginFailure(email=email, client=client, at=now))
         raise AuthError("Wrong email or password")
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    expires = now + timedelta(hours=get_account_settings().session_hours)
+    expires = now + timedelta(hours=get_settings().session_hours)
     with db.transaction() as session:
         session.execute(delete(LoginFailure).where(LoginFailure.email == email))
         workspace_id = _workspace_for(session, user_id, workspace)

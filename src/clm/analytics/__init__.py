@@ -28,7 +28,7 @@ from clm.analytics.query import (
 )
 from clm.analytics.reports import REPORTS, prepare_source, report_name, run_on, run_report
 from clm.analytics.retention import churn_retention
-from clm.analytics.rfm import rfm, rfm_scores
+from clm.analytics.rfm import rfm
 from clm.analytics.schemas import (
     AcquisitionReport,
     AttributionReport,
@@ -40,6 +40,7 @@ from clm.analytics.schemas import (
     RetentionReport,
     RfmReport,
 )
+from clm.analytics.segments import rfm_scores
 from clm.analytics.source import (
     ReportSource,
     duckdb_report_source,

@@ -20,8 +20,9 @@ import ibis.expr.types as ir
 from clm.analytics.attribution import stays
 from clm.analytics.calendar import period_index, period_label
 from clm.analytics.query import FeedbackQuery, filtered, iso, resolve_period
-from clm.analytics.rfm import NONE, rfm_scores
+from clm.analytics.rfm import NONE
 from clm.analytics.schemas import FeedbackReport, FeedbackRow
+from clm.analytics.segments import rfm_scores
 from clm.analytics.source import ReportSource
 
 SURVEYS = {"NPS Survey Answered": "nps", "CSAT Survey Answered": "csat",

@@ -18,6 +18,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clm.analytics.calendar import Granularity
+from clm.analytics.segments import rfm_scores
 from clm.analytics.source import ReportSource, by_customer
 from clm.errors import FieldError, ValidationError
 
@@ -190,8 +191,6 @@ def customer_filter(source: ReportSource, query: ReportQuery, period: Period) ->
         stages = latest_stage(source.transitions, period.until)
         selected.append(stages.filter(stages.stage == query.stage).select("customer_id"))
     if query.segment is not None:
-        from clm.analytics.rfm import rfm_scores
-
         scores = rfm_scores(source.events, period.until)
         selected.append(scores.filter(scores.segment == query.segment).select("customer_id"))
     for column in ("channel", "campaign"):

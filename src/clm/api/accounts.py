@@ -19,7 +19,6 @@ from sqlalchemy import select
 
 from clm.accounts import Role, list_records, resets, sessions, users
 from clm.accounts.audit import MAX_PAGE, AuditPublic
-from clm.accounts.settings import get_account_settings
 from clm.api.deps import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -31,8 +30,9 @@ from clm.api.deps import (
     workspace_id,
 )
 from clm.api.routing import ClmRoute
+from clm.config import get_settings
 from clm.engage import repository as engage_repo
-from clm.engage.channels import DeliveryError, SmtpSession
+from clm.engage.delivery import DeliveryError, SmtpSession
 from clm.engage.schemas import EmailProvider
 from clm.errors import NotFound, PermissionDenied
 from clm.store.models import Membership, Workspace
@@ -84,7 +84,7 @@ class MemberBody(BaseModel):
 
 
 def _secure(request: Request) -> bool:
-    mode = get_account_settings().cookie_secure
+    mode = get_settings().cookie_secure
     return mode == "always" or (mode == "auto" and request.url.scheme == "https")
 
 
@@ -117,7 +117,7 @@ def login(body: LoginBody, request: Request, response: Response, db: DatabaseDep
     client = request.client.host if request.client else "unknown"
     signed = sessions.login(db, body.email, body.password, client, body.workspace)
     secure = _secure(request)
-    max_age = int(get_account_settings().session_hours * 3600)
+    max_age = int(get_settings().session_hours * 3600)
     response.set_cookie(
         SESSION_COOKIE, signed.token, max_age=max_age, httponly=True, samesite="lax",
         secure=secure, path="/",
@@ -213,7 +213,7 @@ def _send_reset(db: DatabaseDep, email: str, workspace_ids: list[int], url: str)
         return
     text = (
         "Someone (hopefully you) asked to reset your CLM password.\n\n"
-        f"Open this link within {get_account_settings().reset_link_minutes} minutes to choose "
+        f"Open this link within {get_settings().reset_link_minutes} minutes to choose "
         f"a new one; it works once:\n\n{url}\n\nIf it was not you, ignore this email."
     )
     mail = _ResetMail(

@@ -23,7 +23,7 @@ from fastapi import Depends, Request
 from clm.accounts import Permission, Principal, authorize
 from clm.accounts.keys import principal_for_key
 from clm.accounts.sessions import ActiveSession, resolve
-from clm.accounts.settings import get_account_settings
+from clm.config import get_settings
 from clm.errors import AuthError, PermissionDenied
 from clm.store.engine import Database
 
@@ -75,7 +75,7 @@ def same_origin(request: Request) -> bool:
     if origin is None or (origin == "null" and request.method in SAFE_METHODS):
         return True
     netloc = urlsplit(origin).netloc.lower()
-    public = urlsplit(get_account_settings().public_url).netloc.lower()
+    public = urlsplit(get_settings().public_url).netloc.lower()
     # The Host header, or the public address people use (a proxy may rewrite Host).
     return netloc in (request.headers.get("host", "").lower(), public)
 

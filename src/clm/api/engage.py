@@ -8,25 +8,37 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from clm.accounts import Principal, record
 from clm.accounts.audit import record_after
 from clm.api.deps import Configurer, DatabaseDep, Marketer, Reader, Support, workspace_id
 from clm.api.routing import ClmRoute
-from clm.engage import coupons, earning, ledger, outbox, referrals, surveys, testimonials
-from clm.engage import playbooks as pb
 from clm.engage import repository as repo
-from clm.engage.coupons import CouponCheck, CouponCreate, CouponPublic
-from clm.engage.earning import PointsProgram
-from clm.engage.playbook_schemas import JourneyPublic, PlaybookPublic, PlaybookReport
-from clm.engage.referral_schemas import (
+from clm.engage.delivery import outbox
+from clm.engage.playbooks import (
+    EngageTickReport,
+    JourneyPublic,
+    PlaybookPublic,
+    PlaybookReport,
+    run_due,
+)
+from clm.engage.playbooks import service as pb
+from clm.engage.referrals import (
+    CouponCheck,
+    CouponCreate,
+    CouponPublic,
+    PointsProgram,
     ReferralCodePublic,
     ReferralProgram,
     ReferralPublic,
     ReferralReport,
+    TestimonialPublic,
+    coupons,
+    earning,
+    ledger,
+    testimonials,
 )
-from clm.engage.schedule import EngageTickReport, run_due
+from clm.engage.referrals import service as referrals
 from clm.engage.schemas import (
     EmailProvider,
     MessagePublic,
@@ -35,11 +47,10 @@ from clm.engage.schemas import (
     SmsProvider,
     WebhookProvider,
 )
-from clm.engage.survey_schemas import SurveyDefinition, SurveyPublic
-from clm.engage.testimonials import TestimonialPublic
+from clm.engage.surveys import SurveyDefinition, SurveyPublic
+from clm.engage.surveys import service as surveys
 from clm.errors import Conflict, NotFound
 from clm.store.customers import require_customer
-from clm.store.models import EngageMessage, EngageTask
 from clm.store.storable import FiniteFloat, Points, RowId
 
 router = APIRouter(prefix="/api/v1/engage", tags=["engage"], route_class=ClmRoute)
@@ -159,12 +170,8 @@ def list_messages(
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[MessagePublic]:
-    query = select(EngageMessage).where(EngageMessage.workspace_id == workspace_id(key))
-    if status:
-        query = query.where(EngageMessage.status == status)
     with db.session() as session:
-        rows = session.scalars(query.order_by(EngageMessage.id.desc()).limit(limit))
-        return [MessagePublic.model_validate(r) for r in rows]
+        return repo.list_messages(session, workspace_id(key), status=status, limit=limit)
 
 
 @router.post("/surveys", status_code=201)
@@ -257,23 +264,7 @@ def run_tick(db: DatabaseDep, key: Configurer) -> EngageTickReport:
 @router.get("/tasks")
 def list_tasks(db: DatabaseDep, key: Reader, status: str = "open") -> list[dict[str, Any]]:
     with db.session() as session:
-        rows = session.scalars(
-            select(EngageTask)
-            .where(EngageTask.workspace_id == workspace_id(key), EngageTask.status == status)
-            .order_by(EngageTask.id)
-        )
-        return [
-            {
-                "id": t.id,
-                "customer_id": t.customer_id,
-                "kind": t.kind,
-                "title": t.title,
-                "owner": t.owner,
-                "detail": t.detail,
-                "created_at": t.created_at,
-            }
-            for t in rows
-        ]
+        return repo.list_tasks(session, workspace_id(key), status=status)
 
 
 # --- referrals, points, coupons, testimonials -------------------------------------------------

@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import and_, func, select
 
 from clm.accounts.audit import record_after
 from clm.api.deps import Configurer, DatabaseDep, Reader, workspace_id
@@ -24,11 +23,9 @@ from clm.lifecycle import (
     transitions_between,
 )
 from clm.lifecycle.catalog import get_definition
-from clm.lifecycle.health import STATE_LABELS
-from clm.lifecycle.health_inputs import get_scorecard
+from clm.lifecycle.health_counts import health_counts
 from clm.lifecycle.preview import preview_stage_model
 from clm.lifecycle.schemas import Preview
-from clm.store.models import HealthSnapshot
 from clm.store.storable import Offset, RowId
 
 router = APIRouter(prefix="/api/v1", tags=["lifecycle"], route_class=ClmRoute)
@@ -115,35 +112,7 @@ def get_counts(
     when = at or datetime.now(UTC)
     ws = workspace_id(key)
     stages = stage_counts(db, ws, when, model=model)
-    return Counts(at=when, stages=stages, health=_health_counts(db, ws, when))
-
-
-def _health_counts(db: DatabaseDep, ws: int, when: datetime) -> dict[str, int]:
-    definition_id, _ = get_scorecard(db, ws)
-    latest = (
-        select(HealthSnapshot.customer_id, func.max(HealthSnapshot.ts).label("ts"))
-        .where(
-            HealthSnapshot.definition_id == definition_id,
-            HealthSnapshot.ts <= int(when.timestamp()),
-        )
-        .group_by(HealthSnapshot.customer_id)
-        .subquery()
-    )
-    query = (
-        select(HealthSnapshot.state, func.count())
-        .join(
-            latest,
-            and_(
-                HealthSnapshot.customer_id == latest.c.customer_id, HealthSnapshot.ts == latest.c.ts
-            ),
-        )
-        .where(HealthSnapshot.definition_id == definition_id)
-        .group_by(HealthSnapshot.state)
-    )
-    counts = dict.fromkeys(STATE_LABELS.values(), 0)
-    with db.session() as session:
-        counts.update({STATE_LABELS[state]: int(n) for state, n in session.execute(query)})
-    return counts
+    return Counts(at=when, stages=stages, health=health_counts(db, ws, when))
 
 
 @router.get("/lifecycle/transitions")

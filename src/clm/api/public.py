@@ -15,9 +15,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from clm.api.deps import DatabaseDep
 from clm.api.errors import ErrorBody
 from clm.api.routing import ClmRoute
-from clm.engage import pages, referrals, survey_answers, testimonials, tokens, tracking
-from clm.engage.survey_schemas import Answer, AnswerResult
-from clm.engage.unsubscribe import UNSUBSCRIBE_MAX_AGE, unsubscribe
+from clm.engage.delivery import pages, tokens, tracking
+from clm.engage.delivery.unsubscribe import UNSUBSCRIBE_MAX_AGE, unsubscribe
+from clm.engage.referrals import service as referrals
+from clm.engage.referrals import testimonials
+from clm.engage.surveys import Answer, AnswerResult
+from clm.engage.surveys import answers as survey_answers
 from clm.errors import ClmError, FieldError, ValidationError
 
 _REFUSED_PAGE: dict[int | str, dict[str, Any]] = {

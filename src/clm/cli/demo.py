@@ -18,9 +18,8 @@ from clm.cli._common import console
 from clm.config import get_settings
 from clm.demo import CDNOW_END, WORKSPACE, DemoSummary, build_demo
 from clm.demo.engagement import Mailbox, setup_engagement
-from clm.engage.schedule import run_due
-from clm.engage.settings import get_engage_settings
-from clm.engage.worker import drain_once
+from clm.engage.delivery import drain_once
+from clm.engage.playbooks import run_due
 from clm.store.engine import Database
 from clm.worker.settings import get_live_settings
 
@@ -96,7 +95,7 @@ def _environment(**values: str) -> Iterator[None]:
     """Settings for the demo's worker and server, restored after (tests run commands in-process)."""
     before = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
-    get_engage_settings.cache_clear()
+    get_settings.cache_clear()
     get_live_settings.cache_clear()
     try:
         yield
@@ -106,7 +105,7 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        get_engage_settings.cache_clear()
+        get_settings.cache_clear()
         get_live_settings.cache_clear()
 
 

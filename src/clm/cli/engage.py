@@ -33,8 +33,7 @@ def survey_apply(
     path: FileArg, workspace: WorkspaceOption, database_url: DatabaseOption = None
 ) -> None:
     """Create or replace a survey from a YAML/JSON definition."""
-    from clm.engage.survey_schemas import SurveyDefinition
-    from clm.engage.surveys import save_survey
+    from clm.engage.surveys import SurveyDefinition, save_survey
 
     with friendly_errors():
         definition = SurveyDefinition.model_validate(yaml.safe_load(path.read_text()))
@@ -248,7 +247,7 @@ def playbook_tick(
 ) -> None:
     """Enrol and advance journeys, process referrals, earn and expire points (what the worker
     does every minute)."""
-    from clm.engage.schedule import run_due
+    from clm.engage.playbooks import run_due
 
     with open_workspace(database_url, workspace) as (db, ws_id):
         report = run_due(db, ws_id)

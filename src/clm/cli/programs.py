@@ -47,8 +47,7 @@ def referral_create(
     path: FileArg, workspace: WorkspaceOption, database_url: DatabaseOption = None
 ) -> None:
     """Create or replace the referral program from a YAML/JSON file (stages, rewards, caps)."""
-    from clm.engage.referral_schemas import ReferralProgram
-    from clm.engage.referrals import set_program
+    from clm.engage.referrals import ReferralProgram, set_program
 
     with friendly_errors():
         program = ReferralProgram.model_validate(yaml.safe_load(path.read_text()) or {})
@@ -152,7 +151,7 @@ def referral_explain(
 
 
 def _review(referral_id: int, approve: bool, note: str, workspace: str, url: str | None) -> None:
-    from clm.engage.referrals import review
+    from clm.engage.referrals.service import review
 
     with open_workspace(url, workspace) as (db, ws_id):
         row = review(db, ws_id, referral_id, approve, note)
@@ -217,7 +216,7 @@ def coupon_issue(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Issue a coupon code."""
-    from clm.engage.coupons import CouponCreate, create_coupon
+    from clm.engage.referrals import CouponCreate, create_coupon
 
     with friendly_errors():
         spec = CouponCreate(
@@ -241,7 +240,7 @@ def coupon_issue(
 def _coupon_check(
     code: str, total: float, order: str | None, workspace: str, url: str | None, output: str
 ) -> None:
-    from clm.engage.coupons import redeem_coupon, validate_coupon
+    from clm.engage.referrals import redeem_coupon, validate_coupon
 
     with open_workspace(url, workspace) as (db, ws_id):
         check = (
@@ -293,7 +292,7 @@ def coupon_list(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """The workspace's coupons and how often each was used."""
-    from clm.engage.coupons import list_coupons
+    from clm.engage.referrals import list_coupons
 
     with open_workspace(database_url, workspace) as (db, ws_id):
         found = list_coupons(db, ws_id)
@@ -318,7 +317,7 @@ def points_balance(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """A customer's points balance and every entry behind it."""
-    from clm.engage.ledger import balance, statement
+    from clm.engage.referrals import balance, statement
 
     with open_workspace(database_url, workspace) as (db, ws_id):
         entries, total = statement(db, ws_id, customer), balance(db, ws_id, customer)
@@ -341,7 +340,7 @@ def points_rules(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Show the earning rules, or store new ones from a file (they apply from now on)."""
-    from clm.engage.earning import PointsProgram, get_points_program, set_points_program
+    from clm.engage.referrals import PointsProgram, get_points_program, set_points_program
 
     with open_workspace(database_url, workspace) as (db, ws_id):
         if path is not None:
@@ -371,7 +370,7 @@ def testimonial_list(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """Testimonials customers wrote; `--status pending` is the review queue."""
-    from clm.engage.testimonials import list_testimonials
+    from clm.engage.referrals import list_testimonials
 
     with open_workspace(database_url, workspace) as (db, ws_id):
         found = list_testimonials(db, ws_id, status)
@@ -394,7 +393,7 @@ def _decide(
     workspace: str,
     url: str | None,
 ) -> None:
-    from clm.engage.testimonials import review
+    from clm.engage.referrals.testimonials import review
 
     with open_workspace(url, workspace) as (db, ws_id):
         row = review(db, ws_id, testimonial_id, decision, _now(), note)
@@ -433,15 +432,15 @@ def testimonial_feed(
     output: FormatOption = OutputFormat.table,
 ) -> None:
     """The approved testimonials as published, with the public feed's signed URL."""
-    from clm.engage.settings import get_engage_settings
-    from clm.engage.testimonials import feed, feed_token, snippet
+    from clm.config import get_settings
+    from clm.engage.referrals import feed, feed_token, snippet
 
     with open_workspace(database_url, workspace) as (db, ws_id):
         items = feed(db, ws_id, brand, product)
     if html:
         typer.echo(snippet(items))
         return
-    url = f"{get_engage_settings().public_url.rstrip('/')}/public/testimonials/feed"
+    url = f"{get_settings().public_url.rstrip('/')}/public/testimonials/feed"
     if output is OutputFormat.json:
         print_json({"url": f"{url}?token={feed_token(ws_id)}", "items": items})
         return

@@ -23,14 +23,12 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, insert, select
 
-from clm.engage import referrals
 from clm.engage import repository as repo
-from clm.engage.journeys import cursor, set_cursor
-from clm.engage.playbooks import apply_playbook, shipped_playbook
-from clm.engage.referral_schemas import ReferralProgram
+from clm.engage.playbooks import apply_playbook, cursor, set_cursor, shipped_playbook
+from clm.engage.referrals import ReferralProgram
+from clm.engage.referrals import service as referrals
 from clm.engage.schemas import EmailProvider, Policy
-from clm.engage.survey_schemas import SurveyDefinition
-from clm.engage.surveys import list_surveys, save_survey, send_survey
+from clm.engage.surveys import SurveyDefinition, list_surveys, save_survey, send_survey
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageConsent, Event, Identity
 

@@ -19,9 +19,10 @@ clock (journeys, referral rewards after the refund window, points earned and exp
 ``schedule.run_due``, which the worker calls every minute.
 """
 
-from clm.engage.channels import sign_webhook, verify_webhook
-from clm.engage.delivery import deliver_due
-from clm.engage.outbox import Decided, decide_in, send
+from clm.engage.delivery.channels import sign_webhook, verify_webhook
+from clm.engage.delivery.deliver import deliver_due
+from clm.engage.delivery.outbox import Decided, decide_in, send
+from clm.engage.delivery.worker import Queue, make_queue, run_worker
 from clm.engage.schemas import (
     Content,
     DeliveryReport,
@@ -31,7 +32,6 @@ from clm.engage.schemas import (
     SmsProvider,
     WebhookProvider,
 )
-from clm.engage.worker import Queue, make_queue, run_worker
 
 __all__ = [
     "Content",

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clm.engage.guardrails import CustomerFacts
-from clm.engage.outbound import OutboundRefused, check_target
+from clm.engage.delivery.guardrails import CustomerFacts
+from clm.engage.delivery.outbound import OutboundRefused, check_target
 from clm.engage.schemas import (
     Channel,
     EmailProvider,
+    MessagePublic,
     Policy,
     Purpose,
     SmsProvider,
@@ -27,6 +28,7 @@ from clm.store.models import (
     EngageConsent,
     EngageMessage,
     EngageSuppression,
+    EngageTask,
     Identity,
 )
 
@@ -312,3 +314,37 @@ def load_facts(
         for f in facts.values():
             f.suppressions = []
     return facts
+
+
+def list_messages(
+    session: Session, workspace_id: int, *, status: str | None = None, limit: int = 100
+) -> list[MessagePublic]:
+    """The workspace's messages, newest first, optionally only those in one status."""
+    query = select(EngageMessage).where(EngageMessage.workspace_id == workspace_id)
+    if status:
+        query = query.where(EngageMessage.status == status)
+    rows = session.scalars(query.order_by(EngageMessage.id.desc()).limit(limit))
+    return [MessagePublic.model_validate(row) for row in rows]
+
+
+def list_tasks(
+    session: Session, workspace_id: int, *, status: str = "open"
+) -> list[dict[str, Any]]:
+    """The follow-up tasks for staff (e.g. a detractor's survey answer), oldest first."""
+    rows = session.scalars(
+        select(EngageTask)
+        .where(EngageTask.workspace_id == workspace_id, EngageTask.status == status)
+        .order_by(EngageTask.id)
+    )
+    return [
+        {
+            "id": t.id,
+            "customer_id": t.customer_id,
+            "kind": t.kind,
+            "title": t.title,
+            "owner": t.owner,
+            "detail": t.detail,
+            "created_at": t.created_at,
+        }
+        for t in rows
+    ]

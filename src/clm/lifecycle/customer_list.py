@@ -23,13 +23,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Float, Select, and_, cast, desc, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from clm.errors import NotFound
 from clm.lifecycle.catalog import get_stage_model
 from clm.lifecycle.health import STATE_LABELS
 from clm.lifecycle.health_inputs import get_scorecard
 from clm.predictions.repository import SCORE_EVENT
 from clm.store.engine import Database
-from clm.store.models import Customer, Event, HealthScore, Identity, StageTransition
+from clm.store.models import (
+    Customer,
+    Event,
+    HealthScore,
+    Identity,
+    LifecycleDefinition,
+    StageTransition,
+)
 from clm.store.own_events import OWN_CHANNEL
 
 MAX_PER_PAGE = 500
@@ -84,17 +90,45 @@ class CustomerList(BaseModel):
     per_page: int
 
 
+def _active_id(db: Database, workspace_id: int, kind: str) -> int:
+    """The active definition's id: one indexed read (versions are immutable, so the compiled
+    model is not needed here); installs the default when the workspace has none."""
+    with db.session() as session:
+        found = session.scalar(
+            select(LifecycleDefinition.id)
+            .where(
+                LifecycleDefinition.workspace_id == workspace_id,
+                LifecycleDefinition.kind == kind,
+                LifecycleDefinition.active.is_(True),
+            )
+            .order_by(LifecycleDefinition.id.desc())
+            .limit(1)
+        )
+    if found is not None:
+        return int(found)
+    if kind == "stages":
+        return get_stage_model(db, workspace_id)[0].id
+    return get_scorecard(db, workspace_id)[0]
+
+
+_LABELS: dict[tuple[str, int], dict[str, str]] = {}
+
+
+def _labels_of(db: Database, workspace_id: int, definition_id: int) -> dict[str, str]:
+    """Factor labels of a scorecard version (versions are immutable, so cached by id)."""
+    key = (str(db.engine.url), definition_id)
+    if key not in _LABELS:
+        card = get_scorecard(db, workspace_id)[1]
+        if len(_LABELS) > 256:
+            _LABELS.clear()
+        _LABELS[key] = {name: factor.label or name for name, factor in card.factors.items()}
+    return _LABELS[key]
+
+
 def _columns(db: Database, workspace_id: int, now: int) -> dict[str, Any]:
     """The derived columns as correlated sub-queries over ``Customer``."""
-    try:
-        stage_model, _ = get_stage_model(db, workspace_id)
-        stage_id: int | None = stage_model.id
-    except NotFound:
-        stage_id = None
-    try:
-        health_id: int | None = get_scorecard(db, workspace_id)[0]
-    except NotFound:
-        health_id = None
+    stage_id = _active_id(db, workspace_id, "stages")
+    health_id = _active_id(db, workspace_id, "health")
     stage = (
         select(StageTransition.to_stage)
         .where(
@@ -135,7 +169,10 @@ def _columns(db: Database, workspace_id: int, now: int) -> dict[str, Any]:
     }
 
 
-def _select(db: Database, workspace_id: int, query: CustomerQuery, now: int) -> Select[Any]:
+def _select(
+    db: Database, workspace_id: int, query: CustomerQuery, now: int
+) -> tuple[Select[Any], Select[Any]]:
+    """The page's statement and its count (which computes only the columns it filters on)."""
     cols = _columns(db, workspace_id, now)
     statement = (
         select(
@@ -184,7 +221,10 @@ def _select(db: Database, workspace_id: int, query: CustomerQuery, now: int) -> 
         SortKey.clv: cols["clv"],
     }[query.sort]
     ordered = key.desc() if query.order == "desc" else key.asc()
-    return statement.order_by(ordered.nulls_last(), Customer.id)
+    counted = select(func.count()).select_from(
+        statement.with_only_columns(Customer.id).order_by(None).subquery()
+    )
+    return statement.order_by(ordered.nulls_last(), Customer.id), counted
 
 
 def _reasons(contributions: dict[str, Any] | None, labels: dict[str, str]) -> list[str]:
@@ -207,14 +247,6 @@ def _reasons(contributions: dict[str, Any] | None, labels: dict[str, str]) -> li
 
 def _shown(value: Any) -> Any:
     return f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else value
-
-
-def _labels(db: Database, workspace_id: int) -> dict[str, str]:
-    try:
-        card = get_scorecard(db, workspace_id)[1]
-    except NotFound:
-        return {}
-    return {key: factor.label or key for key, factor in card.factors.items()}
 
 
 def _row(raw: Any, labels: dict[str, str]) -> CustomerRow:
@@ -244,9 +276,8 @@ def list_customers(
 ) -> CustomerList:
     """One page of the customer list and the total that match."""
     at = int((now or datetime.now(UTC)).timestamp())
-    statement = _select(db, workspace_id, query, at)
-    counted = select(func.count()).select_from(statement.order_by(None).subquery())
-    labels = _labels(db, workspace_id)
+    statement, counted = _select(db, workspace_id, query, at)
+    labels = _labels_of(db, workspace_id, _active_id(db, workspace_id, "health"))
     with db.session() as session:
         total = int(session.scalar(counted) or 0)
         rows = session.execute(
@@ -271,8 +302,8 @@ def export_csv(
 ) -> Iterator[str]:
     """Every customer the query matches (all pages), as CSV text chunks."""
     at = int((now or datetime.now(UTC)).timestamp())
-    statement = _select(db, workspace_id, query, at).limit(EXPORT_LIMIT)
-    labels = _labels(db, workspace_id)
+    statement = _select(db, workspace_id, query, at)[0].limit(EXPORT_LIMIT)
+    labels = _labels_of(db, workspace_id, _active_id(db, workspace_id, "health"))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)

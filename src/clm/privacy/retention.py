@@ -3,7 +3,7 @@
 Purging, not anonymising: an anonymised event still describes one person's behaviour and,
 kept under a surrogate id, would let a profile be rebuilt; a purged one is gone. Derived
 history already computed (stage transitions, health) is kept; recomputing from the log later
-reflects the purge. Called by the worker's periodic task (``clm.engage.worker``) and by
+reflects the purge. Called by the worker's periodic task (``clm.engage.delivery.worker``) and by
 ``clm privacy retention``; deletes in chunks so a large purge never holds one long lock.
 """
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, select
 
+from clm.config import signing_key
 from clm.store.bulk import select_in
 from clm.store.models import Tombstone
 
@@ -23,11 +24,9 @@ Key = tuple[str, str]  # (kind, value) as identities store them
 def tombstone_key() -> bytes:
     """The key of the tombstone HMAC, derived from the server secret (``CLM_SECRET_KEY``).
 
-    The one server secret is managed by ``clm.engage.settings`` today (generated locally,
-    required in production); imported here lazily so the store stays free of engage at import.
+    The one server secret is managed by ``clm.config`` (generated locally, required in
+    production).
     """
-    from clm.engage.settings import signing_key
-
     return hmac.new(signing_key().encode(), b"clm-tombstone-v1", hashlib.sha256).digest()
 
 

@@ -9,7 +9,7 @@ A pass is what cron used to be asked to do, in the order each step needs the one
 2. Health: the customers whose inputs changed since the last pass (any new event of theirs,
    stage changes and CLM's own events included, health's own announcements excluded) and those
    whose score the passing of time has changed are re-scored (``health.rescore_health``).
-3. Engagement (``clm.engage.schedule.run_due``): playbooks triggered by the stage and health
+3. Engagement (``clm.engage.playbooks.run_due``): playbooks triggered by the stage and health
    changes just announced enrol and take their first step; journeys whose wait is over move on;
    referral rewards and points. The sends land in the outbox, which is drained at once
    (``drain_once``). This runs right after step 1 (so a stage-triggered email does not wait
@@ -30,9 +30,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from clm.engage.journeys import cursor, set_cursor
-from clm.engage.schedule import EngageTickReport, run_due
-from clm.engage.worker import drain_once
+from clm.engage.delivery import drain_once
+from clm.engage.playbooks import EngageTickReport, cursor, run_due, set_cursor
 from clm.lifecycle import tick
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database

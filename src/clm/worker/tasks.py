@@ -21,7 +21,7 @@ from typing import Any
 from huey import crontab  # type: ignore[import-untyped]
 from sqlalchemy import select
 
-from clm.engage.worker import Queue, make_queue
+from clm.engage.delivery import Queue, make_queue
 from clm.errors import ValidationError
 from clm.store.models import Workspace
 from clm.worker.live import live_pass

@@ -2,7 +2,7 @@
 import { html } from "../lib/html.js";
 import { useApi, status } from "../lib/hooks.js";
 import { query } from "../lib/api.js";
-import { asOf, label, thousands } from "../lib/format.js";
+import { asOf, label, number, pct, thousands } from "../lib/format.js";
 import { AT_RISK } from "./customers.js";
 
 // Horizontal bars; each count is a link when `href(name)` gives one.
@@ -23,6 +23,26 @@ export function Bars({ id, entries, href }) {
 function Card({ id, title, value, href }) {
   return html`<div class="card"><div class="label">${title}</div>
     ${href ? html`<a id=${id} class="value" href=${href}>${value}</a>` : html`<div id=${id} class="value">${value}</div>`}
+  </div>`;
+}
+
+// The stage funnel (the funnel report): how many entered each step, how many went on, and
+// the median days it took. (Its counts are of entries over time, not of customers standing in
+// a stage now, so they do not link to the list; the stage counts above do.)
+function Funnel() {
+  const report = useApi("/reports/funnel");
+  const steps = report.data?.steps || [];
+  return html`<div class="panel"><h2>Stage funnel</h2>
+    ${status(report, { empty: "No stage history yet." })}
+    ${report.data && html`<div class="table-wrap"><table id="funnel">
+      <thead><tr><th>step</th><th class="num">entered</th><th class="num">went on</th><th class="num">conversion</th><th class="num">median days</th></tr></thead>
+      <tbody>${steps.map((s) => html`<tr>
+        <td>${label(s.from_stage)} → ${label(s.to_stage)}</td>
+        <td class="num">${thousands(s.entered)}</td>
+        <td class="num">${thousands(s.converted)}</td>
+        <td class="num">${pct(s.conversion_rate)}</td>
+        <td class="num">${number(s.median_days)}</td>
+      </tr>`)}</tbody></table></div>`}
   </div>`;
 }
 
@@ -61,6 +81,7 @@ export function Overview() {
         ${s && html`<${Bars} id="channels" entries=${Object.entries(s.events_by_channel)} />`}
       </div>
     </div>
+    <${Funnel} />
   </section>`;
 }
 

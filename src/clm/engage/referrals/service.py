@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from clm.engage import eventlog
-from clm.engage.referral_codes import (
+from clm.engage.referrals.codes import (
     CLICKED,
     Landing,
     codes_for,
@@ -29,8 +29,8 @@ from clm.engage.referral_codes import (
     record_click,
     set_program,
 )
-from clm.engage.referral_schemas import ReferralPublic, ReferralReport
-from clm.engage.referral_steps import (
+from clm.engage.referrals.schemas import ReferralPublic, ReferralReport
+from clm.engage.referrals.steps import (
     CONVERTED,
     REWARDED,
     attribute,

@@ -15,11 +15,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from clm.engage import eventlog, tokens
+from clm.engage import eventlog
 from clm.engage import repository as repo
-from clm.engage.sentiment import sentiment
-from clm.engage.survey_schemas import Answer, AnswerResult, SurveyDefinition
-from clm.engage.surveys import DAY, EVENT, get_survey
+from clm.engage.delivery import tokens
+from clm.engage.surveys.schemas import Answer, AnswerResult, SurveyDefinition
+from clm.engage.surveys.sentiment import sentiment
+from clm.engage.surveys.service import DAY, EVENT, get_survey
 from clm.errors import AuthError, Conflict, FieldError, ValidationError
 from clm.store.engine import Database
 from clm.store.models import EngageTask, EngageToken

@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from clm.engage._bulk import insert_rows, paused_gc
-from clm.engage.playbook_schemas import Condition, PlaybookDefinition, Trigger
+from clm.engage.playbooks.schemas import Condition, PlaybookDefinition, Trigger
 from clm.engage.schemas import SendRequest
 from clm.store.engine import Database
 from clm.store.ids import allocate_ids
@@ -284,9 +284,11 @@ def _wake(
         )
 
 
-def _conditions(
+def conditions_hold(
     conditions: Sequence[Condition], traits: dict[str, Any], stage: str | None, variant: str | None
 ) -> bool:
+    """Whether every condition holds for a customer (traits, stage, A/B variant); shared by
+    journey steps, calendar triggers and standing checks."""
     for c in conditions:
         if c.attr == "stage":
             value: Any = stage

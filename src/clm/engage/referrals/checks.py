@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clm.engage.referral_schemas import Check, ReferralProgram
+from clm.engage.referrals.schemas import Check, ReferralProgram
 from clm.store.models import Customer, EngageReferral, Event, Identity
 
 _GMAIL = {"gmail.com", "googlemail.com"}

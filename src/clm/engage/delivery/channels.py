@@ -17,10 +17,10 @@ from typing import Any, Protocol
 import httpx
 import orjson
 
-from clm.engage.mime import envelope_sender, render_email
-from clm.engage.outbound import OutboundRefused, Unresolvable, check_target
+from clm.engage.delivery.mime import envelope_sender, render_email
+from clm.engage.delivery.outbound import OutboundRefused, Unresolvable, check_target
+from clm.engage.delivery.tracking import tracked_html
 from clm.engage.schemas import EmailProvider, SmsProvider, WebhookProvider
-from clm.engage.tracking import tracked_html
 
 SIGNATURE_HEADER = "X-CLM-Signature"
 

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clm.engage import outbox, tokens
+from clm.config import get_settings
+from clm.engage.delivery import outbox, tokens
 from clm.engage.schemas import Content, SendRequest
-from clm.engage.settings import get_engage_settings
-from clm.engage.survey_schemas import SurveyDefinition, SurveyPublic
+from clm.engage.surveys.schemas import SurveyDefinition, SurveyPublic
 from clm.errors import NotFound
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageSurvey, EngageToken
@@ -80,7 +80,7 @@ def list_surveys(db: Database, workspace_id: int) -> list[SurveyPublic]:
 
 
 def _links(token: str, survey: SurveyDefinition) -> dict[str, str]:
-    base = f"{get_engage_settings().public_url.rstrip('/')}/public/surveys/answer?token={token}"
+    base = f"{get_settings().public_url.rstrip('/')}/public/surveys/answer?token={token}"
     low, high = survey.scale
     links = {"form": base}
     if survey.type != "custom":

@@ -15,7 +15,8 @@ import yaml
 from pydantic import ValidationError as PydanticError
 from sqlalchemy import func, select, update
 
-from clm.engage.playbook_schemas import (
+from clm.engage.delivery.templates import check
+from clm.engage.playbooks.schemas import (
     ArmResult,
     JourneyPublic,
     JourneyStepPublic,
@@ -23,7 +24,6 @@ from clm.engage.playbook_schemas import (
     PlaybookPublic,
     PlaybookReport,
 )
-from clm.engage.templates import check
 from clm.errors import FieldError, NotFound, ValidationError
 from clm.lifecycle import get_stage_model
 from clm.store.engine import Database

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from clm.engage.settings import EngageSettings, get_engage_settings
+from clm.config import Settings, get_settings
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
@@ -43,7 +43,7 @@ def system_resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-def _networks(settings: EngageSettings) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+def _networks(settings: Settings) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     given = [part.strip() for part in settings.outbound_allowed_networks.split(",")]
     return [ipaddress.ip_network(part, strict=False) for part in given if part]
 
@@ -79,10 +79,10 @@ class Target:
 
 
 def check_target(
-    url: str, *, settings: EngageSettings | None = None, resolve: Resolver | None = None
+    url: str, *, settings: Settings | None = None, resolve: Resolver | None = None
 ) -> Target:
     """The pinned target for ``url``, or :class:`OutboundRefused` with the reason."""
-    settings = settings or get_engage_settings()
+    settings = settings or get_settings()
     resolve = resolve or system_resolve
     try:
         parsed = httpx.URL(url)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from clm.engage import eventlog
 from clm.engage import repository as repo
-from clm.engage.tokens import verify
+from clm.engage.delivery.tokens import verify
 
 UNSUBSCRIBE_MAX_AGE = 400 * 86_400
 

@@ -16,11 +16,12 @@ from typing import TypeVar
 from pydantic import Field
 from sqlalchemy import select
 
-from clm.engage import ledger, referrals
 from clm.engage import repository as repo
-from clm.engage.earning import earn_from_events
-from clm.engage.journey_steps import TickReport, tick
-from clm.engage.referral_schemas import ReferralReport
+from clm.engage.playbooks.journey_steps import TickReport, tick
+from clm.engage.referrals import ledger
+from clm.engage.referrals import service as referrals
+from clm.engage.referrals.earning import earn_from_events
+from clm.engage.referrals.schemas import ReferralReport
 from clm.store.engine import Database
 from clm.store.models import Workspace
 

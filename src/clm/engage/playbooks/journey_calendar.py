@@ -14,16 +14,16 @@ from typing import Any
 from sqlalchemy import select
 
 from clm.engage import repository as repo
-from clm.engage.journeys import (
+from clm.engage.playbooks.journeys import (
     Candidate,
-    _conditions,
     active_playbooks,
+    conditions_hold,
     cursor,
     enroll,
     set_cursor,
 )
-from clm.engage.playbook_schemas import PlaybookDefinition, Trigger
-from clm.engage.standing import segment_members
+from clm.engage.playbooks.schemas import PlaybookDefinition, Trigger
+from clm.engage.playbooks.standing import segment_members
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageJourney, HealthSnapshot
 
@@ -84,7 +84,11 @@ def enroll_calendar(db: Database, workspace_id: int, now: datetime) -> int:
 def _calendar_key(trigger: Trigger, traits: dict[str, Any], today: date) -> str | None:
     if trigger.type == "schedule":
         period = today.toordinal() // trigger.every_days
-        return f"schedule:{period}" if _conditions(trigger.conditions, traits, None, None) else None
+        return (
+            f"schedule:{period}"
+            if conditions_hold(trigger.conditions, traits, None, None)
+            else None
+        )
     raw = traits.get(trigger.trait or "")
     try:
         when = date.fromisoformat(str(raw)[:10])

@@ -16,9 +16,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
-from clm.engage import ledger
 from clm.engage import repository as repo
-from clm.engage.journeys import cursor, set_cursor
+from clm.engage.playbooks.journeys import cursor, set_cursor
+from clm.engage.referrals import ledger
 from clm.store.engine import Database
 
 _CONSUMER = "points"

@@ -17,11 +17,11 @@ from urllib.parse import urlencode
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clm.config import get_settings
 from clm.engage import eventlog
 from clm.engage import repository as repo
-from clm.engage.referral_schemas import ReferralCodePublic, ReferralProgram
-from clm.engage.settings import get_engage_settings
-from clm.engage.standing import stages_at
+from clm.engage.playbooks.standing import stages_at
+from clm.engage.referrals.schemas import ReferralCodePublic, ReferralProgram
 from clm.errors import NotFound
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageReferralCode
@@ -44,7 +44,7 @@ def get_program(session: Session, workspace_id: int) -> ReferralProgram:
 
 
 def link(code: str) -> str:
-    return f"{get_engage_settings().public_url.rstrip('/')}/public/r/{code}"
+    return f"{get_settings().public_url.rstrip('/')}/public/r/{code}"
 
 
 def _new_code(session: Session, taken: set[str]) -> str:

@@ -26,7 +26,7 @@ from itsdangerous.serializer import Serializer
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from clm.engage.settings import signing_key
+from clm.config import signing_key
 from clm.errors import AuthError, Conflict
 from clm.store.models import EngageToken
 

@@ -26,12 +26,13 @@ import httpx
 from sqlalchemy import Executable, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from clm.config import get_settings
 from clm.engage import eventlog
 from clm.engage import repository as repo
-from clm.engage.channels import DeliveryError, SmtpSession, send_sms, send_webhook
-from clm.engage.guardrails import evaluate
-from clm.engage.health import HealthFacts, health_facts
-from clm.engage.outbox import BLOCKED_EVENT, SENT_EVENT
+from clm.engage.delivery.channels import DeliveryError, SmtpSession, send_sms, send_webhook
+from clm.engage.delivery.guardrails import evaluate
+from clm.engage.delivery.health import HealthFacts, health_facts
+from clm.engage.delivery.outbox import BLOCKED_EVENT, SENT_EVENT
 from clm.engage.schemas import (
     Decision,
     DeliveryReport,
@@ -40,7 +41,6 @@ from clm.engage.schemas import (
     SmsProvider,
     WebhookProvider,
 )
-from clm.engage.settings import get_engage_settings
 from clm.errors import NotFound
 from clm.store.engine import Database
 from clm.store.models import EngageMessage, table_of
@@ -113,7 +113,7 @@ def deliver_due(
     http: httpx.Client | None = None,
 ) -> DeliveryReport:
     """One pass of the worker: claim due messages, deliver them, record the outcomes."""
-    settings = get_engage_settings()
+    settings = get_settings()
     at = now or datetime.now(UTC)
     claimed = claim(db, at, limit or settings.engage_batch_size, settings.engage_lease_seconds)
     report = DeliveryReport(claimed=len(claimed))

@@ -19,18 +19,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from clm.engage import advocacy, eventlog
+from clm.config import get_settings
+from clm.engage import eventlog
 from clm.engage import repository as repo
 from clm.engage._bulk import insert_rows
-from clm.engage.guardrails import CustomerFacts, evaluate
-from clm.engage.health import HealthFacts, health_facts
+from clm.engage.delivery.guardrails import CustomerFacts, evaluate
+from clm.engage.delivery.health import HealthFacts, health_facts
+from clm.engage.delivery.templates import render, template_context
+from clm.engage.delivery.tokens import sign_compact
+from clm.engage.referrals import advocacy
 from clm.engage.schemas import (
     Policy,
     SendRequest,
 )
-from clm.engage.settings import get_engage_settings
-from clm.engage.templates import render, template_context
-from clm.engage.tokens import sign_compact
 from clm.store.engine import Database
 from clm.store.models import EngageMessage, table_of
 
@@ -52,7 +53,7 @@ class Decided:
 
 def unsubscribe_url(workspace_id: int, customer_id: int, channel: str, address: str) -> str:
     token = sign_compact("unsubscribe", workspace_id, customer_id, channel, data={"a": address})
-    return f"{get_engage_settings().public_url.rstrip('/')}/public/unsubscribe?token={token}"
+    return f"{get_settings().public_url.rstrip('/')}/public/unsubscribe?token={token}"
 
 
 def decide_in(

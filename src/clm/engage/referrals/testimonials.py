@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clm.engage import tokens
-from clm.engage.settings import get_engage_settings
+from clm.config import get_settings
+from clm.engage.delivery import tokens
 from clm.errors import Conflict, NotFound, ValidationError
 from clm.store.engine import Database
 from clm.store.models import EngageTestimonial
@@ -64,7 +64,7 @@ def form_links(
     session: Session, workspace_id: int, customer_ids: list[int], now: datetime
 ) -> dict[int, str]:
     """A signed single-use form link per customer, issued in the caller's transaction."""
-    base = f"{get_engage_settings().public_url.rstrip('/')}/public/testimonials/form?token="
+    base = f"{get_settings().public_url.rstrip('/')}/public/testimonials/form?token="
     found = {}
     for customer_id in customer_ids:
         token, _ = tokens.issue(session, PURPOSE, workspace_id, customer_id, now=now)

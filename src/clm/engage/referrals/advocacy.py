@@ -27,7 +27,8 @@ def with_links(
     wants_code = [r.customer_id for r in requests if _mentions(r, "links.referral")]
     if not wants_form and not wants_code:
         return requests
-    from clm.engage import referrals, testimonials  # referrals imports the journey engine
+    from clm.engage.referrals import service as referrals
+    from clm.engage.referrals import testimonials
 
     forms = testimonials.form_links(session, workspace_id, wants_form, now)
     codes = referrals.codes_for(session, workspace_id, wants_code, now) if wants_code else {}

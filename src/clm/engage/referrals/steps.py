@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from clm.engage import eventlog, ledger
+from clm.engage import eventlog
 from clm.engage import repository as repo
-from clm.engage.referral_checks import customer_ids, run_checks
-from clm.engage.referral_codes import CLICKED
-from clm.engage.referral_schemas import ReferralProgram, ReferralReport
+from clm.engage.referrals import ledger
+from clm.engage.referrals.checks import customer_ids, run_checks
+from clm.engage.referrals.codes import CLICKED
+from clm.engage.referrals.schemas import ReferralProgram, ReferralReport
 from clm.store.models import Customer, EngageReferral, Event, Identity
 
 CONVERTED, REWARDED = "Referral Converted", "Reward Granted"

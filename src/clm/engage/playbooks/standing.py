@@ -15,10 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clm.analytics.rfm import rfm_scores
-from clm.analytics.source import report_source
-from clm.engage.journeys import _conditions
-from clm.engage.playbook_schemas import Condition
+from clm.analytics import report_source, rfm_scores
+from clm.engage.playbooks.journeys import conditions_hold
+from clm.engage.playbooks.schemas import Condition
 from clm.lifecycle import get_stage_model
 from clm.store.engine import Database
 from clm.store.models import Customer, HealthSnapshot, StageTransition
@@ -86,6 +85,6 @@ def segment_members(
     for cid, traits in customers:
         standing: dict[str, Any] = {**(traits or {}), "health": health.get(cid)}
         standing["rfm"] = rfm.get(cid)
-        if _conditions(conditions, standing, stage.get(cid), None):
+        if conditions_hold(conditions, standing, stage.get(cid), None):
             members.add(int(cid))
     return members

@@ -20,9 +20,9 @@ from typing import Any
 from huey import Huey, RedisHuey, SqliteHuey, crontab  # type: ignore[import-untyped]
 from sqlalchemy import func, select
 
-from clm.engage import outbox
-from clm.engage.delivery import deliver_due
-from clm.engage.settings import EngageSettings, get_engage_settings
+from clm.config import Settings, get_settings
+from clm.engage.delivery import outbox
+from clm.engage.delivery.deliver import deliver_due
 from clm.store.engine import Database
 from clm.store.models import EngageMessage
 
@@ -80,7 +80,7 @@ class Queue:
 
         def engage_tick() -> int:
             # Journeys, referral rewards, points earned and expired: then deliver what it sent.
-            from clm.engage.schedule import run_all
+            from clm.engage.playbooks.schedule import run_all
 
             reports = run_all(self.database())
             self.drain()
@@ -112,8 +112,6 @@ class Queue:
         # thread-safe.
         with self._open_lock:
             if self._db is None:
-                from clm.config import get_settings
-
                 url = self._database_url or get_settings().effective_database_url
                 self._db = Database.open(url)
         return self._db
@@ -124,8 +122,8 @@ class Queue:
         consumer.run()
 
 
-def make_queue(settings: EngageSettings | None = None, database_url: str | None = None) -> Queue:
-    settings = settings or get_engage_settings()
+def make_queue(settings: Settings | None = None, database_url: str | None = None) -> Queue:
+    settings = settings or get_settings()
     target = settings.queue_target
     huey: Huey
     if target.startswith(("redis://", "rediss://")):
@@ -142,7 +140,7 @@ def _producer_queue(target: str) -> Queue:
 
 def enqueue_drain() -> None:
     """Tell the worker to look now (best effort: the periodic sweep is the safety net)."""
-    settings = get_engage_settings()
+    settings = get_settings()
     if not settings.engage_notify:
         return
     try:

@@ -20,9 +20,9 @@ from datetime import datetime
 from functools import lru_cache
 from urllib.parse import quote
 
+from clm.config import get_settings, signing_key
 from clm.engage import eventlog
 from clm.engage import repository as repo
-from clm.engage.settings import get_engage_settings, signing_key
 from clm.errors import AuthError
 from clm.store.engine import Database
 from clm.store.models import EngageMessage
@@ -63,7 +63,7 @@ def _verify(kind: str, token: str, url: str = "") -> tuple[int, int]:
 
 
 def _base() -> str:
-    return f"{get_engage_settings().public_url.rstrip('/')}/public/e"
+    return f"{get_settings().public_url.rstrip('/')}/public/e"
 
 
 def tracked_html(body: str, workspace_id: int, message_id: int) -> str:

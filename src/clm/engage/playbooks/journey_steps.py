@@ -11,20 +11,21 @@ from pydantic import BaseModel
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from clm.engage import eventlog, outbox
+from clm.engage import eventlog
 from clm.engage import repository as repo
 from clm.engage._bulk import insert_rows, paused_gc, update_by_id
-from clm.engage.journey_calendar import enroll_calendar
-from clm.engage.journeys import (
+from clm.engage.delivery import outbox
+from clm.engage.playbooks.journey_calendar import enroll_calendar
+from clm.engage.playbooks.journeys import (
     BATCH,
     Outcome,
-    _conditions,
     _unit,
+    conditions_hold,
     enroll_from_events,
 )
-from clm.engage.playbook_schemas import PlaybookDefinition, Step
+from clm.engage.playbooks.schemas import PlaybookDefinition, Step
+from clm.engage.playbooks.standing import stages_at
 from clm.engage.schemas import SendRequest
-from clm.engage.standing import stages_at
 from clm.store.engine import Database
 from clm.store.models import (
     EngageJourney,
@@ -102,7 +103,7 @@ def run_journey(
             )
             break
         elif step.type == "branch":
-            ok = _conditions(step.conditions, traits, stage, out.variant)
+            ok = conditions_hold(step.conditions, traits, stage, out.variant)
             target = step.then if ok else step.otherwise
             described = ", ".join(f"{c.attr} {c.op} {c.value!r}" for c in step.conditions)
             out.logs.append((step.id, "branch", f"{'then' if ok else 'else'}: {described}"))

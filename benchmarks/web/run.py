@@ -1,0 +1,259 @@
+"""How long each web page's data takes to load: the p95 of the /api/v1 calls a page makes,
+over real HTTP against the real app, on SQLite with N customers and M events.
+
+    .venv/bin/python benchmarks/web/run.py --customers 100000 --events 2000000 \
+        --data /tmp/web-bench --repeat 20
+
+The workspace is written straight into SQLite (bulk inserts, not ingestion: this measures
+reading): customers with a user id and an email, events spread over three years (60% page
+views, 25% purchases, 15% e-mail opens on channel ``email``), one ``Prediction Scored`` event
+per customer (channel ``system``), a stage history (1-3 transitions each under the shipped
+classic model) and a current health score for everyone. A page's load time is the wall time
+of its calls made concurrently, as the browser does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import uvicorn
+
+from clm.lifecycle.catalog import get_stage_model
+from clm.lifecycle.health_inputs import get_scorecard
+from clm.store import workspaces as ws
+from clm.store.engine import Database
+from clm.web import create_app
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+SPAN = 3 * 365 * 86_400
+STAGES = ("reach", "acquisition", "conversion", "retention", "loyalty", "churned")
+
+
+def _stamp(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, str]:
+    """The workspace: (its id, a secret key)."""
+    db = Database.open(f"sqlite:///{path}")
+    with db.transaction() as session:
+        workspace = ws.create_workspace(session, "bench")
+        secret = ws.issue_key(session, "secret", workspace.id)
+        workspace_id, key = workspace.id, secret.key
+    stage_id = get_stage_model(db, workspace_id)[0].id
+    health_id = get_scorecard(db, workspace_id)[0]
+    db.dispose()
+    rng = np.random.default_rng(seed)
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=OFF")
+    now = _stamp(int(time.time()))
+    ids = np.arange(1, customers + 1)
+    con.executemany(
+        "INSERT INTO customers (id, workspace_id, user_id, email, traits, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        ((int(i), workspace_id, f"u{i}", f"person{i}@example.com",
+          json.dumps({"name": f"Person {i}", "plan": "pro" if i % 3 else "free"}), now)
+         for i in ids),
+    )  # fmt: skip
+    con.executemany(
+        "INSERT INTO identities (id, workspace_id, kind, value, customer_id, first_seen_at)"
+        " VALUES (?, ?, 'user_id', ?, ?, ?)",
+        ((int(i), workspace_id, f"u{i}", int(i), now) for i in ids),
+    )
+    who = rng.integers(1, customers + 1, events - customers)
+    ts = START.timestamp() + rng.integers(0, SPAN, events - customers)
+    kind = rng.random(events - customers)
+
+    def rows():  # type: ignore[no-untyped-def]
+        for n, (c, t, k) in enumerate(zip(who.tolist(), ts.tolist(), kind.tolist(), strict=True)):
+            stamp = _stamp(int(t))
+            if k < 0.6:
+                yield (
+                    workspace_id,
+                    c,
+                    f"m{n}",
+                    "page",
+                    None,
+                    f"u{c}",
+                    stamp,
+                    int(t),
+                    stamp,
+                    None,
+                    None,
+                    "{}",
+                )
+            elif k < 0.85:
+                yield (
+                    workspace_id,
+                    c,
+                    f"m{n}",
+                    "track",
+                    "Order Completed",
+                    f"u{c}",
+                    stamp,
+                    int(t),
+                    stamp,
+                    None,
+                    float(10 + n % 90),
+                    f'{{"revenue": {10 + n % 90}}}',
+                )
+            else:
+                yield (
+                    workspace_id,
+                    c,
+                    f"m{n}",
+                    "track",
+                    "Email Opened",
+                    f"u{c}",
+                    stamp,
+                    int(t),
+                    stamp,
+                    "email",
+                    None,
+                    "{}",
+                )
+        end = int(START.timestamp()) + SPAN
+        for c in ids.tolist():
+            p = float(rng.random())
+            yield (workspace_id, c, f"pred-{c}", "track", "Prediction Scored", f"u{c}",
+                   _stamp(end), end, _stamp(end), "system", None,
+                   json.dumps({"p_alive": p, "expected_purchases_90d": 2 * p,
+                               "clv_12m": round(300 * p * float(rng.random()), 2),
+                               "model": "bgnbd", "model_version": "1",
+                               "fitted_at": _stamp(end)}))  # fmt: skip
+
+    con.executemany(
+        "INSERT INTO events (workspace_id, identity_id, message_id, type, name, user_id,"
+        " timestamp, ts, received_at, channel, revenue, properties, context)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}')",
+        rows(),
+    )
+    transitions = []
+    for c in ids.tolist():
+        steps = int(rng.integers(1, 4))
+        at = int(START.timestamp()) + int(rng.integers(0, SPAN // 2))
+        start = int(rng.integers(0, 3))
+        for s in range(steps):
+            stage = STAGES[min(start + s * 2, 5)]
+            frm = None if s == 0 else STAGES[min(start + (s - 1) * 2, 5)]
+            transitions.append((workspace_id, stage_id, c, at, _stamp(at), frm, stage,
+                                "event", f"stage:{stage}", None, 1))  # fmt: skip
+            at += int(rng.integers(86_400, 200 * 86_400))
+    con.executemany(
+        "INSERT INTO stage_transitions (workspace_id, definition_id, customer_id, ts, occurred_at,"
+        " from_stage, to_stage, kind, rule, cause_message_id, announced)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        transitions,
+    )
+    scores = rng.uniform(0, 100, customers)
+    con.executemany(
+        "INSERT INTO health_scores (workspace_id, definition_id, customer_id, scored_at, score,"
+        " state, contributions, next_due) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+        ((workspace_id, health_id, int(c), int(time.time()), float(s),
+          "happy" if s >= 70 else "at_risk" if s >= 40 else "unhappy",
+          json.dumps({"recency": {"value": int(s), "points": s / 4, "weight": 25}}))
+         for c, s in zip(ids.tolist(), scores.tolist(), strict=True)),
+    )  # fmt: skip
+    con.commit()
+    con.execute("ANALYZE")
+    con.close()
+    return workspace_id, key
+
+
+def pages(customer_id: int) -> dict[str, list[str]]:
+    """Each page and the /api/v1 calls it makes on opening."""
+    c = f"/api/v1/customers/{customer_id}"
+    return {
+        "overview": ["/api/v1/workspace/stats", "/api/v1/lifecycle/counts"],
+        "customers": ["/api/v1/customer-list", "/api/v1/lifecycle/counts"],
+        "customers, search": ["/api/v1/customer-list?q=person1234"],
+        "customers, stage filter": ["/api/v1/customer-list?stage=loyalty"],
+        "at-risk (by CLV)": [
+            "/api/v1/customer-list?health_state=at_risk,unhappy&sort=clv&order=desc"
+        ],
+        "customers, by last seen": ["/api/v1/customer-list?sort=last_seen&order=desc"],
+        "customer 360": [c, f"{c}/lifecycle", f"{c}/predictions", f"{c}/timeline?limit=200",
+                         f"{c}/notes"],
+    }  # fmt: skip
+
+
+def measure(url: str, key: str, repeat: int, customers: int) -> dict[str, dict[str, float]]:
+    headers = {"Authorization": f"Bearer {key}"}
+    results: dict[str, dict[str, float]] = {}
+    rng = np.random.default_rng(1)
+    with (
+        httpx.Client(base_url=url, headers=headers, timeout=120) as client,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        for name in pages(1):
+            times = []
+            for n in range(repeat + 1):
+                calls = pages(int(rng.integers(1, customers + 1)))[name]
+                started = time.perf_counter()
+                answers = list(pool.map(client.get, calls))
+                elapsed = time.perf_counter() - started
+                bad = [a for a in answers if a.status_code != 200]
+                if bad:
+                    raise SystemExit(f"{name}: {bad[0].request.url} {bad[0].status_code}")
+                if n:  # the first is a warm-up
+                    times.append(elapsed * 1000)
+            times.sort()
+            results[name] = {
+                "p50": statistics.median(times),
+                "p95": times[min(len(times) - 1, int(0.95 * len(times)))],
+            }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--data", type=Path, default=Path("/tmp/clm-web-bench"))
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    args.data.mkdir(parents=True, exist_ok=True)
+    path = args.data / f"web-{args.customers}-{args.events}.sqlite"
+    meta = path.with_suffix(".json")
+    if not meta.exists():
+        path.unlink(missing_ok=True)
+        started = time.perf_counter()
+        _, key = build(path, args.customers, args.events)
+        meta.write_text(json.dumps({"key": key}))
+        print(f"built {path} in {time.perf_counter() - started:.0f} s")
+    key = json.loads(meta.read_text())["key"]
+    db = Database.open(f"sqlite:///{path}", run_migrations=False)
+    with socket.socket() as probe:  # a free ephemeral port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    print(f"load before: {os.getloadavg()[0]:.1f}")
+    results = measure(f"http://127.0.0.1:{port}", key, args.repeat, args.customers)
+    print(f"load after: {os.getloadavg()[0]:.1f}")
+    print(f"{'page':28} {'p50 ms':>8} {'p95 ms':>8}")
+    for name, figures in results.items():
+        print(f"{name:28} {figures['p50']:8.0f} {figures['p95']:8.0f}")
+    server.should_exit = True
+    db.dispose()
+
+
+if __name__ == "__main__":
+    main()
