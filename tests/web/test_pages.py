@@ -211,8 +211,8 @@ def test_a_testimonial_is_approved_from_the_queue_and_the_other_tabs_open(
 
     from playwright.sync_api import Page, expect
 
-    from clm.engage import testimonials
-    from clm.engage.testimonials import TestimonialSubmit
+    from clm.engage.referrals import testimonials
+    from clm.engage.referrals.testimonials import TestimonialSubmit
     from tests.engage.test_testimonials import token_of
 
     url, tenant = shop
