@@ -229,3 +229,18 @@ def test_a_large_float_in_free_form_json_reads_back_on_both_databases(
     audit = httpx.get(f"{url}/audit", headers=headers)
     assert audit.status_code == 200, audit.text
     assert audit.json()[0]["after"]["rules"][0]["where"] == {"tier": 1e25}
+
+
+@pytest.mark.parametrize("as_upload", [False, True])
+def test_a_spend_file_that_is_not_utf8_is_refused(
+    live_server: LiveServer, tenant: Tenant, as_upload: bool
+) -> None:
+    csv = "date,channel,amount\n2024-01-01,caf\xe9,10\n".encode("latin-1")
+    url, headers = f"{live_server.url}/api/v1/reports/spend", bearer(tenant.secret_key)
+    if as_upload:
+        reply = httpx.post(url, files={"file": ("spend.csv", csv, "text/csv")}, headers=headers)
+    else:
+        reply = httpx.post(url, content=csv, headers={**headers, "Content-Type": "text/csv"})
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["errors"][0]["loc"] == ["body"]
+    assert "UTF-8" in reply.json()["message"]

@@ -14,14 +14,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from clm.api.deps import DatabaseDep
 from clm.api.errors import ErrorBody
-from clm.api.routing import ClmRoute
+from clm.api.routing import ClmRoute, utf8_text
 from clm.engage.delivery import pages, tokens, tracking
 from clm.engage.delivery.unsubscribe import UNSUBSCRIBE_MAX_AGE, unsubscribe
 from clm.engage.referrals import service as referrals
 from clm.engage.referrals import testimonials
 from clm.engage.surveys import Answer, AnswerResult
 from clm.engage.surveys import answers as survey_answers
-from clm.errors import ClmError, FieldError, ValidationError
+from clm.errors import ClmError
 
 _REFUSED_PAGE: dict[int | str, dict[str, Any]] = {
     "4XX": {
@@ -35,13 +35,7 @@ router = APIRouter(prefix="/public", tags=["public"], responses=_REFUSED_PAGE, r
 
 async def _form(request: Request) -> dict[str, str]:
     """An urlencoded form body (parsed here: python-multipart is not a dependency)."""
-    try:
-        text = (await request.body()).decode()
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            "The form is not UTF-8", [FieldError(("body",), str(exc), "unicode_decode")]
-        ) from exc
-    fields = parse_qs(text, keep_blank_values=True)
+    fields = parse_qs(utf8_text(await request.body(), "form"), keep_blank_values=True)
     return {key: values[0] for key, values in fields.items()}
 
 

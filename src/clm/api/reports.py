@@ -25,7 +25,7 @@ from clm.analytics import (
     store_spend,
 )
 from clm.api.deps import DatabaseDep, Marketer, Reader, workspace_id
-from clm.api.routing import ClmRoute
+from clm.api.routing import ClmRoute, utf8_text
 from clm.errors import FieldError, NotFound, ValidationError
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"], route_class=ClmRoute)
@@ -74,9 +74,9 @@ async def _spend_rows(request: Request) -> list[SpendRow]:
             if upload is None or isinstance(upload, str):
                 missing = [FieldError(("file",), "upload a CSV file")]
                 raise ValidationError("Missing file", missing)
-            return parse_spend_csv((await upload.read()).decode("utf-8-sig"))
+            return parse_spend_csv(utf8_text(await upload.read(), "spend file"))
     if kind in ("text/csv", "text/plain"):
-        return parse_spend_csv((await request.body()).decode("utf-8-sig"))
+        return parse_spend_csv(utf8_text(await request.body(), "spend file"))
     if kind == "application/json":
         try:
             body = await request.json()

@@ -22,6 +22,17 @@ from clm.errors import FieldError, ValidationError
 from clm.store.storable import without_nul
 
 
+def utf8_text(body: bytes, what: str) -> str:
+    """A text body as a string, or a field-level 422: a client's Latin-1 file is its mistake,
+    not a 500. A UTF-8 byte-order mark (spreadsheet exports add one) is dropped."""
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"The {what} is not UTF-8", [FieldError(("body",), str(exc), "unicode_decode")]
+        ) from exc
+
+
 class _JsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
