@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -265,3 +266,28 @@ def test_postgres_copy_refused_by_the_unique_index_falls_back(db: Database, tena
                  "ORDER BY message_id")
         ).all()  # fmt: skip
     assert [tuple(r) for r in rows] == [("m-1", 1.0), ("m-2", 2.0)]
+
+
+def test_infinite_amounts_are_refused_row_by_row(db: Database, tmp_path: Path) -> None:
+    """``inf`` and ``1e400`` (a double overflows to inf) used to be stored as purchases and
+    made the workspace's revenue non-finite (issue 16, item 2)."""
+    tenant = make_tenant(db, "money")
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "customer,date,amount\n"
+        "a,2026-01-01,10.5\n"
+        "b,2026-01-02,inf\n"
+        "c,2026-01-03,1e400\n"
+        "d,2026-01-04,-inf\n"
+        "e,2026-01-05,-3\n"
+    )
+    report = import_transactions(db, tenant.id, path, customer="customer", date="date",
+                                 amount="amount")  # fmt: skip
+    assert report.stored == 1
+    reasons = sorted((r.line, r.errors[0]["message"]) for r in report.rejected)
+    assert reasons == [
+        (3, "amount: not a finite number"),
+        (4, "amount: not a finite number"),
+        (5, "amount: not a finite number"),
+        (6, "amount: negative; import refunds as their own events"),
+    ]

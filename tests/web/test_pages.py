@@ -95,7 +95,7 @@ REPORT_CHARTS = {
     "rfm": "#chart-rfm",
     "attribution": "#chart-attribution-0",
     "acquisition": "#chart-acquisition",
-    "feedback": None,  # no survey answers in this shop: the page says so instead
+    "feedback": None,  # no survey answers in this shop: the page says so (#no-chart)
 }
 
 
@@ -116,6 +116,8 @@ def test_each_report_draws_its_chart_and_tables(
         expect(page.locator(".report-table").first).to_be_visible()
         if chart is not None:
             expect(page.locator(f"{chart} canvas").first).to_be_visible()
+        else:
+            expect(page.locator("#no-chart")).to_contain_text("no survey answers")
         _shot(page, f"report-{name}")
     # The funnel's first table counts the six customers the shop has, stage by stage.
     page.goto(url + "/reports/funnel")
@@ -199,4 +201,41 @@ def test_a_stage_model_with_a_mistake_shows_the_line_before_anything_is_saved(
     expect(page.locator("#new-key code")).to_contain_text("clm_rk_")
     expect(page.locator("#keys")).to_contain_text("reporting")
     _shot(page, "settings-keys")
+    assert console_errors(page) == []
+
+
+def test_a_testimonial_is_approved_from_the_queue_and_the_other_tabs_open(
+    shop: tuple[str, Tenant],
+    browser_page: object,  # noqa: F811
+    sqlite_db: Database,
+) -> None:
+    from datetime import UTC, datetime
+
+    from playwright.sync_api import Page, expect
+
+    from clm.engage.referrals import testimonials
+    from clm.engage.referrals.testimonials import TestimonialSubmit
+    from tests.engage.test_testimonials import token_of
+
+    url, tenant = shop
+    now = datetime.now(UTC)
+    with sqlite_db.transaction() as session:
+        links = testimonials.form_links(session, tenant.id, [1, 2], now)
+    for who, text in ((1, "Fast and friendly"), (2, "Fine")):
+        body = TestimonialSubmit(token=token_of(links[who]), text=text, consent=True, rating=5)
+        testimonials.submit(sqlite_db, body, now)
+    page = browser_page
+    assert isinstance(page, Page)
+    _open(page, url, tenant, "/engagement/testimonials")
+    queue = page.locator("#testimonial-queue")
+    expect(queue.locator("tbody tr")).to_have_count(2)
+    _shot(page, "engagement-testimonials")
+    queue.locator("tr", has_text="Fast and friendly").get_by_role("button", name="Approve").click()
+    expect(queue.locator("tbody tr")).to_have_count(1)
+    decided = {t.text: t.status for t in testimonials.list_testimonials(sqlite_db, tenant.id)}
+    assert decided == {"Fast and friendly": "approved", "Fine": "pending"}
+    for tab, shown in (("referrals", "No referral waits"), ("tasks", "No open tasks")):
+        page.click(f"#engagement .tabs a[href='/engagement/{tab}']")
+        expect(page.locator("#engagement")).to_contain_text(shown)
+        _shot(page, f"engagement-{tab}")
     assert console_errors(page) == []

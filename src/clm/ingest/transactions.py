@@ -261,6 +261,8 @@ def _transaction_frame(
         .then(pl.lit(f"{date}: not a date" + (f" in format {date_format}" if date_format else "")))
         .when(pl.col("_amount").is_null() | pl.col("_amount").is_nan())
         .then(pl.lit(f"{amount}: not a number"))
+        .when(pl.col("_amount").is_infinite())  # "inf", "1e400": no sum survives them
+        .then(pl.lit(f"{amount}: not a finite number"))
         .when(pl.col("_amount") < 0)
         .then(pl.lit(f"{amount}: negative; import refunds as their own events"))
         .otherwise(pl.lit(None, pl.String))

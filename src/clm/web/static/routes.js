@@ -29,6 +29,7 @@ export const ROUTES = [
   { path: "/reports/:name", page: Reports },
   { path: "/engagement", page: Engagement },
   { path: "/engagement/playbooks/:name", page: Engagement },
+  { path: "/engagement/:tab", page: Engagement },
   { path: "/settings", page: Settings },
   { path: "/settings/:tab", page: Settings },
 ];

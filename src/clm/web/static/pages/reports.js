@@ -103,6 +103,7 @@ const CHARTS = {
   feedback: (r) => {
     const periods = [...new Set(r.over_time.map((f) => f.key))];
     const surveys = [...new Set(r.over_time.map((f) => f.survey))];
+    if (surveys.length === 0) return [];
     return [{ id: "chart-feedback", title: "NPS, CSAT and CES over time", option: {
       tooltip, legend: { top: 0 }, grid: { top: 50, containLabel: true }, xAxis: axisOf(periods), yAxis: { type: "value", name: "NPS / CSAT / CES" },
       series: surveys.map((s) => ({ name: s, type: "line", connectNulls: true,
@@ -148,7 +149,7 @@ function Report({ spec, params }) {
     <${Form} spec=${spec} params=${params} />
     ${status(report)}
     ${r && html`<p id="report-period" class="muted">${day(r.since)} to ${day(r.until)}</p>
-      ${charts.length === 0 ? html`<p class="muted">Nothing to chart in this period.</p>` : null}
+      ${charts.length === 0 ? html`<p id="no-chart" class="panel muted">Nothing to chart in this period${spec.name === "feedback" ? ": no survey answers" : ""}.</p>` : null}
       <div class="panels">${charts.map((c) => html`<div class="panel">
         ${c.title ? html`<h2>${c.title}</h2>` : null}
         <${Chart} id=${c.id} option=${c.option} height=${c.height || 320} /></div>`)}</div>

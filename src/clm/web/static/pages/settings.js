@@ -42,7 +42,7 @@ function StageModel() {
     <div class="panel editor">
       <h2>Stage model ${model.data ? html`<span class="muted">${model.data.definition.name} v${model.data.definition.version}</span>` : null}</h2>
       ${status(model)}
-      ${text !== null && html`<textarea id="stage-yaml" aria-label="Stage model YAML" spellcheck="false"
+      ${text !== null && html`<textarea id="stage-yaml" aria-label="Stage model YAML" spellcheck="false" wrap="off"
         value=${text} onInput=${(e) => setText(e.currentTarget.value)}></textarea>
       <div class="toolbar">
         <button id="save-model" type="button" onClick=${save} disabled=${!valid}>Save as new version</button>
@@ -67,8 +67,7 @@ function StageModel() {
         </table></div>
         ${preview.sample.length ? html`<h2 style="margin-top:1rem">Sample transitions</h2>
           <ul class="plain">${preview.sample.map((t) => html`<li>
-            <a href=${`/customers/${t.customer_id}`}>#${t.customer_id}</a> ${minute(t.at)}:
-            ${label(t.from_stage)} → ${label(t.to_stage)} <span class="muted">by ${t.rule} (${t.cause})</span></li>`)}</ul>` : null}
+            <a href=${`/customers/${t.customer_id}`}>#${t.customer_id}</a>${` ${minute(t.at)}: ${t.from_stage ? label(t.from_stage) : "(new)"} → ${label(t.to_stage)} `}<span class="muted">by ${t.rule} (${t.cause})</span></li>`)}</ul>` : null}
       </div>`}
     </div>
   </div>`;
