@@ -244,13 +244,14 @@ def _transaction_frame(
     money = pl.col(amount).cast(pl.Float64, strict=False)
     frame = table.with_row_index("_row").select(
         (pl.col("_row").cast(pl.Int64) + first_line).alias("_line"),
-        pl.col(customer).cast(pl.String).str.strip_chars().alias("_customer"),
+        # NUL is dropped as the HTTP API drops it (PostgreSQL text cannot hold it).
+        _without_nul(pl.col(customer)).str.strip_chars().alias("_customer"),
         when.alias("_when"),
         money.alias("_amount"),
         (pl.col(quantity).cast(pl.Float64, strict=False) if quantity else pl.lit(None)).alias(
             "_quantity"
         ),
-        (pl.col(order_id).cast(pl.String) if order_id else pl.lit(None, pl.String)).alias("_order"),
+        (_without_nul(pl.col(order_id)) if order_id else pl.lit(None, pl.String)).alias("_order"),
     )
     error = (
         pl.when(pl.col("_customer").is_null() | (pl.col("_customer") == ""))
@@ -282,6 +283,10 @@ def _transaction_frame(
         .otherwise(natural)
     )
     return frame.with_columns(message_id.alias("_message_id"))
+
+
+def _without_nul(column: pl.Expr) -> pl.Expr:
+    return column.cast(pl.String).str.replace_all("\x00", "", literal=True)
 
 
 def _refuse_erased(
