@@ -80,7 +80,6 @@ def serve(
     from clm.ingest.writer_process import WriterProcess, socket_path_in
     from clm.store.engine import Database
     from clm.web import create_app
-    from clm.worker import get_live_settings
 
     settings = get_settings()
     db = open_database(database_url)  # migrates once, before any worker starts
@@ -93,7 +92,6 @@ def serve(
     os.environ.update({**writer.environment, "CLM_DATABASE_URL": url})
     os.environ.setdefault("CLM_LIVE_NUDGE", "true")  # stored events wake `clm worker`
     get_settings.cache_clear()  # this process serves too when workers == 1
-    get_live_settings.cache_clear()
     console.print(f"CLM on http://{bind_host}:{bind_port}  (dashboard: /, API docs: /docs)")
     try:
         if workers > 1:
