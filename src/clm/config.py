@@ -1,8 +1,7 @@
 """Settings: one object, read from the environment (``CLM_*``) and an optional ``.env`` file.
 
 Every part of CLM (storage, ingestion, engagement, sign-in) reads this one ``Settings``
-(``get_settings()``); the live loop's knobs (``CLM_LIVE_*``) are still in
-``clm.worker.settings``.
+(``get_settings()``), the live loop's knobs (``CLM_LIVE_*``) included.
 
 ``CLM_SECRET_KEY`` signs every public link (survey answers, unsubscribes, referral landings) and
 keys the erasure tombstones. Outside local and test mode (``CLM_ENV``) a missing or well-known
@@ -68,6 +67,25 @@ class Settings(BaseSettings):
     # is listed here (comma-separated CIDRs, e.g. ``127.0.0.0/8,10.1.0.0/16``).
     outbound_allow_http: bool = False
     outbound_allowed_networks: str = ""
+
+    # --- the live loop (``clm worker``): how soon, how often, and when to refit ---
+    # Off: the worker only delivers the outbox and runs the engagement tick (the old worker).
+    live_enabled: bool = True
+    # Whether this process nudges the worker after storing events: ``clm serve`` turns it on.
+    live_nudge: bool = False
+    # The ingestion path nudges the worker at most this often per workspace and process, so a
+    # burst of requests costs one queue write, not one per request.
+    live_nudge_seconds: float = Field(default=0.2, ge=0.0, le=60.0)
+    # How long the embedded (SQLite) queue may sleep between polls when idle: the worst-case
+    # pick-up delay of a nudge. Redis blocks on the queue and needs no polling.
+    live_poll_seconds: float = Field(default=0.5, ge=0.05, le=10.0)
+    # A pass schedules the next one for the next due moment (a lapse, a deadline, a journey's
+    # wait, a health change) when it falls within this horizon; the minute sweep covers the rest.
+    live_lookahead_seconds: float = Field(default=3600.0, ge=1.0, le=86_400.0)
+    # Predictions are refitted every day at this hour (UTC) ...
+    live_predict_hour: int = Field(default=3, ge=0, le=23)
+    # ... and after a large import: this many new customer events since the last refit.
+    live_predict_after_events: int = Field(default=10_000, ge=1)
 
     # --- sign-in: sessions, lockout, password resets ---
     session_hours: int = 12

@@ -59,3 +59,29 @@ def test_an_unanticipated_failure_is_still_one_line(
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("customer", "show", "--bogus", "1"), "No such option: --bogus"),
+        (("no-such-command",), "No such command"),
+        (("customer", "show"), "Missing argument"),
+        (("workspace", "list", "--format", "yaml"), "'yaml' is not one of"),
+    ],
+)
+def test_a_usage_mistake_is_one_line_and_exit_code_1(
+    cli_env: dict[str, str], args: tuple[str, ...], expected: str
+) -> None:
+    """Click answers these with a usage block, a box and exit code 2; CLM with one line that
+    names the command's help, however narrow the terminal (no COLUMNS: rich assumes 80)."""
+    env = {k: v for k, v in cli_env.items() if k != "COLUMNS"}
+    run = clm(*args, env={**env, "COLUMNS": "40"})
+    assert_one_line_error(run, expected)
+    assert "--help" in run.stderr
+
+
+def test_help_still_answers_with_exit_code_0(cli_env: dict[str, str]) -> None:
+    run = clm("customer", "--help", env=cli_env)
+    assert run.returncode == 0, run.stderr
+    assert "show" in run.stdout

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from clm.config import Settings
 from clm.engage import repository as repo
 from clm.engage.playbooks import service as pb
 from clm.engage.schemas import EmailProvider, Policy
 from clm.ingest.service import ingest
 from clm.lifecycle import stage_at
 from clm.store.engine import Database
-from clm.worker import LiveSettings, live_pass
+from clm.worker import live_pass
 from tests.engage.conftest import SmtpSink
 from tests.lifecycle.logs import DAY, at, message, new_workspace
 
-SETTINGS = LiveSettings()
+SETTINGS = Settings()
 GOODBYE = {
     "name": "goodbye",
     "trigger": {"type": "stage_changed", "to": "churned"},
@@ -93,7 +94,7 @@ def test_a_lapse_happens_at_its_due_time_and_triggers_its_playbook(
 def test_a_large_import_makes_a_pass_ask_for_a_refit_once(sqlite_db: Database) -> None:
     db = sqlite_db
     workspace_id = new_workspace(db)
-    settings = LiveSettings(predict_after_events=3)
+    settings = Settings(live_predict_after_events=3)
     ingest(db, workspace_id, [message("a", 0, "a1", "Order Completed", revenue=1)])
     assert not live_pass(db, workspace_id, now=at(DAY), settings=settings).refit_due  # 1 < 3
     ingest(

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from typer._click.exceptions import UsageError  # typer vendors Click; no public alias
 
 from clm.cli._common import DatabaseOption, console, err_console
 from clm.cli.accounts import audit_app, user_app
@@ -80,7 +81,6 @@ def serve(
     from clm.ingest.writer_process import WriterProcess, socket_path_in
     from clm.store.engine import Database
     from clm.web import create_app
-    from clm.worker import get_live_settings
 
     settings = get_settings()
     db = open_database(database_url)  # migrates once, before any worker starts
@@ -93,7 +93,6 @@ def serve(
     os.environ.update({**writer.environment, "CLM_DATABASE_URL": url})
     os.environ.setdefault("CLM_LIVE_NUDGE", "true")  # stored events wake `clm worker`
     get_settings.cache_clear()  # this process serves too when workers == 1
-    get_live_settings.cache_clear()
     console.print(f"CLM on http://{bind_host}:{bind_port}  (dashboard: /, API docs: /docs)")
     try:
         if workers > 1:
@@ -144,7 +143,19 @@ def main() -> None:
     """The ``clm`` entry point: any failure no command anticipated is still one line on stderr
     and exit code 1, never a traceback (``CLM_DEBUG=1`` shows the traceback)."""
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="clm")
+    except UsageError as exc:
+        # A wrong option or argument is the user's mistake like any other: one line and exit
+        # code 1 (Click's own answer is a usage block, a box and exit code 2).
+        where = exc.ctx.command_path if exc.ctx is not None else "clm"
+        err_console.print(
+            f"[red]error:[/red] {escape(exc.format_message())} (see '{where} --help')",
+            highlight=False,
+        )
+        sys.exit(1)
+    except typer.Abort:
+        err_console.print("[red]error:[/red] aborted", highlight=False)
+        sys.exit(1)
     except Exception as exc:
         if os.environ.get("CLM_DEBUG"):
             raise
@@ -153,3 +164,5 @@ def main() -> None:
             f"[red]error:[/red] {type(exc).__name__}: {escape(message)}", highlight=False
         )
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)

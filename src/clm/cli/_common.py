@@ -24,7 +24,7 @@ from clm.store.engine import Database
 from clm.store.workspaces import get_workspace
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
 F = TypeVar("F", bound=Callable[..., Any])
 
 

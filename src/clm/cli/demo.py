@@ -21,7 +21,6 @@ from clm.demo.engagement import Mailbox, setup_engagement
 from clm.engage.delivery import drain_once
 from clm.engage.playbooks import run_due
 from clm.store.engine import Database
-from clm.worker.settings import get_live_settings
 
 
 def run_demo(*, serve_api: bool, port: int, customers: int | None, fresh: bool) -> None:
@@ -96,7 +95,6 @@ def _environment(**values: str) -> Iterator[None]:
     before = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     get_settings.cache_clear()
-    get_live_settings.cache_clear()
     try:
         yield
     finally:
@@ -106,7 +104,6 @@ def _environment(**values: str) -> Iterator[None]:
             else:
                 os.environ[key] = value
         get_settings.cache_clear()
-        get_live_settings.cache_clear()
 
 
 def _engage_in(

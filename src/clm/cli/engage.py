@@ -274,12 +274,12 @@ def worker(
     """Keep every workspace current and deliver the outbox until stopped: stages, health,
     playbooks and predictions without cron (huey on SQLite or Redis; `CLM_LIVE_*` knobs)."""
     from clm.config import get_settings
-    from clm.worker import get_live_settings, run_worker
+    from clm.worker import run_worker
 
-    live = get_live_settings()
+    live = get_settings()
     console.print(
         "CLM worker: "
-        + ("keeping stages, health and playbooks live; " if live.enabled else "")
+        + ("keeping stages, health and playbooks live; " if live.live_enabled else "")
         + "delivering the outbox (Ctrl-C to stop)"
     )
     run_worker(database_url or get_settings().effective_database_url, workers=workers)

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from clm.config import Settings, get_settings
 from clm.engage.delivery import drain_once
 from clm.engage.playbooks import EngageTickReport, cursor, run_due, set_cursor
 from clm.lifecycle import tick
@@ -46,7 +47,6 @@ from clm.store.models import (
 )
 from clm.store.own_events import HEALTH_CHANGED, MODEL_EVENTS, own_event_clause
 from clm.worker.health import rescore_health
-from clm.worker.settings import LiveSettings, get_live_settings
 
 log = logging.getLogger("clm.worker")
 HEALTH_CURSOR = "live.health"
@@ -158,10 +158,10 @@ def live_pass(
     workspace_id: int,
     *,
     now: datetime | None = None,
-    settings: LiveSettings | None = None,
+    settings: Settings | None = None,
 ) -> LiveReport:
     """Bring one workspace up to date as of ``now`` (default: the clock)."""
-    settings = settings or get_live_settings()
+    settings = settings or get_settings()
     clock = time.perf_counter()
     at = now or datetime.now(UTC)
     stages = tick(db, workspace_id, now=at)
@@ -178,7 +178,8 @@ def live_pass(
     touched = health_inputs_changed(db, workspace_id, health_from, top)
     health = rescore_health(db, workspace_id, at, touched)
     refit_due = (
-        _customer_events_since(db, workspace_id, predict_from, top) >= settings.predict_after_events
+        _customer_events_since(db, workspace_id, predict_from, top)
+        >= settings.live_predict_after_events
     )
     with db.transaction() as session:
         set_cursor(session, workspace_id, HEALTH_CURSOR, top)

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 
-from clm.worker.settings import get_live_settings
+from clm.config import get_settings
 
 log = logging.getLogger("clm.worker.nudge")
 
@@ -63,11 +63,11 @@ _lock = threading.Lock()
 def nudge(workspace_id: int) -> None:
     """Ask the worker for a pass over ``workspace_id`` soon (no-op unless ``CLM_LIVE_NUDGE``)."""
     global _nudger
-    settings = get_live_settings()
-    if not (settings.nudge and settings.enabled):
+    settings = get_settings()
+    if not (settings.live_nudge and settings.live_enabled):
         return
     if _nudger is None:
         with _lock:
             if _nudger is None:
-                _nudger = Nudger(settings.nudge_seconds)
+                _nudger = Nudger(settings.live_nudge_seconds)
     _nudger.nudge(workspace_id)

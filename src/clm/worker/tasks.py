@@ -21,11 +21,11 @@ from typing import Any
 from huey import crontab  # type: ignore[import-untyped]
 from sqlalchemy import select
 
+from clm.config import Settings, get_settings
 from clm.engage.delivery import Queue, make_queue
 from clm.errors import ValidationError
 from clm.store.models import Workspace
 from clm.worker.live import live_pass
-from clm.worker.settings import LiveSettings, get_live_settings
 
 log = logging.getLogger("clm.worker")
 
@@ -33,7 +33,7 @@ log = logging.getLogger("clm.worker")
 class LiveQueue:
     """The engagement queue with the live loop's tasks registered beside its own."""
 
-    def __init__(self, queue: Queue, settings: LiveSettings) -> None:
+    def __init__(self, queue: Queue, settings: Settings) -> None:
         self.queue = queue
         self.huey = queue.huey
         self.settings = settings
@@ -48,7 +48,7 @@ class LiveQueue:
             self._sweep
         )
         self.daily: Any = self.huey.periodic_task(
-            crontab(minute="0", hour=str(settings.predict_hour)), name="clm.live.daily"
+            crontab(minute="0", hour=str(settings.live_predict_hour)), name="clm.live.daily"
         )(self._daily)
         self.huey.on_startup(name="clm.live.startup")(self._sweep)
 
@@ -57,13 +57,13 @@ class LiveQueue:
             return [int(i) for i in session.scalars(select(Workspace.id).order_by(Workspace.id))]
 
     def _sweep(self) -> None:
-        if not self.settings.enabled:
+        if not self.settings.live_enabled:
             return
         for workspace_id in self._workspaces():
             self.run_pass(workspace_id)
 
     def _daily(self) -> None:
-        if self.settings.enabled:
+        if self.settings.live_enabled:
             for workspace_id in self._workspaces():
                 self.refit(workspace_id)
 
@@ -86,7 +86,7 @@ class LiveQueue:
             return False
 
     def _pass(self, workspace_id: int) -> None:
-        if not self.settings.enabled or not self._claim(workspace_id):
+        if not self.settings.live_enabled or not self._claim(workspace_id):
             return
         db = self.queue.database()
         while True:
@@ -106,7 +106,7 @@ class LiveQueue:
         """Wake for the next due moment if it falls within the look-ahead and no earlier wake
         is already scheduled (the minute sweep covers what lies beyond)."""
         now = datetime.now(UTC)
-        if due is None or (due - now).total_seconds() > self.settings.lookahead_seconds:
+        if due is None or (due - now).total_seconds() > self.settings.live_lookahead_seconds:
             return
         with self._state:
             booked = self._scheduled.get(workspace_id)
@@ -132,16 +132,14 @@ class LiveQueue:
             workers=workers,
             worker_type="thread",
             periodic=True,
-            initial_delay=min(0.1, self.settings.poll_seconds),
-            max_delay=self.settings.poll_seconds,
+            initial_delay=min(0.1, self.settings.live_poll_seconds),
+            max_delay=self.settings.live_poll_seconds,
         )
         consumer.run()
 
 
-def make_live_queue(
-    database_url: str | None = None, settings: LiveSettings | None = None
-) -> LiveQueue:
-    return LiveQueue(make_queue(database_url=database_url), settings or get_live_settings())
+def make_live_queue(database_url: str | None = None, settings: Settings | None = None) -> LiveQueue:
+    return LiveQueue(make_queue(database_url=database_url), settings or get_settings())
 
 
 def run_worker(database_url: str | None = None, workers: int = 2) -> None:
