@@ -82,7 +82,7 @@ def create_user(
         password = None if no_password else _read_password(password_stdin)
         with db.transaction() as session:
             ws_id = workspace_id(db, workspace) if workspace else None
-            who = operator(_operator(), ws_id)
+            who = operator_here(ws_id)
             user = users.create_user(session, who, email, password, name)
             if ws_id is not None:
                 users.set_role(session, who, user, ws_id, role)
@@ -100,7 +100,7 @@ def grant_role(
     """Give a person a role in a workspace (adding them, or changing their role)."""
     with open_workspace(database_url, workspace) as (db, ws_id), db.transaction() as session:
         user = users.get_user(session, email)
-        users.set_role(session, operator(_operator(), ws_id), user, ws_id, role)
+        users.set_role(session, operator_here(ws_id), user, ws_id, role)
     console.print(f"{email} is now {role} of workspace {workspace}.")
 
 
@@ -141,7 +141,7 @@ def disable_user(
     db = open_database(database_url)
     with friendly_errors(), db.transaction() as session:
         user = users.get_user(session, email)
-        users.set_disabled(session, operator(_operator()), user, not enable)
+        users.set_disabled(session, operator_here(), user, not enable)
     console.print(f"{email} {'enabled' if enable else 'disabled'}.")
 
 
@@ -166,7 +166,7 @@ def reset_password(
         password = _read_password(password_stdin)
         with db.transaction() as session:
             user = users.get_user(session, email)
-            users.set_password(session, operator(_operator()), user, password)
+            users.set_password(session, operator_here(), user, password)
     console.print(f"Password of {email} set; their sessions are ended.")
 
 

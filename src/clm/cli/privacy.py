@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -12,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from clm.accounts import Principal, operator
 from clm.cli._common import (
     DatabaseOption,
     FormatOption,
@@ -24,17 +21,8 @@ from clm.cli._common import (
     print_json,
     print_table,
 )
+from clm.cli.accounts import operator_here
 from clm.cli.customers import customer_app
-
-
-def _operator(workspace_id: int) -> Principal:
-    """The person at the command line, as the audit log names them."""
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = os.environ.get("USER", "operator")
-    return operator(name, workspace_id)
-
 
 privacy_app = typer.Typer(help="Privacy: retention policy, browser origins (CORS), purges.")
 
@@ -52,7 +40,7 @@ def export_command(
     from clm.privacy import export_customer
 
     with open_workspace(database_url, workspace) as (db, ws_id):
-        document = export_customer(db, ws_id, customer_id, who=_operator(ws_id))
+        document = export_customer(db, ws_id, customer_id, who=operator_here(ws_id))
     text = json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n"
     if output_file is None:
         sys.stdout.write(text)
@@ -78,7 +66,7 @@ def erase_command(
         err_console.print("[red]error:[/red] erasure cannot be undone; add --yes to proceed")
         raise typer.Exit(1)
     with open_workspace(database_url, workspace) as (db, ws_id):
-        report = erase_customer(db, ws_id, customer_id, who=_operator(ws_id))
+        report = erase_customer(db, ws_id, customer_id, who=operator_here(ws_id))
     if output is OutputFormat.json:
         print_json(asdict(report))
         return
@@ -166,7 +154,7 @@ def retention_command(
     from clm.privacy import apply_retention
 
     with open_workspace(database_url, workspace) as (db, ws_id):
-        report = apply_retention(db, ws_id, who=_operator(ws_id))
+        report = apply_retention(db, ws_id, who=operator_here(ws_id))
     if report.retention_months is None:
         console.print("no retention policy: nothing purged")
     else:
