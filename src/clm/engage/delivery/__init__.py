@@ -7,8 +7,9 @@ the others (the sub-packages depend on each other's modules, not on each other's
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from clm.engage._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from clm.engage.delivery.channels import DeliveryError, SmtpSession
@@ -34,11 +35,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Load the module behind a public name on first use (PEP 562)."""
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _WHERE, globals())
