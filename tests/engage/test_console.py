@@ -168,8 +168,10 @@ def test_journeys_in_flight_show_the_step_the_wait_and_the_error(live_server: Li
                         ).status_code == 404  # fmt: skip
 
 
-def _answer(db: Database, ws: int, key: str, customer: int, score: int, at: datetime,
-            comment: str | None = None) -> None:  # fmt: skip
+def answer(db: Database, ws: int, key: str, customer: int, score: int, at: datetime,
+           comment: str | None = None) -> None:  # fmt: skip
+    """Ask ``customer`` the survey at ``at`` and answer through the signed link, as they would
+    (a comment, if any, an hour later through the comment box)."""
     survey = SurveyDefinition.model_validate(
         next(s.definition for s in surveys.list_surveys(db, ws) if s.key == key)
     )
@@ -193,16 +195,16 @@ def test_survey_results_match_nps_and_csat_worked_by_hand(live_server: LiveServe
     march, april = datetime(2024, 3, 5, tzinfo=UTC), datetime(2024, 4, 9, tzinfo=UTC)
     # March: 10, 9, 7, 3 (a comment on the 3, added as revision 2 of the same response).
     for who, score in zip(people, (10, 9, 7), strict=False):
-        _answer(db, ws, "nps", who, score, march)
-    _answer(db, ws, "nps", people[3], 3, march, comment="Terrible support, very disappointed.")
+        answer(db, ws, "nps", who, score, march)
+    answer(db, ws, "nps", people[3], 3, march, comment="Terrible support, very disappointed.")
     # April: 6 and 10 (with a happy comment); one more person asked who never answers.
-    _answer(db, ws, "nps", people[4], 6, april)
-    _answer(db, ws, "nps", people[5], 10, april, comment="Love it, great service!")
+    answer(db, ws, "nps", people[4], 6, april)
+    answer(db, ws, "nps", people[5], 10, april, comment="Love it, great service!")
     with db.transaction() as session:
         surveys.survey_requests(session, ws, SurveyDefinition(key="nps", type="nps"),
                                 [people[6]], april)  # fmt: skip
     for who, score in zip(people, (5, 4, 3, 1), strict=False):
-        _answer(db, ws, "csat", who, score, april)
+        answer(db, ws, "csat", who, score, april)
     auth = {"Authorization": f"Bearer {tenant.secret_key}"}
     with httpx.Client(base_url=live_server.url, headers=auth) as http:
         nps = http.get("/api/v1/engage/surveys/nps/results").json()
