@@ -14,6 +14,8 @@ A pass is what cron used to be asked to do, in the order each step needs the one
    referral rewards and points. The sends land in the outbox, which is drained at once
    (``drain_once``). This runs right after step 1 (so a stage-triggered email does not wait
    for health scoring) and again after step 2 when health re-scored anyone.
+4. Saved segments: the first pass of each UTC day records every segment's size
+   (``clm.lifecycle.saved_segments.record_sizes``), their size-over-time chart.
 
 Every step is idempotent, so a pass run twice, or by two workers, changes nothing more. The
 pass then says when the next one is due (the next scheduled transition or journey wake-up), so
@@ -34,6 +36,7 @@ from clm.config import Settings, get_settings
 from clm.engage.delivery import drain_once
 from clm.engage.playbooks import EngageTickReport, cursor, run_due, set_cursor
 from clm.lifecycle import tick
+from clm.lifecycle.saved_segments import record_sizes
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
 from clm.store.models import (
@@ -188,6 +191,8 @@ def live_pass(
     if health:
         engage.append(run_due(db, workspace_id, at))
         sent += drain_once(db)
+    # Each saved segment's size, once a day (the first pass of a UTC day counts it).
+    record_sizes(db, workspace_id, at)
     report = LiveReport(
         workspace_id=workspace_id,
         stages=stages,
