@@ -1,7 +1,7 @@
 """current state: one derived, indexed row per customer for lists and counts
 
-Revision ID: 0013
-Revises: 0007
+Revision ID: 0014
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0007"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
