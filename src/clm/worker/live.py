@@ -14,7 +14,11 @@ A pass is what cron used to be asked to do, in the order each step needs the one
    referral rewards and points. The sends land in the outbox, which is drained at once
    (``drain_once``). This runs right after step 1 (so a stage-triggered email does not wait
    for health scoring) and again after step 2 when health re-scored anyone.
-4. Saved segments: the first pass of each UTC day records every segment's size
+4. Current state (``clm.lifecycle.current_state.refresh_state``): the stored row of every
+   customer with a new event (their own, or CLM's: stage and health announcements, scores,
+   messages) and of every customer re-scored by the clock is rewritten as of ``now``, so the
+   customer list and the counters read a table that is at most one pass old.
+5. Saved segments: the first pass of each UTC day records every segment's size
    (``clm.lifecycle.saved_segments.record_sizes``), their size-over-time chart.
 
 Every step is idempotent, so a pass run twice, or by two workers, changes nothing more. The
@@ -36,6 +40,7 @@ from clm.config import Settings, get_settings
 from clm.engage.delivery import drain_once
 from clm.engage.playbooks import EngageTickReport, cursor, run_due, set_cursor
 from clm.lifecycle import tick
+from clm.lifecycle.current_state import StateReport, refresh_state
 from clm.lifecycle.saved_segments import record_sizes
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
@@ -63,6 +68,7 @@ class LiveReport:
     workspace_id: int
     stages: RunResult
     health_rescored: int
+    state: StateReport
     engage: list[EngageTickReport]  # after the stage changes, then after the health changes
     enrolled: int
     sent: int
@@ -179,7 +185,8 @@ def live_pass(
         if predict_from == 0 and _has_fit(session, workspace_id):
             predict_from = top  # fitted before the worker first looked: only count from here
     touched = health_inputs_changed(db, workspace_id, health_from, top)
-    health = rescore_health(db, workspace_id, at, touched)
+    rescored = rescore_health(db, workspace_id, at, touched)
+    health = len(rescored)
     refit_due = (
         _customer_events_since(db, workspace_id, predict_from, top)
         >= settings.live_predict_after_events
@@ -191,12 +198,14 @@ def live_pass(
     if health:
         engage.append(run_due(db, workspace_id, at))
         sent += drain_once(db)
+    state = refresh_state(db, workspace_id, now=at, customer_ids=rescored)
     # Each saved segment's size, once a day (the first pass of a UTC day counts it).
     record_sizes(db, workspace_id, at)
     report = LiveReport(
         workspace_id=workspace_id,
         stages=stages,
         health_rescored=health,
+        state=state,
         engage=engage,
         enrolled=sum(e.enrolled for e in engage),
         sent=sent,
@@ -213,6 +222,7 @@ def live_pass(
             "enrolled": report.enrolled,
             "sends": sum(e.sends for e in engage),
             "sent": sent,
+            "state_rows": state.customers,
             "seconds": report.seconds,
         },
     )
