@@ -26,6 +26,7 @@ DAY = 86_400
 UP = ("forward", "skip", "reactivation")
 DOWN = ("backward", "exit")
 Direction = Literal["up", "down", "new"]
+KEEP_FOR = 120  # seconds an answer may be reused while the histories are unchanged
 
 
 class MoversQuery(BaseModel):
