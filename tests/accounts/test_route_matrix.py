@@ -74,6 +74,15 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/customers/{customer_id}/notes"): READ,
     ("GET", "/api/v1/customer-list"): READ,
     ("GET", "/api/v1/customer-list.csv"): READ,
+    # saved segments: written by whoever edits playbooks (they trigger on segments)
+    ("GET", "/api/v1/segments"): READ,
+    ("POST", "/api/v1/segments"): MARKETING,
+    ("GET", "/api/v1/segments/{segment_id}"): READ,
+    ("PATCH", "/api/v1/segments/{segment_id}"): MARKETING,
+    ("DELETE", "/api/v1/segments/{segment_id}"): MARKETING,
+    ("GET", "/api/v1/segments/{segment_id}/members"): READ,
+    ("GET", "/api/v1/segments/{segment_id}/members.csv"): READ,
+    ("GET", "/api/v1/segments/{segment_id}/sizes"): READ,
     ("GET", "/api/v1/events"): READ,
     # privacy: export and erase read or destroy everything about a person
     ("GET", "/api/v1/customers/{customer_id}/export"): CONFIGURE,

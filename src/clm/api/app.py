@@ -23,6 +23,7 @@ from clm.api.public import router as public_router
 from clm.api.reports import router as reports_router
 from clm.api.responses import JsonResponse
 from clm.api.routing import ClmRoute
+from clm.api.segments import router as segments_router
 from clm.api.tracking import router as tracking_router
 from clm.config import get_settings
 from clm.ingest.writer import EventWriter
@@ -76,6 +77,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(privacy_router)
     app.include_router(notes_router)
     app.include_router(customer_list_router)
+    app.include_router(segments_router)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

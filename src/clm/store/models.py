@@ -7,7 +7,7 @@ identities, so every earlier event follows the merged customer without touching 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -829,3 +829,43 @@ class ConsentRecord(Base):
     recorded_at: Mapped[datetime] = mapped_column(Timestamp)
 
     __table_args__ = (Index("ix_privacy_consent_customer", "workspace_id", "customer_id"),)
+
+
+# --- saved segments: named customer filters and their size over time (clm.lifecycle) --------
+
+from sqlalchemy import Date  # noqa: E402 - appended section of its own
+
+
+class Segment(Base):
+    """A named, saved filter of the customer list: ``conditions`` in the one condition language
+    (``clm.lifecycle.conditions``) that playbook triggers and report filters also read.
+    ``history_from`` is the first day of ``segment_sizes``; ``backfilled`` says whether the days
+    before the segment was saved were worked out exactly from the stage and health history."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    conditions: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    history_from: Mapped[date | None] = mapped_column(Date)
+    backfilled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_segments_name"),)
+
+
+class SegmentSize(Base):
+    """How many customers a segment had at the end of ``day`` (UTC); a backfilled history keeps
+    only the days the size changed, the live loop records one row a day from the save on."""
+
+    __tablename__ = "segment_sizes"
+
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
