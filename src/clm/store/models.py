@@ -883,3 +883,51 @@ class SegmentSize(Base):
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- current state: one derived row per customer (owned by clm.lifecycle.current_state) -----
+
+
+class CustomerState(Base):
+    """Where a customer stands now, stored so that lists filter, sort and count on an index.
+
+    A cache derived from the log (recomputable at any time by ``rebuild_state``), never a
+    second truth: each row names the stage model and scorecard versions and the prediction fit
+    that produced it. Times are epoch seconds; ``revenue`` sums finite amounts only.
+    """
+
+    __tablename__ = "customer_states"
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    stage: Mapped[str | None] = mapped_column(String(64))
+    stage_since: Mapped[int | None] = mapped_column(BigInteger)
+    stage_definition_id: Mapped[int | None] = mapped_column(BigInteger)
+    health_state: Mapped[str | None] = mapped_column(String(16))
+    health_score: Mapped[float | None] = mapped_column(Float)
+    health_definition_id: Mapped[int | None] = mapped_column(BigInteger)
+    first_seen_ts: Mapped[int | None] = mapped_column(BigInteger)
+    last_seen_ts: Mapped[int | None] = mapped_column(BigInteger)
+    purchases: Mapped[int] = mapped_column(Integer, default=0)
+    revenue: Mapped[float] = mapped_column(Float, default=0.0)
+    last_purchase_ts: Mapped[int | None] = mapped_column(BigInteger)
+    p_alive: Mapped[float | None] = mapped_column(Float)
+    clv_12m: Mapped[float | None] = mapped_column(Float)
+    expected_purchases_90d: Mapped[float | None] = mapped_column(Float)
+    prediction_fit_id: Mapped[str | None] = mapped_column(String(64))
+    rfm_segment: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    # One index per sort key of the customer list (and per filter that counts), each ending in
+    # the id so a page is a range of the index.
+    __table_args__ = (
+        Index("ix_customer_states_id", "workspace_id", "customer_id"),
+        Index("ix_customer_states_stage", "workspace_id", "stage", "customer_id"),
+        Index("ix_customer_states_health_state", "workspace_id", "health_state", "customer_id"),
+        Index("ix_customer_states_health_score", "workspace_id", "health_score", "customer_id"),
+        Index("ix_customer_states_last_seen", "workspace_id", "last_seen_ts", "customer_id"),
+        Index("ix_customer_states_p_alive", "workspace_id", "p_alive", "customer_id"),
+        Index("ix_customer_states_clv", "workspace_id", "clv_12m", "customer_id"),
+        Index("ix_customer_states_rfm", "workspace_id", "rfm_segment", "customer_id"),
+        Index("ix_customer_states_revenue", "workspace_id", "revenue", "customer_id"),
+    )
