@@ -105,6 +105,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("PUT", "/api/v1/engage/channels/sms"): CONFIGURE,
     ("PUT", "/api/v1/engage/channels/webhook"): CONFIGURE,
     ("GET", "/api/v1/engage/policy"): READ,
+    ("GET", "/api/v1/engage/channels"): READ,
     ("PUT", "/api/v1/engage/policy"): CONFIGURE,
     ("POST", "/api/v1/engage/tick"): CONFIGURE,
     ("PUT", "/api/v1/engage/consents"): SUPPORT,

@@ -110,10 +110,13 @@ def run_backtest(body: BacktestRequest, db: DatabaseDep, key: Configurer) -> Bac
     With an edit, the edited scorecard is ``health score`` and the active one is scored beside
     it as ``active scorecard``. Takes seconds per cutoff on a large log."""
     ws = workspace_id(key)
-    _, card, _ = get_definition(db, ws, "health")
+    info, card, _ = get_definition(db, ws, "health")
     proposed = edited_scorecard(card, body.edit()) if body.edits() else card
-    return backtest(
+    report = backtest(
         db, ws, horizon_days=body.horizon_days, step_months=body.step_months,
         active_days=body.active_days, latest=body.cutoffs, card=proposed,
         compare=card if body.edits() else None,
     )  # fmt: skip
+    # Named by the stored version people see, not the YAML's own version field.
+    report.scorecard = f"{info.name} v{info.version}" + (", edited" if body.edits() else "")
+    return report
