@@ -53,7 +53,10 @@ def shop(db: Database) -> Iterator[tuple[str, Tenant, Database]]:
 
 
 def _with_key(page: Any, url: str, tenant: Tenant, path: str) -> None:
+    from playwright.sync_api import expect
+
     page.goto(url + path)
+    expect(page.locator("#key")).to_be_visible(timeout=60_000)  # a first load, under load
     page.fill("#key", tenant.secret_key)
     page.click("#login-form button")
 
