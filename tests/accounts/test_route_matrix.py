@@ -74,6 +74,9 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/customers/{customer_id}/notes"): READ,
     ("GET", "/api/v1/customer-list"): READ,
     ("GET", "/api/v1/customer-list.csv"): READ,
+    ("GET", "/api/v1/overview/trends"): READ,
+    ("GET", "/api/v1/overview/movers"): READ,
+    ("GET", "/api/v1/overview/retention"): READ,
     # saved segments: written by whoever edits playbooks (they trigger on segments)
     ("GET", "/api/v1/segments"): READ,
     ("POST", "/api/v1/segments"): MARKETING,

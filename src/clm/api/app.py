@@ -18,6 +18,7 @@ from clm.api.health import router as health_router
 from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
 from clm.api.notes import router as notes_router
+from clm.api.overview import router as overview_router
 from clm.api.predictions import router as predictions_router
 from clm.api.privacy import router as privacy_router
 from clm.api.public import router as public_router
@@ -79,6 +80,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(privacy_router)
     app.include_router(notes_router)
     app.include_router(customer_list_router)
+    app.include_router(overview_router)
     app.include_router(segments_router)
 
     @app.get("/health", tags=["ops"])
