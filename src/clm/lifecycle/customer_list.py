@@ -31,6 +31,7 @@ from clm.predictions.repository import SCORE_EVENT
 from clm.store.engine import Database
 from clm.store.models import (
     Customer,
+    CustomerState,
     Event,
     HealthScore,
     Identity,
@@ -220,7 +221,7 @@ def _select(
             stage=cols["stage"].element, health=HealthScore.state.expression,
             health_score=HealthScore.score.expression,
             p_alive=cols["p_alive"].element, clv=cols["clv"].element,
-            last_seen=cols["last_seen"].element, rfm=None, now=now,
+            last_seen=cols["last_seen"].element, rfm=_stored_rfm(), now=now,
             dialect=db.engine.dialect.name,
         )  # fmt: skip
         statement = statement.where(compile_conditions(conditions, where))
@@ -237,6 +238,15 @@ def _select(
         statement.with_only_columns(Customer.id).order_by(None).subquery()
     )
     return statement.order_by(ordered.nulls_last(), Customer.id), counted
+
+
+def _stored_rfm() -> ColumnElement[Any]:
+    """The customer's RFM segment as ``customer_states`` stores it (as of its last refresh)."""
+    return (
+        select(CustomerState.rfm_segment)
+        .where(CustomerState.customer_id == Customer.id)
+        .scalar_subquery()
+    )
 
 
 def _reasons(contributions: dict[str, Any] | None, labels: dict[str, str]) -> list[str]:
