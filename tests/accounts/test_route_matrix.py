@@ -101,6 +101,10 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/lifecycle/model/preview"): CONFIGURE,
     ("GET", "/api/v1/lifecycle/counts"): READ,
     ("GET", "/api/v1/lifecycle/transitions"): READ,
+    ("GET", "/api/v1/health/scorecard"): READ,
+    ("PUT", "/api/v1/health/scorecard"): CONFIGURE,
+    ("POST", "/api/v1/health/scorecard/preview"): CONFIGURE,
+    ("POST", "/api/v1/health/backtest"): CONFIGURE,
     # predictions
     ("POST", "/api/v1/predictions/fit"): CONFIGURE,
     ("GET", "/api/v1/predictions/fits/latest"): READ,
@@ -114,6 +118,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("PUT", "/api/v1/engage/channels/sms"): CONFIGURE,
     ("PUT", "/api/v1/engage/channels/webhook"): CONFIGURE,
     ("GET", "/api/v1/engage/policy"): READ,
+    ("GET", "/api/v1/engage/channels"): READ,
     ("PUT", "/api/v1/engage/policy"): CONFIGURE,
     ("POST", "/api/v1/engage/tick"): CONFIGURE,
     ("PUT", "/api/v1/engage/consents"): SUPPORT,
