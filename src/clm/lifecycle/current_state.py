@@ -10,7 +10,9 @@ in two set-based statements, and ``refresh_state`` (called by the live loop afte
 by a prediction refit) rewrites only the rows of the customers whose events arrived since it
 last looked (an event-id cursor), plus any it is told about (health re-scored by the clock).
 Both run the same statement, the refresh restricted to those customers, so the incremental path
-equals the rebuild by construction; the property tests check it.
+equals the rebuild by construction; the property tests check it. Readers call ``ensure_fresh``
+first: a backlog of a few thousand events is caught up on the spot (a customer written a moment
+ago is listed), a bigger one (an import) is left to the live loop.
 
 Definitions, as of the moment of the refresh:
 
@@ -83,6 +85,7 @@ EVENTS_CURSOR, VERSION_CURSOR = "state.events", "state.version"
 STAGES_CURSOR, HEALTH_CURSOR = "state.stages", "state.health"
 CHUNK = 500  # customer ids per statement (well under every driver's parameter limit)
 REBUILD_AT = 20_000  # touched customers beyond which one rebuild is cheaper than the chunks
+READ_REFRESH = 5_000  # new events a read catches up on itself (``ensure_fresh``)
 
 SEGMENTS = (
     "Champions", "Loyal", "Can't lose them", "At risk", "New", "Promising",
@@ -439,6 +442,25 @@ def _purchase_since(session: Session, workspace_id: int, after: int, upto: int) 
         .limit(1)
     )
     return found is not None
+
+
+def ensure_fresh(db: Database, workspace_id: int, *, max_events: int = READ_REFRESH) -> bool:
+    """Catch the rows up before a read when few events arrived since the last refresh, so a
+    list read right after a write shows it; a bigger backlog (an import) is left to the live
+    loop, and the read sees rows at most one pass old. Returns whether it refreshed."""
+    with db.session() as session:
+        done = session.scalar(
+            select(EngageCursor.last_event_id).where(
+                EngageCursor.workspace_id == workspace_id, EngageCursor.consumer == EVENTS_CURSOR
+            )
+        )
+        top = _top_event_id(session, workspace_id)
+    if done is not None and done >= top:
+        return False
+    if top - (done or 0) > max_events:
+        return False
+    refresh_state(db, workspace_id)
+    return True
 
 
 def invalidate_state(session: Session, workspace_id: int) -> None:
