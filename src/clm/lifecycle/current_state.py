@@ -61,7 +61,17 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from clm.lifecycle.catalog import get_stage_model
+from clm.lifecycle.event_counts import (
+    EVENTS_CURSOR,
+    STATE_VERSION,
+    VERSION_CURSOR,
+    add_events,
+    recount_events,
+)
+from clm.lifecycle.health import STATE_LABELS
+from clm.lifecycle.health_counts import health_counts
 from clm.lifecycle.health_inputs import get_scorecard
+from clm.lifecycle.queries import stage_counts
 from clm.predictions.repository import PURCHASE_EVENT, SCORE_EVENT
 from clm.store.engine import Database
 from clm.store.models import (
@@ -78,10 +88,7 @@ from clm.store.models import (
 )
 from clm.store.own_events import MODEL_EVENTS, own_event_clause
 
-STATE_VERSION = 1
-# Cursors in ``engage_cursors`` (a workspace's named integers): how far the rows have read the
-# log, and which definitions they were computed under.
-EVENTS_CURSOR, VERSION_CURSOR = "state.events", "state.version"
+# More cursors (see ``event_counts``): the definitions the rows were computed under.
 STAGES_CURSOR, HEALTH_CURSOR = "state.stages", "state.health"
 CHUNK = 500  # customer ids per statement (well under every driver's parameter limit)
 REBUILD_AT = 20_000  # touched customers beyond which one rebuild is cheaper than the chunks
@@ -223,6 +230,13 @@ def _state_rows(
             scores.c.fit_id,
             literal(None).label("rfm_segment"),
             literal(updated_at, Timestamp).label("updated_at"),
+            func.lower(
+                func.coalesce(Customer.user_id, "")
+                + " "
+                + func.coalesce(Customer.email, "")
+                + " "
+                + func.coalesce(Customer.traits["name"].as_string(), "")
+            ).label("search_text"),
         )
         .select_from(Customer)
         .outerjoin(activity, activity.c.customer_id == Customer.id)
@@ -240,7 +254,7 @@ COLUMNS = (
     "customer_id", "workspace_id", "stage", "stage_since", "stage_definition_id",
     "health_state", "health_score", "health_definition_id", "first_seen_ts", "last_seen_ts",
     "purchases", "revenue", "last_purchase_ts", "p_alive", "clv_12m", "expected_purchases_90d",
-    "prediction_fit_id", "rfm_segment", "updated_at",
+    "prediction_fit_id", "rfm_segment", "updated_at", "search_text",
 )  # fmt: skip
 
 
@@ -377,8 +391,7 @@ def refresh_state(
         }
         top = _top_event_id(session, workspace_id)
         stale = (
-            events.last_event_id == 0
-            or marks[VERSION_CURSOR].last_event_id != STATE_VERSION
+            marks[VERSION_CURSOR].last_event_id != STATE_VERSION  # 0: never built, invalidated
             or marks[STAGES_CURSOR].last_event_id != stage_id
             or marks[HEALTH_CURSOR].last_event_id != health_id
         )
@@ -401,7 +414,11 @@ def refresh_state(
             if removed or _purchase_since(session, workspace_id, events.last_event_id, top):
                 _refresh_rfm(session, workspace_id)
                 rfm = True
-        events.last_event_id = max(top, 1)
+        if rebuild or stale:
+            recount_events(session, workspace_id, top)
+        else:
+            add_events(session, workspace_id, events.last_event_id, top)
+        events.last_event_id = top
         marks[VERSION_CURSOR].last_event_id = STATE_VERSION
         marks[STAGES_CURSOR].last_event_id = stage_id
         marks[HEALTH_CURSOR].last_event_id = health_id
@@ -461,6 +478,57 @@ def ensure_fresh(db: Database, workspace_id: int, *, max_events: int = READ_REFR
         return False
     refresh_state(db, workspace_id)
     return True
+
+
+def current_counts(db: Database, workspace_id: int) -> tuple[dict[str, int], dict[str, int]]:
+    """How many customers stand in each stage (of the active model, every stage listed) and
+    each health state (by label, every state listed) now: two ``GROUP BY``s over the rows, each
+    a scan of one index. Rows computed under another model or scorecard (just applied, not yet
+    refreshed) are not counted: the history is, as ``stage_counts`` and ``health_counts`` do."""
+    ensure_fresh(db, workspace_id)
+    info, model = get_stage_model(db, workspace_id)
+    health_id = active_definition_id(db, workspace_id, "health")
+    state = CustomerState
+    with db.session() as session:
+        marks = _marks(session, workspace_id)
+        fresh = marks.get(VERSION_CURSOR) == STATE_VERSION
+        if not (fresh and marks.get(STAGES_CURSOR) == info.id):
+            by_stage = None
+        else:
+            by_stage = session.execute(
+                select(state.stage, func.count())
+                .where(state.workspace_id == workspace_id, state.stage.is_not(None))
+                .group_by(state.stage)
+            ).all()
+        if not (fresh and marks.get(HEALTH_CURSOR) == health_id):
+            by_health = None
+        else:
+            by_health = session.execute(
+                select(state.health_state, func.count())
+                .where(state.workspace_id == workspace_id, state.health_state.is_not(None))
+                .group_by(state.health_state)
+            ).all()
+    now = datetime.now(UTC)
+    if by_stage is None:
+        stages = stage_counts(db, workspace_id, now)
+    else:
+        stages = {stage.name: 0 for stage in model.stages}
+        stages.update({str(name): int(n) for name, n in by_stage})
+    if by_health is None:
+        return stages, health_counts(db, workspace_id, now)
+    health = dict.fromkeys(STATE_LABELS.values(), 0)
+    health.update({STATE_LABELS.get(str(name), str(name)): int(n) for name, n in by_health})
+    return stages, health
+
+
+def _marks(session: Session, workspace_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(EngageCursor.consumer, EngageCursor.last_event_id).where(
+            EngageCursor.workspace_id == workspace_id,
+            EngageCursor.consumer.in_([VERSION_CURSOR, STAGES_CURSOR, HEALTH_CURSOR]),
+        )
+    )
+    return {str(name): int(value) for name, value in rows}
 
 
 def invalidate_state(session: Session, workspace_id: int) -> None:

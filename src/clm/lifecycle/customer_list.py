@@ -145,26 +145,19 @@ def customer_filter(
     db: Database, workspace_id: int, query: CustomerQuery, now: int,
     conditions: Sequence[Condition] = (), extra: Sequence[ColumnElement[bool]] = (),
 ) -> Select[Any]:  # fmt: skip
-    """``SELECT customer_states.customer_id`` of the live customers the query (search and
-    filters, not sort or page), the ``conditions`` and any ``extra`` SQLAlchemy conditions over
-    ``CustomerState`` (and ``Customer``, joined) match: the one statement every list, count,
-    export and segment builds on."""
-    statement = (
-        select(State.customer_id)
-        .join(Customer, Customer.id == State.customer_id)
-        .where(State.workspace_id == workspace_id, Customer.merged_into_id.is_(None))
-    )
+    """``SELECT customer_states.customer_id`` of the customers the query (search and filters,
+    not sort or page), the ``conditions`` and any ``extra`` SQLAlchemy conditions over
+    ``CustomerState`` match: the one statement every list, count, export and segment builds on.
+    (Merged-away customers have no row: the refresh that sees a merge removes it.)"""
+    statement = select(State.customer_id).where(State.workspace_id == workspace_id)
+    if conditions:  # traits and search conditions read the customer row
+        statement = statement.join(Customer, Customer.id == State.customer_id)
     if query.q:
         text = query.q.strip()
-        like = f"%{text}%"
-        matches = [
-            Customer.email.ilike(like),
-            Customer.user_id.ilike(like),
-            Customer.traits["name"].as_string().ilike(like),
-        ]
+        match = State.search_text.contains(text.lower(), autoescape=True)
         if text.isdigit() and int(text) < 2**63:
-            matches.append(State.customer_id == int(text))
-        statement = statement.where(or_(*matches))
+            match = or_(match, State.customer_id == int(text))
+        statement = statement.where(match)
     if query.stage:
         statement = statement.where(State.stage.in_(query.stage))
     if query.health_state:
@@ -185,11 +178,24 @@ def _select(
     missing values last) and its count."""
     matching = customer_filter(db, workspace_id, query, now, conditions, extra)
     statement = matching.with_only_columns(
-        State.customer_id.label("id"), Customer.user_id, Customer.email, Customer.traits,
-        State.stage, State.health_state.label("state"), State.health_score.label("score"),
-        HealthScore.contributions, State.rfm_segment, State.p_alive, State.clv_12m.label("clv"),
-        State.purchases, State.revenue, State.last_seen_ts.label("last_seen"),
-    ).outerjoin(
+        State.customer_id.label("id"),
+        Customer.user_id,
+        Customer.email,
+        Customer.traits,
+        State.stage,
+        State.health_state.label("state"),
+        State.health_score.label("score"),
+        HealthScore.contributions,
+        State.rfm_segment,
+        State.p_alive,
+        State.clv_12m.label("clv"),
+        State.purchases,
+        State.revenue,
+        State.last_seen_ts.label("last_seen"),
+    )
+    if not conditions:
+        statement = statement.join(Customer, Customer.id == State.customer_id)
+    statement = statement.outerjoin(
         HealthScore,
         and_(
             HealthScore.definition_id == State.health_definition_id,
@@ -264,11 +270,10 @@ def list_customers(
     at = int((now or datetime.now(UTC)).timestamp())
     statement, counted = _select(db, workspace_id, query, at, conditions, extra)
     labels = _labels_of(db, workspace_id, active_definition_id(db, workspace_id, "health"))
+    page = statement.limit(query.per_page).offset((query.page - 1) * query.per_page)
     with db.session() as session:
         total = int(session.scalar(counted) or 0)
-        rows = session.execute(
-            statement.limit(query.per_page).offset((query.page - 1) * query.per_page)
-        ).all()
+        rows = session.execute(page).all()
     return CustomerList(
         items=[_row(r, labels) for r in rows],
         total=total,
