@@ -89,6 +89,7 @@ def test_a_playbook_is_checked_as_typed_saved_as_yaml_and_read_back(
         source = http.get("/api/v1/engage/playbooks/check-in/source").json()
         assert (source["name"], source["version"], source["status"]) == ("check-in", 1, "active")
         assert yaml.safe_load(source["yaml"]) == yaml.safe_load(fixed)
+        assert source["yaml"] == fixed  # written back as it was typed: order, indentation
         # An edit saves the next version; saving it unchanged stores nothing new.
         edited = source["yaml"].replace("days: 3", "days: 5")
         assert http.post("/api/v1/engage/playbooks/source",

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -159,6 +160,12 @@ class IdentityLink(Base):
     recorded_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
+EVENT_KIND_INDEXES = {
+    "ix_events_survey_answers": text("name = 'survey_answered'"),
+    "ix_events_referral_clicks": text("name = 'Referral Link Clicked'"),
+}
+
+
 class Event(Base):
     """The append-only log. ``ts`` is epoch seconds so every engine can window on it."""
 
@@ -189,6 +196,13 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "message_id", name="uq_event_message"),
         Index("ix_events_workspace_ts", "workspace_id", "ts"),
+        # Partial indexes for the engagement console's reads of two rare event kinds (a
+        # survey's answers, referral link clicks): without them each read scans the whole
+        # log; partial, so ingesting every other event pays nothing for them.
+        *(
+            Index(name, "workspace_id", "ts", sqlite_where=where, postgresql_where=where)
+            for name, where in EVENT_KIND_INDEXES.items()
+        ),
     )
 
 
@@ -472,6 +486,11 @@ class EngageJourney(Base):
     __table_args__ = (
         Index("ix_engage_journeys_customer", "workspace_id", "playbook_name", "customer_id"),
         Index("ix_engage_journeys_due", "workspace_id", "state", "wake_at"),
+        # One playbook's journeys by state, next to wake first (the console's journeys in
+        # flight: counts per state and a page, without reading every journey row)
+        Index(
+            "ix_engage_journeys_playbook_state", "workspace_id", "playbook_name", "state", "wake_at"
+        ),
     )
 
 

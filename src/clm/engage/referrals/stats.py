@@ -15,7 +15,7 @@ referrals were turned down.
 from __future__ import annotations
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 
 from clm.engage.referrals.codes import CLICKED
 from clm.store.engine import Database
@@ -54,7 +54,10 @@ def referral_stats(db: Database, workspace_id: int) -> ReferralStats:
             select(func.count()).where(EngageReferralCode.workspace_id == workspace_id)
         )
         clicks = session.scalar(
-            select(func.count()).where(Event.workspace_id == workspace_id, Event.name == CLICKED)
+            select(func.count()).where(  # the literal name lets ix_events_referral_clicks work
+                Event.workspace_id == workspace_id,
+                Event.name == literal(CLICKED, literal_execute=True),
+            )
         )
         points = session.scalar(
             select(func.coalesce(func.sum(EngageLedgerEntry.amount), 0)).where(
