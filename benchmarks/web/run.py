@@ -168,8 +168,18 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
         at = today - int(rng.integers(1, 90 * 86_400))
         values = [*rng.uniform(0, 100, steps - 1).tolist(), s]
         for n, v in enumerate(values):
-            history.append((workspace_id, health_id, c, at, _stamp(at), float(v),
-                            "happy" if v >= 70 else "at_risk" if v >= 40 else "unhappy", "{}"))
+            history.append(
+                (
+                    workspace_id,
+                    health_id,
+                    c,
+                    at,
+                    _stamp(at),
+                    float(v),
+                    "happy" if v >= 70 else "at_risk" if v >= 40 else "unhappy",
+                    "{}",
+                )
+            )
             at = min(today, at + int(rng.integers(3_600, 30 * 86_400))) if n + 1 < steps else at
     con.executemany(
         "INSERT INTO health_history (workspace_id, definition_id, customer_id, ts, occurred_at,"
@@ -204,6 +214,8 @@ def pages(customer_id: int) -> dict[str, list[str]]:
         "customers, by last seen": ["/api/v1/customer-list?sort=last_seen&order=desc"],
         "customer 360": [c, f"{c}/lifecycle", f"{c}/predictions", f"{c}/timeline?limit=200",
                          f"{c}/notes"],
+        "settings, health scorecard": ["/api/v1/health/scorecard"],
+        "settings, guardrails": ["/api/v1/engage/policy", "/api/v1/engage/channels"],
     }  # fmt: skip
 
 
