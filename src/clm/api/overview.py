@@ -1,7 +1,7 @@
 """The overview's data under ``/api/v1/overview``: customers per stage and health state over
-time, this week's biggest movers, and churn and revenue retention per month. Each a grouped
-query over the stored histories (the retention trend reuses the churn report, kept between
-calls), so the overview page loads in a fraction of a second at 100,000 customers."""
+time, this week's biggest movers, churn and revenue retention per month, and the revenue at
+risk. Each reads stored histories or the stored current state; the whole-history reads are
+kept between requests (``clm.analytics.kept``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 
 from clm.analytics.movers import Movers, MoversQuery, movers
 from clm.analytics.retention_trend import RetentionTrend, retention_trend
+from clm.analytics.revenue_at_risk import RevenueAtRisk, revenue_at_risk
 from clm.analytics.trends import DEFAULT_SPAN_DAYS, Grain, TrendQuery, Trends, trends
 from clm.api.deps import DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
@@ -71,3 +72,10 @@ def get_retention(
     if first > last:
         raise ValidationError("Invalid range", [FieldError(("since",), "must not be after until")])
     return retention_trend(db, workspace_id(key), first, last)
+
+
+@router.get("/revenue-at-risk")
+def get_revenue_at_risk(db: DatabaseDep, key: Reader) -> RevenueAtRisk:
+    """The customers at risk or unhappy now (the customer list's ``health_state=at_risk,
+    unhappy``), their summed 12-month CLV and their revenue to date."""
+    return revenue_at_risk(db, workspace_id(key))
