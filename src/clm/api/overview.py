@@ -23,6 +23,7 @@ router = APIRouter(prefix="/api/v1/overview", tags=["overview"], route_class=Clm
 Since = Annotated[date | None, Query(description="first day (UTC), default a year before until")]
 Until = Annotated[date | None, Query(description="last day (UTC), default today")]
 MIN_DAY, MAX_DAY = date(1970, 1, 2), date(9998, 12, 31)
+MAX_RETENTION_DAYS = 20 * 365  # 240 months: as many points as a chart can show
 
 
 def _day(value: date | None, field: str) -> date | None:
@@ -71,6 +72,9 @@ def get_retention(
     first = _day(since, "since") or last - timedelta(days=DEFAULT_SPAN_DAYS)
     if first > last:
         raise ValidationError("Invalid range", [FieldError(("since",), "must not be after until")])
+    if (last - first).days > MAX_RETENTION_DAYS:
+        problem = f"at most {MAX_RETENTION_DAYS // 365} years before until"
+        raise ValidationError("Range too long", [FieldError(("since",), problem)])
     return retention_trend(db, workspace_id(key), first, last)
 
 
