@@ -231,8 +231,11 @@ def send_survey(
 
 
 @router.post("/playbooks/validate")
-def validate_playbook(body: Annotated[dict[str, Any], Body()], _: Marketer) -> dict[str, Any]:
+def validate_playbook(
+    body: Annotated[dict[str, Any], Body()], db: DatabaseDep, key: Marketer
+) -> dict[str, Any]:
     definition = pb.parse_playbook(body)
+    pb.check_segment(db, workspace_id(key), definition)
     return {"valid": True, "name": definition.name, "steps": len(definition.steps)}
 
 
