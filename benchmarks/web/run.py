@@ -239,6 +239,8 @@ def pages(customer_id: int) -> dict[str, list[str]]:
         "customers, by last seen": ["/api/v1/customer-list?sort=last_seen&order=desc"],
         "customer 360": [c, f"{c}/lifecycle", f"{c}/predictions", f"{c}/timeline?limit=200",
                          f"{c}/notes"],
+        "settings, health scorecard": ["/api/v1/health/scorecard"],
+        "settings, guardrails": ["/api/v1/engage/policy", "/api/v1/engage/channels"],
     }  # fmt: skip
 
 
