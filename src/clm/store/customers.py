@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from clm.errors import NotFound
 from clm.store.models import Customer, Event, Identity, IdentityLink
-from clm.store.own_events import OWN_CHANNEL
+from clm.store.own_events import OWN_CHANNEL, own_event_clause
 from clm.store.schemas import (
     CustomerDetail,
     CustomerPublic,
@@ -70,12 +70,17 @@ def get_customer(session: Session, workspace_id: int, customer_id: int) -> Custo
     )
 
 
-def _activity(session: Session, customer_ids: list[int]) -> dict[int, tuple[int, int, int]]:
-    """(first ts, last ts, event count) per customer, from the log."""
+def _activity(
+    session: Session, customer_ids: list[int]
+) -> dict[int, tuple[int | None, int | None, int]]:
+    """(first ts, last ts, event count) per customer, from the log. First and last seen are the
+    customer's own events: CLM's (stage and health changes, scores, messages) would make
+    everyone "last seen" at the last lifecycle run; the count is every event on the timeline."""
     if not customer_ids:
         return {}
+    theirs = case((own_event_clause(Event.channel), None), else_=Event.ts)
     rows = session.execute(
-        select(Identity.customer_id, func.min(Event.ts), func.max(Event.ts), func.count())
+        select(Identity.customer_id, func.min(theirs), func.max(theirs), func.count())
         .join(Identity, Identity.id == Event.identity_id)
         .where(Identity.customer_id.in_(customer_ids))
         .group_by(Identity.customer_id)
@@ -87,8 +92,8 @@ def _public(customer: Customer, activity: dict[int, tuple[int, int, int]]) -> Cu
     public = CustomerPublic.model_validate(customer)
     if customer.id in activity:
         first, last, count = activity[customer.id]
-        public.first_seen_at = datetime.fromtimestamp(first, UTC)
-        public.last_seen_at = datetime.fromtimestamp(last, UTC)
+        public.first_seen_at = datetime.fromtimestamp(first, UTC) if first is not None else None
+        public.last_seen_at = datetime.fromtimestamp(last, UTC) if last is not None else None
         public.event_count = count
     return public
 
