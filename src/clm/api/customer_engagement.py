@@ -14,9 +14,7 @@ router = APIRouter(prefix="/api/v1", tags=["engage"], route_class=ClmRoute)
 
 
 @router.get("/customers/{customer_id}/engagement")
-def get_customer_engagement(
-    customer_id: RowId, db: DatabaseDep, key: Reader
-) -> CustomerEngagement:
+def get_customer_engagement(customer_id: RowId, db: DatabaseDep, key: Reader) -> CustomerEngagement:
     """Everything engagement knows of one customer, newest first (at most 100 of each list;
     ``messages_sent`` and ``messages_blocked`` count them all)."""
     return customer_engagement(db, workspace_id(key), customer_id)

@@ -22,10 +22,9 @@ from clm.engage.referrals.schemas import ReferralPublic
 from clm.engage.referrals.service import public as referral_public
 from clm.engage.schemas import MessagePublic
 from clm.engage.surveys.sentiment import NEGATIVE, sentiment
-from clm.store.customers import require_customer
+from clm.store.customers import merged_ids, require_customer
 from clm.store.engine import Database
 from clm.store.models import (
-    Customer,
     EngageCoupon,
     EngageLedgerEntry,
     EngageMessage,
@@ -122,13 +121,8 @@ def _number(value: object) -> float | None:
     return float(value) if value == value and abs(value) != float("inf") else None
 
 
-def _ids(session: Session, workspace_id: int, customer_id: int) -> list[int]:
-    merged = session.scalars(
-        select(Customer.id).where(
-            Customer.workspace_id == workspace_id, Customer.merged_into_id == customer_id
-        )
-    ).all()
-    return [customer_id, *merged]
+def _ids(session: Session, customer_id: int) -> list[int]:
+    return [customer_id, *merged_ids(session, customer_id)]
 
 
 def _surveys(session: Session, workspace_id: int, ids: list[int]) -> list[SurveyAnswerPublic]:
@@ -292,7 +286,7 @@ def customer_engagement(
     when = now or datetime.now(UTC)
     with db.session() as session:
         live = require_customer(session, workspace_id, customer_id)
-        ids = _ids(session, workspace_id, live)
+        ids = _ids(session, live)
         surveys = _surveys(session, workspace_id, ids)
         code, given, received = _referrals(session, workspace_id, ids)
         balance, entries = _points(session, workspace_id, live)
