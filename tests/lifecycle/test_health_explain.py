@@ -114,12 +114,26 @@ def test_each_change_says_what_moved_it(db: Database) -> None:
         "unhappy",
     ]
     assert history[0].from_score is None and history[0].drivers == []
-    # day 1: NPS arrives (+45), recency's share halves as the weights re-normalise (-50.5)
-    assert history[1].drivers == [
-        "recency: 1 (-50 points)",
-        "last NPS score: 9 (+45 points)",
-    ]
+    # A part: change in points less change in weight at the old score's rate. Day 1 (old
+    # score 100): NPS arrives, 45 - 50 x 1.0 = -5; recency -50.5 + 50 x 1.0 = -0.5, under a
+    # point. They add up to the move, 94.5 - 100.
+    assert history[1].drivers == ["last NPS score: 9 (-5 points)"]
     assert history[2].from_score == pytest.approx(94.5)
     assert history[2].from_state == "happy"
-    # recency moved half a point: below one point, not a driver
+    # day 2: weights unchanged; NPS 45 -> 15 is -30, recency -0.5 is not a driver
     assert history[2].drivers == ["last NPS score: 3 (-30 points)"]
+    assert history[2].from_state_label == "happy and stable"
+
+
+def test_a_factor_arriving_is_credited_with_its_distance_from_the_old_score() -> None:
+    from clm.lifecycle.health import score
+    from clm.lifecycle.health_explain import drivers
+    from clm.lifecycle.loader import load_scorecard
+
+    card = load_scorecard(NPS_CARD)
+    # before: recency alone, 40 days -> 60 of 100; after: NPS 10 arrives (full marks), recency
+    # the same: (60 + 100) / 2 = 80. NPS's part: 50 - 50 x 0.6 = +20, the whole move.
+    total_before, _, before = score(card, {"days_since_last_purchase": 40 * DAY})
+    total_after, _, after = score(card, {"days_since_last_purchase": 40 * DAY, "last_nps": 10})
+    assert (total_before, total_after) == pytest.approx((60.0, 80.0))
+    assert drivers(card, before, after) == ["last NPS score: 10 (+20 points)"]

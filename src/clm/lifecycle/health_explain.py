@@ -103,14 +103,26 @@ def reason(factor: FactorContribution) -> str:
 def drivers(
     card: CompiledScorecard, before: dict[str, Any], after: dict[str, Any], top: int = 2
 ) -> list[str]:
-    """The factors whose points changed most between two scores, in
-    words: "last NPS score: 3 (-20 points)"; a point or more, the largest first."""
+    """The factors that moved the score most between two scores, in words: "last NPS score:
+    3 (-14 points)". A factor's part is the change in its points less the change in its
+    weight valued at the old score's rate (old score / 100): a factor that newly has data is
+    credited with how far it stands above or below the old score, one whose weight merely
+    re-normalised with nothing else changed is credited with (almost) nothing, and since the
+    weights add up to 100 both times, the parts add up to the move exactly. Parts under one
+    point are left out."""
+
+    def number(part: dict[str, Any], name: str) -> float:
+        return float(part.get(name) or 0.0)
+
+    rate = sum(number(p or {}, "points") for p in before.values()) / 100.0
     moves = []
     for key in after.keys() | before.keys():
         if key not in card.factors:
             continue
         now, then = after.get(key) or {}, before.get(key) or {}
-        delta = float(now.get("points") or 0.0) - float(then.get("points") or 0.0)
+        points = number(now, "points") - number(then, "points")
+        weight = number(now, "weight") - number(then, "weight")
+        delta = points - weight * rate
         if abs(delta) >= 1.0:
             moves.append((-abs(delta), key, delta, now.get("value")))
     moves.sort()

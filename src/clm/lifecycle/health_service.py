@@ -244,6 +244,11 @@ def health_history(
                     cause_message_id=r.cause_message_id,
                     from_score=before.score if before is not None else None,
                     from_state=before.state if before is not None else None,
+                    from_state_label=state_label(
+                        before.state, sentiment_known(card, dict(before.contributions or {}))
+                    )
+                    if before is not None
+                    else None,
                     drivers=drivers(card, dict(before.contributions or {}), parts)
                     if before is not None
                     else [],

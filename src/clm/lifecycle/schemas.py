@@ -105,6 +105,7 @@ class HealthChange(BaseModel):
     cause_message_id: str | None
     from_score: float | None = None
     from_state: str | None = None
+    from_state_label: str | None = None
     drivers: list[str] = []
 
 
