@@ -159,6 +159,23 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
         transitions,
     )
     scores = rng.uniform(0, 100, customers)
+    # a health history: 1-4 snapshots per customer over the last 90 days, the last one the
+    # current score (so the overview's health trend and this week's movers have data)
+    today = int(time.time())
+    history = []
+    for c, s in zip(ids.tolist(), scores.tolist(), strict=True):
+        steps = int(rng.integers(1, 5))
+        at = today - int(rng.integers(1, 90 * 86_400))
+        values = [*rng.uniform(0, 100, steps - 1).tolist(), s]
+        for n, v in enumerate(values):
+            history.append((workspace_id, health_id, c, at, _stamp(at), float(v),
+                            "happy" if v >= 70 else "at_risk" if v >= 40 else "unhappy", "{}"))
+            at = min(today, at + int(rng.integers(3_600, 30 * 86_400))) if n + 1 < steps else at
+    con.executemany(
+        "INSERT INTO health_history (workspace_id, definition_id, customer_id, ts, occurred_at,"
+        " score, state, contributions, cause_message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        history,
+    )
     con.executemany(
         "INSERT INTO health_scores (workspace_id, definition_id, customer_id, scored_at, score,"
         " state, contributions, next_due) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",

@@ -13,16 +13,19 @@ from clm.api.cors import TrackingCors
 from clm.api.customer_engagement import router as customer_engagement_router
 from clm.api.customer_list import router as customer_list_router
 from clm.api.engage import router as engage_router
+from clm.api.engage_console import router as engage_console_router
 from clm.api.errors import ERROR_RESPONSES, install_error_handlers
 from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
 from clm.api.notes import router as notes_router
+from clm.api.overview import router as overview_router
 from clm.api.predictions import router as predictions_router
 from clm.api.privacy import router as privacy_router
 from clm.api.public import router as public_router
 from clm.api.reports import router as reports_router
 from clm.api.responses import JsonResponse
 from clm.api.routing import ClmRoute
+from clm.api.segments import router as segments_router
 from clm.api.tracking import router as tracking_router
 from clm.config import get_settings
 from clm.ingest.writer import EventWriter
@@ -68,6 +71,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(management_router)
     app.include_router(lifecycle_router)
     app.include_router(engage_router)
+    app.include_router(engage_console_router)
     app.include_router(public_router)
     app.include_router(predictions_router)
     app.include_router(reports_router)
@@ -76,6 +80,8 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(notes_router)
     app.include_router(customer_list_router)
     app.include_router(customer_engagement_router)
+    app.include_router(overview_router)
+    app.include_router(segments_router)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

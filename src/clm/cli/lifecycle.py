@@ -296,6 +296,35 @@ def tick_command(
     _run(False, workspace, engine, database_url, output, now, model)
 
 
+@lifecycle_app.command("state")
+def state_command(
+    workspace: WorkspaceOption,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Recompute every customer's row, not just new ones")
+    ] = False,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Bring the stored current state of each customer (what the customer list and the counters
+    read) up to date; `clm worker` does this every pass, `--rebuild` recomputes it all."""
+    from clm.lifecycle.current_state import refresh_state
+
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        report = _busy(
+            "rebuilding customer state" if rebuild else "refreshing customer state",
+            lambda: refresh_state(db, ws_id, rebuild=rebuild),
+        )
+    if output is OutputFormat.json:
+        print_json(report.__dict__)
+    else:
+        console.print(
+            f"{'rebuilt' if report.rebuilt else 'refreshed'} {report.customers:,} customers' "
+            f"state, {report.removed:,} merged away removed"
+            f"{', RFM segments recomputed' if report.rfm_refreshed else ''}, "
+            f"{report.seconds:.2f} s"
+        )
+
+
 @lifecycle_app.command("counts")
 def counts_command(
     workspace: WorkspaceOption,
