@@ -78,6 +78,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/overview/trends"): READ,
     ("GET", "/api/v1/overview/movers"): READ,
     ("GET", "/api/v1/overview/retention"): READ,
+    ("GET", "/api/v1/overview/revenue-at-risk"): READ,
     # saved segments: written by whoever edits playbooks (they trigger on segments)
     ("GET", "/api/v1/segments"): READ,
     ("POST", "/api/v1/segments"): MARKETING,
@@ -101,6 +102,10 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/lifecycle/model/preview"): CONFIGURE,
     ("GET", "/api/v1/lifecycle/counts"): READ,
     ("GET", "/api/v1/lifecycle/transitions"): READ,
+    ("GET", "/api/v1/health/scorecard"): READ,
+    ("PUT", "/api/v1/health/scorecard"): CONFIGURE,
+    ("POST", "/api/v1/health/scorecard/preview"): CONFIGURE,
+    ("POST", "/api/v1/health/backtest"): CONFIGURE,
     # predictions
     ("POST", "/api/v1/predictions/fit"): CONFIGURE,
     ("GET", "/api/v1/predictions/fits/latest"): READ,
@@ -114,6 +119,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("PUT", "/api/v1/engage/channels/sms"): CONFIGURE,
     ("PUT", "/api/v1/engage/channels/webhook"): CONFIGURE,
     ("GET", "/api/v1/engage/policy"): READ,
+    ("GET", "/api/v1/engage/channels"): READ,
     ("PUT", "/api/v1/engage/policy"): CONFIGURE,
     ("POST", "/api/v1/engage/tick"): CONFIGURE,
     ("PUT", "/api/v1/engage/consents"): SUPPORT,
