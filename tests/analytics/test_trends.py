@@ -20,7 +20,7 @@ from clm.lifecycle.history import replace_history
 from clm.lifecycle.queries import stage_counts
 from clm.store import workspaces as ws
 from clm.store.engine import Database
-from clm.store.models import CustomerState, HealthSnapshot
+from clm.store.models import CustomerState, HealthSnapshot, StageTransition
 from tests.analytics.logs import event, load, ts
 from tests.conftest import LiveServer, make_tenant
 
@@ -219,3 +219,29 @@ def test_revenue_at_risk_sums_the_at_risk_rows_of_the_stored_state(db: Database)
     assert found.share_of_clv == round(140.5 / (100 + 40.5 + 300 + 60), 4)
     empty = revenue_at_risk(db, make_tenant(db, "new").id)
     assert (empty.customers, empty.clv_12m, empty.share_of_clv) == (0, 0.0, None)
+
+
+def test_the_kept_reading_equals_a_fresh_one_and_follows_new_history(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clm.analytics import trends as module
+
+    workspace_id, customers = _write(db)
+    query = TrendQuery(since=date(2024, 1, 1), until=date(2024, 1, 28), grain="week")
+    kept = trends(db, workspace_id, query)  # no ``now``: read once, then kept
+    fresh = trends(db, workspace_id, query, now=datetime.now(UTC))
+    assert (kept.stages, kept.health, kept.mean_health) == (
+        fresh.stages, fresh.health, fresh.mean_health
+    )  # fmt: skip
+    # c comes back on 27 January; with no grace period the next answer reads it at once
+    monkeypatch.setattr(db.extensions[module.KEPT], "stale_after", 0.0)
+    definition_id = module.active_stage_model(db, workspace_id)[0]
+    with db.transaction() as session:
+        session.add(StageTransition(
+            workspace_id=workspace_id, definition_id=definition_id,
+            customer_id=customers["c"], ts=ts("2024-01-27"),
+            occurred_at=datetime.fromtimestamp(ts("2024-01-27"), UTC), from_stage="churned",
+            to_stage="lead", kind="reactivation", rule="rule:lead", announced=True,
+        ))  # fmt: skip
+    again = trends(db, workspace_id, query)
+    assert again.stages["churned"] == [0, 0, 1, 1] and again.stages["lead"] == [3, 1, 1, 1]
