@@ -72,6 +72,8 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "segment_sizes",
+    "segments",
     "audit_log",
     "password_resets",
     "login_failures",

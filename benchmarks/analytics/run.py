@@ -2,6 +2,12 @@
 and the obvious pandas funnel and cohort reports, with ratios printed in the same run.
 
     .venv/bin/python benchmarks/analytics/run.py --customers 1000000 --events 20000000
+    .venv/bin/python benchmarks/analytics/run.py --demo sqlite:///DATA/demo/clm.sqlite
+
+``--demo URL`` instead runs every report on a demo's database (``clm demo --no-serve``) on the
+``sql`` engine, one fresh source per report as ``clm report NAME`` does, then the obvious pandas
+funnel, churn and retention, cohorts and RFM (``demo_peers.py``), each checked equal to the
+report before the times are printed.
 
 The log comes from the lifecycle benchmark's generator (benchmarks/lifecycle/run.py), with a
 channel (one of 5) on visits, sign-ups and email opens so attribution has touchpoints; the
@@ -183,6 +189,90 @@ def prepared_log(generate: Callable[[int, int], pa.Table], customers: int, event
     return path, pq.read_table(kept), time.perf_counter() - start
 
 
+def same(ours: Any, theirs: Any, where: str = "") -> None:
+    """Equal, floats within rounding (both sides round to 6 places from sums in another
+    order); raises with the first difference."""
+    if isinstance(ours, float | int) and isinstance(theirs, float | int):
+        if not np.isclose(ours, theirs, rtol=1e-6, atol=2e-6):
+            raise AssertionError(f"{where}: {ours} != {theirs}")
+    elif isinstance(ours, dict) and isinstance(theirs, dict):
+        if set(ours) != set(theirs):
+            raise AssertionError(f"{where}: keys {sorted(ours)} != {sorted(theirs)}")
+        for key in ours:
+            same(ours[key], theirs[key], f"{where}.{key}")
+    elif isinstance(ours, list | tuple) and isinstance(theirs, list | tuple):
+        if len(ours) != len(theirs):
+            raise AssertionError(f"{where}: {len(ours)} rows != {len(theirs)}")
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            same(a, b, f"{where}[{i}]")
+    elif ours != theirs:
+        raise AssertionError(f"{where}: {ours!r} != {theirs!r}")
+
+
+def report_figures(name: str, report: Any) -> Any:
+    """The figures of a report that its pandas peer computes, in the peer's shape."""
+    if name == "funnel":
+        counts = {c.stage: c.customers for c in report.counts if c.customers}
+        return {"counts": counts,
+                "steps": [(s.entered, s.converted, s.median_days) for s in report.steps]}  # fmt: skip
+    if name == "churn_retention":
+        return [(p.active_at_start, p.new, p.churned, p.reactivated, round(p.revenue, 2),
+                 p.net_revenue_retention, p.gross_revenue_retention)
+                for p in report.periods]  # fmt: skip
+    if name == "cohorts":
+        return [(c.cohort, c.customers, c.active_share,
+                 [round(v, 2) for v in c.revenue_per_customer]) for c in report.cohorts]  # fmt: skip
+    return {s.segment: (s.customers, round(s.revenue, 2)) for s in report.segments if s.customers}
+
+
+def run_demo(url: str, workspace: str, names: list[str], pandas: bool) -> None:
+    """Every report on the demo's database (``sql`` engine, a fresh source per report, as
+    ``clm report NAME``), then the pandas peers, checked equal, with the ratio."""
+    import demo_peers  # beside this script
+
+    from clm.analytics import open_report_source, run_on
+    from clm.lifecycle.catalog import get_stage_model
+    from clm.store.engine import Database
+    from clm.store.workspaces import get_workspace
+
+    db = Database.open(url)
+    with db.session() as session:
+        ws_id = get_workspace(session, workspace).id
+    reports: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    for name in names:
+
+        def one(name: str = name) -> None:
+            source = open_report_source(db, ws_id, "sql")
+            try:
+                spec = REPORTS[name]
+                reports[name] = run_on(source, name, parse_query(spec.query, {}), db, ws_id)
+            finally:
+                source.close()
+
+        seconds[name], cpu = timed_cpu(one)
+        print(f"{'demo sqlite':>12} {name:<16} {seconds[name]:8.2f} s  (CPU {cpu:6.2f} s)",
+              flush=True)  # fmt: skip
+    if not pandas:
+        return
+    info, model = get_stage_model(db, ws_id, None)
+    stages = [s.name for s in model.stages if not s.exit]
+    exits = [s.name for s in model.stages if s.exit]
+    log: list[Any] = []
+    took, cpu = timed_cpu(lambda: log.append(demo_peers.load(db, ws_id, info.id, stages, exits)))
+    print(f"{'pandas demo':>12} {'load (2 queries)':<16} {took:8.2f} s  (CPU {cpu:6.2f} s)",
+          flush=True)  # fmt: skip
+    for name in (n for n in ("funnel", "churn_retention", "cohorts", "rfm") if n in reports):
+        peer = getattr(demo_peers, name)
+        result: list[Any] = []
+        took_peer, cpu = timed_cpu(lambda: result.append(peer(log[0])))  # noqa: B023
+        same(report_figures(name, reports[name]), result[0], name)
+        print(f"{'pandas demo':>12} {name:<16} {took_peer:8.2f} s  (CPU {cpu:6.2f} s); same "
+              f"figures; the report takes {seconds[name] / took_peer:.1f}x pandas' time, "
+              f"{seconds[name] / (took_peer + took):.1f}x counting pandas' load",
+              flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -192,7 +282,13 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="keep the generated logs here and reuse them")
     parser.add_argument("--reports", default=",".join(REPORTS), help="comma-separated names")
     parser.add_argument("--no-pandas", action="store_true", help="skip the pandas peers")
+    parser.add_argument("--demo", help="a demo database URL: every report there, pandas beside")
+    parser.add_argument("--demo-workspace", default="cdnow")
     args = parser.parse_args()
+    if args.demo:
+        names = [n for n in args.reports.split(",") if n]
+        run_demo(args.demo, args.demo_workspace, names, not args.no_pandas)
+        return
     generate = _lifecycle_generator()
     model = shipped_model("classic")
     stages = [s.name for s in model.stages if not s.exit]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from clm.analytics import CohortQuery, ReportQuery, cohorts, parse_query, rfm
 from clm.analytics.source import report_source
+from clm.ingest import ingest
 from clm.store.engine import Database
+from clm.store.own_events import OWN_CHANNEL
 from tests.analytics.conftest import Loaded
 from tests.analytics.logs import event, load
 from tests.analytics.scenario import SINCE, UNTIL
@@ -90,6 +92,22 @@ def test_rfm_quintiles_and_segments(db: Database) -> None:
         ("(no purchase)", "Need attention"): 1, ("Need attention", "Hibernating"): 1,
         ("Lost", "Lost"): 1,
     }  # fmt: skip
+
+
+def test_rfm_counts_no_purchase_clm_wrote(db: Database) -> None:
+    """An ``Order Completed`` on the system channel (CLM wrote it) makes nobody a buyer: u6
+    still never bought, so the five buyers keep the scores worked out above."""
+    workspace_id = _buyers(db)
+    own = event("u6", "2024-03-20", "Order Completed", "clm-u6", revenue=1000)
+    own["context"] = {"channel": OWN_CHANNEL}
+    assert ingest(db, workspace_id, [own], own=True).stored == 1
+    with report_source(db, workspace_id) as source:
+        report = rfm(source, parse_query(ReportQuery, {"until": "2024-04-01"}))
+    by_segment = {s.segment: s.customers for s in report.segments if s.customers}
+    assert by_segment == {
+        "Champions": 1, "Loyal": 1, "Need attention": 1, "Hibernating": 1, "Lost": 1,
+    }  # fmt: skip
+    assert sum(s.revenue for s in report.segments) == sum(10 * i * i for i in range(1, 6))
 
 
 def test_rfm_ties_share_a_score(db: Database) -> None:

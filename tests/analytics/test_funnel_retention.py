@@ -91,8 +91,9 @@ def test_churn_reactivation_and_revenue_retention(scenario: Loaded) -> None:
     assert (mar.net_revenue_retention, mar.gross_revenue_retention) == (0.6, 0.6)
     assert jan.net_revenue_retention is None  # nobody paid before the period
     risk = report.at_risk
-    # alive at 04-01: a, c, d, e; scored: a (0.9), c (latest 0.2; 0.95 in January is stale)
-    assert (risk.alive_customers, risk.scored_customers, risk.customers) == (4, 2, 1)
+    # alive at 04-01: a and c (d and e are leads who never bought, b churned);
+    # scored: a (0.9), c (latest 0.2; 0.95 in January is stale)
+    assert (risk.alive_customers, risk.scored_customers, risk.customers) == (2, 2, 1)
     assert (risk.revenue_12m, risk.clv_12m) == (100.0, 50.0)  # c: 40 + 60; clv 50
 
 
@@ -115,13 +116,13 @@ def _health(scenario: Loaded, states: list[tuple[str, str, str]]) -> None:
 def test_at_risk_by_health_state_first_then_p_alive(scenario: Loaded, engine: str) -> None:
     # a: unhappy since 03-01 (P(alive) 0.9 would say safe); c: at risk in February, happy
     # again on 03-28 (P(alive) 0.2 would say at risk); e: unhappy only from 04-02, after
-    # until, so no state yet and no P(alive) either; d: no health row, no P(alive)
+    # until, but a lead who never bought, like d: neither is an alive customer
     _health(scenario, [("a", "2024-02-01", "happy"), ("a", "2024-03-01", "unhappy"),
                        ("c", "2024-02-01", "at_risk"), ("c", "2024-03-28", "happy"),
                        ("e", "2024-04-02", "unhappy")])  # fmt: skip
     with report_source(scenario.db, scenario.workspace_id, engine) as source:  # type: ignore[arg-type]
         risk = churn_retention(source, parse_query(RetentionQuery, PERIOD)).at_risk
-    assert (risk.alive_customers, risk.scored_customers, risk.health_customers) == (4, 2, 2)
+    assert (risk.alive_customers, risk.scored_customers, risk.health_customers) == (2, 2, 2)
     assert risk.customers == 1  # a only
     assert (risk.revenue_12m, risk.clv_12m) == (180.0, 200.0)  # a: 100 + 50 + 30; clv 200
 

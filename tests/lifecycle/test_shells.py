@@ -41,7 +41,7 @@ def test_cli_validate_preview_apply_run_tick(sqlite_db: Database, tmp_path: Path
     result = runner.invoke(app, ["stages", "validate", str(good), "--format", "json"])
     assert json.loads(result.output)["stages"][0] == "awareness"
     result = runner.invoke(app, ["stages", "preview", str(good), *url, "--format", "json"])
-    assert json.loads(result.output)["counts"] == {
+    assert json.loads(result.stdout)["counts"] == {
         "awareness": 0,
         "consideration": 0,
         "purchase": 1,
@@ -56,7 +56,7 @@ def test_cli_validate_preview_apply_run_tick(sqlite_db: Database, tmp_path: Path
     stored = []
     for e in ("sql", "duckdb"):
         args = ["health", "run", *url, "--engine", e, "--now", "2030-01-01", "--format", "json"]
-        summary = json.loads(runner.invoke(app, args).output)
+        summary = json.loads(runner.invoke(app, args).stdout)
         stored.append((summary["scored"], summary["counts"], summary["history_rows"]))
     assert stored[0] == stored[1] and stored[0][0] > 0
     result = runner.invoke(app, ["health", "run", *url, "--no-history", "--now", "2030-01-02"])

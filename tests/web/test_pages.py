@@ -154,7 +154,7 @@ def test_a_playbook_is_paused_and_resumed_from_the_engagement_page(
     assert {p.name: p.status for p in pb.list_playbooks(sqlite_db, tenant.id)} == {
         "welcome": "paused"
     }
-    row.locator("a").click()
+    row.get_by_role("link", name="welcome").click()
     expect(page).to_have_url(f"{url}/engagement/playbooks/welcome")
     expect(page.locator("#playbook-report")).to_contain_text("welcome: report")
     _shot(page, "engagement")
@@ -234,7 +234,11 @@ def test_a_testimonial_is_approved_from_the_queue_and_the_other_tabs_open(
     expect(queue.locator("tbody tr")).to_have_count(1)
     decided = {t.text: t.status for t in testimonials.list_testimonials(sqlite_db, tenant.id)}
     assert decided == {"Fast and friendly": "approved", "Fine": "pending"}
-    for tab, shown in (("referrals", "No referral waits"), ("tasks", "No open tasks")):
+    for tab, shown in (
+        ("referrals", "No referral waits"),
+        ("tasks", "No open tasks"),
+        ("surveys", "No surveys yet"),
+    ):
         page.click(f"#engagement .tabs a[href='/engagement/{tab}']")
         expect(page.locator("#engagement")).to_contain_text(shown)
         _shot(page, f"engagement-{tab}")

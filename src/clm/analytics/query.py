@@ -21,9 +21,9 @@ from clm.analytics.calendar import Granularity
 from clm.analytics.segments import rfm_scores
 from clm.analytics.source import ReportSource, by_customer
 from clm.errors import FieldError, ValidationError
+from clm.lifecycle.conditions import RFM_SEGMENTS
 
-SEGMENTS = ("Champions", "Loyal", "Potential loyalists", "New", "Promising", "Need attention",
-            "About to sleep", "At risk", "Can't lose them", "Hibernating", "Lost")  # fmt: skip
+SEGMENTS = RFM_SEGMENTS
 Q = TypeVar("Q", bound="ReportQuery")
 
 

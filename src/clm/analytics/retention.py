@@ -14,7 +14,13 @@ neither active, new nor churned (``DEFINITIONS`` says it in every report):
 * revenue retention of period *p*: of the customers with revenue in *p-1*, their revenue in *p*
   over their revenue in *p-1* (net), and with each capped at its *p-1* value (gross);
 * a period cut short by ``since`` or ``until`` is marked ``partial``: its NRR and GRR compare
-  part of a period with a whole one, so they are left out (None), not shown as a drop.
+  part of a period with a whole one, so they are left out (None), not shown as a drop;
+* at risk: of the customers active at ``until`` (bought, not in an exit stage), those whose
+  health state is ``at_risk``/``unhappy``, or without one, whose latest P(alive) is below the
+  threshold.
+
+Revenue is the customers' own: an event CLM wrote (``by_customer``) never adds to it, nor does
+an ``Order Completed`` CLM wrote make anyone a customer.
 """
 
 from __future__ import annotations
@@ -49,6 +55,9 @@ DEFINITIONS = {
     "new": "customers whose first purchase is in the period",
     "active at start": "customers who bought before the period and are not in a churn stage",
     "churned": "customers who moved into a churn stage in the period; rate = churned / active",
+    "at risk": "active customers at the end (bought, not in a churn stage) whose health state is "
+    "at risk or unhappy, or without one, whose latest P(alive) is below the threshold",
+    "revenue": "the customers' own events' revenue (never an event CLM wrote)",
     "NRR/GRR": "revenue from last period's payers / their revenue last period (GRR caps each "
     "at last period's); not shown for a partial period",
 }
@@ -128,7 +137,8 @@ def _moves(
     )  # fmt: skip
     after = t.join(first, "customer_id")
     after = after.filter(after.ts > after.fp)
-    was_alive = after.from_stage.notnull() & ~_in(after.from_stage, exits)
+    # no stage before this move (a purchase before any stage): counted alive at the purchase
+    was_alive = ~_in(after.from_stage.fill_null(""), exits)
     now_alive = ~_in(after.to_stage, exits)
     changes = after.select(
         ts=after.ts, delta=flag(now_alive) - flag(was_alive), churn=flag(was_alive & ~now_alive),
@@ -147,8 +157,9 @@ def _revenue(
 ) -> dict[int, tuple[float, float, float, float]]:
     """Per period: (revenue, base from last period's payers, their revenue now, capped)."""
     paid = events.filter(
-        events.revenue.notnull(), events.ts >= period.since, events.ts < period.until
-    )
+        events.revenue.notnull(), events.ts >= period.since, events.ts < period.until,
+        by_customer(events),
+    )  # fmt: skip
     per = paid.group_by(
         "customer_id", p=period_index(paid.ts, query.granularity)
     ).aggregate(rev=paid.revenue.sum())  # fmt: skip
@@ -181,9 +192,16 @@ def _at_risk(
 ) -> AtRisk:  # fmt: skip
     """Alive customers at risk at ``until``: by their health state (``at_risk`` or
     ``unhappy``) when the health history gives them one, else by P(alive) below the
-    threshold (their latest ``Prediction Scored``)."""
+    threshold (their latest ``Prediction Scored``).
+
+    Alive is the periods' "active" at ``until``: customers who bought (leads are not
+    customers) and whose stage just before ``until`` is not an exit stage (or who have none).
+    """
+    bought = events.filter(events.name == PURCHASE, events.ts < period.until, by_customer(events))
+    buyers = bought.select("customer_id").distinct()
     stages = latest_stage(transitions, period.until)
-    alive = stages.filter(~_in(stages.stage, exits)).select("customer_id")
+    with_stage = buyers.left_join(stages, "customer_id").select(buyers.customer_id, stages.stage)
+    alive = with_stage.filter(~_in(with_stage.stage.fill_null(""), exits)).select("customer_id")
     scored = events.filter(
         events.name == PREDICTION, events.p_alive.notnull(), events.ts < period.until
     )
@@ -193,8 +211,9 @@ def _at_risk(
     )  # fmt: skip
     latest = scored.filter(scored.rn == 0).select("customer_id", "p_alive", "clv_12m")
     recent = events.filter(
-        events.revenue.notnull(), events.ts >= period.until - YEAR, events.ts < period.until
-    )
+        events.revenue.notnull(), events.ts >= period.until - YEAR, events.ts < period.until,
+        by_customer(events),
+    )  # fmt: skip
     revenue = recent.group_by("customer_id").aggregate(revenue=recent.revenue.sum())
     with_scores = alive.left_join(latest, "customer_id").select(
         alive.customer_id, latest.p_alive, latest.clv_12m

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from clm.analytics.source import by_customer
+
 PURCHASE = "Order Completed"
 DAY = 86_400
 
@@ -34,8 +36,11 @@ def segment_of(r: ir.IntegerValue, fm: ir.IntegerValue) -> ir.StringValue:
 
 
 def rfm_scores(events: ir.Table, as_of: int) -> ir.Table:
-    """Per buyer before ``as_of``: recency (days), frequency, monetary, R/F/M scores, segment."""
-    bought = events.filter(events.name == PURCHASE, events.ts < as_of)
+    """Per buyer before ``as_of``: recency (days), frequency, monetary, R/F/M scores, segment.
+
+    Purchases are the customers' own (``by_customer``): an ``Order Completed`` CLM wrote
+    makes no one a buyer."""
+    bought = events.filter(events.name == PURCHASE, events.ts < as_of, by_customer(events))
     per = bought.group_by("customer_id").aggregate(
         last_ts=bought.ts.max(), frequency=bought.count(), monetary=bought.revenue.sum()
     )

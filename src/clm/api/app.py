@@ -12,6 +12,7 @@ from clm.api.accounts import router as accounts_router
 from clm.api.cors import TrackingCors
 from clm.api.customer_list import router as customer_list_router
 from clm.api.engage import router as engage_router
+from clm.api.engage_console import router as engage_console_router
 from clm.api.errors import ERROR_RESPONSES, install_error_handlers
 from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
@@ -22,6 +23,7 @@ from clm.api.public import router as public_router
 from clm.api.reports import router as reports_router
 from clm.api.responses import JsonResponse
 from clm.api.routing import ClmRoute
+from clm.api.segments import router as segments_router
 from clm.api.tracking import router as tracking_router
 from clm.config import get_settings
 from clm.ingest.writer import EventWriter
@@ -67,6 +69,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(management_router)
     app.include_router(lifecycle_router)
     app.include_router(engage_router)
+    app.include_router(engage_console_router)
     app.include_router(public_router)
     app.include_router(predictions_router)
     app.include_router(reports_router)
@@ -74,6 +77,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(privacy_router)
     app.include_router(notes_router)
     app.include_router(customer_list_router)
+    app.include_router(segments_router)
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, str]:

@@ -18,6 +18,8 @@ from clm.lifecycle.customer_list import (
     export_csv,
     list_customers,
 )
+from clm.lifecycle.saved_segments import conditions_of
+from clm.store.storable import RowId
 
 router = APIRouter(prefix="/api/v1", tags=["customers"], route_class=ClmRoute)
 
@@ -29,13 +31,14 @@ States = Annotated[
           description="comma-separated health states: happy, at_risk, unhappy"),
 ]  # fmt: skip
 Order = Annotated[str, Query(pattern="^(asc|desc)$")]
+SavedSegment = Annotated[RowId | None, Query(description="only members of this saved segment")]
 
 
 def _split(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
-def _query(
+def customer_query(
     q: str | None, stage: str | None, health_state: str | None, sort: SortKey, order: str,
     page: int = 1, per_page: int = 50,
 ) -> CustomerQuery:  # fmt: skip
@@ -56,11 +59,15 @@ def get_customer_list(
     order: Order = "asc",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
+    segment: SavedSegment = None,
 ) -> CustomerList:
     """Customers with stage, health, P(alive), CLV and last seen; e.g. the at-risk list is
-    ``?health_state=at_risk,unhappy&sort=clv&order=desc``."""
-    query = _query(q, stage, health_state, sort, order, page, per_page)
-    return list_customers(db, workspace_id(key), query)
+    ``?health_state=at_risk,unhappy&sort=clv&order=desc``; ``segment`` keeps a saved
+    segment's members."""
+    query = customer_query(q, stage, health_state, sort, order, page, per_page)
+    ws = workspace_id(key)
+    conditions = conditions_of(db, ws, segment) if segment is not None else []
+    return list_customers(db, ws, query, conditions=conditions)
 
 
 @router.get(
@@ -76,11 +83,14 @@ def get_customer_list_csv(
     health_state: States = None,
     sort: SortKey = SortKey.id,
     order: Order = "asc",
+    segment: SavedSegment = None,
 ) -> StreamingResponse:
     """Every customer the same filters match, as CSV."""
-    query = _query(q, stage, health_state, sort, order)
+    query = customer_query(q, stage, health_state, sort, order)
+    ws = workspace_id(key)
+    conditions = conditions_of(db, ws, segment) if segment is not None else []
     return StreamingResponse(
-        export_csv(db, workspace_id(key), query),
+        export_csv(db, ws, query, conditions=conditions),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="customers.csv"'},
     )

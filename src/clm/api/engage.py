@@ -262,9 +262,16 @@ def run_tick(db: DatabaseDep, key: Configurer) -> EngageTickReport:
 
 
 @router.get("/tasks")
-def list_tasks(db: DatabaseDep, key: Reader, status: str = "open") -> list[dict[str, Any]]:
+def list_tasks(
+    db: DatabaseDep,
+    key: Reader,
+    status: Literal["open", "done"] = "open",
+    owner: Annotated[str | None, Query(max_length=255)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> list[dict[str, Any]]:
+    """The team's follow-up tasks, oldest first; ``owner=`` (empty) lists the unassigned."""
     with db.session() as session:
-        return repo.list_tasks(session, workspace_id(key), status=status)
+        return repo.list_tasks(session, workspace_id(key), status=status, owner=owner, limit=limit)
 
 
 # --- referrals, points, coupons, testimonials -------------------------------------------------

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
@@ -94,6 +96,36 @@ def open_workspace(url: str | None, ref: str) -> Iterator[tuple[Database, int]]:
     db = open_database(url)
     with friendly_errors():
         yield db, workspace_id(db, ref)
+
+
+def progress_line(message: str) -> None:
+    """A progress line on stderr: a timestamped log line off a terminal (a pipe, a file)."""
+    if err_console.is_terminal:
+        err_console.print(message, style="dim", highlight=False)
+    else:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        err_console.print(f"{stamp} {message}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def heartbeat(what: str, every: float = 5.0) -> Iterator[None]:
+    """A ``progress_line`` every ``every`` seconds while the work lasts (none for work shorter
+    than that, so fast commands and one-line errors stay one line). For long commands whose
+    progress bar or spinner nobody sees: off a terminal."""
+    stop = threading.Event()
+    started = time.perf_counter()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            progress_line(f"{what}: still computing ({time.perf_counter() - started:.0f} s)")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def to_jsonable(value: Any) -> Any:

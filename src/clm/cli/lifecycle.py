@@ -5,6 +5,7 @@ Mount with ``app.add_typer(stages_app, name="stages")`` (and ``lifecycle``, ``he
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,9 +30,11 @@ from clm.cli._common import (
     OutputFormat,
     WorkspaceOption,
     console,
+    heartbeat,
     open_workspace,
     print_json,
     print_table,
+    progress_line,
 )
 from clm.cli.accounts import operator_here
 
@@ -62,9 +65,22 @@ def _busy(label: str, work: Callable[[], T]) -> T:
 
 
 @contextmanager
-def _steps() -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress bar fed by ``progress(what, done, total)`` calls: the step's name, and
-    how far it is (DuckDB reports each range of customers it finishes)."""
+def _steps(command: str) -> Iterator[Callable[[str, int, int], None]]:
+    """Progress fed by ``progress(what, done, total)`` calls: the step's name, and how far it
+    is (DuckDB reports each range of customers it finishes). On a terminal a rich progress
+    bar; off one (a pipe, a log file, cron), where nobody sees a bar, a log line on stderr for
+    each new step and a heartbeat while a step lasts, as ``clm report`` does."""
+    if not console.is_terminal:
+        last: list[str] = []
+
+        def log(what: str, done: int, total: int) -> None:
+            if last != [what]:
+                last[:] = [what]
+                progress_line(f"{command}: {what} ({done}/{total})")
+
+        with heartbeat(command):
+            yield log
+        return
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -131,7 +147,7 @@ def preview(
 
     with open_workspace(database_url, workspace) as (db, ws_id):
         source = path.read_text()
-        with _steps() as report:
+        with _steps("clm stages preview") as report:
             result = preview_stage_model(
                 db,
                 ws_id,
@@ -280,6 +296,35 @@ def tick_command(
     _run(False, workspace, engine, database_url, output, now, model)
 
 
+@lifecycle_app.command("state")
+def state_command(
+    workspace: WorkspaceOption,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Recompute every customer's row, not just new ones")
+    ] = False,
+    database_url: DatabaseOption = None,
+    output: FormatOption = OutputFormat.table,
+) -> None:
+    """Bring the stored current state of each customer (what the customer list and the counters
+    read) up to date; `clm worker` does this every pass, `--rebuild` recomputes it all."""
+    from clm.lifecycle.current_state import refresh_state
+
+    with open_workspace(database_url, workspace) as (db, ws_id):
+        report = _busy(
+            "rebuilding customer state" if rebuild else "refreshing customer state",
+            lambda: refresh_state(db, ws_id, rebuild=rebuild),
+        )
+    if output is OutputFormat.json:
+        print_json(report.__dict__)
+    else:
+        console.print(
+            f"{'rebuilt' if report.rebuilt else 'refreshed'} {report.customers:,} customers' "
+            f"state, {report.removed:,} merged away removed"
+            f"{', RFM segments recomputed' if report.rfm_refreshed else ''}, "
+            f"{report.seconds:.2f} s"
+        )
+
+
 @lifecycle_app.command("counts")
 def counts_command(
     workspace: WorkspaceOption,
@@ -320,7 +365,9 @@ def health_run(
 
     when = _date(now)
     total = 7 if history else 4  # the steps a pass names (features, stages, scores, store)
-    with open_workspace(database_url, workspace) as (db, ws_id), _steps() as report:
+    started = time.perf_counter()
+    steps = _steps("clm health run")
+    with open_workspace(database_url, workspace) as (db, ws_id), steps as report:
         done = iter(range(1, total + 1))
 
         def step(label: str) -> None:
@@ -334,8 +381,13 @@ def health_run(
             summary = score_health(db, ws_id, now=when, engine=fast, on_step=step)
     if output is OutputFormat.json:
         print_json(summary)
-        return
-    console.print(summary.line())
+    else:
+        console.print(summary.line())
+    history_rows = f", {summary.history_rows:,} history rows" if history else ""
+    progress_line(
+        f"clm health run: {summary.scored:,} customers scored{history_rows}, "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
 
 
 @health_app.command("backtest")

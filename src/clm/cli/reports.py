@@ -9,11 +9,9 @@ to stderr as plain log lines when stderr is not a terminal, so a pipe or a log f
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from datetime import UTC, datetime
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -26,8 +24,10 @@ from clm.cli._common import (
     console,
     err_console,
     friendly_errors,
+    heartbeat,
     open_workspace,
     print_json,
+    progress_line,
 )
 from clm.cli._tables import print_tables, stdout_csv, write_files
 from clm.errors import FieldError, ValidationError
@@ -82,35 +82,6 @@ def _chosen(tables: list[ReportTable], name: str | None) -> list[ReportTable]:
         names = ", ".join(t.name for t in tables) or "none"
         raise ValidationError("Invalid --table", [FieldError(("table",), f"one of: {names}")])
     return found
-
-
-def _log(message: str) -> None:
-    """A progress line on stderr: a timestamped log line off a terminal (a pipe, a file)."""
-    if err_console.is_terminal:
-        err_console.print(message, style="dim", highlight=False)
-    else:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        err_console.print(f"{stamp} {message}", highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def _heartbeat(what: str, every: float = 5.0) -> Iterator[None]:
-    """Off a terminal, a log line every ``every`` seconds while the work lasts (none for work
-    shorter than that, so fast reports and one-line errors stay one line)."""
-    stop = threading.Event()
-    started = time.perf_counter()
-
-    def beat() -> None:
-        while not stop.wait(every):
-            _log(f"{what}: still computing ({time.perf_counter() - started:.0f} s)")
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _emit(name: str, report: Report, laid_out: list[ReportTable], output: str,
@@ -172,8 +143,8 @@ def _report(
     on_terminal = err_console.is_terminal
     spinner = console.status(status) if output == "table" and on_terminal else nullcontext()
     started = time.perf_counter()
-    heartbeat = nullcontext() if on_terminal else _heartbeat(f"clm report {name} on {engine}")
-    with open_workspace(database_url, workspace) as (db, ws_id), spinner, heartbeat:
+    beats = nullcontext() if on_terminal else heartbeat(f"clm report {name} on {engine}")
+    with open_workspace(database_url, workspace) as (db, ws_id), spinner, beats:
         report = run_report(
             db, ws_id, name, raw, engine=cast(EngineName, engine), model=stage_model
         )
@@ -181,7 +152,7 @@ def _report(
         laid_out = _chosen(tables(report) if tables else report.tables(), table_name)
         done = _emit(name, report, laid_out, output, directory)
     rows = sum(len(t.rows) for t in laid_out)
-    _log(f"clm report {name}: {done}, {rows:,} rows, {report.since:%Y-%m-%d} to "
+    progress_line(f"clm report {name}: {done}, {rows:,} rows, {report.since:%Y-%m-%d} to "
          f"{report.until:%Y-%m-%d}, in {time.perf_counter() - started:.1f} s")  # fmt: skip
 
 

@@ -79,12 +79,14 @@ def _lifecycle(db: Database, workspace_id: int) -> None:
     """The shipped classic stage model (applied once), then stages and health recomputed."""
     from clm.lifecycle import apply_stage_model, run_health, run_lifecycle, shipped_model_text
     from clm.lifecycle.catalog import get_definition
+    from clm.lifecycle.current_state import rebuild_state
 
     classic = shipped_model_text("classic")
     if get_definition(db, workspace_id, "stages")[2] != classic:
         apply_stage_model(db, workspace_id, classic)
     run_lifecycle(db, workspace_id, engine="duckdb")
     run_health(db, workspace_id)
+    rebuild_state(db, workspace_id)  # the customer list's rows; the live worker keeps them
 
 
 def cdnow_transactions(customers: int | None = None, shift_days: int = 0) -> pl.DataFrame:

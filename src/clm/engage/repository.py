@@ -328,23 +328,59 @@ def list_messages(
 
 
 def list_tasks(
-    session: Session, workspace_id: int, *, status: str = "open"
+    session: Session,
+    workspace_id: int,
+    *,
+    status: str = "open",
+    owner: str | None = None,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The follow-up tasks for staff (e.g. a detractor's survey answer), oldest first."""
-    rows = session.scalars(
-        select(EngageTask)
-        .where(EngageTask.workspace_id == workspace_id, EngageTask.status == status)
-        .order_by(EngageTask.id)
+    """The follow-up tasks for staff (e.g. a detractor's survey answer), oldest first;
+    ``owner=""`` is the unassigned ones."""
+    query = select(EngageTask).where(
+        EngageTask.workspace_id == workspace_id, EngageTask.status == status
     )
-    return [
-        {
-            "id": t.id,
-            "customer_id": t.customer_id,
-            "kind": t.kind,
-            "title": t.title,
-            "owner": t.owner,
-            "detail": t.detail,
-            "created_at": t.created_at,
-        }
-        for t in rows
-    ]
+    if owner == "":
+        query = query.where(EngageTask.owner.is_(None) | (EngageTask.owner == ""))
+    elif owner is not None:
+        query = query.where(EngageTask.owner == owner)
+    rows = session.scalars(query.order_by(EngageTask.id).limit(limit))
+    return [_task(t) for t in rows]
+
+
+def _task(t: EngageTask) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "customer_id": t.customer_id,
+        "kind": t.kind,
+        "title": t.title,
+        "owner": t.owner,
+        "detail": t.detail,
+        "status": t.status,
+        "created_at": t.created_at,
+        "closed_at": t.closed_at,
+    }
+
+
+def update_task(
+    session: Session,
+    workspace_id: int,
+    task_id: int,
+    *,
+    owner: str | None = None,
+    status: str | None = None,
+    now: datetime,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Assign a task (``owner``, "" to unassign) or close/reopen it (``status`` "done" or
+    "open"); (before, after), for the audit log."""
+    task = session.get(EngageTask, task_id)
+    if task is None or task.workspace_id != workspace_id:
+        raise NotFound(f"No task {task_id}")
+    before = _task(task)
+    if owner is not None:
+        task.owner = owner or None
+    if status is not None and status != task.status:
+        task.status = status
+        task.closed_at = now if status == "done" else None
+    session.flush()
+    return before, _task(task)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -24,6 +24,7 @@ from sqlalchemy import Float, Select, and_, cast, desc, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from clm.lifecycle.catalog import get_stage_model
+from clm.lifecycle.conditions import Condition, CustomerColumns, compile_conditions
 from clm.lifecycle.health import STATE_LABELS
 from clm.lifecycle.health_inputs import get_scorecard
 from clm.predictions.repository import SCORE_EVENT
@@ -170,9 +171,11 @@ def _columns(db: Database, workspace_id: int, now: int) -> dict[str, Any]:
 
 
 def _select(
-    db: Database, workspace_id: int, query: CustomerQuery, now: int
-) -> tuple[Select[Any], Select[Any]]:
-    """The page's statement and its count (which computes only the columns it filters on)."""
+    db: Database, workspace_id: int, query: CustomerQuery, now: int,
+    conditions: Sequence[Condition] = (),
+) -> tuple[Select[Any], Select[Any]]:  # fmt: skip
+    """The page's statement and its count (which computes only the columns it filters on);
+    ``conditions`` (a saved segment's) narrow it further."""
     cols = _columns(db, workspace_id, now)
     statement = (
         select(
@@ -212,6 +215,15 @@ def _select(
         statement = statement.where(cols["stage"].in_(query.stage))
     if query.health_state:
         statement = statement.where(HealthScore.state.in_(query.health_state))
+    if conditions:
+        where = CustomerColumns(
+            stage=cols["stage"].element, health=HealthScore.state.expression,
+            health_score=HealthScore.score.expression,
+            p_alive=cols["p_alive"].element, clv=cols["clv"].element,
+            last_seen=cols["last_seen"].element, rfm=None, now=now,
+            dialect=db.engine.dialect.name,
+        )  # fmt: skip
+        statement = statement.where(compile_conditions(conditions, where))
     key = {
         SortKey.id: Customer.id,
         SortKey.last_seen: cols["last_seen"],
@@ -272,11 +284,12 @@ def _row(raw: Any, labels: dict[str, str]) -> CustomerRow:
 
 
 def list_customers(
-    db: Database, workspace_id: int, query: CustomerQuery, *, now: datetime | None = None
-) -> CustomerList:
-    """One page of the customer list and the total that match."""
+    db: Database, workspace_id: int, query: CustomerQuery, *, now: datetime | None = None,
+    conditions: Sequence[Condition] = (),
+) -> CustomerList:  # fmt: skip
+    """One page of the customer list and the total that match (and meet ``conditions``)."""
     at = int((now or datetime.now(UTC)).timestamp())
-    statement, counted = _select(db, workspace_id, query, at)
+    statement, counted = _select(db, workspace_id, query, at, conditions)
     labels = _labels_of(db, workspace_id, _active_id(db, workspace_id, "health"))
     with db.session() as session:
         total = int(session.scalar(counted) or 0)
@@ -298,11 +311,12 @@ CSV_COLUMNS = (
 
 
 def export_csv(
-    db: Database, workspace_id: int, query: CustomerQuery, *, now: datetime | None = None
-) -> Iterator[str]:
+    db: Database, workspace_id: int, query: CustomerQuery, *, now: datetime | None = None,
+    conditions: Sequence[Condition] = (),
+) -> Iterator[str]:  # fmt: skip
     """Every customer the query matches (all pages), as CSV text chunks."""
     at = int((now or datetime.now(UTC)).timestamp())
-    statement = _select(db, workspace_id, query, at)[0].limit(EXPORT_LIMIT)
+    statement = _select(db, workspace_id, query, at, conditions)[0].limit(EXPORT_LIMIT)
     labels = _labels_of(db, workspace_id, _active_id(db, workspace_id, "health"))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -321,3 +335,16 @@ def export_csv(
                 buffer.seek(0)
                 buffer.truncate()
     yield buffer.getvalue()
+
+
+def matching_ids(
+    db: Database, workspace_id: int, conditions: Sequence[Condition], *,
+    now: datetime | None = None,
+) -> list[int]:  # fmt: skip
+    """The ids of every live customer meeting ``conditions`` (a saved segment's members, for
+    report filters and playbook triggers), in one query."""
+    at = int((now or datetime.now(UTC)).timestamp())
+    statement = _select(db, workspace_id, CustomerQuery(), at, conditions)[0]
+    with db.session() as session:
+        rows = session.scalars(statement.with_only_columns(Customer.id).order_by(Customer.id))
+        return [int(r) for r in rows]

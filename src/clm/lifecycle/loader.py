@@ -68,6 +68,18 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int:
     return lines.get(loc, 1)
 
 
+def line_for(loc: Loc, lines: dict[Loc, int]) -> int:
+    """The YAML line of ``loc`` (or of its nearest parent that has one), for messages."""
+    return _line_for(loc, lines)
+
+
+def load_yaml_model(cls: type[M], text: str, what: str) -> tuple[M, dict[Loc, int]]:
+    """A pydantic model from YAML text, and the line of each value; a ``ValidationError``
+    whose every message starts with ``line N:`` (all problems at once) otherwise."""
+    data, lines = parse_yaml(text)
+    return _validate(cls, data, lines, what), lines
+
+
 def _validate(cls: type[M], data: Any, lines: dict[Loc, int], what: str) -> M:
     """Every schema problem at once, each with its line; a misspelt key is named with the
     key it most likely meant."""

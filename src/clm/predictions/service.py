@@ -133,7 +133,14 @@ def fit_workspace(
          "version": MODEL_VERSION},
         data,
     )  # fmt: skip
-    return _store(db, workspace_id, fit_id, scores, scored_at, calibration_end)
+    report = _store(db, workspace_id, fit_id, scores, scored_at, calibration_end)
+    # The new scores are events: carry them into the customers' stored rows now, so a list
+    # sorted by CLV reflects the fit without waiting for the live loop. (Imported here: the
+    # state module reads this package's event names, so a top-level import would be a cycle.)
+    from clm.lifecycle.current_state import refresh_state
+
+    refresh_state(db, workspace_id)
+    return report
 
 
 def _clean(value: float) -> float | None:

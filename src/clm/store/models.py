@@ -7,7 +7,7 @@ identities, so every earlier event follows the merged customer without touching 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -159,6 +160,12 @@ class IdentityLink(Base):
     recorded_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
+EVENT_KIND_INDEXES = {
+    "ix_events_survey_answers": text("name = 'survey_answered'"),
+    "ix_events_referral_clicks": text("name = 'Referral Link Clicked'"),
+}
+
+
 class Event(Base):
     """The append-only log. ``ts`` is epoch seconds so every engine can window on it."""
 
@@ -189,6 +196,13 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "message_id", name="uq_event_message"),
         Index("ix_events_workspace_ts", "workspace_id", "ts"),
+        # Partial indexes for the engagement console's reads of two rare event kinds (a
+        # survey's answers, referral link clicks): without them each read scans the whole
+        # log; partial, so ingesting every other event pays nothing for them.
+        *(
+            Index(name, "workspace_id", "ts", sqlite_where=where, postgresql_where=where)
+            for name, where in EVENT_KIND_INDEXES.items()
+        ),
     )
 
 
@@ -829,3 +843,91 @@ class ConsentRecord(Base):
     recorded_at: Mapped[datetime] = mapped_column(Timestamp)
 
     __table_args__ = (Index("ix_privacy_consent_customer", "workspace_id", "customer_id"),)
+
+
+# --- saved segments: named customer filters and their size over time (clm.lifecycle) --------
+
+from sqlalchemy import Date  # noqa: E402 - appended section of its own
+
+
+class Segment(Base):
+    """A named, saved filter of the customer list: ``conditions`` in the one condition language
+    (``clm.lifecycle.conditions``) that playbook triggers and report filters also read.
+    ``history_from`` is the first day of ``segment_sizes``; ``backfilled`` says whether the days
+    before the segment was saved were worked out exactly from the stage and health history."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    conditions: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    history_from: Mapped[date | None] = mapped_column(Date)
+    backfilled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_segments_name"),)
+
+
+class SegmentSize(Base):
+    """How many customers a segment had at the end of ``day`` (UTC); a backfilled history keeps
+    only the days the size changed, the live loop records one row a day from the save on."""
+
+    __tablename__ = "segment_sizes"
+
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- current state: one derived row per customer (owned by clm.lifecycle.current_state) -----
+
+
+class CustomerState(Base):
+    """Where a customer stands now, stored so that lists filter, sort and count on an index.
+
+    A cache derived from the log (recomputable at any time by ``rebuild_state``), never a
+    second truth: each row names the stage model and scorecard versions and the prediction fit
+    that produced it. Times are epoch seconds; ``revenue`` sums finite amounts only.
+    """
+
+    __tablename__ = "customer_states"
+
+    customer_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    stage: Mapped[str | None] = mapped_column(String(64))
+    stage_since: Mapped[int | None] = mapped_column(BigInteger)
+    stage_definition_id: Mapped[int | None] = mapped_column(BigInteger)
+    health_state: Mapped[str | None] = mapped_column(String(16))
+    health_score: Mapped[float | None] = mapped_column(Float)
+    health_definition_id: Mapped[int | None] = mapped_column(BigInteger)
+    first_seen_ts: Mapped[int | None] = mapped_column(BigInteger)
+    last_seen_ts: Mapped[int | None] = mapped_column(BigInteger)
+    purchases: Mapped[int] = mapped_column(Integer, default=0)
+    revenue: Mapped[float] = mapped_column(Float, default=0.0)
+    last_purchase_ts: Mapped[int | None] = mapped_column(BigInteger)
+    p_alive: Mapped[float | None] = mapped_column(Float)
+    clv_12m: Mapped[float | None] = mapped_column(Float)
+    expected_purchases_90d: Mapped[float | None] = mapped_column(Float)
+    prediction_fit_id: Mapped[str | None] = mapped_column(String(64))
+    rfm_segment: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    # One index per sort key of the customer list (and per filter that counts), each ending in
+    # the id so a page is a range of the index.
+    __table_args__ = (
+        Index("ix_customer_states_id", "workspace_id", "customer_id"),
+        Index("ix_customer_states_stage", "workspace_id", "stage", "customer_id"),
+        Index("ix_customer_states_health_state", "workspace_id", "health_state", "customer_id"),
+        Index("ix_customer_states_health_score", "workspace_id", "health_score", "customer_id"),
+        Index("ix_customer_states_last_seen", "workspace_id", "last_seen_ts", "customer_id"),
+        Index("ix_customer_states_p_alive", "workspace_id", "p_alive", "customer_id"),
+        Index("ix_customer_states_clv", "workspace_id", "clv_12m", "customer_id"),
+        Index("ix_customer_states_rfm", "workspace_id", "rfm_segment", "customer_id"),
+        Index("ix_customer_states_revenue", "workspace_id", "revenue", "customer_id"),
+    )

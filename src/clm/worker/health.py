@@ -16,9 +16,11 @@ from clm.lifecycle import health_due, score_health
 from clm.store.engine import Database
 
 
-def rescore_health(db: Database, workspace_id: int, now: datetime, touched: Sequence[int]) -> int:
-    """Re-score the touched and the due customers; returns how many were scored."""
+def rescore_health(
+    db: Database, workspace_id: int, now: datetime, touched: Sequence[int]
+) -> list[int]:
+    """Re-score the touched and the due customers; returns who was scored."""
     ids = sorted({*touched, *(int(c) for c in health_due(db, workspace_id, now))})
     if ids:
         score_health(db, workspace_id, now=now, customer_ids=ids)
-    return len(ids)
+    return ids

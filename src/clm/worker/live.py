@@ -14,6 +14,10 @@ A pass is what cron used to be asked to do, in the order each step needs the one
    referral rewards and points. The sends land in the outbox, which is drained at once
    (``drain_once``). This runs right after step 1 (so a stage-triggered email does not wait
    for health scoring) and again after step 2 when health re-scored anyone.
+4. Current state (``clm.lifecycle.current_state.refresh_state``): the stored row of every
+   customer with a new event (their own, or CLM's: stage and health announcements, scores,
+   messages) and of every customer re-scored by the clock is rewritten as of ``now``, so the
+   customer list and the counters read a table that is at most one pass old.
 
 Every step is idempotent, so a pass run twice, or by two workers, changes nothing more. The
 pass then says when the next one is due (the next scheduled transition or journey wake-up), so
@@ -34,6 +38,7 @@ from clm.config import Settings, get_settings
 from clm.engage.delivery import drain_once
 from clm.engage.playbooks import EngageTickReport, cursor, run_due, set_cursor
 from clm.lifecycle import tick
+from clm.lifecycle.current_state import StateReport, refresh_state
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
 from clm.store.models import (
@@ -60,6 +65,7 @@ class LiveReport:
     workspace_id: int
     stages: RunResult
     health_rescored: int
+    state: StateReport
     engage: list[EngageTickReport]  # after the stage changes, then after the health changes
     enrolled: int
     sent: int
@@ -176,7 +182,8 @@ def live_pass(
         if predict_from == 0 and _has_fit(session, workspace_id):
             predict_from = top  # fitted before the worker first looked: only count from here
     touched = health_inputs_changed(db, workspace_id, health_from, top)
-    health = rescore_health(db, workspace_id, at, touched)
+    rescored = rescore_health(db, workspace_id, at, touched)
+    health = len(rescored)
     refit_due = (
         _customer_events_since(db, workspace_id, predict_from, top)
         >= settings.live_predict_after_events
@@ -188,10 +195,12 @@ def live_pass(
     if health:
         engage.append(run_due(db, workspace_id, at))
         sent += drain_once(db)
+    state = refresh_state(db, workspace_id, now=at, customer_ids=rescored)
     report = LiveReport(
         workspace_id=workspace_id,
         stages=stages,
         health_rescored=health,
+        state=state,
         engage=engage,
         enrolled=sum(e.enrolled for e in engage),
         sent=sent,
@@ -208,6 +217,7 @@ def live_pass(
             "enrolled": report.enrolled,
             "sends": sum(e.sends for e in engage),
             "sent": sent,
+            "state_rows": state.customers,
             "seconds": report.seconds,
         },
     )

@@ -6,7 +6,7 @@ import { Customers } from "./pages/customers.js";
 import { Customer } from "./pages/customer.js";
 import { Placeholder } from "./pages/placeholder.js";
 import { Reports } from "./pages/reports.js";
-import { Engagement } from "./pages/engagement.js";
+import { Engagement } from "./pages/engagement/index.js";
 import { Settings } from "./pages/settings.js";
 
 export const NAV = [
@@ -29,6 +29,8 @@ export const ROUTES = [
   { path: "/reports/:name", page: Reports },
   { path: "/engagement", page: Engagement },
   { path: "/engagement/playbooks/:name", page: Engagement },
+  { path: "/engagement/playbooks/:name/edit", page: (props) => html`<${Engagement} ...${props} edit=${true} />` },
+  { path: "/engagement/surveys/:survey", page: Engagement },
   { path: "/engagement/:tab", page: Engagement },
   { path: "/settings", page: Settings },
   { path: "/settings/:tab", page: Settings },

@@ -1,0 +1,124 @@
+"""Saved segments under ``/api/v1/segments``: named customer-list filters, their members (the
+customer list with the segment applied, paged and sorted in the database), the members as
+CSV, and the size over time. Reading needs ``read``; saving, changing and deleting need
+``marketing`` (the permission that edits playbooks, which trigger on segments), audited."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+
+from clm.accounts.audit import record_after
+from clm.api.customer_list import Order, Search, Stages, States, customer_query
+from clm.api.deps import DatabaseDep, Marketer, Reader, workspace_id
+from clm.api.routing import ClmRoute
+from clm.lifecycle.customer_list import MAX_PER_PAGE, CustomerList, SortKey
+from clm.lifecycle.saved_segments import (
+    SegmentCreate,
+    SegmentPublic,
+    SegmentSizes,
+    SegmentUpdate,
+    create_segment,
+    delete_segment,
+    get_segment,
+    list_segments,
+    members,
+    members_csv,
+    sizes,
+    update_segment,
+)
+from clm.store.storable import RowId
+
+router = APIRouter(prefix="/api/v1/segments", tags=["segments"], route_class=ClmRoute)
+
+
+def _audited(segment: SegmentPublic) -> dict[str, object]:
+    return segment.model_dump(mode="json", exclude={"size"})
+
+
+@router.get("")
+def get_segments(db: DatabaseDep, key: Reader) -> list[SegmentPublic]:
+    """Every saved segment with its size now."""
+    return list_segments(db, workspace_id(key))
+
+
+@router.post("", status_code=201)
+def post_segment(body: SegmentCreate, db: DatabaseDep, key: Marketer) -> SegmentPublic:
+    """Save a filter as a named segment (conditions are checked field by field)."""
+    saved = create_segment(db, workspace_id(key), body, key.actor)
+    record_after(db, key, "segment.create", f"segment:{saved.id}", after=_audited(saved))
+    return saved
+
+
+@router.get("/{segment_id}")
+def get_one_segment(segment_id: RowId, db: DatabaseDep, key: Reader) -> SegmentPublic:
+    return get_segment(db, workspace_id(key), segment_id)
+
+
+@router.patch("/{segment_id}")
+def patch_segment(
+    segment_id: RowId, body: SegmentUpdate, db: DatabaseDep, key: Marketer
+) -> SegmentPublic:
+    """Rename, describe or change the conditions (which restarts the size history)."""
+    before, after = update_segment(db, workspace_id(key), segment_id, body)
+    record_after(
+        db, key, "segment.update", f"segment:{segment_id}",
+        before=_audited(before), after=_audited(after),
+    )  # fmt: skip
+    return after
+
+
+@router.delete("/{segment_id}", status_code=204)
+def remove_segment(segment_id: RowId, db: DatabaseDep, key: Marketer) -> Response:
+    """Delete a segment (refused while a playbook triggers on it)."""
+    before = delete_segment(db, workspace_id(key), segment_id)
+    record_after(db, key, "segment.delete", f"segment:{segment_id}", before=_audited(before))
+    return Response(status_code=204)
+
+
+@router.get("/{segment_id}/members")
+def get_members(
+    segment_id: RowId,
+    db: DatabaseDep,
+    key: Reader,
+    q: Search = None,
+    stage: Stages = None,
+    health_state: States = None,
+    sort: SortKey = SortKey.id,
+    order: Order = "asc",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
+) -> CustomerList:
+    """The segment's members now: the customer list (same columns, filters and sorts)."""
+    query = customer_query(q, stage, health_state, sort, order, page, per_page)
+    return members(db, workspace_id(key), segment_id, query)
+
+
+@router.get(
+    "/{segment_id}/members.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "CSV, a header row first"}},
+)
+def get_members_csv(
+    segment_id: RowId,
+    db: DatabaseDep,
+    key: Reader,
+    sort: SortKey = SortKey.id,
+    order: Order = "asc",
+) -> StreamingResponse:
+    """Every member of the segment, as CSV."""
+    query = customer_query(None, None, None, sort, order)
+    _, chunks = members_csv(db, workspace_id(key), segment_id, query)
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="segment-{segment_id}.csv"'},
+    )
+
+
+@router.get("/{segment_id}/sizes")
+def get_sizes(segment_id: RowId, db: DatabaseDep, key: Reader) -> SegmentSizes:
+    """The segment's size at the end of each day it changed (or was recorded)."""
+    return sizes(db, workspace_id(key), segment_id)

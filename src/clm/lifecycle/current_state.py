@@ -1,0 +1,457 @@
+"""Each customer's current state, stored: the row the customer list and the counters read.
+
+Stage, health, activity, purchases, the latest prediction and the RFM segment of every live
+customer, one row each in ``customer_states``, so that a list of 100,000 customers filters,
+sorts and counts on an index instead of re-deriving each column from the event log.
+
+The rows are a cache of the log and of the derived tables (``stage_transitions``,
+``health_scores``), recomputable at any time: ``rebuild_state`` writes every row of a workspace
+in two set-based statements, and ``refresh_state`` (called by the live loop after each pass and
+by a prediction refit) rewrites only the rows of the customers whose events arrived since it
+last looked (an event-id cursor), plus any it is told about (health re-scored by the clock).
+Both run the same statement, the refresh restricted to those customers, so the incremental path
+equals the rebuild by construction; the property tests check it.
+
+Definitions, as of the moment of the refresh:
+
+* ``stage``/``stage_since``: the active stage model's latest transition at or before now;
+* ``health_state``/``health_score``: the stored current score under the active scorecard;
+* ``first_seen_ts``/``last_seen_ts``: the customer's oldest and newest touchpoint (an event
+  that is neither CLM's own nor a model's score, ``clm.store.own_events``);
+* ``purchases``, ``revenue`` (finite amounts only), ``last_purchase_ts``: their own
+  ``Order Completed`` events;
+* ``p_alive``, ``clv_12m``, ``expected_purchases_90d``, ``prediction_fit_id``: their newest
+  ``Prediction Scored`` event;
+* ``rfm_segment``: the RFM segment of ``clm.analytics.segments`` among all buyers. Quintiles
+  are relative to the population, so one customer's purchase can move another's segment: the
+  segments of every row are recomputed (one window query over this table, no event scan)
+  whenever a refresh saw a purchase or a merge, and never otherwise (nothing else moves them).
+
+A change of the active stage model or scorecard, or of ``STATE_VERSION`` (a change of these
+definitions in code), makes the next refresh a rebuild. Erasure and retention purges, which
+delete events, call ``invalidate_state`` for the same effect.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from clm.lifecycle.catalog import get_stage_model
+from clm.lifecycle.health_inputs import get_scorecard
+from clm.predictions.repository import PURCHASE_EVENT, SCORE_EVENT
+from clm.store.engine import Database
+from clm.store.models import (
+    Customer,
+    CustomerState,
+    EngageCursor,
+    Event,
+    HealthScore,
+    Identity,
+    LifecycleDefinition,
+    StageTransition,
+    Timestamp,
+    table_of,
+)
+from clm.store.own_events import MODEL_EVENTS, own_event_clause
+
+STATE_VERSION = 1
+# Cursors in ``engage_cursors`` (a workspace's named integers): how far the rows have read the
+# log, and which definitions they were computed under.
+EVENTS_CURSOR, VERSION_CURSOR = "state.events", "state.version"
+STAGES_CURSOR, HEALTH_CURSOR = "state.stages", "state.health"
+CHUNK = 500  # customer ids per statement (well under every driver's parameter limit)
+REBUILD_AT = 20_000  # touched customers beyond which one rebuild is cheaper than the chunks
+
+SEGMENTS = (
+    "Champions", "Loyal", "Can't lose them", "At risk", "New", "Promising",
+    "Potential loyalists", "Need attention", "About to sleep", "Hibernating", "Lost",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StateReport:
+    """What a refresh or rebuild wrote."""
+
+    workspace_id: int
+    rebuilt: bool
+    customers: int  # rows written
+    removed: int  # rows of customers merged away
+    rfm_refreshed: bool
+    seconds: float
+
+
+def active_definition_id(db: Database, workspace_id: int, kind: str) -> int:
+    """The active stage model's or scorecard's id: one indexed read (versions are immutable);
+    installs the default when the workspace has none."""
+    with db.session() as session:
+        found = session.scalar(
+            select(LifecycleDefinition.id)
+            .where(
+                LifecycleDefinition.workspace_id == workspace_id,
+                LifecycleDefinition.kind == kind,
+                LifecycleDefinition.active.is_(True),
+            )
+            .order_by(LifecycleDefinition.id.desc())
+            .limit(1)
+        )
+    if found is not None:
+        return int(found)
+    if kind == "stages":
+        return get_stage_model(db, workspace_id)[0].id
+    return get_scorecard(db, workspace_id)[0]
+
+
+def _finite(amount: Any) -> Any:
+    """``amount`` where it is a number, else NULL (an ``inf`` or ``NaN`` stored before the edge
+    refused them would make every sum non-finite)."""
+    return case((amount.between(-sys.float_info.max, sys.float_info.max), amount), else_=None)
+
+
+def _touchpoint(event: Any = Event) -> ColumnElement[bool]:
+    return and_(
+        ~own_event_clause(event.channel), func.coalesce(event.name, "").not_in(MODEL_EVENTS)
+    )
+
+
+def _state_rows(
+    workspace_id: int,
+    now_ts: int,
+    stage_id: int,
+    health_id: int,
+    ids: Sequence[int] | None,
+    updated_at: datetime,
+) -> Select[Any]:
+    """The rows of ``customer_states`` as one statement (``ids``: only these customers)."""
+    mine = Identity.workspace_id == workspace_id
+    if ids is not None:
+        mine = and_(mine, Identity.customer_id.in_(ids))
+    touch = _touchpoint()
+    bought = and_(Event.name == PURCHASE_EVENT, ~own_event_clause(Event.channel))
+    activity = (
+        select(
+            Identity.customer_id.label("customer_id"),
+            func.min(case((touch, Event.ts))).label("first_seen"),
+            func.max(case((touch, Event.ts))).label("last_seen"),
+            func.sum(case((bought, 1), else_=0)).label("purchases"),
+            func.sum(case((bought, _finite(Event.revenue)), else_=None)).label("revenue"),
+            func.max(case((bought, Event.ts))).label("last_purchase"),
+        )
+        .join(Event, Event.identity_id == Identity.id)
+        .where(mine)
+        .group_by(Identity.customer_id)
+        .subquery("activity")
+    )
+    stage_where = [StageTransition.definition_id == stage_id, StageTransition.ts <= now_ts]
+    if ids is not None:
+        stage_where.append(StageTransition.customer_id.in_(ids))
+    stages = (
+        select(
+            StageTransition.customer_id,
+            StageTransition.to_stage,
+            StageTransition.ts,
+            func.row_number()
+            .over(
+                partition_by=StageTransition.customer_id,
+                order_by=(StageTransition.ts.desc(), StageTransition.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(*stage_where)
+        .subquery("stages")
+    )
+    scores = (
+        select(
+            Identity.customer_id.label("customer_id"),
+            cast(Event.properties["p_alive"].as_float(), Float).label("p_alive"),
+            cast(Event.properties["clv_12m"].as_float(), Float).label("clv_12m"),
+            cast(Event.properties["expected_purchases_90d"].as_float(), Float).label("expected"),
+            Event.properties["fit_id"].as_string().label("fit_id"),
+            func.row_number()
+            .over(partition_by=Identity.customer_id, order_by=(Event.ts.desc(), Event.id.desc()))
+            .label("rank"),
+        )
+        .join(Event, Event.identity_id == Identity.id)
+        .where(mine, Event.workspace_id == workspace_id, Event.name == SCORE_EVENT)
+        .subquery("scores")
+    )
+    customers = and_(Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None))
+    if ids is not None:
+        customers = and_(customers, Customer.id.in_(ids))
+    return (
+        select(
+            Customer.id,
+            literal(workspace_id).label("workspace_id"),
+            stages.c.to_stage,
+            stages.c.ts,
+            literal(stage_id).label("stage_definition_id"),
+            HealthScore.state,
+            HealthScore.score,
+            literal(health_id).label("health_definition_id"),
+            activity.c.first_seen,
+            activity.c.last_seen,
+            func.coalesce(activity.c.purchases, 0),
+            func.coalesce(activity.c.revenue, 0.0),
+            activity.c.last_purchase,
+            scores.c.p_alive,
+            scores.c.clv_12m,
+            scores.c.expected,
+            scores.c.fit_id,
+            literal(None).label("rfm_segment"),
+            literal(updated_at, Timestamp).label("updated_at"),
+        )
+        .select_from(Customer)
+        .outerjoin(activity, activity.c.customer_id == Customer.id)
+        .outerjoin(stages, and_(stages.c.customer_id == Customer.id, stages.c.rank == 1))
+        .outerjoin(scores, and_(scores.c.customer_id == Customer.id, scores.c.rank == 1))
+        .outerjoin(
+            HealthScore,
+            and_(HealthScore.definition_id == health_id, HealthScore.customer_id == Customer.id),
+        )
+        .where(customers)
+    )
+
+
+COLUMNS = (
+    "customer_id", "workspace_id", "stage", "stage_since", "stage_definition_id",
+    "health_state", "health_score", "health_definition_id", "first_seen_ts", "last_seen_ts",
+    "purchases", "revenue", "last_purchase_ts", "p_alive", "clv_12m", "expected_purchases_90d",
+    "prediction_fit_id", "rfm_segment", "updated_at",
+)  # fmt: skip
+
+
+def _write(session: Session, rows: Select[Any], where: ColumnElement[bool]) -> int:
+    """Insert the rows; returns how many there are now under ``where`` (drivers disagree on
+    an ``INSERT ... SELECT``'s row count)."""
+    table = table_of(CustomerState)
+    session.execute(insert(table).from_select([table.c[c] for c in COLUMNS], rows))
+    return int(session.scalar(select(func.count()).select_from(table).where(where)) or 0)
+
+
+def _score(rank: Any, n: Any) -> Any:
+    """A quintile score 1-5 from a 1-based rank, as ``clm.analytics.segments._score`` does from
+    its 0-based one: ``rank * 5 // n + 1``."""
+    return cast((rank - 1) * 5 // n + 1, Integer)
+
+
+def segment_case(r: Any, fm: Any) -> Any:
+    """``clm.analytics.segments.segment_of`` as a SQL ``CASE`` (tests hold the two equal)."""
+    return case(
+        (and_(r == 5, fm >= 4), SEGMENTS[0]),
+        (and_(r >= 3, fm >= 4), SEGMENTS[1]),
+        (and_(r <= 2, fm == 5), SEGMENTS[2]),
+        (and_(r <= 2, fm >= 3), SEGMENTS[3]),
+        (and_(r == 5, fm == 1), SEGMENTS[4]),
+        (and_(r == 4, fm == 1), SEGMENTS[5]),
+        (r >= 4, SEGMENTS[6]),
+        (and_(r == 3, fm == 3), SEGMENTS[7]),
+        (r == 3, SEGMENTS[8]),
+        (r == 2, SEGMENTS[9]),
+        else_=SEGMENTS[10],
+    )
+
+
+def _refresh_rfm(session: Session, workspace_id: int) -> None:
+    """Every buyer's RFM segment from the stored purchases: recency ranks the last purchase,
+    frequency the count, monetary the revenue, each among all buyers of the workspace."""
+    state = CustomerState
+    n = func.count().over()
+    ranked = (
+        select(
+            state.customer_id,
+            _score(func.rank().over(order_by=state.last_purchase_ts), n).label("r"),
+            _score(func.rank().over(order_by=state.purchases), n).label("f"),
+            _score(func.rank().over(order_by=state.revenue), n).label("m"),
+        )
+        .where(state.workspace_id == workspace_id, state.purchases > 0)
+        .subquery("ranked")
+    )
+    fm = cast((ranked.c.f + ranked.c.m + 1) // 2, Integer)
+    segments = select(ranked.c.customer_id, segment_case(ranked.c.r, fm).label("segment")).subquery(
+        "segments"
+    )
+    session.execute(
+        update(state)
+        .where(
+            state.customer_id == segments.c.customer_id,
+            state.rfm_segment.is_distinct_from(segments.c.segment),
+        )
+        .values(rfm_segment=segments.c.segment)
+    )
+    session.execute(
+        update(state)
+        .where(
+            state.workspace_id == workspace_id,
+            state.purchases == 0,
+            state.rfm_segment.is_not(None),
+        )
+        .values(rfm_segment=None)
+    )
+
+
+def _cursor_row(session: Session, workspace_id: int, name: str, lock: bool) -> EngageCursor:
+    query = select(EngageCursor).where(
+        EngageCursor.workspace_id == workspace_id, EngageCursor.consumer == name
+    )
+    row = session.scalar(query.with_for_update() if lock else query)
+    if row is None:
+        row = EngageCursor(workspace_id=workspace_id, consumer=name, last_event_id=0)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _top_event_id(session: Session, workspace_id: int) -> int:
+    found = session.scalar(select(func.max(Event.id)).where(Event.workspace_id == workspace_id))
+    return int(found or 0)
+
+
+def _rebuild(
+    session: Session, workspace_id: int, now: datetime, stage_id: int, health_id: int
+) -> int:
+    session.execute(delete(CustomerState).where(CustomerState.workspace_id == workspace_id))
+    rows = _state_rows(workspace_id, int(now.timestamp()), stage_id, health_id, None, now)
+    written = _write(session, rows, CustomerState.workspace_id == workspace_id)
+    _refresh_rfm(session, workspace_id)
+    return written
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield list(ids[start : start + CHUNK])
+
+
+def rebuild_state(db: Database, workspace_id: int, *, now: datetime | None = None) -> StateReport:
+    """Recompute every customer's row of a workspace from the log, as of ``now``."""
+    return refresh_state(db, workspace_id, now=now, rebuild=True)
+
+
+def refresh_state(
+    db: Database,
+    workspace_id: int,
+    *,
+    now: datetime | None = None,
+    customer_ids: Iterable[int] = (),
+    rebuild: bool = False,
+) -> StateReport:
+    """Bring the rows up to date as of ``now``: those of customers with events since the last
+    refresh, of ``customer_ids`` (e.g. re-scored by the clock), and remove merged-away ones.
+
+    A rebuild instead when asked, when the rows were never built, were computed under another
+    stage model, scorecard or ``STATE_VERSION``, or when too many customers are touched.
+    """
+    clock = time.perf_counter()
+    at = now or datetime.now(UTC)
+    stage_id = active_definition_id(db, workspace_id, "stages")
+    health_id = active_definition_id(db, workspace_id, "health")
+    removed, rfm = 0, False
+    with db.transaction() as session:
+        events = _cursor_row(session, workspace_id, EVENTS_CURSOR, lock=True)
+        marks = {
+            name: _cursor_row(session, workspace_id, name, lock=False)
+            for name in (VERSION_CURSOR, STAGES_CURSOR, HEALTH_CURSOR)
+        }
+        top = _top_event_id(session, workspace_id)
+        stale = (
+            events.last_event_id == 0
+            or marks[VERSION_CURSOR].last_event_id != STATE_VERSION
+            or marks[STAGES_CURSOR].last_event_id != stage_id
+            or marks[HEALTH_CURSOR].last_event_id != health_id
+        )
+        touched: list[int] = []
+        if not (rebuild or stale):
+            touched = _customers_with_events(session, workspace_id, events.last_event_id, top)
+            touched = sorted({*touched, *(int(c) for c in customer_ids)})
+            rebuild = len(touched) > REBUILD_AT
+        if rebuild or stale:
+            written, rfm = _rebuild(session, workspace_id, at, stage_id, health_id), True
+        else:
+            written = 0
+            now_ts = int(at.timestamp())
+            for chunk in _chunks(touched):
+                merged_away = select(Customer.id).where(Customer.merged_into_id.in_(chunk))
+                removed += _delete_rows(session, CustomerState.customer_id.in_(merged_away))
+                _delete_rows(session, CustomerState.customer_id.in_(chunk))
+                rows = _state_rows(workspace_id, now_ts, stage_id, health_id, chunk, at)
+                written += _write(session, rows, CustomerState.customer_id.in_(chunk))
+            if removed or _purchase_since(session, workspace_id, events.last_event_id, top):
+                _refresh_rfm(session, workspace_id)
+                rfm = True
+        events.last_event_id = max(top, 1)
+        marks[VERSION_CURSOR].last_event_id = STATE_VERSION
+        marks[STAGES_CURSOR].last_event_id = stage_id
+        marks[HEALTH_CURSOR].last_event_id = health_id
+    return StateReport(
+        workspace_id=workspace_id,
+        rebuilt=rebuild or stale,
+        customers=written,
+        removed=removed,
+        rfm_refreshed=rfm,
+        seconds=round(time.perf_counter() - clock, 3),
+    )
+
+
+def _delete_rows(session: Session, where: ColumnElement[bool]) -> int:
+    return int(getattr(session.execute(delete(CustomerState).where(where)), "rowcount", 0) or 0)
+
+
+def _customers_with_events(session: Session, workspace_id: int, after: int, upto: int) -> list[int]:
+    """Customers (through their identities) with an event of id in ``(after, upto]``."""
+    query = (
+        select(Identity.customer_id)
+        .join(Event, Event.identity_id == Identity.id)
+        .where(Event.workspace_id == workspace_id, Event.id > after, Event.id <= upto)
+        .distinct()
+    )
+    return [int(c) for c in session.scalars(query)]
+
+
+def _purchase_since(session: Session, workspace_id: int, after: int, upto: int) -> bool:
+    found = session.scalar(
+        select(Event.id)
+        .where(
+            Event.workspace_id == workspace_id,
+            Event.id > after,
+            Event.id <= upto,
+            Event.name == PURCHASE_EVENT,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def invalidate_state(session: Session, workspace_id: int) -> None:
+    """Make the next refresh a rebuild (after events were deleted: erasure, retention)."""
+    _cursor_row(session, workspace_id, VERSION_CURSOR, lock=False).last_event_id = 0
+
+
+def forget_customers(session: Session, workspace_id: int, customer_ids: Sequence[int]) -> None:
+    """Drop erased customers' rows now (they hold derived personal data), and rebuild later."""
+    for chunk in _chunks(list(customer_ids)):
+        session.execute(
+            delete(CustomerState).where(
+                CustomerState.workspace_id == workspace_id, CustomerState.customer_id.in_(chunk)
+            )
+        )
+    invalidate_state(session, workspace_id)

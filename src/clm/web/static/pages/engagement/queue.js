@@ -1,0 +1,30 @@
+// A review queue: the items waiting for a person, each with approve/reject.
+import { useState } from "preact/hooks";
+import { html } from "../../lib/html.js";
+import { useApi, status } from "../../lib/hooks.js";
+
+export function Queue({ id, title, path, empty, columns, row, decide, onDecided }) {
+  const items = useApi(path);
+  const [error, setError] = useState("");
+  async function act(item, approve) {
+    setError("");
+    try {
+      await decide(item, approve);
+      items.reload();
+      if (onDecided) onDecided();
+    } catch (failure) {
+      setError(failure.message);
+    }
+  }
+  return html`<div class="panel">
+    <h2>${title}</h2>
+    ${error ? html`<p class="error" role="alert">${error}</p>` : null}
+    ${status(items)}
+    ${items.data && (items.data.length === 0 ? html`<p class="muted">${empty}</p>` : html`<div class="table-wrap"><table id=${id}>
+      <thead><tr>${columns.map((c) => html`<th>${c}</th>`)}<th></th></tr></thead>
+      <tbody>${items.data.map((item) => html`<tr>${row(item)}<td class="actions">
+        <button type="button" onClick=${() => act(item, true)}>Approve</button>
+        <button class="secondary" type="button" onClick=${() => act(item, false)}>Reject</button></td></tr>`)}</tbody>
+    </table></div>`)}
+  </div>`;
+}

