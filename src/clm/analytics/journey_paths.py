@@ -188,9 +188,10 @@ def journey_slices(touches: Touchpoints, journeys: Journeys, lookback: int) -> S
         raise ValueError("touchpoints span too long to index")
 
     def key(rank: Ints, ts: Ints) -> Ints:
-        return rank * width + (np.clip(ts, first - 1, last + 1) - (first - 1))
+        bounded: Ints = np.minimum(np.maximum(ts, first - 1), last + 1)
+        return rank * width + (bounded - (first - 1))
 
-    sorted_key = key(touches.rank, touches.ts)
+    sorted_key = touches.rank * width + (touches.ts - (first - 1))  # within bounds already
     lo = np.searchsorted(sorted_key, key(rank_j, end - lookback), side="left")
     hi = np.searchsorted(sorted_key, key(rank_j, end), side="right")
     hi = np.where(known, hi, lo)
@@ -237,7 +238,8 @@ def path_counts(
     code = touches.code[index]
     g = group[journey]
     is_first, is_last = pos == 0, pos == n[journey] - 1
-    prev = np.where(is_first, v, touches.code[np.maximum(index - 1, 0)])  # v stands for START
+    # a journey's touchpoints are consecutive here, so the one before is the previous row
+    prev = np.where(is_first, v, np.concatenate([[v], code[:-1]]))  # v stands for START
     step_counts = np.bincount((g * (v + 1) + prev) * v + code, minlength=groups * (v + 1) * v)
     end_counts = np.bincount(g[is_last] * v + code[is_last], minlength=groups * v)
     names = [*touches.values, START]
