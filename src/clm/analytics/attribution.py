@@ -66,13 +66,14 @@ def stays(transitions: ir.Table, until: int) -> ir.Table:
     )  # fmt: skip
 
 
-def _touches(events: ir.Table, dimension: str, until: int) -> ir.Table:
+def _touches(source: ReportSource, events: ir.Table, dimension: str, until: int) -> ir.Table:
     """``customer_id, touch_ts, touch_id, value``: the customers' touchpoints before ``until``,
     sorted by customer and time (``Touchpoints`` orders ties by message id)."""
     # the cast drops PostgreSQL's varchar(16) of ``type``, which a cached COALESCE would keep
     typed = events.name.fill_null(events.type.cast("string"))
     value = typed if dimension == "type" else events[dimension]
-    e = events.filter(events.ts < until, by_customer(events))  # CLM's own events never count
+    # CLM's own events never count
+    e = events.filter(source.scan_ts(events) < until, by_customer(events))
     e = e.select("customer_id", touch_ts=e.ts, touch_id=e.message_id, value=value)
     return e.filter(e.value.notnull()).order_by(["customer_id", "touch_ts"])
 
@@ -97,7 +98,9 @@ def _path_counts(source: ReportSource, query: AttributionQuery, period: Period,
     (``journey_paths``): the engine no longer joins journeys to touchpoints, which cost most
     of the report (a range join and four windows over its rows)."""
     events, transitions = filtered(source, query, period)
-    touches = Touchpoints.from_arrow(source.run(_touches(events, query.dimension, period.until)))
+    touches = Touchpoints.from_arrow(
+        source.run(_touches(source, events, query.dimension, period.until))
+    )
     journeys = Journeys.from_arrow(source.run(_journeys(transitions, period, query.from_stage)))
     return path_counts(touches, journeys, query.lookback_days, query.half_life_days, shapley)
 
