@@ -213,15 +213,16 @@ def report_figures(name: str, report: Any) -> Any:
     """The figures of a report that its pandas peer computes, in the peer's shape."""
     if name == "funnel":
         counts = {c.stage: c.customers for c in report.counts if c.customers}
-        return {"counts": counts,
-                "steps": [(s.entered, s.converted, s.median_days) for s in report.steps]}  # fmt: skip
+        steps = [(s.entered, s.converted, s.median_days) for s in report.steps]
+        return {"counts": counts, "steps": steps}
     if name == "churn_retention":
         return [(p.active_at_start, p.new, p.churned, p.reactivated, round(p.revenue, 2),
                  p.net_revenue_retention, p.gross_revenue_retention)
                 for p in report.periods]  # fmt: skip
     if name == "cohorts":
         return [(c.cohort, c.customers, c.active_share,
-                 [round(v, 2) for v in c.revenue_per_customer]) for c in report.cohorts]  # fmt: skip
+                 [round(v, 2) for v in c.revenue_per_customer])
+                for c in report.cohorts]  # fmt: skip
     return {s.segment: (s.customers, round(s.revenue, 2)) for s in report.segments if s.customers}
 
 

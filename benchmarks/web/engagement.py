@@ -59,7 +59,7 @@ COMMENTS = ("Great service, thank you!", "Slow delivery, very disappointed.", "I
 
 def seed(path: Path, answers: int, journeys: int, seed: int = 11) -> None:
     """The engagement data on top of the web benchmark's workspace (id 1)."""
-    db = Database.open(f"sqlite:///{path}", run_migrations=False)
+    db = Database.open(f"sqlite:///{path}")  # migrated to head: the indexes the reads use
     surveys.save_survey(db, 1, SurveyDefinition(key="nps", type="nps"))
     book_id = pb.apply_playbook(db, 1, pb.parse_playbook(BOOK)).id
     db.dispose()
@@ -159,9 +159,9 @@ def seed(path: Path, answers: int, journeys: int, seed: int = 11) -> None:
 
 VIEWS = {
     "playbooks": ["/api/v1/engage/playbooks"],
-    "playbook: report + journeys": ["/api/v1/engage/playbooks",
-                                    "/api/v1/engage/playbooks/bench/report",
-                                    "/api/v1/engage/playbooks/bench/journeys"],
+    "playbook: journeys in flight": ["/api/v1/engage/playbooks",
+                                     "/api/v1/engage/playbooks/bench/journeys"],
+    "playbook: report (uplift)": ["/api/v1/engage/playbooks/bench/report"],
     "journeys page 40, failed": ["/api/v1/engage/playbooks/bench/journeys?page=40&state=all",
                                  "/api/v1/engage/playbooks/bench/journeys?state=failed"],
     "editor (source + check)": ["/api/v1/engage/playbooks/bench/source"],
@@ -185,7 +185,9 @@ def measure(url: str, key: str, repeat: int) -> dict[str, tuple[float, float]]:
         check = {"yaml": pb.parse_playbook(BOOK).model_dump_json()}
         for name, calls in VIEWS.items():
             times = []
-            for n in range(repeat + 1):
+            # The report reads every journey and its customer's goal events: seconds a call at
+            # 100k journeys, so three runs of it, not ``repeat``.
+            for n in range((min(repeat, 3) if "report" in name else repeat) + 1):
                 started = time.perf_counter()
                 answers = list(pool.map(client.get, calls))
                 if name.startswith("editor"):

@@ -159,6 +159,23 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
         transitions,
     )
     scores = rng.uniform(0, 100, customers)
+    # a health history: 1-4 snapshots per customer over the last 90 days, the last one the
+    # current score (so the overview's health trend and this week's movers have data)
+    today = int(time.time())
+    history = []
+    for c, s in zip(ids.tolist(), scores.tolist(), strict=True):
+        steps = int(rng.integers(1, 5))
+        at = today - int(rng.integers(1, 90 * 86_400))
+        values = [*rng.uniform(0, 100, steps - 1).tolist(), s]
+        for n, v in enumerate(values):
+            state = "happy" if v >= 70 else "at_risk" if v >= 40 else "unhappy"
+            history.append((workspace_id, health_id, c, at, _stamp(at), float(v), state, "{}"))
+            at = min(today, at + int(rng.integers(3_600, 30 * 86_400))) if n + 1 < steps else at
+    con.executemany(
+        "INSERT INTO health_history (workspace_id, definition_id, customer_id, ts, occurred_at,"
+        " score, state, contributions, cause_message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+        history,
+    )
     con.executemany(
         "INSERT INTO health_scores (workspace_id, definition_id, customer_id, scored_at, score,"
         " state, contributions, next_due) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
@@ -173,11 +190,46 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
     return workspace_id, key
 
 
+def _days_ago(days: int) -> str:
+    return datetime.fromtimestamp(time.time() - days * 86_400, UTC).date().isoformat()
+
+
+# The overview's whole-history readings, kept between requests (clm.analytics.kept): timed
+# once, cold, before the pages are measured warm.
+FIRST_READINGS = [
+    "/api/v1/overview/trends",
+    "/api/v1/overview/movers?days=7&limit=8",
+    "/api/v1/overview/retention",
+    "/api/v1/overview/retention?since=" + _days_ago(90),
+]
+
+
+def first_readings(client: httpx.Client) -> dict[str, float]:
+    """Seconds until each kept reading is ready (the retention answer says ``ready``)."""
+    seconds = {}
+    for call in FIRST_READINGS:
+        started = time.perf_counter()
+        while True:
+            answer = client.get(call)
+            if answer.status_code != 200:
+                raise SystemExit(f"{call}: {answer.status_code} {answer.text[:200]}")
+            if answer.json().get("ready", True):
+                break
+            time.sleep(2)
+        seconds[call] = time.perf_counter() - started
+    return seconds
+
+
 def pages(customer_id: int) -> dict[str, list[str]]:
     """Each page and the /api/v1 calls it makes on opening."""
     c = f"/api/v1/customers/{customer_id}"
     return {
-        "overview": ["/api/v1/workspace/stats", "/api/v1/lifecycle/counts"],
+        "overview": ["/api/v1/workspace/stats", "/api/v1/lifecycle/counts",
+                     "/api/v1/overview/trends", "/api/v1/overview/movers?days=7&limit=8",
+                     "/api/v1/overview/retention", "/api/v1/overview/revenue-at-risk",
+                     "/api/v1/reports/funnel"],
+        "overview, 90 days daily": ["/api/v1/overview/trends?grain=day&since=" + _days_ago(90),
+                                    "/api/v1/overview/retention?since=" + _days_ago(90)],
         "customers": ["/api/v1/customer-list", "/api/v1/lifecycle/counts"],
         "customers, search": ["/api/v1/customer-list?q=person1234"],
         "customers, stage filter": ["/api/v1/customer-list?stage=loyalty"],
@@ -187,18 +239,29 @@ def pages(customer_id: int) -> dict[str, list[str]]:
         "customers, by last seen": ["/api/v1/customer-list?sort=last_seen&order=desc"],
         "customer 360": [c, f"{c}/lifecycle", f"{c}/predictions", f"{c}/timeline?limit=200",
                          f"{c}/notes"],
+        "settings, health scorecard": ["/api/v1/health/scorecard"],
+        "settings, guardrails": ["/api/v1/engage/policy", "/api/v1/engage/channels"],
     }  # fmt: skip
 
 
-def measure(url: str, key: str, repeat: int, customers: int) -> dict[str, dict[str, float]]:
+def measure(
+    url: str, key: str, repeat: int, customers: int, only: list[str] | None = None
+) -> dict[str, dict[str, float]]:
     headers = {"Authorization": f"Bearer {key}"}
     results: dict[str, dict[str, float]] = {}
     rng = np.random.default_rng(1)
     with (
-        httpx.Client(base_url=url, headers=headers, timeout=120) as client,
+        httpx.Client(base_url=url, headers=headers, timeout=600) as client,
         ThreadPoolExecutor(8) as pool,
     ):
+        if not only or any(name.startswith("overview") for name in only):
+            cpu = time.process_time()
+            for call, seconds in first_readings(client).items():
+                print(f"first reading {call}: {seconds:.1f} s")
+            print(f"  (server process CPU meanwhile: {time.process_time() - cpu:.1f} s)")
         for name in pages(1):
+            if only and name not in only:
+                continue
             times = []
             for n in range(repeat + 1):
                 calls = pages(int(rng.integers(1, customers + 1)))[name]
@@ -224,6 +287,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--data", type=Path, default=Path("/tmp/clm-web-bench"))
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--pages", help="comma-separated page names (default: all)")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     path = args.data / f"web-{args.customers}-{args.events}.sqlite"
@@ -246,7 +310,10 @@ def main() -> None:
     while not server.started:
         time.sleep(0.05)
     print(f"load before: {os.getloadavg()[0]:.1f}")
-    results = measure(f"http://127.0.0.1:{port}", key, args.repeat, args.customers)
+    only = [p.strip() for p in args.pages.split(",")] if args.pages else None
+    cpu = time.process_time()
+    results = measure(f"http://127.0.0.1:{port}", key, args.repeat, args.customers, only)
+    print(f"CPU of this process (server and client): {time.process_time() - cpu:.1f} s")
     print(f"load after: {os.getloadavg()[0]:.1f}")
     print(f"{'page':28} {'p50 ms':>8} {'p95 ms':>8}")
     for name, figures in results.items():

@@ -94,7 +94,7 @@ def test_the_app_opens_a_workspace_with_a_key_and_routes_by_url(
     page.click("#login-form button")
     expect(page.locator("#stat-customers")).to_have_text("2")
     expect(page.locator("#stat-purchases")).to_have_text("1")
-    expect(page.locator("#stat-revenue")).to_have_text("42")
+    expect(page.locator("#stat-revenue")).to_have_text("$42")
     expect(page.locator("#channels")).to_contain_text("paid search")
     # Each page is a URL; the back button returns; a deep link reloads into the same page.
     page.click("nav >> text=Settings")

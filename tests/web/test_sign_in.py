@@ -50,7 +50,7 @@ def test_a_person_signs_in_and_out_with_the_session_cookie(
     page.fill("#password", PASSWORD)
     page.click("#signin-form button")
     expect(page.locator("#stat-customers")).to_have_text("2")
-    expect(page.locator("#stat-revenue")).to_have_text("42")
+    expect(page.locator("#stat-revenue")).to_have_text("$42")
     page.screenshot(path=str(tmp_path / "signed-in.png"), full_page=True)
     # The session cookie is HttpOnly: the page's scripts see only the CSRF token.
     cookies = page.evaluate("document.cookie")

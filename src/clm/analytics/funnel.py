@@ -84,9 +84,7 @@ def funnel(source: ReportSource, query: FunnelQuery | None = None) -> FunnelRepo
     # One pass over the stage history, one row per customer; every figure below reads it.
     with quiet_engines():  # caching runs the query now, with the engine's own warnings
         journey = customer_journeys(transitions, stages, everyone, period).cache()
-    latest = latest_stage(transitions, at)
-    counts = latest.group_by("stage").aggregate(customers=ibis._.count())
-    found = {r["stage"]: int(r["customers"]) for r in source.run(counts).to_pylist()}
+    found = _stage_counts(source, journey, transitions, everyone, at, period)
     steps = _steps(source, journey, stages, [everyone.index(s) for s in stages], period)
     in_period = transitions.filter(transitions.ts >= period.since, transitions.ts < period.until)
     flow = _flow(source, in_period)
@@ -110,17 +108,42 @@ def customer_journeys(
 ) -> ir.Table:
     """One row per customer with a transition before ``until``: ``r{i}``, when they first
     reached funnel stage *i* (or one beyond it); ``first{j}``, when they first entered stage
-    *j*, and ``entries{j}``, how often they entered it in the period."""
+    *j*; ``entries{j}``, how often they entered it in the period; and ``last``, their stage
+    just before ``until`` (its index in ``everyone``; -1 for a stage the model lacks)."""
     t = transitions.filter(transitions.ts < period.until)
     position = stage_position(t.to_stage, stages)
     in_period = t.ts >= period.since
+    # the latest transition's stage as one integer max (ts * K + index + 1): a customer never
+    # has two transitions at the same instant, and a plain max works on every engine, where
+    # arg_max in SQLite must be a query's only aggregate (``latest_stage``)
+    width = len(everyone) + 1
+    latest = (t.ts * width + stage_position(t.to_stage, everyone) + 1).max()
     return t.group_by("customer_id").aggregate(
         **{f"r{i}": _maybe(t.ts.min(where=position >= i)) for i in range(len(stages))},
         **{f"first{j}": _maybe(t.ts.min(where=t.to_stage == name))
            for j, name in enumerate(everyone)},
         **{f"entries{j}": flag(in_period & (t.to_stage == name)).sum()
            for j, name in enumerate(everyone)},
+        last=(latest % width - 1).cast("int64"),
     )  # fmt: skip
+
+
+def _stage_counts(
+    source: ReportSource, journey: ir.Table, transitions: ir.Table, everyone: Sequence[str],
+    at: int, period: Period,
+) -> dict[str, int]:  # fmt: skip
+    """Customers per stage just before ``at``: read from the journeys when ``at`` is their
+    ``until`` (one pass over the history less), else from the history."""
+    if at == period.until:
+        counts = journey.group_by("last").aggregate(customers=ibis._.count())
+        return {
+            everyone[int(r["last"])]: int(r["customers"])
+            for r in source.run(counts).to_pylist()
+            if 0 <= int(r["last"]) < len(everyone)
+        }
+    latest = latest_stage(transitions, at)
+    counts = latest.group_by("stage").aggregate(customers=ibis._.count())
+    return {r["stage"]: int(r["customers"]) for r in source.run(counts).to_pylist()}
 
 
 def _maybe(value: ir.IntegerValue) -> ir.IntegerValue:

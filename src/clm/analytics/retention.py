@@ -77,7 +77,12 @@ def churn_retention(source: ReportSource, query: RetentionQuery | None = None) -
     events, transitions = filtered(source, query, period)
     exits = [s.name for s in source.model.stages if s.exit]
     grain = query.granularity
-    by_bucket = _moves(source, events, transitions, exits, period, grain)
+    # each buyer's first purchase: read by the moves and by the at-risk count
+    bought = events.filter(events.name == PURCHASE, events.ts < period.until, by_customer(events))
+    first = source.reuse(
+        bought.group_by("customer_id").aggregate(fp=bought.ts.min()), join_key="customer_id"
+    )
+    by_bucket = _moves(source, first, transitions, exits, period, grain)
     revenue = _revenue(source, events, period, query)
     active = int(by_bucket.get(BEFORE, {}).get("delta") or 0)
     rows = []
@@ -105,13 +110,13 @@ def churn_retention(source: ReportSource, query: RetentionQuery | None = None) -
         active += int(found.get("delta") or 0)
     return RetentionReport(
         since=iso(period.since), until=iso(period.until), granularity=grain, churn_stages=exits,
-        periods=rows, at_risk=_at_risk(source, events, transitions, exits, period, query),
+        periods=rows, at_risk=_at_risk(source, events, first, transitions, exits, period, query),
         definitions=DEFINITIONS,
     )  # fmt: skip
 
 
 def _moves(
-    source: ReportSource, events: ir.Table, transitions: ir.Table, exits: list[str],
+    source: ReportSource, first: ir.Table, transitions: ir.Table, exits: list[str],
     period: Period, grain: Granularity,
 ) -> dict[int, dict[str, int]]:  # fmt: skip
     """Per period bucket (``BEFORE`` for all before ``since``): the change in active customers
@@ -121,8 +126,6 @@ def _moves(
     (the latest transition at or before it) is not an exit stage. After it, each transition
     changes the count by (alive after) - (alive before); transitions before it change nothing.
     """
-    bought = events.filter(events.name == PURCHASE, events.ts < period.until, by_customer(events))
-    first = bought.group_by("customer_id").aggregate(fp=bought.ts.min())
     t = transitions.filter(transitions.ts < period.until)
     then = t.join(first, "customer_id")
     then = then.filter(then.ts <= then.fp)
@@ -187,8 +190,8 @@ def _revenue(
 
 
 def _at_risk(
-    source: ReportSource, events: ir.Table, transitions: ir.Table, exits: list[str],
-    period: Period, query: RetentionQuery,
+    source: ReportSource, events: ir.Table, first: ir.Table, transitions: ir.Table,
+    exits: list[str], period: Period, query: RetentionQuery,
 ) -> AtRisk:  # fmt: skip
     """Alive customers at risk at ``until``: by their health state (``at_risk`` or
     ``unhappy``) when the health history gives them one, else by P(alive) below the
@@ -197,8 +200,7 @@ def _at_risk(
     Alive is the periods' "active" at ``until``: customers who bought (leads are not
     customers) and whose stage just before ``until`` is not an exit stage (or who have none).
     """
-    bought = events.filter(events.name == PURCHASE, events.ts < period.until, by_customer(events))
-    buyers = bought.select("customer_id").distinct()
+    buyers = first.select("customer_id")
     stages = latest_stage(transitions, period.until)
     with_stage = buyers.left_join(stages, "customer_id").select(buyers.customer_id, stages.stage)
     alive = with_stage.filter(~_in(with_stage.stage.fill_null(""), exits)).select("customer_id")

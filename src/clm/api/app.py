@@ -14,9 +14,11 @@ from clm.api.customer_list import router as customer_list_router
 from clm.api.engage import router as engage_router
 from clm.api.engage_console import router as engage_console_router
 from clm.api.errors import ERROR_RESPONSES, install_error_handlers
+from clm.api.health import router as health_router
 from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
 from clm.api.notes import router as notes_router
+from clm.api.overview import router as overview_router
 from clm.api.predictions import router as predictions_router
 from clm.api.privacy import router as privacy_router
 from clm.api.public import router as public_router
@@ -68,6 +70,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(tracking_router)
     app.include_router(management_router)
     app.include_router(lifecycle_router)
+    app.include_router(health_router)
     app.include_router(engage_router)
     app.include_router(engage_console_router)
     app.include_router(public_router)
@@ -77,6 +80,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(privacy_router)
     app.include_router(notes_router)
     app.include_router(customer_list_router)
+    app.include_router(overview_router)
     app.include_router(segments_router)
 
     @app.get("/health", tags=["ops"])

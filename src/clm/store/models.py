@@ -486,6 +486,11 @@ class EngageJourney(Base):
     __table_args__ = (
         Index("ix_engage_journeys_customer", "workspace_id", "playbook_name", "customer_id"),
         Index("ix_engage_journeys_due", "workspace_id", "state", "wake_at"),
+        # One playbook's journeys by state, next to wake first (the console's journeys in
+        # flight: counts per state and a page, without reading every journey row)
+        Index(
+            "ix_engage_journeys_playbook_state", "workspace_id", "playbook_name", "state", "wake_at"
+        ),
     )
 
 

@@ -81,4 +81,11 @@ def playbook_yaml(definition: dict[str, Any]) -> str:
         for unit in ("days", "hours"):
             if isinstance(step.get(unit), float) and step[unit].is_integer():
                 step[unit] = int(step[unit])
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    return yaml.dump(data, Dumper=_Indented, sort_keys=False, allow_unicode=True, width=100)
+
+
+class _Indented(yaml.SafeDumper):
+    """Lists indented under their key (``steps:`` then ``  - id: …``), as people write them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)

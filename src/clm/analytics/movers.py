@@ -1,0 +1,242 @@
+"""This week's biggest movers: the customers whose health score fell most, and the stage
+moves (up or down the stage model), over the last few days, from the exact histories.
+
+A health mover is a customer with a score both at the start of the window and now (their
+latest ``health_history`` snapshot at or before each instant) whose score now is lower;
+customers first scored inside the window have no "before" and are not movers. A stage move
+is a transition in the window, up (forward, skip, reactivation) or down (backward, exit);
+entries (a customer's first stage) are counted as new, not as moves.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import and_, desc, func, select
+from sqlalchemy.orm import aliased
+
+from clm.analytics.trends import active_scorecard_id, active_stage_model
+from clm.lifecycle.health import STATE_LABELS
+from clm.store.engine import Database
+from clm.store.models import Customer, HealthSnapshot, StageTransition
+
+DAY = 86_400
+UP = ("forward", "skip", "reactivation")
+DOWN = ("backward", "exit")
+Direction = Literal["up", "down", "new"]
+KEEP_FOR = 120  # seconds an answer may be reused while the histories are unchanged
+
+
+class MoversQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    days: Annotated[int, Field(ge=1, le=90, description="the window: the last N days")] = 7
+    limit: Annotated[int, Field(ge=1, le=100, description="customers per list")] = 10
+
+
+class Who(BaseModel):
+    """Enough of a customer to name them and link to their page."""
+
+    customer_id: int
+    name: str | None
+    email: str | None
+    user_id: str | None
+
+
+class HealthMover(Who):
+    score_before: float
+    score_now: float
+    change: float
+    state_before: str
+    state_now: str
+
+
+class StageMove(Who):
+    at: datetime
+    from_stage: str | None
+    to_stage: str
+    direction: Direction
+    rule: str
+
+
+class StageFlow(BaseModel):
+    from_stage: str | None
+    to_stage: str
+    direction: Direction
+    moves: int
+
+
+class Movers(BaseModel):
+    since: datetime
+    until: datetime
+    health_fell: Annotated[int, Field(description="customers whose score is lower than before")]
+    health_rose: int
+    health: Annotated[list[HealthMover], Field(description="biggest falls first")]
+    stage_moves: Annotated[dict[str, int], Field(description="up, down and new: transitions")]
+    flows: list[StageFlow]
+    stages: Annotated[list[StageMove], Field(description="the latest moves up or down")]
+
+
+def _direction(kind: str) -> Direction:
+    return "up" if kind in UP else "down" if kind in DOWN else "new"
+
+
+def _who(raw: object) -> dict[str, object]:
+    traits = getattr(raw, "traits", None) or {}
+    name = traits.get("name") if isinstance(traits, dict) else None
+    return {
+        "customer_id": int(raw.customer_id),  # type: ignore[attr-defined]
+        "name": name if isinstance(name, str) else None,
+        "email": raw.email,  # type: ignore[attr-defined]
+        "user_id": raw.user_id,  # type: ignore[attr-defined]
+    }
+
+
+def _health_movers(
+    db: Database, workspace_id: int, since: int, until: int, limit: int
+) -> tuple[int, int, list[HealthMover]]:
+    h = HealthSnapshot
+    definition_id = active_scorecard_id(db, workspace_id)
+    touched = (
+        select(h.customer_id)
+        .where(h.definition_id == definition_id, h.ts > since, h.ts <= until)
+        .group_by(h.customer_id)
+        .subquery()
+    )
+
+    def latest(at: int):  # type: ignore[no-untyped-def]
+        inner = aliased(HealthSnapshot)
+        return (
+            select(inner.id)
+            .where(
+                inner.definition_id == definition_id,
+                inner.customer_id == touched.c.customer_id,
+                inner.ts <= at,
+            )
+            .order_by(desc(inner.ts), desc(inner.id))
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    pairs = select(
+        touched.c.customer_id, latest(since).label("before_id"), latest(until).label("now_id")
+    ).subquery()
+    before, now = aliased(HealthSnapshot), aliased(HealthSnapshot)
+    change = (now.score - before.score).label("change")
+    moved = (
+        select(
+            pairs.c.customer_id,
+            before.score.label("score_before"),
+            now.score.label("score_now"),
+            change,
+            before.state.label("state_before"),
+            now.state.label("state_now"),
+        )
+        .join(before, before.id == pairs.c.before_id)
+        .join(now, now.id == pairs.c.now_id)
+        .subquery()
+    )
+    counts = select(
+        func.count().filter(moved.c.change < 0), func.count().filter(moved.c.change > 0)
+    )
+    fallen = (
+        select(moved, Customer.email, Customer.user_id, Customer.traits)
+        .join(Customer, Customer.id == moved.c.customer_id)
+        .where(moved.c.change < 0, Customer.workspace_id == workspace_id)
+        .order_by(moved.c.change, moved.c.customer_id)
+        .limit(limit)
+    )
+    with db.session() as session:
+        fell, rose = session.execute(counts).one()
+        rows = session.execute(fallen).all()
+    return (
+        int(fell or 0),
+        int(rose or 0),
+        [
+            HealthMover(
+                **_who(r),  # type: ignore[arg-type]
+                score_before=round(r.score_before, 2),
+                score_now=round(r.score_now, 2),
+                change=round(r.change, 2),
+                state_before=STATE_LABELS.get(r.state_before, r.state_before),
+                state_now=STATE_LABELS.get(r.state_now, r.state_now),
+            )
+            for r in rows
+        ],
+    )
+
+
+def _stage_moves(
+    db: Database, workspace_id: int, since: int, until: int, limit: int
+) -> tuple[dict[str, int], list[StageFlow], list[StageMove]]:
+    t = StageTransition
+    definition_id, _ = active_stage_model(db, workspace_id)
+    window = and_(t.definition_id == definition_id, t.ts > since, t.ts <= until)
+    flows_query = (
+        select(t.from_stage, t.to_stage, t.kind, func.count())
+        .where(window)
+        .group_by(t.from_stage, t.to_stage, t.kind)
+    )
+    latest = (
+        select(
+            t.customer_id,
+            t.ts,
+            t.from_stage,
+            t.to_stage,
+            t.kind,
+            t.rule,
+            Customer.email,
+            Customer.user_id,
+            Customer.traits,
+        )
+        .join(Customer, Customer.id == t.customer_id)
+        .where(window, t.kind.in_(UP + DOWN), Customer.workspace_id == workspace_id)
+        .order_by(desc(t.ts), desc(t.id))
+        .limit(limit)
+    )
+    with db.session() as session:
+        flow_rows = session.execute(flows_query).all()
+        move_rows = session.execute(latest).all()
+    totals = {"up": 0, "down": 0, "new": 0}
+    flows = []
+    for source, target, kind, n in flow_rows:
+        direction = _direction(kind)
+        totals[direction] += int(n)
+        flows.append(
+            StageFlow(from_stage=source, to_stage=target, direction=direction, moves=int(n))
+        )
+    flows.sort(key=lambda f: (-f.moves, f.from_stage or "", f.to_stage))
+    moves = [
+        StageMove(
+            **_who(r),  # type: ignore[arg-type]
+            at=datetime.fromtimestamp(r.ts, UTC),
+            from_stage=r.from_stage,
+            to_stage=r.to_stage,
+            direction=_direction(r.kind),
+            rule=r.rule,
+        )
+        for r in move_rows
+    ]
+    return totals, flows, moves
+
+
+def movers(
+    db: Database,
+    workspace_id: int,
+    query: MoversQuery | None = None,
+    *,
+    now: datetime | None = None,
+) -> Movers:
+    """Health falls and stage moves in the last ``days`` days up to ``now``."""
+    query = query or MoversQuery()
+    until = int((now or datetime.now(UTC)).timestamp())
+    since = until - query.days * DAY
+    fell, rose, health = _health_movers(db, workspace_id, since, until, query.limit)
+    totals, flows, stages = _stage_moves(db, workspace_id, since, until, query.limit)
+    return Movers(
+        since=datetime.fromtimestamp(since, UTC), until=datetime.fromtimestamp(until, UTC),
+        health_fell=fell, health_rose=rose, health=health, stage_moves=totals, flows=flows,
+        stages=stages,
+    )  # fmt: skip

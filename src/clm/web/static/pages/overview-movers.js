@@ -1,0 +1,46 @@
+// This week's biggest movers: whose health fell most, and who moved up or down a stage; each
+// customer links to their 360.
+import { html } from "../lib/html.js";
+import { useApi, status } from "../lib/hooks.js";
+import { day, label, number, thousands } from "../lib/format.js";
+
+const name = (c) => c.name || c.email || c.user_id || `#${c.customer_id}`;
+const ARROW = { up: "↑", down: "↓", new: "+" };
+
+function HealthFalls({ rows }) {
+  if (rows.length === 0) return html`<p class="muted">No customer's health fell this week.</p>`;
+  return html`<div class="table-wrap"><table id="movers-health">
+    <thead><tr><th>customer, state now</th><th class="num">score</th></tr></thead>
+    <tbody>${rows.map((m) => html`<tr>
+      <td class="who"><a href=${`/customers/${m.customer_id}`}>${name(m)}</a><br />
+        <span class=${m.state_now === m.state_before ? "muted" : "bad"}>${m.state_now === m.state_before ? m.state_now : `${m.state_before} → ${m.state_now}`}</span></td>
+      <td class="num"><span class="bad">${number(m.change)}</span><br /><span class="muted">${number(m.score_before)} → ${number(m.score_now)}</span></td>
+    </tr>`)}</tbody></table></div>`;
+}
+
+function StageMoves({ rows }) {
+  if (rows.length === 0) return html`<p class="muted">Nobody moved up or down a stage this week.</p>`;
+  return html`<div class="table-wrap"><table id="movers-stages">
+    <thead><tr><th>customer, when</th><th>move</th></tr></thead>
+    <tbody>${rows.map((m) => html`<tr>
+      <td class="who"><a href=${`/customers/${m.customer_id}`}>${name(m)}</a><br /><span class="muted">${day(m.at)}</span></td>
+      <td class=${m.direction === "down" ? "bad" : "good"}>${ARROW[m.direction]} ${label(m.from_stage)} → ${label(m.to_stage)}</td>
+    </tr>`)}</tbody></table></div>`;
+}
+
+export function Movers() {
+  const found = useApi("/overview/movers?days=7&limit=8");
+  const m = found.data;
+  return html`<div id="movers" class="panel">
+    <h2>This week's biggest movers <span class="muted">(last 7 days)</span></h2>
+    ${status(found)}
+    ${m && html`<p id="movers-summary">
+      ${"Health fell for "}<strong>${thousands(m.health_fell)}</strong>${` and rose for ${thousands(m.health_rose)} customers; `}
+      <strong>${thousands(m.stage_moves.up)}</strong>${" moved up a stage, "}<strong>${thousands(m.stage_moves.down)}</strong>
+      ${` down, and ${thousands(m.stage_moves.new)} entered their first stage.`}</p>
+    <div class="panels">
+      <div><h3>Health fell most</h3><${HealthFalls} rows=${m.health} /></div>
+      <div><h3>Latest stage moves</h3><${StageMoves} rows=${m.stages} /></div>
+    </div>`}
+  </div>`;
+}
