@@ -242,7 +242,7 @@ def pages(customer_id: int) -> dict[str, list[str]]:
                                   "&order=desc"],
         "customers, lowest P(alive)": ["/api/v1/customer-list?sort=p_alive&order=asc&page=20"],
         "customer 360": [c, f"{c}/lifecycle", f"{c}/predictions", f"{c}/timeline?limit=200",
-                         f"{c}/notes"],
+                         f"{c}/notes", f"{c}/engagement"],
         "settings, health scorecard": ["/api/v1/health/scorecard"],
         "settings, guardrails": ["/api/v1/engage/policy", "/api/v1/engage/channels"],
     }  # fmt: skip
@@ -285,6 +285,37 @@ def measure(
     return results
 
 
+def single_calls(
+    url: str, key: str, repeat: int, customers: int, only: list[str] | None = None
+) -> dict[str, dict[str, float]]:
+    """Each call of the pages alone (one at a time, a random customer each run), p50 and p95
+    after one warm-up: which call a page's time is."""
+    headers = {"Authorization": f"Bearer {key}"}
+    rng = np.random.default_rng(2)
+    times: dict[str, list[float]] = {}
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        for n in range(repeat + 1):
+            customer = int(rng.integers(1, customers + 1))
+            for name, calls in pages(customer).items():
+                if only and name not in only:
+                    continue
+                for call in calls:
+                    started = time.perf_counter()
+                    client.get(call).raise_for_status()
+                    elapsed = (time.perf_counter() - started) * 1000
+                    label = call.replace(f"/customers/{customer}", "/customers/{id}")
+                    if n:
+                        times.setdefault(label.removeprefix("/api/v1/"), []).append(elapsed)
+    results = {}
+    for call, values in times.items():
+        values.sort()
+        results[call] = {
+            "p50": statistics.median(values),
+            "p95": values[min(len(values) - 1, int(0.95 * len(values)))],
+        }
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=100_000)
@@ -292,6 +323,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/tmp/clm-web-bench"))
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--pages", help="comma-separated page names (default: all)")
+    parser.add_argument(
+        "--calls", action="store_true", help="also time each call of the pages alone, in turn"
+    )
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     path = args.data / f"web-{args.customers}-{args.events}.sqlite"
@@ -327,12 +361,17 @@ def main() -> None:
     print(f"load before: {os.getloadavg()[0]:.1f}")
     only = [p.strip() for p in args.pages.split(",")] if args.pages else None
     cpu = time.process_time()
-    results = measure(f"http://127.0.0.1:{port}", key, args.repeat, args.customers, only)
+    url = f"http://127.0.0.1:{port}"
+    results = measure(url, key, args.repeat, args.customers, only)
     print(f"CPU of this process (server and client): {time.process_time() - cpu:.1f} s")
     print(f"load after: {os.getloadavg()[0]:.1f}")
     print(f"{'page':28} {'p50 ms':>8} {'p95 ms':>8}")
     for name, figures in results.items():
         print(f"{name:28} {figures['p50']:8.0f} {figures['p95']:8.0f}")
+    if args.calls:
+        print(f"{'call':40} {'p50 ms':>8} {'p95 ms':>8}")
+        for call, figures in single_calls(url, key, args.repeat, args.customers, only).items():
+            print(f"{call:40} {figures['p50']:8.0f} {figures['p95']:8.0f}")
     server.should_exit = True
     db.dispose()
 

@@ -72,6 +72,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/customers/{customer_id}/predictions"): READ,
     ("POST", "/api/v1/customers/{customer_id}/notes"): SUPPORT,
     ("GET", "/api/v1/customers/{customer_id}/notes"): READ,
+    ("GET", "/api/v1/customers/{customer_id}/engagement"): READ,
     ("GET", "/api/v1/customer-list"): READ,
     ("GET", "/api/v1/customer-list.csv"): READ,
     ("GET", "/api/v1/overview/trends"): READ,

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from clm._runtime import settle_heap
 from clm.api.accounts import router as accounts_router
 from clm.api.cors import TrackingCors
+from clm.api.customer_engagement import router as customer_engagement_router
 from clm.api.customer_list import router as customer_list_router
 from clm.api.engage import router as engage_router
 from clm.api.engage_console import router as engage_console_router
@@ -80,6 +81,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(privacy_router)
     app.include_router(notes_router)
     app.include_router(customer_list_router)
+    app.include_router(customer_engagement_router)
     app.include_router(overview_router)
     app.include_router(segments_router)
 
