@@ -406,7 +406,11 @@ def refresh_state(
             written = 0
             now_ts = int(at.timestamp())
             for chunk in _chunks(touched):
-                merged_away = select(Customer.id).where(Customer.merged_into_id.in_(chunk))
+                merged_away = (  # the index, or SQLite's statistics make it scan (see store)
+                    select(Customer.id)
+                    .where(Customer.merged_into_id.in_(chunk))
+                    .with_hint(Customer, "INDEXED BY ix_customers_merged_into", "sqlite")
+                )
                 removed += _delete_rows(session, CustomerState.customer_id.in_(merged_away))
                 _delete_rows(session, CustomerState.customer_id.in_(chunk))
                 rows = _state_rows(workspace_id, now_ts, stage_id, health_id, chunk, at)
