@@ -202,6 +202,7 @@ FIRST_READINGS = [
     "/api/v1/overview/movers?days=7&limit=8",
     "/api/v1/overview/retention",
     "/api/v1/overview/retention?since=" + _days_ago(90),
+    "/api/v1/overview/funnel",
 ]
 
 
@@ -228,7 +229,7 @@ def pages(customer_id: int) -> dict[str, list[str]]:
         "overview": ["/api/v1/workspace/stats", "/api/v1/lifecycle/counts",
                      "/api/v1/overview/trends", "/api/v1/overview/movers?days=7&limit=8",
                      "/api/v1/overview/retention", "/api/v1/overview/revenue-at-risk",
-                     "/api/v1/reports/funnel"],
+                     "/api/v1/overview/funnel"],
         "overview 90 days daily": ["/api/v1/overview/trends?grain=day&since=" + _days_ago(90),
                                     "/api/v1/overview/retention?since=" + _days_ago(90)],
         "customers": ["/api/v1/customer-list", "/api/v1/lifecycle/counts"],
