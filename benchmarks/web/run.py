@@ -31,6 +31,7 @@ import numpy as np
 import uvicorn
 
 from clm.lifecycle.catalog import get_stage_model
+from clm.lifecycle.current_state import rebuild_state
 from clm.lifecycle.health_inputs import get_scorecard
 from clm.store import workspaces as ws
 from clm.store.engine import Database
@@ -168,8 +169,8 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
         at = today - int(rng.integers(1, 90 * 86_400))
         values = [*rng.uniform(0, 100, steps - 1).tolist(), s]
         for n, v in enumerate(values):
-            history.append((workspace_id, health_id, c, at, _stamp(at), float(v),
-                            "happy" if v >= 70 else "at_risk" if v >= 40 else "unhappy", "{}"))
+            state = "happy" if v >= 70 else "at_risk" if v >= 40 else "unhappy"
+            history.append((workspace_id, health_id, c, at, _stamp(at), float(v), state, "{}"))
             at = min(today, at + int(rng.integers(3_600, 30 * 86_400))) if n + 1 < steps else at
     con.executemany(
         "INSERT INTO health_history (workspace_id, definition_id, customer_id, ts, occurred_at,"
@@ -190,11 +191,46 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
     return workspace_id, key
 
 
+def _days_ago(days: int) -> str:
+    return datetime.fromtimestamp(time.time() - days * 86_400, UTC).date().isoformat()
+
+
+# The overview's whole-history readings, kept between requests (clm.analytics.kept): timed
+# once, cold, before the pages are measured warm.
+FIRST_READINGS = [
+    "/api/v1/overview/trends",
+    "/api/v1/overview/movers?days=7&limit=8",
+    "/api/v1/overview/retention",
+    "/api/v1/overview/retention?since=" + _days_ago(90),
+]
+
+
+def first_readings(client: httpx.Client) -> dict[str, float]:
+    """Seconds until each kept reading is ready (the retention answer says ``ready``)."""
+    seconds = {}
+    for call in FIRST_READINGS:
+        started = time.perf_counter()
+        while True:
+            answer = client.get(call)
+            if answer.status_code != 200:
+                raise SystemExit(f"{call}: {answer.status_code} {answer.text[:200]}")
+            if answer.json().get("ready", True):
+                break
+            time.sleep(2)
+        seconds[call] = time.perf_counter() - started
+    return seconds
+
+
 def pages(customer_id: int) -> dict[str, list[str]]:
     """Each page and the /api/v1 calls it makes on opening."""
     c = f"/api/v1/customers/{customer_id}"
     return {
-        "overview": ["/api/v1/workspace/stats", "/api/v1/lifecycle/counts"],
+        "overview": ["/api/v1/workspace/stats", "/api/v1/lifecycle/counts",
+                     "/api/v1/overview/trends", "/api/v1/overview/movers?days=7&limit=8",
+                     "/api/v1/overview/retention", "/api/v1/overview/revenue-at-risk",
+                     "/api/v1/reports/funnel"],
+        "overview, 90 days daily": ["/api/v1/overview/trends?grain=day&since=" + _days_ago(90),
+                                    "/api/v1/overview/retention?since=" + _days_ago(90)],
         "customers": ["/api/v1/customer-list", "/api/v1/lifecycle/counts"],
         "customers, search": ["/api/v1/customer-list?q=person1234"],
         "customers, stage filter": ["/api/v1/customer-list?stage=loyalty"],
@@ -202,20 +238,34 @@ def pages(customer_id: int) -> dict[str, list[str]]:
             "/api/v1/customer-list?health_state=at_risk,unhappy&sort=clv&order=desc"
         ],
         "customers, by last seen": ["/api/v1/customer-list?sort=last_seen&order=desc"],
+        "customers, RFM filter": ["/api/v1/customer-list?rfm=Champions,Loyal&sort=revenue"
+                                  "&order=desc"],
+        "customers, lowest P(alive)": ["/api/v1/customer-list?sort=p_alive&order=asc&page=20"],
         "customer 360": [c, f"{c}/lifecycle", f"{c}/predictions", f"{c}/timeline?limit=200",
-                         f"{c}/notes"],
+                         f"{c}/notes", f"{c}/engagement"],
+        "settings, health scorecard": ["/api/v1/health/scorecard"],
+        "settings, guardrails": ["/api/v1/engage/policy", "/api/v1/engage/channels"],
     }  # fmt: skip
 
 
-def measure(url: str, key: str, repeat: int, customers: int) -> dict[str, dict[str, float]]:
+def measure(
+    url: str, key: str, repeat: int, customers: int, only: list[str] | None = None
+) -> dict[str, dict[str, float]]:
     headers = {"Authorization": f"Bearer {key}"}
     results: dict[str, dict[str, float]] = {}
     rng = np.random.default_rng(1)
     with (
-        httpx.Client(base_url=url, headers=headers, timeout=120) as client,
+        httpx.Client(base_url=url, headers=headers, timeout=600) as client,
         ThreadPoolExecutor(8) as pool,
     ):
+        if not only or any(name.startswith("overview") for name in only):
+            cpu = time.process_time()
+            for call, seconds in first_readings(client).items():
+                print(f"first reading {call}: {seconds:.1f} s")
+            print(f"  (server process CPU meanwhile: {time.process_time() - cpu:.1f} s)")
         for name in pages(1):
+            if only and name not in only:
+                continue
             times = []
             for n in range(repeat + 1):
                 calls = pages(int(rng.integers(1, customers + 1)))[name]
@@ -235,12 +285,47 @@ def measure(url: str, key: str, repeat: int, customers: int) -> dict[str, dict[s
     return results
 
 
+def single_calls(
+    url: str, key: str, repeat: int, customers: int, only: list[str] | None = None
+) -> dict[str, dict[str, float]]:
+    """Each call of the pages alone (one at a time, a random customer each run), p50 and p95
+    after one warm-up: which call a page's time is."""
+    headers = {"Authorization": f"Bearer {key}"}
+    rng = np.random.default_rng(2)
+    times: dict[str, list[float]] = {}
+    with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        for n in range(repeat + 1):
+            customer = int(rng.integers(1, customers + 1))
+            for name, calls in pages(customer).items():
+                if only and name not in only:
+                    continue
+                for call in calls:
+                    started = time.perf_counter()
+                    client.get(call).raise_for_status()
+                    elapsed = (time.perf_counter() - started) * 1000
+                    label = call.replace(f"/customers/{customer}", "/customers/{id}")
+                    if n:
+                        times.setdefault(label.removeprefix("/api/v1/"), []).append(elapsed)
+    results = {}
+    for call, values in times.items():
+        values.sort()
+        results[call] = {
+            "p50": statistics.median(values),
+            "p95": values[min(len(values) - 1, int(0.95 * len(values)))],
+        }
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--data", type=Path, default=Path("/tmp/clm-web-bench"))
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--pages", help="comma-separated page names (default: all)")
+    parser.add_argument(
+        "--calls", action="store_true", help="also time each call of the pages alone, in turn"
+    )
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     path = args.data / f"web-{args.customers}-{args.events}.sqlite"
@@ -248,10 +333,21 @@ def main() -> None:
     if not meta.exists():
         path.unlink(missing_ok=True)
         started = time.perf_counter()
-        _, key = build(path, args.customers, args.events)
-        meta.write_text(json.dumps({"key": key}))
+        workspace_id, key = build(path, args.customers, args.events)
+        meta.write_text(json.dumps({"key": key, "workspace_id": workspace_id}))
         print(f"built {path} in {time.perf_counter() - started:.0f} s")
-    key = json.loads(meta.read_text())["key"]
+    built = json.loads(meta.read_text())
+    key = built["key"]
+    if "state_seconds" not in built:  # the stored current state, as the demo and worker keep it
+        db = Database.open(f"sqlite:///{path}")
+        cpu, wall = time.process_time(), time.perf_counter()
+        report = rebuild_state(db, built.get("workspace_id", 1))
+        built["state_seconds"] = round(time.perf_counter() - wall, 1)
+        built["state_cpu_seconds"] = round(time.process_time() - cpu, 1)
+        meta.write_text(json.dumps(built))
+        db.dispose()
+        print(f"rebuilt {report.customers:,} customers' state in {built['state_seconds']} s "
+              f"({built['state_cpu_seconds']} s CPU, load {os.getloadavg()[0]:.1f})")  # fmt: skip
     db = Database.open(f"sqlite:///{path}", run_migrations=False)
     with socket.socket() as probe:  # a free ephemeral port on loopback
         probe.bind(("127.0.0.1", 0))
@@ -263,11 +359,19 @@ def main() -> None:
     while not server.started:
         time.sleep(0.05)
     print(f"load before: {os.getloadavg()[0]:.1f}")
-    results = measure(f"http://127.0.0.1:{port}", key, args.repeat, args.customers)
+    only = [p.strip() for p in args.pages.split(",")] if args.pages else None
+    cpu = time.process_time()
+    url = f"http://127.0.0.1:{port}"
+    results = measure(url, key, args.repeat, args.customers, only)
+    print(f"CPU of this process (server and client): {time.process_time() - cpu:.1f} s")
     print(f"load after: {os.getloadavg()[0]:.1f}")
     print(f"{'page':28} {'p50 ms':>8} {'p95 ms':>8}")
     for name, figures in results.items():
         print(f"{name:28} {figures['p50']:8.0f} {figures['p95']:8.0f}")
+    if args.calls:
+        print(f"{'call':40} {'p50 ms':>8} {'p95 ms':>8}")
+        for call, figures in single_calls(url, key, args.repeat, args.customers, only).items():
+            print(f"{call:40} {figures['p50']:8.0f} {figures['p95']:8.0f}")
     server.should_exit = True
     db.dispose()
 

@@ -1,7 +1,8 @@
-"""The overview's data: customers per stage and health state over time, and this week's
-movers, on a small hand-written history whose counts are worked out below by hand, on SQLite
-and PostgreSQL; the stage counts are also checked point by point against ``stage_counts``
-(one "latest transition at or before" query per instant, a second implementation)."""
+"""The overview's data: customers per stage and health state over time, this week's movers
+and the revenue at risk, on small hand-written histories and state rows whose numbers are
+worked out below by hand, on SQLite and PostgreSQL; the stage counts are also checked point
+by point against ``stage_counts`` (one "latest transition at or before" query per instant, a
+second implementation)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from clm.analytics.movers import MoversQuery, movers
+from clm.analytics.revenue_at_risk import revenue_at_risk
 from clm.analytics.trends import TrendQuery, trends
 from clm.errors import ValidationError
 from clm.lifecycle.health_inputs import get_scorecard
@@ -18,9 +20,9 @@ from clm.lifecycle.history import replace_history
 from clm.lifecycle.queries import stage_counts
 from clm.store import workspaces as ws
 from clm.store.engine import Database
-from clm.store.models import HealthSnapshot
+from clm.store.models import CustomerState, HealthSnapshot, StageTransition
 from tests.analytics.logs import event, load, ts
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, make_tenant
 
 # (user, when, from, to, kind): e and a start before the range, d after it.
 MOVES = [
@@ -192,3 +194,54 @@ def test_the_api_serves_the_same_numbers_to_its_workspace_only(live_server: Live
     moved = httpx.get(f"{url}/movers", headers={"Authorization": f"Bearer {key}"})
     assert moved.status_code == 200 and moved.json()["stage_moves"] == {"up": 0, "down": 0,
                                                                          "new": 0}  # fmt: skip
+
+
+def test_revenue_at_risk_sums_the_at_risk_rows_of_the_stored_state(db: Database) -> None:
+    mine, theirs = make_tenant(db, "acme"), make_tenant(db, "other")
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [  # (workspace, customer, health, 12-month CLV, revenue so far)
+        (mine.id, 1, "at_risk", 100.0, 50.0),
+        (mine.id, 2, "unhappy", None, 20.0),  # no prediction: counted, adds no CLV
+        (mine.id, 3, "unhappy", 40.5, 0.0),
+        (mine.id, 4, "happy", 300.0, 500.0),
+        (mine.id, 5, None, 60.0, 0.0),  # no health score
+        (theirs.id, 6, "at_risk", 1000.0, 1000.0),  # another workspace
+    ]
+    with db.transaction() as session:
+        for workspace, customer, health, clv, revenue in rows:
+            session.add(CustomerState(
+                workspace_id=workspace, customer_id=customer, health_state=health, clv_12m=clv,
+                revenue=revenue, purchases=0, updated_at=now,
+            ))  # fmt: skip
+    found = revenue_at_risk(db, mine.id)
+    assert (found.customers, found.without_prediction) == (3, 1)  # 1, 2 and 3
+    assert (found.clv_12m, found.revenue) == (140.5, 70.0)  # 100 + 40.5; 50 + 20 + 0
+    assert found.share_of_clv == round(140.5 / (100 + 40.5 + 300 + 60), 4)
+    empty = revenue_at_risk(db, make_tenant(db, "new").id)
+    assert (empty.customers, empty.clv_12m, empty.share_of_clv) == (0, 0.0, None)
+
+
+def test_the_kept_reading_equals_a_fresh_one_and_follows_new_history(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clm.analytics import trends as module
+
+    workspace_id, customers = _write(db)
+    query = TrendQuery(since=date(2024, 1, 1), until=date(2024, 1, 28), grain="week")
+    kept = trends(db, workspace_id, query)  # no ``now``: read once, then kept
+    fresh = trends(db, workspace_id, query, now=datetime.now(UTC))
+    assert (kept.stages, kept.health, kept.mean_health) == (
+        fresh.stages, fresh.health, fresh.mean_health
+    )  # fmt: skip
+    # c comes back on 27 January; with no grace period the next answer reads it at once
+    monkeypatch.setattr(db.extensions[module.KEPT], "stale_after", 0.0)
+    definition_id = module.active_stage_model(db, workspace_id)[0]
+    with db.transaction() as session:
+        session.add(StageTransition(
+            workspace_id=workspace_id, definition_id=definition_id,
+            customer_id=customers["c"], ts=ts("2024-01-27"),
+            occurred_at=datetime.fromtimestamp(ts("2024-01-27"), UTC), from_stage="churned",
+            to_stage="lead", kind="reactivation", rule="rule:lead", announced=True,
+        ))  # fmt: skip
+    again = trends(db, workspace_id, query)
+    assert again.stages["churned"] == [0, 0, 1, 1] and again.stages["lead"] == [3, 1, 1, 1]

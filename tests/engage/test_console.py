@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 import yaml
 from sqlalchemy import select
 
@@ -308,3 +309,50 @@ def test_a_task_is_assigned_and_completed(live_server: LiveServer) -> None:
                           headers=stranger).status_code == 404  # fmt: skip
         bad = http.patch(f"/api/v1/engage/tasks/{first}", json={"status": "closed"})
         assert bad.status_code == 422 and bad.json()["errors"][0]["loc"][-1] == "status"
+
+
+def test_the_uplift_shown_matches_a_wald_interval_worked_by_hand(live_server: LiveServer) -> None:
+    """The report the playbook page shows: goal rates of the treated and the holdout, their
+    difference and its 95% Wald interval, recomputed here from the journeys' arms."""
+    import math
+
+    from clm.engage.playbooks.journey_steps import tick
+    from tests.engage.test_playbooks import NOW, orders, population, stage_changes
+
+    db = live_server.db
+    ws, ids = population(db, 120)
+    book = pb.parse_playbook({
+        "name": "convert", "trigger": {"type": "stage_changed", "to": "conversion"},
+        "goal": {"event": "Order Completed", "within_days": 30}, "holdout": 0.3,
+        "steps": [{"id": "hi", "type": "send", "category": "welcome",
+                   "content": {"subject": "Hi", "text": "Hello"}}],
+    })  # fmt: skip
+    pb.apply_playbook(db, ws, book)
+    users = list(ids)
+    stage_changes(db, ws, users, "conversion", NOW)
+    tick(db, ws, NOW)
+    arms = {u: pb.journey_history(db, ws, ids[u])[0].arm for u in users}
+    treated = [u for u in users if arms[u] == "treatment"]
+    control = [u for u in users if arms[u] == "control"]
+    # Two in three treated buy within the window, one in four of the holdout; one more
+    # treated customer buys after the 30 days, which must not count.
+    buyers = treated[::3] + treated[1::3] + control[::4]
+    orders(db, ws, buyers, NOW + timedelta(days=3))
+    orders(db, ws, treated[2::3][:1], NOW + timedelta(days=45))
+    t_n, t_k = len(treated), len(treated[::3]) + len(treated[1::3])
+    c_n, c_k = len(control), len(control[::4])
+    t_p, c_p = t_k / t_n, c_k / c_n
+    se = math.sqrt(t_p * (1 - t_p) / t_n + c_p * (1 - c_p) / c_n)
+    from clm.store import workspaces
+
+    with db.transaction() as session:
+        token = workspaces.issue_key(session, "secret", ws).key
+    with httpx.Client(base_url=live_server.url,
+                      headers={"Authorization": f"Bearer {token}"}) as http:  # fmt: skip
+        report = http.get("/api/v1/engage/playbooks/convert/report").json()
+    assert (report["treatment"]["enrolled"], report["treatment"]["reached_goal"]) == (t_n, t_k)
+    assert (report["control"]["enrolled"], report["control"]["reached_goal"]) == (c_n, c_k)
+    assert report["uplift"] == pytest.approx(t_p - c_p, abs=1e-4)
+    assert report["ci_low"] == pytest.approx(t_p - c_p - 1.96 * se, abs=2e-4)
+    assert report["ci_high"] == pytest.approx(t_p - c_p + 1.96 * se, abs=2e-4)
+    assert report["goal"] == "event Order Completed within 30d"

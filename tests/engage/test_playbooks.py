@@ -270,3 +270,43 @@ def test_segment_entry_enrols_only_who_enters_after_the_start(sqlite_db: Databas
     with pytest.raises(ValidationError):
         pb.parse_playbook({"name": "x", "trigger": {"type": "segment_entered"},
                            "steps": [{"id": "a", "type": "exit"}]})  # fmt: skip
+
+
+def test_a_saved_segment_is_a_trigger_by_name(sqlite_db: Database) -> None:
+    from clm.errors import Conflict
+    from clm.lifecycle.conditions import Condition
+    from clm.lifecycle.saved_segments import SegmentCreate, create_segment, delete_segment
+
+    db = sqlite_db
+    ws, ids = population(db, 4)  # u0 and u2 are promoters (nps_promoter true)
+    book = {
+        "name": "gold-thanks", "holdout": 0,
+        "trigger": {"type": "segment_entered", "segment": "gold"},
+        "steps": [{"id": "thanks", "type": "send", "category": "loyalty",
+                   "content": {"subject": "Thank you", "text": "Gold!"}}],
+    }  # fmt: skip
+    with pytest.raises(ValidationError) as caught:
+        pb.apply_playbook(db, ws, pb.parse_playbook(book))
+    [error] = caught.value.errors
+    assert error.loc == ("trigger", "segment") and "no saved segment named 'gold'" in error.message
+    conditions = [Condition(attr="traits.plan", value="gold"),
+                  Condition(attr="traits.nps_promoter", value=True)]  # fmt: skip
+    gold = create_segment(db, ws, SegmentCreate(name="gold", conditions=conditions), "test")
+    pb.apply_playbook(db, ws, pb.parse_playbook(book))
+    ingest(db, ws, [{"type": "identify", "userId": "u0", "messageId": "plan-u0",
+                     "traits": {"plan": "gold"}, "timestamp": "2024-06-02T00:00:00Z"}])  # fmt: skip
+    assert tick(db, ws, NOW).enrolled == 0  # u0 was in already: that is not entering
+    # u2 (a promoter) and u3 (not one) move to gold: only u2 enters the segment.
+    ingest(db, ws, [{"type": "identify", "userId": u, "messageId": f"plan2-{u}",
+                     "traits": {"plan": "gold"}, "timestamp": "2024-06-03T00:00:00Z"}
+                    for u in ("u2", "u3")])  # fmt: skip
+    second = tick(db, ws, NOW + timedelta(hours=1))
+    assert (second.enrolled, second.sends) == (1, 1)
+    [journey] = pb.journey_history(db, ws, ids["u2"])
+    assert journey.history[0].detail == "entered segment (gold); treatment"
+    with pytest.raises(Conflict):  # a live playbook triggers on it
+        delete_segment(db, ws, gold.id)
+    # Inline conditions are checked by the same rules as a saved segment's.
+    with pytest.raises(ValidationError, match="unknown attribute 'colour'"):
+        colour = [{"attr": "colour", "value": 1}]
+        pb.parse_playbook({**book, "trigger": {"type": "segment_entered", "conditions": colour}})

@@ -16,13 +16,17 @@ from sqlalchemy import select
 
 from clm.engage.playbooks.standing import rfm_segments
 from clm.ingest import ingest
-from clm.lifecycle import customer_lifecycle, run_lifecycle, score_health
+from clm.lifecycle import customer_lifecycle, run_lifecycle, score_health, stage_counts
 from clm.lifecycle.current_state import (
     SEGMENTS,
+    current_counts,
     invalidate_state,
     rebuild_state,
     refresh_state,
 )
+from clm.lifecycle.event_counts import workspace_stats
+from clm.lifecycle.health_counts import health_counts
+from clm.store.customers import workspace_stats as scan_stats
 from clm.store.engine import Database
 from clm.store.models import Customer, CustomerState, Event, Identity
 from tests.lifecycle.logs import DAY, at, message, new_workspace
@@ -292,3 +296,45 @@ def test_incremental_refresh_equals_rebuild_and_the_raw_log(
     assert got == expected
     rebuild_state(db, ws, now=NOW)
     assert _rows(db, ws) == incremental
+
+
+# --- head counts: stored tally + the events past it == the full scan -------------------------
+
+
+def test_workspace_stats_from_the_tally_equal_the_scan_of_the_log(db: Database) -> None:
+    ws = new_workspace(db)
+    ingest(db, ws, SHOP)
+
+    def both() -> tuple[Any, Any]:
+        fast = workspace_stats(db, ws)
+        with db.session() as session:
+            slow = scan_stats(session, ws)
+        return fast, slow
+
+    fast, slow = both()  # never refreshed: all of it is the tail
+    # By hand from SHOP: 2 identifies, 5 tracks, 2 pages; 4 purchases with revenue 155 and one
+    # without; 4 customers, all with a user id.
+    assert (fast.events, fast.purchases, fast.revenue) == (9, 5, 155.0)
+    assert fast.events_by_type == {"identify": 2, "page": 2, "track": 5}
+    assert (fast.customers, fast.identified_customers, fast.system_events) == (4, 4, 0)
+    assert fast == slow
+    run_lifecycle(db, ws, now=NOW, settle_seconds=0)  # CLM's own events: counted apart
+    refresh_state(db, ws, now=NOW)
+    ingest(db, ws, [message("eve", 399 * DAY, "e1", "Order Completed", revenue=5.5)])
+    fast, slow = both()  # stored tally + one event past it
+    assert fast.system_events > 0 and fast.events == 10 and fast.revenue == 160.5
+    assert fast.revenue == pytest.approx(slow.revenue)  # sums in another order
+    assert fast.model_copy(update={"revenue": slow.revenue}) == slow
+    refresh_state(db, ws, now=NOW)
+    assert workspace_stats(db, ws) == both()[1]
+
+
+def test_counts_now_from_the_rows_equal_the_history(db: Database) -> None:
+    ws = new_workspace(db)
+    ingest(db, ws, SHOP)
+    run_lifecycle(db, ws, now=NOW, settle_seconds=0)
+    score_health(db, ws, now=NOW)
+    refresh_state(db, ws, now=NOW)
+    stages, health = current_counts(db, ws)
+    assert stages == stage_counts(db, ws, NOW) and sum(stages.values()) == 4
+    assert health == health_counts(db, ws, NOW) and sum(health.values()) == 4

@@ -138,14 +138,37 @@ def test_predictions_sort_by_clv_and_the_csv_is_the_same_query(db: Database) -> 
     assert rows[0]["clv"] == "120.0" and rows[3]["clv"] == ""
 
 
+def test_rfm_segments_filter_and_revenue_sorts(db: Database) -> None:
+    ws, ids = seed_shop(db)
+    # By hand among the 3 buyers (score = 0-based rank * 5 // 3 + 1): recency ann 1, bob 2,
+    # dora 4; frequency ann 1, bob 1, dora 4; monetary ann 1 (30), dora 2 (45), bob 4 (80);
+    # fm = (f + m + 1) // 2: ann 1, bob 3, dora 3. So ann is Lost (r 1), bob At risk (r <= 2,
+    # fm >= 3), dora a Potential loyalist (r >= 4); cid never bought.
+    rows = {r.id: r for r in list_customers(db, ws, CustomerQuery()).items}
+    assert {u: rows[c].rfm_segment for u, c in ids.items()} == {
+        "ann": "Lost", "bob": "At risk", "cid": None, "dora": "Potential loyalists",
+    }  # fmt: skip
+    assert {u: (rows[c].purchases, rows[c].revenue) for u, c in ids.items()} == {
+        "ann": (1, 30.0), "bob": (1, 80.0), "cid": (0, 0.0), "dora": (2, 45.0),
+    }  # fmt: skip
+    risky = list_customers(db, ws, CustomerQuery(rfm=["At risk", "Lost"]))
+    assert sorted(_users(risky, ids)) == ["ann", "bob"] and risky.total == 2
+    richest = list_customers(db, ws, CustomerQuery(sort=SortKey.revenue, order="desc"))
+    assert _users(richest, ids) == ["bob", "dora", "ann", "cid"]
+    by_segment = list_customers(db, ws, CustomerQuery(sort=SortKey.rfm))
+    assert _users(by_segment, ids) == ["bob", "ann", "dora", "cid"]  # A, L, P; none last
+
+
 def test_the_http_list_validates_its_parameters(live_server: LiveServer) -> None:
     tenant = make_tenant(live_server.db, "http")
     ingest(live_server.db, tenant.id, [{"type": "page", "userId": "x", "messageId": "1"}])
-    with httpx.Client(base_url=live_server.url) as client:
+    with httpx.Client(base_url=live_server.url, timeout=30) as client:  # a loaded CI box
         auth = {"Authorization": f"Bearer {tenant.secret_key}"}
         ok = client.get("/api/v1/customer-list?health_state=at_risk,unhappy&sort=clv", headers=auth)
         assert ok.status_code == 200 and ok.json()["total"] == 0
-        for bad in ("health_state=sad", "sort=shoe_size", "per_page=0", "order=sideways"):
+        bad_ones = ("health_state=sad", "sort=shoe_size", "per_page=0", "order=sideways",
+                    "rfm=Champions,Royalty")  # fmt: skip
+        for bad in bad_ones:
             answer = client.get(f"/api/v1/customer-list?{bad}", headers=auth)
             assert answer.status_code == 422, bad
             assert bad.split("=")[0] in str(answer.json()), bad

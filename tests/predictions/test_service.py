@@ -178,3 +178,29 @@ def test_subscription_workspace_fits_the_sbg_on_fh_2007(db: Database) -> None:
     assert not math.isnan(event.properties["derl"])
     with pytest.raises(ValidationError, match="holdout_weeks"):
         fit_workspace(db, tenant.id, as_of=date(2007, 1, 2), holdout_weeks=10)
+
+
+def test_a_one_time_buyers_p_alive_is_flagged_not_shown_bare(db: Database) -> None:
+    tenant, frame = import_cdnow_sample(db)
+    fit_workspace(db, tenant.id, model="bgnbd", as_of=date(1997, 9, 30))
+    seen = frame[frame["date"] <= "1997-09-30"]
+    days = seen.groupby("customer_id")["date"].nunique()
+    once = str(days[days == 1].index[0])
+    with db.session() as session:
+        one_time = customers_repo.find_customer(session, tenant.id, "user_id", once)
+        regular = customers_repo.find_customer(session, tenant.id, "user_id", "0001")
+    scores = latest_predictions(db, tenant.id, one_time.id)
+    assert scores.latest is not None
+    # the model's own property: no repeat purchase, no chance to have dropped out
+    assert scores.latest.p_alive == pytest.approx(1.0)
+    assert scores.purchase_days == 1
+    assert scores.p_alive_informative is False
+    assert scores.p_alive_note is not None and "BG/NBD" in scores.p_alive_note
+    bought = seen[seen["customer_id"] == once]["date"].max()
+    assert scores.last_purchase_at == bought.to_pydatetime().replace(tzinfo=UTC)
+    # 0001 bought on three days (1997-01-01, 01-18, 08-02): its P(alive) means something
+    three = latest_predictions(db, tenant.id, regular.id)
+    assert three.purchase_days == 3 and three.p_alive_informative is True
+    assert three.p_alive_note is None
+    assert three.last_purchase_at == datetime(1997, 8, 2, tzinfo=UTC)
+    assert three.uncertainty is not None and "no interval per customer" in three.uncertainty

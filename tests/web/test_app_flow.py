@@ -5,20 +5,16 @@ screenshot of every page in ``tests/web/screenshots/`` (look at them)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from clm.accounts import Role
 from clm.store.engine import Database
-from clm.web import create_app
 from tests.accounts.conftest import PASSWORD, add_user
-from tests.conftest import free_port
 from tests.lifecycle.test_customer_list import seed_shop
+from tests.web.servers import serving
 from tests.web.test_dashboard import browser_page, console_errors
 
 __all__ = ["browser_page"]
@@ -26,30 +22,23 @@ SHOTS = Path(__file__).parent / "screenshots"
 
 
 @pytest.fixture
-def shop(sqlite_db: Database) -> Iterator[tuple[str, dict[str, int]]]:
-    workspace_id, ids = seed_shop(sqlite_db)
-    add_user(sqlite_db, "csm@example.com", workspace_id, Role.CUSTOMER_SUCCESS)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", ids
-    server.should_exit = True
-    thread.join(timeout=10)
+def shop(db: Database) -> Iterator[tuple[str, dict[str, int], str]]:
+    """The seeded shop served over each backend (SQLite; PostgreSQL in its own schema)."""
+    workspace_id, ids = seed_shop(db)
+    add_user(db, "csm@example.com", workspace_id, Role.CUSTOMER_SUCCESS)
+    with serving(db) as url:
+        # The screenshots of the SQLite run keep their names (the README shows them).
+        yield url, ids, "" if db.dialect == "sqlite" else f"-{db.dialect}"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 400])
 def test_sign_in_overview_list_at_risk_and_a_customer_360(
-    shop: tuple[str, dict[str, int]], browser_page: object, width: int
+    shop: tuple[str, dict[str, int], str], browser_page: object, width: int
 ) -> None:
     from playwright.sync_api import Page, expect
 
-    url, ids = shop
+    url, ids, backend = shop
     page = browser_page
     assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
@@ -57,7 +46,7 @@ def test_sign_in_overview_list_at_risk_and_a_customer_360(
 
     def shot(name: str) -> None:
         page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"{name}-{width}{backend}.png"), full_page=True)
         assert console_errors(page) == [], name
 
     page.goto(url + "/customers")  # a deep link asks to sign in first, then opens

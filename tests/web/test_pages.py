@@ -6,21 +6,18 @@ line-numbered error before anything is saved."""
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from clm.engage.playbooks import service as pb
 from clm.ingest import ingest
 from clm.lifecycle import run_lifecycle
 from clm.store.engine import Database
-from clm.web import create_app
-from tests.conftest import Tenant, free_port, make_tenant
+from tests.conftest import Tenant, make_tenant
+from tests.web.servers import serving
 from tests.web.test_dashboard import browser_page, console_errors  # noqa: F401 - the fixture
 
 # Screenshots of every page go here (kept after the run) so people can look at them.
@@ -59,22 +56,14 @@ def _events() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def shop(sqlite_db: Database) -> Iterator[tuple[str, Tenant]]:
-    tenant = make_tenant(sqlite_db, "shop")
-    ingest(sqlite_db, tenant.id, _events())
-    run_lifecycle(sqlite_db, tenant.id)
-    pb.apply_playbook(sqlite_db, tenant.id, pb.parse_playbook(WELCOME))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", tenant
-    server.should_exit = True
-    thread.join(timeout=10)
+def shop(db: Database) -> Iterator[tuple[str, Tenant]]:
+    """The seeded shop served over each backend (SQLite; PostgreSQL in its own schema)."""
+    tenant = make_tenant(db, "shop")
+    ingest(db, tenant.id, _events())
+    run_lifecycle(db, tenant.id)
+    pb.apply_playbook(db, tenant.id, pb.parse_playbook(WELCOME))
+    with serving(db) as url:
+        yield url, tenant
 
 
 def _open(page: Any, url: str, tenant: Tenant, path: str) -> None:
@@ -99,6 +88,7 @@ REPORT_CHARTS = {
 }
 
 
+@pytest.mark.slow
 def test_each_report_draws_its_chart_and_tables(
     shop: tuple[str, Tenant],
     browser_page: object,  # noqa: F811
@@ -136,10 +126,11 @@ def test_each_report_draws_its_chart_and_tables(
     assert console_errors(page) == []
 
 
+@pytest.mark.slow
 def test_a_playbook_is_paused_and_resumed_from_the_engagement_page(
     shop: tuple[str, Tenant],
     browser_page: object,  # noqa: F811
-    sqlite_db: Database,
+    db: Database,
 ) -> None:
     from playwright.sync_api import Page, expect
 
@@ -151,9 +142,7 @@ def test_a_playbook_is_paused_and_resumed_from_the_engagement_page(
     expect(row.locator("[data-status]")).to_have_text("active")
     row.locator("button").click()
     expect(row.locator("[data-status]")).to_have_text("paused")
-    assert {p.name: p.status for p in pb.list_playbooks(sqlite_db, tenant.id)} == {
-        "welcome": "paused"
-    }
+    assert {p.name: p.status for p in pb.list_playbooks(db, tenant.id)} == {"welcome": "paused"}
     row.get_by_role("link", name="welcome").click()
     expect(page).to_have_url(f"{url}/engagement/playbooks/welcome")
     expect(page.locator("#playbook-report")).to_contain_text("welcome: report")
@@ -163,10 +152,11 @@ def test_a_playbook_is_paused_and_resumed_from_the_engagement_page(
     assert console_errors(page) == []
 
 
+@pytest.mark.slow
 def test_a_stage_model_with_a_mistake_shows_the_line_before_anything_is_saved(
     shop: tuple[str, Tenant],
     browser_page: object,  # noqa: F811
-    sqlite_db: Database,
+    db: Database,
 ) -> None:
     from playwright.sync_api import Page, expect
 
@@ -194,7 +184,7 @@ def test_a_stage_model_with_a_mistake_shows_the_line_before_anything_is_saved(
     expect(page.locator("#check-state")).to_have_text("Valid.")
     from clm.lifecycle.catalog import list_definitions
 
-    assert [d.name for d in list_definitions(sqlite_db, tenant.id)].count("broken") == 0
+    assert [d.name for d in list_definitions(db, tenant.id)].count("broken") == 0
     page.click("#settings .tabs a[href='/settings/keys']")
     page.fill("#key-form input[name=name]", "reporting")
     page.click("#key-form button")
@@ -204,10 +194,11 @@ def test_a_stage_model_with_a_mistake_shows_the_line_before_anything_is_saved(
     assert console_errors(page) == []
 
 
+@pytest.mark.slow
 def test_a_testimonial_is_approved_from_the_queue_and_the_other_tabs_open(
     shop: tuple[str, Tenant],
     browser_page: object,  # noqa: F811
-    sqlite_db: Database,
+    db: Database,
 ) -> None:
     from datetime import UTC, datetime
 
@@ -219,11 +210,11 @@ def test_a_testimonial_is_approved_from_the_queue_and_the_other_tabs_open(
 
     url, tenant = shop
     now = datetime.now(UTC)
-    with sqlite_db.transaction() as session:
+    with db.transaction() as session:
         links = testimonials.form_links(session, tenant.id, [1, 2], now)
     for who, text in ((1, "Fast and friendly"), (2, "Fine")):
         body = TestimonialSubmit(token=token_of(links[who]), text=text, consent=True, rating=5)
-        testimonials.submit(sqlite_db, body, now)
+        testimonials.submit(db, body, now)
     page = browser_page
     assert isinstance(page, Page)
     _open(page, url, tenant, "/engagement/testimonials")
@@ -232,7 +223,7 @@ def test_a_testimonial_is_approved_from_the_queue_and_the_other_tabs_open(
     _shot(page, "engagement-testimonials")
     queue.locator("tr", has_text="Fast and friendly").get_by_role("button", name="Approve").click()
     expect(queue.locator("tbody tr")).to_have_count(1)
-    decided = {t.text: t.status for t in testimonials.list_testimonials(sqlite_db, tenant.id)}
+    decided = {t.text: t.status for t in testimonials.list_testimonials(db, tenant.id)}
     assert decided == {"Fast and friendly": "approved", "Fine": "pending"}
     for tab, shown in (
         ("referrals", "No referral waits"),

@@ -105,3 +105,21 @@ def test_a_large_import_makes_a_pass_ask_for_a_refit_once(sqlite_db: Database) -
     # 3 customer events since the worker started counting (CLM's own announcements excluded).
     assert live_pass(db, workspace_id, now=at(DAY), settings=settings).refit_due
     assert not live_pass(db, workspace_id, now=at(DAY), settings=settings).refit_due  # counted
+
+
+def test_each_saved_segment_is_counted_on_the_first_pass_of_a_day(sqlite_db: Database) -> None:
+    from clm.lifecycle.conditions import Condition
+    from clm.lifecycle.saved_segments import SegmentCreate, create_segment, sizes
+
+    db = sqlite_db
+    workspace_id = new_workspace(db)
+    ingest(db, workspace_id, [message("a", 0, "a1", "Order Completed", revenue=1)])
+    buyers = SegmentCreate(name="seen", conditions=[Condition(attr="last_seen_days", op="gte",
+                                                              value=0)])  # fmt: skip
+    segment = create_segment(db, workspace_id, buyers, "test", now=at(0))
+    live_pass(db, workspace_id, now=at(DAY), settings=SETTINGS)
+    ingest(db, workspace_id, [message("b", DAY, "b1", "Order Completed", revenue=1)])
+    live_pass(db, workspace_id, now=at(DAY + 60), settings=SETTINGS)  # the same day: not again
+    live_pass(db, workspace_id, now=at(2 * DAY), settings=SETTINGS)
+    days = [(p.day, p.size) for p in sizes(db, workspace_id, segment.id).points]
+    assert days == [(at(0).date(), 1), (at(DAY).date(), 1), (at(2 * DAY).date(), 2)]

@@ -24,11 +24,10 @@ conversion rates, so a channel's effect is not just its volume.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from clm.analytics.attribution_models import (
@@ -38,14 +37,13 @@ from clm.analytics.attribution_models import (
     markov_credits,
     shapley_values,
 )
+from clm.analytics.journey_paths import RULES, Journeys, PathCounts, Touchpoints, path_counts
 from clm.analytics.query import AttributionQuery, Period, filtered, iso, ratio, resolve_period
 from clm.analytics.schemas import AttributionReport, ChannelCredit, PairAttribution
 from clm.analytics.source import ReportSource, by_customer
-from clm.lifecycle.engines import quiet_engines
 
 DAY = 86_400
 DIRECT = "(direct)"
-RULES = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
 DEFINITIONS = {
     "journey": "one stay of a customer in the from-stage; it converts when it ends by moving "
     "to the to-stage in the period",
@@ -68,100 +66,43 @@ def stays(transitions: ir.Table, until: int) -> ir.Table:
     )  # fmt: skip
 
 
-def last_touches(touches: ir.Table) -> ir.Table:
-    """``customer_id, last_touch``: each customer's latest touchpoint (before ``until``)."""
-    return touches.group_by("customer_id").aggregate(last_touch=touches.touch_ts.max())
+def _touches(source: ReportSource, events: ir.Table, dimension: str, until: int) -> ir.Table:
+    """``customer_id, touch_ts, touch_id, value``: the customers' touchpoints before ``until``,
+    sorted by customer and time (``Touchpoints`` orders ties by message id)."""
+    # the cast drops PostgreSQL's varchar(16) of ``type``, which a cached COALESCE would keep
+    typed = events.name.fill_null(events.type.cast("string"))
+    value = typed if dimension == "type" else events[dimension]
+    # CLM's own events never count
+    e = events.filter(source.scan_ts(events) < until, by_customer(events))
+    e = e.select("customer_id", touch_ts=e.ts, touch_id=e.message_id, value=value)
+    return e.filter(e.value.notnull()).order_by(["customer_id", "touch_ts"])
 
 
-def journeys(transitions: ir.Table, period: Period, stage: str | None, last: ir.Table) -> ir.Table:
-    """The journeys of the period with their ``end``: the move, or for a stay still going at
-    ``until`` its last event (the module docstring; ``last`` is ``last_touches``);
-    ``outcome`` null when it did not move."""
+def _journeys(transitions: ir.Table, period: Period, stage: str | None) -> ir.Table:
+    """The stays that overlap the period (``next_stage`` and ``end_ts`` null while it lasts)."""
     s = stays(transitions, period.until)
     s = s.filter(s.start_ts < period.until, s.end_ts.isnull() | (s.end_ts >= period.since))
     if stage is not None:
         s = s.filter(s.stage == stage)
-    s = s.left_join(last, "customer_id").select(s, last.last_touch)
-    moved = s.end_ts.notnull()
-    latest = ibis.greatest(s.start_ts, s.last_touch.fill_null(s.start_ts))
+    # nullable: Ibis types a lead() as never null, and Arrow would refuse the nulls
     return s.select(
-        "customer_id", "stage", "start_ts",
-        outcome=ibis.ifelse(moved, s.next_stage, ibis.null("string")),
-        end=ibis.ifelse(moved, s.end_ts, latest),
+        "customer_id", "start_ts", "stage",
+        end_ts=s.end_ts.cast(dt.Int64(nullable=True)),
+        next_stage=s.next_stage.cast(dt.String(nullable=True)),
     )  # fmt: skip
 
 
-def _touches(events: ir.Table, dimension: str, until: int) -> ir.Table:
-    # the cast drops PostgreSQL's varchar(16) of ``type``, which a cached COALESCE would keep
-    typed = events.name.fill_null(events.type.cast("string"))
-    value = typed if dimension == "type" else events[dimension]
-    e = events.filter(events.ts < until, by_customer(events))  # CLM's own events never count
-    e = e.select("customer_id", touch_ts=e.ts, touch_id=e.message_id, value=value)
-    return e.filter(e.value.notnull())
-
-
-def _journey_touches(j: ir.Table, touches: ir.Table, query: AttributionQuery) -> ir.Table:
-    lookback = int(query.lookback_days * DAY)
-    jt = j.join(touches, "customer_id")
-    jt = jt.filter(jt.touch_ts >= jt.end - lookback, jt.touch_ts <= jt.end)
-    w = ibis.window(group_by=["customer_id", "start_ts"], order_by=[jt.touch_ts, jt.touch_id])
-    whole = ibis.window(group_by=["customer_id", "start_ts"])
-    decay = (
-        -(jt.end - jt.touch_ts).cast("float64") * (math.log(2) / (query.half_life_days * DAY))
-    ).exp()
-    # one select, so the engine partitions the joined rows once for all four windows
-    return jt.mutate(pos=ibis.row_number().over(w), n=jt.touch_ts.count().over(whole),
-                     prev=jt.value.lag().over(w), decay=decay,
-                     decay_sum=decay.sum().over(whole))  # fmt: skip
-
-
-def _rule_credits(jt: ir.Table) -> dict[str, ir.Value]:
-    first, last = jt.pos == 0, jt.pos == jt.n - 1
-    n = jt.n.cast("float64")
-    middle = ibis.ifelse(jt.n > 2, 0.2 / (n - 2), 0.0)
-    position = ibis.cases((jt.n == 1, 1.0), (jt.n == 2, 0.5), (first | last, 0.4), else_=middle)
-    shares = {
-        "first_touch": ibis.ifelse(first, 1.0, 0.0),
-        "last_touch": ibis.ifelse(last, 1.0, 0.0),
-        "linear": 1.0 / n,
-        "time_decay": jt.decay / jt.decay_sum,
-        "position_based": position,
-    }
-    # PostgreSQL reads 1.0 as NUMERIC (and Ibis drops a cast to what it thinks is a double
-    # already): multiplying by a DOUBLE 1 makes every share a double on every engine
-    unit = n / n
-    return {rule: (share * unit).sum() for rule, share in shares.items()}
-
-
-def _journey_tables(
-    source: ReportSource, query: AttributionQuery, period: Period
-) -> tuple[ir.Table, ir.Table]:
-    """The journeys and their touchpoints, computed once into temporary tables: every
-    aggregate reads them (without that, SQLite re-ran the join for each query: 14 minutes for
-    the 2,000-customer demo, against 4 s on DuckDB)."""
+def _path_counts(source: ReportSource, query: AttributionQuery, period: Period,
+                 shapley: int | None) -> PathCounts:  # fmt: skip
+    """Two flat reads (touchpoints sorted, journeys), then every count in NumPy
+    (``journey_paths``): the engine no longer joins journeys to touchpoints, which cost most
+    of the report (a range join and four windows over its rows)."""
     events, transitions = filtered(source, query, period)
-    with quiet_engines():  # caching runs the query now, with the engine's own warnings
-        touches = _touches(events, query.dimension, period.until)
-        # an indexed temporary table on SQLite: joined as a grouped subquery, its planner
-        # re-aggregated the touches per stay (81 s of CPU on the demo)
-        last = source.reuse(last_touches(touches), join_key="customer_id")
-        j = journeys(transitions, period, query.from_stage, last).cache()
-        return j, _journey_touches(j, touches, query).cache()
-
-
-KEYS = ["stage", "outcome"]
-
-
-def _paths(source: ReportSource, j: ir.Table, jt: ir.Table) -> _Collected:
-    """What the Markov chains need: journeys and touched journeys per (stage, outcome), and the
-    counts of consecutive touchpoints and of last touchpoints."""
-    run = source.run
-    totals = run(j.group_by(KEYS).aggregate(journeys=ibis._.count())).to_pylist()
-    touched_j = jt.filter(jt.pos == 0).group_by(KEYS).aggregate(touched=ibis._.count())
-    touched = {(r["stage"], r["outcome"]): int(r["touched"]) for r in run(touched_j).to_pylist()}
-    steps = jt.group_by(*KEYS, "value", prev=jt.prev.fill_null(START)).aggregate(n=ibis._.count())
-    ends = jt.filter(jt.pos == jt.n - 1).group_by([*KEYS, "value"]).aggregate(n=ibis._.count())
-    return _Collected(totals, touched, run(steps).to_pylist(), run(ends).to_pylist())
+    touches = Touchpoints.from_arrow(
+        source.run(_touches(source, events, query.dimension, period.until))
+    )
+    journeys = Journeys.from_arrow(source.run(_journeys(transitions, period, query.from_stage)))
+    return path_counts(touches, journeys, query.lookback_days, query.half_life_days, shapley)
 
 
 def markov_attribution(
@@ -171,7 +112,7 @@ def markov_attribution(
     ``markov`` column of ``attribution``, without the rule-based models and Shapley values."""
     query = query or AttributionQuery()
     period = resolve_period(source, query)
-    data = _paths(source, *_journey_tables(source, query, period))
+    data = _Collected(_path_counts(source, query, period, None))
     credits = {}
     for stage, target in data.pairs():
         if query.to_stage is None or target == query.to_stage:
@@ -185,28 +126,7 @@ def attribution(source: ReportSource, query: AttributionQuery | None = None) -> 
     """Credits per channel (campaign, type) for each pair of stages with moves in the period."""
     query = query or AttributionQuery()
     period = resolve_period(source, query)
-    j, jt = _journey_tables(source, query, period)
-    run = source.run
-    data = _paths(source, j, jt)
-    converted = jt.filter(jt.outcome.notnull())
-    credits = run(converted.group_by([*KEYS, "value"]).aggregate(**_rule_credits(converted)))
-    with quiet_engines():  # read twice below
-        reach = jt.select(*KEYS, "value", "customer_id", "start_ts").distinct().cache()
-    reach_rows = run(reach.group_by([*KEYS, "value"]).aggregate(journeys=ibis._.count()))
-    values = sorted({r["value"] for r in reach_rows.to_pylist()})
-    masks: list[dict[str, Any]] | None = None
-    if not values:  # no journey has a touchpoint (the direct ones are counted apart)
-        masks = []
-    elif len(values) + 1 <= query.max_shapley_channels:
-        bit = ibis.cases(*[(reach.value == v, 1 << i) for i, v in enumerate(values)], else_=0)
-        per_journey = (
-            reach.mutate(bit=bit)
-            .group_by([*KEYS, "customer_id", "start_ts"])
-            .aggregate(mask=ibis._.bit.sum())
-        )
-        masks = run(per_journey.group_by([*KEYS, "mask"]).aggregate(n=ibis._.count())).to_pylist()
-    data.credits, data.reach = credits.to_pylist(), reach_rows.to_pylist()
-    data.masks, data.values = masks, values
+    data = _Collected(_path_counts(source, query, period, query.max_shapley_channels))
     pairs = [
         _pair(data, stage, target)
         for stage, target in data.pairs()
@@ -220,17 +140,14 @@ def attribution(source: ReportSource, query: AttributionQuery | None = None) -> 
 
 
 class _Collected:
-    """What the engine returned, grouped by (stage, outcome); the Markov chains need the
-    first four, the other models the rest."""
+    """What the models read, grouped by (stage, outcome); the Markov chains need totals,
+    touched, steps and ends, the other models the rest."""
 
-    def __init__(self, totals: list[dict[str, Any]], touched: dict[tuple[str, str | None], int],
-                 steps: list[dict[str, Any]], ends: list[dict[str, Any]]) -> None:  # fmt: skip
-        self.totals = {(r["stage"], r["outcome"]): int(r["journeys"]) for r in totals}
-        self.touched, self.steps, self.ends = touched, steps, ends
-        self.credits: list[dict[str, Any]] = []
-        self.reach: list[dict[str, Any]] = []
-        self.masks: list[dict[str, Any]] | None = None
-        self.values: list[str] = []
+    def __init__(self, counts: PathCounts) -> None:
+        self.totals = {(r["stage"], r["outcome"]): int(r["journeys"]) for r in counts.totals}
+        self.touched, self.steps, self.ends = counts.touched, counts.steps, counts.ends
+        self.credits, self.reach = counts.credits, counts.reach
+        self.masks, self.values = counts.masks, counts.values
 
     def pairs(self) -> list[tuple[str, str]]:
         order = sorted({(s, o) for s, o in self.totals if o is not None})

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -90,3 +90,12 @@ class Kept(Generic[T]):
 
         threading.Thread(target=work, name="clm-kept", daemon=True).start()
         return done
+
+
+def kept_for(db: Any, name: str, *, stale_after: float, wait: float) -> Kept[Any]:
+    """The ``Kept`` store ``name`` of one database (in ``db.extensions``, which is cleared
+    with the rows it describes, e.g. when tests empty the database)."""
+    found = db.extensions.get(name)
+    if found is None:
+        found = db.extensions[name] = Kept(stale_after=stale_after, wait=wait)
+    return found  # type: ignore[no-any-return]

@@ -7,15 +7,16 @@ invalid dates, ``since >= until`` and unknown stages or segments raise
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from clm.analytics.calendar import Granularity
 from clm.analytics.segments import rfm_scores
@@ -33,8 +34,9 @@ class ReportQuery(BaseModel):
     ``since``/``until`` bound the period ``[since, until)`` (default: the customers' whole log,
     up to just after their last event; what CLM wrote itself, such as today's sends, does not
     stretch it: ``ReportSource.bounds``). ``stage`` keeps customers in that stage at ``until``;
-    ``segment`` those in that RFM segment at ``until``; ``channel``/``campaign`` those with a
-    touchpoint on it in the period.
+    ``segment`` those in that RFM segment at ``until``; ``saved_segment`` the current members
+    of that saved segment (by name; ``run_report`` looks them up); ``channel``/``campaign``
+    those with a touchpoint on it in the period.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -43,8 +45,17 @@ class ReportQuery(BaseModel):
     until: datetime | None = None
     stage: str | None = None
     segment: str | None = None
+    saved_segment: str | None = Field(default=None, min_length=1, max_length=100)
     channel: str | None = None
     campaign: str | None = None
+    _members: tuple[int, ...] | None = PrivateAttr(default=None)
+
+    def with_members(self: Q, members: Sequence[int]) -> Q:
+        """This query with the saved segment's members resolved (by the caller, who has the
+        database: the report engines may not)."""
+        resolved = self.model_copy()
+        resolved._members = tuple(members)
+        return resolved
 
     @field_validator("since", "until")
     @classmethod
@@ -202,6 +213,11 @@ def customer_filter(source: ReportSource, query: ReportQuery, period: Period) ->
     if query.segment is not None:
         scores = rfm_scores(source.events, period.until)
         selected.append(scores.filter(scores.segment == query.segment).select("customer_id"))
+    if query.saved_segment is not None:
+        if query._members is None:
+            raise ValueError("saved_segment's members were not resolved (run_report does)")
+        members = ibis.memtable(pa.table({"customer_id": pa.array(query._members, pa.int64())}))
+        selected.append(members)
     for column in ("channel", "campaign"):
         value = getattr(query, column)
         if value is not None:

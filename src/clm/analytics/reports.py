@@ -29,6 +29,7 @@ from clm.analytics.source import ReportSource, report_source
 from clm.analytics.spend import load_spend
 from clm.errors import FieldError, ValidationError
 from clm.lifecycle.engines import EngineName
+from clm.lifecycle.saved_segments import member_ids, segment_names
 from clm.store.engine import Database
 
 
@@ -91,5 +92,13 @@ def run_report(
         raise ValidationError("Unknown report", [
             FieldError(("report",), f"unknown report; one of: {', '.join(REPORTS)}")])  # fmt: skip
     query = parse_query(REPORTS[known].query, params or {})
+    if query.saved_segment is not None:
+        members = member_ids(db, workspace_id, query.saved_segment)
+        if members is None:
+            saved = ", ".join(segment_names(db, workspace_id)) or "none yet"
+            message = f"no saved segment named {query.saved_segment!r}; saved segments: {saved}"
+            error = FieldError(("saved_segment",), message)
+            raise ValidationError("Unknown saved segment", [error])
+        query = query.with_members(members)
     with report_source(db, workspace_id, engine, model=model, spark=spark) as source:
         return run_on(source, known, query, db, workspace_id)

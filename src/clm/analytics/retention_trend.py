@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from clm.analytics.kept import Kept
+from clm.analytics.kept import Kept, kept_for
 from clm.analytics.reports import run_report
 from clm.analytics.retention import DEFINITIONS
 from clm.analytics.schemas import RetentionPeriod, RetentionReport
@@ -34,9 +34,6 @@ class RetentionTrend(BaseModel):
     computed_at: datetime | None
     ready: Annotated[bool, Field(description="False: the first reading is still running")]
     current: Annotated[bool, Field(description="False: the data moved since; being refreshed")]
-
-
-_KEPT: Kept[RetentionTrend] = Kept(stale_after=STALE_AFTER, wait=WAIT)
 
 
 def _version(db: Database, workspace_id: int) -> tuple[int, ...]:
@@ -77,7 +74,10 @@ def retention_trend(db: Database, workspace_id: int, since: date, until: date) -
     """Churn rate and NRR/GRR per month from ``since`` to ``until`` (days, both included);
     ``ready`` False (no periods) while the first reading is still running."""
     key = (str(db.engine.url), workspace_id, since, until)
-    found, current = _KEPT.get(
+    kept: Kept[RetentionTrend] = kept_for(
+        db, "clm.analytics.retention_trend", stale_after=STALE_AFTER, wait=WAIT
+    )
+    found, current = kept.get(
         key, _version(db, workspace_id), lambda: _compute(db, workspace_id, since, until)
     )
     if found is None:

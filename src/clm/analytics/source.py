@@ -146,6 +146,17 @@ class ReportSource:
             ).close()
         return cached
 
+    def scan_ts(self, events: ir.Table) -> ir.IntegerValue:
+        """``events.ts`` for a filter that keeps most of the log (``ts < until``).
+
+        On SQLite it is written ``ts + 0``, so the planner scans the table instead of walking
+        the (workspace, ts) index and fetching each wide row by its id in time order: 0.12 s
+        of CPU against 1.0 s for the demo's 300,000 events. Other engines read it as it is.
+        """
+        if self.engine == "sql" and self.backend.name == "sqlite":
+            return events.ts + 0
+        return events.ts
+
     def close(self) -> None:
         if self.engine == "sql":
             self.backend.disconnect()

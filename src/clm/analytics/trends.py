@@ -27,7 +27,7 @@ from sqlalchemy import Select, case, func, literal, select, union_all
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
-from clm.analytics.kept import Kept
+from clm.analytics.kept import Kept, kept_for
 from clm.errors import FieldError, Unavailable, ValidationError
 from clm.lifecycle.catalog import get_stage_model
 from clm.lifecycle.compiled import CompiledModel
@@ -232,7 +232,7 @@ def at_points(
     return counts, scores
 
 
-_KEPT: Kept[tuple[list[Delta], list[Delta]]] = Kept(stale_after=STALE_AFTER, wait=60.0)
+KEPT = "clm.analytics.trends"  # the name of this module's store in db.extensions
 
 
 def history_version(db: Database, stage_id: int, health_id: int) -> tuple[int, ...]:
@@ -256,7 +256,10 @@ def _moves(
     if fresh:
         return compute(_midnight(now.date()))
     key = (str(db.engine.url), stage_id, health_id)
-    found, _ = _KEPT.get(
+    kept: Kept[tuple[list[Delta], list[Delta]]] = kept_for(
+        db, KEPT, stale_after=STALE_AFTER, wait=60.0
+    )
+    found, _ = kept.get(
         key,
         history_version(db, stage_id, health_id),
         lambda: compute(_midnight(datetime.now(UTC).date())),

@@ -10,10 +10,12 @@ from fastapi import FastAPI
 from clm._runtime import settle_heap
 from clm.api.accounts import router as accounts_router
 from clm.api.cors import TrackingCors
+from clm.api.customer_engagement import router as customer_engagement_router
 from clm.api.customer_list import router as customer_list_router
 from clm.api.engage import router as engage_router
 from clm.api.engage_console import router as engage_console_router
 from clm.api.errors import ERROR_RESPONSES, install_error_handlers
+from clm.api.health import router as health_router
 from clm.api.lifecycle import router as lifecycle_router
 from clm.api.management import router as management_router
 from clm.api.notes import router as notes_router
@@ -69,6 +71,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(tracking_router)
     app.include_router(management_router)
     app.include_router(lifecycle_router)
+    app.include_router(health_router)
     app.include_router(engage_router)
     app.include_router(engage_console_router)
     app.include_router(public_router)
@@ -78,6 +81,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.include_router(privacy_router)
     app.include_router(notes_router)
     app.include_router(customer_list_router)
+    app.include_router(customer_engagement_router)
     app.include_router(overview_router)
     app.include_router(segments_router)
 

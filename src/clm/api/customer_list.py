@@ -7,9 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError as PydanticError
 
 from clm.api.deps import DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
+from clm.errors import FieldError, ValidationError
 from clm.lifecycle.customer_list import (
     MAX_PER_PAGE,
     CustomerList,
@@ -31,6 +33,10 @@ States = Annotated[
           description="comma-separated health states: happy, at_risk, unhappy"),
 ]  # fmt: skip
 Order = Annotated[str, Query(pattern="^(asc|desc)$")]
+Rfm = Annotated[
+    str | None,
+    Query(max_length=500, description="comma-separated RFM segments, e.g. Champions,At risk"),
+]
 SavedSegment = Annotated[RowId | None, Query(description="only members of this saved segment")]
 
 
@@ -40,12 +46,19 @@ def _split(text: str | None) -> list[str]:
 
 def customer_query(
     q: str | None, stage: str | None, health_state: str | None, sort: SortKey, order: str,
-    page: int = 1, per_page: int = 50,
+    page: int = 1, per_page: int = 50, rfm: str | None = None,
 ) -> CustomerQuery:  # fmt: skip
-    return CustomerQuery(
-        q=q or None, stage=_split(stage), health_state=_split(health_state), sort=sort,
-        order=order, page=page, per_page=per_page,
-    )  # fmt: skip
+    """The list's query from its URL parameters; a bad one is a field error (422)."""
+    try:
+        return CustomerQuery(
+            q=q or None, stage=_split(stage), health_state=_split(health_state),
+            rfm=_split(rfm), sort=sort, order=order, page=page, per_page=per_page,
+        )  # fmt: skip
+    except PydanticError as exc:
+        problems = [
+            FieldError(("query", *(str(p) for p in e["loc"][:1])), e["msg"]) for e in exc.errors()
+        ]
+        raise ValidationError("Invalid customer list query", problems) from None
 
 
 @router.get("/customer-list")
@@ -60,11 +73,13 @@ def get_customer_list(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
     segment: SavedSegment = None,
+    rfm: Rfm = None,
 ) -> CustomerList:
-    """Customers with stage, health, P(alive), CLV and last seen; e.g. the at-risk list is
-    ``?health_state=at_risk,unhappy&sort=clv&order=desc``; ``segment`` keeps a saved
+    """Customers with stage, health, RFM segment, P(alive), CLV, revenue and last seen, read
+    from each customer's stored current state (at most one live pass old); e.g. the at-risk
+    list is ``?health_state=at_risk,unhappy&sort=clv&order=desc``; ``segment`` keeps a saved
     segment's members."""
-    query = customer_query(q, stage, health_state, sort, order, page, per_page)
+    query = customer_query(q, stage, health_state, sort, order, page, per_page, rfm)
     ws = workspace_id(key)
     conditions = conditions_of(db, ws, segment) if segment is not None else []
     return list_customers(db, ws, query, conditions=conditions)
@@ -84,9 +99,10 @@ def get_customer_list_csv(
     sort: SortKey = SortKey.id,
     order: Order = "asc",
     segment: SavedSegment = None,
+    rfm: Rfm = None,
 ) -> StreamingResponse:
     """Every customer the same filters match, as CSV."""
-    query = customer_query(q, stage, health_state, sort, order)
+    query = customer_query(q, stage, health_state, sort, order, rfm=rfm)
     ws = workspace_id(key)
     conditions = conditions_of(db, ws, segment) if segment is not None else []
     return StreamingResponse(

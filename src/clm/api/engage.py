@@ -114,6 +114,35 @@ def put_webhook(body: WebhookProvider, db: DatabaseDep, key: Configurer) -> dict
     return _set_channel(db, key, "webhook", body)
 
 
+class ChannelsPublic(BaseModel):
+    """The channels configured, as stored, with every secret shown as "set" (or null)."""
+
+    email: dict[str, Any] | None
+    sms: dict[str, Any] | None
+    webhook: dict[str, Any] | None
+
+
+def _shown(provider: EmailProvider | SmsProvider | WebhookProvider) -> dict[str, Any]:
+    shown = _redacted(provider)
+    for name, field in type(provider).model_fields.items():
+        if field.annotation is not None and "SecretStr" in str(field.annotation):
+            shown[name] = "set" if getattr(provider, name) is not None else None
+    return shown
+
+
+@router.get("/channels")
+def get_channels(db: DatabaseDep, key: Reader) -> ChannelsPublic:
+    """Which channels are configured and how; secrets are never returned, only "set"."""
+    found: dict[str, dict[str, Any] | None] = {}
+    with db.session() as session:
+        for channel in ("email", "sms", "webhook"):
+            try:
+                found[channel] = _shown(repo.get_provider(session, workspace_id(key), channel))
+            except NotFound:
+                found[channel] = None
+    return ChannelsPublic(**found)
+
+
 @router.get("/policy")
 def get_policy(db: DatabaseDep, key: Reader) -> Policy:
     with db.session() as session:
@@ -202,8 +231,11 @@ def send_survey(
 
 
 @router.post("/playbooks/validate")
-def validate_playbook(body: Annotated[dict[str, Any], Body()], _: Marketer) -> dict[str, Any]:
+def validate_playbook(
+    body: Annotated[dict[str, Any], Body()], db: DatabaseDep, key: Marketer
+) -> dict[str, Any]:
     definition = pb.parse_playbook(body)
+    pb.check_segment(db, workspace_id(key), definition)
     return {"valid": True, "name": definition.name, "steps": len(definition.steps)}
 
 

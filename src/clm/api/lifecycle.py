@@ -23,6 +23,7 @@ from clm.lifecycle import (
     transitions_between,
 )
 from clm.lifecycle.catalog import get_definition
+from clm.lifecycle.current_state import current_counts
 from clm.lifecycle.health_counts import health_counts
 from clm.lifecycle.preview import preview_stage_model
 from clm.lifecycle.schemas import Preview
@@ -111,6 +112,9 @@ def get_counts(
     the active stage model or the stored one named ``model``."""
     when = at or datetime.now(UTC)
     ws = workspace_id(key)
+    if at is None and model is None:  # now, active model: the stored current state
+        stages, health = current_counts(db, ws)
+        return Counts(at=when, stages=stages, health=health)
     stages = stage_counts(db, ws, when, model=model)
     return Counts(at=when, stages=stages, health=health_counts(db, ws, when))
 

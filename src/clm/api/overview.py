@@ -1,7 +1,7 @@
 """The overview's data under ``/api/v1/overview``: customers per stage and health state over
-time, this week's biggest movers, and churn and revenue retention per month. Each a grouped
-query over the stored histories (the retention trend reuses the churn report, kept between
-calls), so the overview page loads in a fraction of a second at 100,000 customers."""
+time, this week's biggest movers, churn and revenue retention per month, and the revenue at
+risk. Each reads stored histories or the stored current state; the whole-history reads are
+kept between requests (``clm.analytics.kept``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 
 from clm.analytics.movers import Movers, MoversQuery, movers
 from clm.analytics.retention_trend import RetentionTrend, retention_trend
+from clm.analytics.revenue_at_risk import RevenueAtRisk, revenue_at_risk
 from clm.analytics.trends import DEFAULT_SPAN_DAYS, Grain, TrendQuery, Trends, trends
 from clm.api.deps import DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/api/v1/overview", tags=["overview"], route_class=Clm
 Since = Annotated[date | None, Query(description="first day (UTC), default a year before until")]
 Until = Annotated[date | None, Query(description="last day (UTC), default today")]
 MIN_DAY, MAX_DAY = date(1970, 1, 2), date(9998, 12, 31)
+MAX_RETENTION_DAYS = 20 * 365  # 240 months: as many points as a chart can show
 
 
 def _day(value: date | None, field: str) -> date | None:
@@ -70,4 +72,14 @@ def get_retention(
     first = _day(since, "since") or last - timedelta(days=DEFAULT_SPAN_DAYS)
     if first > last:
         raise ValidationError("Invalid range", [FieldError(("since",), "must not be after until")])
+    if (last - first).days > MAX_RETENTION_DAYS:
+        problem = f"at most {MAX_RETENTION_DAYS // 365} years before until"
+        raise ValidationError("Range too long", [FieldError(("since",), problem)])
     return retention_trend(db, workspace_id(key), first, last)
+
+
+@router.get("/revenue-at-risk")
+def get_revenue_at_risk(db: DatabaseDep, key: Reader) -> RevenueAtRisk:
+    """The customers at risk or unhappy now (the customer list's ``health_state=at_risk,
+    unhappy``), their summed 12-month CLV and their revenue to date."""
+    return revenue_at_risk(db, workspace_id(key))

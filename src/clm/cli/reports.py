@@ -49,6 +49,9 @@ Text = str | None
 Since = Annotated[Text, typer.Option(help="Start of the period (ISO date or time, UTC)")]
 Until = Annotated[Text, typer.Option(help="End of the period, exclusive (default: the log's end)")]
 Segment = Annotated[Text, typer.Option(help="Only customers in this RFM segment at --until")]
+SavedSegment = Annotated[
+    Text, typer.Option(help="Only the current members of this saved segment (its name)")
+]
 Stage = Annotated[Text, typer.Option(help="Only customers in this stage at --until")]
 Channel = Annotated[Text, typer.Option(help="Only customers with a touchpoint on this channel")]
 Campaign = Annotated[Text, typer.Option(help="Only customers touched by this campaign")]
@@ -158,8 +161,9 @@ def _report(
 
 def _common(since: Text, until: Text, segment: Text, stage: Text, channel: Text,
             campaign: Text, output: str, engine: str, model: Text, directory: Path | None = None,
-            table: Text = None) -> dict[str, Any]:  # fmt: skip
+            table: Text = None, saved_segment: Text = None) -> dict[str, Any]:  # fmt: skip
     return {"since": since, "until": until, "segment": segment, "stage": stage,
+            "saved_segment": saved_segment,
             "channel": channel, "campaign": campaign, "format": output, "engine": engine,
             "model": model, "output": directory, "table": table}  # fmt: skip
 
@@ -169,6 +173,7 @@ def funnel_command(
     workspace: WorkspaceOption,
     at: Annotated[Text, typer.Option(help="Date of the stage counts (default: --until)")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
+    saved_segment: SavedSegment = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
     engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
     table: TableName = None, database_url: DatabaseOption = None,
@@ -186,6 +191,7 @@ def funnel_command(
         stage_model,
         directory,
         table,
+        saved_segment=saved_segment,
     )
     _report("funnel", workspace, common, {"at": at}, database_url)
 
@@ -197,6 +203,7 @@ def churn_retention_command(
     at_risk_below: Annotated[Text, typer.Option(
         help="P(alive) threshold for customers without a health state (default 0.5)")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
+    saved_segment: SavedSegment = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
     engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
     table: TableName = None, database_url: DatabaseOption = None,
@@ -214,6 +221,7 @@ def churn_retention_command(
         stage_model,
         directory,
         table,
+        saved_segment=saved_segment,
     )
     params = {"granularity": granularity, "at_risk_below": at_risk_below}
     _report("churn_retention", workspace, common, params, database_url)
@@ -228,6 +236,7 @@ def cohorts_command(
         help="The event that makes a customer active in a month (default: Order Completed; "
              "'any' for any activity)")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
+    saved_segment: SavedSegment = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
     engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
     table: TableName = None, database_url: DatabaseOption = None,
@@ -245,6 +254,7 @@ def cohorts_command(
         stage_model,
         directory,
         table,
+        saved_segment=saved_segment,
     )
     params = {"cohort_by": cohort_by, "max_age": max_age, "returning_event": returning_event}
     _report("cohorts", workspace, common, params, database_url)
@@ -254,6 +264,7 @@ def cohorts_command(
 def rfm_command(
     workspace: WorkspaceOption,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
+    saved_segment: SavedSegment = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
     engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
     table: TableName = None, database_url: DatabaseOption = None,
@@ -271,6 +282,7 @@ def rfm_command(
         stage_model,
         directory,
         table,
+        saved_segment=saved_segment,
     )
     _report("rfm", workspace, common, {}, database_url)
 
@@ -287,6 +299,7 @@ def attribution_command(
     lookback_days: Annotated[Text, typer.Option(help="Touchpoint window (default 30)")] = None,
     by: Annotated[Text, typer.Option(help="channel, campaign or type")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
+    saved_segment: SavedSegment = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
     engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
     table: TableName = None, database_url: DatabaseOption = None,
@@ -304,6 +317,7 @@ def attribution_command(
         stage_model,
         directory,
         table,
+        saved_segment=saved_segment,
     )
     params = {"from_stage": from_stage, "to_stage": to_stage, "half_life_days": half_life,
               "lookback_days": lookback_days, "dimension": by}  # fmt: skip
@@ -323,6 +337,7 @@ def acquisition_command(
         help="End of the value horizon: CLV and payback of the customers acquired in "
              "--since..--until are read up to it (default: the whole log)")] = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
+    saved_segment: SavedSegment = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
     engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
     table: TableName = None, database_url: DatabaseOption = None,
@@ -340,6 +355,7 @@ def acquisition_command(
         stage_model,
         directory,
         table,
+        saved_segment=saved_segment,
     )
     params = {"dimension": by, "value_until": value_until}
     _report("acquisition", workspace, common, params, database_url)
@@ -350,6 +366,7 @@ def feedback_command(
     workspace: WorkspaceOption,
     granularity: Granularity = None,
     since: Since = None, until: Until = None, segment: Segment = None, stage: Stage = None,
+    saved_segment: SavedSegment = None,
     channel: Channel = None, campaign: Campaign = None, output: Format = "table",
     engine: Engine = "sql", stage_model: StageModel = None, directory: Output = None,
     table: TableName = None, database_url: DatabaseOption = None,
@@ -367,6 +384,7 @@ def feedback_command(
         stage_model,
         directory,
         table,
+        saved_segment=saved_segment,
     )
     _report("feedback", workspace, common, {"granularity": granularity}, database_url)
 

@@ -110,7 +110,21 @@ class QuietHours(_Strict):
 
     start: LocalTime = time(21, 0)
     end: LocalTime = time(8, 0)
-    default_timezone: str = "UTC"
+    default_timezone: Annotated[str, Field(max_length=64)] = "UTC"
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        # A misspelt zone would silently fall back to UTC at send time: refuse it here.
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name, e.g. Europe/Paris)"
+            ) from exc
+        return value
 
 
 def _upsells() -> list[MessageCategory]:

@@ -42,6 +42,7 @@ PURCHASE = "Order Completed"
 SUBSCRIPTION_EVENTS = ("Subscription Started", "Subscription Renewed", "Trial Started")
 CANCELLED = "Subscription Cancelled"
 SCORE = "health score"
+COMPARED = "active scorecard"  # an edit's backtest also scores the scorecard it would replace
 BASELINES = ("recency", "P(alive)", "frequency", "random")
 
 
@@ -216,8 +217,13 @@ def backtest(
     card: CompiledScorecard | None = None,
     events: pa.Table | None = None,
     on_cutoff: Callable[[int, int], None] | None = None,
+    latest: int | None = None,
+    compare: CompiledScorecard | None = None,
 ) -> BacktestReport:
-    """Score the workspace's customers at each cutoff and compare with the baselines."""
+    """Score the workspace's customers at each cutoff and compare with the baselines.
+    ``latest``: only the last that many default cutoffs (a quicker answer for an editor).
+    ``compare``: a second scorecard scored beside ``card`` (as ``active scorecard``), so an
+    edit's backtest shows whether it beats the scorecard it would replace."""
     if card is None:
         _, card = get_scorecard(db, workspace_id)
     log = events if events is not None else export_events(db, workspace_id)
@@ -233,11 +239,14 @@ def backtest(
         stamps = [int(c.timestamp()) for c in cutoffs]
     else:
         stamps = default_cutoffs(log, subscription, horizon_days, step_months)
+    if latest is not None:
+        stamps = stamps[-latest:] if latest > 0 else []
     results = []
     for done, cutoff in enumerate(stamps, start=1):
         results.append(
             _one_cutoff(
-                db, workspace_id, card, log, cutoff, horizon_days, active_days, subscription
+                db, workspace_id, card, log, cutoff, horizon_days, active_days, subscription,
+                compare,
             )
         )  # fmt: skip
         if on_cutoff:
@@ -249,7 +258,7 @@ def _report(
     card: CompiledScorecard, label: str, horizon_days: int, results: list[CutoffResult]
 ) -> BacktestReport:
     mean_auc: dict[str, float] = {}
-    for name in (SCORE, *BASELINES):
+    for name in (SCORE, COMPARED, *BASELINES):
         values = [m.auc for r in results for m in r.metrics if m.name == name and m.auc is not None]
         if values:
             mean_auc[name] = round(float(np.mean(values)), 4)
@@ -324,6 +333,7 @@ def _one_cutoff(
     horizon_days: int,
     active_days: int,
     subscription: bool,
+    compare: CompiledScorecard | None = None,
 ) -> CutoffResult:
     ids, lapsed, recency, frequency = cohort_at(
         db, workspace_id, log, cutoff, horizon_days, active_days, subscription
@@ -334,8 +344,12 @@ def _one_cutoff(
     rows = np.array([position[int(c)] for c in ids], dtype=np.int64)
     score = batch.scores.score[rows]
     flagged = batch.scores.state[rows] != "happy"
-    risks = {
-        SCORE: 100.0 - score,
+    own_flags = {SCORE: flagged}
+    risks = {SCORE: 100.0 - score}
+    if compare is not None:
+        other, own_flags[COMPARED] = _scores(db, workspace_id, compare, log, cutoff, alive, ids)
+        risks[COMPARED] = 100.0 - other
+    risks |= {
         "recency": np.nan_to_num(recency, nan=1e9),
         "P(alive)": np.array([1.0 - alive.get(int(c), math.nan) for c in ids]),
         "frequency": -frequency,
@@ -346,10 +360,14 @@ def _one_cutoff(
         if np.isnan(risk).all():
             continue
         risk = np.nan_to_num(risk, nan=0.0)
-        marks = flagged if name == SCORE else _top(risk, int(flagged.sum()))
+        marks = own_flags[name] if name in own_flags else _top(risk, int(flagged.sum()))
         found.append(metrics(name, risk, lapsed, marks))
     own = found[0].auc
-    lost = [m.name for m in found[1:] if own is not None and m.auc is not None and m.auc > own]
+    lost = [
+        m.name
+        for m in found[1:]
+        if m.name in BASELINES and own is not None and m.auc is not None and m.auc > own
+    ]
     return CutoffResult(
         cutoff=datetime.fromtimestamp(cutoff, UTC),
         customers=len(ids),
@@ -357,6 +375,26 @@ def _one_cutoff(
         flagged=int(flagged.sum()),
         metrics=found,
         lost_to=lost,
+    )
+
+
+def _scores(
+    db: Database,
+    workspace_id: int,
+    card: CompiledScorecard,
+    log: pa.Table,
+    cutoff: int,
+    alive: dict[int, float],
+    ids: npt.NDArray[np.int64],
+) -> tuple[Floats, npt.NDArray[np.bool_]]:
+    """``card``'s scores at ``cutoff`` of the customers ``ids`` (in that order), and whom it
+    flags (not "happy and stable")."""
+    batch = scores_at(db, workspace_id, card, log, cutoff, alive)
+    position = {int(c): i for i, c in enumerate(batch.customers.tolist())}
+    rows = np.array([position[int(c)] for c in ids], dtype=np.int64)
+    return (
+        np.asarray(batch.scores.score[rows], dtype=np.float64),
+        np.asarray(batch.scores.state[rows] != "happy", dtype=np.bool_),
     )
 
 

@@ -14,6 +14,7 @@ shipped ``default`` scorecard likewise.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from sqlalchemy import func, select, update
@@ -33,7 +34,11 @@ from clm.store.models import LifecycleDefinition
 Kind = Literal["stages", "health"]
 
 
+@lru_cache(maxsize=64)
 def _compile(kind: Kind, source: str) -> Any:
+    """The checked definition of a YAML text: cached by the text itself (compiling costs
+    ~50 ms and every read of a customer asked for it several times); a bad text raises each
+    time, as exceptions are not cached."""
     return load_stage_model(source) if kind == "stages" else load_scorecard(source)
 
 

@@ -10,7 +10,9 @@ in two set-based statements, and ``refresh_state`` (called by the live loop afte
 by a prediction refit) rewrites only the rows of the customers whose events arrived since it
 last looked (an event-id cursor), plus any it is told about (health re-scored by the clock).
 Both run the same statement, the refresh restricted to those customers, so the incremental path
-equals the rebuild by construction; the property tests check it.
+equals the rebuild by construction; the property tests check it. Readers call ``ensure_fresh``
+first: a backlog of a few thousand events is caught up on the spot (a customer written a moment
+ago is listed), a bigger one (an import) is left to the live loop.
 
 Definitions, as of the moment of the refresh:
 
@@ -59,7 +61,17 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from clm.lifecycle.catalog import get_stage_model
+from clm.lifecycle.event_counts import (
+    EVENTS_CURSOR,
+    STATE_VERSION,
+    VERSION_CURSOR,
+    add_events,
+    recount_events,
+)
+from clm.lifecycle.health import STATE_LABELS
+from clm.lifecycle.health_counts import health_counts
 from clm.lifecycle.health_inputs import get_scorecard
+from clm.lifecycle.queries import stage_counts
 from clm.predictions.repository import PURCHASE_EVENT, SCORE_EVENT
 from clm.store.engine import Database
 from clm.store.models import (
@@ -76,13 +88,11 @@ from clm.store.models import (
 )
 from clm.store.own_events import MODEL_EVENTS, own_event_clause
 
-STATE_VERSION = 1
-# Cursors in ``engage_cursors`` (a workspace's named integers): how far the rows have read the
-# log, and which definitions they were computed under.
-EVENTS_CURSOR, VERSION_CURSOR = "state.events", "state.version"
+# More cursors (see ``event_counts``): the definitions the rows were computed under.
 STAGES_CURSOR, HEALTH_CURSOR = "state.stages", "state.health"
 CHUNK = 500  # customer ids per statement (well under every driver's parameter limit)
 REBUILD_AT = 20_000  # touched customers beyond which one rebuild is cheaper than the chunks
+READ_REFRESH = 5_000  # new events a read catches up on itself (``ensure_fresh``)
 
 SEGMENTS = (
     "Champions", "Loyal", "Can't lose them", "At risk", "New", "Promising",
@@ -220,6 +230,13 @@ def _state_rows(
             scores.c.fit_id,
             literal(None).label("rfm_segment"),
             literal(updated_at, Timestamp).label("updated_at"),
+            func.lower(
+                func.coalesce(Customer.user_id, "")
+                + " "
+                + func.coalesce(Customer.email, "")
+                + " "
+                + func.coalesce(Customer.traits["name"].as_string(), "")
+            ).label("search_text"),
         )
         .select_from(Customer)
         .outerjoin(activity, activity.c.customer_id == Customer.id)
@@ -237,7 +254,7 @@ COLUMNS = (
     "customer_id", "workspace_id", "stage", "stage_since", "stage_definition_id",
     "health_state", "health_score", "health_definition_id", "first_seen_ts", "last_seen_ts",
     "purchases", "revenue", "last_purchase_ts", "p_alive", "clv_12m", "expected_purchases_90d",
-    "prediction_fit_id", "rfm_segment", "updated_at",
+    "prediction_fit_id", "rfm_segment", "updated_at", "search_text",
 )  # fmt: skip
 
 
@@ -374,8 +391,7 @@ def refresh_state(
         }
         top = _top_event_id(session, workspace_id)
         stale = (
-            events.last_event_id == 0
-            or marks[VERSION_CURSOR].last_event_id != STATE_VERSION
+            marks[VERSION_CURSOR].last_event_id != STATE_VERSION  # 0: never built, invalidated
             or marks[STAGES_CURSOR].last_event_id != stage_id
             or marks[HEALTH_CURSOR].last_event_id != health_id
         )
@@ -398,7 +414,11 @@ def refresh_state(
             if removed or _purchase_since(session, workspace_id, events.last_event_id, top):
                 _refresh_rfm(session, workspace_id)
                 rfm = True
-        events.last_event_id = max(top, 1)
+        if rebuild or stale:
+            recount_events(session, workspace_id, top)
+        else:
+            add_events(session, workspace_id, events.last_event_id, top)
+        events.last_event_id = top
         marks[VERSION_CURSOR].last_event_id = STATE_VERSION
         marks[STAGES_CURSOR].last_event_id = stage_id
         marks[HEALTH_CURSOR].last_event_id = health_id
@@ -439,6 +459,76 @@ def _purchase_since(session: Session, workspace_id: int, after: int, upto: int) 
         .limit(1)
     )
     return found is not None
+
+
+def ensure_fresh(db: Database, workspace_id: int, *, max_events: int = READ_REFRESH) -> bool:
+    """Catch the rows up before a read when few events arrived since the last refresh, so a
+    list read right after a write shows it; a bigger backlog (an import) is left to the live
+    loop, and the read sees rows at most one pass old. Returns whether it refreshed."""
+    with db.session() as session:
+        done = session.scalar(
+            select(EngageCursor.last_event_id).where(
+                EngageCursor.workspace_id == workspace_id, EngageCursor.consumer == EVENTS_CURSOR
+            )
+        )
+        top = _top_event_id(session, workspace_id)
+    if done is not None and done >= top:
+        return False
+    if top - (done or 0) > max_events:
+        return False
+    refresh_state(db, workspace_id)
+    return True
+
+
+def current_counts(db: Database, workspace_id: int) -> tuple[dict[str, int], dict[str, int]]:
+    """How many customers stand in each stage (of the active model, every stage listed) and
+    each health state (by label, every state listed) now: two ``GROUP BY``s over the rows, each
+    a scan of one index. Rows computed under another model or scorecard (just applied, not yet
+    refreshed) are not counted: the history is, as ``stage_counts`` and ``health_counts`` do."""
+    ensure_fresh(db, workspace_id)
+    info, model = get_stage_model(db, workspace_id)
+    health_id = active_definition_id(db, workspace_id, "health")
+    state = CustomerState
+    with db.session() as session:
+        marks = _marks(session, workspace_id)
+        fresh = marks.get(VERSION_CURSOR) == STATE_VERSION
+        if not (fresh and marks.get(STAGES_CURSOR) == info.id):
+            by_stage = None
+        else:
+            by_stage = session.execute(
+                select(state.stage, func.count())
+                .where(state.workspace_id == workspace_id, state.stage.is_not(None))
+                .group_by(state.stage)
+            ).all()
+        if not (fresh and marks.get(HEALTH_CURSOR) == health_id):
+            by_health = None
+        else:
+            by_health = session.execute(
+                select(state.health_state, func.count())
+                .where(state.workspace_id == workspace_id, state.health_state.is_not(None))
+                .group_by(state.health_state)
+            ).all()
+    now = datetime.now(UTC)
+    if by_stage is None:
+        stages = stage_counts(db, workspace_id, now)
+    else:
+        stages = {stage.name: 0 for stage in model.stages}
+        stages.update({str(name): int(n) for name, n in by_stage})
+    if by_health is None:
+        return stages, health_counts(db, workspace_id, now)
+    health = dict.fromkeys(STATE_LABELS.values(), 0)
+    health.update({STATE_LABELS.get(str(name), str(name)): int(n) for name, n in by_health})
+    return stages, health
+
+
+def _marks(session: Session, workspace_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(EngageCursor.consumer, EngageCursor.last_event_id).where(
+            EngageCursor.workspace_id == workspace_id,
+            EngageCursor.consumer.in_([VERSION_CURSOR, STAGES_CURSOR, HEALTH_CURSOR]),
+        )
+    )
+    return {str(name): int(value) for name, value in rows}
 
 
 def invalidate_state(session: Session, workspace_id: int) -> None:

@@ -1,12 +1,13 @@
 """The customer list: search, filter, sort and page customers with their lifecycle columns,
 all in the database (one query a page), so a list of millions never reaches the browser.
 
-Each row carries what a customer-success team scans for: current stage (the active stage
-model's latest transition up to now), health state and score (the stored current score,
-``health_scores``) with its top reasons, the latest P(alive) and 12-month CLV (the customer's
-newest ``Prediction Scored`` event), last seen (their newest event that is not CLM's own)
-and traits. Columns are correlated sub-queries on indexed keys: a page computes them for its
-own rows only, unless the list is filtered or sorted by them. CSV export runs the same query.
+Each row carries what a customer-success team scans for: current stage, health state and score
+with its top reasons, RFM segment, the latest P(alive) and 12-month CLV, revenue, last seen
+(their newest event that is not CLM's own) and traits. Every column but the reasons and the
+traits is read from ``customer_states`` (``clm.lifecycle.current_state``: one stored row per
+customer, kept by the live loop, at most one pass old), so every filter and sort is a range of
+one of its indexes; the reasons come from the page's own ``health_scores`` rows. CSV export
+and saved segments (``conditions``) run the same query.
 """
 
 from __future__ import annotations
@@ -19,25 +20,21 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Float, Select, and_, cast, desc, func, or_, select
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from clm.lifecycle.catalog import get_stage_model
-from clm.lifecycle.conditions import Condition, CustomerColumns, compile_conditions
+from clm.lifecycle.conditions import (
+    RFM_SEGMENTS,
+    Condition,
+    CustomerColumns,
+    compile_conditions,
+)
+from clm.lifecycle.current_state import active_definition_id, ensure_fresh
 from clm.lifecycle.health import STATE_LABELS
 from clm.lifecycle.health_inputs import get_scorecard
-from clm.predictions.repository import SCORE_EVENT
 from clm.store.engine import Database
-from clm.store.models import (
-    Customer,
-    Event,
-    HealthScore,
-    Identity,
-    LifecycleDefinition,
-    StageTransition,
-)
-from clm.store.own_events import OWN_CHANNEL
+from clm.store.models import Customer, CustomerState, HealthScore
 
 MAX_PER_PAGE = 500
 EXPORT_LIMIT = 1_000_000
@@ -50,6 +47,8 @@ class SortKey(StrEnum):
     stage = "stage"
     p_alive = "p_alive"
     clv = "clv"
+    revenue = "revenue"
+    rfm = "rfm"
 
 
 class CustomerQuery(BaseModel):
@@ -62,10 +61,21 @@ class CustomerQuery(BaseModel):
     )
     stage: Annotated[list[str], Field(description="current stage is one of these")] = []
     health_state: Annotated[list[str], Field(description="happy, at_risk, unhappy")] = []
+    rfm: Annotated[list[str], Field(description="RFM segment is one of these")] = []
     sort: SortKey = SortKey.id
     order: Annotated[str, Field(pattern="^(asc|desc)$")] = "asc"
     page: Annotated[int, Field(ge=1)] = 1
     per_page: Annotated[int, Field(ge=1, le=MAX_PER_PAGE)] = 50
+
+    @field_validator("rfm")
+    @classmethod
+    def _known_segments(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in RFM_SEGMENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown RFM segment {unknown[0]!r}; one of {', '.join(RFM_SEGMENTS)}"
+            )
+        return value
 
 
 class CustomerRow(BaseModel):
@@ -78,8 +88,11 @@ class CustomerRow(BaseModel):
     health_label: str | None
     health_score: float | None
     reasons: list[str]
+    rfm_segment: str | None
     p_alive: float | None
     clv: float | None
+    purchases: int
+    revenue: float
     last_seen_at: datetime | None
     traits: dict[str, Any]
 
@@ -89,27 +102,6 @@ class CustomerList(BaseModel):
     total: int
     page: int
     per_page: int
-
-
-def _active_id(db: Database, workspace_id: int, kind: str) -> int:
-    """The active definition's id: one indexed read (versions are immutable, so the compiled
-    model is not needed here); installs the default when the workspace has none."""
-    with db.session() as session:
-        found = session.scalar(
-            select(LifecycleDefinition.id)
-            .where(
-                LifecycleDefinition.workspace_id == workspace_id,
-                LifecycleDefinition.kind == kind,
-                LifecycleDefinition.active.is_(True),
-            )
-            .order_by(LifecycleDefinition.id.desc())
-            .limit(1)
-        )
-    if found is not None:
-        return int(found)
-    if kind == "stages":
-        return get_stage_model(db, workspace_id)[0].id
-    return get_scorecard(db, workspace_id)[0]
 
 
 _LABELS: dict[tuple[str, int], dict[str, str]] = {}
@@ -126,117 +118,99 @@ def _labels_of(db: Database, workspace_id: int, definition_id: int) -> dict[str,
     return _LABELS[key]
 
 
-def _columns(db: Database, workspace_id: int, now: int) -> dict[str, Any]:
-    """The derived columns as correlated sub-queries over ``Customer``."""
-    stage_id = _active_id(db, workspace_id, "stages")
-    health_id = _active_id(db, workspace_id, "health")
-    stage = (
-        select(StageTransition.to_stage)
-        .where(
-            StageTransition.definition_id == stage_id,
-            StageTransition.customer_id == Customer.id,
-            StageTransition.ts <= now,
-        )
-        .order_by(desc(StageTransition.ts), desc(StageTransition.id))
-        .limit(1)
-        .scalar_subquery()
-    )
-    last_seen = (
-        select(func.max(Event.ts))
-        .join(Identity, Identity.id == Event.identity_id)
-        .where(
-            Identity.customer_id == Customer.id,
-            or_(Event.channel.is_(None), Event.channel != OWN_CHANNEL),  # the customer's own doing
-        )
-        .scalar_subquery()
-    )
+State = CustomerState
+SORT_COLUMNS: dict[SortKey, Any] = {
+    SortKey.id: State.customer_id,
+    SortKey.last_seen: State.last_seen_ts,
+    SortKey.health_score: State.health_score,
+    SortKey.stage: State.stage,
+    SortKey.p_alive: State.p_alive,
+    SortKey.clv: State.clv_12m,
+    SortKey.revenue: State.revenue,
+    SortKey.rfm: State.rfm_segment,
+}
 
-    def prediction(key: str) -> ColumnElement[Any]:
-        return (
-            select(cast(Event.properties[key].as_float(), Float))
-            .join(Identity, Identity.id == Event.identity_id)
-            .where(Identity.customer_id == Customer.id, Event.name == SCORE_EVENT)
-            .order_by(desc(Event.ts), desc(Event.id))
-            .limit(1)
-            .scalar_subquery()
-        )
 
-    return {
-        "health_id": health_id,
-        "stage": stage.label("stage"),
-        "last_seen": last_seen.label("last_seen"),
-        "p_alive": prediction("p_alive").label("p_alive"),
-        "clv": prediction("clv_12m").label("clv"),
-    }
+def state_columns(now: int, dialect: str) -> CustomerColumns:
+    """Where the condition language finds each attribute: the stored state row."""
+    return CustomerColumns(
+        stage=State.stage.expression, health=State.health_state.expression,
+        health_score=State.health_score.expression, p_alive=State.p_alive.expression,
+        clv=State.clv_12m.expression, last_seen=State.last_seen_ts.expression,
+        rfm=State.rfm_segment.expression, now=now, dialect=dialect,
+    )  # fmt: skip
+
+
+def customer_filter(
+    db: Database, workspace_id: int, query: CustomerQuery, now: int,
+    conditions: Sequence[Condition] = (), extra: Sequence[ColumnElement[bool]] = (),
+) -> Select[Any]:  # fmt: skip
+    """``SELECT customer_states.customer_id`` of the customers the query (search and filters,
+    not sort or page), the ``conditions`` and any ``extra`` SQLAlchemy conditions over
+    ``CustomerState`` match: the one statement every list, count, export and segment builds on.
+    (Merged-away customers have no row: the refresh that sees a merge removes it.)"""
+    statement = select(State.customer_id).where(State.workspace_id == workspace_id)
+    if conditions:  # traits and search conditions read the customer row
+        statement = statement.join(Customer, Customer.id == State.customer_id)
+    if query.q:
+        text = query.q.strip()
+        match = State.search_text.contains(text.lower(), autoescape=True)
+        if text.isdigit() and int(text) < 2**63:
+            match = or_(match, State.customer_id == int(text))
+        statement = statement.where(match)
+    if query.stage:
+        statement = statement.where(State.stage.in_(query.stage))
+    if query.health_state:
+        statement = statement.where(State.health_state.in_(query.health_state))
+    if query.rfm:
+        statement = statement.where(State.rfm_segment.in_(query.rfm))
+    if conditions:
+        columns = state_columns(now, db.engine.dialect.name)
+        statement = statement.where(compile_conditions(conditions, columns))
+    return statement.where(*extra)
 
 
 def _select(
     db: Database, workspace_id: int, query: CustomerQuery, now: int,
-    conditions: Sequence[Condition] = (),
+    conditions: Sequence[Condition] = (), extra: Sequence[ColumnElement[bool]] = (),
 ) -> tuple[Select[Any], Select[Any]]:  # fmt: skip
-    """The page's statement and its count (which computes only the columns it filters on);
-    ``conditions`` (a saved segment's) narrow it further."""
-    cols = _columns(db, workspace_id, now)
-    statement = (
-        select(
-            Customer.id,
-            Customer.user_id,
-            Customer.email,
-            Customer.traits,
-            cols["stage"],
-            HealthScore.state,
-            HealthScore.score,
-            HealthScore.contributions,
-            cols["p_alive"],
-            cols["clv"],
-            cols["last_seen"],
-        )
-        .outerjoin(
-            HealthScore,
-            and_(
-                HealthScore.customer_id == Customer.id,
-                HealthScore.definition_id == cols["health_id"],
-            ),
-        )
-        .where(Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None))
+    """The page's statement (sorted on an index: the key, then the id in the same direction,
+    missing values last) and its count."""
+    matching = customer_filter(db, workspace_id, query, now, conditions, extra)
+    statement = matching.with_only_columns(
+        State.customer_id.label("id"),
+        Customer.user_id,
+        Customer.email,
+        Customer.traits,
+        State.stage,
+        State.health_state.label("state"),
+        State.health_score.label("score"),
+        HealthScore.contributions,
+        State.rfm_segment,
+        State.p_alive,
+        State.clv_12m.label("clv"),
+        State.purchases,
+        State.revenue,
+        State.last_seen_ts.label("last_seen"),
     )
-    if query.q:
-        text = query.q.strip()
-        like = f"%{text}%"
-        matches = [
-            Customer.email.ilike(like),
-            Customer.user_id.ilike(like),
-            Customer.traits["name"].as_string().ilike(like),
-        ]
-        if text.isdigit():
-            matches.append(Customer.id == int(text))
-        statement = statement.where(or_(*matches))
-    if query.stage:
-        statement = statement.where(cols["stage"].in_(query.stage))
-    if query.health_state:
-        statement = statement.where(HealthScore.state.in_(query.health_state))
-    if conditions:
-        where = CustomerColumns(
-            stage=cols["stage"].element, health=HealthScore.state.expression,
-            health_score=HealthScore.score.expression,
-            p_alive=cols["p_alive"].element, clv=cols["clv"].element,
-            last_seen=cols["last_seen"].element, rfm=None, now=now,
-            dialect=db.engine.dialect.name,
-        )  # fmt: skip
-        statement = statement.where(compile_conditions(conditions, where))
-    key = {
-        SortKey.id: Customer.id,
-        SortKey.last_seen: cols["last_seen"],
-        SortKey.health_score: HealthScore.score,
-        SortKey.stage: cols["stage"],
-        SortKey.p_alive: cols["p_alive"],
-        SortKey.clv: cols["clv"],
-    }[query.sort]
-    ordered = key.desc() if query.order == "desc" else key.asc()
-    counted = select(func.count()).select_from(
-        statement.with_only_columns(Customer.id).order_by(None).subquery()
-    )
-    return statement.order_by(ordered.nulls_last(), Customer.id), counted
+    if not conditions:
+        statement = statement.join(Customer, Customer.id == State.customer_id)
+    statement = statement.outerjoin(
+        HealthScore,
+        and_(
+            HealthScore.definition_id == State.health_definition_id,
+            HealthScore.customer_id == State.customer_id,
+        ),
+    )  # fmt: skip
+    key = SORT_COLUMNS[query.sort]
+    if query.order == "desc":
+        order = [key.desc().nulls_last(), State.customer_id.desc()]
+    else:
+        order = [key.asc().nulls_last(), State.customer_id.asc()]
+    if query.sort is SortKey.id:
+        order = order[1:]
+    counted = select(func.count()).select_from(matching.subquery())
+    return statement.order_by(*order), counted
 
 
 def _reasons(contributions: dict[str, Any] | None, labels: dict[str, str]) -> list[str]:
@@ -276,8 +250,11 @@ def _row(raw: Any, labels: dict[str, str]) -> CustomerRow:
         health_label=STATE_LABELS.get(raw.state) if raw.state else None,
         health_score=raw.score,
         reasons=_reasons(contributions, labels) if raw.state in ("at_risk", "unhappy") else [],
+        rfm_segment=raw.rfm_segment,
         p_alive=raw.p_alive,
         clv=raw.clv,
+        purchases=int(raw.purchases or 0),
+        revenue=float(raw.revenue or 0.0),
         last_seen_at=datetime.fromtimestamp(raw.last_seen, UTC) if raw.last_seen else None,
         traits=traits,
     )
@@ -285,17 +262,18 @@ def _row(raw: Any, labels: dict[str, str]) -> CustomerRow:
 
 def list_customers(
     db: Database, workspace_id: int, query: CustomerQuery, *, now: datetime | None = None,
-    conditions: Sequence[Condition] = (),
+    conditions: Sequence[Condition] = (), extra: Sequence[ColumnElement[bool]] = (),
 ) -> CustomerList:  # fmt: skip
-    """One page of the customer list and the total that match (and meet ``conditions``)."""
+    """One page of the customer list and the total that match (and meet ``conditions`` and
+    the ``extra`` SQLAlchemy conditions over ``CustomerState``)."""
+    ensure_fresh(db, workspace_id)
     at = int((now or datetime.now(UTC)).timestamp())
-    statement, counted = _select(db, workspace_id, query, at, conditions)
-    labels = _labels_of(db, workspace_id, _active_id(db, workspace_id, "health"))
+    statement, counted = _select(db, workspace_id, query, at, conditions, extra)
+    labels = _labels_of(db, workspace_id, active_definition_id(db, workspace_id, "health"))
+    page = statement.limit(query.per_page).offset((query.page - 1) * query.per_page)
     with db.session() as session:
         total = int(session.scalar(counted) or 0)
-        rows = session.execute(
-            statement.limit(query.per_page).offset((query.page - 1) * query.per_page)
-        ).all()
+        rows = session.execute(page).all()
     return CustomerList(
         items=[_row(r, labels) for r in rows],
         total=total,
@@ -306,18 +284,19 @@ def list_customers(
 
 CSV_COLUMNS = (
     "id", "user_id", "email", "name", "stage", "health_state", "health_score", "p_alive", "clv",
-    "last_seen_at", "reasons",
+    "last_seen_at", "reasons", "rfm_segment", "purchases", "revenue",
 )  # fmt: skip
 
 
 def export_csv(
     db: Database, workspace_id: int, query: CustomerQuery, *, now: datetime | None = None,
-    conditions: Sequence[Condition] = (),
+    conditions: Sequence[Condition] = (), extra: Sequence[ColumnElement[bool]] = (),
 ) -> Iterator[str]:  # fmt: skip
     """Every customer the query matches (all pages), as CSV text chunks."""
+    ensure_fresh(db, workspace_id)
     at = int((now or datetime.now(UTC)).timestamp())
-    statement = _select(db, workspace_id, query, at, conditions)[0].limit(EXPORT_LIMIT)
-    labels = _labels_of(db, workspace_id, _active_id(db, workspace_id, "health"))
+    statement = _select(db, workspace_id, query, at, conditions, extra)[0].limit(EXPORT_LIMIT)
+    labels = _labels_of(db, workspace_id, active_definition_id(db, workspace_id, "health"))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -329,6 +308,7 @@ def export_csv(
                 row.health_state or "", "" if row.health_score is None else row.health_score,
                 "" if row.p_alive is None else row.p_alive, "" if row.clv is None else row.clv,
                 row.last_seen_at.isoformat() if row.last_seen_at else "", "; ".join(row.reasons),
+                row.rfm_segment or "", row.purchases, row.revenue,
             ])  # fmt: skip
             if buffer.tell() > 64_000:
                 yield buffer.getvalue()
@@ -343,8 +323,8 @@ def matching_ids(
 ) -> list[int]:  # fmt: skip
     """The ids of every live customer meeting ``conditions`` (a saved segment's members, for
     report filters and playbook triggers), in one query."""
+    ensure_fresh(db, workspace_id)
     at = int((now or datetime.now(UTC)).timestamp())
-    statement = _select(db, workspace_id, CustomerQuery(), at, conditions)[0]
+    statement = customer_filter(db, workspace_id, CustomerQuery(), at, conditions)
     with db.session() as session:
-        rows = session.scalars(statement.with_only_columns(Customer.id).order_by(Customer.id))
-        return [int(r) for r in rows]
+        return [int(r) for r in session.scalars(statement.order_by(State.customer_id))]

@@ -32,14 +32,15 @@ from clm.lifecycle.engines import (
     sql_source,
 )
 from clm.lifecycle.health import (
-    STATE_LABELS,
     CompiledScorecard,
     HealthScores,
     contributions_of,
     score,
     score_columns,
+    state_label,
 )
 from clm.lifecycle.health_current import HealthSummary, Step, score_health
+from clm.lifecycle.health_explain import drivers, explain_parts, sentiment_known
 from clm.lifecycle.health_inputs import (
     exit_flags_at,
     get_scorecard,
@@ -52,7 +53,7 @@ from clm.lifecycle.history import announce_health
 from clm.lifecycle.plan import feature_table, required_properties
 from clm.lifecycle.queries import stage_at
 from clm.lifecycle.reference import LogEvent, feature_values
-from clm.lifecycle.schemas import FactorContribution, HealthChange, HealthPublic
+from clm.lifecycle.schemas import HealthChange, HealthPublic
 from clm.store.engine import Database
 from clm.store.models import HealthSnapshot
 
@@ -216,7 +217,9 @@ def state_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def health_history(
     db: Database, workspace_id: int, customer_id: int, as_of: datetime | None = None
 ) -> list[HealthChange]:
-    definition_id, _ = get_scorecard(db, workspace_id)
+    """A customer's stored health changes up to ``as_of``, oldest first, each with the score
+    and state it came from and the factors that moved it."""
+    definition_id, card = get_scorecard(db, workspace_id)
     cutoff = int((as_of or datetime.now(UTC)).timestamp())
     with db.session() as session:
         rows = session.scalars(
@@ -227,17 +230,32 @@ def health_history(
                 HealthSnapshot.ts <= cutoff,
             )
             .order_by(HealthSnapshot.ts, HealthSnapshot.id)
-        )
-        return [
-            HealthChange(
-                at=r.occurred_at,
-                score=r.score,
-                state=r.state,
-                state_label=STATE_LABELS[r.state],
-                cause_message_id=r.cause_message_id,
+        ).all()
+        changes = []
+        before = None
+        for r in rows:
+            parts = dict(r.contributions or {})
+            changes.append(
+                HealthChange(
+                    at=r.occurred_at,
+                    score=r.score,
+                    state=r.state,
+                    state_label=state_label(r.state, sentiment_known(card, parts)),
+                    cause_message_id=r.cause_message_id,
+                    from_score=before.score if before is not None else None,
+                    from_state=before.state if before is not None else None,
+                    from_state_label=state_label(
+                        before.state, sentiment_known(card, dict(before.contributions or {}))
+                    )
+                    if before is not None
+                    else None,
+                    drivers=drivers(card, dict(before.contributions or {}), parts)
+                    if before is not None
+                    else [],
+                )
             )
-            for r in rows
-        ]
+            before = r
+        return changes
 
 
 def explain(
@@ -255,42 +273,7 @@ def explain(
     total, state, parts = score(
         card, values, now=now, exit_stage=exit_stage, prior_gap_days=prior_gap_days
     )
-    factors = [
-        FactorContribution(
-            factor=key,
-            label=card.factors[key].label or key,
-            axis=card.factors[key].axis,
-            value=c["value"],
-            points=round(c["points"], 2),
-            weight=round(c["weight"], 2),
-            missing=c["value"] is None,
-        )
-        for key, c in parts.items()
-    ]
-    factors.sort(key=lambda f: (f.points - f.weight, f.factor))
-    losing = [f for f in factors if f.weight - f.points >= 0.5]
-    reasons = [_reason(f) for f in losing[:3]]
-    if exit_stage:
-        reasons.insert(0, "in an exit stage (churned): never counted as stable")
-    action = card.action(state)
-    if state != "happy" and losing:
-        action = card.factors[losing[0].factor].action or action
-    return HealthPublic(
-        customer_id=customer_id,
-        at=at,
-        score=round(total, 2),
-        state=state,
-        state_label=STATE_LABELS[state],
-        factors=factors,
-        reasons=reasons[:3],
-        next_action=action,
-    )
-
-
-def _reason(factor: FactorContribution) -> str:
-    value = factor.value
-    shown = f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else value
-    return f"{factor.label}: {shown} (earns {factor.points:.0f} of {factor.weight:.0f} points)"
+    return explain_parts(card, customer_id, at, total, state, parts, exit_stage=exit_stage)
 
 
 def log_events(db: Database, workspace_id: int, customer_id: int) -> list[LogEvent]:

@@ -177,6 +177,18 @@ def get_segment(db: Database, workspace_id: int, segment_id: int) -> SegmentPubl
     return _public(db, workspace_id, row)
 
 
+def segment_names(db: Database, workspace_id: int) -> list[str]:
+    """The names of the workspace's saved segments, sorted."""
+    with db.session() as session:
+        return list(
+            session.scalars(
+                select(Segment.name)
+                .where(Segment.workspace_id == workspace_id)
+                .order_by(Segment.name)
+            )
+        )
+
+
 def segment_named(db: Database, workspace_id: int, name: str) -> list[Condition] | None:
     """The conditions of the segment called ``name``, None if there is none."""
     with db.session() as session:

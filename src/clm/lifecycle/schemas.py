@@ -84,18 +84,29 @@ class HealthPublic(BaseModel):
     at: datetime
     score: float
     state: str  # happy | at_risk | unhappy
-    state_label: str  # "happy and stable" | "happy but at risk" | "unhappy"
+    # "happy and stable" | "happy but at risk" | "unhappy"; without any sentiment evidence
+    # "stable (no feedback yet)" | "at risk (no feedback yet)": nothing says they are happy
+    state_label: str
+    sentiment_known: bool = True  # some sentiment factor (survey, rating, ticket...) has data
     factors: list[FactorContribution]
     reasons: list[str] = []  # the factors costing the most points, in words
     next_action: str = ""  # what to do next, from the state or the main problem
 
 
 class HealthChange(BaseModel):
+    """One stored change of a customer's health, and what moved it: ``drivers`` are the
+    factors whose points changed most since the previous change, in words
+    ("last NPS score 3 (-20 points)"); empty for the first score."""
+
     at: datetime
     score: float
     state: str
     state_label: str
     cause_message_id: str | None
+    from_score: float | None = None
+    from_state: str | None = None
+    from_state_label: str | None = None
+    drivers: list[str] = []
 
 
 class CustomerLifecycle(BaseModel):

@@ -68,8 +68,21 @@ class CustomerPrediction(BaseModel):
 
 
 class CustomerPredictions(BaseModel):
-    """The latest scores of a customer and their history (newest first)."""
+    """The latest scores of a customer and their history (newest first), with what the latest
+    P(alive) can be trusted for.
+
+    BG/NBD lets a customer drop out only right after a repeat purchase, so it gives every
+    one-time buyer P(alive) = 1 however long ago they bought (Fader, Hardie & Lee 2005: the
+    dropout term vanishes at x = 0): ``p_alive_informative`` is then false and
+    ``p_alive_note`` says why; recency (``last_purchase_at``) is the evidence to read instead.
+    ``uncertainty`` says what the numbers are: point estimates at the fitted parameters (no
+    per-customer interval)."""
 
     customer_id: int
     latest: CustomerPrediction | None
     history: list[CustomerPrediction]
+    purchase_days: int | None = None  # distinct days with a purchase, up to the latest fit
+    last_purchase_at: datetime | None = None
+    p_alive_informative: bool | None = None
+    p_alive_note: str | None = None
+    uncertainty: str | None = None

@@ -273,6 +273,7 @@ def latest_predictions(
     with db.session() as session:
         live_id = repo.resolve_customer(session, workspace_id, customer_id)
         events = repo.score_events(session, workspace_id, live_id, max(1, history))
+        stamps = repo.purchase_times(session, workspace_id, live_id) if events else []
     items = [
         CustomerPrediction(
             timestamp=when,
@@ -286,9 +287,44 @@ def latest_predictions(
         )
         for when, message_id, props in events
     ]
+    latest = items[0] if items else None
+    if latest is None:
+        return CustomerPredictions(customer_id=live_id, latest=None, history=items)
     return CustomerPredictions(
-        customer_id=live_id, latest=items[0] if items else None, history=items
+        customer_id=live_id, latest=latest, history=items, **_trust(latest, stamps)
     )
+
+
+def _trust(latest: CustomerPrediction, stamps: list[int]) -> dict[str, Any]:
+    """What the latest scores can be trusted for, from the customer's purchases up to the fit
+    (same-day purchases count once, as the models count them)."""
+    cutoff = latest.timestamp.timestamp()
+    seen = [ts for ts in stamps if ts < cutoff]
+    days = len({datetime.fromtimestamp(ts, UTC).date() for ts in seen})
+    last = datetime.fromtimestamp(max(seen), UTC) if seen else None
+    informative, note = True, None
+    if latest.model == "bgnbd" and days <= 1:
+        informative = False
+        note = (
+            "Not informative: BG/NBD gives every customer without a repeat purchase P(alive) "
+            "100% (it lets customers drop out only right after a repeat purchase). "
+            "Read the time since their purchase instead."
+            if days == 1
+            else "Not informative: no purchase before the fit, so the model has nothing on them."
+        )
+    model = {"bgnbd": "BG/NBD", "pareto": "Pareto/NBD", "sbg": "shifted-beta-geometric"}
+    uncertainty = (
+        f"Point estimates of the {model.get(latest.model, latest.model)} model at its fitted "
+        "parameters: it gives no interval per customer. P(alive) is itself a probability; "
+        "the parameters' 95% intervals and the holdout check are in the latest fit."
+    )
+    return {
+        "purchase_days": days,
+        "last_purchase_at": last,
+        "p_alive_informative": informative,
+        "p_alive_note": note,
+        "uncertainty": uncertainty,
+    }
 
 
 __all__ = ["MODEL_VERSION", "fit_workspace", "latest_fit", "latest_predictions"]

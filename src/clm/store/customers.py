@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from clm.errors import NotFound
 from clm.store.models import Customer, Event, Identity, IdentityLink
-from clm.store.own_events import OWN_CHANNEL
+from clm.store.own_events import OWN_CHANNEL, own_event_clause
 from clm.store.schemas import (
     CustomerDetail,
     CustomerPublic,
@@ -45,6 +45,19 @@ def require_customer(session: Session, workspace_id: int, customer_id: int) -> i
     return _resolve_id(session, workspace_id, customer_id).id
 
 
+def merged_ids(session: Session, customer_id: int) -> list[int]:
+    """The customers merged into this one. SQLite is told to use the index: almost every
+    row's ``merged_into_id`` is NULL, so its statistics call the index useless and it scanned
+    the table (100 ms at 100,000 customers instead of 0.3 ms)."""
+    query = (
+        select(Customer.id)
+        .where(Customer.merged_into_id == customer_id)
+        .with_hint(Customer, "INDEXED BY ix_customers_merged_into", "sqlite")
+        .order_by(Customer.id)
+    )
+    return list(session.scalars(query))
+
+
 def get_customer(session: Session, workspace_id: int, customer_id: int) -> CustomerDetail:
     customer = _resolve_id(session, workspace_id, customer_id)
     identities = session.scalars(
@@ -58,9 +71,7 @@ def get_customer(session: Session, workspace_id: int, customer_id: int) -> Custo
         )
         .order_by(IdentityLink.id)
     )
-    merged = session.scalars(
-        select(Customer.id).where(Customer.merged_into_id == customer.id).order_by(Customer.id)
-    )
+    merged = merged_ids(session, customer.id)
     activity = _activity(session, [customer.id])
     return CustomerDetail(
         **_public(customer, activity).model_dump(),
@@ -70,12 +81,17 @@ def get_customer(session: Session, workspace_id: int, customer_id: int) -> Custo
     )
 
 
-def _activity(session: Session, customer_ids: list[int]) -> dict[int, tuple[int, int, int]]:
-    """(first ts, last ts, event count) per customer, from the log."""
+def _activity(
+    session: Session, customer_ids: list[int]
+) -> dict[int, tuple[int | None, int | None, int]]:
+    """(first ts, last ts, event count) per customer, from the log. First and last seen are the
+    customer's own events: CLM's (stage and health changes, scores, messages) would make
+    everyone "last seen" at the last lifecycle run; the count is every event on the timeline."""
     if not customer_ids:
         return {}
+    theirs = case((own_event_clause(Event.channel), None), else_=Event.ts)
     rows = session.execute(
-        select(Identity.customer_id, func.min(Event.ts), func.max(Event.ts), func.count())
+        select(Identity.customer_id, func.min(theirs), func.max(theirs), func.count())
         .join(Identity, Identity.id == Event.identity_id)
         .where(Identity.customer_id.in_(customer_ids))
         .group_by(Identity.customer_id)
@@ -83,12 +99,14 @@ def _activity(session: Session, customer_ids: list[int]) -> dict[int, tuple[int,
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
-def _public(customer: Customer, activity: dict[int, tuple[int, int, int]]) -> CustomerPublic:
+def _public(
+    customer: Customer, activity: dict[int, tuple[int | None, int | None, int]]
+) -> CustomerPublic:
     public = CustomerPublic.model_validate(customer)
     if customer.id in activity:
         first, last, count = activity[customer.id]
-        public.first_seen_at = datetime.fromtimestamp(first, UTC)
-        public.last_seen_at = datetime.fromtimestamp(last, UTC)
+        public.first_seen_at = datetime.fromtimestamp(first, UTC) if first is not None else None
+        public.last_seen_at = datetime.fromtimestamp(last, UTC) if last is not None else None
         public.event_count = count
     return public
 

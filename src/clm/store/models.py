@@ -922,6 +922,8 @@ class CustomerState(Base):
     prediction_fit_id: Mapped[str | None] = mapped_column(String(64))
     rfm_segment: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    # User id, email and name trait, lower-cased: the list's search scans this one column.
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     # One index per sort key of the customer list (and per filter that counts), each ending in
     # the id so a page is a range of the index.
@@ -935,4 +937,26 @@ class CustomerState(Base):
         Index("ix_customer_states_clv", "workspace_id", "clv_12m", "customer_id"),
         Index("ix_customer_states_rfm", "workspace_id", "rfm_segment", "customer_id"),
         Index("ix_customer_states_revenue", "workspace_id", "revenue", "customer_id"),
+        # A search (``LIKE '%text%'``) scans this narrow index instead of the wide rows.
+        Index("ix_customer_states_search", "workspace_id", "search_text", "customer_id"),
     )
+
+
+class EventCount(Base):
+    """How many events of one type on one channel a workspace has, with their purchases and
+    revenue and first and last times: the workspace's head counts without scanning the log.
+    Derived (``clm.lifecycle.event_counts``), kept by the same refresh as ``customer_states``;
+    ``channel`` is ``""`` for events without one."""
+
+    __tablename__ = "event_counts"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    purchases: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue: Mapped[float] = mapped_column(Float, default=0.0)
+    first_ts: Mapped[int | None] = mapped_column(BigInteger)
+    last_ts: Mapped[int | None] = mapped_column(BigInteger)

@@ -18,6 +18,8 @@ A pass is what cron used to be asked to do, in the order each step needs the one
    customer with a new event (their own, or CLM's: stage and health announcements, scores,
    messages) and of every customer re-scored by the clock is rewritten as of ``now``, so the
    customer list and the counters read a table that is at most one pass old.
+5. Saved segments: the first pass of each UTC day records every segment's size
+   (``clm.lifecycle.saved_segments.record_sizes``), their size-over-time chart.
 
 Every step is idempotent, so a pass run twice, or by two workers, changes nothing more. The
 pass then says when the next one is due (the next scheduled transition or journey wake-up), so
@@ -39,6 +41,7 @@ from clm.engage.delivery import drain_once
 from clm.engage.playbooks import EngageTickReport, cursor, run_due, set_cursor
 from clm.lifecycle import tick
 from clm.lifecycle.current_state import StateReport, refresh_state
+from clm.lifecycle.saved_segments import record_sizes
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
 from clm.store.models import (
@@ -196,6 +199,8 @@ def live_pass(
         engage.append(run_due(db, workspace_id, at))
         sent += drain_once(db)
     state = refresh_state(db, workspace_id, now=at, customer_ids=rescored)
+    # Each saved segment's size, once a day (the first pass of a UTC day counts it).
+    record_sizes(db, workspace_id, at)
     report = LiveReport(
         workspace_id=workspace_id,
         stages=stages,

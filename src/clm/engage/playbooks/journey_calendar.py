@@ -8,6 +8,7 @@ read (a cursor), the members a segment had at the last tick (an ``engage_config`
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -17,16 +18,18 @@ from clm.engage import repository as repo
 from clm.engage.playbooks.journeys import (
     Candidate,
     active_playbooks,
-    conditions_hold,
     cursor,
     enroll,
     set_cursor,
 )
 from clm.engage.playbooks.schemas import PlaybookDefinition, Trigger
 from clm.engage.playbooks.standing import segment_members
+from clm.lifecycle.conditions import conditions_hold, describe
+from clm.lifecycle.saved_segments import segment_named
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageJourney, HealthSnapshot
 
+log = logging.getLogger(__name__)
 _STATE_TRIGGERS = ("date", "schedule", "health_changed", "segment_entered")
 
 
@@ -154,8 +157,16 @@ def enroll_segment(
     The first evaluation only records who is in the segment: being there already when the
     playbook starts is not entering it (else a new playbook would write to a whole segment).
     """
-    members = segment_members(db, workspace_id, book.trigger.conditions, now)
-    described = ", ".join(f"{c.attr} {c.op} {c.value}" for c in book.trigger.conditions)
+    trigger = book.trigger
+    conditions = trigger.conditions
+    described = describe(conditions)
+    if trigger.segment:
+        saved = segment_named(db, workspace_id, trigger.segment)
+        if saved is None:  # deleted since (deleting one in use is refused): nobody enters
+            log.warning("playbook %s: no segment %r", book.name, trigger.segment)
+            return 0
+        conditions, described = saved, trigger.segment
+    members = segment_members(db, workspace_id, conditions, now)
     with db.transaction() as session:
         before = repo.get_config(session, workspace_id, "segment", book.name)
         repo.put_config(session, workspace_id, "segment", book.name, {"members": sorted(members)})

@@ -20,12 +20,12 @@ from clm.engage.playbooks.journeys import (
     BATCH,
     Outcome,
     _unit,
-    conditions_hold,
     enroll_from_events,
 )
 from clm.engage.playbooks.schemas import PlaybookDefinition, Step
 from clm.engage.playbooks.standing import stages_at
 from clm.engage.schemas import SendRequest
+from clm.lifecycle.conditions import conditions_hold
 from clm.store.engine import Database
 from clm.store.models import (
     EngageJourney,

@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from clm.engage._bulk import insert_rows, paused_gc
-from clm.engage.playbooks.schemas import Condition, PlaybookDefinition, Trigger
+from clm.engage.playbooks.schemas import PlaybookDefinition, Trigger
 from clm.engage.schemas import SendRequest
 from clm.store.engine import Database
 from clm.store.ids import allocate_ids
@@ -282,39 +282,6 @@ def _wake(
                 for w in waiting
             ],
         )
-
-
-def conditions_hold(
-    conditions: Sequence[Condition], traits: dict[str, Any], stage: str | None, variant: str | None
-) -> bool:
-    """Whether every condition holds for a customer (traits, stage, A/B variant); shared by
-    journey steps, calendar triggers and standing checks."""
-    for c in conditions:
-        if c.attr == "stage":
-            value: Any = stage
-        elif c.attr == "variant":
-            value = variant
-        else:
-            value = traits.get(c.attr.removeprefix("traits."))
-        if c.op == "exists":
-            ok = value is not None
-        elif c.op == "in":
-            ok = value in (c.value or [])
-        elif c.op in ("eq", "ne"):
-            ok = (value == c.value) == (c.op == "eq")
-        else:
-            try:
-                ok = {
-                    "gt": value > c.value,
-                    "gte": value >= c.value,
-                    "lt": value < c.value,
-                    "lte": value <= c.value,
-                }[c.op]
-            except TypeError:
-                ok = False
-        if not ok:
-            return False
-    return True
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clm.engage.schemas import Channel, Content, MessageCategory, Purpose, commercial_is_marketing
+from clm.lifecycle.conditions import Condition, condition_errors
 
 StepId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
@@ -16,18 +17,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
-class Condition(_Strict):
-    """``attr`` is ``stage``, ``variant`` or ``traits.<name>``; a segment trigger may also test
-    ``health`` (the latest health state) and ``rfm`` (the RFM segment, e.g. "Champions")."""
-
-    attr: str
-    op: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists"] = "eq"
-    value: Any = None
-
-
 class Trigger(_Strict):
     """When a customer enters: a stage change, a health change, an event, a date, a schedule,
-    or entering a segment (every ``conditions`` met now, not all met at the last tick)."""
+    or entering a segment: a saved one (``segment``, by name) or inline ``conditions`` (in
+    the condition language of ``clm.lifecycle.conditions``), met now and not at the last tick."""
 
     type: Literal["stage_changed", "health_changed", "event", "date", "schedule", "segment_entered"]
     to: str | None = None  # stage_changed: the stage entered; health_changed: the state
@@ -39,6 +32,7 @@ class Trigger(_Strict):
     yearly: bool = False  # date: match month and day only (birthdays)
     every_days: Annotated[int, Field(ge=1, le=36_500)] = 30  # schedule
     conditions: list[Condition] = Field(default_factory=list)
+    segment: Annotated[str | None, Field(min_length=1, max_length=100)] = None  # a saved segment
 
     @model_validator(mode="after")
     def _needs(self) -> Trigger:
@@ -46,11 +40,22 @@ class Trigger(_Strict):
             raise ValueError("an event trigger needs 'event'")
         if self.type == "date" and not self.trait:
             raise ValueError("a date trigger needs 'trait'")
-        if self.type == "segment_entered" and not self.conditions:
-            raise ValueError("a segment trigger needs 'conditions' (stage, health, rfm, traits.*)")
+        if self.type == "segment_entered":
+            self._segment_needs()
         if self.type == "health_changed" and not self.to:
             raise ValueError("a health trigger needs 'to' (happy, at_risk, unhappy)")
         return self
+
+    def _segment_needs(self) -> None:
+        if self.segment and self.conditions:
+            raise ValueError("a segment trigger takes 'segment' or 'conditions', not both")
+        if not self.segment and not self.conditions:
+            raise ValueError(
+                "a segment trigger needs 'segment' (a saved segment's name) or 'conditions'"
+            )
+        problems = condition_errors(self.conditions)
+        if problems:
+            raise ValueError("; ".join(f"condition {p.loc[-1]}: {p.message}" for p in problems))
 
     @property
     def event_name(self) -> str | None:

@@ -26,6 +26,7 @@ from clm.engage.playbooks.schemas import (
 )
 from clm.errors import FieldError, NotFound, ValidationError
 from clm.lifecycle import get_stage_model
+from clm.lifecycle.saved_segments import segment_named, segment_names
 from clm.store.engine import Database
 from clm.store.models import (
     EngageJourney,
@@ -55,6 +56,17 @@ def parse_playbook(source: str | dict[str, Any]) -> PlaybookDefinition:
     return definition
 
 
+def check_segment(db: Database, workspace_id: int, definition: PlaybookDefinition) -> None:
+    """A trigger naming a saved segment names one that exists (a field error if not)."""
+    name = definition.trigger.segment
+    if name is None or segment_named(db, workspace_id, name) is not None:
+        return
+    saved = segment_names(db, workspace_id)
+    known = f"; saved segments: {', '.join(saved)}" if saved else "; no segment is saved yet"
+    message = f"no saved segment named {name!r}{known}"
+    raise ValidationError("Invalid playbook", [FieldError(("trigger", "segment"), message)])
+
+
 def shipped_playbook(name: str) -> PlaybookDefinition:
     text = resources.files("clm.engage").joinpath(f"data/playbooks/{name}.yaml").read_text()
     return parse_playbook(text)
@@ -75,6 +87,7 @@ def apply_playbook(
     db: Database, workspace_id: int, definition: PlaybookDefinition, *, migrate: bool = False
 ) -> PlaybookPublic:
     """Store ``definition`` as the active version (unchanged definitions are not re-stored)."""
+    check_segment(db, workspace_id, definition)
     data = definition.model_dump(mode="json", by_alias=True)
     with db.transaction() as session:
         latest = session.scalars(

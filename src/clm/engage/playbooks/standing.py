@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clm.analytics import report_source, rfm_scores
-from clm.engage.playbooks.journeys import conditions_hold
-from clm.engage.playbooks.schemas import Condition
 from clm.lifecycle import get_stage_model
+from clm.lifecycle.conditions import Condition, conditions_hold
+from clm.lifecycle.customer_list import matching_ids
 from clm.store.engine import Database
-from clm.store.models import Customer, HealthSnapshot, StageTransition
+from clm.store.models import HealthSnapshot, StageTransition
 
 
 def stages_at(
@@ -69,22 +68,17 @@ def rfm_segments(db: Database, workspace_id: int, at: datetime) -> dict[int, str
 def segment_members(
     db: Database, workspace_id: int, conditions: Sequence[Condition], at: datetime
 ) -> set[int]:
-    """The live customers meeting every condition (``stage``, ``health``, ``rfm``, traits)."""
-    used = {c.attr for c in conditions}
-    with db.session() as session:
-        customers = session.execute(
-            select(Customer.id, Customer.traits).where(
-                Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None)
-            )
-        ).all()
-        ids = [int(c) for c, _ in customers]
-        stage = stages_at(db, workspace_id, session, ids, at) if "stage" in used else {}
-        health = health_states(session, workspace_id, at) if "health" in used else {}
-    rfm = rfm_segments(db, workspace_id, at) if "rfm" in used else {}
-    members = set()
-    for cid, traits in customers:
-        standing: dict[str, Any] = {**(traits or {}), "health": health.get(cid)}
-        standing["rfm"] = rfm.get(cid)
-        if conditions_hold(conditions, standing, stage.get(cid), None):
-            members.add(int(cid))
+    """The live customers meeting every condition, evaluated in the database by the one
+    compiler of ``clm.lifecycle.conditions`` (as a saved segment's members are).
+
+    Conditions on ``rfm`` are met by the customers in that RFM segment at ``at`` as the RFM
+    report computes it, intersected with the rest."""
+    rfm = [c for c in conditions if c.attr == "rfm"]
+    others = [c for c in conditions if c.attr != "rfm"]
+    members = set(matching_ids(db, workspace_id, others, now=at))
+    if rfm:
+        segments = rfm_segments(db, workspace_id, at)
+        members = {
+            cid for cid in members if conditions_hold(rfm, {"rfm": segments.get(cid)}, None, None)
+        }
     return members

@@ -4,8 +4,8 @@ import { html } from "./lib/html.js";
 import { Overview } from "./pages/overview.js";
 import { Customers } from "./pages/customers.js";
 import { Customer } from "./pages/customer.js";
-import { Placeholder } from "./pages/placeholder.js";
 import { Reports } from "./pages/reports.js";
+import { Segments } from "./pages/segments.js";
 import { Engagement } from "./pages/engagement/index.js";
 import { Settings } from "./pages/settings.js";
 
@@ -24,7 +24,8 @@ export const ROUTES = [
   { path: "/overview", page: Overview },
   { path: "/customers", page: Customers },
   { path: "/customers/:id", page: Customer },
-  { path: "/segments", page: () => html`<${Placeholder} title="Segments" />` },
+  { path: "/segments", page: Segments },
+  { path: "/segments/:id", page: Segments },
   { path: "/reports", page: Reports },
   { path: "/reports/:name", page: Reports },
   { path: "/engagement", page: Engagement },

@@ -5,6 +5,7 @@ import { download, query } from "../lib/api.js";
 import { useApi, status } from "../lib/hooks.js";
 import { day, label, money, number, pct, thousands } from "../lib/format.js";
 import { navigate as go } from "../lib/router.js";
+import { SaveSegment } from "./segments.js";
 
 const COLUMNS = [
   { key: "id", title: "Customer", sort: "id" },
@@ -58,6 +59,7 @@ export function Customers({ params }) {
       <button type="submit">Search</button>
       <button type="button" class="secondary" id="at-risk" onClick=${() => go(AT_RISK)}>At risk</button>
       <button type="button" class="secondary" id="export-csv" onClick=${() => download(`/customer-list.csv${query({ ...view, page: undefined, per_page: undefined })}`, "customers.csv")}>Export CSV</button>
+      <${SaveSegment} view=${view} />
     </form>
     <p id="customer-count" class="muted">${data ? `${thousands(data.total)} ${data.total === 1 ? "customer" : "customers"}` : ""}</p>
     ${status(list)}

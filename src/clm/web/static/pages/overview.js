@@ -49,12 +49,19 @@ function viewOf(params) {
 }
 
 function RangeForm({ view, shown }) {
+  // The URL keeps only what the person chose: a date left at its default stays out of it.
   const go = (next) => navigate(`/overview${query({ ...next, grain: next.grain === "week" ? "" : next.grain })}`);
+  const chosen = (value, fallback, was) => (value && (value !== fallback || was) ? value : "");
+  const apply = (form, grain) => go({
+    since: chosen(form.since.value, shown.since, view.since),
+    until: chosen(form.until.value, shown.until, view.until),
+    grain,
+  });
   return html`<form id="range" class="toolbar" aria-label="Date range of the charts"
-      onSubmit=${(e) => { e.preventDefault(); const f = e.currentTarget; go({ since: f.since.value, until: f.until.value, grain: f.grain.value }); }}>
+      onSubmit=${(e) => { e.preventDefault(); apply(e.currentTarget, e.currentTarget.grain.value); }}>
     <label>From <input name="since" type="date" key=${`s${view.since}${shown.since}`} defaultValue=${view.since || shown.since || ""} /></label>
     <label>To <input name="until" type="date" key=${`u${view.until}${shown.until}`} defaultValue=${view.until || shown.until || ""} /></label>
-    <label>Points <select name="grain" key=${`g${view.grain}`} value=${view.grain}>
+    <label>Points <select name="grain" value=${view.grain} onChange=${(e) => apply(e.currentTarget.form, e.currentTarget.value)}>
       <option value="day">daily</option><option value="week">weekly</option><option value="month">monthly</option>
     </select></label>
     <button type="submit">Show</button>
@@ -64,7 +71,8 @@ function RangeForm({ view, shown }) {
 
 // --- charts over time ----------------------------------------------------------------------
 
-const axisOf = (names) => ({ type: "category", data: names, boundaryGap: false, axisLabel: { hideOverlap: true } });
+const axisOf = (names) => ({ type: "category", data: names, boundaryGap: false,
+  axisLabel: { hideOverlap: true, alignMinLabel: "left", alignMaxLabel: "right" } });
 const countAxis = { type: "value", axisLabel: { formatter: (v) => thousands(v) } };
 const grid = { top: 56, left: 8, right: 16, bottom: 8, containLabel: true };
 const legend = { top: 0, type: "scroll" };
@@ -138,13 +146,15 @@ function RetentionPanel({ view }) {
   }, [report.data]);
   const whole = r ? r.periods.filter((p) => !p.partial) : [];
   const last = whole[whole.length - 1];
+  const buyers = r && r.periods.some((p) => p.active_at_start || p.new || p.revenue);
   return html`<div class="panel">
     <h2>Churn and revenue retention <span class="muted">per month</span></h2>
     ${status(report)}
     ${waiting ? html`<p class="muted" aria-busy="true">Reading the whole log for the churn report; this first reading takes a while…</p>` : null}
-    ${r && html`
-      ${last ? html`<p id="retention-last">${last.period}: churn ${pct(last.churn_rate)} of ${thousands(last.active_at_start)} active buyers,
-        net revenue retention ${pct(last.net_revenue_retention)}, gross ${pct(last.gross_revenue_retention)}.</p>` : null}
+    ${r && !buyers ? html`<p id="retention-last" class="muted">No buyers in this range: churn and revenue retention count customers who bought.</p>` : null}
+    ${r && buyers && html`
+      ${last ? html`<p id="retention-last">${last.period}: ${thousands(last.active_at_start)} active buyers at its start, ${thousands(last.new)} new;
+        churn ${pct(last.churn_rate)}, net revenue retention ${pct(last.net_revenue_retention)}, gross ${pct(last.gross_revenue_retention)}.</p>` : null}
       <${Chart} id="chart-retention" height=${260} option=${{
         tooltip: { trigger: "axis", valueFormatter: (v) => pct(v) }, legend, grid: { ...grid, right: 40 },
         xAxis: { ...axisOf(r.periods.map((p) => p.period + (p.partial ? " (partial)" : ""))), boundaryGap: true },
@@ -193,8 +203,8 @@ export function Overview({ params }) {
   const stats = useApi("/workspace/stats");
   const counts = useApi("/lifecycle/counts");
   const trend = useApi(`/overview/trends${query(view)}`);
+  const risk = useApi("/overview/revenue-at-risk").data;
   const s = stats.data;
-  const atRisk = (counts.data?.health?.["happy but at risk"] || 0) + (counts.data?.health?.unhappy || 0);
   return html`<section id="overview" class="page">
     <h1>Overview</h1>
     ${status(stats)}
@@ -204,7 +214,9 @@ export function Overview({ params }) {
       <${Card} id="stat-events" title="Touchpoints" value=${thousands(s.events)} />
       <${Card} id="stat-purchases" title="Purchases" value=${thousands(s.purchases)} />
       <${Card} id="stat-revenue" title="Revenue" value=${money(s.revenue)} />
-      <${Card} id="stat-at-risk" title="At risk or unhappy" value=${thousands(atRisk)} href=${AT_RISK} />
+      <${Card} id="stat-at-risk" title="At risk or unhappy" value=${risk ? thousands(risk.customers) : "…"} href=${AT_RISK} />
+      <${Card} id="stat-revenue-at-risk" title="Revenue at risk (12-month CLV)" value=${risk ? money(risk.clv_12m) : "…"} href=${AT_RISK}
+        note=${risk && html`<span title=${risk.definition}>${risk.share_of_clv === null ? "no CLV predicted yet" : `${pct(risk.share_of_clv)} of all customers' CLV`}${risk.without_prediction ? `; ${thousands(risk.without_prediction)} without a prediction` : ""}</span>`} />
     </div>`}
     <${Movers} />
     <${RangeForm} view=${view} shown=${trend.data || {}} />

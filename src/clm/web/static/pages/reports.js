@@ -18,6 +18,9 @@ export const REPORTS = [
   { name: "feedback", title: "Feedback", params: ["since", "until", "granularity", "segment"] },
 ];
 
+// Every report also takes a saved segment (its current members), by name.
+for (const spec of REPORTS) spec.params.push("saved_segment");
+
 const CHOICES = {
   granularity: ["month", "week", "quarter", "year"],
   cohort_by: ["acquisition", "first_purchase"],

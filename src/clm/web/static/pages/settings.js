@@ -1,133 +1,27 @@
-// Settings: the stage model (YAML editor, validated and previewed as you type), API keys.
-import { useEffect, useState } from "preact/hooks";
+// Settings: the stage model, the health scorecard and its backtest, the guardrails and
+// channels, members and API keys -- one tab each, each a URL (/settings/<tab>).
 import { html } from "../lib/html.js";
-import { useApi, status } from "../lib/hooks.js";
-import { api } from "../lib/api.js";
-import { label, minute, thousands } from "../lib/format.js";
-import { problems, useChecked } from "../lib/debounce.js";
+import { StageModel } from "./settings/stage-model.js";
+import { Health } from "./settings/health.js";
+import { Guardrails } from "./settings/guardrails.js";
+import { Members } from "./settings/members.js";
+import { Keys } from "./settings/keys.js";
 
 const TABS = [
-  { name: "stage-model", title: "Stage model" },
-  { name: "keys", title: "API keys" },
+  { name: "stage-model", title: "Stage model", page: StageModel },
+  { name: "health", title: "Health scorecard", page: Health },
+  { name: "guardrails", title: "Guardrails & channels", page: Guardrails },
+  { name: "members", title: "Members", page: Members },
+  { name: "keys", title: "API keys", page: Keys },
 ];
 
-function StageModel() {
-  const model = useApi("/lifecycle/model");
-  const counts = useApi("/lifecycle/counts");
-  const [text, setText] = useState(null);
-  const [saved, setSaved] = useState("");
-  useEffect(() => {
-    if (model.data && text === null) setText(model.data.yaml);
-  }, [model.data]);
-  const check = useChecked(text, (yaml) => api("/lifecycle/model/preview", { method: "POST", body: { yaml } }), 500);
-  // The check answers 200 with valid: false and the problems (no 422 in the console per key).
-  const answer = check.state === "ok" ? check.value : null;
-  const found = check.state === "error" ? problems(check.error)
-    : answer && !answer.valid ? problems({ errors: answer.errors }) : [];
-  const preview = answer && answer.valid ? answer.preview : null;
-  const valid = Boolean(preview);
-  const now = counts.data?.stages || {};
-
-  async function save() {
-    setSaved("");
-    try {
-      const answer = await api("/lifecycle/model", { method: "PUT", body: { yaml: text } });
-      setSaved(`Saved ${answer.definition.name} v${answer.definition.version}. History is recomputed by the next lifecycle run.`);
-    } catch (error) {
-      setSaved(problems(error).join("; "));
-    }
-  }
-
-  return html`<div class="panels">
-    <div class="panel editor">
-      <h2>Stage model ${model.data ? html`<span class="muted">${model.data.definition.name} v${model.data.definition.version}</span>` : null}</h2>
-      ${status(model)}
-      ${text !== null && html`<textarea id="stage-yaml" aria-label="Stage model YAML" spellcheck="false" wrap="off"
-        value=${text} onInput=${(e) => setText(e.currentTarget.value)}></textarea>
-      <div class="toolbar">
-        <button id="save-model" type="button" onClick=${save} disabled=${!valid}>Save as new version</button>
-        <span id="check-state" class="muted">${check.state === "checking" ? "Checking…" : valid ? "Valid." : found.length ? `${found.length} problem${found.length > 1 ? "s" : ""}.` : ""}</span>
-      </div>
-      <p id="save-status" role="status">${saved}</p>`}
-    </div>
-    <div class="panel">
-      <h2>What would change</h2>
-      ${found.length ? html`<ul id="model-errors" class="problems" role="alert">${found.map((p) => html`<li>${p}</li>`)}</ul>` : null}
-      ${preview && html`<div id="model-preview">
-        <p class="muted">${thousands(preview.customers)} customers, ${thousands(preview.transitions)} transitions under <b>${preview.model}</b>.</p>
-        <div class="table-wrap"><table>
-          <thead><tr><th>stage</th><th class="num">now</th><th class="num">with this model</th><th class="num">change</th></tr></thead>
-          <tbody>${[...new Set([...Object.keys(preview.counts), ...Object.keys(now)])].map((stage) => {
-            const before = now[stage] || 0;
-            const after = preview.counts[stage] || 0;
-            const delta = after - before;
-            return html`<tr><td>${label(stage)}</td><td class="num">${thousands(before)}</td><td class="num">${thousands(after)}</td>
-              <td class="num">${delta > 0 ? "+" : ""}${thousands(delta)}</td></tr>`;
-          })}</tbody>
-        </table></div>
-        ${preview.sample.length ? html`<h2 style="margin-top:1rem">Sample transitions</h2>
-          <ul class="plain">${preview.sample.map((t) => html`<li>
-            <a href=${`/customers/${t.customer_id}`}>#${t.customer_id}</a>${` ${minute(t.at)}: ${t.from_stage ? label(t.from_stage) : "(new)"} → ${label(t.to_stage)} `}<span class="muted">by ${t.rule} (${t.cause})</span></li>`)}</ul>` : null}
-      </div>`}
-    </div>
-  </div>`;
-}
-
-function Keys() {
-  const keys = useApi("/keys");
-  const [created, setCreated] = useState(null);
-  const [error, setError] = useState("");
-
-  async function create(event) {
-    event.preventDefault();
-    const form = event.currentTarget;
-    setError("");
-    try {
-      setCreated(await api("/keys", { method: "POST", body: { kind: form.kind.value, name: form.name.value.trim() } }));
-      form.reset();
-      keys.reload();
-    } catch (failure) {
-      setError(problems(failure).join("; "));
-    }
-  }
-
-  async function revoke(id) {
-    if (!confirm("Revoke this key? Anything using it stops working.")) return;
-    try {
-      await api(`/keys/${id}`, { method: "DELETE" });
-      keys.reload();
-    } catch (failure) {
-      setError(failure.message);
-    }
-  }
-
-  return html`<div class="panel">
-    <h2>API keys</h2>
-    <form id="key-form" class="toolbar" onSubmit=${create}>
-      <label>Kind<select name="kind"><option value="read">read</option><option value="write">write</option><option value="manage">manage</option></select></label>
-      <label>Name<input name="name" maxlength="200" placeholder="what it is for" /></label>
-      <button type="submit">Create key</button>
-    </form>
-    <p class="error" role="alert">${error}</p>
-    ${created && html`<p id="new-key" class="panel" role="status">New ${created.kind} key, shown this once: <code>${created.key}</code></p>`}
-    ${status(keys)}
-    ${keys.data && html`<div class="table-wrap"><table id="keys">
-      <thead><tr><th>name</th><th>kind</th><th>prefix</th><th>created</th><th>last used</th><th>status</th><th></th></tr></thead>
-      <tbody>${keys.data.map((k) => html`<tr>
-        <td>${k.name || "–"}</td><td>${k.kind}</td><td><code>${k.prefix}…</code></td><td>${minute(k.created_at)}</td>
-        <td>${minute(k.last_used_at)}</td><td>${k.revoked_at ? `revoked ${minute(k.revoked_at)}` : "active"}</td>
-        <td>${k.revoked_at ? null : html`<button class="secondary" type="button" onClick=${() => revoke(k.id)}>Revoke</button>`}</td>
-      </tr>`)}</tbody></table></div>`}
-  </div>`;
-}
-
 export function Settings({ tab }) {
-  const current = tab || "stage-model";
+  const current = TABS.find((t) => t.name === tab) || TABS[0];
   return html`<section id="settings" class="page">
     <h1>Settings</h1>
     <div role="navigation" aria-label="Settings views" class="tabs"><ul>
-      ${TABS.map((t) => html`<li><a href=${`/settings/${t.name}`} aria-current=${t.name === current ? "page" : undefined}>${t.title}</a></li>`)}
+      ${TABS.map((t) => html`<li><a href=${`/settings/${t.name}`} aria-current=${t === current ? "page" : undefined}>${t.title}</a></li>`)}
     </ul></div>
-    ${current === "keys" ? html`<${Keys} />` : html`<${StageModel} />`}
+    <${current.page} />
   </section>`;
 }

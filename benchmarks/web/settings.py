@@ -1,0 +1,89 @@
+"""The health scorecard editor's two slow calls on a real workspace: the preview of an edit
+(customers per state before and after; the first call takes the feature snapshot, the next
+ones reuse it) and the backtest of an edit on the latest cutoff, over real HTTP.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/web/settings.py \\
+        --database sqlite:///$HOME/.local/share/clm/demo/clm.sqlite --workspace cdnow
+
+Prints wall and CPU seconds (this process: the server runs in a thread of it) and the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import threading
+import time
+
+import httpx
+import uvicorn
+from sqlalchemy import select
+
+from clm.store import workspaces
+from clm.store.engine import Database
+from clm.store.models import Workspace
+from clm.web import create_app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--workspace", default="cdnow")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    db = Database.open(args.database, run_migrations=False)
+    with db.transaction() as session:
+        ws = session.scalar(select(Workspace.id).where(Workspace.slug == args.workspace))
+        if ws is None:
+            raise SystemExit(f"no workspace {args.workspace!r}")
+        key = workspaces.issue_key(session, "manage", ws).key
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    print(f"load before: {os.getloadavg()[0]:.1f}")
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{port}/api/v1/health",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=600,
+    ) as client:
+        card = client.get("/scorecard").json()
+        weight = card["factors"][0]["weight"]
+        first = {"weights": {card["factors"][0]["key"]: weight * 2}}
+        calls = [("preview, first (snapshot)", "/scorecard/preview", first)]
+        calls += [
+            (
+                f"preview, again ({n})",
+                "/scorecard/preview",
+                {"weights": {card["factors"][0]["key"]: weight + n}},
+            )
+            for n in range(1, args.repeat + 1)
+        ]
+        calls += [
+            (
+                "backtest, latest cutoff",
+                "/backtest",
+                {"weights": {card["factors"][0]["key"]: weight + 1}},
+            )
+        ]
+        for name, path, body in calls:
+            wall, cpu = time.perf_counter(), time.process_time()
+            answer = client.post(path, json=body)
+            answer.raise_for_status()
+            print(
+                f"{name:30} {time.perf_counter() - wall:7.2f} s wall "
+                f"{time.process_time() - cpu:7.2f} s CPU"
+            )
+    print(f"load after: {os.getloadavg()[0]:.1f}")
+    server.should_exit = True
+    db.dispose()
+
+
+if __name__ == "__main__":
+    main()

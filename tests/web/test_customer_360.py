@@ -1,0 +1,116 @@
+"""The customer 360 in Debian's Chromium against the real app: a seeded customer with surveys,
+a referral under review, points, a coupon, a sent and a blocked message and a journey; each
+panel shows the values worked out in ``seed_360``; a note is added from the page; a one-time
+buyer's P(alive) is not shown bare; no console errors; screenshots at 1280 and 400 px."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from clm.config import get_settings
+from clm.predictions import fit_workspace
+from clm.store.engine import Database
+from clm.web import create_app
+from tests.conftest import Tenant, free_port, make_tenant
+from tests.engage.conftest import SmtpSink, smtp_sink  # noqa: F401 - the fixture
+from tests.web.seed_360 import BLOCKED, Seeded, engage_settings, seed
+from tests.web.test_dashboard import browser_page, console_errors  # noqa: F401 - the fixture
+from tests.web.test_pages import SHOTS
+
+
+@pytest.fixture
+def shop(
+    sqlite_db: Database,
+    smtp_sink: SmtpSink,  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[tuple[str, Tenant, Seeded]]:
+    engage_settings(monkeypatch, str(tmp_path / "data"))
+    tenant = make_tenant(sqlite_db, "shop")
+    seeded = seed(sqlite_db, tenant.id, (smtp_sink.host, smtp_sink.port))
+    # Ann bought on two days, Bob on one: BG/NBD gives Bob P(alive) 100% whatever happens
+    fit_workspace(sqlite_db, tenant.id, model="bgnbd", as_of=date(2026, 2, 28))
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", tenant, seeded
+    server.should_exit = True
+    thread.join(timeout=10)
+    get_settings.cache_clear()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 400])
+def test_the_360_shows_every_panel_and_takes_a_note(
+    shop: tuple[str, Tenant, Seeded],
+    browser_page: Any,  # noqa: F811 - the fixture
+    width: int,
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    url, tenant, seeded = shop
+    page: Page = browser_page
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{url}/customers/{seeded.ann}")
+    page.fill("#key", tenant.secret_key)
+    page.click("#login-form button")
+    expect(page.locator("#customer-title")).to_contain_text("Ann Example")
+    # last seen: her survey comment on 2026-02-21, not CLM's scores and messages of March
+    expect(page.locator("#customer-summary")).to_contain_text("last seen 2026-02-21")
+    surveys = page.locator("#customer-surveys li")
+    expect(surveys).to_have_count(2)
+    expect(surveys.nth(0)).to_contain_text("CSAT (support) 4 of 5")
+    expect(surveys.nth(0)).to_contain_text("positive")
+    expect(surveys.nth(1)).to_contain_text("NPS 3 of 10")
+    expect(surveys.nth(1)).to_contain_text("negative")
+    # 120 + 30 - 50 points; the ledger newest first
+    expect(page.locator("#points-balance")).to_have_text("100")
+    expect(page.locator("#points-ledger tbody tr")).to_have_count(3)
+    expect(page.locator("#points-ledger tbody tr").first).to_contain_text("-50")
+    expect(page.locator("#customer-coupons")).to_contain_text("ANN-10OFF")
+    expect(page.locator("#customer-coupons")).to_contain_text("$10 off")
+    expect(page.locator("#customer-coupons")).to_contain_text("usable")
+    referrals = page.locator("#customer-referrals")
+    expect(referrals).to_contain_text("ANN123")
+    expect(referrals).to_contain_text(f"Referred customer {seeded.bob}")
+    expect(referrals).to_contain_text("Flagged: same ip")
+    messages = page.locator("#customer-messages")
+    expect(messages).to_contain_text("1 sent · 1 blocked")
+    expect(messages).to_contain_text(f"blocked {BLOCKED}")
+    expect(messages).to_contain_text("playbook welcome, step hello")
+    expect(page.locator("#customer-journeys")).to_contain_text("welcome v1: waiting at step hello")
+    # health: the NPS of 3 is why she turned unhappy, said on the timeline and in the changes
+    expect(page.locator("#health-trend canvas")).to_have_count(1)
+    expect(page.locator("#customer-timeline")).to_contain_text("last NPS score: 3")
+    expect(page.locator("#health-changes")).to_contain_text("last NPS score: 3")
+    # two purchase days: a P(alive) worth showing
+    expect(page.locator("#p-alive")).to_contain_text("%")
+    page.fill("#note-form textarea", f"Called at {width} px: will try the new courier")
+    page.select_option("#note-form select[name=rating]", "4")
+    page.click("#note-form button")
+    expect(page.locator("#notes li").first).to_contain_text("will try the new courier")
+    expect(page.locator("#notes li").first).to_contain_text("4/5")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"customer-360-{width}.png"), full_page=True)
+    # Bob bought once: BG/NBD cannot tell, and the page says so instead of 100%
+    page.goto(f"{url}/customers/{seeded.bob}")
+    expect(page.locator("#p-alive")).to_have_text("not informative")
+    expect(page.locator("#p-alive-note")).to_contain_text("BG/NBD")
+    expect(page.locator("#customer-referrals")).to_contain_text(
+        f"Referred by customer {seeded.ann}"
+    )
+    page.screenshot(path=str(SHOTS / f"customer-360-one-time-buyer-{width}.png"), full_page=True)
+    assert console_errors(page) == []

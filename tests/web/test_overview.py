@@ -1,0 +1,203 @@
+"""The overview in Debian's Chromium against the real app on a seeded workspace: every panel's
+numbers as worked out by hand from the history written below, each count clicking through to
+the customer list showing exactly those customers, the date range in the URL (the back button
+restores it), no console errors, and screenshots at 1280 and 400 px wide."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from sqlalchemy import update
+
+from clm.lifecycle.current_state import rebuild_state
+from clm.lifecycle.health_inputs import get_scorecard
+from clm.lifecycle.history import replace_history
+from clm.store import workspaces as ws
+from clm.store.engine import Database
+from clm.store.models import CustomerState, HealthScore, HealthSnapshot
+from clm.web import create_app
+from tests.analytics.logs import load
+from tests.conftest import free_port
+from tests.web.test_dashboard import browser_page, console_errors
+
+__all__ = ["browser_page"]
+SHOTS = Path(__file__).parent / "screenshots"
+DAY = 86_400
+# Days before today's midnight (UTC). Now: a trial, b paying, c churned, d and e leads.
+MOVES = [  # (user, days ago, from, to, kind)
+    ("a", 60, None, "lead", "entry"),
+    ("b", 40, None, "lead", "entry"),
+    ("c", 30, None, "lead", "entry"),
+    ("b", 20, "lead", "paying", "skip"),
+    ("d", 10, None, "lead", "entry"),
+    ("a", 3, "lead", "trial", "forward"),  # this week: up
+    ("c", 2, "lead", "churned", "exit"),  # this week: down
+    ("e", 1, None, "lead", "entry"),  # this week: new
+]
+HEALTH = [  # (user, days ago, score, state); the last of each is the current score
+    ("a", 30, 80.0, "happy"),
+    ("b", 20, 90.0, "happy"),
+    ("c", 10, 50.0, "at_risk"),
+    ("d", 5, 60.0, "at_risk"),  # first scored this week: no "before", not a mover
+    ("a", 2, 45.0, "at_risk"),  # fell 35 this week
+    ("c", 1, 20.0, "unhappy"),  # fell 30 this week
+]
+CLV = {"a": 120.0, "c": 30.0, "b": 500.0}  # d has no prediction
+
+
+def seed(db: Database) -> tuple[str, dict[str, int]]:
+    """The workspace: (its secret key, user -> customer id)."""
+    messages = [  # each customer with an email to be listed by
+        {"type": "identify", "userId": u, "messageId": f"m-{u}",
+         "timestamp": "2024-01-01T00:00:00Z", "traits": {"email": f"{u}@example.com"}}
+        for u in "abcde"
+    ]  # fmt: skip
+    midnight = int(datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+    bought = datetime.fromtimestamp(midnight - 20 * DAY, UTC).isoformat()
+    messages.append({"type": "track", "userId": "b", "messageId": "m-order", "timestamp": bought,
+                     "event": "Order Completed", "properties": {"revenue": 40}})  # fmt: skip
+    workspace_id, ids, definition_id = load(db, messages)
+
+    def at(days: int) -> tuple[int, datetime]:
+        ts = midnight - days * DAY
+        return ts, datetime.fromtimestamp(ts, UTC)
+
+    transitions = [
+        {"workspace_id": workspace_id, "definition_id": definition_id, "customer_id": ids[u],
+         "ts": at(d)[0], "occurred_at": at(d)[1], "from_stage": f, "to_stage": t, "kind": k,
+         "rule": f"rule:{t}", "cause_message_id": None, "announced": True}
+        for u, d, f, t, k in MOVES
+    ]  # fmt: skip
+    health_id = get_scorecard(db, workspace_id)[0]
+    with db.transaction() as session:
+        replace_history(session, definition_id, transitions)
+        current: dict[str, tuple[int, float, str]] = {}
+        for user, days, score, state in HEALTH:
+            ts, when = at(days)
+            session.add(HealthSnapshot(
+                workspace_id=workspace_id, definition_id=health_id, customer_id=ids[user], ts=ts,
+                occurred_at=when, score=score, state=state, contributions={},
+            ))  # fmt: skip
+            current[user] = (ts, score, state)
+        for user, (ts, score, state) in current.items():
+            session.add(HealthScore(
+                workspace_id=workspace_id, definition_id=health_id, customer_id=ids[user],
+                scored_at=ts, score=score, state=state, contributions={}, next_due=None,
+            ))  # fmt: skip
+        key = ws.issue_key(session, "secret", workspace_id).key
+    rebuild_state(db, workspace_id)
+    with db.transaction() as session:  # the predictions' output, as a refit would store it
+        for user, clv in CLV.items():
+            session.execute(
+                update(CustomerState)
+                .where(CustomerState.customer_id == ids[user])
+                .values(clv_12m=clv)
+            )
+    return key, ids
+
+
+@pytest.fixture
+def site(sqlite_db: Database) -> Iterator[tuple[str, str, dict[str, int]]]:
+    key, ids = seed(sqlite_db)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", key, ids
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _listed(page: Any) -> set[str]:
+    """The customers the list shows (their emails), once it has loaded."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#customer-table")).to_be_visible()
+    return {
+        t.strip() for t in page.locator("#customer-table tbody td:first-child a").all_inner_texts()
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 400])
+def test_overview_numbers_and_their_customers(
+    site: tuple[str, str, dict[str, int]], browser_page: object, width: int
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    url, key, ids = site
+    page = browser_page
+    assert isinstance(page, Page)
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{url}/overview")
+    page.fill("#key", key)
+    page.click("#login-form button")
+
+    expect(page.locator("#stat-customers")).to_have_text("5")
+    expect(page.locator("#stat-revenue")).to_have_text("$40")  # b's one order
+    # stages now: d and e leads, a trial, b paying, c churned
+    stages = {"lead": "2", "trial": "1", "paying": "1", "loyal": "0", "churned": "1"}
+    for stage, n in stages.items():
+        expect(page.locator("#stages .bar", has_text=stage).locator(".n")).to_have_text(n)
+    health = {"happy and stable": "1", "happy but at risk": "2", "unhappy": "1"}  # b; a, d; c
+    for state, n in health.items():
+        expect(page.locator("#health .bar", has_text=state).locator(".n")).to_have_text(n)
+    # at risk or unhappy: a, c, d; their CLV 120 + 30 (d has none); b's 500 is not at risk
+    expect(page.locator("#stat-at-risk")).to_have_text("3")
+    expect(page.locator("#stat-revenue-at-risk")).to_have_text("$150")
+    expect(page.locator(".card", has=page.locator("#stat-revenue-at-risk"))).to_contain_text(
+        "23.1% of all customers' CLV; 1 without a prediction"  # 150 / 650
+    )
+    # this week: a fell 80 -> 45, c 50 -> 20 (d first scored this week is no mover)
+    expect(page.locator("#movers-summary")).to_contain_text("Health fell for 2 and rose for 0")
+    expect(page.locator("#movers-summary")).to_contain_text("1 moved up a stage, 1 down, and 1")
+    falls = page.locator("#movers-health tbody tr")
+    expect(falls).to_have_count(2)
+    expect(falls.nth(0)).to_contain_text("a@example.com")
+    expect(falls.nth(0)).to_contain_text("-35")
+    expect(falls.nth(1)).to_contain_text("c@example.com")
+    moves = page.locator("#movers-stages tbody tr")
+    expect(moves.nth(0)).to_contain_text("c@example.com")  # the latest first
+    expect(moves.nth(0)).to_contain_text("lead → churned")
+    expect(moves.nth(1)).to_contain_text("trial")
+    for chart in ("#chart-stages", "#chart-health", "#chart-retention"):
+        expect(page.locator(f"{chart} canvas").first).to_be_visible()
+    # the churn report's last whole month: b, the one buyer, bought 20 days ago
+    expect(page.locator("#retention-last")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"overview-panels-{width}.png"), full_page=True)
+
+    # a count clicks through to exactly the customers behind it
+    page.locator("#stages .bar", has_text="lead").locator(".n").click()
+    expect(page).to_have_url(f"{url}/customers?stage=lead")
+    assert _listed(page) == {"d@example.com", "e@example.com"}
+    page.go_back()
+    page.click("#stat-at-risk")
+    expect(page.locator("#customer-count")).to_have_text("3 customers")
+    assert _listed(page) == {"a@example.com", "c@example.com", "d@example.com"}
+    page.go_back()
+    page.locator("#movers-health a", has_text="a@example.com").click()
+    expect(page).to_have_url(f"{url}/customers/{ids['a']}")
+    page.go_back()
+
+    # the date range lives in the URL; the back button restores the weekly view
+    expect(page.locator("#range select[name=grain]")).to_have_value("week")
+    page.select_option("#range select[name=grain]", "month")  # applies at once
+    expect(page).to_have_url(f"{url}/overview?grain=month")
+    expect(page.locator("#chart-stages canvas").first).to_be_visible()
+    page.go_back()
+    expect(page).to_have_url(f"{url}/overview")
+    expect(page.locator("#range select[name=grain]")).to_have_value("week")
+    assert console_errors(page) == []
