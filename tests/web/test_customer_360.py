@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from clm.config import get_settings
+from clm.ingest import ingest
 from clm.predictions import fit_workspace
 from clm.store.engine import Database
 from clm.web import create_app
@@ -24,6 +25,21 @@ from tests.engage.conftest import SmtpSink, smtp_sink  # noqa: F401 - the fixtur
 from tests.web.seed_360 import BLOCKED, Seeded, engage_settings, seed
 from tests.web.test_dashboard import browser_page, console_errors  # noqa: F401 - the fixture
 from tests.web.test_pages import SHOTS
+
+
+def _regulars() -> list[dict[str, Any]]:
+    """40 other buyers since mid-2025: some every 2-6 weeks until now, some who stopped."""
+    start = datetime(2025, 6, 1, tzinfo=UTC)
+    events: list[dict[str, Any]] = []
+    for n in range(40):
+        gap, stop = 14 + 7 * (n % 5), 60 + 6 * n
+        for k, day in enumerate(range(n % 7, min(stop, 270), gap)):
+            events.append(
+                {"type": "track", "userId": f"r{n}", "event": "Order Completed",
+                 "messageId": f"r{n}-{k}", "properties": {"revenue": 20 + n % 9},
+                 "timestamp": (start + timedelta(days=day)).isoformat()}
+            )  # fmt: skip
+    return events
 
 
 @pytest.fixture
@@ -36,6 +52,7 @@ def shop(
     engage_settings(monkeypatch, str(tmp_path / "data"))
     tenant = make_tenant(sqlite_db, "shop")
     seeded = seed(sqlite_db, tenant.id, (smtp_sink.host, smtp_sink.port))
+    ingest(sqlite_db, tenant.id, _regulars())  # a population for the purchase model to fit
     # Ann bought on two days, Bob on one: BG/NBD gives Bob P(alive) 100% whatever happens
     fit_workspace(sqlite_db, tenant.id, model="bgnbd", as_of=date(2026, 2, 28))
     port = free_port()

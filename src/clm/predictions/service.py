@@ -306,11 +306,11 @@ def _trust(latest: CustomerPrediction, stamps: list[int]) -> dict[str, Any]:
     if latest.model == "bgnbd" and days <= 1:
         informative = False
         note = (
-            "Not informative: BG/NBD gives every customer without a repeat purchase P(alive) "
-            "100% (it lets customers drop out only right after a repeat purchase). "
-            "Read the time since their purchase instead."
+            "One purchase day: BG/NBD gives every customer without a repeat purchase P(alive) "
+            "100% (it lets customers drop out only right after a repeat purchase), so it cannot "
+            "tell. Read the time since their purchase instead."
             if days == 1
-            else "Not informative: no purchase before the fit, so the model has nothing on them."
+            else "No purchase before the fit: the model has nothing on them."
         )
     model = {"bgnbd": "BG/NBD", "pareto": "Pareto/NBD", "sbg": "shifted-beta-geometric"}
     uncertainty = (

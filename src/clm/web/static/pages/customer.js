@@ -110,12 +110,12 @@ function Predictions({ predictions }) {
   const informative = data.p_alive_informative !== false;
   return html`<dl id="predictions" class="facts">
     <dt>P(alive)</dt><dd id="p-alive">${informative ? pct(p.p_alive) : html`<span class="muted">not informative</span>`}</dd>
-    ${!informative && html`<dt></dt><dd class="muted" id="p-alive-note">${data.p_alive_note}</dd>`}
     <dt>Purchase days</dt><dd>${thousands(data.purchase_days)}${data.last_purchase_at ? `, last ${day(data.last_purchase_at)}` : ""}</dd>
     <dt>Expected purchases (90 days)</dt><dd>${number(p.expected_purchases_90d)}</dd>
     <dt>CLV (12 months)</dt><dd>${money(p.clv_12m)}</dd>
     <dt>Model</dt><dd>${p.model} ${p.model_version}, fitted ${day(p.fitted_at)}</dd>
   </dl>
+  ${!informative && html`<p id="p-alive-note"><strong>P(alive):</strong> ${data.p_alive_note}</p>`}
   ${data.uncertainty && html`<p class="muted" id="predictions-uncertainty">${data.uncertainty}</p>`}`;
 }
 
