@@ -92,3 +92,33 @@ def test_segments_walk_the_ladder_and_audit_each_change(live_server: LiveServer)
     assert actions == [("segment.create", target, False, True),
                        ("segment.update", target, True, True),
                        ("segment.delete", target, True, False)]  # fmt: skip
+
+
+def test_the_playbook_editor_says_when_a_trigger_names_no_saved_segment(
+    live_server: LiveServer,
+) -> None:
+    workspace, _ = seed_shop(live_server.db)
+    mine = bearer(_key(live_server, workspace))
+    url = f"{live_server.url}/api/v1"
+    yaml = (
+        "name: lapsing\ntrigger:\n  type: segment_entered\n  segment: Lapsing\n"
+        "steps:\n  - id: note\n    type: task\n    title: Call them\n"
+    )
+    check = httpx.post(f"{url}/engage/playbooks/check", json={"yaml": yaml}, headers=mine).json()
+    assert check["valid"] is False
+    assert [e["loc"] for e in check["errors"]] == [["trigger", "segment"]]
+    assert "no saved segment named 'Lapsing'" in check["errors"][0]["message"]
+    conditions = [{"attr": "last_seen_days", "op": "gt", "value": 30}]
+    made = httpx.post(f"{url}/segments", json={"name": "Lapsing", "conditions": conditions},
+                      headers=mine)  # fmt: skip
+    assert made.status_code == 201
+    check = httpx.post(f"{url}/engage/playbooks/check", json={"yaml": yaml}, headers=mine).json()
+    assert check == {"valid": True, "errors": [], "name": "lapsing", "steps": 1}
+    saved = httpx.post(f"{url}/engage/playbooks/source", json={"yaml": yaml}, headers=mine)
+    assert saved.status_code == 201, saved.text
+    # In use: deleting or renaming it is refused, naming the playbook.
+    gone = httpx.delete(f"{url}/segments/{made.json()['id']}", headers=mine)
+    assert gone.status_code == 409 and "lapsing" in gone.json()["message"]
+    renamed = httpx.patch(f"{url}/segments/{made.json()['id']}", json={"name": "Gone quiet"},
+                          headers=mine)  # fmt: skip
+    assert renamed.status_code == 409

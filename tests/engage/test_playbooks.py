@@ -13,6 +13,7 @@ from clm.engage.playbooks.journey_steps import tick
 from clm.engage.schemas import Policy
 from clm.errors import ValidationError
 from clm.ingest import ingest
+from clm.lifecycle.current_state import refresh_state
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageMessage, EngageTask, Event
 from tests.conftest import make_tenant
@@ -257,11 +258,14 @@ def test_segment_entry_enrols_only_who_enters_after_the_start(sqlite_db: Databas
         "steps": [{"id": "thanks", "type": "send", "category": "loyalty",
                    "content": {"subject": "Thank you", "text": "You are a champion"}}],
     }))  # fmt: skip
+    # The live loop refreshes the stored current state (RFM segments too) every pass.
+    refresh_state(db, ws, now=NOW)
     first = tick(db, ws, NOW)
     assert first.enrolled == 0  # u4 was a champion already: that is not entering
     # u2 now buys more, more recently: u2 becomes the champion, u4 drops to Loyal.
     for day in range(10, 20):
         orders(db, ws, ["u2"], datetime(2024, 5, day, tzinfo=UTC))
+    refresh_state(db, ws, now=NOW + timedelta(hours=1))
     second = tick(db, ws, NOW + timedelta(hours=1))
     assert (second.enrolled, second.sends) == (1, 1)
     [journey] = pb.journey_history(db, ws, ids["u2"])

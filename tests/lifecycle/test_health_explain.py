@@ -4,6 +4,8 @@ for a state without any feedback, and what moved each change of the history, wor
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from clm.ingest.service import ingest
@@ -137,3 +139,50 @@ def test_a_factor_arriving_is_credited_with_its_distance_from_the_old_score() ->
     total_after, _, after = score(card, {"days_since_last_purchase": 40 * DAY, "last_nps": 10})
     assert (total_before, total_after) == pytest.approx((60.0, 80.0))
     assert drivers(card, before, after) == ["last NPS score: 10 (+20 points)"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.fixed_dictionaries(
+        {
+            "last_nps": st.one_of(st.none(), st.integers(0, 10)),
+            "purchases_365d": st.integers(0, 20),
+            "days_since_last_purchase": st.integers(0, 900),
+            "frontline_rating": st.one_of(st.none(), st.integers(1, 5)),
+            "open_tickets": st.one_of(st.none(), st.integers(0, 5)),
+        }
+    ),
+    second=st.fixed_dictionaries(
+        {
+            "last_nps": st.one_of(st.none(), st.integers(0, 10)),
+            "purchases_365d": st.integers(0, 20),
+            "days_since_last_purchase": st.integers(0, 900),
+            "frontline_rating": st.one_of(st.none(), st.integers(1, 5)),
+            "open_tickets": st.one_of(st.none(), st.integers(0, 5)),
+        }
+    ),
+)
+def test_the_drivers_parts_add_up_to_the_move(
+    first: dict[str, int | None], second: dict[str, int | None]
+) -> None:
+    from clm.lifecycle.health import score
+    from clm.lifecycle.health_explain import driver_parts
+    from clm.lifecycle.loader import default_scorecard_text, load_scorecard
+
+    card = load_scorecard(default_scorecard_text())
+
+    def values(raw: dict[str, int | None]) -> dict[str, object]:
+        days = raw["days_since_last_purchase"]
+        rated = raw["frontline_rating"] is not None
+        return {
+            **raw,
+            "days_since_last_purchase": None if days is None else days * DAY,
+            "last_frontline_rating_at": 0 if rated else None,
+            "tickets_opened": 1 if raw["open_tickets"] is not None else None,
+        }
+
+    before_total, _, before = score(card, values(first), now=DAY, prior_gap_days=30.0)
+    after_total, _, after = score(card, values(second), now=DAY, prior_gap_days=30.0)
+    parts = driver_parts(card, before, after)
+    # recency is present in both, so the weights add up to 100 both times
+    assert sum(parts.values()) == pytest.approx(after_total - before_total, abs=1e-3)

@@ -62,12 +62,13 @@ class PlaybookText(BaseModel):
 
 
 @router.post("/playbooks/check")
-def check_playbook(body: PlaybookSource, _: Marketer) -> PlaybookCheck:
+def check_playbook(body: PlaybookSource, db: DatabaseDep, key: Marketer) -> PlaybookCheck:
     """Check playbook YAML as it is typed. A playbook with mistakes is an ordinary answer
     (``valid: false`` and the line-numbered problems ``POST /playbooks/source`` would give as a
     422), not an error status, so an editor's keystrokes log no failed requests."""
     try:
         definition = parse_playbook_yaml(body.yaml)
+        pb.check_segment(db, workspace_id(key), definition)  # a saved segment it names exists
     except ValidationError as problem:
         errors = [PlaybookProblem(loc=list(e.loc), message=e.message) for e in problem.errors]
         return PlaybookCheck(

@@ -100,34 +100,43 @@ def reason(factor: FactorContribution) -> str:
     )
 
 
-def drivers(
-    card: CompiledScorecard, before: dict[str, Any], after: dict[str, Any], top: int = 2
-) -> list[str]:
-    """The factors that moved the score most between two scores, in words: "last NPS score:
-    3 (-14 points)". A factor's part is the change in its points less the change in its
-    weight valued at the old score's rate (old score / 100): a factor that newly has data is
-    credited with how far it stands above or below the old score, one whose weight merely
-    re-normalised with nothing else changed is credited with (almost) nothing, and since the
-    weights add up to 100 both times, the parts add up to the move exactly. Parts under one
-    point are left out."""
+def driver_parts(
+    card: CompiledScorecard, before: dict[str, Any], after: dict[str, Any]
+) -> dict[str, float]:
+    """Each factor's part of the move between two scores: the change in its points less the
+    change in its weight valued at the old score's rate (old score / 100). A factor that newly
+    has data is credited with how far it stands above or below the old score, one whose weight
+    merely re-normalised with nothing else changed with (almost) nothing; since the weights add
+    up to 100 both times, the parts add up to the move exactly."""
 
     def number(part: dict[str, Any], name: str) -> float:
         return float(part.get(name) or 0.0)
 
     rate = sum(number(p or {}, "points") for p in before.values()) / 100.0
-    moves = []
+    parts = {}
     for key in after.keys() | before.keys():
         if key not in card.factors:
             continue
         now, then = after.get(key) or {}, before.get(key) or {}
         points = number(now, "points") - number(then, "points")
         weight = number(now, "weight") - number(then, "weight")
-        delta = points - weight * rate
-        if abs(delta) >= 1.0:
-            moves.append((-abs(delta), key, delta, now.get("value")))
-    moves.sort()
+        parts[key] = points - weight * rate
+    return parts
+
+
+def drivers(
+    card: CompiledScorecard, before: dict[str, Any], after: dict[str, Any], top: int = 2
+) -> list[str]:
+    """The factors that moved the score most between two scores (``driver_parts``), in words:
+    "last NPS score: 3 (-14 points)"; parts under one point are left out."""
+    moves = sorted(
+        (-abs(delta), key, delta)
+        for key, delta in driver_parts(card, before, after).items()
+        if abs(delta) >= 1.0
+    )
     out = []
-    for _, key, delta, value in moves[:top]:
+    for _, key, delta in moves[:top]:
+        value = (after.get(key) or {}).get("value")
         label = card.factors[key].label or key
         what = "no data" if value is None else shown(value)
         out.append(f"{label}: {what} ({delta:+.0f} points)")
