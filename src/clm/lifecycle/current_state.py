@@ -46,6 +46,7 @@ from typing import Any
 from sqlalchemy import (
     Float,
     Integer,
+    Numeric,
     Select,
     and_,
     case,
@@ -299,7 +300,9 @@ def _refresh_rfm(session: Session, workspace_id: int) -> None:
             state.customer_id,
             _score(func.rank().over(order_by=state.last_purchase_ts), n).label("r"),
             _score(func.rank().over(order_by=state.purchases), n).label("f"),
-            _score(func.rank().over(order_by=state.revenue), n).label("m"),
+            _score(func.rank().over(order_by=func.round(cast(state.revenue, Numeric), 2)), n).label(
+                "m"
+            ),  # in cents, as the report ranks it
         )
         .where(state.workspace_id == workspace_id, state.purchases > 0)
         .subquery("ranked")
