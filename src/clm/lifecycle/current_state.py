@@ -58,6 +58,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -336,9 +337,15 @@ def _cursor_row(session: Session, workspace_id: int, name: str, lock: bool) -> E
     )
     row = session.scalar(query.with_for_update() if lock else query)
     if row is None:
-        row = EngageCursor(workspace_id=workspace_id, consumer=name, last_event_id=0)
-        session.add(row)
-        session.flush()
+        # Two first refreshes at once (two reads of a new workspace) both find no row: the
+        # second insert loses the unique race inside its savepoint and reads the winner's row.
+        try:
+            with session.begin_nested():
+                session.add(EngageCursor(workspace_id=workspace_id, consumer=name, last_event_id=0))
+        except IntegrityError:
+            pass
+        row = session.scalar(query.with_for_update() if lock else query)
+        assert row is not None
     return row
 
 
