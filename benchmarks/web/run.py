@@ -202,6 +202,7 @@ FIRST_READINGS = [
     "/api/v1/overview/movers?days=7&limit=8",
     "/api/v1/overview/retention",
     "/api/v1/overview/retention?since=" + _days_ago(90),
+    "/api/v1/overview/funnel",
 ]
 
 
@@ -228,8 +229,8 @@ def pages(customer_id: int) -> dict[str, list[str]]:
         "overview": ["/api/v1/workspace/stats", "/api/v1/lifecycle/counts",
                      "/api/v1/overview/trends", "/api/v1/overview/movers?days=7&limit=8",
                      "/api/v1/overview/retention", "/api/v1/overview/revenue-at-risk",
-                     "/api/v1/reports/funnel"],
-        "overview, 90 days daily": ["/api/v1/overview/trends?grain=day&since=" + _days_ago(90),
+                     "/api/v1/overview/funnel"],
+        "overview 90 days daily": ["/api/v1/overview/trends?grain=day&since=" + _days_ago(90),
                                     "/api/v1/overview/retention?since=" + _days_ago(90)],
         "customers": ["/api/v1/customer-list", "/api/v1/lifecycle/counts"],
         "customers, search": ["/api/v1/customer-list?q=person1234"],
@@ -322,7 +323,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--data", type=Path, default=Path("/tmp/clm-web-bench"))
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--pages", help="comma-separated page names (default: all)")
+    parser.add_argument("--pages", help="page names separated by ';' (default: all)")
     parser.add_argument(
         "--calls", action="store_true", help="also time each call of the pages alone, in turn"
     )
@@ -359,7 +360,7 @@ def main() -> None:
     while not server.started:
         time.sleep(0.05)
     print(f"load before: {os.getloadavg()[0]:.1f}")
-    only = [p.strip() for p in args.pages.split(",")] if args.pages else None
+    only = [p.strip() for p in args.pages.split(";")] if args.pages else None
     cpu = time.process_time()
     url = f"http://127.0.0.1:{port}"
     results = measure(url, key, args.repeat, args.customers, only)

@@ -79,6 +79,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/overview/movers"): READ,
     ("GET", "/api/v1/overview/retention"): READ,
     ("GET", "/api/v1/overview/revenue-at-risk"): READ,
+    ("GET", "/api/v1/overview/funnel"): READ,
     # saved segments: written by whoever edits playbooks (they trigger on segments)
     ("GET", "/api/v1/segments"): READ,
     ("POST", "/api/v1/segments"): MARKETING,

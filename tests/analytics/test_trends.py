@@ -191,6 +191,11 @@ def test_the_api_serves_the_same_numbers_to_its_workspace_only(live_server: Live
     assert bad.status_code == 422 and bad.json()["errors"][0]["loc"][-1] == "since"
     assert httpx.get(f"{url}/movers", params={"days": 0},
                      headers={"Authorization": f"Bearer {key}"}).status_code == 422  # fmt: skip
+    # the kept funnel is the funnel report's own steps
+    auth = {"Authorization": f"Bearer {key}"}
+    funnel = httpx.get(f"{url}/funnel", headers=auth).json()
+    report = httpx.get(f"{live_server.url}/api/v1/reports/funnel", headers=auth).json()
+    assert funnel["ready"] and funnel["steps"] == report["steps"] and funnel["steps"]
     moved = httpx.get(f"{url}/movers", headers={"Authorization": f"Bearer {key}"})
     assert moved.status_code == 200 and moved.json()["stage_moves"] == {"up": 0, "down": 0,
                                                                          "new": 0}  # fmt: skip

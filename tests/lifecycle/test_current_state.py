@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from clm.accounts import Actor
 from clm.engage.playbooks.standing import rfm_segments
 from clm.ingest import ingest
 from clm.lifecycle import customer_lifecycle, run_lifecycle, score_health, stage_counts
@@ -26,6 +27,7 @@ from clm.lifecycle.current_state import (
 )
 from clm.lifecycle.event_counts import workspace_stats
 from clm.lifecycle.health_counts import health_counts
+from clm.privacy.erasure import erase_customer
 from clm.store.customers import workspace_stats as scan_stats
 from clm.store.engine import Database
 from clm.store.models import Customer, CustomerState, Event, Identity
@@ -338,3 +340,22 @@ def test_counts_now_from_the_rows_equal_the_history(db: Database) -> None:
     stages, health = current_counts(db, ws)
     assert stages == stage_counts(db, ws, NOW) and sum(stages.values()) == 4
     assert health == health_counts(db, ws, NOW) and sum(health.values()) == 4
+
+
+def test_an_erasure_makes_the_next_refresh_a_rebuild_and_the_counts_stay_exact(
+    db: Database,
+) -> None:
+    ws = new_workspace(db)
+    ingest(db, ws, SHOP)
+    refresh_state(db, ws, now=NOW)
+    bob = _customer_of(db, ws)["bob"]
+    erase_customer(db, ws, bob, who=Actor("test:state"))
+    with db.session() as session:
+        assert scan_stats(session, ws).purchases == 4  # bob's purchase went with him
+    assert workspace_stats(db, ws).purchases == 4  # not the stale tally: it is invalidated
+    report = refresh_state(db, ws, now=NOW)
+    assert report.rebuilt and bob not in _rows(db, ws)
+    # Without bob the buyers are ann and dora: recency ann 1, dora 3; frequency ann 1, dora 3;
+    # monetary ann 1, dora 3 (score = rank * 5 // 2 + 1): ann Lost, dora Need attention.
+    segments = {u: _rows(db, ws)[c]["rfm_segment"] for u, c in _customer_of(db, ws).items()}
+    assert segments == {"ann": "Lost", "cid": None, "dora": "Need attention"}

@@ -31,14 +31,16 @@ ANSWERED = "survey_answered"
 KINDS = ("nps", "csat", "ces")
 
 
-def survey_answers(events: ir.Table, until: int) -> ir.Table:
+def survey_answers(events: ir.Table, until: int, ts: ir.IntegerValue | None = None) -> ir.Table:
     """The answers before ``until`` with a score, one per response (its latest revision), and
-    the survey each belongs to in ``survey``."""
+    the survey each belongs to in ``survey``; ``ts``: ``events.ts`` as the source wants it
+    filtered (``ReportSource.scan_ts``)."""
     kind = ibis.cases(
         *[(events.name == name, ibis.literal(k)) for name, k in SURVEYS.items()],
         else_=ibis.ifelse(events.name == ANSWERED, events.survey_type, ibis.null("string")),
     )
-    scored = events.filter(events.score.notnull(), events.ts < until).mutate(survey=kind)
+    before = (events.ts if ts is None else ts) < until
+    scored = events.filter(events.score.notnull(), before).mutate(survey=kind)
     scored = scored.filter(scored.survey.isin(list(KINDS)))
     response = ibis.ifelse(
         (scored.name == ANSWERED) & scored.response_id.notnull(),
@@ -84,7 +86,7 @@ def feedback(source: ReportSource, query: FeedbackQuery | None = None) -> Feedba
     query = query or FeedbackQuery()
     period = resolve_period(source, query)
     events, transitions = filtered(source, query, period)
-    answers = survey_answers(events, period.until)
+    answers = survey_answers(events, period.until, source.scan_ts(events))
     answers = answers.filter(answers.ts >= period.since)
     answers = source.reuse(answers)  # read by all three breakdowns
     trend = answers.mutate(p=period_index(answers.ts, query.granularity))

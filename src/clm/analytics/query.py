@@ -191,8 +191,17 @@ def latest_stage(transitions: ir.Table, at: int) -> ir.Table:
     unfiltered: SQLite spells it with a bare column beside ``max(ts)``, which takes its value
     from the row of the maximum only when that is the query's single ``min``/``max``.
     """
-    t = transitions.filter(transitions.ts < at)
+    t = transitions.filter(unindexed(transitions.ts) < at)
     return t.group_by("customer_id").aggregate(stage=t.to_stage.argmax(t.ts))
+
+
+def unindexed(ts: ir.IntegerValue) -> ir.IntegerValue:
+    """``ts`` in a condition that SQLite must not answer with its ``(definition_id, ts)``
+    index: for a latest-per-customer group-by it then walks the ``(definition_id,
+    customer_id, ts)`` index in order instead of sorting every row it found by time into a
+    temporary B-tree (stage history and health on the demo: 3-4x less CPU). Other engines
+    read the same rows either way."""
+    return ts + 0
 
 
 def customer_filter(source: ReportSource, query: ReportQuery, period: Period) -> ir.Table | None:

@@ -44,6 +44,7 @@ from clm.analytics.query import (
     latest_stage,
     ratio,
     resolve_period,
+    unindexed,
 )
 from clm.analytics.schemas import AtRisk, RetentionPeriod, RetentionReport
 from clm.analytics.source import ReportSource, by_customer
@@ -251,6 +252,6 @@ def _health_states(source: ReportSource, until: int) -> ir.Table:
     if source.health is None:
         empty = source.transitions.filter(ibis.literal(False))
         return empty.select("customer_id", state=empty.to_stage)
-    h = source.health.filter(source.health.ts < until)
+    h = source.health.filter(unindexed(source.health.ts) < until)
     # the only aggregate: SQLite's arg_max is a bare column beside max(ts)
     return h.group_by("customer_id").aggregate(state=h.state.argmax(h.ts))

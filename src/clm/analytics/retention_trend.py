@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from clm.analytics.kept import Kept, kept_for
 from clm.analytics.reports import run_report
 from clm.analytics.retention import DEFINITIONS
-from clm.analytics.schemas import RetentionPeriod, RetentionReport
+from clm.analytics.schemas import FunnelReport, FunnelStep, RetentionPeriod, RetentionReport
 from clm.store.engine import Database
 from clm.store.models import Event, HealthSnapshot, LifecycleDefinition, StageTransition
 
@@ -86,4 +86,35 @@ def retention_trend(db: Database, workspace_id: int, since: date, until: date) -
             since=start, until=start, churn_stages=[], periods=[], definitions=DEFINITIONS,
             computed_at=None, ready=False, current=False,
         )  # fmt: skip
+    return found if current else found.model_copy(update={"current": False})
+
+
+class FunnelSummary(BaseModel):
+    """The funnel report's steps (entered, went on, conversion, median days), kept as above."""
+
+    steps: list[FunnelStep]
+    definitions: dict[str, str]
+    computed_at: datetime | None
+    ready: bool
+    current: bool
+
+
+def funnel_summary(db: Database, workspace_id: int) -> FunnelSummary:
+    """The stage funnel over the whole log (the funnel report with its defaults); ``ready``
+    False (no steps) while the first reading is still running."""
+
+    def compute() -> FunnelSummary:
+        report = run_report(db, workspace_id, "funnel", {})
+        assert isinstance(report, FunnelReport)
+        return FunnelSummary(
+            steps=report.steps, definitions=report.definitions, computed_at=datetime.now(UTC),
+            ready=True, current=True,
+        )  # fmt: skip
+
+    kept: Kept[FunnelSummary] = kept_for(
+        db, "clm.analytics.funnel_summary", stale_after=STALE_AFTER, wait=WAIT
+    )
+    found, current = kept.get((workspace_id,), _version(db, workspace_id), compute)
+    if found is None:
+        return FunnelSummary(steps=[], definitions={}, computed_at=None, ready=False, current=False)
     return found if current else found.model_copy(update={"current": False})

@@ -39,16 +39,15 @@ class RevenueAtRisk(BaseModel):
 def revenue_at_risk(db: Database, workspace_id: int) -> RevenueAtRisk:
     """The customers at risk or unhappy and the 12-month CLV and revenue they carry."""
     s = CustomerState
-    risky = s.health_state.in_(AT_RISK_STATES)
-    query = select(
-        func.count().filter(risky),
-        func.sum(s.clv_12m).filter(risky),
-        func.count().filter(risky, s.clv_12m.is_(None)),
-        func.sum(s.revenue).filter(risky),
-        func.sum(s.clv_12m),
-    ).where(s.workspace_id == workspace_id)
+    mine = s.workspace_id == workspace_id
+    at_risk = select(  # a range of the (workspace, health state) index
+        func.count(), func.sum(s.clv_12m), func.count().filter(s.clv_12m.is_(None)),
+        func.sum(s.revenue),
+    ).where(mine, s.health_state.in_(AT_RISK_STATES))  # fmt: skip
+    everyone = select(func.sum(s.clv_12m)).where(mine, s.clv_12m.is_not(None))  # the CLV index
     with db.session() as session:
-        customers, clv, unknown, revenue, all_clv = session.execute(query).one()
+        customers, clv, unknown, revenue = session.execute(at_risk).one()
+        all_clv = session.scalar(everyone)
     clv, all_clv = float(clv or 0.0), float(all_clv or 0.0)
     return RevenueAtRisk(
         customers=int(customers or 0),

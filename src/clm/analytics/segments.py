@@ -46,10 +46,13 @@ def rfm_scores(events: ir.Table, as_of: int) -> ir.Table:
     )
     per = per.mutate(monetary=per.monetary.fill_null(0.0))
     n = per.customer_id.count().over(ibis.window())
+    # Ranked in cents: a parallel engine sums floats in any order, and the last bits of two
+    # equal spends must not make one customer outrank the other from one run to the next.
+    cents = per.monetary.round(2)
     per = per.mutate(
         r=_score(ibis.rank().over(order_by=per.last_ts), n),
         f=_score(ibis.rank().over(order_by=per.frequency), n),
-        m=_score(ibis.rank().over(order_by=per.monetary), n),
+        m=_score(ibis.rank().over(order_by=cents), n),
         recency_days=(as_of - per.last_ts).cast("float64") / DAY,
     )
     per = per.mutate(fm=((per.f + per.m + 1) // 2).cast("int64"))

@@ -11,7 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from clm.analytics.movers import Movers, MoversQuery, movers
-from clm.analytics.retention_trend import RetentionTrend, retention_trend
+from clm.analytics.retention_trend import (
+    FunnelSummary,
+    RetentionTrend,
+    funnel_summary,
+    retention_trend,
+)
 from clm.analytics.revenue_at_risk import RevenueAtRisk, revenue_at_risk
 from clm.analytics.trends import DEFAULT_SPAN_DAYS, Grain, TrendQuery, Trends, trends
 from clm.api.deps import DatabaseDep, Reader, workspace_id
@@ -83,3 +88,10 @@ def get_revenue_at_risk(db: DatabaseDep, key: Reader) -> RevenueAtRisk:
     """The customers at risk or unhappy now (the customer list's ``health_state=at_risk,
     unhappy``), their summed 12-month CLV and their revenue to date."""
     return revenue_at_risk(db, workspace_id(key))
+
+
+@router.get("/funnel")
+def get_funnel(db: DatabaseDep, key: Reader) -> FunnelSummary:
+    """The stage funnel report's steps over the whole log (entered, went on, conversion,
+    median days), kept between calls; ``ready`` False while the first reading runs."""
+    return funnel_summary(db, workspace_id(key))

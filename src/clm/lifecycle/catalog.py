@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from clm.errors import NotFound
 from clm.lifecycle.compiled import CompiledModel
@@ -140,7 +141,11 @@ def get_definition(
                 )
             )
         default = shipped_model_text("classic") if kind == "stages" else default_scorecard_text()
-        info = save_definition(db, workspace_id, kind, default)
+        try:
+            info = save_definition(db, workspace_id, kind, default)
+        except IntegrityError:
+            # Another request of a new workspace installed the default at the same moment.
+            return get_definition(db, workspace_id, kind)
         source = default
     return info, _compile(kind, source), source
 

@@ -46,6 +46,7 @@ from typing import Any
 from sqlalchemy import (
     Float,
     Integer,
+    Numeric,
     Select,
     and_,
     case,
@@ -57,6 +58,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -299,7 +301,9 @@ def _refresh_rfm(session: Session, workspace_id: int) -> None:
             state.customer_id,
             _score(func.rank().over(order_by=state.last_purchase_ts), n).label("r"),
             _score(func.rank().over(order_by=state.purchases), n).label("f"),
-            _score(func.rank().over(order_by=state.revenue), n).label("m"),
+            _score(func.rank().over(order_by=func.round(cast(state.revenue, Numeric), 2)), n).label(
+                "m"
+            ),  # in cents, as the report ranks it
         )
         .where(state.workspace_id == workspace_id, state.purchases > 0)
         .subquery("ranked")
@@ -333,9 +337,15 @@ def _cursor_row(session: Session, workspace_id: int, name: str, lock: bool) -> E
     )
     row = session.scalar(query.with_for_update() if lock else query)
     if row is None:
-        row = EngageCursor(workspace_id=workspace_id, consumer=name, last_event_id=0)
-        session.add(row)
-        session.flush()
+        # Two first refreshes at once (two reads of a new workspace) both find no row: the
+        # second insert loses the unique race inside its savepoint and reads the winner's row.
+        try:
+            with session.begin_nested():
+                session.add(EngageCursor(workspace_id=workspace_id, consumer=name, last_event_id=0))
+        except IntegrityError:
+            pass
+        row = session.scalar(query.with_for_update() if lock else query)
+        assert row is not None
     return row
 
 
@@ -406,7 +416,11 @@ def refresh_state(
             written = 0
             now_ts = int(at.timestamp())
             for chunk in _chunks(touched):
-                merged_away = select(Customer.id).where(Customer.merged_into_id.in_(chunk))
+                merged_away = (  # the index, or SQLite's statistics make it scan (see store)
+                    select(Customer.id)
+                    .where(Customer.merged_into_id.in_(chunk))
+                    .with_hint(Customer, "INDEXED BY ix_customers_merged_into", "sqlite")
+                )
                 removed += _delete_rows(session, CustomerState.customer_id.in_(merged_away))
                 _delete_rows(session, CustomerState.customer_id.in_(chunk))
                 rows = _state_rows(workspace_id, now_ts, stage_id, health_id, chunk, at)

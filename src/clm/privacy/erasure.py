@@ -27,6 +27,7 @@ from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from clm.accounts import Actor, Principal, record
+from clm.lifecycle.current_state import invalidate_state
 from clm.privacy.person import Person, customer_tables, find_person
 from clm.store.engine import Database
 from clm.store.models import (
@@ -82,6 +83,9 @@ def erase_customer(
         report = ErasureReport(person.root, [i for i in person.customer_ids if i != person.root])
         report.tombstones = _write_tombstones(session, person, key)
         _erase(session, person, report)
+        # Their events are gone: the workspace's counts and the others' RFM quintiles are
+        # recomputed by the next state refresh (a rebuild).
+        invalidate_state(session, workspace_id)
         record(session, who, "customer.erase", f"customer:{person.root}",
                after={"deleted": report.deleted, "anonymised": report.anonymised,
                       "tombstones": report.tombstones}, workspace_id=workspace_id)  # fmt: skip

@@ -175,11 +175,18 @@ function RetentionPanel({ view }) {
 // the median days it took. Its counts are of entries over time, not of customers standing in
 // a stage now, so they link to the report rather than to the list.
 function Funnel() {
-  const report = useApi("/reports/funnel");
+  const report = useApi("/overview/funnel");
+  const waiting = report.data && !report.data.ready;
+  useEffect(() => {
+    if (!waiting) return undefined;
+    const timer = setTimeout(report.reload, 4000); // the first reading of a large log runs on
+    return () => clearTimeout(timer);
+  }, [report.data]);
   const steps = report.data?.steps || [];
   return html`<div class="panel"><h2>Stage funnel <a class="small" href="/reports/funnel">report</a></h2>
     ${status(report, { empty: "No stage history yet." })}
-    ${report.data && html`<div class="table-wrap"><table id="funnel">
+    ${waiting ? html`<p class="muted" aria-busy="true">Reading the whole stage history for the funnel…</p>` : null}
+    ${report.data?.ready && html`<div class="table-wrap"><table id="funnel">
       <thead><tr><th>step</th><th class="num">entered</th><th class="num">went on</th><th class="num">conversion</th><th class="num">median days</th></tr></thead>
       <tbody>${steps.map((s) => html`<tr>
         <td>${label(s.from_stage)} → ${label(s.to_stage)}</td>
