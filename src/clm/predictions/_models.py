@@ -152,15 +152,27 @@ def _fit_purchases(
     model = PURCHASE_MODELS[model_name]()
     with recorded_warnings(attempt):
         model.fit(rows, weights=rows["weight"])
-    if not any(w.startswith(ConvergenceWarning.__name__) for w in attempt):
+    converged = not any(w.startswith(ConvergenceWarning.__name__) for w in attempt)
+    if converged and _scores_finite(model, rows):
         log.extend(attempt)
         return model, 0.0
     log.extend(attempt)
-    log.append(f"refitted with penalizer={FALLBACK_PENALIZER} after the ML fit did not converge")
+    # A fit can also stop far out on the ridge without a warning (a, b ~ 1e5-1e6, the same
+    # likelihood to float precision), where the 2F1 of the expected purchases overflows.
+    why = "did not converge" if not converged else "gives non-finite scores"
+    log.append(f"refitted with penalizer={FALLBACK_PENALIZER} after the ML fit {why}")
     model = PURCHASE_MODELS[model_name](penalizer=FALLBACK_PENALIZER)
     with recorded_warnings(log):
         model.fit(rows, weights=rows["weight"])
     return model, FALLBACK_PENALIZER
+
+
+def _scores_finite(model: PurchaseModel, rows: pd.DataFrame) -> bool:
+    """Whether P(alive) and the expected purchases are finite on the fitted rows."""
+    with recorded_warnings([]):
+        p_alive = model.p_alive(rows)
+        expected = model.predict_purchases(SCORE_HORIZON_WEEKS, rows)
+    return bool(np.isfinite(p_alive).all() and np.isfinite(expected).all())
 
 
 def _holdout_check(
