@@ -154,7 +154,12 @@ class CustomerColumns:
 def compile_conditions(
     conditions: Sequence[Condition], columns: CustomerColumns
 ) -> ColumnElement[bool]:
-    """One SQL boolean: every condition holds (true for no conditions)."""
+    """One SQL boolean for a WHERE clause: every condition holds (true for no conditions).
+
+    A test of a missing value is NULL, which a WHERE clause drops as it drops false; only
+    ``ne`` is made definite before it is negated (a missing value is "not equal", as in
+    Python). Plain comparisons let SQLite use the ``customer_states`` indexes, which a CASE
+    around every test hid (a segment's members took seconds at 100k customers)."""
     parts = [_compile(c, columns) for c in conditions]
     return and_(true(), *parts)
 
@@ -173,9 +178,9 @@ def _compile(c: Condition, cols: CustomerColumns) -> ColumnElement[bool]:
     if c.op == "exists":
         return column.is_not(None)
     if c.op == "in":
-        return _definite(column.in_(list(c.value)))
+        return column.in_(list(c.value))
     test = _compare(column, c.op, c.value)
-    return not_(_definite(test)) if c.op == "ne" else _definite(test)
+    return not_(_definite(test)) if c.op == "ne" else test
 
 
 def _column(attr: str, cols: CustomerColumns) -> ColumnElement[Any]:
@@ -231,12 +236,12 @@ def _json_type(name: str, dialect: str) -> ColumnElement[Any]:
 def _trait(c: Condition, name: str, dialect: str) -> ColumnElement[bool]:
     kind = _json_type(name, dialect)
     if c.op == "exists":
-        return _definite(and_(kind.is_not(None), kind != "null"))
+        return and_(kind.is_not(None), kind != "null")
     values = list(c.value) if c.op == "in" else [c.value]
     op = "eq" if c.op == "in" else c.op
     tests = [_trait_test(name, kind, op, v, dialect) for v in values]
-    test = _definite(or_(false(), *tests))
-    return not_(test) if c.op == "ne" else test
+    test = or_(false(), *tests)
+    return not_(_definite(test)) if c.op == "ne" else test
 
 
 def _trait_test(
