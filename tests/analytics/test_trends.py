@@ -250,3 +250,29 @@ def test_the_kept_reading_equals_a_fresh_one_and_follows_new_history(
         ))  # fmt: skip
     again = trends(db, workspace_id, query)
     assert again.stages["churned"] == [0, 0, 1, 1] and again.stages["lead"] == [3, 1, 1, 1]
+
+
+def test_the_kept_movers_equal_a_fresh_reading_and_follow_a_new_move(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clm.analytics import movers as module
+
+    workspace_id, customers = _write(db)
+    kept = movers(db, workspace_id, MoversQuery(days=7))  # no ``now``: read once, then kept
+    fresh = movers(db, workspace_id, MoversQuery(days=7), now=datetime.now(UTC))
+    assert kept.stage_moves == fresh.stage_moves == {"up": 0, "down": 0, "new": 0}
+    assert movers(db, workspace_id, MoversQuery(days=7)) is kept  # the kept answer itself
+    # c comes back yesterday; with no grace period the next answer reads it at once
+    monkeypatch.setattr(db.extensions[module.KEPT], "stale_after", 0.0)
+    definition_id = module.active_stage_model(db, workspace_id)[0]
+    yesterday = int(datetime.now(UTC).timestamp()) - 86_400
+    with db.transaction() as session:
+        session.add(StageTransition(
+            workspace_id=workspace_id, definition_id=definition_id,
+            customer_id=customers["c"], ts=yesterday,
+            occurred_at=datetime.fromtimestamp(yesterday, UTC), from_stage="churned",
+            to_stage="lead", kind="reactivation", rule="rule:lead", announced=True,
+        ))  # fmt: skip
+    again = movers(db, workspace_id, MoversQuery(days=7))
+    assert again.stage_moves["up"] + again.stage_moves["down"] == 1
+    assert [m.customer_id for m in again.stages] == [customers["c"]]

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, desc, func, select
 from sqlalchemy.orm import aliased
 
-from clm.analytics.trends import active_scorecard_id, active_stage_model
+from clm.analytics.kept import Kept, kept_for
+from clm.analytics.trends import active_scorecard_id, active_stage_model, history_version
+from clm.errors import Unavailable
 from clm.lifecycle.health import STATE_LABELS
 from clm.store.engine import Database
 from clm.store.models import Customer, HealthSnapshot, StageTransition
@@ -229,9 +231,30 @@ def movers(
     *,
     now: datetime | None = None,
 ) -> Movers:
-    """Health falls and stage moves in the last ``days`` days up to ``now``."""
+    """Health falls and stage moves in the last ``days`` days up to ``now``. Without ``now``
+    the answer is kept (``Kept``) while the histories are unchanged, for up to a minute: the
+    overview asks on every load, and a reading takes ~0.3 s at 100,000 customers."""
     query = query or MoversQuery()
-    until = int((now or datetime.now(UTC)).timestamp())
+    if now is not None:
+        return _movers(db, workspace_id, query, int(now.timestamp()))
+    stage_id, _ = active_stage_model(db, workspace_id)
+    health_id = active_scorecard_id(db, workspace_id)
+    minute = int(datetime.now(UTC).timestamp()) // 60
+    kept: Kept[Movers] = kept_for(db, KEPT, stale_after=60.0, wait=60.0)
+    found, _ = kept.get(
+        (str(db.engine.url), workspace_id, query.days, query.limit),
+        (history_version(db, stage_id, health_id), minute),
+        lambda: _movers(db, workspace_id, query, int(datetime.now(UTC).timestamp())),
+    )
+    if found is None:
+        raise Unavailable("This week's movers are still being read; try again")
+    return found
+
+
+KEPT = "clm.analytics.movers"  # the name of this module's store in db.extensions
+
+
+def _movers(db: Database, workspace_id: int, query: MoversQuery, until: int) -> Movers:
     since = until - query.days * DAY
     fell, rose, health = _health_movers(db, workspace_id, since, until, query.limit)
     totals, flows, stages = _stage_moves(db, workspace_id, since, until, query.limit)
