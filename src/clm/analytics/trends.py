@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -109,7 +110,11 @@ def _midnight(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
-_MODELS: dict[tuple[str, int], CompiledModel] = {}
+@lru_cache(maxsize=64)
+def _compiled(source: str) -> CompiledModel:
+    """A stage model's compiled form, by its YAML text: a database's ids can repeat (a test
+    database emptied and refilled, a demo rebuilt), its texts mean the same everywhere."""
+    return load_stage_model(source)
 
 
 def _active_row(db: Database, workspace_id: int, kind: str) -> tuple[int, str] | None:
@@ -134,12 +139,7 @@ def active_stage_model(db: Database, workspace_id: int) -> tuple[int, CompiledMo
     if row is None:
         info, model = get_stage_model(db, workspace_id)  # installs the shipped model
         return info.id, model
-    key = (str(db.engine.url), row[0])
-    if key not in _MODELS:
-        if len(_MODELS) > 256:
-            _MODELS.clear()
-        _MODELS[key] = load_stage_model(row[1])
-    return row[0], _MODELS[key]
+    return row[0], _compiled(row[1])
 
 
 def active_scorecard_id(db: Database, workspace_id: int) -> int:
