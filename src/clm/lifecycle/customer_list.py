@@ -30,7 +30,7 @@ from clm.lifecycle.conditions import (
     CustomerColumns,
     compile_conditions,
 )
-from clm.lifecycle.current_state import active_definition_id, ensure_fresh
+from clm.lifecycle.current_state import ensure_fresh
 from clm.lifecycle.health import STATE_LABELS
 from clm.lifecycle.health_inputs import get_scorecard
 from clm.store.engine import Database
@@ -104,18 +104,12 @@ class CustomerList(BaseModel):
     per_page: int
 
 
-_LABELS: dict[tuple[str, int], dict[str, str]] = {}
-
-
-def _labels_of(db: Database, workspace_id: int, definition_id: int) -> dict[str, str]:
-    """Factor labels of a scorecard version (versions are immutable, so cached by id)."""
-    key = (str(db.engine.url), definition_id)
-    if key not in _LABELS:
-        card = get_scorecard(db, workspace_id)[1]
-        if len(_LABELS) > 256:
-            _LABELS.clear()
-        _LABELS[key] = {name: factor.label or name for name, factor in card.factors.items()}
-    return _LABELS[key]
+def _labels_of(db: Database, workspace_id: int) -> dict[str, str]:
+    """Factor labels of the active scorecard: one indexed read (the compiled scorecard is
+    cached by its text in the catalog; a cache by id would go wrong where ids repeat, as in a
+    database emptied and refilled)."""
+    card = get_scorecard(db, workspace_id)[1]
+    return {name: factor.label or name for name, factor in card.factors.items()}
 
 
 State = CustomerState
@@ -269,7 +263,7 @@ def list_customers(
     ensure_fresh(db, workspace_id)
     at = int((now or datetime.now(UTC)).timestamp())
     statement, counted = _select(db, workspace_id, query, at, conditions, extra)
-    labels = _labels_of(db, workspace_id, active_definition_id(db, workspace_id, "health"))
+    labels = _labels_of(db, workspace_id)
     page = statement.limit(query.per_page).offset((query.page - 1) * query.per_page)
     with db.session() as session:
         total = int(session.scalar(counted) or 0)
@@ -296,7 +290,7 @@ def export_csv(
     ensure_fresh(db, workspace_id)
     at = int((now or datetime.now(UTC)).timestamp())
     statement = _select(db, workspace_id, query, at, conditions, extra)[0].limit(EXPORT_LIMIT)
-    labels = _labels_of(db, workspace_id, active_definition_id(db, workspace_id, "health"))
+    labels = _labels_of(db, workspace_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
