@@ -17,7 +17,7 @@ from clm.ingest.service import known_identities
 from clm.store import customers as repo
 from clm.store.bulk import insert_event_frame
 from clm.store.engine import Database
-from clm.store.models import Customer
+from clm.store.models import Customer, Event
 from tests.conftest import Tenant, make_tenant
 
 
@@ -145,7 +145,9 @@ def _event_indexes(db: Database) -> list[str]:
         )
 
 
-_INDEXES = ["ix_events_identity_id", "ix_events_workspace_ts", "sqlite_autoindex_events_1"]
+# Every index the schema declares on events (the partial ones for survey answers and referral
+# clicks included, which a large import keeps), and SQLite's own for the unique message id.
+_INDEXES = sorted([*(i.name for i in Event.__table__.indexes), "sqlite_autoindex_events_1"])
 _LOG = pl.DataFrame({
     "customer_id": ["a", "b", "a", "c", "zed"],
     "date": ["2024-01-03", "2024-01-01", "2024-01-02", "2024-01-05", "2024-01-04"],
