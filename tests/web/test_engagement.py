@@ -48,9 +48,9 @@ ANSWERS = [(1, 10), (1, 9), (1, 3), (2, 8), (2, 6), (3, 10)]
 
 
 @pytest.fixture
-def engaged(shop: tuple[str, Tenant], sqlite_db: Database) -> Iterator[tuple[str, Tenant]]:  # noqa: F811
+def engaged(shop: tuple[str, Tenant], db: Database) -> Iterator[tuple[str, Tenant]]:  # noqa: F811
     url, tenant = shop
-    db, ws = sqlite_db, tenant.id
+    ws = tenant.id
     now = datetime.now(UTC)
     with db.transaction() as session:
         repo.set_policy(session, ws, Policy(quiet_hours=None, caps=[]))
@@ -82,7 +82,7 @@ def engaged(shop: tuple[str, Tenant], sqlite_db: Database) -> Iterator[tuple[str
 def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     engaged: tuple[str, Tenant],
     browser_page: object,  # noqa: F811
-    sqlite_db: Database,
+    db: Database,
     width: int,
 ) -> None:
     from playwright.sync_api import Page, expect
@@ -123,7 +123,7 @@ def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     expect(row.locator("[data-status]")).to_have_text("active")
     row.locator("[data-toggle]").click()
     expect(row.locator("[data-status]")).to_have_text("paused")
-    statuses = {p.name: p.status for p in pb.list_playbooks(sqlite_db, tenant.id)}
+    statuses = {p.name: p.status for p in pb.list_playbooks(db, tenant.id)}
     assert statuses["check-in"] == "paused"
     # Editing opens the stored YAML; the back button returns to the playbook.
     row.get_by_role("link", name="Edit").click()
@@ -152,7 +152,7 @@ def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     _shot(page, f"engagement-referrals-{width}")
     queue.get_by_role("button", name="Approve").click()
     expect(page.locator("#engagement")).to_contain_text("No referral waits for review")
-    [decided] = referrals.list_referrals(sqlite_db, tenant.id)
+    [decided] = referrals.list_referrals(db, tenant.id)
     assert decided.status == "qualified"
 
     # The NPS: +16.7 overall as worked out above, and the trend drawn month by month.
@@ -175,7 +175,7 @@ def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     _shot(page, f"engagement-tasks-{width}")
     tasks.nth(1).get_by_role("button", name="Complete").click()
     expect(tasks).to_have_count(1)
-    with sqlite_db.session() as session:
+    with db.session() as session:
         done = session.scalars(select(EngageTask).order_by(EngageTask.id)).all()
     assert [(t.owner, t.status) for t in done] == [("sam@shop.test", "open"), (None, "done")]
     assert console_errors(page) == []
