@@ -173,7 +173,7 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id"), index=True)
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id"))
     message_id: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(16))
     name: Mapped[str | None] = mapped_column(String(255))
@@ -196,6 +196,9 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "message_id", name="uq_event_message"),
         Index("ix_events_workspace_ts", "workspace_id", "ts"),
+        # A customer's events (by identity), and those of one name in a time range from the
+        # index alone: a playbook report's goal within each journey's window.
+        Index("ix_events_identity_name_ts", "identity_id", "name", "ts"),
         # Partial indexes for the engagement console's reads of two rare event kinds (a
         # survey's answers, referral link clicks): without them each read scans the whole
         # log; partial, so ingesting every other event pays nothing for them.
