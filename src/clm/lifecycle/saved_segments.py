@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ValidationError as PydanticError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -89,6 +90,31 @@ class SegmentPublic(BaseModel):
     backfilled: bool = Field(
         description="days before the save worked out from the stage and health history"
     )
+    used_by: list[str] = Field(
+        [], description="active or paused playbooks triggering on it: it keeps its name"
+    )
+
+
+class ConditionsDraft(BaseModel):
+    """Conditions being edited, checked as they are typed (each may still be malformed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conditions: Annotated[list[dict[str, Any]], Field(max_length=50)]
+
+
+class DraftProblem(BaseModel):
+    loc: list[str | int]
+    message: str
+
+
+class SegmentPreview(BaseModel):
+    """What the draft would hold now: ``valid: false`` and the problems saving would give
+    as a 422, else the number of members."""
+
+    valid: bool
+    errors: list[DraftProblem] = []
+    size: int | None = None
 
 
 class SizePoint(BaseModel):
@@ -133,10 +159,12 @@ def _public(
     conditions = [Condition.model_validate(c) for c in row.conditions]
     if size is None:
         size = count_members(db, workspace_id, conditions)
+    with db.session() as session:
+        used_by = playbooks_using(session, workspace_id, row.name)
     return SegmentPublic(
         id=row.id, name=row.name, description=row.description, conditions=conditions,
         created_by=row.created_by, created_at=row.created_at, updated_at=row.updated_at,
-        size=size, history_from=row.history_from, backfilled=row.backfilled,
+        size=size, history_from=row.history_from, backfilled=row.backfilled, used_by=used_by,
     )  # fmt: skip
 
 
@@ -147,6 +175,29 @@ def count_members(
         db, workspace_id, CustomerQuery(per_page=1), now=now, conditions=conditions
     )
     return page.total
+
+
+def preview_conditions(db: Database, workspace_id: int, draft: ConditionsDraft) -> SegmentPreview:
+    """The members a draft of conditions would have now, or why it cannot be saved: the
+    same checks as saving, by condition index (``["conditions", 2, "op"]``)."""
+    problems: list[DraftProblem] = []
+    conditions: list[Condition] = []
+    for index, raw in enumerate(draft.conditions):
+        try:
+            conditions.append(Condition.model_validate(raw))
+        except PydanticError as exc:
+            problems += [
+                DraftProblem(loc=["conditions", index, *e["loc"]], message=e["msg"])
+                for e in exc.errors()
+            ]
+    if not problems:
+        try:
+            check_conditions(db, workspace_id, conditions)
+        except ValidationError as invalid:
+            problems = [DraftProblem(loc=list(e.loc), message=e.message) for e in invalid.errors]
+    if problems:
+        return SegmentPreview(valid=False, errors=problems)
+    return SegmentPreview(valid=True, size=count_members(db, workspace_id, conditions))
 
 
 def _get(session: Session, workspace_id: int, segment_id: int) -> Segment:
