@@ -21,6 +21,7 @@ stage history is the classic model's, computed by the lifecycle DuckDB engine (n
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import tempfile
 import time
@@ -345,6 +346,8 @@ def main() -> None:
                   flush=True)  # fmt: skip
             reports: dict[str, Any] = {}
             run_reports(source, f"duckdb {label}", names, results, reports)
+            del source  # DuckDB's memory (GiBs at 1M) is freed before pandas reads the log
+            gc.collect()
             if not args.no_pandas:
                 compare_with_pandas(path, history, model, label, results, reports)
             if (customers, events) == small:
