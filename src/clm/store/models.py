@@ -990,3 +990,28 @@ class OverviewReading(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "kind", "params", name="uq_overview_readings"),
     )
+
+
+class Job(Base):
+    """A slow read run in the background (a health backtest, a first preview): the page asks
+    for it, gets the id at once and polls this row for progress and the result. One row per
+    distinct request (``key``: a digest of its kind and parameters), so identical requests share
+    it; a rerun (after a failure, or once its answer is old) reuses the row."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(String(255))
+    result: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "kind", "key", name="uq_jobs_request"),)

@@ -143,6 +143,10 @@ function Sparkline({ id }) {
   return html`<${Chart} id=${`spark-${id}`} option=${option} height=${36} />`;
 }
 
+// The list shows each segment's latest recorded size (one a day, and at each save); say its
+// day when it is not today's.
+const recordedBefore = (s) => s.size_as_of && s.size_as_of < new Date().toISOString().slice(0, 10);
+
 function SegmentList() {
   const segments = useApi("/segments");
   return html`<section id="segments" class="page">
@@ -156,7 +160,7 @@ function SegmentList() {
         <tbody>${segments.data.map((s) => html`<tr>
           <td class="wrap"><a href=${`/segments/${s.id}`}>${s.name}</a>${s.description ? html` <span class="muted">· ${s.description}</span>` : null}
             <br /><span class="muted small">${s.conditions.map(conditionText).join("; ")}</span></td>
-          <td class="num">${thousands(s.size)}</td>
+          <td class="num">${thousands(s.size)}${recordedBefore(s) ? html`<br /><span class="muted small" title="the latest recorded size; the segment's page counts now">on ${s.size_as_of}</span>` : null}</td>
           <td class="spark"><${Sparkline} id=${s.id} /></td>
         </tr>`)}</tbody></table></div>`)}
   </section>`;
