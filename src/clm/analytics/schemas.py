@@ -310,7 +310,7 @@ class AttributionReport(Report):
         return [
             ReportTable(
                 name=f"{p.from_stage}-{p.to_stage}",
-                title=f"{p.from_stage} -> {p.to_stage}: {p.transitions:,} transitions of "
+                title=f"{p.from_stage} → {p.to_stage}: {p.transitions:,} transitions of "
                       f"{p.journeys:,} journeys ({self.dimension})",
                 columns=columns,
                 kinds=["text", *["number"] * 7, "count", "count", "share"],
