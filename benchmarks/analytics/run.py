@@ -1,13 +1,17 @@
 """Analytics benchmark: every report on DuckDB at scale, SQLite and PostgreSQL at 100k customers,
-and the obvious pandas funnel and cohort reports, with ratios printed in the same run.
+and the obvious pandas implementation of every report beside it, with ratios printed in the
+same run.
 
     .venv/bin/python benchmarks/analytics/run.py --customers 1000000 --events 20000000
     .venv/bin/python benchmarks/analytics/run.py --demo sqlite:///DATA/demo/clm.sqlite
 
 ``--demo URL`` instead runs every report on a demo's database (``clm demo --no-serve``) on the
-``sql`` engine, one fresh source per report as ``clm report NAME`` does, then the obvious pandas
-funnel, churn and retention, cohorts and RFM (``demo_peers.py``), each checked equal to the
-report before the times are printed.
+``sql`` engine, one fresh source per report as ``clm report NAME`` does, then the pandas peers.
+
+The pandas peers (``peers.py``, ``peers_attribution.py``, ``peers_economics.py``: read the log
+with pandas, then groupby/merge from each report's definitions, no CLM code) run on the same
+log; each one's figures are checked equal to its report's before its time is printed, and a
+difference stops the run naming the field. Markov and Shapley credits stay report-only.
 
 The log comes from the lifecycle benchmark's generator (benchmarks/lifecycle/run.py), with a
 channel (one of 5) on visits, sign-ups and email opens so attribution has touchpoints; the
@@ -17,6 +21,7 @@ stage history is the classic model's, computed by the lifecycle DuckDB engine (n
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import tempfile
 import time
@@ -40,7 +45,7 @@ from clm.analytics import (
     parse_query,
     prepare_source,
 )
-from clm.analytics.calendar import month_of
+from clm.analytics.calendar import period_of, period_start
 from clm.analytics.source import EVENT_COLUMNS, NUMBER_PROPERTIES, STRING_PROPERTIES
 from clm.analytics.spend import SpendRow
 from clm.lifecycle.columnar import duckdb_transitions
@@ -92,8 +97,9 @@ def timed_cpu(run: Callable[[], Any]) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def run_reports(source: ReportSource, label: str, names: list[str],
-                results: dict[str, float]) -> None:  # fmt: skip
+def run_reports(source: ReportSource, label: str, names: list[str], results: dict[str, float],
+                reports: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Time every report (wall and CPU into ``results``), keeping each in ``reports``."""
     steps: list[tuple[str, Callable[[], Any]]] = [("prepare", partial(prepare_source, source))]
     for name in names:
         spec = REPORTS[name]
@@ -104,8 +110,11 @@ def run_reports(source: ReportSource, label: str, names: list[str],
             markov_query = parse_query(AttributionQuery, PARAMS.get(name, {}))
             steps.append(("markov alone", partial(markov_attribution, source, markov_query)))
     for name, step in steps:
-        seconds, cpu = timed_cpu(step)
-        results[f"{label} {name}"] = seconds
+        kept: list[Any] = []
+        seconds, cpu = timed_cpu(lambda: kept.append(step()))  # noqa: B023
+        results[f"{label} {name}"], results[f"{label} {name} cpu"] = seconds, cpu
+        if reports is not None:
+            reports[name] = kept[0]
         print(f"{label:>12} {name:<16} {seconds:8.2f} s  (CPU {cpu:6.2f} s)", flush=True)
 
 
@@ -130,49 +139,49 @@ def sql_source(engine: str, events: pa.Table, history: pa.Table, model: Compiled
     return ReportSource(typed, backend.table("bench_transitions"), model, "sql", backend)
 
 
-def pandas_funnel(frame: pd.DataFrame, stages: list[str]) -> list[tuple[int, int]]:
-    """The obvious funnel: per customer, first time at each stage or beyond; count pairs."""
-    position = {name: i for i, name in enumerate(stages)}
-    reach: dict[int, dict[int, int]] = {}
-    for row in frame.sort_values("ts").itertuples():
-        pos = position.get(str(row.to_stage), -1)
-        seen = reach.setdefault(int(row.customer_id), {})  # type: ignore[arg-type]
-        for i in range(pos + 1):
-            seen.setdefault(i, int(row.ts))  # type: ignore[arg-type]
-    return [
-        (sum(1 for r in reach.values() if i in r), sum(1 for r in reach.values() if i + 1 in r))
-        for i in range(len(stages) - 1)
-    ]
+PEERS = ("funnel", "churn_retention", "cohorts", "rfm", "attribution", "acquisition",
+         "feedback")  # fmt: skip
 
 
-def pandas_cohorts(frame: pd.DataFrame) -> pd.DataFrame:
-    """The obvious cohort matrix: acquisition month per customer, active customers per age."""
-    frame = frame.assign(month=frame.ts.map(month_of))
-    start = frame.groupby("customer_id").month.min().rename("cohort")
-    joined = frame.join(start, on="customer_id")
-    joined["age"] = joined.month - joined.cohort
-    grid = joined.groupby(["cohort", "age"]).customer_id.nunique().unstack(fill_value=0)
-    return grid.div(start.value_counts().sort_index(), axis=0)
+def pandas_peer(name: str) -> Callable[[Any], Any]:
+    """The obvious pandas implementation of a report (``peers*.py``, beside this script)."""
+    import peers
+    import peers_attribution
+    import peers_economics
+
+    for module in (peers, peers_attribution, peers_economics):
+        if hasattr(module, name):
+            found: Callable[[Any], Any] = getattr(module, name)
+            return found
+    raise KeyError(name)
 
 
-def compare_with_pandas(log: pa.Table, history: pa.Table, stages: list[str], label: str,
-                        results: dict[str, float]) -> None:  # fmt: skip
-    frame = history.to_pandas()
-    events_frame = log.select(["customer_id", "ts"]).to_pandas()
-    peers: dict[str, Callable[[], Any]] = {
-        "funnel": lambda: pandas_funnel(frame, stages),
-        "cohorts": lambda: pandas_cohorts(events_frame),
-    }
-    for name, peer in peers.items():
-        if f"duckdb {label} {name}" not in results:
-            continue
-        seconds = timed(peer)
-        ours = results[f"duckdb {label} {name}"]
+def compare_with_pandas(path: Path, history: pa.Table, model: CompiledModel, label: str,
+                        results: dict[str, float], reports: dict[str, Any]) -> None:  # fmt: skip
+    """Every report's pandas peer on the same log, checked equal to the report, then timed
+    against it (the cohorts report counting the prepare step it reads)."""
+    import peers
+
+    stages = [s.name for s in model.stages if not s.exit]
+    exits = [s.name for s in model.stages if s.exit]
+    spend = pd.DataFrame([r.__dict__ for r in SPEND])
+    log: list[Any] = []
+    took, cpu = timed_cpu(lambda: log.append(peers.read_files(path, history, stages, exits, spend)))
+    print(f"{'pandas ' + label:>12} {'read the log':<16} {took:8.2f} s  (CPU {cpu:6.2f} s)",
+          flush=True)  # fmt: skip
+    for name in (n for n in PEERS if n in reports):
+        figures: list[Any] = []
+        seconds, cpu = timed_cpu(lambda: figures.append(pandas_peer(name)(log[0])))  # noqa: B023
+        same(report_figures(name, reports[name]), figures[0], name)
+        ours, ours_cpu = results[f"duckdb {label} {name}"], results[f"duckdb {label} {name} cpu"]
         note = ""
         if name == "cohorts":  # the report reads the monthly activity that ``prepare`` keeps
             ours += results[f"duckdb {label} prepare"]
-            note = " (counting the prepare step)"
-        print(f"pandas {name} {label}: {seconds:.2f} s, DuckDB {seconds / ours:.1f}x faster{note}",
+            ours_cpu += results[f"duckdb {label} prepare cpu"]
+            note = " counting the prepare step"
+        print(f"{'pandas ' + label:>12} {name:<16} {seconds:8.2f} s  (CPU {cpu:6.2f} s); same "
+              f"figures; pandas takes {seconds / ours:.1f}x DuckDB's time (CPU "
+              f"{cpu / ours_cpu:.1f}x){note}",
               flush=True)  # fmt: skip
 
 
@@ -216,22 +225,72 @@ def report_figures(name: str, report: Any) -> Any:
         steps = [(s.entered, s.converted, s.median_days) for s in report.steps]
         return {"counts": counts, "steps": steps}
     if name == "churn_retention":
-        return [(p.active_at_start, p.new, p.churned, p.reactivated, round(p.revenue, 2),
-                 p.net_revenue_retention, p.gross_revenue_retention)
-                for p in report.periods]  # fmt: skip
+        r = report.at_risk
+        return {"periods": [(p.active_at_start, p.new, p.churned, p.reactivated,
+                             p.revenue, p.net_revenue_retention,
+                             p.gross_revenue_retention) for p in report.periods],
+                "at_risk": (r.alive_customers, r.scored_customers, r.health_customers,
+                            r.customers, r.revenue_12m, r.clv_12m)}  # fmt: skip
     if name == "cohorts":
-        return [(c.cohort, c.customers, c.active_share,
-                 [round(v, 2) for v in c.revenue_per_customer])
+        return [(c.cohort, c.customers, c.active_share, c.revenue_per_customer)
                 for c in report.cohorts]  # fmt: skip
-    return {s.segment: (s.customers, round(s.revenue, 2)) for s in report.segments if s.customers}
+    if name == "rfm":
+        return {"segments": {s.segment: (s.customers, s.revenue)
+                             for s in report.segments if s.customers},
+                "grid": {f"{c.recency}/{c.frequency_monetary}": c.customers
+                         for c in report.grid}}  # fmt: skip
+    if name == "attribution":
+        rules = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
+        return {f"{p.from_stage} -> {p.to_stage}": {
+            "transitions": p.transitions, "journeys": p.journeys,
+            "conversion_rate": p.conversion_rate,
+            "channels": {c.value: {**{rule: getattr(c, rule) for rule in rules},
+                                   "journeys": c.journeys,
+                                   "converted_journeys": c.converted_journeys,
+                                   "conversion_rate": c.conversion_rate}
+                         for c in p.channels},
+        } for p in report.pairs}  # fmt: skip
+    if name == "acquisition":
+        return {c.value: (c.spend, c.new_customers, c.cac, c.clv_12m, c.clv_to_cac,
+                          c.payback_months) for c in report.channels}  # fmt: skip
+    return {part: {f"{r.survey} {r.key}": (r.responses, r.mean_score, r.value)
+                   for r in getattr(report, part)}
+            for part in ("over_time", "by_stage", "by_segment")}  # fmt: skip
+
+
+def made_up_spend(db: Any, workspace_id: int) -> list[SpendRow]:
+    """Monthly spend for a demo that has none, so that CAC, CLV:CAC and payback are checked
+    too: 10,000 a month on every touchpoint channel but ``organic`` (no spend: no CAC) over the
+    customers' span, 30,000 on ``paid_search``; months cut by the span are widened to whole."""
+    from sqlalchemy import text
+
+    from clm.analytics import open_report_source
+
+    source = open_report_source(db, workspace_id, "sql")
+    try:
+        lo, hi = source.bounds() or (0, 0)
+    finally:
+        source.close()
+    with db.engine.connect() as conn:
+        channels = conn.execute(text(
+            "SELECT DISTINCT channel FROM customer_events WHERE workspace_id = :ws "
+            "AND channel IS NOT NULL AND channel NOT IN ('system', 'organic')"
+        ), {"ws": workspace_id}).scalars().all()  # fmt: skip
+    months = range(period_of(lo, "month"), period_of(hi, "month") + 1)
+    return [
+        SpendRow(str(c), "", period_start(m, "month"), period_start(m + 1, "month"),
+                 30_000.0 if c == "paid_search" else 10_000.0)
+        for c in channels for m in months
+    ]  # fmt: skip
 
 
 def run_demo(url: str, workspace: str, names: list[str], pandas: bool) -> None:
     """Every report on the demo's database (``sql`` engine, a fresh source per report, as
     ``clm report NAME``), then the pandas peers, checked equal, with the ratio."""
-    import demo_peers  # beside this script
+    import peers  # beside this script
 
     from clm.analytics import open_report_source, run_on
+    from clm.analytics.spend import load_spend
     from clm.lifecycle.catalog import get_stage_model
     from clm.store.engine import Database
     from clm.store.workspaces import get_workspace
@@ -239,20 +298,26 @@ def run_demo(url: str, workspace: str, names: list[str], pandas: bool) -> None:
     db = Database.open(url)
     with db.session() as session:
         ws_id = get_workspace(session, workspace).id
+    spend = load_spend(db, ws_id) or made_up_spend(db, ws_id)
     reports: dict[str, Any] = {}
     seconds: dict[str, float] = {}
+    cpus: dict[str, float] = {}
     for name in names:
 
         def one(name: str = name) -> None:
             source = open_report_source(db, ws_id, "sql")
             try:
                 spec = REPORTS[name]
-                reports[name] = run_on(source, name, parse_query(spec.query, {}), db, ws_id)
+                query = parse_query(spec.query, {})
+                if name == "acquisition":  # the stored spend, or the made-up one
+                    reports[name] = spec.run(source, query, spend)
+                else:
+                    reports[name] = run_on(source, name, query, db, ws_id)
             finally:
                 source.close()
 
-        seconds[name], cpu = timed_cpu(one)
-        print(f"{'demo sqlite':>12} {name:<16} {seconds[name]:8.2f} s  (CPU {cpu:6.2f} s)",
+        seconds[name], cpus[name] = timed_cpu(one)
+        print(f"{'demo sqlite':>12} {name:<16} {seconds[name]:8.2f} s  (CPU {cpus[name]:6.2f} s)",
               flush=True)  # fmt: skip
     if not pandas:
         return
@@ -260,17 +325,19 @@ def run_demo(url: str, workspace: str, names: list[str], pandas: bool) -> None:
     stages = [s.name for s in model.stages if not s.exit]
     exits = [s.name for s in model.stages if s.exit]
     log: list[Any] = []
-    took, cpu = timed_cpu(lambda: log.append(demo_peers.load(db, ws_id, info.id, stages, exits)))
-    print(f"{'pandas demo':>12} {'load (2 queries)':<16} {took:8.2f} s  (CPU {cpu:6.2f} s)",
+    took, cpu = timed_cpu(lambda: log.append(peers.load(db, ws_id, info.id, stages, exits)))
+    print(f"{'pandas demo':>12} {'load (4 queries)':<16} {took:8.2f} s  (CPU {cpu:6.2f} s)",
           flush=True)  # fmt: skip
-    for name in (n for n in ("funnel", "churn_retention", "cohorts", "rfm") if n in reports):
-        peer = getattr(demo_peers, name)
+    log[0].spend = pd.DataFrame([r.__dict__ for r in spend])  # the stored one, or made up
+    for name in (n for n in PEERS if n in reports):
+        peer = pandas_peer(name)
         result: list[Any] = []
         took_peer, cpu = timed_cpu(lambda: result.append(peer(log[0])))  # noqa: B023
         same(report_figures(name, reports[name]), result[0], name)
         print(f"{'pandas demo':>12} {name:<16} {took_peer:8.2f} s  (CPU {cpu:6.2f} s); same "
-              f"figures; the report takes {seconds[name] / took_peer:.1f}x pandas' time, "
-              f"{seconds[name] / (took_peer + took):.1f}x counting pandas' load",
+              f"figures; the report takes {seconds[name] / took_peer:.1f}x pandas' time "
+              f"(CPU {cpus[name] / cpu:.1f}x), {seconds[name] / (took_peer + took):.1f}x "
+              "counting pandas' load",
               flush=True)  # fmt: skip
 
 
@@ -292,7 +359,6 @@ def main() -> None:
         return
     generate = _lifecycle_generator()
     model = shipped_model("classic")
-    stages = [s.name for s in model.stages if not s.exit]
     names = [n for n in args.reports.split(",") if n]
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -312,10 +378,12 @@ def main() -> None:
             print(f"{'duckdb ' + label:>12} source build     {time.perf_counter() - start:8.2f} s  "
                   f"(CPU {time.process_time() - cpu:6.2f} s; load + flatten once, not a report)",
                   flush=True)  # fmt: skip
-            run_reports(source, f"duckdb {label}", names, results)
+            reports: dict[str, Any] = {}
+            run_reports(source, f"duckdb {label}", names, results, reports)
+            del source  # DuckDB's memory (GiBs at 1M) is freed before pandas reads the log
+            gc.collect()
             if not args.no_pandas:
-                log = pq.read_table(path, columns=["customer_id", "ts"])
-                compare_with_pandas(log, history, stages, label, results)
+                compare_with_pandas(path, history, model, label, results, reports)
             if (customers, events) == small:
                 log = pq.read_table(path)
                 for engine in filter(None, args.engines.split(",")):

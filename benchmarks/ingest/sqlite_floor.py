@@ -47,7 +47,7 @@ from clm.store import workspaces as ws
 from clm.store.bulk import EVENT_COLUMNS, insert_event_frame, sql_literal
 from clm.store.engine import Database
 
-_DEFERRED = ("ix_events_workspace_ts", "ix_events_identity_id")
+_DEFERRED = ("ix_events_workspace_ts", "ix_events_identity_name_ts")
 
 
 def _ingest_benchmark() -> ModuleType:

@@ -107,6 +107,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("PUT", "/api/v1/health/scorecard"): CONFIGURE,
     ("POST", "/api/v1/health/scorecard/preview"): CONFIGURE,
     ("POST", "/api/v1/health/backtest"): CONFIGURE,
+    ("GET", "/api/v1/health/jobs/{job_id}"): CONFIGURE,
     # predictions
     ("POST", "/api/v1/predictions/fit"): CONFIGURE,
     ("GET", "/api/v1/predictions/fits/latest"): READ,

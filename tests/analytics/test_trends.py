@@ -6,6 +6,7 @@ second implementation)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import httpx
@@ -226,20 +227,24 @@ def test_revenue_at_risk_sums_the_at_risk_rows_of_the_stored_state(db: Database)
     assert (empty.customers, empty.clv_12m, empty.share_of_clv) == (0, 0.0, None)
 
 
-def test_the_kept_reading_equals_a_fresh_one_and_follows_new_history(
+def test_the_stored_reading_equals_a_fresh_one_and_follows_new_history(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from clm.analytics import trends as module
+    from clm.analytics.kept import readings_of
+
+    monkeypatch.setattr(module, "PAST", replace(module.PAST, min_interval=0.0))  # no grace
 
     workspace_id, customers = _write(db)
     query = TrendQuery(since=date(2024, 1, 1), until=date(2024, 1, 28), grain="week")
-    kept = trends(db, workspace_id, query)  # no ``now``: read once, then kept
+    stored = trends(db, workspace_id, query)  # no ``now``: the stored days, read once
     fresh = trends(db, workspace_id, query, now=datetime.now(UTC))
-    assert (kept.stages, kept.health, kept.mean_health) == (
+    assert (stored.stages, stored.health, stored.mean_health) == (
         fresh.stages, fresh.health, fresh.mean_health
     )  # fmt: skip
-    # c comes back on 27 January; with no grace period the next answer reads it at once
-    monkeypatch.setattr(db.extensions[module.KEPT], "stale_after", 0.0)
+    assert stored.current and stored.computed_at is not None
+    # c comes back on 27 January: a day that is over changed, so the stored days are not
+    # current; the answer says so and the days are read again in the background
     definition_id = module.active_stage_model(db, workspace_id)[0]
     with db.transaction() as session:
         session.add(StageTransition(
@@ -248,22 +253,27 @@ def test_the_kept_reading_equals_a_fresh_one_and_follows_new_history(
             occurred_at=datetime.fromtimestamp(ts("2024-01-27"), UTC), from_stage="churned",
             to_stage="lead", kind="reactivation", rule="rule:lead", announced=True,
         ))  # fmt: skip
+    outdated = trends(db, workspace_id, query)
+    assert not outdated.current and outdated.stages == stored.stages
+    readings_of(db).settle()
     again = trends(db, workspace_id, query)
+    assert again.current
     assert again.stages["churned"] == [0, 0, 1, 1] and again.stages["lead"] == [3, 1, 1, 1]
 
 
-def test_the_kept_movers_equal_a_fresh_reading_and_follow_a_new_move(
+def test_the_stored_movers_equal_a_fresh_reading_and_follow_a_new_move(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from clm.analytics import movers as module
+    from clm.analytics.kept import readings_of
+
+    monkeypatch.setattr(module, "MOVERS", replace(module.MOVERS, min_interval=0.0))  # no grace
 
     workspace_id, customers = _write(db)
-    kept = movers(db, workspace_id, MoversQuery(days=7))  # no ``now``: read once, then kept
+    kept = movers(db, workspace_id, MoversQuery(days=7))  # no ``now``: read once, then stored
     fresh = movers(db, workspace_id, MoversQuery(days=7), now=datetime.now(UTC))
     assert kept.stage_moves == fresh.stage_moves == {"up": 0, "down": 0, "new": 0}
-    assert movers(db, workspace_id, MoversQuery(days=7)) is kept  # the kept answer itself
-    # c comes back yesterday; with no grace period the next answer reads it at once
-    monkeypatch.setattr(db.extensions[module.KEPT], "stale_after", 0.0)
+    # c comes back yesterday: the stored answer is served, marked, while it is read again
     definition_id = module.active_stage_model(db, workspace_id)[0]
     yesterday = int(datetime.now(UTC).timestamp()) - 86_400
     with db.transaction() as session:
@@ -273,6 +283,9 @@ def test_the_kept_movers_equal_a_fresh_reading_and_follow_a_new_move(
             occurred_at=datetime.fromtimestamp(yesterday, UTC), from_stage="churned",
             to_stage="lead", kind="reactivation", rule="rule:lead", announced=True,
         ))  # fmt: skip
+    outdated = movers(db, workspace_id, MoversQuery(days=7))
+    assert not outdated.current and outdated.stage_moves == kept.stage_moves
+    readings_of(db).settle()
     again = movers(db, workspace_id, MoversQuery(days=7))
     assert again.stage_moves["up"] + again.stage_moves["down"] == 1
     assert [m.customer_id for m in again.stages] == [customers["c"]]

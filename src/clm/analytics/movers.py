@@ -10,14 +10,15 @@ entries (a customer's first stage) are counted as new, not as moves.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import and_, desc, func, select
 from sqlalchemy.orm import aliased
 
-from clm.analytics.kept import Kept, kept_for
+from clm.analytics.kept import Kind, readings_of
 from clm.analytics.trends import active_scorecard_id, active_stage_model, history_version
 from clm.errors import Unavailable
 from clm.lifecycle.health import STATE_LABELS
@@ -28,7 +29,6 @@ DAY = 86_400
 UP = ("forward", "skip", "reactivation")
 DOWN = ("backward", "exit")
 Direction = Literal["up", "down", "new"]
-KEEP_FOR = 120  # seconds an answer may be reused while the histories are unchanged
 
 
 class MoversQuery(BaseModel):
@@ -79,6 +79,7 @@ class Movers(BaseModel):
     stage_moves: Annotated[dict[str, int], Field(description="up, down and new: transitions")]
     flows: list[StageFlow]
     stages: Annotated[list[StageMove], Field(description="the latest moves up or down")]
+    current: Annotated[bool, Field(description="False: an older reading, being refreshed")] = True
 
 
 def _direction(kind: str) -> Direction:
@@ -224,6 +225,32 @@ def _stage_moves(
     return totals, flows, moves
 
 
+def _version(db: Database, workspace_id: int) -> tuple[Any, int]:
+    """The histories' version and the minute: the window moves with the clock."""
+    stage_id, _ = active_stage_model(db, workspace_id)
+    health_id = active_scorecard_id(db, workspace_id)
+    return history_version(db, stage_id, health_id), int(time.time()) // 60
+
+
+def _reading(db: Database, workspace_id: int, query: MoversQuery) -> tuple[Movers, Any]:
+    version = _version(db, workspace_id)
+    return _movers(db, workspace_id, query, int(datetime.now(UTC).timestamp())), version
+
+
+MOVERS = Kind("movers", TypeAdapter(Movers), wait=60.0, min_interval=30.0)
+PAGE_QUERY = MoversQuery(days=7, limit=8)  # what the overview page asks for
+
+
+def store_movers(db: Database, workspace_id: int, query: MoversQuery) -> bool:
+    """Store the movers unless the stored reading is current or young (the live loop, ``clm
+    demo``); True when it read them."""
+    return readings_of(db).ensure(
+        MOVERS, workspace_id, query.model_dump(),
+        version=lambda _: _version(db, workspace_id),
+        compute=lambda: _reading(db, workspace_id, query),
+    )  # fmt: skip
+
+
 def movers(
     db: Database,
     workspace_id: int,
@@ -232,26 +259,21 @@ def movers(
     now: datetime | None = None,
 ) -> Movers:
     """Health falls and stage moves in the last ``days`` days up to ``now``. Without ``now``
-    the answer is kept (``Kept``) while the histories are unchanged, for up to a minute: the
-    overview asks on every load, and a reading takes ~0.3 s at 100,000 customers."""
+    the answer is a stored reading (``clm.analytics.kept``), current while the histories are
+    unchanged within the minute, else served while it is re-read (~0.3 s at 100,000
+    customers); with it, read afresh."""
     query = query or MoversQuery()
     if now is not None:
         return _movers(db, workspace_id, query, int(now.timestamp()))
-    stage_id, _ = active_stage_model(db, workspace_id)
-    health_id = active_scorecard_id(db, workspace_id)
-    minute = int(datetime.now(UTC).timestamp()) // 60
-    kept: Kept[Movers] = kept_for(db, KEPT, stale_after=60.0, wait=60.0)
-    found, _ = kept.get(
-        (str(db.engine.url), workspace_id, query.days, query.limit),
-        (history_version(db, stage_id, health_id), minute),
-        lambda: _movers(db, workspace_id, query, int(datetime.now(UTC).timestamp())),
-    )
-    if found is None:
+    reading, current = readings_of(db).get(
+        MOVERS, workspace_id, query.model_dump(),
+        version=lambda _: _version(db, workspace_id),
+        compute=lambda: _reading(db, workspace_id, query),
+    )  # fmt: skip
+    if reading is None:
         raise Unavailable("This week's movers are still being read; try again")
-    return found
-
-
-KEPT = "clm.analytics.movers"  # the name of this module's store in db.extensions
+    found = reading.value
+    return found if current else found.model_copy(update={"current": False})
 
 
 def _movers(db: Database, workspace_id: int, query: MoversQuery, until: int) -> Movers:

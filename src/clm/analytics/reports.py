@@ -22,7 +22,7 @@ from clm.analytics.query import (
     RetentionQuery,
     parse_query,
 )
-from clm.analytics.retention import churn_retention
+from clm.analytics.retention import churn_retention, keep_retention_events
 from clm.analytics.rfm import rfm
 from clm.analytics.schemas import Report
 from clm.analytics.source import ReportSource, report_source
@@ -62,8 +62,10 @@ def report_name(name: str) -> str | None:
 
 def prepare_source(source: ReportSource) -> None:
     """Compute now the whole-log tables a DuckDB or Spark source keeps for its reports (the
-    cohorts' monthly activity), instead of in the first report that reads them."""
+    cohorts' monthly activity, churn's purchases and scores), instead of in the first report
+    that reads them."""
     keep_activity_months(source)
+    keep_retention_events(source)
 
 
 def run_on(source: ReportSource, name: str, query: ReportQuery, db: Database | None = None,

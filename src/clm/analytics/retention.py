@@ -29,6 +29,7 @@ import ibis
 import ibis.expr.types as ir
 
 from clm.analytics.calendar import (
+    DAY,
     Granularity,
     period_index,
     period_label,
@@ -38,12 +39,12 @@ from clm.analytics.calendar import (
 from clm.analytics.query import (
     Period,
     RetentionQuery,
-    filtered,
+    customer_filter,
     flag,
     iso,
-    latest_stage,
     ratio,
     resolve_period,
+    restrict,
     unindexed,
 )
 from clm.analytics.schemas import AtRisk, RetentionPeriod, RetentionReport
@@ -71,19 +72,35 @@ def _in(column: ir.StringValue, names: list[str]) -> ir.BooleanValue:
     return column.isin(names) if names else ibis.literal(False)
 
 
+def retention_events(events: ir.Table) -> ir.Table:
+    """The only events this report reads: the customers' own purchases and revenue, and the
+    prediction scores (whoever wrote them), with the columns it reads."""
+    own = by_customer(events) & ((events.name == PURCHASE) | events.revenue.notnull())
+    scored = (events.name == PREDICTION) & events.p_alive.notnull()
+    kept = events.filter(own | scored)
+    return kept.select(
+        "customer_id", "ts", "message_id", "name", "channel", "revenue", "p_alive", "clv_12m"
+    )
+
+
+def keep_retention_events(source: ReportSource) -> ir.Table:
+    """``retention_events`` of the whole log, kept by a DuckDB or Spark source once computed:
+    the report reads them three times (first purchases, revenue per period, the at-risk
+    count), and at 1M customers they are 4M of the 20M events."""
+    return source.derived("retention_events", lambda: retention_events(source.events))
+
+
 def churn_retention(source: ReportSource, query: RetentionQuery | None = None) -> RetentionReport:
     """Churn, reactivation and revenue retention per period, and customers at risk now."""
     query = query or RetentionQuery()
     period = resolve_period(source, query)
-    events, transitions = filtered(source, query, period)
+    customers = customer_filter(source, query, period)
+    events = restrict(keep_retention_events(source), customers)
+    transitions = restrict(source.transitions, customers)
     exits = [s.name for s in source.model.stages if s.exit]
     grain = query.granularity
-    # each buyer's first purchase: read by the moves and by the at-risk count
-    bought = events.filter(events.name == PURCHASE, events.ts < period.until, by_customer(events))
-    first = source.reuse(
-        bought.group_by("customer_id").aggregate(fp=bought.ts.min()), join_key="customer_id"
-    )
-    by_bucket = _moves(source, first, transitions, exits, period, grain)
+    buyers = _buyers(source, events, transitions, exits, period)
+    by_bucket = _moves(source, buyers, transitions, exits, period, grain)
     revenue = _revenue(source, events, period, query)
     active = int(by_bucket.get(BEFORE, {}).get("delta") or 0)
     rows = []
@@ -111,13 +128,45 @@ def churn_retention(source: ReportSource, query: RetentionQuery | None = None) -
         active += int(found.get("delta") or 0)
     return RetentionReport(
         since=iso(period.since), until=iso(period.until), granularity=grain, churn_stages=exits,
-        periods=rows, at_risk=_at_risk(source, events, first, transitions, exits, period, query),
+        periods=rows, at_risk=_at_risk(source, events, buyers, period, query),
         definitions=DEFINITIONS,
     )  # fmt: skip
 
 
+def _buyers(
+    source: ReportSource, events: ir.Table, transitions: ir.Table, exits: list[str],
+    period: Period,
+) -> ir.Table:  # fmt: skip
+    """One row per buyer: ``customer_id``, ``fp`` (their first purchase before ``until``),
+    ``exit_then`` and ``exit_now`` (1 if their stage at ``fp``, or just before ``until``, is an
+    exit stage; 0 if not or if they had none). The moves and the at-risk count read it.
+
+    Both stages come from one grouped pass over the buyers' stage history: the latest
+    transition as one integer max (``ts * 2 + exit``), as in the funnel's journeys; a customer
+    never has two transitions at the same instant, and a plain max works on every engine,
+    where ``arg_max`` in SQLite must be a query's only aggregate.
+    """
+    bought = events.filter(events.name == PURCHASE, events.ts < period.until, by_customer(events))
+    first = source.reuse(
+        bought.group_by("customer_id").aggregate(fp=bought.ts.min()), join_key="customer_id"
+    )
+    t = transitions.filter(transitions.ts < period.until)
+    history = t.join(first, "customer_id")
+    latest = history.ts * 2 + flag(_in(history.to_stage, exits))
+    stages = history.group_by("customer_id").aggregate(
+        then=latest.max(where=history.ts <= history.fp), now=latest.max()
+    )
+    joined = first.left_join(stages, "customer_id")
+    per_buyer = joined.select(
+        first.customer_id, first.fp,
+        exit_then=flag((joined.then % 2).fill_null(0) != 0),
+        exit_now=flag((joined.now % 2).fill_null(0) != 0),
+    )  # fmt: skip
+    return source.reuse(per_buyer, join_key="customer_id")
+
+
 def _moves(
-    source: ReportSource, first: ir.Table, transitions: ir.Table, exits: list[str],
+    source: ReportSource, buyers: ir.Table, transitions: ir.Table, exits: list[str],
     period: Period, grain: Granularity,
 ) -> dict[int, dict[str, int]]:  # fmt: skip
     """Per period bucket (``BEFORE`` for all before ``since``): the change in active customers
@@ -126,20 +175,16 @@ def _moves(
     A customer becomes one at their first purchase: +1 to the active count if their stage then
     (the latest transition at or before it) is not an exit stage. After it, each transition
     changes the count by (alive after) - (alive before); transitions before it change nothing.
+    The moves are summed per day first, so that the calendar arithmetic of the period runs on
+    a few thousand days, not on every move (periods start at midnight UTC).
     """
-    t = transitions.filter(transitions.ts < period.until)
-    then = t.join(first, "customer_id")
-    then = then.filter(then.ts <= then.fp)
-    # the only aggregate: SQLite's arg_max is a bare column beside max(ts)
-    stage_then = then.group_by("customer_id").aggregate(stage=then.to_stage.argmax(then.ts))
-    joined = first.left_join(stage_then, "customer_id").select(first.fp, stage_then.stage)
-    starts = joined.select(
-        ts=joined.fp,
-        delta=flag(joined.stage.isnull() | ~_in(joined.stage.fill_null(""), exits)),
+    starts = buyers.select(
+        ts=buyers.fp, delta=1 - buyers.exit_then,
         churn=ibis.literal(0, "int64"), back=ibis.literal(0, "int64"),
         new=ibis.literal(1, "int64"),
     )  # fmt: skip
-    after = t.join(first, "customer_id")
+    t = transitions.filter(transitions.ts < period.until)
+    after = t.join(buyers, "customer_id")
     after = after.filter(after.ts > after.fp)
     # no stage before this move (a purchase before any stage): counted alive at the purchase
     was_alive = ~_in(after.from_stage.fill_null(""), exits)
@@ -149,10 +194,18 @@ def _moves(
         back=flag(_in(after.from_stage, exits) & now_alive), new=ibis.literal(0, "int64"),
     )  # fmt: skip
     u = starts.union(changes, distinct=False)
-    u = u.mutate(bucket=ibis.ifelse(u.ts < period.since, BEFORE, period_index(u.ts, grain)))
-    moves = u.group_by("bucket").aggregate(
+    # null for the moves before ``since``: they all go into one bucket
+    u = u.mutate(day=ibis.ifelse(u.ts < period.since, ibis.null("int64"), u.ts // DAY))
+    days = u.group_by("day").aggregate(
         delta=u.delta.sum(), churned=u.churn.sum(), reactivated=u.back.sum(), new=u.new.sum()
     )
+    days = days.mutate(
+        bucket=ibis.ifelse(days.day.isnull(), BEFORE, period_index(days.day * DAY, grain))
+    )
+    moves = days.group_by("bucket").aggregate(
+        delta=days.delta.sum(), churned=days.churned.sum(), reactivated=days.reactivated.sum(),
+        new=days.new.sum(),
+    )  # fmt: skip
     return {int(r["bucket"]): r for r in source.run(moves).to_pylist()}
 
 
@@ -191,8 +244,8 @@ def _revenue(
 
 
 def _at_risk(
-    source: ReportSource, events: ir.Table, first: ir.Table, transitions: ir.Table,
-    exits: list[str], period: Period, query: RetentionQuery,
+    source: ReportSource, events: ir.Table, buyers: ir.Table, period: Period,
+    query: RetentionQuery,
 ) -> AtRisk:  # fmt: skip
     """Alive customers at risk at ``until``: by their health state (``at_risk`` or
     ``unhappy``) when the health history gives them one, else by P(alive) below the
@@ -201,10 +254,7 @@ def _at_risk(
     Alive is the periods' "active" at ``until``: customers who bought (leads are not
     customers) and whose stage just before ``until`` is not an exit stage (or who have none).
     """
-    buyers = first.select("customer_id")
-    stages = latest_stage(transitions, period.until)
-    with_stage = buyers.left_join(stages, "customer_id").select(buyers.customer_id, stages.stage)
-    alive = with_stage.filter(~_in(with_stage.stage.fill_null(""), exits)).select("customer_id")
+    alive = buyers.filter(buyers.exit_now == 0).select("customer_id")
     scored = events.filter(
         events.name == PREDICTION, events.p_alive.notnull(), events.ts < period.until
     )

@@ -1,9 +1,11 @@
 """Churn and revenue retention per month for the overview: the ``churn_retention`` report's
-own periods (buyers only, partial periods marked, NRR/GRR left out where partial), kept
-between calls (``clm.analytics.kept``) because the report reads the whole log: reused while
-the newest event, transition and health snapshot ids and the active definitions are
-unchanged, served up to ``STALE_AFTER`` seconds old while it is re-read. The first reading of
-a large log can take minutes; the answer then says ``ready: false`` and the page asks again.
+own periods (buyers only, partial periods marked, NRR/GRR left out where partial), and the
+stage funnel: stored readings (``clm.analytics.kept``) because each report reads the whole
+log. A reading is current while the newest event, transition and health snapshot ids and the
+active definitions are unchanged; an older one is served, marked not current, while it is
+re-read in the background. Only the very first reading of a workspace (before the live loop
+or ``clm demo`` stored one) makes a request wait; the answer then says ``ready: false`` and
+the page asks again.
 """
 
 from __future__ import annotations
@@ -11,18 +13,19 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 from sqlalchemy import func, select
 
-from clm.analytics.kept import Kept, kept_for
+from clm.analytics.kept import Kind, readings_of
 from clm.analytics.reports import run_report
 from clm.analytics.retention import DEFINITIONS
 from clm.analytics.schemas import FunnelReport, FunnelStep, RetentionPeriod, RetentionReport
 from clm.store.engine import Database
 from clm.store.models import Event, HealthSnapshot, LifecycleDefinition, StageTransition
 
-STALE_AFTER = 600.0  # seconds a result may lag the data it describes
-WAIT = 5.0  # seconds a request waits for a reading before answering "not ready"
+DEFAULT_SPAN_DAYS = 365  # the overview's default range: the last year
+WAIT = 5.0  # seconds a request waits for a first reading before answering "not ready"
+REFRESH_EVERY = 300.0  # seconds between re-readings of a whole-log report by one process
 
 
 class RetentionTrend(BaseModel):
@@ -36,7 +39,7 @@ class RetentionTrend(BaseModel):
     current: Annotated[bool, Field(description="False: the data moved since; being refreshed")]
 
 
-def _version(db: Database, workspace_id: int) -> tuple[int, ...]:
+def report_version(db: Database, workspace_id: int) -> tuple[int, ...]:
     """What the report depends on, cheaply: the newest row ids (primary keys, one index probe
     each) and the active definitions' ids."""
     with db.session() as session:
@@ -55,7 +58,10 @@ def _version(db: Database, workspace_id: int) -> tuple[int, ...]:
     return (*newest, *(int(a) for a in active))
 
 
-def _compute(db: Database, workspace_id: int, since: date, until: date) -> RetentionTrend:
+def _compute(
+    db: Database, workspace_id: int, since: date, until: date
+) -> tuple[RetentionTrend, tuple[int, ...]]:
+    began, version = datetime.now(UTC), report_version(db, workspace_id)
     params = {
         "since": since.isoformat(),
         "until": (until + timedelta(days=1)).isoformat(),
@@ -65,27 +71,48 @@ def _compute(db: Database, workspace_id: int, since: date, until: date) -> Reten
     assert isinstance(report, RetentionReport)
     return RetentionTrend(
         since=report.since, until=report.until, churn_stages=report.churn_stages,
-        periods=report.periods, definitions=DEFINITIONS, computed_at=datetime.now(UTC),
+        periods=report.periods, definitions=DEFINITIONS, computed_at=began,
         ready=True, current=True,
+    ), version  # fmt: skip
+
+
+RETENTION = Kind("retention", TypeAdapter(RetentionTrend), wait=WAIT, min_interval=REFRESH_EVERY)
+
+
+def retention_params(since: date, until: date) -> dict[str, str]:
+    return {"since": since.isoformat(), "until": until.isoformat()}
+
+
+def default_range(today: date) -> tuple[date, date]:
+    """The overview's range when none is chosen: the year up to today."""
+    return today - timedelta(days=DEFAULT_SPAN_DAYS), today
+
+
+def store_retention(db: Database, workspace_id: int, since: date, until: date) -> bool:
+    """Store the retention trend unless the stored one is current or young (the live loop,
+    ``clm demo``); True when it read it."""
+    return readings_of(db).ensure(
+        RETENTION, workspace_id, retention_params(since, until),
+        version=lambda _: report_version(db, workspace_id),
+        compute=lambda: _compute(db, workspace_id, since, until),
     )  # fmt: skip
 
 
 def retention_trend(db: Database, workspace_id: int, since: date, until: date) -> RetentionTrend:
     """Churn rate and NRR/GRR per month from ``since`` to ``until`` (days, both included);
     ``ready`` False (no periods) while the first reading is still running."""
-    key = (str(db.engine.url), workspace_id, since, until)
-    kept: Kept[RetentionTrend] = kept_for(
-        db, "clm.analytics.retention_trend", stale_after=STALE_AFTER, wait=WAIT
-    )
-    found, current = kept.get(
-        key, _version(db, workspace_id), lambda: _compute(db, workspace_id, since, until)
-    )
-    if found is None:
+    reading, current = readings_of(db).get(
+        RETENTION, workspace_id, retention_params(since, until),
+        version=lambda _: report_version(db, workspace_id),
+        compute=lambda: _compute(db, workspace_id, since, until),
+    )  # fmt: skip
+    if reading is None:
         start = datetime(since.year, since.month, since.day, tzinfo=UTC)
         return RetentionTrend(
             since=start, until=start, churn_stages=[], periods=[], definitions=DEFINITIONS,
             computed_at=None, ready=False, current=False,
         )  # fmt: skip
+    found = reading.value
     return found if current else found.model_copy(update={"current": False})
 
 
@@ -99,22 +126,38 @@ class FunnelSummary(BaseModel):
     current: bool
 
 
+def _funnel(db: Database, workspace_id: int) -> tuple[FunnelSummary, tuple[int, ...]]:
+    began, version = datetime.now(UTC), report_version(db, workspace_id)
+    report = run_report(db, workspace_id, "funnel", {})
+    assert isinstance(report, FunnelReport)
+    return FunnelSummary(
+        steps=report.steps, definitions=report.definitions, computed_at=began,
+        ready=True, current=True,
+    ), version  # fmt: skip
+
+
+FUNNEL = Kind("funnel", TypeAdapter(FunnelSummary), wait=WAIT, min_interval=REFRESH_EVERY)
+
+
+def store_funnel(db: Database, workspace_id: int) -> bool:
+    """Store the funnel unless the stored one is current or young (the live loop, ``clm
+    demo``); True when it read it."""
+    return readings_of(db).ensure(
+        FUNNEL, workspace_id, {},
+        version=lambda _: report_version(db, workspace_id),
+        compute=lambda: _funnel(db, workspace_id),
+    )  # fmt: skip
+
+
 def funnel_summary(db: Database, workspace_id: int) -> FunnelSummary:
     """The stage funnel over the whole log (the funnel report with its defaults); ``ready``
     False (no steps) while the first reading is still running."""
-
-    def compute() -> FunnelSummary:
-        report = run_report(db, workspace_id, "funnel", {})
-        assert isinstance(report, FunnelReport)
-        return FunnelSummary(
-            steps=report.steps, definitions=report.definitions, computed_at=datetime.now(UTC),
-            ready=True, current=True,
-        )  # fmt: skip
-
-    kept: Kept[FunnelSummary] = kept_for(
-        db, "clm.analytics.funnel_summary", stale_after=STALE_AFTER, wait=WAIT
-    )
-    found, current = kept.get((workspace_id,), _version(db, workspace_id), compute)
-    if found is None:
+    reading, current = readings_of(db).get(
+        FUNNEL, workspace_id, {},
+        version=lambda _: report_version(db, workspace_id),
+        compute=lambda: _funnel(db, workspace_id),
+    )  # fmt: skip
+    if reading is None:
         return FunnelSummary(steps=[], definitions={}, computed_at=None, ready=False, current=False)
+    found = reading.value
     return found if current else found.model_copy(update={"current": False})

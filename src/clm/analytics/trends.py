@@ -10,10 +10,11 @@ running sum up to a point is the count at that point. Health snapshots carry no 
 state, so a window (``LAG`` over each customer's snapshots) supplies it, and the same running
 sum gives the count per state and the summed score (hence the mean).
 
-The daily changes cover the whole history, so one read serves every range and grain; it is
-kept between requests until a history changes (``clm.analytics.kept``): at 100,000 customers
-the read takes about a second, a request served from it milliseconds. Changes from today on
-(including transitions scheduled ahead) keep their own second, so "now" is exact.
+The daily changes cover the whole history, so one read serves every range and grain. A day
+that is over keeps its changes, so the days before a reading's cut (a UTC midnight) are
+stored (``clm.analytics.kept``, one row, read at once after a restart) and only the changes
+since are read per request, on the ``ts`` index; changes from today on (including transitions
+scheduled ahead) keep their own second, so "now" is exact.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, case, func, literal, select, union_all
-from sqlalchemy.orm import InstrumentedAttribute
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from sqlalchemy import Select, and_, case, func, literal, or_, select, union_all
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from clm.analytics.kept import Kept, kept_for
+from clm.analytics.kept import Kind, readings_of
 from clm.errors import FieldError, Unavailable, ValidationError
 from clm.lifecycle.catalog import get_stage_model
 from clm.lifecycle.compiled import CompiledModel
@@ -40,7 +41,6 @@ from clm.store.models import HealthSnapshot, LifecycleDefinition, StageTransitio
 
 Grain = Literal["day", "week", "month"]
 DAY = 86_400
-STALE_AFTER = 120.0  # seconds the charts may lag the histories while they are re-read
 MAX_POINTS = 400  # a chart of more points than pixels says nothing more
 DEFAULT_SPAN_DAYS = 365
 
@@ -74,6 +74,12 @@ class Trends(BaseModel):
     health: Annotated[dict[str, list[int]], Field(description="state -> count at each point")]
     health_labels: dict[str, str]
     mean_health: Annotated[list[float | None], Field(description="mean score at each point")]
+    computed_at: Annotated[
+        datetime | None, Field(description="when the stored days were read (None: just now)")
+    ] = None
+    current: Annotated[
+        bool, Field(description="False: past days changed since; being refreshed")
+    ] = True
 
 
 def _points(query: TrendQuery, now: datetime) -> tuple[date, date, list[tuple[str, int]]]:
@@ -104,6 +110,10 @@ def _points(query: TrendQuery, now: datetime) -> tuple[date, date, list[tuple[st
     # a range reaching past now ends at now: drop the points that would repeat it
     kept = [p for p in points if p[1] < end] + [p for p in points if p[1] >= end][:1]
     return since, until, kept
+
+
+def _today() -> int:
+    return _midnight(datetime.now(UTC).date())
 
 
 def _midnight(day: date) -> int:
@@ -165,38 +175,36 @@ def _grouped(moves: Any) -> Select[Any]:
     ).group_by(moves.c.at, moves.c.name)
 
 
-def stage_moves(db: Database, definition_id: int, cut: int) -> list[Delta]:
-    """Per day: +1 for each transition into a stage, -1 for the stage it left."""
+def _stage_rows(definition_id: int, since: int | None, before: int | None) -> list[Any]:
+    t = StageTransition
+    where: list[Any] = [t.definition_id == definition_id]
+    if since is not None:
+        where.append(t.ts >= since)
+    if before is not None:
+        where.append(t.ts < before)
+    return where
+
+
+def stage_moves(
+    db: Database, definition_id: int, cut: int, *, since: int | None = None,
+    before: int | None = None,
+) -> list[Delta]:  # fmt: skip
+    """Per day: +1 for each transition into a stage, -1 for the stage it left (of the
+    transitions at ``since`` or later and before ``before``, where given)."""
     t = StageTransition
     at = _when(t.ts, cut).label("at")
     zero = literal(0.0).label("score")
-    into = select(at, t.to_stage.label("name"), literal(1).label("sign"), zero).where(
-        t.definition_id == definition_id
-    )
+    where = _stage_rows(definition_id, since, before)
+    into = select(at, t.to_stage.label("name"), literal(1).label("sign"), zero).where(*where)
     out = select(at, t.from_stage.label("name"), literal(-1).label("sign"), zero).where(
-        t.definition_id == definition_id, t.from_stage.is_not(None)
+        *where, t.from_stage.is_not(None)
     )
     with db.session() as session:
         rows = session.execute(_grouped(union_all(into, out).subquery()))
         return [(int(w), str(n), float(c), float(v or 0)) for w, n, c, v in rows]
 
 
-def health_moves(db: Database, definition_id: int, cut: int) -> list[Delta]:
-    """Per day: +1 for each snapshot's state, -1 for the same customer's previous state, and
-    the change in their score."""
-    h = HealthSnapshot
-    order = (h.ts, h.id)
-    ordered = (
-        select(
-            h.ts,
-            h.state,
-            h.score,
-            func.lag(h.state).over(partition_by=h.customer_id, order_by=order).label("before"),
-            func.lag(h.score).over(partition_by=h.customer_id, order_by=order).label("was"),
-        )
-        .where(h.definition_id == definition_id)
-        .subquery()
-    )
+def _health_changes(ordered: Any, cut: int) -> Select[Any]:
     at = _when(ordered.c.ts, cut).label("at")
     into = select(
         at, ordered.c.state.label("name"), literal(1).label("sign"),
@@ -205,8 +213,68 @@ def health_moves(db: Database, definition_id: int, cut: int) -> list[Delta]:
     out = select(
         at, ordered.c.before.label("name"), literal(-1).label("sign"), literal(0.0).label("score")
     ).where(ordered.c.before.is_not(None))
+    return _grouped(union_all(into, out).subquery())
+
+
+def health_moves(
+    db: Database, definition_id: int, cut: int, *, before: int | None = None
+) -> list[Delta]:
+    """Per day: +1 for each snapshot's state, -1 for the same customer's previous state, and
+    the change in their score (of the snapshots before ``before``, where given: a snapshot's
+    predecessors are all earlier, so the window sees every one it needs)."""
+    h = HealthSnapshot
+    order = (h.ts, h.id)
+    where = [h.definition_id == definition_id]
+    if before is not None:
+        where.append(h.ts < before)
+    ordered = (
+        select(
+            h.ts,
+            h.state,
+            h.score,
+            func.lag(h.state).over(partition_by=h.customer_id, order_by=order).label("before"),
+            func.lag(h.score).over(partition_by=h.customer_id, order_by=order).label("was"),
+        )
+        .where(*where)
+        .subquery()
+    )
     with db.session() as session:
-        rows = session.execute(_grouped(union_all(into, out).subquery()))
+        rows = session.execute(_health_changes(ordered, cut))
+        return [(int(w), str(n), float(c), float(v or 0)) for w, n, c, v in rows]
+
+
+def recent_health_moves(db: Database, definition_id: int, since: int, cut: int) -> list[Delta]:
+    """``health_moves`` of the snapshots at ``since`` or later only: each one's previous
+    snapshot (perhaps older than ``since``) found on the customer index, not by a window
+    over the whole history, so today's changes cost what today holds."""
+    h, p = HealthSnapshot, aliased(HealthSnapshot)
+
+    def previous(column: Any) -> Any:
+        return (
+            select(column)
+            .where(
+                p.definition_id == definition_id,
+                p.customer_id == h.customer_id,
+                or_(p.ts < h.ts, and_(p.ts == h.ts, p.id < h.id)),
+            )
+            .order_by(p.ts.desc(), p.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    ordered = (
+        select(
+            h.ts,
+            h.state,
+            h.score,
+            previous(p.state).label("before"),
+            previous(p.score).label("was"),
+        )
+        .where(h.definition_id == definition_id, h.ts >= since)
+        .subquery()
+    )
+    with db.session() as session:
+        rows = session.execute(_health_changes(ordered, cut))
         return [(int(w), str(n), float(c), float(v or 0)) for w, n, c, v in rows]
 
 
@@ -232,41 +300,106 @@ def at_points(
     return counts, scores
 
 
-KEPT = "clm.analytics.trends"  # the name of this module's store in db.extensions
-
-
 def history_version(db: Database, stage_id: int, health_id: int) -> tuple[int, ...]:
     """Newest id and row count of both histories (a recompute deletes and rewrites rows)."""
+    return (stage_id, health_id, *_facts(db, stage_id, health_id, None))
+
+
+def _facts(db: Database, stage_id: int, health_id: int, before: int | None) -> list[int]:
+    """Newest id and row count of each history (of the rows before ``before``, where given):
+    a row added, removed or rewritten changes one or the other; a range of the ``ts`` index."""
     facts = []
     with db.session() as session:
         for model, definition_id in ((StageTransition, stage_id), (HealthSnapshot, health_id)):
+            where = [model.definition_id == definition_id]
+            if before is not None:
+                where.append(model.ts < before)
             newest, rows = session.execute(
-                select(func.max(model.id), func.count()).where(model.definition_id == definition_id)
+                select(func.max(model.id), func.count()).where(*where)
             ).one()
             facts += [int(newest or 0), int(rows)]
-    return (stage_id, health_id, *facts)
+    return facts
+
+
+class PastMoves(BaseModel):
+    """The stored part of the charts: every day's changes before ``cut`` (a UTC midnight).
+    A day that is over keeps its changes unless the history before it is rewritten (a late
+    event, a new model version), which its version (newest id and count before ``cut``)
+    tells."""
+
+    cut: int
+    stage: list[Delta]
+    health: list[Delta]
+
+
+PAST = Kind("trends", TypeAdapter(PastMoves), wait=60.0, min_interval=60.0)
+
+
+def past_moves(db: Database, stage_id: int, health_id: int, cut: int) -> tuple[PastMoves, Any]:
+    """The daily changes before ``cut`` and the version they were read at (read first)."""
+    version = _facts(db, stage_id, health_id, cut)
+    past = PastMoves(
+        cut=cut,
+        stage=stage_moves(db, stage_id, cut, before=cut),
+        health=health_moves(db, health_id, cut, before=cut),
+    )
+    return past, version
+
+
+def recent_moves(
+    db: Database, stage_id: int, health_id: int, since: int, cut: int
+) -> tuple[list[Delta], list[Delta]]:
+    """The changes from ``since`` on: per day before ``cut``, per second from it."""
+    return (
+        stage_moves(db, stage_id, cut, since=since),
+        recent_health_moves(db, health_id, since, cut),
+    )
+
+
+def _past_params(stage_id: int, health_id: int) -> dict[str, int]:
+    return {"stages": stage_id, "health": health_id}
+
+
+def _past_reading(db: Database, stage_id: int, health_id: int, today: int) -> dict[str, Any]:
+    """How the stored days are checked (their version now), read (up to today's midnight)
+    and renewed (a day over since their cut: the live part would keep growing)."""
+    return {
+        "version": lambda value: _facts(db, stage_id, health_id, value.cut),
+        "compute": lambda: past_moves(db, stage_id, health_id, _today()),
+        "renew": lambda found: found.value.cut < today,
+    }
+
+
+def store_past_moves(db: Database, workspace_id: int) -> bool:
+    """Store the active histories' days up to today's midnight unless the stored ones are
+    current (the live loop, ``clm demo``); True when it read them."""
+    stage_id, _ = active_stage_model(db, workspace_id)
+    health_id = active_scorecard_id(db, workspace_id)
+    return readings_of(db).ensure(
+        PAST, workspace_id, _past_params(stage_id, health_id),
+        **_past_reading(db, stage_id, health_id, _today()),
+    )  # fmt: skip
 
 
 def _moves(
-    db: Database, stage_id: int, health_id: int, now: datetime, fresh: bool
-) -> tuple[list[Delta], list[Delta]]:
-    def compute(cut: int) -> tuple[list[Delta], list[Delta]]:
-        return stage_moves(db, stage_id, cut), health_moves(db, health_id, cut)
-
+    db: Database, workspace_id: int, stage_id: int, health_id: int, now: datetime, fresh: bool
+) -> tuple[list[Delta], list[Delta], datetime | None, bool]:
+    """(stage changes, health changes, when the stored part was read, whether it is
+    current): the stored days before the reading's cut and the changes since, read now."""
+    today = _midnight(now.date())
     if fresh:
-        return compute(_midnight(now.date()))
-    key = (str(db.engine.url), stage_id, health_id)
-    kept: Kept[tuple[list[Delta], list[Delta]]] = kept_for(
-        db, KEPT, stale_after=STALE_AFTER, wait=60.0
-    )
-    found, _ = kept.get(
-        key,
-        history_version(db, stage_id, health_id),
-        lambda: compute(_midnight(datetime.now(UTC).date())),
-    )
-    if found is None:
-        raise Unavailable("The stage and health history are still being read; try again")
-    return found
+        past, _ = past_moves(db, stage_id, health_id, today)
+        read_at, current = None, True
+    else:
+        reading, current = readings_of(db).get(
+            PAST, workspace_id, _past_params(stage_id, health_id),
+            **_past_reading(db, stage_id, health_id, today),
+        )  # fmt: skip
+        if reading is None:
+            raise Unavailable("The stage and health history are still being read; try again")
+        past, read_at = reading.value, reading.computed_at
+    stage, health = recent_moves(db, stage_id, health_id, past.cut, today)
+    return past.stage + stage, past.health + health, read_at, current
 
 
 def trends(
@@ -274,14 +407,17 @@ def trends(
 ) -> Trends:
     """Customers per stage (active stage model) and per health state (active scorecard) at
     the end of each period of the range, and the mean health score. Without ``now`` the
-    histories' daily changes are kept between calls (``Kept``); with it, read afresh."""
+    past days' changes come from the stored reading (``clm.analytics.kept``); with it, every
+    day is read afresh."""
     query = query or TrendQuery()
     moment = now or datetime.now(UTC)
     since, until, points = _points(query, moment)
     instants = [at for _, at in points]
     stage_id, model = active_stage_model(db, workspace_id)
     health_id = active_scorecard_id(db, workspace_id)
-    stage_deltas, health_deltas = _moves(db, stage_id, health_id, moment, fresh=now is not None)
+    stage_deltas, health_deltas, read_at, current = _moves(
+        db, workspace_id, stage_id, health_id, moment, fresh=now is not None
+    )
     stages, _ = at_points(stage_deltas, [s.name for s in model.stages], instants)
     health, score = at_points(health_deltas, list(STATE_LABELS), instants)
     scored = [sum(health[s][n] for s in health) for n in range(len(points))]
@@ -300,4 +436,6 @@ def trends(
         mean_health=[
             round(score[n] / scored[n], 2) if scored[n] else None for n in range(len(points))
         ],
+        computed_at=read_at,
+        current=current,
     )

@@ -3,9 +3,10 @@ the same query as CSV. (A path of its own: ``/customers/{id}`` owns every ``/cus
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError as PydanticError
 
@@ -13,9 +14,12 @@ from clm.api.deps import DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
 from clm.errors import FieldError, ValidationError
 from clm.lifecycle.customer_list import (
+    MAX_COUNT,
+    MAX_DAYS,
     MAX_PER_PAGE,
     CustomerList,
     CustomerQuery,
+    RangeFilters,
     SortKey,
     export_csv,
     list_customers,
@@ -40,6 +44,41 @@ Rfm = Annotated[
 SavedSegment = Annotated[RowId | None, Query(description="only members of this saved segment")]
 
 
+Low = Annotated[float | None, Query(description="at least this (inclusive)")]
+High = Annotated[float | None, Query(description="at most this (inclusive)")]
+Count = Annotated[int | None, Query(ge=0, le=MAX_COUNT, description="a count of purchases")]
+
+
+def range_filters(
+    health_score_min: Low = None, health_score_max: High = None,
+    p_alive_min: Low = None, p_alive_max: High = None,
+    clv_min: Low = None, clv_max: High = None,
+    revenue_min: Low = None, revenue_max: High = None,
+    purchases_min: Count = None,
+    purchases_max: Count = None,
+    seen_from: Annotated[date | None, Query(description="last seen on or after (UTC)")] = None,
+    seen_to: Annotated[date | None, Query(description="last seen on or before (UTC)")] = None,
+    unseen_days: Annotated[
+        int | None, Query(ge=0, le=MAX_DAYS, description="not seen for at least N days")
+    ] = None,
+) -> RangeFilters:  # fmt: skip
+    """The range filters of the list's URL; bad bounds are field errors (422) at their name."""
+    values = {name: value for name, value in locals().items() if value is not None}
+    try:
+        ranges = RangeFilters(**values)
+    except PydanticError as exc:
+        problems = [
+            FieldError(("query", *(str(p) for p in e["loc"][:1])), e["msg"]) for e in exc.errors()
+        ]
+        raise ValidationError("Invalid customer list filter", problems) from None
+    if problems := ranges.errors():
+        raise ValidationError("Invalid customer list filter", problems)
+    return ranges
+
+
+Ranges = Annotated[RangeFilters, Depends(range_filters)]
+
+
 def _split(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
@@ -47,12 +86,14 @@ def _split(text: str | None) -> list[str]:
 def customer_query(
     q: str | None, stage: str | None, health_state: str | None, sort: SortKey, order: str,
     page: int = 1, per_page: int = 50, rfm: str | None = None,
+    ranges: RangeFilters | None = None,
 ) -> CustomerQuery:  # fmt: skip
     """The list's query from its URL parameters; a bad one is a field error (422)."""
     try:
         return CustomerQuery(
             q=q or None, stage=_split(stage), health_state=_split(health_state),
             rfm=_split(rfm), sort=sort, order=order, page=page, per_page=per_page,
+            ranges=ranges or RangeFilters(),
         )  # fmt: skip
     except PydanticError as exc:
         problems = [
@@ -65,6 +106,7 @@ def customer_query(
 def get_customer_list(
     db: DatabaseDep,
     key: Reader,
+    ranges: Ranges,
     q: Search = None,
     stage: Stages = None,
     health_state: States = None,
@@ -78,8 +120,10 @@ def get_customer_list(
     """Customers with stage, health, RFM segment, P(alive), CLV, revenue and last seen, read
     from each customer's stored current state (at most one live pass old); e.g. the at-risk
     list is ``?health_state=at_risk,unhappy&sort=clv&order=desc``; ``segment`` keeps a saved
-    segment's members."""
-    query = customer_query(q, stage, health_state, sort, order, page, per_page, rfm)
+    segment's members; ``clv_min=100&unseen_days=30`` the valuable ones gone quiet (each
+    range is a condition of a segment: ``health_score``, ``p_alive``, ``clv``, ``revenue``,
+    ``purchases``, ``last_seen_date``, ``last_seen_days``)."""
+    query = customer_query(q, stage, health_state, sort, order, page, per_page, rfm, ranges)
     ws = workspace_id(key)
     conditions = conditions_of(db, ws, segment) if segment is not None else []
     return list_customers(db, ws, query, conditions=conditions)
@@ -93,6 +137,7 @@ def get_customer_list(
 def get_customer_list_csv(
     db: DatabaseDep,
     key: Reader,
+    ranges: Ranges,
     q: Search = None,
     stage: Stages = None,
     health_state: States = None,
@@ -102,7 +147,7 @@ def get_customer_list_csv(
     rfm: Rfm = None,
 ) -> StreamingResponse:
     """Every customer the same filters match, as CSV."""
-    query = customer_query(q, stage, health_state, sort, order, rfm=rfm)
+    query = customer_query(q, stage, health_state, sort, order, rfm=rfm, ranges=ranges)
     ws = workspace_id(key)
     conditions = conditions_of(db, ws, segment) if segment is not None else []
     return StreamingResponse(

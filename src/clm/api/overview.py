@@ -1,11 +1,11 @@
 """The overview's data under ``/api/v1/overview``: customers per stage and health state over
 time, this week's biggest movers, churn and revenue retention per month, and the revenue at
 risk. Each reads stored histories or the stored current state; the whole-history reads are
-kept between requests (``clm.analytics.kept``)."""
+stored readings (``clm.analytics.kept``), answered at once and refreshed in the background."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -14,11 +14,12 @@ from clm.analytics.movers import Movers, MoversQuery, movers
 from clm.analytics.retention_trend import (
     FunnelSummary,
     RetentionTrend,
+    default_range,
     funnel_summary,
     retention_trend,
 )
 from clm.analytics.revenue_at_risk import RevenueAtRisk, revenue_at_risk
-from clm.analytics.trends import DEFAULT_SPAN_DAYS, Grain, TrendQuery, Trends, trends
+from clm.analytics.trends import Grain, TrendQuery, Trends, trends
 from clm.api.deps import DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
 from clm.errors import FieldError, ValidationError
@@ -74,7 +75,7 @@ def get_retention(
     the churn_retention report's definitions (buyers only; a month cut short by the range is
     marked partial and has no NRR/GRR)."""
     last = _day(until, "until") or datetime.now(UTC).date()
-    first = _day(since, "since") or last - timedelta(days=DEFAULT_SPAN_DAYS)
+    first = _day(since, "since") or default_range(last)[0]
     if first > last:
         raise ValidationError("Invalid range", [FieldError(("since",), "must not be after until")])
     if (last - first).days > MAX_RETENTION_DAYS:

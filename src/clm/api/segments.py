@@ -39,9 +39,10 @@ def _audited(segment: SegmentPublic) -> dict[str, object]:
 
 
 @router.get("")
-def get_segments(db: DatabaseDep, key: Reader) -> list[SegmentPublic]:
-    """Every saved segment with its size now."""
-    return list_segments(db, workspace_id(key))
+def get_segments(db: DatabaseDep, key: Reader, live: bool = False) -> list[SegmentPublic]:
+    """Every saved segment with its latest recorded size and its day (``size_as_of``: the live
+    loop records one a day, saving records today's); ``?live=true`` counts each now."""
+    return list_segments(db, workspace_id(key), live=live)
 
 
 @router.post("", status_code=201)

@@ -55,7 +55,7 @@ _ISO_FORMATS = [
 _SQLITE_IMPORT_CACHE_KIB = 524_288  # 512 MiB while a chunk loads: index pages are not re-spilled
 _IMPORT_CONTEXT = '{"library": {"name": "clm-import"}}'
 # Built after a large SQLite load rather than during it (the unique index is kept).
-_REBUILT_INDEXES = ("ix_events_identity_id", "ix_events_workspace_ts")
+_REBUILT_INDEXES = ("ix_events_identity_name_ts", "ix_events_workspace_ts")
 
 
 def import_transactions(

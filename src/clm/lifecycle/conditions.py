@@ -11,14 +11,18 @@ A condition is ``{attr, op, value}``; a list of them holds when every one holds.
 ``health_score``    number  current health score, 0-100
 ``p_alive``         number  latest P(alive), 0-1
 ``clv``             number  latest 12-month CLV
+``revenue``         number  revenue of all their purchases
+``purchases``       number  how many purchases they made
 ``last_seen_days``  number  days since the customer's own last event
+``last_seen_date``  date    day (UTC, ``YYYY-MM-DD``) of the customer's own last event
 ``search``          text    ``contains``: part of the name, email or user id
 ``traits.<name>``   any     a trait; numbers compare as numbers, text as text
 ``variant``         text    a journey's A/B variant (branch steps only)
 ==================  ======  =====================================================
 
-Ops: ``eq ne in exists`` everywhere; ``gt gte lt lte`` for numbers and traits; ``contains``
-for ``search``. A missing value fails every op but ``ne`` (and ``exists`` tests for it).
+Ops: ``eq ne in exists`` everywhere (but ``in`` for dates); ``gt gte lt lte`` for numbers,
+dates and traits; ``contains`` for ``search``. A missing value fails every op but ``ne``
+(and ``exists`` tests for it).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,7 +43,9 @@ from clm.store.models import Customer
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "exists", "contains"]
 TEXT_ATTRS = ("stage", "health", "rfm")
-NUMBER_ATTRS = ("health_score", "p_alive", "clv", "last_seen_days")
+NUMBER_ATTRS = ("health_score", "p_alive", "clv", "revenue", "purchases", "last_seen_days")
+DATE_ATTRS = ("last_seen_date",)
+ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HEALTH_STATES = ("happy", "at_risk", "unhappy")
 # The RFM segments (clm.analytics.segments.segment_of names them; report filters share these).
 RFM_SEGMENTS = ("Champions", "Loyal", "Potential loyalists", "New", "Promising", "Need attention",
@@ -78,7 +85,7 @@ def condition_errors(
 def _problem(c: Condition, variant: bool) -> str | None:
     kind = _kind(c.attr, variant)
     if kind is None:
-        allowed = ", ".join((*TEXT_ATTRS, *NUMBER_ATTRS, "search", "traits.<name>"))
+        allowed = ", ".join((*TEXT_ATTRS, *NUMBER_ATTRS, *DATE_ATTRS, "search", "traits.<name>"))
         return f"unknown attribute {c.attr!r}; one of: {allowed}"
     if c.op == "exists":
         return None
@@ -90,6 +97,10 @@ def _problem(c: Condition, variant: bool) -> str | None:
         return None
     if kind == "search":
         return "search takes op 'contains'"
+    if kind == "date":
+        if c.op == "in":
+            return f"{c.attr} takes eq, ne, gt, gte, lt, lte or exists"
+        return None if _day(c.value) else f"{c.attr} is a date, YYYY-MM-DD"
     values = c.value if c.op == "in" else [c.value]
     if c.op == "in" and (not isinstance(c.value, list) or not 0 < len(c.value) <= MAX_IN):
         return f"'in' needs a list of 1 to {MAX_IN} values"
@@ -118,9 +129,21 @@ def _kind(attr: str, variant: bool) -> str | None:
         return "text"
     if attr in NUMBER_ATTRS:
         return "number"
+    if attr in DATE_ATTRS:
+        return "date"
     if attr == "search":
         return "search"
     return "trait" if TRAIT.match(attr) else None
+
+
+def _day(value: Any) -> date | None:
+    """A ``YYYY-MM-DD`` text as a date, else None."""
+    if not isinstance(value, str) or not ISO_DAY.match(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def _number(value: Any) -> bool:
@@ -149,6 +172,8 @@ class CustomerColumns:
     rfm: ColumnElement[Any] | None
     now: int  # epoch seconds, for last_seen_days
     dialect: str  # "sqlite" or "postgresql": JSON types are spelled per dialect
+    revenue: ColumnElement[Any] | None = None  # None: not stored where the conditions run
+    purchases: ColumnElement[Any] | None = None
 
 
 def compile_conditions(
@@ -174,6 +199,10 @@ def _compile(c: Condition, cols: CustomerColumns) -> ColumnElement[bool]:
         return _search(str(c.value)) if c.op == "contains" else true()
     if c.attr.startswith("traits."):
         return _trait(c, c.attr.removeprefix("traits."), cols.dialect)
+    if c.attr == "last_seen_days" and c.op in COMPARISONS:
+        return _days_ago(c.op, float(c.value), cols)
+    if c.attr == "last_seen_date":
+        return _on_day(c.op, c.value, cols.last_seen)
     column = _column(c.attr, cols)
     if c.op == "exists":
         return column.is_not(None)
@@ -183,13 +212,46 @@ def _compile(c: Condition, cols: CustomerColumns) -> ColumnElement[bool]:
     return not_(_definite(test)) if c.op == "ne" else test
 
 
+# "More than N days ago" as a bound on the stored time, so it is a range of the last-seen index
+# (``(now - last_seen) / DAY > N`` is the same test, but no index can answer it).
+_FLIPPED = {"gt": "lt", "gte": "lte", "lt": "gt", "lte": "gte"}
+
+
+def _days_ago(op: str, days: float, cols: CustomerColumns) -> ColumnElement[bool]:
+    # The stored times are whole seconds: an integer bound keeps PostgreSQL on the index too.
+    op, bound = _FLIPPED[op], cols.now - days * DAY
+    whole = math.ceil(bound) if op in ("lt", "gte") else math.floor(bound)
+    return _compare(cols.last_seen, op, whole)
+
+
+def _midnight(day: date) -> int:
+    return int(datetime.combine(day, time(), UTC).timestamp())
+
+
+def _on_day(op: str, value: Any, last_seen: ColumnElement[Any]) -> ColumnElement[bool]:
+    """A test of the UTC day of ``last_seen`` as a range of epoch seconds (index-friendly)."""
+    if op == "exists":
+        return last_seen.is_not(None)
+    day = date.fromisoformat(str(value))
+    start, end = _midnight(day), _midnight(day + timedelta(days=1))
+    tests: dict[str, ColumnElement[bool]] = {
+        "gt": last_seen >= end,
+        "gte": last_seen >= start,
+        "lt": last_seen < start,
+        "lte": last_seen < end,
+        "eq": and_(last_seen >= start, last_seen < end),
+    }
+    if op == "ne":
+        return not_(_definite(tests["eq"]))
+    return tests[op]
+
+
 def _column(attr: str, cols: CustomerColumns) -> ColumnElement[Any]:
     if attr == "last_seen_days":
         return (literal(cols.now) - cols.last_seen) / float(DAY)
-    if attr == "rfm":
-        if cols.rfm is None:
-            return literal(None)
-        return cols.rfm
+    if attr in ("rfm", "revenue", "purchases"):
+        stored: ColumnElement[Any] | None = getattr(cols, attr)
+        return literal(None) if stored is None else stored
     column: ColumnElement[Any] = getattr(cols, attr)
     return column
 

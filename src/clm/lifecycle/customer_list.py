@@ -16,7 +16,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -24,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from clm.errors import FieldError
 from clm.lifecycle.conditions import (
+    MAX_NUMBER,
     RFM_SEGMENTS,
     Condition,
     CustomerColumns,
@@ -39,6 +41,8 @@ from clm.store.models import Customer, CustomerState, HealthScore
 
 MAX_PER_PAGE = 500
 EXPORT_LIMIT = 1_000_000
+MAX_COUNT = 2**31 - 1  # purchases is a 32-bit integer column
+MAX_DAYS = 100 * 366
 
 
 class SortKey(StrEnum):
@@ -52,6 +56,67 @@ class SortKey(StrEnum):
     rfm = "rfm"
 
 
+Money = Annotated[float | None, Field(ge=-MAX_NUMBER, le=MAX_NUMBER, allow_inf_nan=False)]
+
+
+class RangeFilters(BaseModel):
+    """The list's range filters, each bound inclusive; ``unseen_days``: not seen for at least
+    that many days. A customer missing the value (no score, never seen) matches no bound of
+    it, as in the condition language these become (``conditions()``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    health_score_min: Annotated[float | None, Field(ge=0, le=100)] = None
+    health_score_max: Annotated[float | None, Field(ge=0, le=100)] = None
+    p_alive_min: Annotated[float | None, Field(ge=0, le=1)] = None
+    p_alive_max: Annotated[float | None, Field(ge=0, le=1)] = None
+    clv_min: Money = None
+    clv_max: Money = None
+    revenue_min: Money = None
+    revenue_max: Money = None
+    purchases_min: Annotated[int | None, Field(ge=0, le=MAX_COUNT)] = None
+    purchases_max: Annotated[int | None, Field(ge=0, le=MAX_COUNT)] = None
+    seen_from: date | None = None
+    seen_to: date | None = None
+    unseen_days: Annotated[int | None, Field(ge=0, le=MAX_DAYS)] = None
+
+    def errors(self) -> list[FieldError]:
+        """Each range whose lower bound is above its upper bound, at the upper bound's field."""
+        problems = []
+        for low, high in RANGE_PAIRS:
+            lower, upper = getattr(self, low), getattr(self, high)
+            if lower is not None and upper is not None and lower > upper:
+                shown = f"{lower:g}" if isinstance(lower, float) else str(lower)
+                problems.append(FieldError(("query", high), f"is below the lower bound ({shown})"))
+        return problems
+
+    def conditions(self) -> list[Condition]:
+        """The same filters in the condition language (what "Save as segment" stores)."""
+        found = []
+        for name, attr, op in RANGE_CONDITIONS:
+            value = getattr(self, name)
+            if value is not None:
+                value = value.isoformat() if isinstance(value, date) else value
+                found.append(Condition(attr=attr, op=op, value=value))
+        return found
+
+
+RANGE_PAIRS = (
+    ("health_score_min", "health_score_max"), ("p_alive_min", "p_alive_max"),
+    ("clv_min", "clv_max"), ("revenue_min", "revenue_max"),
+    ("purchases_min", "purchases_max"), ("seen_from", "seen_to"),
+)  # fmt: skip
+RANGE_CONDITIONS = (
+    ("health_score_min", "health_score", "gte"), ("health_score_max", "health_score", "lte"),
+    ("p_alive_min", "p_alive", "gte"), ("p_alive_max", "p_alive", "lte"),
+    ("clv_min", "clv", "gte"), ("clv_max", "clv", "lte"),
+    ("revenue_min", "revenue", "gte"), ("revenue_max", "revenue", "lte"),
+    ("purchases_min", "purchases", "gte"), ("purchases_max", "purchases", "lte"),
+    ("seen_from", "last_seen_date", "gte"), ("seen_to", "last_seen_date", "lte"),
+    ("unseen_days", "last_seen_days", "gte"),
+)  # fmt: skip
+
+
 class CustomerQuery(BaseModel):
     """One view of the list: what to search, filter by, sort by, and which page."""
 
@@ -63,6 +128,7 @@ class CustomerQuery(BaseModel):
     stage: Annotated[list[str], Field(description="current stage is one of these")] = []
     health_state: Annotated[list[str], Field(description="happy, at_risk, unhappy")] = []
     rfm: Annotated[list[str], Field(description="RFM segment is one of these")] = []
+    ranges: RangeFilters = RangeFilters()
     sort: SortKey = SortKey.id
     order: Annotated[str, Field(pattern="^(asc|desc)$")] = "asc"
     page: Annotated[int, Field(ge=1)] = 1
@@ -133,7 +199,13 @@ def state_columns(now: int, dialect: str) -> CustomerColumns:
         health_score=State.health_score.expression, p_alive=State.p_alive.expression,
         clv=State.clv_12m.expression, last_seen=State.last_seen_ts.expression,
         rfm=State.rfm_segment.expression, now=now, dialect=dialect,
+        revenue=State.revenue.expression, purchases=State.purchases.expression,
     )  # fmt: skip
+
+
+def _reads_customer(conditions: Sequence[Condition]) -> bool:
+    """Whether a condition reads the customer row (traits, search), not only the state row."""
+    return any(c.attr == "search" or c.attr.startswith("traits.") for c in conditions)
 
 
 def customer_filter(
@@ -145,7 +217,8 @@ def customer_filter(
     ``CustomerState`` match: the one statement every list, count, export and segment builds on.
     (Merged-away customers have no row: the refresh that sees a merge removes it.)"""
     statement = select(State.customer_id).where(State.workspace_id == workspace_id)
-    if conditions:  # traits and search conditions read the customer row
+    conditions = [*query.ranges.conditions(), *conditions]
+    if _reads_customer(conditions):
         statement = statement.join(Customer, Customer.id == State.customer_id)
     if query.q:
         text = query.q.strip()
@@ -188,7 +261,7 @@ def _select(
         State.revenue,
         State.last_seen_ts.label("last_seen"),
     )
-    if not conditions:
+    if not _reads_customer([*query.ranges.conditions(), *conditions]):
         statement = statement.join(Customer, Customer.id == State.customer_id)
     statement = statement.outerjoin(
         HealthScore,

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from clm.errors import Conflict, FieldError, NotFound, ValidationError
@@ -84,7 +84,12 @@ class SegmentPublic(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
-    size: int = Field(description="members now")
+    size: int = Field(description="members now, or on ``size_as_of`` when that is set")
+    size_as_of: date | None = Field(
+        default=None,
+        description="the day whose recorded size ``size`` is (the list's cheap size); None when "
+        "counted now",
+    )
     history_from: date | None = Field(description="first day of the size history")
     backfilled: bool = Field(
         description="days before the save worked out from the stage and health history"
@@ -128,15 +133,20 @@ def check_conditions(
 
 
 def _public(
-    db: Database, workspace_id: int, row: Segment, size: int | None = None
+    db: Database,
+    workspace_id: int,
+    row: Segment,
+    size: int | None = None,
+    size_as_of: date | None = None,
 ) -> SegmentPublic:
     conditions = [Condition.model_validate(c) for c in row.conditions]
     if size is None:
-        size = count_members(db, workspace_id, conditions)
+        size, size_as_of = count_members(db, workspace_id, conditions), None
     return SegmentPublic(
         id=row.id, name=row.name, description=row.description, conditions=conditions,
         created_by=row.created_by, created_at=row.created_at, updated_at=row.updated_at,
-        size=size, history_from=row.history_from, backfilled=row.backfilled,
+        size=size, size_as_of=size_as_of, history_from=row.history_from,
+        backfilled=row.backfilled,
     )  # fmt: skip
 
 
@@ -162,13 +172,35 @@ def _by_name(session: Session, workspace_id: int, name: str) -> Segment | None:
     )
 
 
-def list_segments(db: Database, workspace_id: int) -> list[SegmentPublic]:
-    """Every saved segment of the workspace with its size now, by name."""
+def list_segments(db: Database, workspace_id: int, *, live: bool = False) -> list[SegmentPublic]:
+    """Every saved segment of the workspace, by name, with its latest recorded size and that
+    day (``size_as_of``): one indexed read instead of counting every segment's members (~0.2
+    s each at 100,000 customers). ``live`` counts each now, as does a segment without a
+    recorded size (the live loop records one a day; saving records today's)."""
     with db.session() as session:
         rows = session.scalars(
             select(Segment).where(Segment.workspace_id == workspace_id).order_by(Segment.name)
         ).all()
-    return [_public(db, workspace_id, row) for row in rows]
+        recorded = {} if live else _latest_sizes(session, [row.id for row in rows])
+    return [_public(db, workspace_id, row, *recorded.get(row.id, (None, None))) for row in rows]
+
+
+def _latest_sizes(session: Session, segment_ids: list[int]) -> dict[int, tuple[int, date]]:
+    if not segment_ids:
+        return {}
+    latest = (
+        select(SegmentSize.segment_id, func.max(SegmentSize.day).label("day"))
+        .where(SegmentSize.segment_id.in_(segment_ids))
+        .group_by(SegmentSize.segment_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(SegmentSize.segment_id, SegmentSize.size, SegmentSize.day).join(
+            latest,
+            (SegmentSize.segment_id == latest.c.segment_id) & (SegmentSize.day == latest.c.day),
+        )
+    )
+    return {int(segment): (int(size), day) for segment, size, day in rows}
 
 
 def get_segment(db: Database, workspace_id: int, segment_id: int) -> SegmentPublic:

@@ -173,7 +173,7 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id"), index=True)
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id"))
     message_id: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(16))
     name: Mapped[str | None] = mapped_column(String(255))
@@ -196,6 +196,9 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "message_id", name="uq_event_message"),
         Index("ix_events_workspace_ts", "workspace_id", "ts"),
+        # A customer's events (by identity), and those of one name in a time range from the
+        # index alone: a playbook report's goal within each journey's window.
+        Index("ix_events_identity_name_ts", "identity_id", "name", "ts"),
         # Partial indexes for the engagement console's reads of two rare event kinds (a
         # survey's answers, referral link clicks): without them each read scans the whole
         # log; partial, so ingesting every other event pays nothing for them.
@@ -960,3 +963,55 @@ class EventCount(Base):
     revenue: Mapped[float] = mapped_column(Float, default=0.0)
     first_ts: Mapped[int | None] = mapped_column(BigInteger)
     last_ts: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# --- stored readings of the overview (owned by clm.analytics.kept) --------------------------
+
+
+class OverviewReading(Base):
+    """One stored reading of an overview aggregate (a funnel, a retention trend, the stage and
+    health histories' daily changes, ...), so a freshly started server answers at once.
+
+    A cache with a version, never a second truth: ``version`` holds the cheap facts about the
+    inputs (newest row ids, counts, definition ids) read before the computation, so a reader
+    can tell whether the data moved since; ``params`` is the reading's canonical JSON key.
+    """
+
+    __tablename__ = "overview_readings"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(Timestamp)
+    value: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "kind", "params", name="uq_overview_readings"),
+    )
+
+
+class Job(Base):
+    """A slow read run in the background (a health backtest, a first preview): the page asks
+    for it, gets the id at once and polls this row for progress and the result. One row per
+    distinct request (``key``: a digest of its kind and parameters), so identical requests share
+    it; a rerun (after a failure, or once its answer is old) reuses the row."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(String(255))
+    result: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "kind", "key", name="uq_jobs_request"),)

@@ -6,6 +6,10 @@
   the running one go round once more, so no nudge is lost and none runs twice at once.
 * ``clm.live.sweep`` (every minute): a pass for every workspace, the safety net for anything a
   crash or a missed nudge left behind, and what moves a quiet workspace along with the clock.
+* ``clm.live.readings(workspace_id)``: after each pass, the overview's default readings that
+  the pass outdated are read again and stored (``clm.analytics.overview_readings``), off the
+  pass's own thread, so the page answers at once and a slow whole-log report never holds up
+  stages and health. One at a time per workspace; each reading at most once per its interval.
 * ``clm.live.refit(workspace_id)`` and ``clm.live.daily`` (at ``CLM_LIVE_PREDICT_HOUR`` UTC):
   predictions refitted after a large import and once a day; the new scores are events, so the
   pass enqueued after a refit carries them into stages and health.
@@ -41,9 +45,11 @@ class LiveQueue:
         self._running: set[int] = set()
         self._again: set[int] = set()
         self._scheduled: dict[int, datetime] = {}
+        self._reading: set[int] = set()
 
         self.run_pass: Any = self.huey.task(name="clm.live.pass")(self._pass)
         self.refit: Any = self.huey.task(name="clm.live.refit")(self._refit)
+        self.readings: Any = self.huey.task(name="clm.live.readings")(self._readings)
         self.sweep: Any = self.huey.periodic_task(crontab(minute="*"), name="clm.live.sweep")(
             self._sweep
         )
@@ -101,6 +107,24 @@ class LiveQueue:
         if report.refit_due:
             self.refit(workspace_id)
         self._schedule(workspace_id, report.next_due)
+        self.readings(workspace_id)
+
+    def _readings(self, workspace_id: int) -> None:
+        from clm.analytics.overview_readings import refresh_overview
+
+        with self._state:
+            if workspace_id in self._reading:
+                return  # the running one reads whatever this one would
+            self._reading.add(workspace_id)
+        try:
+            read = refresh_overview(self.queue.database(), workspace_id)
+            if read:
+                log.info("overview read", extra={"workspace_id": workspace_id, "kinds": read})
+        except Exception:
+            log.exception("overview readings failed", extra={"workspace_id": workspace_id})
+        finally:
+            with self._state:
+                self._reading.discard(workspace_id)
 
     def _schedule(self, workspace_id: int, due: datetime | None) -> None:
         """Wake for the next due moment if it falls within the look-ahead and no earlier wake

@@ -13,11 +13,12 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError as PydanticError
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, literal, select, update
 
 from clm.engage.delivery.templates import check
 from clm.engage.playbooks.schemas import (
     ArmResult,
+    Goal,
     JourneyPublic,
     JourneyStepPublic,
     PlaybookDefinition,
@@ -193,7 +194,13 @@ def _rate(enrolled: int, reached: int) -> ArmResult:
 
 
 def playbook_report(db: Database, workspace_id: int, name: str) -> PlaybookReport:
-    """Goal conversion of treatment against the holdout, with the uplift's 95% Wald CI."""
+    """Goal conversion of treatment against the holdout, with the uplift's 95% Wald CI.
+
+    A journey reached the goal when its customer has a goal event (or entered the goal stage)
+    within ``within_days`` of enrolment. One grouped query answers it: an indexed probe per
+    journey (the customer's identities, their events; or the customer's transitions) instead of
+    reading every enrolled customer's events into Python (12 s CPU at 100,000 journeys).
+    """
     with db.session() as session:
         current = session.scalars(
             select(EngagePlaybook)
@@ -203,31 +210,30 @@ def playbook_report(db: Database, workspace_id: int, name: str) -> PlaybookRepor
         if current is None:
             raise NotFound(f"No playbook {name!r}")
         goal = PlaybookDefinition.model_validate(current.definition).goal
-        journeys = session.execute(
+        stage_model = get_stage_model(db, workspace_id)[0].id if goal and goal.stage else None
+        hit = _goal_reached(workspace_id, goal, stage_model)
+        groups = session.execute(
             select(
-                EngageJourney.customer_id,
                 EngageJourney.arm,
                 EngageJourney.variant,
                 EngageJourney.state,
-                EngageJourney.enrolled_ts,
-            ).where(EngageJourney.workspace_id == workspace_id, EngageJourney.playbook_name == name)
+                func.count(),
+                func.coalesce(func.sum(hit), 0),
+            )
+            .where(EngageJourney.workspace_id == workspace_id, EngageJourney.playbook_name == name)
+            .group_by(EngageJourney.arm, EngageJourney.variant, EngageJourney.state)
         ).all()
-        reached = _goal_times(db, session, workspace_id, goal, {j.customer_id for j in journeys})
-    window = (goal.within_days * 86_400) if goal else 0
     arms: dict[str, list[int]] = {"treatment": [0, 0], "control": [0, 0]}
     variants: dict[str, list[int]] = {}
     states: dict[str, int] = {}
-    for j in journeys:
-        hit = any(
-            j.enrolled_ts <= t <= j.enrolled_ts + window for t in reached.get(j.customer_id, ())
-        )
-        arms[j.arm][0] += 1
-        arms[j.arm][1] += int(hit)
-        if j.variant:
-            variants.setdefault(j.variant, [0, 0])
-            variants[j.variant][0] += 1
-            variants[j.variant][1] += int(hit)
-        states[j.state] = states.get(j.state, 0) + 1
+    for arm, variant, state, enrolled, reached in groups:
+        arms[arm][0] += int(enrolled)
+        arms[arm][1] += int(reached)
+        if variant:
+            variants.setdefault(variant, [0, 0])
+            variants[variant][0] += int(enrolled)
+            variants[variant][1] += int(reached)
+        states[state] = states.get(state, 0) + int(enrolled)
     t, c = _rate(*arms["treatment"]), _rate(*arms["control"])
     uplift = low = high = None
     if goal and t.enrolled and c.enrolled:
@@ -254,37 +260,32 @@ def playbook_report(db: Database, workspace_id: int, name: str) -> PlaybookRepor
     )
 
 
-def _goal_times(
-    db: Database, session: Any, workspace_id: int, goal: Any, customers: set[int]
-) -> dict[int, list[int]]:
-    found: dict[int, list[int]] = {}
-    if goal is None or not customers:
-        return found
-    ids = sorted(customers)
-    for start in range(0, len(ids), 500):
-        part = ids[start : start + 500]
-        if goal.stage:
-            info, _ = get_stage_model(db, workspace_id)
-            rows = session.execute(
-                select(StageTransition.customer_id, StageTransition.ts).where(
-                    StageTransition.definition_id == info.id,
-                    StageTransition.to_stage == goal.stage,
-                    StageTransition.customer_id.in_(part),
-                )
+def _goal_reached(workspace_id: int, goal: Goal | None, stage_model: int | None) -> Any:
+    """1 when the journey's customer reached ``goal`` within its window of enrolment, else 0."""
+    if goal is None:
+        return literal(0)
+    start = EngageJourney.enrolled_ts
+    end = EngageJourney.enrolled_ts + goal.within_days * 86_400
+    if goal.stage:
+        found = select(literal(1)).where(
+            StageTransition.definition_id == stage_model,
+            StageTransition.customer_id == EngageJourney.customer_id,
+            StageTransition.to_stage == goal.stage,
+            StageTransition.ts.between(start, end),
+        )
+    else:
+        found = (
+            select(literal(1))
+            .select_from(Identity)
+            .join(Event, Event.identity_id == Identity.id)
+            .where(
+                Identity.customer_id == EngageJourney.customer_id,
+                Event.workspace_id == workspace_id,
+                Event.name == goal.event,
+                Event.ts.between(start, end),
             )
-        else:
-            rows = session.execute(
-                select(Identity.customer_id, Event.ts)
-                .join(Identity, Identity.id == Event.identity_id)
-                .where(
-                    Event.workspace_id == workspace_id,
-                    Event.name == goal.event,
-                    Identity.customer_id.in_(part),
-                )
-            )
-        for customer_id, ts in rows:
-            found.setdefault(customer_id, []).append(int(ts))
-    return found
+        )
+    return case((found.exists(), 1), else_=0)
 
 
 def journey_history(db: Database, workspace_id: int, customer_id: int) -> list[JourneyPublic]:

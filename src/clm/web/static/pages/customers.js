@@ -6,6 +6,7 @@ import { useApi, status } from "../lib/hooks.js";
 import { customerName, day, label, money, pct, score, thousands } from "../lib/format.js";
 import { navigate as go } from "../lib/router.js";
 import { SaveSegment } from "./segments.js";
+import { FilterChips, RangeForm, rangesOf } from "./customer-filters.js";
 
 const COLUMNS = [
   { key: "id", title: "Customer", sort: "id" },
@@ -29,6 +30,7 @@ export function Customers({ params }) {
     order: params.get("order") || "asc",
     page: Number(params.get("page") || 1),
     per_page: Number(params.get("per_page") || 50),
+    ...rangesOf(params),
   };
   const list = useApi(`/customer-list${query(view)}`);
   const model = useApi("/lifecycle/counts");
@@ -61,6 +63,8 @@ export function Customers({ params }) {
       <button type="button" class="secondary" id="export-csv" onClick=${() => download(`/customer-list.csv${query({ ...view, page: undefined, per_page: undefined })}`, "customers.csv")}>Export CSV</button>
       <${SaveSegment} view=${view} />
     </form>
+    <${RangeForm} view=${view} show=${show} error=${list.error} />
+    <${FilterChips} view=${view} show=${show} />
     <p id="customer-count" class="muted">${data ? `${thousands(data.total)} ${data.total === 1 ? "customer" : "customers"}` : ""}</p>
     ${status(list)}
     ${data && html`<div class="table-wrap"><table id="customer-table">

@@ -8,15 +8,16 @@ import { useApi, status } from "../lib/hooks.js";
 import { Chart } from "../lib/chart.js";
 import { customerName, day, label, money, number, pct, score, thousands } from "../lib/format.js";
 import { navigate as go } from "../lib/router.js";
+import { rangeConditions } from "./customer-filters.js";
 
 const HEALTH = { happy: "happy and stable", at_risk: "happy but at risk", unhappy: "unhappy" };
-const NUMBERS = { health_score: "health score", p_alive: "P(alive)", clv: "CLV (12 mo)" };
+const NUMBERS = { health_score: "health score", p_alive: "P(alive)", clv: "CLV (12 mo)", revenue: "revenue", purchases: "purchases" };
 const SYMBOL = { eq: "=", ne: "≠", gt: ">", gte: "≥", lt: "<", lte: "≤" };
 
 function shown(attr, value) {
   if (attr === "health") return HEALTH[value] || value;
   if (attr === "p_alive") return pct(value);
-  if (attr === "clv") return money(value);
+  if (attr === "clv" || attr === "revenue") return money(value);
   if (typeof value === "number") return number(value);
   return attr === "stage" ? label(value) : JSON.stringify(value);
 }
@@ -31,6 +32,10 @@ export function conditionText({ attr, op, value }) {
     return { gt: `last seen more than ${days}`, gte: `last seen ${days} or earlier`, lt: `last seen less than ${days}`,
              lte: `last seen ${days} or later`, eq: `last seen exactly ${days}`, ne: `not last seen ${days}` }[op];
   }
+  if (attr === "last_seen_date") {
+    return { gt: `last seen after ${value}`, gte: `last seen on or after ${value}`, lt: `last seen before ${value}`,
+             lte: `last seen on or before ${value}`, eq: `last seen on ${value}`, ne: `not last seen on ${value}` }[op];
+  }
   if (op === "in") return `${name} is ${value.map((v) => shown(attr, v)).join(" or ")}`;
   if (op === "eq") return `${name} is ${shown(attr, value)}`;
   if (op === "ne") return `${name} is not ${shown(attr, value)}`;
@@ -41,13 +46,13 @@ const Conditions = ({ conditions }) => html`<ul class="plain conditions">
   ${conditions.map((c) => html`<li>${conditionText(c)}</li>`)}
 </ul>`;
 
-// The customer list's filters as conditions: q, stage, health state.
+// The customer list's filters as conditions: q, stage, health state and the ranges.
 export function filtersToConditions(view) {
   const conditions = [];
   if (view.q) conditions.push({ attr: "search", op: "contains", value: view.q });
   if (view.stage) conditions.push({ attr: "stage", op: "in", value: view.stage.split(",") });
   if (view.health_state) conditions.push({ attr: "health", op: "in", value: view.health_state.split(",") });
-  return conditions;
+  return [...conditions, ...rangeConditions(view)];
 }
 
 function problems(error) {
@@ -138,6 +143,10 @@ function Sparkline({ id }) {
   return html`<${Chart} id=${`spark-${id}`} option=${option} height=${36} />`;
 }
 
+// The list shows each segment's latest recorded size (one a day, and at each save); say its
+// day when it is not today's.
+const recordedBefore = (s) => s.size_as_of && s.size_as_of < new Date().toISOString().slice(0, 10);
+
 function SegmentList() {
   const segments = useApi("/segments");
   return html`<section id="segments" class="page">
@@ -151,7 +160,7 @@ function SegmentList() {
         <tbody>${segments.data.map((s) => html`<tr>
           <td class="wrap"><a href=${`/segments/${s.id}`}>${s.name}</a>${s.description ? html` <span class="muted">· ${s.description}</span>` : null}
             <br /><span class="muted small">${s.conditions.map(conditionText).join("; ")}</span></td>
-          <td class="num">${thousands(s.size)}</td>
+          <td class="num">${thousands(s.size)}${recordedBefore(s) ? html`<br /><span class="muted small" title="the latest recorded size; the segment's page counts now">on ${s.size_as_of}</span>` : null}</td>
           <td class="spark"><${Sparkline} id=${s.id} /></td>
         </tr>`)}</tbody></table></div>`)}
   </section>`;

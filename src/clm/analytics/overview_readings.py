@@ -1,0 +1,30 @@
+"""Keep the overview page's default readings stored and current, so the page answers at once
+after a restart and after new events: the stage and health histories' past days, the stage
+funnel, the year's churn and revenue retention and this week's movers. The live loop runs this
+after its passes (no cron), ``clm demo`` after building; each reading is read again only when
+its data moved and it is older than its kind's ``min_interval`` (``clm.analytics.kept``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from clm.analytics.movers import PAGE_QUERY, store_movers
+from clm.analytics.retention_trend import default_range, store_funnel, store_retention
+from clm.analytics.trends import store_past_moves
+from clm.store.engine import Database
+
+
+def refresh_overview(db: Database, workspace_id: int, now: datetime | None = None) -> list[str]:
+    """Read again each default reading of the overview that is outdated; returns the kinds
+    read (the cheap ones first, the whole-log reports last)."""
+    today = (now or datetime.now(UTC)).date()
+    since, until = default_range(today)
+    steps: tuple[tuple[str, Callable[[], bool]], ...] = (
+        ("trends", lambda: store_past_moves(db, workspace_id)),
+        ("movers", lambda: store_movers(db, workspace_id, PAGE_QUERY)),
+        ("funnel", lambda: store_funnel(db, workspace_id)),
+        ("retention", lambda: store_retention(db, workspace_id, since, until)),
+    )
+    return [name for name, step in steps if step()]

@@ -1,0 +1,312 @@
+"""The overview's stored readings (``clm.analytics.kept``): the stored days of the stage and
+health charts plus the days since equal the hand-worked counts wherever the cut falls; a
+restarted server (a new process: nothing in memory) answers from storage without reading the
+log; a change makes the reading not current and it is read again; two processes storing one
+reading at once leave one whole, newest reading. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from clm.analytics import retention_trend
+from clm.analytics import trends as trends_module
+from clm.analytics.kept import canonical, readings_of
+from clm.analytics.overview_readings import refresh_overview
+from clm.analytics.retention_trend import funnel_summary
+from clm.analytics.retention_trend import retention_trend as retention
+from clm.analytics.trends import (
+    TrendQuery,
+    active_scorecard_id,
+    active_stage_model,
+    at_points,
+    past_moves,
+    recent_moves,
+    trends,
+)
+from clm.ingest import ingest
+from clm.lifecycle.health import STATE_LABELS
+from clm.store import workspaces as ws
+from clm.store.engine import Database
+from clm.store.models import OverviewReading
+from clm.web import create_app
+from tests.analytics.logs import event, ts
+from tests.analytics.test_trends import STAGES, _write
+from tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+WEEK_ENDS = [ts(f"2024-01-{d:02d}") + 86_399 for d in (7, 14, 21, 28)]
+# The weekly counts of test_trends' hand-worked history, worked out there by hand.
+STAGES_BY_HAND = [
+    {"lead": 3},
+    {"lead": 1, "trial": 2},
+    {"lead": 1, "trial": 1, "paying": 1, "churned": 1},
+    {"trial": 1, "paying": 1, "churned": 2},
+]
+HEALTH_BY_HAND = [
+    {"happy": 1, "unhappy": 1},
+    {"at_risk": 1, "unhappy": 1},
+    {"happy": 1, "at_risk": 1, "unhappy": 1},
+    {"happy": 1, "at_risk": 1, "unhappy": 1},
+]
+SCORES_BY_HAND = [80 + 35, 50 + 35, 50 + 35 + 90, 50 + 35 + 90]
+
+
+def _columns(series: dict[str, list[int]]) -> list[dict[str, int]]:
+    return [{k: v[n] for k, v in series.items() if v[n]} for n in range(len(WEEK_ENDS))]
+
+
+def _same_url(db: Database) -> Database:
+    """The same database opened again, as a restarted process would: nothing in memory."""
+    return Database.open(db.engine.url.render_as_string(hide_password=False), run_migrations=False)
+
+
+@pytest.mark.parametrize(
+    "cut_day",
+    ["2023-12-01", "2024-01-05", "2024-01-12", "2024-01-15", "2024-01-19", "2024-03-01"],
+)
+def test_stored_days_and_the_days_since_equal_the_hand_worked_counts(
+    db: Database, cut_day: str
+) -> None:
+    """Wherever a reading's cut falls (12 January splits a's two scores, 6 hours apart: the
+    later one's previous state is found before the cut), stored days + days since = by hand."""
+    workspace_id, _ = _write(db)
+    stage_id = active_stage_model(db, workspace_id)[0]
+    health_id = active_scorecard_id(db, workspace_id)
+    cut = ts(cut_day)
+    past, version = past_moves(db, stage_id, health_id, cut)
+    assert all(at < cut for at, *_ in past.stage + past.health)
+    stage, health = recent_moves(db, stage_id, health_id, cut, ts("2024-06-01"))
+    assert all(at >= cut for at, *_ in stage + health)
+    stages, _ = at_points(past.stage + stage, STAGES, WEEK_ENDS)
+    states, scores = at_points(past.health + health, list(STATE_LABELS), WEEK_ENDS)
+    assert _columns(stages) == STAGES_BY_HAND
+    assert _columns(states) == HEALTH_BY_HAND
+    assert scores == SCORES_BY_HAND
+    # the version counts the rows before the cut: 10 transitions, 5 snapshots in all
+    before = sum(1 for d in ("2023-11-01", "2023-12-20") if ts(d) < cut) + sum(
+        1 for d in ("2024-01-03", "2024-01-10", "2024-01-14", "2024-01-16", "2024-01-17",
+                    "2024-01-20", "2024-01-25", "2024-02-05") if ts(d) < cut
+    )  # fmt: skip
+    assert version[1] == before
+
+
+def test_a_restarted_process_answers_from_storage_and_follows_new_history(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace_id, customers = _write(db)
+    query = TrendQuery(since=date(2024, 1, 1), until=date(2024, 1, 28), grain="week")
+    first = trends(db, workspace_id, query)
+    assert _columns(first.stages) == STAGES_BY_HAND
+    funnel = funnel_summary(db, workspace_id)
+    assert funnel.ready and funnel.steps
+
+    restarted = _same_url(db)
+    try:
+
+        def no_log_reading(*_: object, **__: object) -> object:
+            raise AssertionError("the whole history was read again")
+
+        monkeypatch.setattr(trends_module, "past_moves", no_log_reading)
+        monkeypatch.setattr(retention_trend, "run_report", no_log_reading)
+        again = trends(restarted, workspace_id, query)
+        assert again.current and again.computed_at == first.computed_at
+        assert (again.stages, again.health, again.mean_health) == (
+            first.stages, first.health, first.mean_health
+        )  # fmt: skip
+        stored_funnel = funnel_summary(restarted, workspace_id)
+        assert stored_funnel.current and stored_funnel.steps == funnel.steps
+        assert stored_funnel.computed_at == funnel.computed_at
+
+        # a new event moves the reports' inputs: the stored funnel is served, not current
+        ingest(restarted, workspace_id, [event("a", "2024-02-10", "Signed Up", "late-a")])
+        outdated = funnel_summary(restarted, workspace_id)
+        assert not outdated.current and outdated.steps == funnel.steps
+        monkeypatch.undo()
+        monkeypatch.setattr(
+            retention_trend, "FUNNEL", replace(retention_trend.FUNNEL, min_interval=0.0)
+        )
+        funnel_summary(restarted, workspace_id)  # starts the refresh (the last one failed)
+        readings_of(restarted).settle()
+        renewed = funnel_summary(restarted, workspace_id)
+        assert renewed.current and renewed.computed_at is not None
+        assert funnel.computed_at is not None and renewed.computed_at > funnel.computed_at
+        report = retention_trend.run_report(restarted, workspace_id, "funnel", {})
+        assert renewed.steps == report.steps  # type: ignore[union-attr]
+    finally:
+        restarted.dispose()
+    assert customers
+
+
+def test_a_transition_today_shows_at_once_without_reading_the_past_again(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace_id, customers = _write(db)
+    today = datetime.now(UTC).date()
+    query = TrendQuery(since=today - timedelta(days=3), until=today, grain="day")
+    before = trends(db, workspace_id, query)
+    assert before.stages["lead"][-1] == 1  # d (entered 5 February 2024)
+
+    def no_log_reading(*_: object, **__: object) -> object:
+        raise AssertionError("the stored days were read again")
+
+    monkeypatch.setattr(trends_module, "past_moves", no_log_reading)
+    midnight = int(datetime(today.year, today.month, today.day, tzinfo=UTC).timestamp())
+    stage_id = active_stage_model(db, workspace_id)[0]
+    from clm.store.models import StageTransition
+
+    with db.transaction() as session:  # c comes back at the first second of today
+        session.add(StageTransition(
+            workspace_id=workspace_id, definition_id=stage_id, customer_id=customers["c"],
+            ts=midnight, occurred_at=datetime.fromtimestamp(midnight, UTC),
+            from_stage="churned", to_stage="lead", kind="reactivation", rule="rule:lead",
+            announced=True,
+        ))  # fmt: skip
+    after = trends(db, workspace_id, query)
+    assert after.current
+    assert after.stages["lead"][-1] == 2 and after.stages["churned"][-1] == 1
+    assert after.stages["lead"][:-1] == before.stages["lead"][:-1]  # the days before: as they were
+
+
+def test_the_live_loop_step_stores_each_default_reading_once(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace_id, _ = _write(db)
+    assert refresh_overview(db, workspace_id) == ["trends", "movers", "funnel", "retention"]
+    with db.session() as session:
+        kinds = sorted(r.kind for r in session.query(OverviewReading))
+    assert kinds == ["funnel", "movers", "retention", "trends"]
+    assert refresh_overview(db, workspace_id) == []  # nothing moved: nothing read
+    # a new event: the reports' inputs moved, but they were read under their interval ago
+    ingest(db, workspace_id, [event("b", "2024-02-10", "Signed Up", "late-b")])
+    assert refresh_overview(db, workspace_id) == []
+    for name in ("FUNNEL", "RETENTION"):
+        monkeypatch.setattr(
+            retention_trend, name, replace(getattr(retention_trend, name), min_interval=0.0)
+        )
+    assert refresh_overview(db, workspace_id) == ["funnel", "retention"]
+    # the page's default range, read from storage without computing
+    since, until = retention_trend.default_range(datetime.now(UTC).date())
+    monkeypatch.setattr(retention_trend, "run_report", lambda *a, **k: 1 / 0)
+    restarted = _same_url(db)
+    try:
+        stored = retention(restarted, workspace_id, since, until)
+    finally:
+        restarted.dispose()
+    assert stored.ready and stored.current
+
+
+@contextmanager
+def _server(db: Database) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/api/v1/overview"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_a_restarted_server_answers_the_overview_from_storage(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace_id, _ = _write(db)
+    with db.transaction() as session:
+        key = ws.issue_key(session, "read", workspace_id).key
+    auth = {"Authorization": f"Bearer {key}"}
+    params = {"since": "2024-01-01", "until": "2024-01-28", "grain": "week"}
+    with _server(db) as url:
+        first = {
+            path: httpx.get(f"{url}/{path}", headers=auth, timeout=60,
+                            params=params if path == "trends" else {}).json()
+            for path in ("trends", "funnel", "retention")
+        }  # fmt: skip
+    assert first["funnel"]["ready"] and first["retention"]["ready"]
+    restarted = _same_url(db)
+
+    def no_log_reading(*_: object, **__: object) -> object:
+        raise AssertionError("the whole history was read again")
+
+    monkeypatch.setattr(trends_module, "past_moves", no_log_reading)
+    monkeypatch.setattr(retention_trend, "run_report", no_log_reading)
+    try:
+        with _server(restarted) as url:
+            trend = httpx.get(f"{url}/trends", headers=auth, params=params).json()
+            funnel = httpx.get(f"{url}/funnel", headers=auth).json()
+            churn = httpx.get(f"{url}/retention", headers=auth).json()
+    finally:
+        restarted.dispose()
+    assert trend["stages"] == first["trends"]["stages"] and trend["current"]
+    assert trend["stages"]["churned"] == [0, 0, 1, 2]  # by hand (test_trends)
+    assert funnel == first["funnel"] and funnel["current"]
+    assert churn == first["retention"] and churn["current"]
+
+
+WRITER = """
+import json, sys
+from pydantic import BaseModel, TypeAdapter
+from clm.analytics.kept import Kind, readings_of
+from clm.store.engine import Database
+
+class Value(BaseModel):
+    writer: str
+    n: int
+    payload: list[int]
+
+KIND = Kind("test", TypeAdapter(Value), wait=60.0, min_interval=0.0)
+url, writer, workspace = sys.argv[1], sys.argv[2], int(sys.argv[3])
+db = Database.open(url, run_migrations=False)
+readings = readings_of(db)
+written = []
+for n in range(40):
+    value = Value(writer=writer, n=n, payload=list(range(n * 50)))
+    reading = readings.refresh(KIND, workspace, {"p": 1}, lambda: (value, [writer, n]))
+    written.append(reading.computed_at.isoformat())
+print(json.dumps(written))
+"""
+
+
+def test_two_processes_storing_one_reading_leave_one_whole_newest_reading(db: Database) -> None:
+    with db.transaction() as session:
+        workspace_id = ws.create_workspace(session, "race").id
+    url = db.engine.url.render_as_string(hide_password=False)
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, url, name, str(workspace_id)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        for name in ("one", "two")
+    ]  # fmt: skip
+    began: list[str] = []
+    for writer in writers:
+        out, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err
+        began += json.loads(out)
+    with db.session() as session:
+        rows = session.query(OverviewReading).filter_by(workspace_id=workspace_id).all()
+    assert len(rows) == 1  # one reading per key, never two
+    [row] = rows
+    value = json.loads(row.value)
+    # whole: the value and the version are the same writer's same reading
+    assert row.version == canonical([value["writer"], value["n"]])
+    assert value["payload"] == list(range(value["n"] * 50))
+    # newest: no reading that began later was overwritten by an older one
+    assert row.computed_at == max(datetime.fromisoformat(b) for b in began)
