@@ -155,7 +155,7 @@ class RetentionReport(Report):
             ReportTable(
                 name="retention",
                 title=f"Churn and retention per {self.granularity} "
-                      f"(churned = {', '.join(self.churn_stages) or 'no churn stage'})",
+                      f"(churned: entered {' or '.join(self.churn_stages) or 'no churn stage'})",
                 columns=["period", "active at start", "new", "churned", "churn rate",
                          "reactivated", "revenue", "NRR", "GRR"],
                 kinds=["text", "count", "count", "count", "share", "count", "money", "share",
