@@ -72,6 +72,7 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "jobs",
     "segment_sizes",
     "segments",
     "audit_log",

@@ -83,6 +83,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     # saved segments: written by whoever edits playbooks (they trigger on segments)
     ("GET", "/api/v1/segments"): READ,
     ("POST", "/api/v1/segments"): MARKETING,
+    ("POST", "/api/v1/segments/preview"): MARKETING,
     ("GET", "/api/v1/segments/{segment_id}"): READ,
     ("PATCH", "/api/v1/segments/{segment_id}"): MARKETING,
     ("DELETE", "/api/v1/segments/{segment_id}"): MARKETING,
@@ -107,6 +108,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("PUT", "/api/v1/health/scorecard"): CONFIGURE,
     ("POST", "/api/v1/health/scorecard/preview"): CONFIGURE,
     ("POST", "/api/v1/health/backtest"): CONFIGURE,
+    ("GET", "/api/v1/health/jobs/{job_id}"): CONFIGURE,
     # predictions
     ("POST", "/api/v1/predictions/fit"): CONFIGURE,
     ("GET", "/api/v1/predictions/fits/latest"): READ,

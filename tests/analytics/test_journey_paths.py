@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from clm.analytics.attribution_models import START
-from clm.analytics.journey_paths import Journeys, Touchpoints, path_counts
+from clm.analytics.journey_paths import Journeys, Stays, Touchpoints, path_counts
 
 DAY = 86_400
 STAGES = ("lead", "trial", "customer")
@@ -165,3 +165,42 @@ def test_ties_at_the_same_second_follow_the_message_id() -> None:
     assert credit["social"]["last_touch"] == 1.0  # message "c"
     steps = {(r["prev"], r["value"]) for r in got.steps}
     assert steps == {(START, "email"), ("email", "search"), ("search", "social")}
+
+
+@pytest.mark.parametrize("stage", [None, "trial"])
+def test_the_whole_log_cut_to_a_period_matches_the_reference_on_that_period(
+    stage: str | None,
+) -> None:
+    """What a DuckDB source keeps (every touchpoint and stay, sorted once) cut to a period in
+    NumPy (``before``, ``Stays.journeys``) counts as the reference does on the log as it was
+    then, cut here by hand: touches before ``until``; stays started before it, a move at or
+    after it not yet made, stays that moved before ``since`` left out."""
+    touches, journeys = _log(4)
+    t, j = _arrow(touches, journeys)
+    kept_touches, kept_stays = Touchpoints.from_arrow(t), Stays.from_arrow(j)
+    for since, until in ((1_000_000 + 20 * DAY, 1_000_000 + 60 * DAY), (0, 1_000_000 + 45 * DAY)):
+        seen = [r for r in touches if r[1] < until]
+        then = []
+        for customer, start, moved, at, target in journeys:
+            if start >= until or (stage is not None and at != stage):
+                continue
+            if moved is not None and moved >= until:
+                moved, target = None, None
+            if moved is None or moved >= since:
+                then.append((customer, start, moved, at, target))
+        assert 0 < len(seen) < len(touches) and 0 < len(then) < len(journeys)
+        expected = _reference(seen, then, 30, 7)
+        got = path_counts(kept_touches.before(until),
+                          kept_stays.journeys(since, until, stage), 30, 7, 12)  # fmt: skip
+        assert {(r["stage"], r["outcome"]): r["journeys"] for r in got.totals} == dict(
+            expected["totals"]
+        )
+        assert {(r["stage"], r["outcome"], r["value"], r["prev"]): r["n"]
+                for r in got.steps} == expected["steps"]  # fmt: skip
+        assert {(r["stage"], r["outcome"], r["value"]): r["journeys"]
+                for r in got.reach} == expected["reach"]  # fmt: skip
+        credits = {(r["stage"], r["outcome"], r["value"]): r for r in got.credits}
+        assert set(credits) == set(expected["credits"])
+        for key, rules in expected["credits"].items():
+            for rule, value in rules.items():
+                assert credits[key][rule] == pytest.approx(value, abs=1e-9)

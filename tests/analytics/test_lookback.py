@@ -76,31 +76,37 @@ def _expected(touches: pd.DataFrame, stays: pd.DataFrame, until: int) -> dict[st
     return result
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("engine", ["sql", "duckdb"])
-def test_lookback_matches_pandas(sqlite_db: Database, engine: str, seed: int) -> None:
-    touches, stays = _random_log(seed)
-    until = T0 + UNTIL_DAY * DAY
+def _load_log(db: Database, touches: pd.DataFrame, stays: pd.DataFrame, until: int) -> int:
+    """The log and its stage history in ``db``; the workspace id."""
     messages = [
         event(r.user, _iso(r.ts), "Ad Clicked", r.mid, channel=r.channel)
         for r in touches.itertuples()
     ]
     messages += [event(u, _iso(T0), "Signed Up", f"{u}-s") for u in stays.user
                  if u not in set(touches.user)]  # fmt: skip
-    workspace_id, customers, definition_id = load(sqlite_db, messages)
+    workspace_id, customers, definition_id = load(db, messages)
     # CLM mails every customer just before the end: never a touchpoint, never an anchor
     sends = [
         eventlog.track({"user_id": u}, "Email Sent", f"s-{u}", {"channel": "email"},
                        datetime.fromtimestamp(until - DAY, UTC), channel="email")
         for u in stays.user
     ]  # fmt: skip
-    eventlog.write(sqlite_db, workspace_id, sends)
+    eventlog.write(db, workspace_id, sends)
     moves: list[tuple[str, str, str | None, str]] = []
     for r in stays.itertuples():
         moves.append((r.user, _iso(r.start), None, "lead"))
         if pd.notna(r.moved):
             moves.append((r.user, _iso(int(r.moved)), "lead", "trial"))
-    write_history(sqlite_db, workspace_id, definition_id, customers, moves)
+    write_history(db, workspace_id, definition_id, customers, moves)
+    return workspace_id
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("engine", ["sql", "duckdb"])
+def test_lookback_matches_pandas(sqlite_db: Database, engine: str, seed: int) -> None:
+    touches, stays = _random_log(seed)
+    until = T0 + UNTIL_DAY * DAY
+    workspace_id = _load_log(sqlite_db, touches, stays, until)
     query = parse_query(AttributionQuery, {
         "since": _iso(T0), "until": _iso(until), "from_stage": "lead", "to_stage": "trial",
         "lookback_days": LOOKBACK,
@@ -109,6 +115,32 @@ def test_lookback_matches_pandas(sqlite_db: Database, engine: str, seed: int) ->
         (pair,) = attribution(source, query).pairs
     got = {c.value: (c.journeys, c.converted_journeys, c.last_touch) for c in pair.channels}
     assert got == _expected(touches, stays, until)
+
+
+@pytest.mark.parametrize("engine", ["sql", "duckdb"])
+def test_one_source_cut_at_several_ends(sqlite_db: Database, engine: str) -> None:
+    """A DuckDB source keeps the whole log's touchpoints and stays and cuts them to each
+    report's period in NumPy (a SQL source reads each period's): several ends, read from one
+    open source in an order that goes back in time, each match pandas on the log before that
+    end; so does a customer filter (email touch in the period), read for the report alone."""
+    touches, stays = _random_log(3)
+    workspace_id = _load_log(sqlite_db, touches, stays, T0 + UNTIL_DAY * DAY)
+    with report_source(sqlite_db, workspace_id, engine) as source:  # type: ignore[arg-type]
+        for day, channel in ((UNTIL_DAY, None), (50, None), (100, None), (100, "email")):
+            until = T0 + day * DAY
+            params = {"since": _iso(T0), "until": _iso(until), "from_stage": "lead",
+                      "to_stage": "trial", "lookback_days": LOOKBACK}  # fmt: skip
+            if channel:
+                params["channel"] = channel
+            (pair,) = attribution(source, parse_query(AttributionQuery, params)).pairs
+            got = {c.value: (c.journeys, c.converted_journeys, c.last_touch)
+                   for c in pair.channels}  # fmt: skip
+            seen, of = touches[touches.ts < until], stays[stays.start < until]
+            if channel:
+                users = set(seen[(seen.channel == channel) & (seen.ts >= T0)].user)
+                seen, of = seen[seen.user.isin(users)], stays[stays.user.isin(users)]
+            assert 0 < len(seen) < len(touches) or day == UNTIL_DAY  # the end cuts the log
+            assert got == _expected(seen, of, until), (day, channel)
 
 
 def test_an_open_journey_keeps_the_touches_before_its_last(sqlite_db: Database) -> None:

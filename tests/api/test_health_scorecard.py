@@ -5,14 +5,16 @@ beside the active scorecard -- on SQLite and PostgreSQL, through a real server."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 
 from clm.ingest.service import ingest
-from clm.lifecycle.backtest import COMPARED, SCORE
+from clm.lifecycle.backtest import COMPARED, SCORE, backtest
 from clm.lifecycle.catalog import list_definitions, save_definition
 from clm.lifecycle.scorecard_edit import ScorecardEdit, preview_scorecard
 from clm.store.engine import Database
@@ -88,8 +90,20 @@ def test_the_scorecard_api_reads_checks_saves_and_refuses(
         ("recency", 1, 50), ("frequency", 1, 50),
     ]  # fmt: skip
     assert (card["definition"]["name"], card["at_risk_below"]) == ("simple", 0.5)
+    # The first valid edit waits for every customer's features: a job, shared by the next edit
+    # asked for meanwhile; once it is done, previews are answered at once from its snapshot.
+    first = api.post("/scorecard/preview", json={"weights": {"frequency": 3}}).json()
+    assert first["valid"] and first["preview"] is None and first["job"]["kind"] == "health_snapshot"
+    other = api.post("/scorecard/preview", json={"weights": {"frequency": 2}}).json()
+    assert other["job"] is None or other["job"]["id"] == first["job"]["id"]
+    job = first["job"]
+    deadline = time.monotonic() + 120
+    while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job = api.get(f"/jobs/{job['id']}").json()
+    assert job["status"] == "done" and job["result"] == {"customers": 3}, job
     check = api.post("/scorecard/preview", json={"weights": {"frequency": 3}}).json()
-    assert check["valid"] and check["preview"]["changed"] == 1
+    assert check["valid"] and check["job"] is None and check["preview"]["changed"] == 1
     # Mistakes: a factor the scorecard lacks is a problem in the answer (the editor types);
     # a negative, non-finite or absurd weight is a field-level 422; nothing is stored.
     check = api.post("/scorecard/preview", json={"weights": {"nps": 2}}).json()
@@ -97,6 +111,7 @@ def test_the_scorecard_api_reads_checks_saves_and_refuses(
         "valid": False,
         "errors": [{"loc": ["weights", "nps"], "message": "no factor 'nps' in scorecard 'simple'"}],
         "preview": None,
+        "job": None,
     }
     everything_off = {"weights": {"recency": 0, "frequency": 0}}
     assert not api.post("/scorecard/preview", json=everything_off).json()["valid"]
@@ -134,6 +149,23 @@ def test_the_scorecard_api_reads_checks_saves_and_refuses(
     assert api.put("/scorecard", json={}, headers=reader).status_code == 403
 
 
+def _job(api: httpx.Client, answer: httpx.Response) -> dict[str, Any]:
+    """The job's final state, polled as the page does (a wait for the result, not a timing)."""
+    assert answer.status_code == 202, answer.text
+    job: dict[str, Any] = answer.json()
+    deadline = time.monotonic() + 300
+    while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job = api.get(f"/jobs/{job['id']}").json()
+    return job
+
+
+def _backtest(api: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    job = _job(api, api.post("/backtest", json=body))
+    assert job["status"] == "done", job
+    return job["result"]  # type: ignore[no-any-return]
+
+
 @pytest.mark.slow
 def test_an_edit_is_backtested_beside_the_active_scorecard(
     live_server: LiveServer, tenant: Tenant, api: httpx.Client
@@ -151,7 +183,7 @@ def test_an_edit_is_backtested_beside_the_active_scorecard(
                            "timestamp": when.isoformat()})  # fmt: skip
     ingest(live_server.db, tenant.id, events)
     save_definition(live_server.db, tenant.id, "health", WIDE)
-    same = api.post("/backtest", json={"weights": {"frequency": 1}}).json()
+    same = _backtest(api, {"weights": {"frequency": 1}})
     [cut] = same["cutoffs"]
     by_name = {m["name"]: m for m in cut["metrics"]}
     assert list(by_name)[:2] == [SCORE, COMPARED]
@@ -160,11 +192,17 @@ def test_an_edit_is_backtested_beside_the_active_scorecard(
     assert by_name[SCORE]["precision_at_risk"] == by_name[COMPARED]["precision_at_risk"]
     assert "random" in by_name and COMPARED not in cut["lost_to"]
     # Recency alone (frequency off) is the recency baseline's ranking: the same AUC.
-    alone = api.post("/backtest", json={"weights": {"frequency": 0}}).json()
+    alone = _backtest(api, {"weights": {"frequency": 0}})
     metrics = {m["name"]: m["auc"] for m in alone["cutoffs"][0]["metrics"]}
     assert metrics[SCORE] == pytest.approx(metrics["recency"])
     # Without an edit: the active scorecard alone, and the latest cutoff is the last of all.
-    plain = api.post("/backtest", json={"cutoffs": 12}).json()
+    plain = _backtest(api, {"cutoffs": 12})
     assert COMPARED not in {m["name"] for m in plain["cutoffs"][-1]["metrics"]}
     assert plain["cutoffs"][-1]["cutoff"] == cut["cutoff"]
+    # The job's report is the synchronous computation's, number for number.
+    direct = backtest(live_server.db, tenant.id, latest=12).model_dump(mode="json")
+    assert {**plain, "scorecard": None} == {**direct, "scorecard": None}
+    # Asked again: the same job and its kept answer, not a second run.
+    first = api.post("/backtest", json={"cutoffs": 12}).json()
+    assert first["status"] == "done" and first["result"] == plain
     assert api.post("/backtest", json={"horizon_days": 0}).status_code == 422

@@ -241,3 +241,24 @@ def test_history_starts_at_the_save_where_the_past_is_unknown(db: Database) -> N
     delete_segment(db, ws, seg.id)
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(SegmentSize)) == 0
+
+
+def test_the_list_reads_the_latest_recorded_size_and_says_its_day(db: Database) -> None:
+    ws, _ = seed_shop(db)
+    seg = _create(db, ws, "mail", [{"attr": "search", "op": "contains", "value": "example"}])
+    assert seg.size == 2 and seg.size_as_of is None  # saving counts now (and records it)
+    [listed] = list_segments(db, ws)
+    assert (listed.size, listed.size_as_of) == (2, NOW.date())
+    # A later record is what the list shows (999: no count could give it), with its day.
+    later = NOW.date() + timedelta(days=3)
+    with db.transaction() as session:
+        session.add(SegmentSize(segment_id=seg.id, day=later, size=999))
+    [listed] = list_segments(db, ws)
+    assert (listed.size, listed.size_as_of) == (999, later)
+    # Asked for live, or with nothing recorded: counted now.
+    [live] = list_segments(db, ws, live=True)
+    assert (live.size, live.size_as_of) == (2, None)
+    with db.transaction() as session:
+        session.execute(SegmentSize.__table__.delete())
+    [counted] = list_segments(db, ws)
+    assert (counted.size, counted.size_as_of) == (2, None)

@@ -37,8 +37,16 @@ from clm.analytics.attribution_models import (
     markov_credits,
     shapley_values,
 )
-from clm.analytics.journey_paths import RULES, Journeys, PathCounts, Touchpoints, path_counts
-from clm.analytics.query import AttributionQuery, Period, filtered, iso, ratio, resolve_period
+from clm.analytics.journey_paths import RULES, PathCounts, Stays, Touchpoints, path_counts
+from clm.analytics.query import (
+    AttributionQuery,
+    Period,
+    customer_filter,
+    iso,
+    ratio,
+    resolve_period,
+    restrict,
+)
 from clm.analytics.schemas import AttributionReport, ChannelCredit, PairAttribution
 from clm.analytics.source import ReportSource, by_customer
 
@@ -55,10 +63,10 @@ DEFINITIONS = {
 }
 
 
-def stays(transitions: ir.Table, until: int) -> ir.Table:
+def stays(transitions: ir.Table, until: int | None) -> ir.Table:
     """``customer_id, stage, start_ts, end_ts, next_stage``: each stay in a stage before
-    ``until`` (end and next stage null while it lasts)."""
-    t = transitions.filter(transitions.ts < until)
+    ``until`` (every stay for None; end and next stage null while it lasts)."""
+    t = transitions if until is None else transitions.filter(transitions.ts < until)
     w = ibis.window(group_by="customer_id", order_by=t.ts)
     return t.select(
         "customer_id", stage=t.to_stage, start_ts=t.ts, end_ts=t.ts.lead().over(w),
@@ -66,22 +74,28 @@ def stays(transitions: ir.Table, until: int) -> ir.Table:
     )  # fmt: skip
 
 
-def _touches(source: ReportSource, events: ir.Table, dimension: str, until: int) -> ir.Table:
-    """``customer_id, touch_ts, touch_id, value``: the customers' touchpoints before ``until``,
-    sorted by customer and time (``Touchpoints`` orders ties by message id)."""
+def _touches(source: ReportSource, events: ir.Table, dimension: str,
+             until: int | None) -> ir.Table:  # fmt: skip
+    """``customer_id, touch_ts, touch_id, value``: the customers' touchpoints (before
+    ``until``, if given), sorted by customer and time (``Touchpoints`` orders ties by message
+    id)."""
     # the cast drops PostgreSQL's varchar(16) of ``type``, which a cached COALESCE would keep
     typed = events.name.fill_null(events.type.cast("string"))
     value = typed if dimension == "type" else events[dimension]
     # CLM's own events never count
-    e = events.filter(source.scan_ts(events) < until, by_customer(events))
+    e = events.filter(by_customer(events))
+    if until is not None:
+        e = e.filter(source.scan_ts(e) < until)
     e = e.select("customer_id", touch_ts=e.ts, touch_id=e.message_id, value=value)
     return e.filter(e.value.notnull()).order_by(["customer_id", "touch_ts"])
 
 
-def _journeys(transitions: ir.Table, period: Period, stage: str | None) -> ir.Table:
-    """The stays that overlap the period (``next_stage`` and ``end_ts`` null while it lasts)."""
-    s = stays(transitions, period.until)
-    s = s.filter(s.start_ts < period.until, s.end_ts.isnull() | (s.end_ts >= period.since))
+def _journeys(transitions: ir.Table, period: Period | None, stage: str | None) -> ir.Table:
+    """The stays that overlap the period (``next_stage`` and ``end_ts`` null while it lasts;
+    every stay of the history for no period)."""
+    s = stays(transitions, period.until if period else None)
+    if period is not None:
+        s = s.filter(s.start_ts < period.until, s.end_ts.isnull() | (s.end_ts >= period.since))
     if stage is not None:
         s = s.filter(s.stage == stage)
     # nullable: Ibis types a lead() as never null, and Arrow would refuse the nulls
@@ -92,17 +106,51 @@ def _journeys(transitions: ir.Table, period: Period, stage: str | None) -> ir.Ta
     )  # fmt: skip
 
 
+def keep_attribution_inputs(source: ReportSource, dimension: str = "channel") -> None:
+    """Read now the whole log's touchpoints (of ``dimension``) and stays, which a DuckDB or
+    Spark source keeps for its attribution reports, instead of in the first one."""
+    _kept_touches(source, dimension)
+    _kept_stays(source)
+
+
+def _kept_touches(source: ReportSource, dimension: str) -> Touchpoints:
+    expr = _touches(source, source.events, dimension, None)
+    return source.kept(
+        f"attribution touchpoints {dimension}", lambda: Touchpoints.from_arrow(source.run(expr))
+    )
+
+
+def _kept_stays(source: ReportSource) -> Stays:
+    return source.kept(
+        "attribution stays",
+        lambda: Stays.from_arrow(source.run(_journeys(source.transitions, None, None))),
+    )
+
+
 def _path_counts(source: ReportSource, query: AttributionQuery, period: Period,
                  shapley: int | None) -> PathCounts:  # fmt: skip
-    """Two flat reads (touchpoints sorted, journeys), then every count in NumPy
-    (``journey_paths``): the engine no longer joins journeys to touchpoints, which cost most
-    of the report (a range join and four windows over its rows)."""
-    events, transitions = filtered(source, query, period)
-    touches = Touchpoints.from_arrow(
-        source.run(_touches(source, events, query.dimension, period.until))
-    )
-    journeys = Journeys.from_arrow(source.run(_journeys(transitions, period, query.from_stage)))
-    return path_counts(touches, journeys, query.lookback_days, query.half_life_days, shapley)
+    """Two flat reads (touchpoints sorted, stays), then every count in NumPy
+    (``journey_paths``): the engine does not join journeys to touchpoints, which cost most
+    of the report (a range join and four windows over its rows).
+
+    A snapshot source (DuckDB, Spark) reads the whole log's touchpoints and stays once and
+    keeps them sorted; each report cuts them to its period in NumPy. With a customer filter,
+    or on a SQL source (live tables), they are read for the report's period and customers.
+    """
+    customers = customer_filter(source, query, period)
+    if source.snapshot and customers is None:
+        touches = _kept_touches(source, query.dimension)
+        stays_of = _kept_stays(source)
+    else:
+        events = restrict(source.events, customers)
+        transitions = restrict(source.transitions, customers)
+        touches = Touchpoints.from_arrow(
+            source.run(_touches(source, events, query.dimension, period.until))
+        )
+        stays_of = Stays.from_arrow(source.run(_journeys(transitions, period, query.from_stage)))
+    journeys = stays_of.journeys(period.since, period.until, query.from_stage)
+    return path_counts(touches.before(period.until), journeys, query.lookback_days,
+                       query.half_life_days, shapley)  # fmt: skip
 
 
 def markov_attribution(

@@ -36,16 +36,22 @@ MAX_MASK_VALUES = 62  # a journey's channel set as bits of one int64
 class Touchpoints:
     """Touchpoints sorted by (customer, time, message id); ``code`` indexes ``values``
     (sorted, so code order is value order). ``customers`` are the distinct customers in
-    order, ``rank`` each touchpoint's index into them and ``block_end`` where each
-    customer's touchpoints end."""
+    order and ``block_end`` where each customer's touchpoints end. ``key`` is the sorted
+    (customer rank, time) key that the journeys' windows are searched in: ``rank * width +
+    ts - origin``, with ``origin`` one second before the first touchpoint and ``width`` the
+    span plus two, so a bound outside the span, clipped to it, still sorts right.
 
-    customer: Ints
+    Built once, it can be kept (a DuckDB or Spark source keeps the whole log's, sorted) and cut
+    at each report's ``until`` (``before``)."""
+
     ts: Ints
     code: Ints
     values: list[str]
     customers: Ints
-    rank: Ints
     block_end: Ints
+    key: Ints
+    origin: int
+    width: int
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> Touchpoints:
@@ -63,13 +69,37 @@ class Touchpoints:
         same = (customer[1:] == customer[:-1]) & (ts[1:] == ts[:-1])
         if same.any():
             code = _ties_by_message_id(code, same, table.column("touch_id"))
-        new = np.concatenate([[True], customer[1:] != customer[:-1]]) if len(customer) else same
+        return cls.from_sorted(customer, ts, code, [names[i] for i in order])
+
+    @classmethod
+    def from_sorted(cls, customer: Ints, ts: Ints, code: Ints, values: list[str]) -> Touchpoints:
+        """From arrays already in (customer, time, message id) order."""
+        new = np.empty(len(customer), dtype=bool)
+        new[:1] = True
+        np.not_equal(customer[1:], customer[:-1], out=new[1:])
         starts = np.flatnonzero(new)
+        origin = int(ts.min()) - 1 if len(ts) else 0
+        width = int(ts.max()) - origin + 2 if len(ts) else 1
+        if len(starts) * width >= 2**62:
+            raise ValueError("touchpoints span too long to index")
+        key = np.cumsum(new, dtype=np.int64)
+        key -= 1
+        key *= width
+        key += ts
+        key -= origin
         return cls(
-            customer=customer, ts=ts, code=code, values=[names[i] for i in order],
-            customers=customer[starts], rank=np.cumsum(new) - 1,
-            block_end=np.append(starts[1:], len(customer)).astype(np.int64),
+            ts=ts, code=code, values=values, customers=customer[starts],
+            block_end=np.append(starts[1:], len(customer)).astype(np.int64), key=key,
+            origin=origin, width=width,
         )  # fmt: skip
+
+    def before(self, until: int) -> Touchpoints:
+        """The touchpoints before ``until`` (this object when all are)."""
+        if not len(self.ts) or int(self.ts.max()) < until:
+            return self
+        keep = self.ts < until
+        customer = np.repeat(self.customers, np.diff(self.block_end, prepend=0))
+        return Touchpoints.from_sorted(customer[keep], self.ts[keep], self.code[keep], self.values)
 
 
 def _ties_by_message_id(code: Ints, same: npt.NDArray[np.bool_], ids: pa.ChunkedArray) -> Ints:
@@ -102,23 +132,72 @@ class Journeys:
     @classmethod
     def from_arrow(cls, table: pa.Table) -> Journeys:
         """From ``customer_id, start_ts, end_ts, stage, next_stage`` (end and next stage null
+        while it lasts), every row a journey."""
+        return Stays.from_arrow(table).journeys()
+
+
+@dataclass
+class Stays:
+    """Stays in a stage sorted by customer and start: when each moved (NaN while it lasts),
+    its stage and the next one as codes into ``stages`` and ``targets`` (-1 while it lasts).
+
+    Built once from the whole stage history, they can be kept (by a DuckDB or Spark source)
+    and cut to each report's period (``journeys``)."""
+
+    customer: Ints
+    start: Ints
+    moved_at: Floats
+    stage: Ints
+    target: Ints
+    stages: list[str]
+    targets: list[str]
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> Stays:
+        """From ``customer_id, start_ts, end_ts, stage, next_stage`` (end and next stage null
         while it lasts)."""
         customer, start = _ints(table.column("customer_id")), _ints(table.column("start_ts"))
         order = _order(customer, start)  # by customer and start: the binary searches then
         # walk the touchpoints in order (5-20x faster than probing them at random)
         stage = _encoded(table.column("stage"))
-        outcome = _encoded(table.column("next_stage"))
-        width = len(outcome.dictionary) + 1
-        codes = (_codes(stage) * width + _codes(outcome) + 1)[order]
+        target = _encoded(table.column("next_stage"))
+        end = table.column("end_ts").to_numpy(zero_copy_only=False).astype(np.float64)
+        return cls(
+            customer=customer[order], start=start[order], moved_at=end[order],
+            stage=_codes(stage)[order], target=_codes(target)[order],
+            stages=stage.dictionary.to_pylist(), targets=target.dictionary.to_pylist(),
+        )  # fmt: skip
+
+    def journeys(self, since: int | None = None, until: int | None = None,
+                 stage: str | None = None) -> Journeys:  # fmt: skip
+        """The stays that overlap ``[since, until)`` (of ``stage`` only, if given), as seen at
+        ``until``: a stay that moved at or after ``until`` is still going then (no outcome),
+        one that started at or after it is not there yet."""
+        moved_at, target = self.moved_at, self.target
+        keep = np.ones(len(moved_at), dtype=bool)
+        if until is not None:
+            late = moved_at >= until  # NaN (still going) is never late
+            if late.any():
+                moved_at = np.where(late, np.nan, moved_at)
+                target = np.where(late, -1, target)
+            keep &= self.start < until
+        if since is not None:
+            keep &= ~(moved_at < since)  # still going, or moved within the period
+        if stage is not None:
+            keep &= self.stage == (self.stages.index(stage) if stage in self.stages else -2)
+        customer, start, code = self.customer, self.start, self.stage
+        if not keep.all():
+            customer, start, moved_at = customer[keep], start[keep], moved_at[keep]
+            code, target = code[keep], target[keep]
+        width = len(self.targets) + 1
+        codes = code * width + target + 1
         present = np.flatnonzero(np.bincount(codes, minlength=1))
         dense = np.zeros(int(codes.max()) + 1 if len(codes) else 1, dtype=np.int64)
         dense[present] = np.arange(len(present))
-        names, targets = stage.dictionary.to_pylist(), outcome.dictionary.to_pylist()
-        keys = [(names[k // width], targets[k % width - 1] if k % width else None)
+        keys = [(self.stages[k // width], self.targets[k % width - 1] if k % width else None)
                 for k in present.tolist()]  # fmt: skip
-        end = table.column("end_ts").to_numpy(zero_copy_only=False).astype(np.float64)
-        return cls(customer=customer[order], start=start[order], moved_at=end[order],
-                   group=dense[codes], keys=keys)  # fmt: skip
+        return Journeys(customer=customer, start=start, moved_at=moved_at, group=dense[codes],
+                        keys=keys)  # fmt: skip
 
 
 def _order(customer: Ints, ts: Ints) -> Ints:
@@ -180,20 +259,11 @@ def journey_slices(touches: Touchpoints, journeys: Journeys, lookback: int) -> S
     if not len(touches.ts):
         zero = np.zeros(len(end), dtype=np.int64)
         return Slices(end, zero, zero)
-    # one sorted key (customer rank, time offset): times are clipped into [first - 1,
-    # last + 1], so a window bound outside the touchpoints' span still sorts right
-    first, last = int(touches.ts.min()), int(touches.ts.max())
-    width = last - first + 3
-    if len(customers) * width >= 2**62:
-        raise ValueError("touchpoints span too long to index")
-
-    def key(rank: Ints, ts: Ints) -> Ints:
-        bounded: Ints = np.minimum(np.maximum(ts, first - 1), last + 1)
-        return rank * width + (bounded - (first - 1))
-
-    sorted_key = touches.rank * width + (touches.ts - (first - 1))  # within bounds already
-    lo = np.searchsorted(sorted_key, key(rank_j, end - lookback), side="left")
-    hi = np.searchsorted(sorted_key, key(rank_j, end), side="right")
+    # window bounds on the touchpoints' sorted key, clipped to their span
+    base = rank_j * touches.width - touches.origin
+    low, high = touches.origin, touches.origin + touches.width - 1
+    lo = np.searchsorted(touches.key, base + np.clip(end - lookback, low, high), side="left")
+    hi = np.searchsorted(touches.key, base + np.clip(end, low, high), side="right")
     hi = np.where(known, hi, lo)
     return Slices(end, lo.astype(np.int64), hi.astype(np.int64))
 

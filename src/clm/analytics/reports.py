@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from clm.analytics.attribution import attribution
+from clm.analytics.attribution import attribution, keep_attribution_inputs
 from clm.analytics.cohorts import cohorts, keep_activity_months
 from clm.analytics.economics import acquisition
 from clm.analytics.feedback import feedback
@@ -62,10 +62,12 @@ def report_name(name: str) -> str | None:
 
 def prepare_source(source: ReportSource) -> None:
     """Compute now the whole-log tables a DuckDB or Spark source keeps for its reports (the
-    cohorts' monthly activity, churn's purchases and scores), instead of in the first report
-    that reads them."""
+    cohorts' monthly activity, churn's purchases and scores, attribution's touchpoints by
+    channel and stays, sorted), instead of in the first report that reads them."""
     keep_activity_months(source)
     keep_first_purchases(source)  # and the retention events it is computed from
+    if source.snapshot:
+        keep_attribution_inputs(source)
 
 
 def run_on(source: ReportSource, name: str, query: ReportQuery, db: Database | None = None,

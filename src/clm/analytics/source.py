@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import ibis
 import ibis.expr.types as ir
@@ -50,6 +50,7 @@ from clm.store.engine import Database
 from clm.store.models import HealthSnapshot, LifecycleDefinition, StageTransition
 from clm.store.own_events import MODEL_EVENTS, OWN_CHANNEL
 
+T = TypeVar("T")
 NUMBER_PROPERTIES = ("score", "clv_12m", "p_alive", "revision")
 STRING_PROPERTIES = ("survey_type", "response_id")
 PROPERTIES = [*((k, "number") for k in NUMBER_PROPERTIES),
@@ -80,6 +81,7 @@ class ReportSource:
     health: ir.Table | None = None
     _bounds: tuple[int, int] | None = field(default=None, init=False)
     _derived: dict[str, ir.Table] = field(default_factory=dict, init=False)
+    _kept: dict[str, Any] = field(default_factory=dict, init=False)
 
     def run(self, expr: ir.Table) -> pa.Table:
         """Execute an expression on this source's engine and return Arrow."""
@@ -127,6 +129,23 @@ class ReportSource:
             with quiet_engines():  # caching runs the query now, with the engine's own warnings
                 self._derived[name] = build().cache()
         return self._derived[name]
+
+    @property
+    def snapshot(self) -> bool:
+        """True when the source reads a snapshot of the log (DuckDB, Spark: the export taken
+        when it was opened), so what is derived from it can be kept; False for a SQL source,
+        which reads the live tables."""
+        return self.engine != "sql"
+
+    def kept(self, name: str, build: Callable[[], T]) -> T:
+        """A value derived from the whole log in Python (arrays, not a table), computed once
+        and kept while a snapshot source is open; a SQL source computes it on every call."""
+        if not self.snapshot:
+            return build()
+        if name not in self._kept:
+            self._kept[name] = build()
+        value: T = self._kept[name]
+        return value
 
     def reuse(self, expr: ir.Table, join_key: str | None = None) -> ir.Table:
         """``expr`` computed once into a temporary table on DuckDB and Spark, where that saves

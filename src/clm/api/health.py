@@ -1,12 +1,16 @@
 """The health scorecard under ``/api/v1/health``: read it, preview an edit of its weights and
 thresholds (how many customers would change state), save the edit as a new version, and
-backtest it against the baselines and the scorecard it would replace."""
+backtest it against the baselines and the scorecard it would replace.
+
+The slow reads are background jobs (``clm.worker.jobs``): ``POST /backtest`` answers 202 with a
+job at once, and a preview that must first build every customer's features answers with the
+job that builds them; ``GET /jobs/{id}`` gives progress and, when done, the result."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from clm.accounts.audit import record_after
@@ -25,7 +29,11 @@ from clm.lifecycle.scorecard_edit import (
     preview_scorecard,
     save_scorecard,
     scorecard_public,
+    snapshot_ready,
+    warm_snapshot,
 )
+from clm.store.engine import Database
+from clm.worker.jobs import JobPublic, Progress, get_job, submit
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"], route_class=ClmRoute)
 
@@ -41,6 +49,13 @@ class ScorecardCheck(BaseModel):
     valid: bool
     errors: list[EditProblem] = []
     preview: ScorecardPreview | None = None
+    job: JobPublic | None = None  # a valid edit whose preview waits for this job to finish
+
+
+class BacktestJob(JobPublic):
+    """A backtest's job: when done, ``result`` is the report."""
+
+    result: BacktestReport | None  # type: ignore[assignment]  # narrowed for the docs
 
 
 class BacktestRequest(BaseModel):
@@ -79,15 +94,31 @@ def get_scorecard(db: DatabaseDep, key: Reader) -> ScorecardPublic:
 def check_scorecard(body: ScorecardEdit, db: DatabaseDep, key: Configurer) -> ScorecardCheck:
     """What an edit would change now (customers per state under each, and the moves), without
     storing it. An editor calls this as people type, so an edit with mistakes is an ordinary
-    answer (``valid: false`` with the problems ``PUT`` would give as a 422)."""
+    answer (``valid: false`` with the problems ``PUT`` would give as a 422). A valid edit whose
+    preview would first have to build every customer's features (seconds on a large workspace;
+    kept afterwards while no event arrives) gets ``preview: null`` and the ``job`` building
+    them, shared by every edit meanwhile: ask again when it is done."""
+    ws = workspace_id(key)
     try:
-        preview = preview_scorecard(db, workspace_id(key), body)
+        _, card, _ = get_definition(db, ws, "health")
+        edited_scorecard(card, body)
+        if not snapshot_ready(db, ws):
+            job = submit(db, ws, "health_snapshot", {}, lambda progress: _warm(db, ws, progress))
+            # Done in another server process (each keeps its own snapshot): build it here.
+            if job.status != "done":
+                return ScorecardCheck(valid=True, job=job)
+        preview = preview_scorecard(db, ws, body)
     except ValidationError as problem:
         errors = [EditProblem(loc=list(e.loc), message=e.message) for e in problem.errors]
         return ScorecardCheck(
             valid=False, errors=errors or [EditProblem(loc=[], message=problem.message)]
         )
     return ScorecardCheck(valid=True, preview=preview)
+
+
+def _warm(db: Database, ws: int, progress: Progress) -> dict[str, int]:
+    progress(0.0, "reading every customer's features")
+    return {"customers": warm_snapshot(db, ws)}
 
 
 @router.put("/scorecard")
@@ -103,20 +134,38 @@ def put_scorecard(body: ScorecardEdit, db: DatabaseDep, key: Configurer) -> Scor
     return scorecard_public(db, ws)
 
 
-@router.post("/backtest")
-def run_backtest(body: BacktestRequest, db: DatabaseDep, key: Configurer) -> BacktestReport:
-    """Did the score, computed at a past cutoff from the events before it, predict who lapsed
-    in the next ``horizon_days``, and did it beat recency, P(alive), frequency and random?
-    With an edit, the edited scorecard is ``health score`` and the active one is scored beside
-    it as ``active scorecard``. Takes seconds per cutoff on a large log."""
+@router.post("/backtest", status_code=status.HTTP_202_ACCEPTED)
+def run_backtest(body: BacktestRequest, db: DatabaseDep, key: Configurer) -> BacktestJob:
+    """Start a backtest and answer at once with its job (poll ``GET /jobs/{id}``; when done
+    its ``result`` is the report). Did the score, computed at a past cutoff from the events
+    before it, predict who lapsed in the next ``horizon_days``, and did it beat recency,
+    P(alive), frequency and random? With an edit, the edited scorecard is ``health score`` and
+    the active one is scored beside it as ``active scorecard``. Takes seconds per cutoff on a
+    large log; the same request while one runs (or within five minutes of its answer) gets the
+    same job."""
     ws = workspace_id(key)
     info, card, _ = get_definition(db, ws, "health")
     proposed = edited_scorecard(card, body.edit()) if body.edits() else card
-    report = backtest(
-        db, ws, horizon_days=body.horizon_days, step_months=body.step_months,
-        active_days=body.active_days, latest=body.cutoffs, card=proposed,
-        compare=card if body.edits() else None,
-    )  # fmt: skip
-    # Named by the stored version people see, not the YAML's own version field.
-    report.scorecard = f"{info.name} v{info.version}" + (", edited" if body.edits() else "")
-    return report
+    params = {"scorecard": info.id, **body.model_dump(mode="json")}
+
+    def work(progress: Progress) -> dict[str, object]:
+        progress(0.0, "reading the event log")
+        report = backtest(
+            db, ws, horizon_days=body.horizon_days, step_months=body.step_months,
+            active_days=body.active_days, latest=body.cutoffs, card=proposed,
+            compare=card if body.edits() else None,
+            on_cutoff=lambda done, total: progress(done / total, f"{done} of {total} cutoffs"),
+        )  # fmt: skip
+        # Named by the stored version people see, not the YAML's own version field.
+        report.scorecard = f"{info.name} v{info.version}" + (", edited" if body.edits() else "")
+        return report.model_dump(mode="json")
+
+    job = submit(db, ws, "health_backtest", params, work)
+    return BacktestJob.model_validate(job.model_dump())
+
+
+@router.get("/jobs/{job_id}")
+def health_job(job_id: int, db: DatabaseDep, key: Configurer) -> JobPublic:
+    """A backtest's or a preview's job: status, progress and, when done, the result (a
+    backtest's is its report, shaped as ``BacktestReport``); a failed job says why."""
+    return get_job(db, workspace_id(key), job_id)

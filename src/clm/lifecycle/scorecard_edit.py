@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import pyarrow as pa
@@ -197,6 +197,38 @@ def preview_scorecard(
     )
 
 
+def _snapshot_key(db: Database, workspace_id: int, definition_id: int) -> tuple[int, int, Any]:
+    with db.session() as session:
+        last = session.scalar(select(func.max(Event.id)).where(Event.workspace_id == workspace_id))
+    return (workspace_id, definition_id, last)
+
+
+def _kept_snapshot(
+    db: Database, workspace_id: int, key: tuple[int, int, Any]
+) -> tuple[datetime, pa.Table, np.ndarray] | None:
+    with _LOCK:
+        kept = db.extensions.get(_SNAPSHOTS, {}).get(workspace_id)
+    if kept and kept[0] == key and time.monotonic() - kept[1] < SNAPSHOT_SECONDS:
+        cached: tuple[datetime, pa.Table, np.ndarray] = kept[2]
+        return cached
+    return None
+
+
+def snapshot_ready(db: Database, workspace_id: int) -> bool:
+    """Whether a preview now would reuse the kept feature snapshot (a fraction of a second)
+    rather than build it (seconds on a large workspace: the page then asks for a job)."""
+    info, _, _ = get_definition(db, workspace_id, "health")
+    key = _snapshot_key(db, workspace_id, info.id)
+    return _kept_snapshot(db, workspace_id, key) is not None
+
+
+def warm_snapshot(db: Database, workspace_id: int) -> int:
+    """Build and keep the feature snapshot the previews read; returns its customer count."""
+    info, card, _ = get_definition(db, workspace_id, "health")
+    _, table, _ = _snapshot(db, workspace_id, info.id, card, None)
+    return int(table.num_rows)
+
+
 def _snapshot(
     db: Database,
     workspace_id: int,
@@ -206,14 +238,10 @@ def _snapshot(
 ) -> tuple[datetime, pa.Table, np.ndarray]:
     """The features and exit-stage flags of every customer as of ``at`` (default now: the
     cached ones while no event arrived and they are under ``SNAPSHOT_SECONDS`` old)."""
-    with db.session() as session:
-        last = session.scalar(select(func.max(Event.id)).where(Event.workspace_id == workspace_id))
-    key = (workspace_id, definition_id, last)
+    key = _snapshot_key(db, workspace_id, definition_id)
     if at is None:
-        with _LOCK:
-            kept = db.extensions.get(_SNAPSHOTS, {}).get(workspace_id)
-        if kept and kept[0] == key and time.monotonic() - kept[1] < SNAPSHOT_SECONDS:
-            cached: tuple[datetime, pa.Table, np.ndarray] = kept[2]
+        cached = _kept_snapshot(db, workspace_id, key)
+        if cached is not None:
             return cached
     when = at or datetime.now(UTC)
     now = int(when.timestamp())

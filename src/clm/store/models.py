@@ -945,6 +945,18 @@ class CustomerState(Base):
     )
 
 
+from sqlalchemy.sql import column as sql_column  # noqa: E402 - appended section of its own
+from sqlalchemy.sql import table as sql_table  # noqa: E402
+
+# The customer list's trigram search index on SQLite: an FTS5 table (not a model: Alembic and
+# the models know no virtual tables) over ``customer_states.search_text``, rowid = customer id,
+# kept by the triggers migration 0021 creates. PostgreSQL has no such table.
+SEARCH_INDEX = sql_table(
+    "customer_search", sql_column("rowid", BigInteger), sql_column("search_text", Text)
+)
+SQLITE_ONLY_TABLES = ("customer_search",)  # and FTS5's shadow tables, customer_search_*
+
+
 class EventCount(Base):
     """How many events of one type on one channel a workspace has, with their purchases and
     revenue and first and last times: the workspace's head counts without scanning the log.
@@ -990,3 +1002,28 @@ class OverviewReading(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "kind", "params", name="uq_overview_readings"),
     )
+
+
+class Job(Base):
+    """A slow read run in the background (a health backtest, a first preview): the page asks
+    for it, gets the id at once and polls this row for progress and the result. One row per
+    distinct request (``key``: a digest of its kind and parameters), so identical requests share
+    it; a rerun (after a failure, or once its answer is old) reuses the row."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(String(255))
+    result: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("workspace_id", "kind", "key", name="uq_jobs_request"),)

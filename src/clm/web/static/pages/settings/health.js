@@ -5,6 +5,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { html } from "../../lib/html.js";
 import { useApi, status } from "../../lib/hooks.js";
 import { api } from "../../lib/api.js";
+import { finished, progressText } from "../../lib/jobs.js";
 import { day, number, pct, thousands } from "../../lib/format.js";
 
 // An AUC to three places: two hide the differences people tune weights for.
@@ -105,6 +106,7 @@ export function Health() {
   const [horizon, setHorizon] = useState("90");
   const [cutoffs, setCutoffs] = useState("1");
   const [run, setRun] = useState({ state: "idle" });
+  const [warming, setWarming] = useState(null);
 
   useEffect(() => {
     setWeights({});
@@ -115,7 +117,21 @@ export function Health() {
   const local = localProblems(edit);
   const editing = changes(edit);
   const body = editing && !local.length ? JSON.stringify(edit) : null;
-  const check = useChecked(body, (text) => api("/health/scorecard/preview", { method: "POST", body: JSON.parse(text) }), 500);
+  // A first preview may wait for every customer's features (a job shared by every edit); once
+  // it is done the same edit is asked again and answered at once.
+  const check = useChecked(body, async (text) => {
+    const ask = () => api("/health/scorecard/preview", { method: "POST", body: JSON.parse(text) });
+    let answer = await ask();
+    for (let round = 0; answer.valid && answer.job && round < 3; round += 1) {
+      try {
+        await finished("/health/jobs", answer.job, setWarming);
+      } finally {
+        setWarming(null);
+      }
+      answer = await ask();
+    }
+    return answer;
+  }, 500);
   const answer = body && check.state === "ok" ? check.value : null;
   const remote = !body ? [] : check.state === "error" ? problems(check.error)
     : answer && !answer.valid ? problems({ errors: answer.errors }) : [];
@@ -140,10 +156,12 @@ export function Health() {
 
   async function backtest(event) {
     event.preventDefault();
-    setRun({ state: "running", started: Date.now() });
+    setRun({ state: "running", job: null });
     try {
       const request = { ...(editing && !local.length ? edit : {}), horizon_days: Number(horizon), cutoffs: Number(cutoffs) };
-      setRun({ state: "done", report: await api("/health/backtest", { method: "POST", body: request }), edited: editing });
+      const job = await api("/health/backtest", { method: "POST", body: request });
+      const report = await finished("/health/jobs", job, (seen) => setRun({ state: "running", job: seen }));
+      setRun({ state: "done", report, edited: editing });
     } catch (error) {
       setRun({ state: "error", text: problems(error).join("; ") });
     }
@@ -177,7 +195,8 @@ export function Health() {
           <button id="save-scorecard" type="submit" disabled=${!preview}>Save as new version</button>
           <button class="secondary" type="button" disabled=${!editing} onClick=${() => { setWeights({}); setThresholds({}); }}>Reset</button>
           <span id="scorecard-state" class="muted">${!editing ? "No changes." : found.length ? `${found.length} problem${found.length > 1 ? "s" : ""}.`
-            : check.state === "checking" ? "Checking… (the first check scores every customer)" : preview ? "Valid." : ""}</span>
+            : warming ? `Reading every customer's features (once): ${progressText(warming)}`
+            : check.state === "checking" ? "Checking…" : preview ? "Valid." : ""}</span>
         </div>
         <p id="scorecard-saved" role="status">${saved}</p>
       </form>
@@ -206,8 +225,11 @@ export function Health() {
         <button id="run-backtest" type="submit" disabled=${run.state === "running" || local.length > 0}>
           ${editing ? "Backtest this edit" : "Backtest the active scorecard"}</button>
       </form>
-      ${run.state === "running" ? html`<p id="backtest-running" class="muted" aria-busy="true" role="status">Backtesting ${cutoffs === "1" ? "the latest cutoff" : `the latest ${cutoffs} cutoffs`}…
-        each reads the whole log, so this can take a minute on a large workspace.</p>` : null}
+      ${run.state === "running" ? html`<div id="backtest-running" aria-busy="true" role="status">
+        <p class="muted">Backtesting ${cutoffs === "1" ? "the latest cutoff" : `the latest ${cutoffs} cutoffs`} in the background…
+          each reads the whole log, so this can take a minute on a large workspace.</p>
+        <p><progress id="backtest-progress" max="1" value=${run.job ? run.job.progress : 0} aria-label="backtest progress"></progress>
+          <span class="muted"> ${run.job ? progressText(run.job) : "starting"}</span></p></div>` : null}
       ${run.state === "error" ? html`<p class="error" role="alert">${run.text}</p>` : null}
       ${run.state === "done" ? html`<${Backtest} report=${run.report} />` : null}
     </div>
