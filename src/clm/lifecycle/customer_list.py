@@ -34,6 +34,7 @@ from clm.lifecycle.conditions import (
 )
 from clm.lifecycle.current_state import ensure_fresh
 from clm.lifecycle.health import STATE_LABELS
+from clm.lifecycle.health_explain import shown
 from clm.lifecycle.health_inputs import get_scorecard
 from clm.store.engine import Database
 from clm.store.models import SEARCH_INDEX, Customer, CustomerState, HealthScore
@@ -308,13 +309,9 @@ def _reasons(contributions: dict[str, Any] | None, labels: dict[str, str]) -> li
             losing.append((points - weight, factor, part.get("value"), points, weight))
     losing.sort()
     return [
-        f"{labels.get(f, f)}: {_shown(v)} (earns {p:.0f} of {w:.0f} points)"
+        f"{labels.get(f, f)}: {shown(v)} (earns {p:.0f} of {w:.0f} points)"
         for _, f, v, p, w in losing[:3]
     ]
-
-
-def _shown(value: Any) -> Any:
-    return f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else value
 
 
 def _row(raw: Any, labels: dict[str, str]) -> CustomerRow:
