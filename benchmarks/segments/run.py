@@ -126,7 +126,15 @@ def main() -> None:
         def get(path: str) -> None:
             client.get(path).raise_for_status()
 
-        rows.append(("list (5 segments with sizes)", _timed(lambda: get("/segments"), args.repeat)))
+        rows.append(
+            ("list (5 segments, recorded sizes)", _timed(lambda: get("/segments"), args.repeat))
+        )
+        rows.append(
+            (
+                "list (5 segments counted live, ?live=true)",
+                _timed(lambda: get("/segments?live=true"), args.repeat),
+            )
+        )
         for name, sid in ids.items():
             first = f"/segments/{sid}/members"
             recent = f"{first}?sort=last_seen&order=desc"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from clm.lifecycle import customer_list
 from clm.lifecycle.current_state import current_counts
 from clm.lifecycle.customer_list import CustomerQuery, SortKey, list_customers
 from clm.lifecycle.event_counts import workspace_stats
@@ -27,11 +28,29 @@ def calls(db: Database, ws: int) -> dict[str, Callable[[], Any]]:
     def page(**kw: Any) -> Callable[[], Any]:
         return lambda: list_customers(db, ws, CustomerQuery(**kw))
 
+    def scanned(q: str) -> Callable[[], Any]:
+        """The search as it was before the trigram index: a LIKE over every search text (the
+        path PostgreSQL and text under three characters take), for a before/after pair."""
+        found = customer_list.search_match
+
+        def call() -> Any:
+            customer_list.search_match = lambda _dialect, text: found("postgresql", text)
+            try:
+                return list_customers(db, ws, CustomerQuery(q=q))
+            finally:
+                customer_list.search_match = found
+
+        return call
+
     return {
         "workspace/stats": lambda: workspace_stats(db, ws),
         "lifecycle/counts (now)": lambda: current_counts(db, ws),
         "list, by id": page(),
         "list, search person1234": page(q="person1234"),
+        "list, search person1234 (LIKE scan)": scanned("person1234"),
+        "list, search 'son12'": page(q="son12"),
+        "list, search 'son12' (LIKE scan)": scanned("son12"),
+        "list, search 'n1' (LIKE: < 3 chars)": page(q="n1"),
         "list, stage=loyalty": page(stage=["loyalty"]),
         "list, at risk by CLV": page(
             health_state=["at_risk", "unhappy"], sort=SortKey.clv, order="desc"

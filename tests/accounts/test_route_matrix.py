@@ -83,6 +83,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     # saved segments: written by whoever edits playbooks (they trigger on segments)
     ("GET", "/api/v1/segments"): READ,
     ("POST", "/api/v1/segments"): MARKETING,
+    ("POST", "/api/v1/segments/preview"): MARKETING,
     ("GET", "/api/v1/segments/{segment_id}"): READ,
     ("PATCH", "/api/v1/segments/{segment_id}"): MARKETING,
     ("DELETE", "/api/v1/segments/{segment_id}"): MARKETING,

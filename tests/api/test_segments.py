@@ -122,3 +122,56 @@ def test_the_playbook_editor_says_when_a_trigger_names_no_saved_segment(
     renamed = httpx.patch(f"{url}/segments/{made.json()['id']}", json={"name": "Gone quiet"},
                           headers=mine)  # fmt: skip
     assert renamed.status_code == 409
+    # The page learns it up front: the segment names the playbooks that keep its name.
+    shown = httpx.get(f"{url}/segments/{made.json()['id']}", headers=mine).json()
+    assert shown["used_by"] == ["lapsing"]
+    # Its conditions may still change (the playbook names the segment, not its conditions).
+    narrower = [{"attr": "last_seen_days", "op": "gt", "value": 60}]
+    changed = httpx.patch(f"{url}/segments/{made.json()['id']}", json={"conditions": narrower},
+                          headers=mine)  # fmt: skip
+    assert changed.status_code == 200 and changed.json()["conditions"] == narrower
+
+
+def test_a_draft_of_conditions_is_previewed_with_its_size_or_its_field_errors(
+    live_server: LiveServer,
+) -> None:
+    workspace, _ = seed_shop(live_server.db)
+    url = f"{live_server.url}/api/v1/segments"
+    mine, reader = (
+        bearer(_key(live_server, workspace)),
+        bearer(_key(live_server, workspace, "read")),
+    )
+    draft = {"conditions": [{"attr": "revenue", "op": "gte", "value": 40}]}
+    assert httpx.post(f"{url}/preview", json=draft).status_code == 401
+    assert httpx.post(f"{url}/preview", json=draft, headers=reader).status_code == 403
+    # seed_shop's revenue: ann 30, bob 80, dora 45, cid none.
+    answer = httpx.post(f"{url}/preview", json=draft, headers=mine)
+    assert answer.status_code == 200
+    assert answer.json() == {"valid": True, "errors": [], "size": 2}
+    draft["conditions"].append({"attr": "purchases", "op": "gte", "value": 2})
+    assert httpx.post(f"{url}/preview", json=draft, headers=mine).json()["size"] == 1  # dora
+    assert httpx.post(f"{url}/preview", json={"conditions": []}, headers=mine).json()["size"] == 4
+    # Mistakes are an ordinary answer (typing fills no console), by condition index.
+    shape = {"conditions": [{"attr": "clv", "op": "gt", "value": 1},
+                            {"attr": "clv", "op": "like", "value": 1}]}  # fmt: skip
+    refused = httpx.post(f"{url}/preview", json=shape, headers=mine)
+    assert refused.status_code == 200
+    assert [e["loc"] for e in refused.json()["errors"]] == [["conditions", 1, "op"]]
+    assert refused.json()["valid"] is False and refused.json()["size"] is None
+    bad_day = {"attr": "last_seen_date", "op": "gte", "value": "2026-02-30"}
+    kind = {"conditions": [{"attr": "clv", "op": "gt", "value": "lots"}, bad_day]}
+    found = httpx.post(f"{url}/preview", json=kind, headers=mine).json()["errors"]
+    assert found == [
+        {"loc": ["conditions", 0], "message": "clv is compared with a number"},
+        {"loc": ["conditions", 1], "message": "last_seen_date is a date, YYYY-MM-DD"},
+    ]
+    stage = {"conditions": [{"attr": "stage", "op": "eq", "value": "nowhere"}]}
+    found = httpx.post(f"{url}/preview", json=stage, headers=mine).json()["errors"]
+    assert [e["loc"] for e in found] == [["conditions", 0]]
+    assert found[0]["message"].startswith("unknown stage 'nowhere'; one of: ")
+    # Saving the same mistakes is a 422 with the same locations.
+    made = httpx.post(url, json={"name": "Big", **draft}, headers=mine).json()
+    saved = httpx.patch(f"{url}/{made['id']}", json=kind, headers=mine)
+    assert saved.status_code == 422
+    assert [e["loc"] for e in saved.json()["errors"]] == [["conditions", 0], ["conditions", 1]]
+    assert httpx.get(f"{url}/{made['id']}", headers=mine).json()["used_by"] == []

@@ -155,7 +155,7 @@ class RetentionReport(Report):
             ReportTable(
                 name="retention",
                 title=f"Churn and retention per {self.granularity} "
-                      f"(churned = {', '.join(self.churn_stages) or 'no churn stage'})",
+                      f"(churned: entered {' or '.join(self.churn_stages) or 'no churn stage'})",
                 columns=["period", "active at start", "new", "churned", "churn rate",
                          "reactivated", "revenue", "NRR", "GRR"],
                 kinds=["text", "count", "count", "count", "share", "count", "money", "share",
@@ -310,7 +310,7 @@ class AttributionReport(Report):
         return [
             ReportTable(
                 name=f"{p.from_stage}-{p.to_stage}",
-                title=f"{p.from_stage} -> {p.to_stage}: {p.transitions:,} transitions of "
+                title=f"{p.from_stage} → {p.to_stage}: {p.transitions:,} transitions of "
                       f"{p.journeys:,} journeys ({self.dimension})",
                 columns=columns,
                 kinds=["text", *["number"] * 7, "count", "count", "share"],

@@ -204,9 +204,17 @@ def list_messages(
 
 
 @router.post("/surveys", status_code=201)
-def save_survey(body: SurveyDefinition, db: DatabaseDep, key: Marketer) -> SurveyPublic:
+def save_survey(
+    body: SurveyDefinition,
+    db: DatabaseDep,
+    key: Marketer,
+    create_only: Annotated[
+        bool, Query(description="refuse (409) a key in use instead of replacing that survey")
+    ] = False,
+) -> SurveyPublic:
+    """Create a survey, or replace the one with the same key (the definition's version)."""
     old = {s.key: s.definition for s in surveys.list_surveys(db, workspace_id(key))}
-    saved = surveys.save_survey(db, workspace_id(key), body)
+    saved = surveys.save_survey(db, workspace_id(key), body, create_only=create_only)
     record_after(
         db, key, "survey.save", f"survey:{saved.key}",
         before=old.get(saved.key), after=saved.definition,

@@ -16,7 +16,9 @@ from clm.api.deps import DatabaseDep, Marketer, Reader, workspace_id
 from clm.api.routing import ClmRoute
 from clm.lifecycle.customer_list import MAX_PER_PAGE, CustomerList, SortKey
 from clm.lifecycle.saved_segments import (
+    ConditionsDraft,
     SegmentCreate,
+    SegmentPreview,
     SegmentPublic,
     SegmentSizes,
     SegmentUpdate,
@@ -26,6 +28,7 @@ from clm.lifecycle.saved_segments import (
     list_segments,
     members,
     members_csv,
+    preview_conditions,
     sizes,
     update_segment,
 )
@@ -51,6 +54,14 @@ def post_segment(body: SegmentCreate, db: DatabaseDep, key: Marketer) -> Segment
     saved = create_segment(db, workspace_id(key), body, key.actor)
     record_after(db, key, "segment.create", f"segment:{saved.id}", after=_audited(saved))
     return saved
+
+
+@router.post("/preview")
+def post_preview(body: ConditionsDraft, db: DatabaseDep, key: Marketer) -> SegmentPreview:
+    """How many customers draft conditions would hold now, without saving them. An editor
+    calls this as people type, so a draft with mistakes is an ordinary answer (``valid:
+    false`` and the field errors saving would give as a 422), not an error status."""
+    return preview_conditions(db, workspace_id(key), body)
 
 
 @router.get("/{segment_id}")

@@ -34,9 +34,10 @@ from clm.lifecycle.conditions import (
 )
 from clm.lifecycle.current_state import ensure_fresh
 from clm.lifecycle.health import STATE_LABELS
+from clm.lifecycle.health_explain import shown
 from clm.lifecycle.health_inputs import get_scorecard
 from clm.store.engine import Database
-from clm.store.models import Customer, CustomerState, HealthScore
+from clm.store.models import SEARCH_INDEX, Customer, CustomerState, HealthScore
 
 MAX_PER_PAGE = 500
 EXPORT_LIMIT = 1_000_000
@@ -207,6 +208,21 @@ def _reads_customer(conditions: Sequence[Condition]) -> bool:
     return any(c.attr == "search" or c.attr.startswith("traits.") for c in conditions)
 
 
+def search_match(dialect: str, text: str) -> ColumnElement[bool]:
+    """Customers whose search text (user id, email, name; lower-cased) contains ``text``.
+
+    On SQLite, three characters or more are looked up in the trigram index ``customer_search``
+    (FTS5, kept by triggers on ``customer_states``, migration 0021): a phrase of trigrams is a
+    substring, found without reading every row (a ``LIKE '%text%'`` scans all 100,000 at
+    100k customers). Shorter text, and PostgreSQL, use the ``LIKE``."""
+    needle = text.lower()
+    if dialect != "sqlite" or len(needle) < 3:
+        return State.search_text.contains(needle, autoescape=True)
+    phrase = '"' + needle.replace('"', '""') + '"'
+    hits = select(SEARCH_INDEX.c.rowid).where(SEARCH_INDEX.c.search_text.op("MATCH")(phrase))
+    return State.customer_id.in_(hits)
+
+
 def customer_filter(
     db: Database, workspace_id: int, query: CustomerQuery, now: int,
     conditions: Sequence[Condition] = (), extra: Sequence[ColumnElement[bool]] = (),
@@ -221,7 +237,7 @@ def customer_filter(
         statement = statement.join(Customer, Customer.id == State.customer_id)
     if query.q:
         text = query.q.strip()
-        match = State.search_text.contains(text.lower(), autoescape=True)
+        match = search_match(db.engine.dialect.name, text)
         if text.isdigit() and int(text) < 2**63:
             match = or_(match, State.customer_id == int(text))
         statement = statement.where(match)
@@ -293,13 +309,9 @@ def _reasons(contributions: dict[str, Any] | None, labels: dict[str, str]) -> li
             losing.append((points - weight, factor, part.get("value"), points, weight))
     losing.sort()
     return [
-        f"{labels.get(f, f)}: {_shown(v)} (earns {p:.0f} of {w:.0f} points)"
+        f"{labels.get(f, f)}: {shown(v)} (earns {p:.0f} of {w:.0f} points)"
         for _, f, v, p, w in losing[:3]
     ]
-
-
-def _shown(value: Any) -> Any:
-    return f"{value:,.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else value
 
 
 def _row(raw: Any, labels: dict[str, str]) -> CustomerRow:

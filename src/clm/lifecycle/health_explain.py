@@ -85,11 +85,14 @@ def sentiment_known(card: CompiledScorecard, parts: dict[str, Any]) -> bool:
 
 
 def shown(value: Any) -> str:
-    """A factor's value for people: 2.5, 3, yes/no."""
+    """A factor's value for people: 2.5, 3, 161 (days), 1,234, yes/no: two decimals below 10,
+    one below 100, none above (546.4 days or 160.86 days read as noise)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:,.2f}".rstrip("0").rstrip(".")
+        places = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+        text = f"{value:,.{places}f}"
+        return text.rstrip("0").rstrip(".") if places else text
     return str(value)
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ValidationError as PydanticError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -94,6 +95,31 @@ class SegmentPublic(BaseModel):
     backfilled: bool = Field(
         description="days before the save worked out from the stage and health history"
     )
+    used_by: list[str] = Field(
+        [], description="active or paused playbooks triggering on it: it keeps its name"
+    )
+
+
+class ConditionsDraft(BaseModel):
+    """Conditions being edited, checked as they are typed (each may still be malformed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conditions: Annotated[list[dict[str, Any]], Field(max_length=50)]
+
+
+class DraftProblem(BaseModel):
+    loc: list[str | int]
+    message: str
+
+
+class SegmentPreview(BaseModel):
+    """What the draft would hold now: ``valid: false`` and the problems saving would give
+    as a 422, else the number of members."""
+
+    valid: bool
+    errors: list[DraftProblem] = []
+    size: int | None = None
 
 
 class SizePoint(BaseModel):
@@ -138,15 +164,19 @@ def _public(
     row: Segment,
     size: int | None = None,
     size_as_of: date | None = None,
+    used_by: list[str] | None = None,
 ) -> SegmentPublic:
     conditions = [Condition.model_validate(c) for c in row.conditions]
     if size is None:
         size, size_as_of = count_members(db, workspace_id, conditions), None
+    if used_by is None:
+        with db.session() as session:
+            used_by = playbooks_using(session, workspace_id, row.name)
     return SegmentPublic(
         id=row.id, name=row.name, description=row.description, conditions=conditions,
         created_by=row.created_by, created_at=row.created_at, updated_at=row.updated_at,
         size=size, size_as_of=size_as_of, history_from=row.history_from,
-        backfilled=row.backfilled,
+        backfilled=row.backfilled, used_by=used_by,
     )  # fmt: skip
 
 
@@ -157,6 +187,29 @@ def count_members(
         db, workspace_id, CustomerQuery(per_page=1), now=now, conditions=conditions
     )
     return page.total
+
+
+def preview_conditions(db: Database, workspace_id: int, draft: ConditionsDraft) -> SegmentPreview:
+    """The members a draft of conditions would have now, or why it cannot be saved: the
+    same checks as saving, by condition index (``["conditions", 2, "op"]``)."""
+    problems: list[DraftProblem] = []
+    conditions: list[Condition] = []
+    for index, raw in enumerate(draft.conditions):
+        try:
+            conditions.append(Condition.model_validate(raw))
+        except PydanticError as exc:
+            problems += [
+                DraftProblem(loc=["conditions", index, *e["loc"]], message=e["msg"])
+                for e in exc.errors()
+            ]
+    if not problems:
+        try:
+            check_conditions(db, workspace_id, conditions)
+        except ValidationError as invalid:
+            problems = [DraftProblem(loc=list(e.loc), message=e.message) for e in invalid.errors]
+    if problems:
+        return SegmentPreview(valid=False, errors=problems)
+    return SegmentPreview(valid=True, size=count_members(db, workspace_id, conditions))
 
 
 def _get(session: Session, workspace_id: int, segment_id: int) -> Segment:
@@ -182,7 +235,12 @@ def list_segments(db: Database, workspace_id: int, *, live: bool = False) -> lis
             select(Segment).where(Segment.workspace_id == workspace_id).order_by(Segment.name)
         ).all()
         recorded = {} if live else _latest_sizes(session, [row.id for row in rows])
-    return [_public(db, workspace_id, row, *recorded.get(row.id, (None, None))) for row in rows]
+        triggers = segment_triggers(session, workspace_id)
+    found = []
+    for row in rows:
+        size, day = recorded.get(row.id, (None, None))
+        found.append(_public(db, workspace_id, row, size, day, triggers.get(row.name, [])))
+    return found
 
 
 def _latest_sizes(session: Session, segment_ids: list[int]) -> dict[int, tuple[int, date]]:
@@ -300,21 +358,26 @@ def delete_segment(db: Database, workspace_id: int, segment_id: int) -> SegmentP
     return before
 
 
-def playbooks_using(session: Session, workspace_id: int, name: str) -> list[str]:
-    """Active or paused playbooks whose trigger is entering the segment called ``name``."""
+def segment_triggers(session: Session, workspace_id: int) -> dict[str, list[str]]:
+    """Segment name -> the active or paused playbooks whose trigger is entering it (one read
+    for a whole list of segments)."""
     rows = session.execute(
         select(EngagePlaybook.name, EngagePlaybook.definition).where(
             EngagePlaybook.workspace_id == workspace_id,
             EngagePlaybook.status.in_(("active", "paused")),
         )
     ).all()
-    found = {
-        book
-        for book, definition in rows
-        if isinstance(trigger := (definition or {}).get("trigger"), dict)
-        and trigger.get("segment") == name
-    }
-    return sorted(found)
+    found: dict[str, set[str]] = {}
+    for book, definition in rows:
+        trigger = (definition or {}).get("trigger")
+        if isinstance(trigger, dict) and isinstance(trigger.get("segment"), str):
+            found.setdefault(trigger["segment"], set()).add(book)
+    return {name: sorted(books) for name, books in found.items()}
+
+
+def playbooks_using(session: Session, workspace_id: int, name: str) -> list[str]:
+    """Active or paused playbooks whose trigger is entering the segment called ``name``."""
+    return segment_triggers(session, workspace_id).get(name, [])
 
 
 def _refuse_if_used(session: Session, workspace_id: int, name: str, verb: str) -> None:

@@ -945,6 +945,18 @@ class CustomerState(Base):
     )
 
 
+from sqlalchemy.sql import column as sql_column  # noqa: E402 - appended section of its own
+from sqlalchemy.sql import table as sql_table  # noqa: E402
+
+# The customer list's trigram search index on SQLite: an FTS5 table (not a model: Alembic and
+# the models know no virtual tables) over ``customer_states.search_text``, rowid = customer id,
+# kept by the triggers migration 0021 creates. PostgreSQL has no such table.
+SEARCH_INDEX = sql_table(
+    "customer_search", sql_column("rowid", BigInteger), sql_column("search_text", Text)
+)
+SQLITE_ONLY_TABLES = ("customer_search",)  # and FTS5's shadow tables, customer_search_*
+
+
 class EventCount(Base):
     """How many events of one type on one channel a workspace has, with their purchases and
     revenue and first and last times: the workspace's head counts without scanning the log.

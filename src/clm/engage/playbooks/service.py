@@ -211,7 +211,7 @@ def playbook_report(db: Database, workspace_id: int, name: str) -> PlaybookRepor
             raise NotFound(f"No playbook {name!r}")
         goal = PlaybookDefinition.model_validate(current.definition).goal
         stage_model = get_stage_model(db, workspace_id)[0].id if goal and goal.stage else None
-        hit = _goal_reached(workspace_id, goal, stage_model)
+        hit = _goal_reached(goal, stage_model)
         groups = session.execute(
             select(
                 EngageJourney.arm,
@@ -260,7 +260,7 @@ def playbook_report(db: Database, workspace_id: int, name: str) -> PlaybookRepor
     )
 
 
-def _goal_reached(workspace_id: int, goal: Goal | None, stage_model: int | None) -> Any:
+def _goal_reached(goal: Goal | None, stage_model: int | None) -> Any:
     """1 when the journey's customer reached ``goal`` within its window of enrolment, else 0."""
     if goal is None:
         return literal(0)
@@ -278,9 +278,10 @@ def _goal_reached(workspace_id: int, goal: Goal | None, stage_model: int | None)
             select(literal(1))
             .select_from(Identity)
             .join(Event, Event.identity_id == Identity.id)
+            # No workspace test on the events: the journey's customer is the workspace's, and so
+            # are its identities and their events; without it the probe reads the index alone.
             .where(
                 Identity.customer_id == EngageJourney.customer_id,
-                Event.workspace_id == workspace_id,
                 Event.name == goal.event,
                 Event.ts.between(start, end),
             )

@@ -15,6 +15,10 @@ export const thousands = (value) => (missing(value) ? DASH : integer.format(valu
 export const number = (value) => (missing(value) ? DASH : decimal.format(value));
 export const pct = (ratio) => (missing(ratio) ? DASH : percent.format(ratio));
 export const short = (value) => (missing(value) ? DASH : compact.format(value));
+// A health score (0-100) is read as a whole number: 16, not 15.52 (-0 is 0).
+export const score = (value) => (missing(value) ? DASH : integer.format(Math.round(value) || 0));
+const signed = new Intl.NumberFormat(locale, { maximumFractionDigits: 0, signDisplay: "exceptZero" });
+export const scoreChange = (value) => (missing(value) ? DASH : signed.format(Math.round(value) || 0));
 
 const currencies = new Map();
 export function money(value, currency = "USD") {
@@ -34,5 +38,8 @@ export function asOf(at) {
   if (Number.isNaN(when) || Math.abs(Date.now() - when) < 5 * 60 * 1000) return "now";
   return `as of ${new Date(when).toISOString().slice(0, 10)}`;
 }
+
+// A customer as lists name them: name, else email, else their id in your systems.
+export const customerName = (c) => c.name || c.email || c.user_id || `#${c.id}`;
 
 export const label = (name) => (name ? String(name).replaceAll("_", " ") : DASH);

@@ -1,7 +1,7 @@
 // A report table as the API lays it out ({title, columns, rows, kinds}), with CSV export
 // built from the same rows: what you see is what you download.
 import { html } from "./html.js";
-import { number, pct, thousands } from "./format.js";
+import { money, number, pct, thousands } from "./format.js";
 
 const NUMERIC = new Set(["count", "number", "money", "share", "percent", "days"]);
 
@@ -10,6 +10,7 @@ function cell(value, kind) {
   if (typeof value !== "number") return String(value);
   if (kind === "share") return pct(value);
   if (kind === "percent") return `${number(value)}%`;
+  if (kind === "money") return money(value); // whole units on screen; the CSV keeps cents
   if (kind === "count" || Number.isInteger(value)) return thousands(value);
   return number(value);
 }

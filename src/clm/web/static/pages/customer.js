@@ -2,10 +2,10 @@
 // reasons, predictions), what happened (timeline, CLM's own events told in words), notes.
 import { useMemo, useState } from "preact/hooks";
 import { html } from "../lib/html.js";
-import { api } from "../lib/api.js";
+import { api, usingKey } from "../lib/api.js";
 import { Chart } from "../lib/chart.js";
 import { useApi, status } from "../lib/hooks.js";
-import { asOf, day, label, minute, money, number, pct, thousands } from "../lib/format.js";
+import { asOf, day, label, minute, money, number, pct, score, thousands } from "../lib/format.js";
 import { EngagementPanels } from "./customer_engagement.js";
 
 const STATE = { happy: "happy and stable", at_risk: "happy but at risk", unhappy: "unhappy" };
@@ -23,8 +23,8 @@ function healthSentence(p, change) {
   const from = p.from_state ? `${before} → ` : "";
   const to = change?.state_label || STATE[p.to_state] || p.to_state;
   const scores = change && change.from_score !== null && change.from_score !== undefined
-    ? `Health ${number(Math.round(change.from_score))} → ${number(Math.round(change.score))}`
-    : `Health${p.score !== undefined && p.score !== null ? ` ${number(Math.round(p.score))}` : ""}`;
+    ? `Health ${score(change.from_score)} → ${score(change.score)}`
+    : `Health${p.score !== undefined && p.score !== null ? ` ${score(p.score)}` : ""}`;
   const why = change?.drivers?.length ? `: ${change.drivers.join("; ")}` : "";
   return `${scores} (${from}${to})${why}`;
 }
@@ -64,7 +64,7 @@ function Health({ health }) {
   // Each factor can earn up to its weight in points; the bar shows how much of it it earns.
   const max = Math.max(1, ...health.factors.map((f) => f.weight));
   return html`<div id="health-detail">
-    <p><span class=${`pill ${health.state}`}>${health.state_label}</span> score <strong id="health-score">${number(health.score)}</strong> of 100 <span class="muted">${asOf(health.at)}</span></p>
+    <p><span class=${`pill ${health.state}`}>${health.state_label}</span> score <strong id="health-score">${score(health.score)}</strong> of 100 <span class="muted">${asOf(health.at)}</span></p>
     ${!health.sentiment_known && html`<p id="health-no-feedback" class="muted">No survey answer, rating or ticket yet: the state says how likely they are to stay, not whether they are happy.</p>`}
     ${health.reasons.length > 0 && html`<h3>Why</h3><ul id="health-reasons">${health.reasons.map((r) => html`<li>${r}</li>`)}</ul>`}
     ${health.next_action && html`<p><strong>Suggested action:</strong> ${health.next_action}</p>`}
@@ -86,7 +86,7 @@ function HealthTrend({ history, health }) {
       grid: { left: 36, right: 12, top: 12, bottom: 28 },
       tooltip: { trigger: "axis", valueFormatter: (v) => number(v) },
       xAxis: { type: "time", axisLabel: { hideOverlap: true } },
-      yAxis: { type: "value", min: 0, max: 100, splitNumber: 4 },
+      yAxis: { type: "value", min: 0, max: 100, interval: 25 },
       series: [{ type: "line", step: "end", name: "health", data: points, symbolSize: 5, areaStyle: { opacity: 0.08 } }],
     };
   }, [history, health]);
@@ -98,7 +98,7 @@ function HealthChanges({ history }) {
   const moved = history.filter((h) => h.from_score !== null).slice(-5).reverse();
   if (!moved.length) return null;
   return html`<ul id="health-changes" class="plain">${moved.map((h) => html`<li><span class="muted">${day(h.at)}</span>${" "}
-    ${number(Math.round(h.from_score))} → <strong>${number(Math.round(h.score))}</strong>${" "}${h.state !== h.from_state ? html`<span class=${`pill ${h.state}`}>${h.state_label}</span>` : ""}
+    ${score(h.from_score)} → <strong>${score(h.score)}</strong>${" "}${h.state !== h.from_state ? html`<span class=${`pill ${h.state}`}>${h.state_label}</span>` : ""}
     ${h.drivers.length ? html`<br /><span class="muted">${h.drivers.join("; ")}</span>` : ""}</li>`)}</ul>`;
 }
 
@@ -157,6 +157,8 @@ function Timeline({ id, changes }) {
 
 function Notes({ id }) {
   const notes = useApi(`/customers/${id}/notes`);
+  // A signed-in person writes as themselves; a key holder says who they are.
+  const me = useApi(usingKey() ? null : "/auth/session").data;
   const [error, setError] = useState("");
   async function add(event) {
     event.preventDefault();
@@ -178,7 +180,7 @@ function Notes({ id }) {
     <form id="note-form" class="toolbar" onSubmit=${add}>
       <label>Note <textarea name="text" rows="2" cols="30" required></textarea></label>
       <label>Rating <select name="rating"><option value="">none</option>${[5, 4, 3, 2, 1].map((n) => html`<option value=${n}>${n}</option>`)}</select></label>
-      <label>Author <input name="author" required value="me" /></label>
+      <label>Author <input name="author" required key=${me?.email || ""} defaultValue=${me?.email || "me"} /></label>
       <button type="submit">Add note</button>
     </form>
     <p class="error" role="alert">${error}</p>

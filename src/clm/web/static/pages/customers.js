@@ -3,7 +3,7 @@
 import { html } from "../lib/html.js";
 import { download, query } from "../lib/api.js";
 import { useApi, status } from "../lib/hooks.js";
-import { day, label, money, number, pct, thousands } from "../lib/format.js";
+import { customerName, day, label, money, pct, score, thousands } from "../lib/format.js";
 import { navigate as go } from "../lib/router.js";
 import { SaveSegment } from "./segments.js";
 import { FilterChips, RangeForm, rangesOf } from "./customer-filters.js";
@@ -71,9 +71,9 @@ export function Customers({ params }) {
       <thead><tr>${COLUMNS.map((c) => html`<th class=${c.num ? "num" : ""} aria-sort=${c.sort && view.sort === c.sort ? (view.order === "desc" ? "descending" : "ascending") : undefined}>
         ${c.sort ? html`<button type="button" class="sort" onClick=${() => sortBy(c.sort)}>${c.title}${view.sort === c.sort ? (view.order === "desc" ? " ↓" : " ↑") : ""}</button>` : c.title}</th>`)}</tr></thead>
       <tbody>${data.items.map((c) => html`<tr>
-        <td><a href=${`/customers/${c.id}`}>${c.name || c.email || c.user_id || `#${c.id}`}</a><br /><span class="muted">#${c.id}${c.email && (c.name || c.user_id) ? ` · ${c.email}` : ""}</span></td>
+        <td><a href=${`/customers/${c.id}`}>${customerName(c)}</a><br /><span class="muted">${[`#${c.id}`, ...[c.user_id, c.email].filter((v) => v && v !== customerName(c))].join(" · ")}</span></td>
         <td>${c.stage ? html`<span class="pill">${label(c.stage)}</span>` : "–"}</td>
-        <td>${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${number(c.health_score)}` : "–"}</td>
+        <td>${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${score(c.health_score)}` : "–"}</td>
         <td class="num">${pct(c.p_alive)}</td>
         <td class="num">${money(c.clv)}</td>
         <td>${day(c.last_seen_at)}</td>

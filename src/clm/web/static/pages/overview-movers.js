@@ -2,7 +2,7 @@
 // customer links to their 360.
 import { html } from "../lib/html.js";
 import { useApi, status } from "../lib/hooks.js";
-import { day, label, number, thousands } from "../lib/format.js";
+import { day, label, score, scoreChange, thousands } from "../lib/format.js";
 
 const name = (c) => c.name || c.email || c.user_id || `#${c.customer_id}`;
 const ARROW = { up: "↑", down: "↓", new: "+" };
@@ -14,7 +14,7 @@ function HealthFalls({ rows }) {
     <tbody>${rows.map((m) => html`<tr>
       <td class="who"><a href=${`/customers/${m.customer_id}`}>${name(m)}</a><br />
         <span class=${m.state_now === m.state_before ? "muted" : "bad"}>${m.state_now === m.state_before ? m.state_now : `${m.state_before} → ${m.state_now}`}</span></td>
-      <td class="num"><span class="bad">${number(m.change)}</span><br /><span class="muted">${number(m.score_before)} → ${number(m.score_now)}</span></td>
+      <td class="num"><span class="bad">${scoreChange(m.change)}</span><br /><span class="muted">${score(m.score_before)} → ${score(m.score_now)}</span></td>
     </tr>`)}</tbody></table></div>`;
 }
 

@@ -4,7 +4,7 @@ import { html } from "../lib/html.js";
 import { useApi, status } from "../lib/hooks.js";
 import { query } from "../lib/api.js";
 import { navigate } from "../lib/router.js";
-import { day, label } from "../lib/format.js";
+import { day, label, thousands } from "../lib/format.js";
 import { Chart } from "../lib/chart.js";
 import { DataTable } from "../lib/table.js";
 
@@ -40,6 +40,36 @@ function funnelSteps(r) {
   return [...r.steps.map((s) => ({ name: s.from_stage, value: s.entered })), { name: last.to_stage, value: last.converted }];
 }
 
+const PALETTE = ["#8c96a8", "#9ab4e8", "#5b8def", "#2456c7", "#2f9e8f", "#1a7f37", "#d9534f", "#7a5cc7", "#c77a2b"];
+
+// The transitions as a Sankey from the stage left (left column) to the stage entered (right).
+// Not one node per stage: customers come back (churned → retention → churned), and a Sankey
+// must not loop, so each stage is drawn once as a source and once as a target.
+function sankey(r) {
+  const stageOf = (node) => node.slice(node.indexOf(":") + 1);
+  const used = (side, name) => r.flow.some((l) => (side === "from" ? l.source : l.target) === name);
+  // A stage has one colour on both sides.
+  const colour = (name) => PALETTE[r.flow_nodes.indexOf(name) % PALETTE.length];
+  const nodes = ["from", "to"].flatMap((side, depth) => r.flow_nodes.filter((name) => used(side, name))
+    .map((name) => ({ name: `${side}:${name}`, depth, itemStyle: { color: colour(name) } })));
+  return {
+    tooltip: { trigger: "item", formatter: (p) => (p.dataType === "edge"
+      ? `${label(stageOf(p.data.source))} → ${label(stageOf(p.data.target))}: ${thousands(p.data.value)}`
+      : `${label(stageOf(p.name))}: ${thousands(p.value)}`) },
+    series: [{ type: "sankey", emphasis: { focus: "adjacency" }, nodeGap: 10, left: 8, right: 90,
+      label: { formatter: (p) => label(stageOf(p.name)) }, lineStyle: { color: "source", opacity: 0.35 },
+      data: nodes,
+      links: r.flow.map((l) => ({ source: `from:${l.source}`, target: `to:${l.target}`, value: l.value })) }],
+  };
+}
+
+// The four transitions with the most moves that some channel other than none led to: a
+// transition every model credits wholly to "(direct)" has nothing to compare (its table says it).
+function chartedPairs(pairs) {
+  const told = pairs.filter((p) => p.channels.some((c) => c.value !== "(direct)" && c.first_touch > 0));
+  return [...(told.length ? told : pairs)].sort((a, b) => b.transitions - a.transitions).slice(0, 4);
+}
+
 // The chart of each report, from its JSON (see clm.analytics.schemas).
 const CHARTS = {
   funnel: (r) => [
@@ -49,12 +79,7 @@ const CHARTS = {
         label: { formatter: (p) => `${label(p.name)}: ${p.value.toLocaleString()}` },
         data: funnelSteps(r) }],
     } },
-    r.flow.length ? { id: "chart-sankey", title: "All transitions in the period", option: {
-      tooltip: { trigger: "item" },
-      series: [{ type: "sankey", emphasis: { focus: "adjacency" }, nodeGap: 14,
-        data: r.flow_nodes.filter((name) => r.flow.some((l) => l.source === name || l.target === name)).map((name) => ({ name })),
-        links: r.flow.map((l) => ({ source: l.source, target: l.target, value: l.value })) }],
-    } } : null,
+    r.flow.length ? { id: "chart-sankey", title: "All transitions in the period (from → to)", option: sankey(r) } : null,
   ],
   churn_retention: (r) => [{ id: "chart-retention", title: "Churn and revenue retention", option: {
     tooltip, legend: { top: 0 }, grid: { top: 50, containLabel: true }, xAxis: axisOf(r.periods.map((p) => p.period)), yAxis: percentAxis,
@@ -88,9 +113,10 @@ const CHARTS = {
         data: r.grid.map((c) => [String(c.recency), String(c.frequency_monetary), c.customers]) }],
     } }];
   },
-  attribution: (r) => r.pairs.slice(0, 4).map((pair, i) => ({ id: `chart-attribution-${i}`, title: `${label(pair.from_stage)} → ${label(pair.to_stage)}`, option: {
+  attribution: (r) => chartedPairs(r.pairs).map((pair, i) => ({ id: `chart-attribution-${i}`, title: `${label(pair.from_stage)} → ${label(pair.to_stage)}: ${thousands(pair.transitions)} transitions`, option: {
     tooltip, legend: { top: 0 }, grid: { top: 80, bottom: 30, containLabel: true },
-    xAxis: axisOf(pair.channels.map((c) => c.value)), yAxis: { type: "value", name: "transitions credited" },
+    xAxis: { ...axisOf(pair.channels.map((c) => c.value)), axisLabel: { interval: 0, rotate: pair.channels.length > 4 ? 30 : 0, formatter: label } },
+    yAxis: { type: "value", name: "transitions credited" },
     series: MODELS.filter((m) => m !== "shapley" || pair.shapley_available).map((m) => ({
       name: label(m), type: "bar", data: pair.channels.map((c) => c[m]) })),
   } })),

@@ -6,9 +6,10 @@ import { html } from "../lib/html.js";
 import { api, download, query } from "../lib/api.js";
 import { useApi, status } from "../lib/hooks.js";
 import { Chart } from "../lib/chart.js";
-import { day, label, money, number, pct, thousands } from "../lib/format.js";
+import { customerName, day, label, money, number, pct, score, thousands } from "../lib/format.js";
 import { navigate as go } from "../lib/router.js";
 import { rangeConditions } from "./customer-filters.js";
+import { SegmentEditor } from "./segment-editor.js";
 
 const HEALTH = { happy: "happy and stable", at_risk: "happy but at risk", unhappy: "unhappy" };
 const NUMBERS = { health_score: "health score", p_alive: "P(alive)", clv: "CLV (12 mo)", revenue: "revenue", purchases: "purchases" };
@@ -188,7 +189,16 @@ function SegmentPage({ id, params }) {
   const sizes = useApi(`/segments/${id}/sizes`);
   const list = useApi(`/segments/${id}/members${query(view)}`);
   const [error, setError] = useState(null);
+  const editing = params.get("edit") === "1";
   const at = (change) => go(`/segments/${id}${query({ ...view, per_page: undefined, ...change })}`);
+  const edited = (saved) => {
+    if (saved) {
+      segment.reload();
+      sizes.reload();
+      list.reload();
+    }
+    at({ edit: undefined });
+  };
   const sortBy = (key) => at({ sort: key, order: view.sort === key && view.order === "desc" ? "asc" : "desc", page: 1 });
   const remove = async () => {
     if (!confirm(`Delete segment “${segment.data.name}”?`)) return;
@@ -219,8 +229,9 @@ function SegmentPage({ id, params }) {
     <p><a href="/segments">← Segments</a></p>
     <h1 id="segment-name-title">${s.name}</h1>
     ${s.description ? html`<p>${s.description}</p>` : null}
+    ${editing ? html`<${SegmentEditor} key=${s.updated_at} segment=${s} onDone=${edited} />` : null}
     <div class="panels">
-      <div class="panel">
+      ${editing ? null : html`<div class="panel">
         <h2>Conditions</h2>
         <${Conditions} conditions=${s.conditions} />
         <dl class="facts small">
@@ -229,11 +240,14 @@ function SegmentPage({ id, params }) {
           <dt>Use it</dt><dd>playbook trigger <code>segment: ${s.name}</code>; report filter <code>saved_segment</code></dd>
         </dl>
         <div class="toolbar" style="margin-top:.75rem">
+          <button type="button" id="edit-segment" onClick=${() => at({ edit: 1 })}>Edit conditions</button>
           <a class="button secondary" href=${`/reports?saved_segment=${encodeURIComponent(s.name)}`}>Reports for this segment</a>
-          <button type="button" class="secondary" id="delete-segment" onClick=${remove}>Delete</button>
+          <button type="button" class="secondary" id="delete-segment" disabled=${s.used_by.length > 0}
+            title=${s.used_by.length ? `Playbook ${s.used_by.join(", ")} triggers on it` : "Delete this segment"} onClick=${remove}>Delete</button>
         </div>
+        ${s.used_by.length ? html`<p class="muted small" id="segment-used-by">Playbook ${s.used_by.join(", ")} triggers on it: it keeps its name and cannot be deleted while that playbook is active or paused.</p>` : null}
         ${problems(error)}
-      </div>
+      </div>`}
       <div class="panel">
         <h2>Size over time</h2>
         ${status(sizes)}
@@ -250,9 +264,9 @@ function SegmentPage({ id, params }) {
       <thead><tr>${COLUMNS.map((c) => html`<th class=${c.num ? "num" : ""} aria-sort=${view.sort === c.sort ? (view.order === "desc" ? "descending" : "ascending") : undefined}>
         <button type="button" class="sort" onClick=${() => sortBy(c.sort)}>${c.title}${view.sort === c.sort ? (view.order === "desc" ? " ↓" : " ↑") : ""}</button></th>`)}</tr></thead>
       <tbody>${data.items.map((c) => html`<tr>
-        <td><a href=${`/customers/${c.id}`}>${c.name || c.email || c.user_id || `#${c.id}`}</a><br /><span class="muted">#${c.id}</span></td>
+        <td><a href=${`/customers/${c.id}`}>${customerName(c)}</a><br /><span class="muted">#${c.id}</span></td>
         <td>${c.stage ? html`<span class="pill">${label(c.stage)}</span>` : "–"}</td>
-        <td>${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${number(c.health_score)}` : "–"}</td>
+        <td>${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${score(c.health_score)}` : "–"}</td>
         <td class="num">${pct(c.p_alive)}</td>
         <td class="num">${money(c.clv)}</td>
         <td>${day(c.last_seen_at)}</td>

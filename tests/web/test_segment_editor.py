@@ -1,0 +1,154 @@
+"""Editing a segment's conditions in Debian's Chromium, by keyboard: rows of field, operator
+and value; the member count previewed as you type (a mistake shown at its row without a
+console error); saving changes the members to what ``seed_shop`` says they are; a save the
+API refuses shows its 422 at the row; a segment a playbook triggers on cannot be renamed or
+deleted, and the page says why. Screenshots at 1280 and 400 px."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from clm.accounts import Role
+from clm.lifecycle.conditions import Condition
+from clm.lifecycle.saved_segments import SegmentCreate, create_segment, get_segment
+from clm.store import workspaces as ws
+from clm.store.engine import Database
+from clm.web import create_app
+from tests.accounts.conftest import PASSWORD, add_user
+from tests.conftest import free_port
+from tests.lifecycle.test_customer_list import seed_shop
+from tests.web.test_dashboard import browser_page, console_errors
+
+__all__ = ["browser_page"]
+SHOTS = Path(__file__).parent / "screenshots"
+PLAYBOOK = (
+    "name: lapsing\ntrigger:\n  type: segment_entered\n  segment: Lapsing\n"
+    "steps:\n  - id: note\n    type: task\n    title: Call them\n"
+)
+
+
+@pytest.fixture
+def editor_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int, dict[str, int], int]]:
+    workspace_id, ids = seed_shop(sqlite_db)
+    add_user(sqlite_db, "growth@example.com", workspace_id, Role.MARKETER)
+    big = create_segment(sqlite_db, workspace_id, SegmentCreate(
+        name="Big spenders", conditions=[Condition(attr="revenue", op="gte", value=40)]
+    ), "test")  # fmt: skip
+    lapsing = create_segment(sqlite_db, workspace_id, SegmentCreate(
+        name="Lapsing", conditions=[Condition(attr="last_seen_days", op="gt", value=30)]
+    ), "test")  # fmt: skip
+    with sqlite_db.transaction() as session:
+        secret = ws.issue_key(session, "secret", workspace_id).key
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    saved = httpx.post(f"{url}/api/v1/engage/playbooks/source", json={"yaml": PLAYBOOK},
+                       headers={"Authorization": f"Bearer {secret}"}, timeout=60)  # fmt: skip
+    assert saved.status_code == 201, saved.text
+    yield url, sqlite_db, workspace_id, {**ids, "big": big.id}, lapsing.id
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 400])
+def test_edit_conditions_with_a_live_count_field_errors_and_the_rename_rule(
+    editor_site: tuple[str, Database, int, dict[str, int], int], browser_page: object, width: int
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    url, db, workspace_id, ids, lapsing = editor_site
+    page = browser_page
+    assert isinstance(page, Page)
+    page.set_viewport_size({"width": width, "height": 900})
+    SHOTS.mkdir(exist_ok=True)
+
+    def shot(name: str) -> None:
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        assert console_errors(page) == [], name
+
+    page.goto(f"{url}/segments/{ids['big']}")
+    page.fill("#email", "growth@example.com")
+    page.fill("#password", PASSWORD)
+    page.press("#password", "Enter")
+    # seed_shop's revenue: ann 30, bob 80, dora 45 (2 orders), cid none.
+    expect(page.locator("#segment-size")).to_have_text("2")
+    page.focus("#edit-segment")
+    page.keyboard.press("Enter")
+    assert "edit=1" in page.url  # the editor is a URL too: the back button closes it
+    expect(page.locator("#cond-0-attr")).to_have_value("revenue")
+    expect(page.locator("#cond-0-value")).to_have_value("40")
+    preview = page.locator("#segment-preview")
+    expect(preview).to_contain_text("2 customers would match now")
+    page.focus("#add-condition")
+    page.keyboard.press("Enter")
+    expect(page.locator("#cond-1-attr")).to_be_focused()
+    page.select_option("#cond-1-attr", "purchases")
+    page.select_option("#cond-1-op", "gte")
+    page.focus("#cond-1-value")
+    page.keyboard.type("two")
+    # The preview's own field error, at its row: no request failed, so no console error.
+    expect(page.locator("#cond-1-error")).to_have_text("purchases is compared with a number")
+    expect(page.locator("#cond-1-value")).to_have_attribute("aria-invalid", "true")
+    shot("segment-editor-error")
+    page.fill("#cond-1-value", "2")
+    expect(preview).to_contain_text("1 customer would match now")  # dora only
+    expect(page.locator("#cond-1-error")).to_have_count(0)
+    shot("segment-editor")
+    page.focus("#save-segment-edit")
+    page.keyboard.press("Enter")
+    expect(page.locator("#segment-editor")).to_have_count(0)
+    expect(page.locator("#segment-size")).to_have_text("1")
+    expect(page.locator("#member-count")).to_have_text("1 member")
+    expect(page.locator(".conditions")).to_contain_text("purchases ≥ 2")
+    members = page.locator("#member-table tbody tr td:first-child a")
+    assert members.evaluate_all("a => a.map(x => x.href)")[0].endswith(f"/{ids['dora']}")
+    stored = get_segment(db, workspace_id, ids["big"])
+    assert [c.model_dump() for c in stored.conditions] == [
+        {"attr": "revenue", "op": "gte", "value": 40},
+        {"attr": "purchases", "op": "gte", "value": 2},
+    ]
+    # A save the API refuses (the preview warned too): its 422, shown at the row.
+    page.click("#edit-segment")
+    page.select_option("#cond-1-attr", "traits.")
+    page.fill("#cond-1-trait", "vip")
+    page.select_option("#cond-1-op", "gt")
+    page.fill("#cond-1-value", "true")
+    expect(page.locator("#cond-1-error")).to_have_text("true/false cannot be ordered")
+    page.click("#save-segment-edit")
+    expect(page.locator("#segment-refused")).to_contain_text("Invalid segment conditions")
+    expect(page.locator("#cond-1-error")).to_have_text("true/false cannot be ordered")
+    refused = console_errors(page)
+    assert len(refused) == 1 and "422" in refused[0], refused
+    refused.clear()  # the refused PATCH, on purpose
+    page.click("#cancel-segment-edit")
+    expect(page.locator("#segment-editor")).to_have_count(0)
+    assert len(get_segment(db, workspace_id, ids["big"]).conditions) == 2  # unchanged
+    # The playbook's segment: the name is locked, the page says by whom; delete is off.
+    page.goto(f"{url}/segments/{lapsing}")
+    expect(page.locator("#segment-used-by")).to_contain_text("Playbook lapsing triggers on it")
+    expect(page.locator("#delete-segment")).to_be_disabled()
+    page.click("#edit-segment")
+    expect(page.locator("#edit-segment-name")).to_be_disabled()
+    expect(page.locator("#rename-locked")).to_contain_text("Playbook lapsing triggers on")
+    page.fill("#cond-0-value", "60")
+    expect(preview).to_contain_text("1 customer would match now")  # ann (400 days)
+    shot("segment-editor-locked")
+    page.click("#save-segment-edit")
+    expect(page.locator(".conditions")).to_contain_text("last seen more than 60 days ago")
+    assert get_segment(db, workspace_id, lapsing).name == "Lapsing"
+    shot("segment-after-edit")
