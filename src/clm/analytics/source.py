@@ -156,6 +156,8 @@ class ReportSource:
         report's answers x RFM segments: 6.8 s -> 0.3 s at 20,000 customers)."""
         if self.engine == "sql" and (join_key is None or self.backend.name != "sqlite"):
             return expr
+        if any(expr.equals(kept) for kept in self._derived.values()):
+            return expr  # already a table this source keeps
         with quiet_engines():  # caching runs the query now, with the engine's own warnings
             cached = expr.cache()
         if self.engine == "sql":

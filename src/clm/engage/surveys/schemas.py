@@ -62,10 +62,10 @@ class FollowUp(_Strict):
 class SurveyDefinition(_Strict):
     key: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     type: SurveyType
-    question: str | None = None
+    question: Annotated[str | None, Field(max_length=1_000)] = None
     questions: list[CustomQuestion] = Field(default_factory=list)
     channel: Literal["email", "sms"] = "email"
-    subject: str = "A quick question from us"
+    subject: Annotated[str, Field(min_length=1, max_length=200)] = "A quick question from us"
     token_days: Annotated[int, Field(ge=1, le=365)] = 14
     schedule: Schedule | None = None
     triggers: list[Trigger] = Field(default_factory=list)
@@ -92,6 +92,10 @@ class SurveyPublic(BaseModel):
     type: str
     active: bool
     definition: dict[str, Any]
+    answer_link: str = Field(
+        description="the answer page; each customer asked gets it with a signed, single-use "
+        "``token`` of their own (and ``score`` for a one-click answer)"
+    )
 
 
 class Answer(_Strict):

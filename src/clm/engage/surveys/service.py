@@ -19,7 +19,7 @@ from clm.config import get_settings
 from clm.engage.delivery import outbox, tokens
 from clm.engage.schemas import Content, SendRequest
 from clm.engage.surveys.schemas import SurveyDefinition, SurveyPublic
-from clm.errors import NotFound
+from clm.errors import Conflict, NotFound
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageSurvey, EngageToken
 
@@ -27,8 +27,10 @@ EVENT = "survey_answered"
 DAY = 86_400
 
 
-def save_survey(db: Database, workspace_id: int, definition: SurveyDefinition) -> SurveyPublic:
-    """Create or replace a survey by key."""
+def save_survey(
+    db: Database, workspace_id: int, definition: SurveyDefinition, *, create_only: bool = False
+) -> SurveyPublic:
+    """Create or replace a survey by key (``create_only``: a key in use is a Conflict)."""
     data = definition.model_dump(mode="json")
     with db.transaction() as session:
         row = session.scalar(
@@ -36,6 +38,8 @@ def save_survey(db: Database, workspace_id: int, definition: SurveyDefinition) -
                 EngageSurvey.workspace_id == workspace_id, EngageSurvey.key == definition.key
             )
         )
+        if row is not None and create_only:
+            raise Conflict(f"A survey with key {definition.key!r} exists already")
         if row is None:
             row = EngageSurvey(
                 workspace_id=workspace_id,
@@ -54,8 +58,13 @@ def save_survey(db: Database, workspace_id: int, definition: SurveyDefinition) -
 
 def _public(row: EngageSurvey) -> SurveyPublic:
     return SurveyPublic(
-        id=row.id, key=row.key, type=row.type, active=row.active, definition=dict(row.definition)
-    )
+        id=row.id, key=row.key, type=row.type, active=row.active, definition=dict(row.definition),
+        answer_link=_answer_page(),
+    )  # fmt: skip
+
+
+def _answer_page() -> str:
+    return f"{get_settings().public_url.rstrip('/')}/public/surveys/answer"
 
 
 def get_survey(session: Session, workspace_id: int, key: str) -> SurveyDefinition:
@@ -80,7 +89,7 @@ def list_surveys(db: Database, workspace_id: int) -> list[SurveyPublic]:
 
 
 def _links(token: str, survey: SurveyDefinition) -> dict[str, str]:
-    base = f"{get_settings().public_url.rstrip('/')}/public/surveys/answer?token={token}"
+    base = f"{_answer_page()}?token={token}"
     low, high = survey.scale
     links = {"form": base}
     if survey.type != "custom":

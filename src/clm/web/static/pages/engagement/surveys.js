@@ -7,6 +7,7 @@ import { query } from "../../lib/api.js";
 import { navigate } from "../../lib/router.js";
 import { label, minute, number, pct, thousands } from "../../lib/format.js";
 import { Chart } from "../../lib/chart.js";
+import { NewSurvey, SurveyFacts } from "./survey-form.js";
 
 const GRAINS = ["month", "week", "quarter"];
 const TONES = [["", "all comments"], ["negative", "negative"], ["neutral", "neutral"], ["positive", "positive"]];
@@ -118,15 +119,20 @@ function Comments({ survey, params }) {
 export function Surveys({ survey, params }) {
   const list = useApi("/engage/surveys");
   const surveys = list.data || [];
-  const current = survey || (surveys[0] && surveys[0].key);
+  const creating = params.get("create") === "1";
+  const current = creating ? null : survey || (surveys[0] && surveys[0].key);
+  const shown = surveys.find((s) => s.key === current);
   const grain = params.get("granularity") || "month";
   return html`<div class="panel">
-      <h2>Surveys</h2>
+      <div class="toolbar"><h2 style="flex:1;margin:0">Surveys</h2>
+        ${creating ? null : html`<button type="button" id="new-survey-button" onClick=${() => navigate("/engagement/surveys?create=1")}>New survey</button>`}</div>
       ${status(list)}
       ${list.data && (surveys.length === 0
-        ? html`<p class="muted">No surveys yet: <code>clm engage survey apply file.yaml</code> or <code>POST /api/v1/engage/surveys</code>.</p>`
+        ? html`<p class="muted">No surveys yet: create one here, or <code>clm survey apply file.yaml</code>.</p>`
         : html`<nav aria-label="Surveys" class="tabs sub"><ul>${surveys.map((s) => html`<li>
             <a href=${`/engagement/surveys/${encodeURIComponent(s.key)}`} aria-current=${s.key === current ? "page" : undefined}>${s.key} <span class="muted">· ${label(s.type).toUpperCase()}</span></a></li>`)}</ul></nav>`)}
     </div>
-    ${current ? html`<div key=${current}><${Results} survey=${current} grain=${grain} /><${Comments} survey=${current} params=${params} /></div>` : null}`;
+    ${creating ? html`<${NewSurvey} onCreated=${list.reload} />` : null}
+    ${current ? html`<div key=${current}>${shown ? html`<${SurveyFacts} survey=${shown} created=${params.get("created") === "1"} />` : null}
+      <${Results} survey=${current} grain=${grain} /><${Comments} survey=${current} params=${params} /></div>` : null}`;
 }

@@ -1,0 +1,120 @@
+"""Creating a survey in Debian's Chromium, by keyboard: Engagement > Surveys > New survey; the
+API's 422 shown at each field it names; the survey saved as typed (kind, question, channel),
+its page showing the link customers get; a key in use refused at the key field, never
+replaced. No other console error; screenshots at 1280 and 400 px."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from clm.accounts import Role
+from clm.config import get_settings
+from clm.engage.surveys import service as surveys
+from clm.store.engine import Database
+from clm.web import create_app
+from tests.accounts.conftest import PASSWORD, add_user
+from tests.conftest import free_port, make_tenant
+from tests.web.test_dashboard import browser_page, console_errors
+
+__all__ = ["browser_page"]
+SHOTS = Path(__file__).parent / "screenshots"
+
+
+@pytest.fixture
+def survey_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
+    tenant = make_tenant(sqlite_db, "surveys")
+    add_user(sqlite_db, "growth@example.com", tenant.id, Role.MARKETER)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", sqlite_db, tenant.id
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 400])
+def test_create_a_survey_by_keyboard_with_field_errors_and_see_its_link(
+    survey_site: tuple[str, Database, int], browser_page: object, width: int
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    url, db, workspace_id = survey_site
+    page = browser_page
+    assert isinstance(page, Page)
+    page.set_viewport_size({"width": width, "height": 900})
+    SHOTS.mkdir(exist_ok=True)
+
+    def shot(name: str) -> None:
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        assert console_errors(page) == [], name
+
+    def refused_once() -> None:
+        errors = console_errors(page)
+        assert len(errors) == 1 and ("422" in errors[0] or "409" in errors[0]), errors
+        errors.clear()  # the refused POST, on purpose
+
+    page.goto(url + "/engagement/surveys")
+    page.fill("#email", "growth@example.com")
+    page.fill("#password", PASSWORD)
+    page.press("#password", "Enter")
+    expect(page.locator("#engagement")).to_contain_text("No surveys yet")
+    page.focus("#new-survey-button")
+    page.keyboard.press("Enter")
+    expect(page.locator("#survey-key")).to_be_focused()
+    assert page.url.endswith("/engagement/surveys?create=1")
+    # Two mistakes at once: each shown at its own field by the API's 422.
+    page.keyboard.type("After Ticket!")
+    page.select_option("#survey-type", "csat")
+    page.fill("#survey-subject", "")
+    page.press("#survey-key", "Enter")
+    expect(page.locator("#survey-key-error")).to_have_text(
+        "use lower-case letters, digits, - and _, starting with a letter or digit"
+    )
+    expect(page.locator("#survey-subject-error")).to_contain_text("at least 1 character")
+    expect(page.locator("#survey-key")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#survey-key")).to_be_focused()  # the first field at fault
+    refused_once()
+    shot("survey-create-error")
+    assert surveys.list_surveys(db, workspace_id) == []
+    page.fill("#survey-key", "csat-after-ticket")
+    page.focus("#survey-question")
+    page.keyboard.type("How did we do with your ticket?")
+    page.focus("#survey-channel-email")
+    page.keyboard.press("ArrowDown")  # the radio group moves to SMS
+    expect(page.locator("#survey-channel-sms")).to_be_checked()
+    expect(page.locator("#survey-subject")).to_have_count(0)  # SMS has no subject
+    shot("survey-create")
+    page.press("#survey-question", "Enter")
+    expect(page.locator("#survey-created")).to_have_text("Survey “csat-after-ticket” created.")
+    assert page.url.endswith("/engagement/surveys/csat-after-ticket?created=1")
+    public = get_settings().public_url.rstrip("/")
+    expect(page.locator("#survey-link")).to_have_text(f"{public}/public/surveys/answer?token=…")
+    expect(page.locator("#survey-question-shown")).to_have_text("How did we do with your ticket?")
+    expect(page.locator("#no-answers")).to_be_visible()
+    [saved] = surveys.list_surveys(db, workspace_id)
+    assert (saved.key, saved.type, saved.definition["channel"], saved.definition["question"]) == (
+        "csat-after-ticket", "csat", "sms", "How did we do with your ticket?",
+    )  # fmt: skip
+    shot("survey-created")
+    # The same key again: refused at the key field; the first survey is kept as it was.
+    page.click("#new-survey-button")
+    page.fill("#survey-key", "csat-after-ticket")
+    page.fill("#survey-question", "Something else?")
+    page.click("#create-survey")
+    expect(page.locator("#survey-key-error")).to_contain_text("exists already")
+    refused_once()
+    [kept] = surveys.list_surveys(db, workspace_id)
+    assert kept.definition["question"] == "How did we do with your ticket?"
