@@ -121,6 +121,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("PUT", "/api/v1/engage/channels/email"): CONFIGURE,
     ("PUT", "/api/v1/engage/channels/sms"): CONFIGURE,
     ("PUT", "/api/v1/engage/channels/webhook"): CONFIGURE,
+    ("PATCH", "/api/v1/engage/channels/{channel}"): CONFIGURE,
     ("GET", "/api/v1/engage/policy"): READ,
     ("GET", "/api/v1/engage/channels"): READ,
     ("PUT", "/api/v1/engage/policy"): CONFIGURE,

@@ -15,7 +15,7 @@ engine's windows did; shares and counts are the same numbers (sums may differ in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,10 +26,10 @@ import pyarrow.compute as pc
 from clm.analytics.attribution_models import START
 
 Ints = npt.NDArray[np.int64]
-Floats = npt.NDArray[np.float64]
 DAY = 86_400
 RULES = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
-MAX_MASK_VALUES = 62  # a journey's channel set as bits of one int64
+MAX_SET_VALUES = 16  # a journey's set of values as bits, counted per set up to this many
+STILL = np.iinfo(np.int64).max  # ``moved_at`` of a stay still going
 
 
 @dataclass
@@ -119,13 +119,13 @@ def _ties_by_message_id(code: Ints, same: npt.NDArray[np.bool_], ids: pa.Chunked
 
 @dataclass
 class Journeys:
-    """One row per journey: customer, start, when it moved (NaN while it lasts), and its
-    (stage, outcome) as an index into ``keys`` (outcome: the next stage when it moved, else
-    None)."""
+    """One row per journey, sorted by customer and start: customer, start, when it moved
+    (``STILL`` while it lasts), and its (stage, outcome) as an index into ``keys`` (outcome:
+    the next stage when it moved, else None)."""
 
     customer: Ints
     start: Ints
-    moved_at: Floats
+    moved_at: Ints
     group: Ints
     keys: list[tuple[str, str | None]]
 
@@ -138,19 +138,22 @@ class Journeys:
 
 @dataclass
 class Stays:
-    """Stays in a stage sorted by customer and start: when each moved (NaN while it lasts),
-    its stage and the next one as codes into ``stages`` and ``targets`` (-1 while it lasts).
+    """Stays in a stage sorted by customer and start: when each moved (``STILL`` while it
+    lasts), its stage and the next one as codes into ``stages`` and ``targets`` (-1 while it
+    lasts).
 
     Built once from the whole stage history, they can be kept (by a DuckDB or Spark source)
     and cut to each report's period (``journeys``)."""
 
     customer: Ints
     start: Ints
-    moved_at: Floats
+    moved_at: Ints
     stage: Ints
     target: Ints
     stages: list[str]
     targets: list[str]
+    _whole: Journeys | None = field(default=None, init=False, repr=False)
+    _span: tuple[int, int] = field(default=(0, 0), init=False, repr=False)  # first move, last event
 
     @classmethod
     def from_arrow(cls, table: pa.Table) -> Stays:
@@ -161,7 +164,7 @@ class Stays:
         # walk the touchpoints in order (5-20x faster than probing them at random)
         stage = _encoded(table.column("stage"))
         target = _encoded(table.column("next_stage"))
-        end = table.column("end_ts").to_numpy(zero_copy_only=False).astype(np.float64)
+        end = _ints(pc.fill_null(table.column("end_ts"), STILL))
         return cls(
             customer=customer[order], start=start[order], moved_at=end[order],
             stage=_codes(stage)[order], target=_codes(target)[order],
@@ -172,21 +175,39 @@ class Stays:
                  stage: str | None = None) -> Journeys:  # fmt: skip
         """The stays that overlap ``[since, until)`` (of ``stage`` only, if given), as seen at
         ``until``: a stay that moved at or after ``until`` is still going then (no outcome),
-        one that started at or after it is not there yet."""
+        one that started at or after it is not there yet. A period that cuts nothing (the
+        default: the whole log) returns the same object each time."""
         moved_at, target = self.moved_at, self.target
+        if self._whole is None:
+            moves = moved_at[moved_at != STILL]
+            self._span = (
+                int(moves.min()) if len(moves) else STILL,
+                max(
+                    int(moves.max()) if len(moves) else -STILL, int(self.start.max(initial=-STILL))
+                ),
+            )
+            self._whole = self._grouped(moved_at, target, None)
+        first_move, last = self._span
+        cuts = (until is not None and last >= until) or (since is not None and first_move < since)
+        if not cuts and stage is None:
+            return self._whole
         keep = np.ones(len(moved_at), dtype=bool)
         if until is not None:
-            late = moved_at >= until  # NaN (still going) is never late
-            if late.any():
-                moved_at = np.where(late, np.nan, moved_at)
-                target = np.where(late, -1, target)
+            late = moved_at >= until  # a stay still going (STILL) stays so
+            moved_at = np.where(late, STILL, moved_at)
+            target = np.where(late, -1, target)
             keep &= self.start < until
         if since is not None:
-            keep &= ~(moved_at < since)  # still going, or moved within the period
+            keep &= moved_at >= since  # still going (STILL), or moved within the period
         if stage is not None:
             keep &= self.stage == (self.stages.index(stage) if stage in self.stages else -2)
+        return self._grouped(moved_at, target, keep)
+
+    def _grouped(
+        self, moved_at: Ints, target: Ints, keep: npt.NDArray[np.bool_] | None
+    ) -> Journeys:
         customer, start, code = self.customer, self.start, self.stage
-        if not keep.all():
+        if keep is not None:
             customer, start, moved_at = customer[keep], start[keep], moved_at[keep]
             code, target = code[keep], target[keep]
         width = len(self.targets) + 1
@@ -245,27 +266,28 @@ def journey_slices(touches: Touchpoints, journeys: Journeys, lookback: int) -> S
     touchpoint (all are before ``until``) or at its start if that is later.
     """
     customers = touches.customers
-    found = np.searchsorted(customers, journeys.customer)  # journeys are sorted: fast
-    known = found < len(customers)
-    known[known] = customers[found[known]] == journeys.customer[known]
-    rank_j = np.where(known, found, 0)
-    if len(touches.ts):
-        last_touch = np.where(known, touches.ts[touches.block_end[rank_j] - 1], journeys.start)
-    else:
-        last_touch = journeys.start
-    moved = ~np.isnan(journeys.moved_at)
-    still = np.maximum(journeys.start, last_touch)
-    end = np.where(moved, np.nan_to_num(journeys.moved_at).astype(np.int64), still)
-    if not len(touches.ts):
+    if not len(customers):
+        end = np.where(journeys.moved_at == STILL, journeys.start, journeys.moved_at)
         zero = np.zeros(len(end), dtype=np.int64)
         return Slices(end, zero, zero)
-    # window bounds on the touchpoints' sorted key, clipped to their span
-    base = rank_j * touches.width - touches.origin
+    found = np.searchsorted(customers, journeys.customer)  # journeys are sorted: fast
+    rank = np.minimum(found, len(customers) - 1)
+    known = customers[rank] == journeys.customer  # the customer has touchpoints
+    last_touch = touches.ts[touches.block_end[rank] - 1]
+    end = np.maximum(journeys.start, np.where(known, last_touch, journeys.start))
+    np.copyto(end, journeys.moved_at, where=journeys.moved_at != STILL)
+    # window bounds on the touchpoints' sorted key, clipped to their span; a customer
+    # without touchpoints gets an empty window
+    base = rank * touches.width - touches.origin
     low, high = touches.origin, touches.origin + touches.width - 1
-    lo = np.searchsorted(touches.key, base + np.clip(end - lookback, low, high), side="left")
-    hi = np.searchsorted(touches.key, base + np.clip(end, low, high), side="right")
-    hi = np.where(known, hi, lo)
-    return Slices(end, lo.astype(np.int64), hi.astype(np.int64))
+    bound = np.clip(end - lookback, low, high)
+    bound += base
+    lo = np.searchsorted(touches.key, bound, side="left")
+    bound = np.clip(end, low, high)
+    bound += base
+    hi = np.searchsorted(touches.key, bound, side="right")
+    np.copyto(hi, lo, where=~known)
+    return Slices(end, lo, hi)
 
 
 @dataclass
@@ -298,20 +320,25 @@ def path_counts(
     n = slices.hi - slices.lo
     keys, group = journeys.keys, journeys.group
     groups, v = len(keys), len(touches.values)
-
+    has = n > 0
     totals = np.bincount(group, minlength=groups)
-    touched = np.bincount(group[n > 0], minlength=groups)
-    # the touchpoints in journeys, expanded: journey, position, touchpoint index
-    journey = np.repeat(np.arange(len(n)), n)
-    pos = np.arange(len(journey)) - np.repeat(np.cumsum(n) - n, n)
-    index = np.repeat(slices.lo, n) + pos
+    touched = np.bincount(group[has], minlength=groups)
+    # the touchpoints in touched journeys, expanded to one row each: a journey's rows are
+    # consecutive, from ``first`` to ``last``, in the touchpoints' order
+    counts = n[has]
+    first = np.cumsum(counts) - counts
+    last = first + counts - 1
+    journey = np.repeat(np.flatnonzero(has), counts)
+    index = np.repeat(slices.lo[has] - first, counts)
+    index += np.arange(len(index))
     code = touches.code[index]
     g = group[journey]
-    is_first, is_last = pos == 0, pos == n[journey] - 1
-    # a journey's touchpoints are consecutive here, so the one before is the previous row
-    prev = np.where(is_first, v, np.concatenate([[v], code[:-1]]))  # v stands for START
+    # the state before each row: the previous row, or START (v) at a journey's first
+    prev = np.empty_like(code)
+    prev[1:] = code[:-1]
+    prev[first] = v
     step_counts = np.bincount((g * (v + 1) + prev) * v + code, minlength=groups * (v + 1) * v)
-    end_counts = np.bincount(g[is_last] * v + code[is_last], minlength=groups * v)
+    end_counts = np.bincount(group[has] * v + code[last], minlength=groups * v)
     names = [*touches.values, START]
     result = PathCounts(
         totals=[_key_row(keys[i], journeys=int(c)) for i, c in enumerate(totals)],
@@ -329,76 +356,89 @@ def path_counts(
     )  # fmt: skip
     if max_shapley_channels is None:
         return result
-    converted = np.array([o is not None for _, o in keys], dtype=bool)[g]
-    size = n[journey].astype(np.float64)
-    decay = np.exp(
-        -(slices.end[journey] - touches.ts[index]).astype(np.float64)
-        * (math.log(2) / (half_life_days * DAY))
-    )
-    decay_sum = np.bincount(journey, weights=decay, minlength=len(n))
-    middle = np.where(size > 2, 0.2 / np.maximum(size - 2, 1), 0.0)
-    shares = {
-        "first_touch": is_first.astype(np.float64),
-        "last_touch": is_last.astype(np.float64),
-        "linear": 1.0 / size,
-        "time_decay": decay / decay_sum[journey],
-        "position_based": np.select(
-            [size == 1, size == 2, is_first | is_last], [1.0, 0.5, 0.4], middle
-        ),
-    }
-    cell = g * v + code
-    sums = {
-        rule: np.bincount(cell[converted], weights=share[converted], minlength=groups * v)
-        for rule, share in shares.items()
-    }
-    in_cell = np.bincount(cell[converted], minlength=groups * v)
-    result.credits = [
-        _key_row(keys[i // v], value=names[i % v], **{r: float(sums[r][i]) for r in RULES})
-        for i in np.flatnonzero(in_cell)
-    ]
-    # reach: journeys per (stage, outcome, value) with at least one such touchpoint; a
-    # journey's set of values as the bits of one int64 when there are few values
-    if v <= MAX_MASK_VALUES:
-        has = n > 0
-        values_of = np.zeros(len(n), dtype=np.int64)
-        if len(code):
-            starts = (np.cumsum(n) - n)[has]
-            values_of[has] = np.bitwise_or.reduceat(np.left_shift(np.int64(1), code), starts)
-        reached = np.zeros(groups * v, dtype=np.int64)
-        for c in range(v):
-            hit = group[(values_of >> c) & 1 == 1]
-            reached[np.arange(groups) * v + c] = np.bincount(hit, minlength=groups)
-    else:
+    result.credits = _credits(touches, journeys, slices, (journey, index, code, g), half_life_days)
+    present = np.flatnonzero(np.bincount(code, minlength=v))  # values some journey reached
+    result.values = [names[c] for c in present]
+    if len(present) > MAX_SET_VALUES:
         pair = np.unique(journey * v + code)
         reached = np.bincount(group[pair // v] * v + pair % v, minlength=groups * v)
+        result.reach = [
+            _key_row(keys[i // v], value=names[i % v], journeys=int(reached[i]))
+            for i in np.flatnonzero(reached)
+        ]
+        return result
+    # journeys per (stage, outcome, set of values reached), the set as bits in the order of
+    # ``present``; reach (journeys per value) adds up the sets that hold the value
+    width = 1 << len(present)
+    combined = group[has] * width + _value_sets(code, first, present)
+    if groups * width <= 1 << 20:
+        tally = np.bincount(combined, minlength=groups * width)
+        unique = np.flatnonzero(tally)
+        count = tally[unique]
+    else:
+        unique, count = np.unique(combined, return_counts=True)
+    set_group, set_bits = unique // width, unique % width
+    reached = np.zeros(groups * v, dtype=np.int64)
+    for bit, c in enumerate(present.tolist()):
+        holds = (set_bits >> bit) & 1 == 1
+        np.add.at(reached, set_group[holds] * v + c, count[holds])
     result.reach = [
         _key_row(keys[i // v], value=names[i % v], journeys=int(reached[i]))
         for i in np.flatnonzero(reached)
     ]
-    present = sorted({int(i % v) for i in np.flatnonzero(reached)})  # codes sort as values
-    result.values = [names[c] for c in present]
     if len(present) + 1 <= max_shapley_channels:
-        result.masks = _channel_sets(group, keys, code, present, v, n)
+        result.masks = [
+            _key_row(keys[int(k)], mask=int(b), n=int(c))
+            for k, b, c in zip(set_group, set_bits, count, strict=True)
+        ]
     return result
 
 
-def _channel_sets(group: Ints, keys: list[tuple[str, str | None]], code: Ints,
-                  present: list[int], v: int, n: Ints) -> list[dict[str, Any]]:  # fmt: skip
-    """Journeys per (stage, outcome, set of values reached), the set as bits in the order of
-    ``present`` (the values some journey reached)."""
-    bit_of = np.zeros(v, dtype=np.int64)
-    bit_of[present] = np.left_shift(np.int64(1), np.arange(len(present), dtype=np.int64))
-    touched = n > 0
-    sets = np.zeros(len(n), dtype=np.int64)
-    if len(code):  # each journey's touchpoints are one run of ``code``
-        starts = (np.cumsum(n) - n)[touched]
-        sets[touched] = np.bitwise_or.reduceat(bit_of[code], starts)
-    width = 1 << len(present)
-    unique, count = np.unique(group[touched] * width + sets[touched], return_counts=True)
+def _credits(touches: Touchpoints, journeys: Journeys, slices: Slices,
+             rows: tuple[Ints, Ints, Ints, Ints],
+             half_life_days: float) -> list[dict[str, Any]]:  # fmt: skip
+    """The five rule-based shares of each converted journey's touchpoints, summed per (stage,
+    outcome, value); ``rows`` are the expanded touchpoints (journey, touchpoint index, code,
+    group)."""
+    keys, v = journeys.keys, len(touches.values)
+    cells = len(keys) * v
+    moved = np.array([o is not None for _, o in keys], dtype=bool)
+    journey, index, code, g = (a[moved[rows[3]]] for a in rows)
+    size = (slices.hi - slices.lo)[journey].astype(np.float64)
+    is_first, is_last = index == slices.lo[journey], index == slices.hi[journey] - 1
+    decay = np.exp(
+        -(slices.end[journey] - touches.ts[index]).astype(np.float64)
+        * (math.log(2) / (half_life_days * DAY))
+    )
+    decay_sum = np.bincount(journey, weights=decay, minlength=len(slices.lo))
+    position = 0.2 / np.maximum(size - 2, 1)  # the middle touchpoints of 3 or more
+    position[is_first | is_last] = 0.4
+    position[size == 2] = 0.5
+    position[size == 1] = 1.0
+    cell = g * v + code
+    sums = {
+        "first_touch": np.bincount(cell[is_first], minlength=cells).astype(np.float64),
+        "last_touch": np.bincount(cell[is_last], minlength=cells).astype(np.float64),
+        "linear": np.bincount(cell, weights=1.0 / size, minlength=cells),
+        "time_decay": np.bincount(cell, weights=decay / decay_sum[journey], minlength=cells),
+        "position_based": np.bincount(cell, weights=position, minlength=cells),
+    }
+    names = touches.values
     return [
-        _key_row(keys[int(k) // width], mask=int(k) % width, n=int(c))
-        for k, c in zip(unique, count, strict=True)
+        _key_row(keys[i // v], value=names[i % v], **{r: float(sums[r][i]) for r in RULES})
+        for i in np.flatnonzero(np.bincount(cell, minlength=cells))
     ]
+
+
+def _value_sets(code: Ints, first: Ints, present: Ints) -> Ints:
+    """Each touched journey's set of values (its rows ``first[i]`` on in ``code``), as bits
+    in the order of ``present``."""
+    if not len(code):
+        return np.zeros(0, dtype=np.int64)
+    bit_of = np.zeros(int(present.max()) + 1, dtype=np.int64)
+    bit_of[present] = np.left_shift(np.int64(1), np.arange(len(present), dtype=np.int64))
+    sets: Ints = np.bitwise_or.reduceat(bit_of[code], first)
+    return sets
 
 
 def _key_row(key: tuple[str, str | None], **fields: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from clm.analytics.query import (
     RetentionQuery,
     parse_query,
 )
-from clm.analytics.retention import churn_retention, keep_retention_events
+from clm.analytics.retention import churn_retention, keep_first_purchases
 from clm.analytics.rfm import rfm
 from clm.analytics.schemas import Report
 from clm.analytics.source import ReportSource, report_source
@@ -65,7 +65,7 @@ def prepare_source(source: ReportSource) -> None:
     cohorts' monthly activity, churn's purchases and scores, attribution's touchpoints by
     channel and stays, sorted), instead of in the first report that reads them."""
     keep_activity_months(source)
-    keep_retention_events(source)
+    keep_first_purchases(source)  # and the retention events it is computed from
     if source.snapshot:
         keep_attribution_inputs(source)
 

@@ -90,16 +90,30 @@ def keep_retention_events(source: ReportSource) -> ir.Table:
     return source.derived("retention_events", lambda: retention_events(source.events))
 
 
+def first_purchases(events: ir.Table) -> ir.Table:
+    """``customer_id, fp``: each customer's first purchase of their own in ``events``."""
+    bought = events.filter(events.name == PURCHASE, by_customer(events))
+    return bought.group_by("customer_id").aggregate(fp=bought.ts.min())
+
+
+def keep_first_purchases(source: ReportSource) -> ir.Table:
+    """The whole log's ``first_purchases``, kept by a DuckDB or Spark source once computed: a
+    customer's first purchase before any ``until`` is their first ever, if that is before it."""
+    return source.derived("first_purchases", lambda: first_purchases(keep_retention_events(source)))
+
+
 def churn_retention(source: ReportSource, query: RetentionQuery | None = None) -> RetentionReport:
     """Churn, reactivation and revenue retention per period, and customers at risk now."""
     query = query or RetentionQuery()
     period = resolve_period(source, query)
     customers = customer_filter(source, query, period)
-    events = restrict(keep_retention_events(source), customers)
+    # read four times below: SQLite reads the log once, into an indexed temporary table
+    events = source.reuse(restrict(keep_retention_events(source), customers), "customer_id")
     transitions = restrict(source.transitions, customers)
     exits = [s.name for s in source.model.stages if s.exit]
     grain = query.granularity
-    buyers = _buyers(source, events, transitions, exits, period)
+    ever = keep_first_purchases(source) if customers is None else first_purchases(events)
+    buyers = _buyers(source, ever.filter(ever.fp < period.until), transitions, exits, period)
     by_bucket = _moves(source, buyers, transitions, exits, period, grain)
     revenue = _revenue(source, events, period, query)
     active = int(by_bucket.get(BEFORE, {}).get("delta") or 0)
@@ -134,22 +148,20 @@ def churn_retention(source: ReportSource, query: RetentionQuery | None = None) -
 
 
 def _buyers(
-    source: ReportSource, events: ir.Table, transitions: ir.Table, exits: list[str],
+    source: ReportSource, first: ir.Table, transitions: ir.Table, exits: list[str],
     period: Period,
 ) -> ir.Table:  # fmt: skip
-    """One row per buyer: ``customer_id``, ``fp`` (their first purchase before ``until``),
-    ``exit_then`` and ``exit_now`` (1 if their stage at ``fp``, or just before ``until``, is an
-    exit stage; 0 if not or if they had none). The moves and the at-risk count read it.
+    """One row per buyer (``first``: their first purchase before ``until``): ``customer_id``,
+    ``fp``, ``exit_then`` and ``exit_now`` (1 if their stage at ``fp``, or just before
+    ``until``, is an exit stage; 0 if not or if they had none). The moves and the at-risk
+    count read it.
 
     Both stages come from one grouped pass over the buyers' stage history: the latest
     transition as one integer max (``ts * 2 + exit``), as in the funnel's journeys; a customer
     never has two transitions at the same instant, and a plain max works on every engine,
     where ``arg_max`` in SQLite must be a query's only aggregate.
     """
-    bought = events.filter(events.name == PURCHASE, events.ts < period.until, by_customer(events))
-    first = source.reuse(
-        bought.group_by("customer_id").aggregate(fp=bought.ts.min()), join_key="customer_id"
-    )
+    first = source.reuse(first, join_key="customer_id")
     t = transitions.filter(transitions.ts < period.until)
     history = t.join(first, "customer_id")
     latest = history.ts * 2 + flag(_in(history.to_stage, exits))

@@ -156,6 +156,8 @@ class ReportSource:
         report's answers x RFM segments: 6.8 s -> 0.3 s at 20,000 customers)."""
         if self.engine == "sql":
             return expr if join_key is None else self.keyed(expr, join_key)
+        if any(expr.equals(kept) for kept in self._derived.values()):
+            return expr  # already a table this source keeps
         with quiet_engines():  # caching runs the query now, with the engine's own warnings
             return expr.cache()
 

@@ -114,6 +114,29 @@ def put_webhook(body: WebhookProvider, db: DatabaseDep, key: Configurer) -> dict
     return _set_channel(db, key, "webhook", body)
 
 
+@router.patch("/channels/{channel}")
+def patch_channel(
+    channel: Literal["email", "sms", "webhook"],
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            description="the fields to change (those of the channel's PUT body); a secret "
+            "left out is kept, a new value replaces it, null clears an optional one",
+            examples=[{"port": 587, "starttls": True}],
+        ),
+    ],
+    db: DatabaseDep,
+    key: Configurer,
+) -> dict[str, Any]:
+    """Change some fields of a channel and keep the rest, secrets included: what the settings
+    form sends (a PUT replaces the whole configuration, so a form that never sees the secrets
+    would wipe them). Answers the channel as ``GET /channels`` shows it."""
+    with db.session() as session:
+        provider = repo.patch_provider(session, workspace_id(key), channel, body)
+    _set_channel(db, key, channel, provider)
+    return _shown(provider)
+
+
 class ChannelsPublic(BaseModel):
     """The channels configured, as stored, with every secret shown as "set" (or null)."""
 

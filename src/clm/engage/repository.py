@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError as PydanticError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -127,6 +128,24 @@ def get_provider(
     if data is None:
         raise NotFound(f"No {channel} provider configured for this workspace")
     return _PROVIDERS[channel].model_validate(data)
+
+
+def patch_provider(
+    session: Session, workspace_id: int, channel: str, changes: dict[str, Any]
+) -> EmailProvider | SmsProvider | WebhookProvider:
+    """The channel's stored provider with ``changes`` applied, checked whole: a field left out
+    keeps its stored value, secrets included (a form never holds them: they are shown only
+    as "set"), so editing one field cannot wipe a password. Not stored: ``set_provider``
+    does. Errors name the body's fields (``["body", "port"]``)."""
+    stored = get_config(session, workspace_id, "channel", channel) or {}
+    try:
+        return _PROVIDERS[channel].model_validate({**stored, **changes})
+    except PydanticError as exc:
+        problems = [
+            FieldError(("body", *(p if isinstance(p, int) else str(p) for p in e["loc"])), e["msg"])
+            for e in exc.errors()
+        ]
+        raise ValidationError(f"Invalid {channel} channel", problems) from None
 
 
 def get_policy(session: Session, workspace_id: int) -> Policy:

@@ -3,7 +3,7 @@
 import { html } from "../lib/html.js";
 import { download, query } from "../lib/api.js";
 import { useApi, status } from "../lib/hooks.js";
-import { customerName, day, label, money, pct, score, thousands } from "../lib/format.js";
+import { NO_REPEAT, customerName, day, label, money, pAlive, score, thousands } from "../lib/format.js";
 import { navigate as go } from "../lib/router.js";
 import { SaveSegment } from "./segments.js";
 import { FilterChips, RangeForm, rangesOf } from "./customer-filters.js";
@@ -74,7 +74,7 @@ export function Customers({ params }) {
         <td><a href=${`/customers/${c.id}`}>${customerName(c)}</a><br /><span class="muted">${[`#${c.id}`, ...[c.user_id, c.email].filter((v) => v && v !== customerName(c))].join(" · ")}</span></td>
         <td>${c.stage ? html`<span class="pill">${label(c.stage)}</span>` : "–"}</td>
         <td>${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${score(c.health_score)}` : "–"}</td>
-        <td class="num">${pct(c.p_alive)}</td>
+        <td class="num" title=${c.p_alive === 1 ? NO_REPEAT : undefined}>${pAlive(c.p_alive)}</td>
         <td class="num">${money(c.clv)}</td>
         <td>${day(c.last_seen_at)}</td>
         <td class="wrap">${c.reasons.join("; ")}</td>

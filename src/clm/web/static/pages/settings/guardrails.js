@@ -1,11 +1,12 @@
 // Settings: the guardrails every send obeys (consent, frequency caps, quiet hours, the
 // happy-only upsell rule, retries), edited with each problem shown at its field, and the
-// channels configured (secrets are never shown back, only "set").
+// channels configured and their edit form (channels.js: secrets are never shown back, only
+// "set", and an edit keeps each one unless replaced).
 import { useEffect, useState } from "preact/hooks";
 import { html } from "../../lib/html.js";
 import { useApi, status } from "../../lib/hooks.js";
 import { api } from "../../lib/api.js";
-import { label } from "../../lib/format.js";
+import { Channels } from "./channels.js";
 
 const CHANNELS = ["email", "sms", "webhook"];
 const hhmm = (value) => (value ? String(value).slice(0, 5) : "");
@@ -120,23 +121,6 @@ function Policy() {
     <div class="toolbar"><button id="save-policy" type="submit">Save guardrails</button>
       <span id="policy-saved" role="status" class="ok">${saved}</span></div>
   </form>`;
-}
-
-function Channels() {
-  const channels = useApi("/engage/channels");
-  const shown = (value) => (value === null || value === undefined ? "–" : value === true ? "yes" : value === false ? "no" : String(value));
-  return html`<div class="panel" id="channels-configured">
-    <h2>Channels</h2>
-    ${status(channels)}
-    ${channels.data && html`<ul class="plain">${CHANNELS.map((name) => {
-      const c = channels.data[name];
-      return html`<li data-channel=${name}><b>${name}</b>: ${c ? html`configured
-        <dl class="facts">${Object.entries(c).map(([k, v]) => html`<dt>${label(k)}</dt><dd>${shown(v)}</dd>`)}</dl>`
-        : html`<span class="muted">not configured</span>`}</li>`;
-    })}</ul>
-    <p class="muted">Channels are set through the API (<code>PUT /api/v1/engage/channels/email</code>, <code>/sms</code>, <code>/webhook</code>);
-      passwords, tokens and signing secrets are stored, never shown back.</p>`}
-  </div>`;
 }
 
 export function Guardrails() {

@@ -1,0 +1,133 @@
+"""Editing a channel in Settings in Debian's Chromium, by keyboard: changing the SMTP port keeps
+the password the form never saw (read back from the database); ticking "Replace" stores the
+new one; a bad port is shown at its field (the API's 422); an SMS channel set up from nothing
+names the secret it lacks. Screenshots at 1280 and 400 px."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from pydantic import SecretStr
+
+from clm.accounts import Role
+from clm.engage import repository as repo
+from clm.engage.schemas import EmailProvider
+from clm.store.engine import Database
+from clm.web import create_app
+from tests.accounts.conftest import PASSWORD, add_user
+from tests.conftest import free_port, make_tenant
+from tests.web.test_dashboard import browser_page, console_errors
+
+__all__ = ["browser_page"]
+SHOTS = Path(__file__).parent / "screenshots"
+
+
+@pytest.fixture
+def channel_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
+    tenant = make_tenant(sqlite_db, "channels")
+    add_user(sqlite_db, "ops@example.com", tenant.id, Role.ADMIN)
+    with sqlite_db.transaction() as session:
+        repo.set_provider(session, tenant.id, EmailProvider(
+            host="smtp.example.com", port=587, username="mailer",
+            password=SecretStr("hunter2-smtp"), sender="Shop <hi@example.com>",
+        ))  # fmt: skip
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", sqlite_db, tenant.id
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _stored(db: Database, workspace_id: int, channel: str) -> dict[str, object]:
+    with db.session() as session:
+        return repo.secret_dump(repo.get_provider(session, workspace_id, channel))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 400])
+def test_edit_a_channel_keeping_or_replacing_its_secret(
+    channel_site: tuple[str, Database, int], browser_page: object, width: int
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    url, db, workspace_id = channel_site
+    page = browser_page
+    assert isinstance(page, Page)
+    page.set_viewport_size({"width": width, "height": 900})
+    SHOTS.mkdir(exist_ok=True)
+
+    def shot(name: str) -> None:
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        assert console_errors(page) == [], name
+
+    def refused_once() -> None:
+        errors = console_errors(page)
+        assert len(errors) == 1 and "422" in errors[0], errors
+        errors.clear()  # the refused PATCH, on purpose
+
+    page.goto(url + "/settings/guardrails")
+    page.fill("#email", "ops@example.com")
+    page.fill("#password", PASSWORD)
+    page.press("#password", "Enter")
+    email = page.locator("li[data-channel=email]")
+    expect(email).to_contain_text("set")  # the password, never shown back
+    assert "hunter2" not in page.content()
+    # One field changed by keyboard; the password is kept though the form never held it.
+    page.focus("#edit-channel-email")
+    page.keyboard.press("Enter")
+    expect(page.locator("#channel-email-password")).to_have_count(0)  # hidden until "Replace"
+    page.fill("#channel-email-port", "")
+    page.focus("#channel-email-port")
+    page.keyboard.type("2525")
+    page.keyboard.press("Enter")
+    expect(page.locator("#channel-saved")).to_have_text("Saved email (password kept).")
+    stored = _stored(db, workspace_id, "email")
+    assert (stored["port"], stored["password"], stored["host"]) == (
+        2525, "hunter2-smtp", "smtp.example.com",
+    )  # fmt: skip
+    # A bad port: the API's 422 at the field; nothing stored.
+    page.click("#edit-channel-email")
+    page.fill("#channel-email-port", "70000")
+    page.press("#channel-email-port", "Enter")
+    expect(page.locator("#channel-email-port-error")).to_contain_text("less than or equal to 65535")
+    expect(page.locator("#channel-email-port")).to_have_attribute("aria-invalid", "true")
+    refused_once()
+    shot("settings-channel-error")
+    assert _stored(db, workspace_id, "email")["port"] == 2525
+    # Replace the password explicitly.
+    page.fill("#channel-email-port", "2525")
+    expect(page.locator("#channel-email-port-error")).to_have_count(0)  # about the old value
+    page.focus("#channel-email-password-replace")
+    page.keyboard.press("Space")
+    page.fill("#channel-email-password", "n3w-smtp-secret")
+    shot("settings-channel-edit")
+    page.press("#channel-email-password", "Enter")
+    expect(page.locator("#channel-saved")).to_have_text("Saved email (password replaced).")
+    assert _stored(db, workspace_id, "email")["password"] == "n3w-smtp-secret"
+    assert "n3w-smtp-secret" not in page.content()
+    # SMS from nothing: the token it lacks is named at its field.
+    page.click("#edit-channel-sms")
+    page.fill("#channel-sms-base_url", "https://1.1.1.1")
+    page.fill("#channel-sms-account_sid", "AC123")
+    page.fill("#channel-sms-sender", "+15550001")
+    page.click("#channel-sms-save")
+    expect(page.locator("#channel-sms-auth_token-error")).to_be_visible()
+    refused_once()
+    page.fill("#channel-sms-auth_token", "hunter2-sms")
+    page.click("#channel-sms-save")
+    expect(page.locator("#channel-saved")).to_have_text("Saved sms (auth token replaced).")
+    expect(page.locator("li[data-channel=sms]")).to_contain_text("AC123")
+    assert _stored(db, workspace_id, "sms")["auth_token"] == "hunter2-sms"
+    shot("settings-channels")
