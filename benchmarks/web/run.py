@@ -234,6 +234,7 @@ def pages(customer_id: int) -> dict[str, list[str]]:
                                     "/api/v1/overview/retention?since=" + _days_ago(90)],
         "customers": ["/api/v1/customer-list", "/api/v1/lifecycle/counts"],
         "customers, search": ["/api/v1/customer-list?q=person1234"],
+        "customers, short search": ["/api/v1/customer-list?q=son12"],
         "customers, stage filter": ["/api/v1/customer-list?stage=loyalty"],
         "at-risk (by CLV)": [
             "/api/v1/customer-list?health_state=at_risk,unhappy&sort=clv&order=desc"
@@ -244,6 +245,7 @@ def pages(customer_id: int) -> dict[str, list[str]]:
         "customers, lowest P(alive)": ["/api/v1/customer-list?sort=p_alive&order=asc&page=20"],
         "customer 360": [c, f"{c}/lifecycle", f"{c}/predictions", f"{c}/timeline?limit=200",
                          f"{c}/notes", f"{c}/engagement"],
+        "segments": ["/api/v1/segments"],
         "settings, health scorecard": ["/api/v1/health/scorecard"],
         "settings, guardrails": ["/api/v1/engage/policy", "/api/v1/engage/channels"],
     }  # fmt: skip
