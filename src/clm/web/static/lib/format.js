@@ -39,6 +39,12 @@ export function asOf(at) {
   return `as of ${new Date(when).toISOString().slice(0, 10)}`;
 }
 
+// P(alive) exactly 1 means no repeat purchase day: BG/NBD lets a customer drop out only right
+// after a repeat purchase, so it gives every one-time buyer 100% however long ago they bought
+// (other models never reach 1). Lists say so instead of a 100% nobody should trust.
+export const NO_REPEAT = "One purchase day: the model gives every one-time buyer P(alive) 100%, so it cannot tell. Read Last seen instead.";
+export const pAlive = (value) => (value === 1 ? "no repeat yet" : pct(value));
+
 // A customer as lists name them: name, else email, else their id in your systems.
 export const customerName = (c) => c.name || c.email || c.user_id || `#${c.id}`;
 

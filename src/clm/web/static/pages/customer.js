@@ -5,7 +5,7 @@ import { html } from "../lib/html.js";
 import { api, usingKey } from "../lib/api.js";
 import { Chart } from "../lib/chart.js";
 import { useApi, status } from "../lib/hooks.js";
-import { asOf, day, label, minute, money, number, pct, score, thousands } from "../lib/format.js";
+import { asOf, day, label, minute, money, number, pAlive, pct, score, thousands } from "../lib/format.js";
 import { EngagementPanels } from "./customer_engagement.js";
 
 const STATE = { happy: "happy and stable", at_risk: "happy but at risk", unhappy: "unhappy" };
@@ -45,7 +45,7 @@ export function describe(event, changes) {
     case "Webhook Delivered":
       return `${event.name}${p.category ? ` (${label(p.category)})` : ""}`;
     case "Prediction Scored":
-      return `Scored: P(alive) ${pct(p.p_alive)}, ${number(p.expected_purchases_90d)} purchases expected in 90 days` +
+      return `Scored: P(alive) ${pAlive(p.p_alive)}, ${number(p.expected_purchases_90d)} purchases expected in 90 days` +
         (p.clv_12m !== undefined && p.clv_12m !== null ? `, CLV ${money(p.clv_12m)}` : "");
     case "Frontline Note":
       return `Note by ${p.author || "staff"}${p.rating ? ` (rating ${p.rating}/5)` : ""}: ${p.text || ""}`;

@@ -3,10 +3,11 @@
 import { html } from "../lib/html.js";
 import { download, query } from "../lib/api.js";
 import { useApi, status } from "../lib/hooks.js";
-import { customerName, day, label, money, pct, score, thousands } from "../lib/format.js";
+import { NO_REPEAT, customerName, day, label, money, pAlive, score, thousands } from "../lib/format.js";
 import { navigate as go } from "../lib/router.js";
 import { SaveSegment } from "./segments.js";
 import { FilterChips, RangeForm, rangesOf } from "./customer-filters.js";
+import { hasHistory, historyOf } from "./customer-history.js";
 
 const COLUMNS = [
   { key: "id", title: "Customer", sort: "id" },
@@ -31,6 +32,7 @@ export function Customers({ params }) {
     page: Number(params.get("page") || 1),
     per_page: Number(params.get("per_page") || 50),
     ...rangesOf(params),
+    ...historyOf(params),
   };
   const list = useApi(`/customer-list${query(view)}`);
   const model = useApi("/lifecycle/counts");
@@ -61,7 +63,7 @@ export function Customers({ params }) {
       <button type="submit">Search</button>
       <button type="button" class="secondary" id="at-risk" onClick=${() => go(AT_RISK)}>At risk</button>
       <button type="button" class="secondary" id="export-csv" onClick=${() => download(`/customer-list.csv${query({ ...view, page: undefined, per_page: undefined })}`, "customers.csv")}>Export CSV</button>
-      <${SaveSegment} view=${view} />
+      ${hasHistory(view) ? null : html`<${SaveSegment} view=${view} />`}
     </form>
     <${RangeForm} view=${view} show=${show} error=${list.error} />
     <${FilterChips} view=${view} show=${show} />
@@ -74,7 +76,7 @@ export function Customers({ params }) {
         <td><a href=${`/customers/${c.id}`}>${customerName(c)}</a><br /><span class="muted">${[`#${c.id}`, ...[c.user_id, c.email].filter((v) => v && v !== customerName(c))].join(" · ")}</span></td>
         <td>${c.stage ? html`<span class="pill">${label(c.stage)}</span>` : "–"}</td>
         <td>${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${score(c.health_score)}` : "–"}</td>
-        <td class="num">${pct(c.p_alive)}</td>
+        <td class="num" title=${c.p_alive === 1 ? NO_REPEAT : undefined}>${pAlive(c.p_alive)}</td>
         <td class="num">${money(c.clv)}</td>
         <td>${day(c.last_seen_at)}</td>
         <td class="wrap">${c.reasons.join("; ")}</td>

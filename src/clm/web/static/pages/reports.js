@@ -75,7 +75,7 @@ const CHARTS = {
   funnel: (r) => [
     { id: "chart-funnel", title: "Customers entering each stage", option: {
       tooltip: { trigger: "item" },
-      series: [{ type: "funnel", sort: "none", left: "8%", width: "62%", minSize: "8%",
+      series: [{ type: "funnel", sort: "none", left: "4%", width: "52%", minSize: "8%",
         label: { formatter: (p) => `${label(p.name)}: ${p.value.toLocaleString()}` },
         data: funnelSteps(r) }],
     } },

@@ -6,7 +6,7 @@ import { html } from "../lib/html.js";
 import { api, download, query } from "../lib/api.js";
 import { useApi, status } from "../lib/hooks.js";
 import { Chart } from "../lib/chart.js";
-import { customerName, day, label, money, number, pct, score, thousands } from "../lib/format.js";
+import { NO_REPEAT, customerName, day, label, money, number, pAlive, pct, score, thousands } from "../lib/format.js";
 import { navigate as go } from "../lib/router.js";
 import { rangeConditions } from "./customer-filters.js";
 import { SegmentEditor } from "./segment-editor.js";
@@ -267,7 +267,7 @@ function SegmentPage({ id, params }) {
         <td><a href=${`/customers/${c.id}`}>${customerName(c)}</a><br /><span class="muted">#${c.id}</span></td>
         <td>${c.stage ? html`<span class="pill">${label(c.stage)}</span>` : "–"}</td>
         <td>${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${score(c.health_score)}` : "–"}</td>
-        <td class="num">${pct(c.p_alive)}</td>
+        <td class="num" title=${c.p_alive === 1 ? NO_REPEAT : undefined}>${pAlive(c.p_alive)}</td>
         <td class="num">${money(c.clv)}</td>
         <td>${day(c.last_seen_at)}</td>
       </tr>`)}</tbody></table></div>
