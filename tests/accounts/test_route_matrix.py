@@ -102,6 +102,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/lifecycle/model"): READ,
     ("PUT", "/api/v1/lifecycle/model"): CONFIGURE,
     ("POST", "/api/v1/lifecycle/model/preview"): CONFIGURE,
+    ("GET", "/api/v1/lifecycle/jobs/{job_id}"): CONFIGURE,
     ("GET", "/api/v1/lifecycle/counts"): READ,
     ("GET", "/api/v1/lifecycle/transitions"): READ,
     ("GET", "/api/v1/health/scorecard"): READ,

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -210,7 +211,11 @@ class Readings:
             ).first()
         if row is None:
             return None
-        return Reading(kind.codec.validate_json(row.value), row.version, row.computed_at)
+        try:
+            value = kind.codec.validate_json(row.value)
+        except PydanticValidationError:  # stored by an older CLM in another shape: read again
+            return None
+        return Reading(value, row.version, row.computed_at)
 
     def _compute(self, key: Key, kind: Kind[T], compute: Callable[[], tuple[T, Any]]) -> Reading[T]:
         began = datetime.now(UTC)
