@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--database", required=True)
     parser.add_argument("--workspace", default="cdnow")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--stage-model", action="store_true", help="also the stage preview")
+    parser.add_argument("--only-stage-model", action="store_true", help="the stage preview only")
     args = parser.parse_args()
     db = Database.open(args.database, run_migrations=False)
     with db.transaction() as session:
@@ -74,6 +76,12 @@ def main() -> None:
                 {"weights": {card["factors"][0]["key"]: weight + 1}},
             )
         ]
+        # The stage model editor's preview: the whole stage history recomputed.
+        if args.stage_model or args.only_stage_model:
+            model = client.get("../lifecycle/model").json()["yaml"]
+            calls += [("stage model preview", "../lifecycle/model/preview", {"yaml": model})]
+        if args.only_stage_model:
+            calls = [c for c in calls if "lifecycle" in c[1]]
         for name, path, body in calls:
             wall, cpu = time.perf_counter(), time.process_time()
             answer = client.post(path, json=body)
@@ -82,12 +90,13 @@ def main() -> None:
             found = answer.json()
             job = found.get("job") if "valid" in found else found
             if job is not None:
+                jobs = "../lifecycle/jobs" if "lifecycle" in path else "/jobs"
                 while job["status"] not in ("done", "failed"):
                     time.sleep(0.2)
-                    job = client.get(f"/jobs/{job['id']}").json()
+                    job = client.get(f"{jobs}/{job['id']}").json()
                 if job["status"] == "failed":
                     raise SystemExit(f"{name}: {job['error']}")
-                if "valid" in found:  # the preview itself, now that the snapshot is kept
+                if "valid" in found and "lifecycle" not in path:  # now the snapshot is kept
                     client.post(path, json=body).raise_for_status()
             print(
                 f"{name:30} answered in {answered * 1000:7.0f} ms;"

@@ -230,3 +230,47 @@ def test_a_partial_last_period_is_marked_and_has_no_retention(scenario: Loaded) 
     assert feb.net_revenue_retention == round(50 / 140, 6)
     assert (mar.net_revenue_retention, mar.gross_revenue_retention) == (None, None)
     assert mar.revenue == 90.0
+
+
+@pytest.mark.parametrize("engine", ["sql", "duckdb"])
+def test_at_risk_reads_the_scores_written_after_the_last_event(db: object, engine: str) -> None:
+    """Scoring runs after the events it reads: a fit as of the last day is stamped at its end
+    (midnight), health as time passes. The default period ends 1 s after the last customer
+    event, and its at-risk count must still read those scores (what CLM knew at the end of the
+    data), while an explicit ``until`` keeps only what was stamped before it."""
+    from tests.analytics.logs import event
+
+    last = "2024-03-10T12:00:00"  # the last customer event: the default until is 1 s after
+    scored_at = "2024-03-11T00:00:00"  # the end of the last day
+    messages = [
+        event("x", "2024-01-10", "Order Completed", "x1", revenue=100),
+        event("x", "2024-03-05", "Order Completed", "x2", revenue=40),
+        event("y", "2024-02-01", "Order Completed", "y1", revenue=30),
+        event("y", "2024-02-15", "Prediction Scored", "y-old",
+              p_alive=0.8, clv_12m=60),
+        event("y", last, "Page Viewed", "y2"),
+        event("x", scored_at, "Prediction Scored", "x-fit",
+              p_alive=0.9, clv_12m=120),
+        event("y", scored_at, "Prediction Scored", "y-fit",
+              p_alive=0.3, clv_12m=20),
+    ]  # fmt: skip
+    workspace_id, customers, definition_id = load(db, messages)  # type: ignore[arg-type]
+    loaded = Loaded(db, workspace_id, customers, definition_id)  # type: ignore[arg-type]
+    # x: happy at their purchase, unhappy when re-scored at the end of the day
+    _health(loaded, [("x", "2024-03-05", "happy"), ("x", scored_at, "unhappy")])
+    explicit = {"until": "2024-03-10T12:00:01"}  # the default's own instant, given
+    with report_source(db, workspace_id, engine) as source:  # type: ignore[arg-type]
+        default = churn_retention(source).at_risk
+        before = churn_retention(source, parse_query(RetentionQuery, explicit)).at_risk
+        later = churn_retention(source, parse_query(RetentionQuery, {"until": "2024-03-12"}))
+    # Default: x unhappy (health decides), y P(alive) 0.3 < 0.5 (no health): both at risk;
+    # revenue in the year before until: x 100 + 40, y 30; CLV 120 + 20 (y's 60 is stale)
+    assert (default.alive_customers, default.scored_customers, default.health_customers) == (
+        2, 2, 1,
+    )  # fmt: skip
+    assert (default.customers, default.revenue_12m, default.clv_12m) == (2, 170.0, 140.0)
+    # Until given as the same instant: only y's February score (0.8, safe) and x happy
+    assert (before.scored_customers, before.health_customers, before.customers) == (1, 1, 0)
+    assert (before.revenue_12m, before.clv_12m) == (0.0, 0.0)
+    # A later until reads the end-of-day scores, as the default does
+    assert later.at_risk.customers == 2 and later.at_risk.clv_12m == 140.0

@@ -1,5 +1,5 @@
-"""The overview's stored readings (``clm.analytics.kept``): the stored days of the stage and
-health charts plus the days since equal the hand-worked counts wherever the cut falls; a
+"""The overview's stored readings (``clm.analytics.kept``): the stored changes of the stage and
+health charts plus the rows written since equal the hand-worked counts; a
 restarted server (a new process: nothing in memory) answers from storage without reading the
 log; a change makes the reading not current and it is read again; two processes storing one
 reading at once leave one whole, newest reading. On SQLite and PostgreSQL."""
@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import delete
 
 from clm.analytics import retention_trend
 from clm.analytics import trends as trends_module
@@ -33,15 +34,16 @@ from clm.analytics.trends import (
     active_scorecard_id,
     active_stage_model,
     at_points,
-    past_moves,
-    recent_moves,
+    new_moves,
+    stored_moves,
+    stored_version,
     trends,
 )
 from clm.ingest import ingest
 from clm.lifecycle.health import STATE_LABELS
 from clm.store import workspaces as ws
 from clm.store.engine import Database
-from clm.store.models import OverviewReading
+from clm.store.models import HealthSnapshot, OverviewReading, StageTransition
 from clm.web import create_app
 from tests.analytics.logs import event, ts
 from tests.analytics.test_trends import STAGES, _write
@@ -74,34 +76,71 @@ def _same_url(db: Database) -> Database:
     return Database.open(db.engine.url.render_as_string(hide_password=False), run_migrations=False)
 
 
-@pytest.mark.parametrize(
-    "cut_day",
-    ["2023-12-01", "2024-01-05", "2024-01-12", "2024-01-15", "2024-01-19", "2024-03-01"],
-)
-def test_stored_days_and_the_days_since_equal_the_hand_worked_counts(
+def _snapshot(workspace_id: int, health_id: int, customer: int, when: str, score: float,
+              state: str) -> HealthSnapshot:  # fmt: skip
+    return HealthSnapshot(
+        workspace_id=workspace_id, definition_id=health_id, customer_id=customer, ts=ts(when),
+        occurred_at=datetime.fromtimestamp(ts(when), UTC), score=score, state=state,
+        contributions={},
+    )  # fmt: skip
+
+
+def _transition(workspace_id: int, stage_id: int, customer: int, when: str, source: str,
+                target: str, kind: str) -> StageTransition:  # fmt: skip
+    return StageTransition(
+        workspace_id=workspace_id, definition_id=stage_id, customer_id=customer, ts=ts(when),
+        occurred_at=datetime.fromtimestamp(ts(when), UTC), from_stage=source, to_stage=target,
+        kind=kind, rule=f"rule:{target}", announced=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("cut_day", ["2023-12-01", "2024-01-12", "2024-01-15", "2024-03-01"])
+def test_the_stored_changes_and_the_rows_written_since_equal_the_hand_worked_counts(
     db: Database, cut_day: str
 ) -> None:
-    """Wherever a reading's cut falls (12 January splits a's two scores, 6 hours apart: the
-    later one's previous state is found before the cut), stored days + days since = by hand."""
-    workspace_id, _ = _write(db)
+    """Wherever the reading's day cut falls (12 January splits a's two scores), the stored
+    changes give the hand-worked counts; rows written after it are added per request."""
+    workspace_id, customers = _write(db)
     stage_id = active_stage_model(db, workspace_id)[0]
     health_id = active_scorecard_id(db, workspace_id)
-    cut = ts(cut_day)
-    past, version = past_moves(db, stage_id, health_id, cut)
-    assert all(at < cut for at, *_ in past.stage + past.health)
-    stage, health = recent_moves(db, stage_id, health_id, cut, ts("2024-06-01"))
-    assert all(at >= cut for at, *_ in stage + health)
-    stages, _ = at_points(past.stage + stage, STAGES, WEEK_ENDS)
-    states, scores = at_points(past.health + health, list(STATE_LABELS), WEEK_ENDS)
-    assert _columns(stages) == STAGES_BY_HAND
-    assert _columns(states) == HEALTH_BY_HAND
-    assert scores == SCORES_BY_HAND
-    # the version counts the rows before the cut: 10 transitions, 5 snapshots in all
-    before = sum(1 for d in ("2023-11-01", "2023-12-20") if ts(d) < cut) + sum(
-        1 for d in ("2024-01-03", "2024-01-10", "2024-01-14", "2024-01-16", "2024-01-17",
-                    "2024-01-20", "2024-01-25", "2024-02-05") if ts(d) < cut
+    stored, version = stored_moves(db, stage_id, health_id, ts(cut_day))
+    assert stored.rows == [10, 5] and version == [stored.tops, stored.rows]
+    stages, _ = at_points(stored.stage, STAGES, WEEK_ENDS)
+    states, scores = at_points(stored.health, list(STATE_LABELS), WEEK_ENDS)
+    assert (_columns(stages), _columns(states), scores) == (
+        STAGES_BY_HAND, HEALTH_BY_HAND, SCORES_BY_HAND
     )  # fmt: skip
-    assert version[1] == before
+    # written since: c comes back on 27 January (churned -> lead) and scores 40 (at risk)
+    with db.transaction() as session:
+        session.add(_transition(workspace_id, stage_id, customers["c"], "2024-01-27",
+                                "churned", "lead", "reactivation"))  # fmt: skip
+        session.add(_snapshot(workspace_id, health_id, customers["c"], "2024-01-27", 40.0,
+                              "at_risk"))  # fmt: skip
+    assert stored_version(db, stage_id, health_id, stored) == version  # still exact
+    stage, health = new_moves(db, stage_id, health_id, stored.tops, ts(cut_day))
+    stages, _ = at_points(stored.stage + stage, STAGES, WEEK_ENDS)
+    states, scores = at_points(stored.health + health, list(STATE_LABELS), WEEK_ENDS)
+    # the last week by hand: b trial, a paying, e churned, c lead again; a 50, b 35, c 40
+    assert _columns(stages)[3] == {"trial": 1, "paying": 1, "churned": 1, "lead": 1}
+    assert _columns(states)[3] == {"at_risk": 2, "unhappy": 1} and scores[3] == 50 + 35 + 40
+    assert _columns(stages)[:3] == STAGES_BY_HAND[:3] and scores[:3] == SCORES_BY_HAND[:3]
+    # a late snapshot (before a's stored 12 January one) changes a stored predecessor
+    with db.transaction() as session:
+        session.add(_snapshot(workspace_id, health_id, customers["a"], "2024-01-10", 60.0,
+                              "at_risk"))  # fmt: skip
+    assert stored_version(db, stage_id, health_id, stored) != version
+
+
+def test_a_stored_row_deleted_makes_the_reading_not_current(db: Database) -> None:
+    workspace_id, customers = _write(db)
+    stage_id = active_stage_model(db, workspace_id)[0]
+    health_id = active_scorecard_id(db, workspace_id)
+    stored, version = stored_moves(db, stage_id, health_id, ts("2024-06-01"))
+    with db.transaction() as session:  # a recompute of e: its exit rewritten
+        session.execute(delete(StageTransition).where(
+            StageTransition.customer_id == customers["e"], StageTransition.to_stage == "churned"
+        ))  # fmt: skip
+    assert stored_version(db, stage_id, health_id, stored) != version
 
 
 def test_a_restarted_process_answers_from_storage_and_follows_new_history(
@@ -120,7 +159,7 @@ def test_a_restarted_process_answers_from_storage_and_follows_new_history(
         def no_log_reading(*_: object, **__: object) -> object:
             raise AssertionError("the whole history was read again")
 
-        monkeypatch.setattr(trends_module, "past_moves", no_log_reading)
+        monkeypatch.setattr(trends_module, "stored_moves", no_log_reading)
         monkeypatch.setattr(retention_trend, "run_report", no_log_reading)
         again = trends(restarted, workspace_id, query)
         assert again.current and again.computed_at == first.computed_at
@@ -163,11 +202,9 @@ def test_a_transition_today_shows_at_once_without_reading_the_past_again(
     def no_log_reading(*_: object, **__: object) -> object:
         raise AssertionError("the stored days were read again")
 
-    monkeypatch.setattr(trends_module, "past_moves", no_log_reading)
+    monkeypatch.setattr(trends_module, "stored_moves", no_log_reading)
     midnight = int(datetime(today.year, today.month, today.day, tzinfo=UTC).timestamp())
     stage_id = active_stage_model(db, workspace_id)[0]
-    from clm.store.models import StageTransition
-
     with db.transaction() as session:  # c comes back at the first second of today
         session.add(StageTransition(
             workspace_id=workspace_id, definition_id=stage_id, customer_id=customers["c"],
@@ -246,7 +283,7 @@ def test_a_restarted_server_answers_the_overview_from_storage(
     def no_log_reading(*_: object, **__: object) -> object:
         raise AssertionError("the whole history was read again")
 
-    monkeypatch.setattr(trends_module, "past_moves", no_log_reading)
+    monkeypatch.setattr(trends_module, "stored_moves", no_log_reading)
     monkeypatch.setattr(retention_trend, "run_report", no_log_reading)
     try:
         with _server(restarted) as url:
@@ -310,3 +347,41 @@ def test_two_processes_storing_one_reading_leave_one_whole_newest_reading(db: Da
     assert value["payload"] == list(range(value["n"] * 50))
     # newest: no reading that began later was overwritten by an older one
     assert row.computed_at == max(datetime.fromisoformat(b) for b in began)
+
+
+def test_a_reading_stored_in_another_shape_is_read_again(db: Database) -> None:
+    """A reading an older CLM stored in another shape is no answer: it is read again."""
+    workspace_id, _ = _write(db)
+    with db.transaction() as session:
+        session.add(OverviewReading(
+            workspace_id=workspace_id, kind="funnel", params="{}", version="[]",
+            computed_at=datetime(2020, 1, 1, tzinfo=UTC), value='{"shape": "old"}',
+        ))  # fmt: skip
+    found = funnel_summary(db, workspace_id)
+    report = retention_trend.run_report(db, workspace_id, "funnel", {})
+    assert found.ready and found.steps == report.steps  # type: ignore[union-attr]
+    with db.session() as session:
+        [row] = session.query(OverviewReading).filter_by(workspace_id=workspace_id).all()
+    assert json.loads(row.value)["steps"] == [s.model_dump(mode="json") for s in found.steps]
+
+
+def test_a_reading_nobody_took_for_a_week_is_pruned_by_the_live_loop(db: Database) -> None:
+    workspace_id, _ = _write(db)
+    now = datetime.now(UTC)
+    with db.transaction() as session:  # a range somebody asked for 8 and 6 days ago
+        for days, since in ((8, "2020-01-01"), (6, "2021-01-01")):
+            session.add(OverviewReading(
+                workspace_id=workspace_id, kind="retention",
+                params=canonical({"since": since, "until": "2022-01-01"}), version="[]",
+                computed_at=now - timedelta(days=days), value="{}",
+            ))  # fmt: skip
+    refresh_overview(db, workspace_id, now)
+    with db.session() as session:
+        params = sorted(
+            r.params for r in session.query(OverviewReading).filter_by(kind="retention")
+        )
+    since, until = retention_trend.default_range(now.date())
+    assert params == sorted([
+        canonical({"since": "2021-01-01", "until": "2022-01-01"}),
+        canonical({"since": since.isoformat(), "until": until.isoformat()}),
+    ])  # fmt: skip

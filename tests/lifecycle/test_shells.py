@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,18 @@ def test_api_preview_answers_the_problems_or_the_counts_and_stores_nothing(
     ]
     answer = client.post(url, json={"yaml": good}, headers=headers)
     assert answer.status_code == 200 and answer.json()["valid"] is True
-    preview = answer.json()["preview"]
+    # A valid model's preview reads the whole history: a job, polled as the page polls it.
+    job = answer.json()["job"]
+    assert answer.json()["preview"] is None and job["kind"] == "stage_preview"
+    deadline = time.monotonic() + 120
+    while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job = client.get(f"/api/v1/lifecycle/jobs/{job['id']}", headers=headers).json()
+    assert job["status"] == "done", job
+    preview = job["result"]
+    # Asked again: the job's answer, at once.
+    again = client.post(url, json={"yaml": good}, headers=headers).json()
+    assert again["preview"] == preview and again["job"] is None
     # One customer: identified (acquisition), one order the next day (conversion), and that
     # order is decades ago now: churned.
     assert preview["customers"] == 1 and preview["transitions"] == 3

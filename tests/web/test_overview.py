@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -200,4 +200,73 @@ def test_overview_numbers_and_their_customers(
     page.go_back()
     expect(page).to_have_url(f"{url}/overview")
     expect(page.locator("#range select[name=grain]")).to_have_value("week")
+    assert console_errors(page) == []
+
+
+def _count_then_list(page: Any, link: Any) -> tuple[int, set[str]]:
+    """The number a link shows, and the customers the list shows after following it."""
+    from playwright.sync_api import expect
+
+    shown = int(link.inner_text().rsplit(" ", 1)[-1].replace(",", ""))
+    link.click()
+    expect(page.locator("#customer-count")).to_have_text(
+        f"{shown} {'customer' if shown == 1 else 'customers'}"
+    )
+    return shown, _listed(page)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 400])
+def test_movers_and_past_points_click_through_to_exactly_their_customers(
+    site: tuple[str, str, dict[str, int]], browser_page: object, width: int
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    url, key, _ = site
+    page = browser_page
+    assert isinstance(page, Page)
+    page.set_viewport_size({"width": width, "height": 900})
+    since = (datetime.now(UTC) - timedelta(days=40)).date().isoformat()
+    page.goto(f"{url}/overview?grain=day&since={since}")
+    page.fill("#key", key)
+    page.click("#login-form button")
+
+    # this week's movers (by hand, above): fell a and c; up a; down c; new e
+    for link, customers in (("#movers-fell", {"a", "c"}), ("#movers-up", {"a"}),
+                            ("#movers-down", {"c"}), ("#movers-new", {"e"})):  # fmt: skip
+        shown, listed = _count_then_list(page, page.locator(link))
+        assert listed == {f"{u}@example.com" for u in customers} and shown == len(customers)
+        expect(page.locator("#filter-chips")).to_contain_text("UTC")
+        if link == "#movers-fell":
+            SHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SHOTS / f"customers-movers-{width}.png"), full_page=True)
+        page.go_back()
+
+    # a click on the stage chart 25 days ago picks that day: a, b and c were leads then (b
+    # went on 20 days ago, d came 10 days ago); only a had a score (happy, 30 days ago)
+    day = (datetime.now(UTC) - timedelta(days=25)).date().isoformat()
+    chart = page.locator("#chart-stages")
+    expect(chart.locator("canvas").first).to_be_visible()
+    chart.scroll_into_view_if_needed()
+    options = page.locator("#stages-point-select option").all_inner_texts()
+    index = options.index(day)
+    x, y = page.evaluate(
+        "([el, i]) => el.chart.convertToPixel({gridIndex: 0}, [i, 0])",
+        [chart.element_handle(), index],
+    )
+    chart.click(position={"x": x, "y": y - 10})
+    expect(page.locator("#stages-point-select")).to_have_value(str(index))
+    expect(page.locator("#stages-point")).to_contain_text("lead: 3")
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(SHOTS / f"overview-point-{width}.png"), full_page=True)
+    shown, listed = _count_then_list(page, page.locator("#stages-point a", has_text="lead"))
+    assert listed == {"a@example.com", "b@example.com", "c@example.com"} and shown == 3
+    expect(page.locator("#filter-chips")).to_contain_text("as of")
+    page.go_back()
+    # the health chart's point from the keyboard: the select, then the link
+    page.select_option("#health-point-select", str(index))
+    shown, listed = _count_then_list(
+        page, page.locator("#health-point a", has_text="happy and stable")
+    )
+    assert listed == {"a@example.com"} and shown == 1
     assert console_errors(page) == []

@@ -123,3 +123,30 @@ def test_each_saved_segment_is_counted_on_the_first_pass_of_a_day(sqlite_db: Dat
     live_pass(db, workspace_id, now=at(2 * DAY), settings=SETTINGS)
     days = [(p.day, p.size) for p in sizes(db, workspace_id, segment.id).points]
     assert days == [(at(0).date(), 1), (at(DAY).date(), 1), (at(2 * DAY).date(), 2)]
+
+
+def test_a_pass_of_the_worker_stores_the_overviews_readings(db: Database) -> None:
+    """The live loop keeps the overview's readings without cron: after a pass, its readings
+    task stores each default reading, and a restarted server answers from them."""
+    from huey import MemoryHuey  # type: ignore[import-untyped]
+
+    from clm.analytics.retention_trend import funnel_summary
+    from clm.engage.delivery.worker import Queue
+    from clm.store.models import OverviewReading
+    from clm.worker.tasks import LiveQueue
+    from tests.analytics.test_trends import _write
+
+    workspace_id, _ = _write(db)
+    url = db.engine.url.render_as_string(hide_password=False)
+    live = LiveQueue(Queue(MemoryHuey("test", immediate=True), url), Settings())
+    live.run_pass(workspace_id)  # immediate: the pass, then the readings task it enqueues
+    with db.session() as session:
+        kinds = sorted(r.kind for r in session.query(OverviewReading))
+    assert kinds == ["funnel", "movers", "retention", "trends"]
+    restarted = Database.open(url, run_migrations=False)
+    try:
+        found = funnel_summary(restarted, workspace_id)
+    finally:
+        restarted.dispose()
+    assert found.ready and found.current and found.steps
+    live.queue.database().dispose()

@@ -53,21 +53,25 @@ def acquisition(
     bought = early.filter(early.name == PURCHASE)
     first = bought.group_by("customer_id").aggregate(acquired_ts=bought.ts.min())
     first = first.filter(first.acquired_ts >= period.since)
+    first = source.keyed(first, "customer_id")
     touch = early.filter(early[query.dimension].notnull(), by_customer(early))
     touch = touch.join(first, "customer_id")
     touch = touch.filter(touch.ts <= touch.acquired_ts)
     order = [touch.ts, touch.message_id]
     touch = touch.mutate(nth=ibis.row_number().over(group_by="customer_id", order_by=order))
     origin = touch.filter(touch.nth == 0).select("customer_id", value=touch[query.dimension])
+    origin = source.keyed(origin, "customer_id")
     scored = known.filter(known.name == PREDICTION, known.clv_12m.notnull())
     scored = scored.mutate(nth=ibis.row_number().over(
-        group_by="customer_id", order_by=[scored.ts.desc(), scored.message_id.desc()]))  # fmt: skip
+        group_by="customer_id",
+        order_by=[source.scan_ts(scored).desc(), scored.message_id.desc()]))  # fmt: skip
     clv = scored.filter(scored.nth == 0).select("customer_id", "clv_12m")
+    clv = source.keyed(clv, "customer_id")
     new = first.left_join(origin, "customer_id").select(
         first.customer_id, first.acquired_ts, value=origin.value.fill_null(DIRECT)
     )
     new = new.left_join(clv, "customer_id").select(new, clv.clv_12m)
-    new = source.reuse(new)  # read by both queries below
+    new = source.reuse(new, join_key="customer_id")  # read by both queries below
     per_value = new.group_by("value").aggregate(
         customers=ibis._.count(), scored=new.clv_12m.count(), clv=new.clv_12m.sum()
     )

@@ -31,15 +31,15 @@ ANSWERED = "survey_answered"
 KINDS = ("nps", "csat", "ces")
 
 
-def survey_answers(events: ir.Table, until: int, ts: ir.IntegerValue | None = None) -> ir.Table:
+def survey_answers(source: ReportSource, events: ir.Table, until: int) -> ir.Table:
     """The answers before ``until`` with a score, one per response (its latest revision), and
-    the survey each belongs to in ``survey``; ``ts``: ``events.ts`` as the source wants it
-    filtered (``ReportSource.scan_ts``)."""
+    the survey each belongs to in ``survey``; ``ts`` is filtered and ordered as the source
+    wants it for a read of the whole log (``ReportSource.scan_ts``)."""
     kind = ibis.cases(
         *[(events.name == name, ibis.literal(k)) for name, k in SURVEYS.items()],
         else_=ibis.ifelse(events.name == ANSWERED, events.survey_type, ibis.null("string")),
     )
-    before = (events.ts if ts is None else ts) < until
+    before = source.scan_ts(events) < until
     scored = events.filter(events.score.notnull(), before).mutate(survey=kind)
     scored = scored.filter(scored.survey.isin(list(KINDS)))
     response = ibis.ifelse(
@@ -49,7 +49,7 @@ def survey_answers(events: ir.Table, until: int, ts: ir.IntegerValue | None = No
     scored = scored.mutate(response=response)
     latest = ibis.row_number().over(
         group_by=[scored.customer_id, scored.response],
-        order_by=[scored.revision.fill_null(1).desc(), scored.ts.desc(),
+        order_by=[scored.revision.fill_null(1).desc(), source.scan_ts(scored).desc(),
                   scored.message_id.desc()],
     )  # fmt: skip
     ranked = scored.mutate(nth=latest)
@@ -86,15 +86,18 @@ def feedback(source: ReportSource, query: FeedbackQuery | None = None) -> Feedba
     query = query or FeedbackQuery()
     period = resolve_period(source, query)
     events, transitions = filtered(source, query, period)
-    answers = survey_answers(events, period.until, source.scan_ts(events))
+    answers = survey_answers(source, events, period.until)
     answers = answers.filter(answers.ts >= period.since)
-    answers = source.reuse(answers)  # read by all three breakdowns
+    # kept with the four columns the breakdowns read (not every column of the log)
+    answers = answers.select("customer_id", "ts", "survey", "score")
+    answers = source.reuse(answers, join_key="customer_id")  # read by all three breakdowns
     trend = answers.mutate(p=period_index(answers.ts, query.granularity))
     over_time = _rows(source, _metrics(trend, trend.p))
     for row in over_time:
         row.key = period_label(int(row.key), query.granularity)
-    s = stays(transitions, period.until)
-    s = s.filter(s.customer_id.isin(answers.customer_id)).select(
+    # the answering customers' stays: their transitions first (a stay is per customer)
+    s = stays(transitions.filter(transitions.customer_id.isin(answers.customer_id)), period.until)
+    s = s.select(
         "customer_id", "stage", "start_ts", end_ts=s.end_ts.cast(dt.Int64(nullable=True))
     )  # nullable: Ibis types a lead() as never null, and a cached table would refuse the nulls
     # on SQLite an indexed temporary table: joined to a window subquery, its planner scanned

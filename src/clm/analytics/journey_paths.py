@@ -280,10 +280,13 @@ def journey_slices(touches: Touchpoints, journeys: Journeys, lookback: int) -> S
     # without touchpoints gets an empty window
     base = rank * touches.width - touches.origin
     low, high = touches.origin, touches.origin + touches.width - 1
-    bound = np.clip(end - lookback, low, high)
+    bound = end - lookback
+    np.maximum(bound, low, out=bound)
+    np.minimum(bound, high, out=bound)
     bound += base
     lo = np.searchsorted(touches.key, bound, side="left")
-    bound = np.clip(end, low, high)
+    np.maximum(end, low, out=bound)
+    np.minimum(bound, high, out=bound)
     bound += base
     hi = np.searchsorted(touches.key, bound, side="right")
     np.copyto(hi, lo, where=~known)

@@ -33,7 +33,8 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
-from sqlalchemy import Table, select
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -166,6 +167,16 @@ class Readings:
         """The stored reading of ``kind`` at ``params`` (not this process's memory of it)."""
         return self._load(kind, (workspace_id, kind.name, canonical(dict(params))))
 
+    def prune(self, workspace_id: int, before: datetime) -> int:
+        """Delete the workspace's readings taken before ``before`` (ranges nobody asks for
+        any more; the live loop reads its defaults again at once); how many went."""
+        r = OverviewReading
+        with self.db.transaction() as session:
+            gone = session.execute(
+                delete(r).where(r.workspace_id == workspace_id, r.computed_at < before)
+            )
+        return int(gone.rowcount or 0)  # type: ignore[attr-defined]
+
     def forget(self) -> None:
         """Drop this process's memory (as a restart would); the stored readings stay."""
         with self._lock:
@@ -210,7 +221,11 @@ class Readings:
             ).first()
         if row is None:
             return None
-        return Reading(kind.codec.validate_json(row.value), row.version, row.computed_at)
+        try:
+            value = kind.codec.validate_json(row.value)
+        except PydanticValidationError:  # stored by an older CLM in another shape: read again
+            return None
+        return Reading(value, row.version, row.computed_at)
 
     def _compute(self, key: Key, kind: Kind[T], compute: Callable[[], tuple[T, Any]]) -> Reading[T]:
         began = datetime.now(UTC)

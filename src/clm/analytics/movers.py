@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import and_, desc, func, select
-from sqlalchemy.orm import aliased
 
 from clm.analytics.kept import Kind, readings_of
 from clm.analytics.trends import active_scorecard_id, active_stage_model, history_version
 from clm.errors import Unavailable
 from clm.lifecycle.health import STATE_LABELS
+from clm.lifecycle.history_filters import DOWN, UP, Direction, direction_of, score_changes
 from clm.store.engine import Database
-from clm.store.models import Customer, HealthSnapshot, StageTransition
+from clm.store.models import Customer, StageTransition
 
 DAY = 86_400
-UP = ("forward", "skip", "reactivation")
-DOWN = ("backward", "exit")
-Direction = Literal["up", "down", "new"]
 
 
 class MoversQuery(BaseModel):
@@ -77,13 +74,12 @@ class Movers(BaseModel):
     health_rose: int
     health: Annotated[list[HealthMover], Field(description="biggest falls first")]
     stage_moves: Annotated[dict[str, int], Field(description="up, down and new: transitions")]
+    stage_movers: Annotated[
+        dict[str, int], Field(description="up, down and new: customers (the list's moved=)")
+    ] = {}
     flows: list[StageFlow]
     stages: Annotated[list[StageMove], Field(description="the latest moves up or down")]
     current: Annotated[bool, Field(description="False: an older reading, being refreshed")] = True
-
-
-def _direction(kind: str) -> Direction:
-    return "up" if kind in UP else "down" if kind in DOWN else "new"
 
 
 def _who(raw: object) -> dict[str, object]:
@@ -100,47 +96,8 @@ def _who(raw: object) -> dict[str, object]:
 def _health_movers(
     db: Database, workspace_id: int, since: int, until: int, limit: int
 ) -> tuple[int, int, list[HealthMover]]:
-    h = HealthSnapshot
     definition_id = active_scorecard_id(db, workspace_id)
-    touched = (
-        select(h.customer_id)
-        .where(h.definition_id == definition_id, h.ts > since, h.ts <= until)
-        .group_by(h.customer_id)
-        .subquery()
-    )
-
-    def latest(at: int):  # type: ignore[no-untyped-def]
-        inner = aliased(HealthSnapshot)
-        return (
-            select(inner.id)
-            .where(
-                inner.definition_id == definition_id,
-                inner.customer_id == touched.c.customer_id,
-                inner.ts <= at,
-            )
-            .order_by(desc(inner.ts), desc(inner.id))
-            .limit(1)
-            .scalar_subquery()
-        )
-
-    pairs = select(
-        touched.c.customer_id, latest(since).label("before_id"), latest(until).label("now_id")
-    ).subquery()
-    before, now = aliased(HealthSnapshot), aliased(HealthSnapshot)
-    change = (now.score - before.score).label("change")
-    moved = (
-        select(
-            pairs.c.customer_id,
-            before.score.label("score_before"),
-            now.score.label("score_now"),
-            change,
-            before.state.label("state_before"),
-            now.state.label("state_now"),
-        )
-        .join(before, before.id == pairs.c.before_id)
-        .join(now, now.id == pairs.c.now_id)
-        .subquery()
-    )
+    moved = score_changes(definition_id, since, until)  # the list's health_fell filter's own
     counts = select(
         func.count().filter(moved.c.change < 0), func.count().filter(moved.c.change > 0)
     )
@@ -173,7 +130,7 @@ def _health_movers(
 
 def _stage_moves(
     db: Database, workspace_id: int, since: int, until: int, limit: int
-) -> tuple[dict[str, int], list[StageFlow], list[StageMove]]:
+) -> tuple[dict[str, int], dict[str, int], list[StageFlow], list[StageMove]]:
     t = StageTransition
     definition_id, _ = active_stage_model(db, workspace_id)
     window = and_(t.definition_id == definition_id, t.ts > since, t.ts <= until)
@@ -199,13 +156,17 @@ def _stage_moves(
         .order_by(desc(t.ts), desc(t.id))
         .limit(limit)
     )
+    who = select(t.kind, t.customer_id).where(window).distinct()
     with db.session() as session:
         flow_rows = session.execute(flows_query).all()
         move_rows = session.execute(latest).all()
+        movers: dict[str, set[int]] = {"up": set(), "down": set(), "new": set()}
+        for kind, customer_id in session.execute(who):
+            movers[direction_of(kind)].add(int(customer_id))
     totals = {"up": 0, "down": 0, "new": 0}
     flows = []
     for source, target, kind, n in flow_rows:
-        direction = _direction(kind)
+        direction = direction_of(kind)
         totals[direction] += int(n)
         flows.append(
             StageFlow(from_stage=source, to_stage=target, direction=direction, moves=int(n))
@@ -217,12 +178,12 @@ def _stage_moves(
             at=datetime.fromtimestamp(r.ts, UTC),
             from_stage=r.from_stage,
             to_stage=r.to_stage,
-            direction=_direction(r.kind),
+            direction=direction_of(r.kind),
             rule=r.rule,
         )
         for r in move_rows
     ]
-    return totals, flows, moves
+    return totals, {d: len(c) for d, c in movers.items()}, flows, moves
 
 
 def _version(db: Database, workspace_id: int) -> tuple[Any, int]:
@@ -279,9 +240,9 @@ def movers(
 def _movers(db: Database, workspace_id: int, query: MoversQuery, until: int) -> Movers:
     since = until - query.days * DAY
     fell, rose, health = _health_movers(db, workspace_id, since, until, query.limit)
-    totals, flows, stages = _stage_moves(db, workspace_id, since, until, query.limit)
+    totals, customers, flows, stages = _stage_moves(db, workspace_id, since, until, query.limit)
     return Movers(
         since=datetime.fromtimestamp(since, UTC), until=datetime.fromtimestamp(until, UTC),
-        health_fell=fell, health_rose=rose, health=health, stage_moves=totals, flows=flows,
-        stages=stages,
+        health_fell=fell, health_rose=rose, health=health, stage_moves=totals,
+        stage_movers=customers, flows=flows, stages=stages,
     )  # fmt: skip

@@ -17,7 +17,12 @@ neither active, new nor churned (``DEFINITIONS`` says it in every report):
   part of a period with a whole one, so they are left out (None), not shown as a drop;
 * at risk: of the customers active at ``until`` (bought, not in an exit stage), those whose
   health state is ``at_risk``/``unhappy``, or without one, whose latest P(alive) is below the
-  threshold.
+  threshold. "Latest" is what CLM knew at ``until``: the scores and states stamped before it,
+  or, when ``until`` is left to its default (the end of the customers' events), every score
+  in the log, as the acquisition report's default value horizon and the overview's revenue at
+  risk read them: scoring runs after the events it reads (a fit as of a day is stamped at
+  that day's end, health as time passes), so a period ending just after the last event would
+  otherwise drop the scores of the data it covers.
 
 Revenue is the customers' own: an event CLM wrote (``by_customer``) never adds to it, nor does
 an ``Order Completed`` CLM wrote make anyone a customer.
@@ -58,7 +63,8 @@ DEFINITIONS = {
     "active at start": "customers who bought before the period and are not in a churn stage",
     "churned": "customers who moved into a churn stage in the period; rate = churned / active",
     "at risk": "active customers at the end (bought, not in a churn stage) whose health state is "
-    "at risk or unhappy, or without one, whose latest P(alive) is below the threshold",
+    "at risk or unhappy, or without one, whose latest P(alive) is below the threshold; latest: "
+    "stamped before until, or without until, the latest CLM has (scored after the last event)",
     "revenue": "the customers' own events' revenue (never an event CLM wrote)",
     "NRR/GRR": "revenue from last period's payers / their revenue last period (GRR caps each "
     "at last period's); not shown for a partial period",
@@ -267,9 +273,10 @@ def _at_risk(
     customers) and whose stage just before ``until`` is not an exit stage (or who have none).
     """
     alive = buyers.filter(buyers.exit_now == 0).select("customer_id")
-    scored = events.filter(
-        events.name == PREDICTION, events.p_alive.notnull(), events.ts < period.until
-    )
+    known = period.until if query.until is not None else None  # None: all CLM knows
+    scored = events.filter(events.name == PREDICTION, events.p_alive.notnull())
+    if known is not None:
+        scored = scored.filter(scored.ts < known)
     scored = scored.mutate(
         rn=ibis.row_number().over(group_by="customer_id",
                                   order_by=[scored.ts.desc(), scored.message_id.desc()])
@@ -283,7 +290,7 @@ def _at_risk(
     with_scores = alive.left_join(latest, "customer_id").select(
         alive.customer_id, latest.p_alive, latest.clv_12m
     )
-    health = _health_states(source, period.until)
+    health = _health_states(source, known)
     with_health = with_scores.left_join(health, "customer_id").select(with_scores, health.state)
     joined = with_health.left_join(revenue, "customer_id").select(
         with_health.p_alive, with_health.clv_12m, with_health.state, revenue.revenue
@@ -308,12 +315,13 @@ def _at_risk(
     )  # fmt: skip
 
 
-def _health_states(source: ReportSource, until: int) -> ir.Table:
-    """``customer_id, state``: each customer's health state just before ``until`` (none
-    without a health history)."""
+def _health_states(source: ReportSource, until: int | None) -> ir.Table:
+    """``customer_id, state``: each customer's health state just before ``until`` (None: their
+    latest; none without a health history)."""
     if source.health is None:
         empty = source.transitions.filter(ibis.literal(False))
         return empty.select("customer_id", state=empty.to_stage)
-    h = source.health.filter(unindexed(source.health.ts) < until)
+    h = source.health
+    h = h.filter(unindexed(h.ts) < until) if until is not None else h
     # the only aggregate: SQLite's arg_max is a bare column beside max(ts)
     return h.group_by("customer_id").aggregate(state=h.state.argmax(h.ts))

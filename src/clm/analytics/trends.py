@@ -10,11 +10,11 @@ running sum up to a point is the count at that point. Health snapshots carry no 
 state, so a window (``LAG`` over each customer's snapshots) supplies it, and the same running
 sum gives the count per state and the summed score (hence the mean).
 
-The daily changes cover the whole history, so one read serves every range and grain. A day
-that is over keeps its changes, so the days before a reading's cut (a UTC midnight) are
-stored (``clm.analytics.kept``, one row, read at once after a restart) and only the changes
-since are read per request, on the ``ts`` index; changes from today on (including transitions
-scheduled ahead) keep their own second, so "now" is exact.
+The daily changes cover the whole history, so one read serves every range and grain. They
+are stored (``clm.analytics.kept``: one row, read at once after a restart) up to the newest
+row ids of both histories; per request only the rows written since (a range of the primary
+key) are read and added. Changes before the reading's day are summed per day, changes from
+it on (including transitions scheduled ahead) keep their own second, so "now" is exact.
 """
 
 from __future__ import annotations
@@ -175,26 +175,20 @@ def _grouped(moves: Any) -> Select[Any]:
     ).group_by(moves.c.at, moves.c.name)
 
 
-def _stage_rows(definition_id: int, since: int | None, before: int | None) -> list[Any]:
+def stage_moves(
+    db: Database, definition_id: int, cut: int, *, upto: int | None = None,
+    after: int | None = None,
+) -> list[Delta]:  # fmt: skip
+    """Per day: +1 for each transition into a stage, -1 for the stage it left (which the row
+    stores), of the transitions with ids up to ``upto`` or after ``after``, where given."""
     t = StageTransition
     where: list[Any] = [t.definition_id == definition_id]
-    if since is not None:
-        where.append(t.ts >= since)
-    if before is not None:
-        where.append(t.ts < before)
-    return where
-
-
-def stage_moves(
-    db: Database, definition_id: int, cut: int, *, since: int | None = None,
-    before: int | None = None,
-) -> list[Delta]:  # fmt: skip
-    """Per day: +1 for each transition into a stage, -1 for the stage it left (of the
-    transitions at ``since`` or later and before ``before``, where given)."""
-    t = StageTransition
+    if upto is not None:
+        where.append(t.id <= upto)
+    if after is not None:
+        where.append(t.id > after)
     at = _when(t.ts, cut).label("at")
     zero = literal(0.0).label("score")
-    where = _stage_rows(definition_id, since, before)
     into = select(at, t.to_stage.label("name"), literal(1).label("sign"), zero).where(*where)
     out = select(at, t.from_stage.label("name"), literal(-1).label("sign"), zero).where(
         *where, t.from_stage.is_not(None)
@@ -217,16 +211,15 @@ def _health_changes(ordered: Any, cut: int) -> Select[Any]:
 
 
 def health_moves(
-    db: Database, definition_id: int, cut: int, *, before: int | None = None
+    db: Database, definition_id: int, cut: int, *, upto: int | None = None
 ) -> list[Delta]:
     """Per day: +1 for each snapshot's state, -1 for the same customer's previous state, and
-    the change in their score (of the snapshots before ``before``, where given: a snapshot's
-    predecessors are all earlier, so the window sees every one it needs)."""
+    the change in their score (of the snapshots with ids up to ``upto``, where given)."""
     h = HealthSnapshot
     order = (h.ts, h.id)
     where = [h.definition_id == definition_id]
-    if before is not None:
-        where.append(h.ts < before)
+    if upto is not None:
+        where.append(h.id <= upto)
     ordered = (
         select(
             h.ts,
@@ -243,10 +236,10 @@ def health_moves(
         return [(int(w), str(n), float(c), float(v or 0)) for w, n, c, v in rows]
 
 
-def recent_health_moves(db: Database, definition_id: int, since: int, cut: int) -> list[Delta]:
-    """``health_moves`` of the snapshots at ``since`` or later only: each one's previous
-    snapshot (perhaps older than ``since``) found on the customer index, not by a window
-    over the whole history, so today's changes cost what today holds."""
+def new_health_moves(db: Database, definition_id: int, after: int, cut: int) -> list[Delta]:
+    """``health_moves`` of the snapshots with ids after ``after`` only: each one's previous
+    snapshot found on the customer index, not by a window over the whole history, so the
+    snapshots written since a stored reading cost what they are."""
     h, p = HealthSnapshot, aliased(HealthSnapshot)
 
     def previous(column: Any) -> Any:
@@ -270,7 +263,7 @@ def recent_health_moves(db: Database, definition_id: int, since: int, cut: int) 
             previous(p.state).label("before"),
             previous(p.score).label("was"),
         )
-        .where(h.definition_id == definition_id, h.ts >= since)
+        .where(h.definition_id == definition_id, h.id > after)
         .subquery()
     )
     with db.session() as session:
@@ -302,57 +295,95 @@ def at_points(
 
 def history_version(db: Database, stage_id: int, health_id: int) -> tuple[int, ...]:
     """Newest id and row count of both histories (a recompute deletes and rewrites rows)."""
-    return (stage_id, health_id, *_facts(db, stage_id, health_id, None))
+    tops, rows = _tops(db, stage_id, health_id)
+    return (stage_id, health_id, tops[0], rows[0], tops[1], rows[1])
 
 
-def _facts(db: Database, stage_id: int, health_id: int, before: int | None) -> list[int]:
-    """Newest id and row count of each history (of the rows before ``before``, where given):
-    a row added, removed or rewritten changes one or the other; a range of the ``ts`` index."""
-    facts = []
+def _tops(db: Database, stage_id: int, health_id: int) -> tuple[list[int], list[int]]:
+    """Newest id and row count of each history (one scan of its definition's index)."""
+    tops, rows = [], []
     with db.session() as session:
         for model, definition_id in ((StageTransition, stage_id), (HealthSnapshot, health_id)):
-            where = [model.definition_id == definition_id]
-            if before is not None:
-                where.append(model.ts < before)
-            newest, rows = session.execute(
-                select(func.max(model.id), func.count()).where(*where)
+            newest, count = session.execute(
+                select(func.max(model.id), func.count()).where(model.definition_id == definition_id)
             ).one()
-            facts += [int(newest or 0), int(rows)]
-    return facts
+            tops.append(int(newest or 0))
+            rows.append(int(count))
+    return tops, rows
 
 
-class PastMoves(BaseModel):
-    """The stored part of the charts: every day's changes before ``cut`` (a UTC midnight).
-    A day that is over keeps its changes unless the history before it is rewritten (a late
-    event, a new model version), which its version (newest id and count before ``cut``)
-    tells."""
+class StoredMoves(BaseModel):
+    """The stored part of the charts: the changes of every transition and snapshot with an id
+    up to ``tops`` (stage, health), ``rows`` of each, per day before ``cut`` (a UTC midnight)
+    and per second from it. Rows written since have larger ids and are read per request; the
+    reading stays exact while none at or below the tops is deleted or rewritten (the counts
+    tell) and no new snapshot falls before a stored one of its customer (a late event: it
+    would change the stored one's predecessor)."""
 
     cut: int
+    tops: list[int]
+    rows: list[int]
     stage: list[Delta]
     health: list[Delta]
 
 
-PAST = Kind("trends", TypeAdapter(PastMoves), wait=60.0, min_interval=60.0)
+PAST = Kind("trends", TypeAdapter(StoredMoves), wait=60.0, min_interval=60.0)
 
 
-def past_moves(db: Database, stage_id: int, health_id: int, cut: int) -> tuple[PastMoves, Any]:
-    """The daily changes before ``cut`` and the version they were read at (read first)."""
-    version = _facts(db, stage_id, health_id, cut)
-    past = PastMoves(
-        cut=cut,
-        stage=stage_moves(db, stage_id, cut, before=cut),
-        health=health_moves(db, health_id, cut, before=cut),
+def stored_moves(db: Database, stage_id: int, health_id: int, cut: int) -> tuple[StoredMoves, Any]:
+    """The histories' changes up to their newest rows now, and the version they were read at
+    (the tops and counts, read first; rows written meanwhile are left to the next reading)."""
+    tops, rows = _tops(db, stage_id, health_id)
+    value = StoredMoves(
+        cut=cut, tops=tops, rows=rows,
+        stage=stage_moves(db, stage_id, cut, upto=tops[0]),
+        health=health_moves(db, health_id, cut, upto=tops[1]),
+    )  # fmt: skip
+    return value, [tops, rows]
+
+
+def stored_version(db: Database, stage_id: int, health_id: int, value: StoredMoves) -> Any:
+    """The version of a stored reading's rows now: ``[tops, rows]`` as stored while they are
+    intact (counted on the definitions' indexes) and no new snapshot precedes a stored one of
+    its customer; anything else otherwise."""
+    h, older = HealthSnapshot, aliased(HealthSnapshot)
+    late = (
+        select(h.id)
+        .where(
+            h.definition_id == health_id,
+            h.id > value.tops[1],
+            select(older.id)
+            .where(
+                older.definition_id == health_id,
+                older.customer_id == h.customer_id,
+                older.id <= value.tops[1],
+                or_(older.ts > h.ts, and_(older.ts == h.ts, older.id > h.id)),
+            )
+            .exists(),
+        )
+        .limit(1)
     )
-    return past, version
+    counts = []
+    with db.session() as session:
+        for model, definition_id, top in (
+            (StageTransition, stage_id, value.tops[0]), (HealthSnapshot, health_id, value.tops[1])
+        ):  # fmt: skip
+            counts.append(int(session.scalar(
+                select(func.count()).where(model.definition_id == definition_id, model.id <= top)
+            ) or 0))  # fmt: skip
+        if counts != value.rows or session.scalar(late) is not None:
+            return ["changed", counts]
+    return [value.tops, value.rows]
 
 
-def recent_moves(
-    db: Database, stage_id: int, health_id: int, since: int, cut: int
+def new_moves(
+    db: Database, stage_id: int, health_id: int, tops: list[int], cut: int
 ) -> tuple[list[Delta], list[Delta]]:
-    """The changes from ``since`` on: per day before ``cut``, per second from it."""
+    """The changes of the rows written after ``tops``: per day before ``cut``, per second
+    from it (a range of each table's primary key)."""
     return (
-        stage_moves(db, stage_id, cut, since=since),
-        recent_health_moves(db, health_id, since, cut),
+        stage_moves(db, stage_id, cut, after=tops[0]),
+        new_health_moves(db, health_id, tops[1], cut),
     )
 
 
@@ -361,18 +392,18 @@ def _past_params(stage_id: int, health_id: int) -> dict[str, int]:
 
 
 def _past_reading(db: Database, stage_id: int, health_id: int, today: int) -> dict[str, Any]:
-    """How the stored days are checked (their version now), read (up to today's midnight)
-    and renewed (a day over since their cut: the live part would keep growing)."""
+    """How the stored reading is checked (its rows' version now), read (with today's
+    midnight as its cut) and renewed (a day over since: folds yesterday into days)."""
     return {
-        "version": lambda value: _facts(db, stage_id, health_id, value.cut),
-        "compute": lambda: past_moves(db, stage_id, health_id, _today()),
+        "version": lambda value: stored_version(db, stage_id, health_id, value),
+        "compute": lambda: stored_moves(db, stage_id, health_id, _today()),
         "renew": lambda found: found.value.cut < today,
     }
 
 
 def store_past_moves(db: Database, workspace_id: int) -> bool:
-    """Store the active histories' days up to today's midnight unless the stored ones are
-    current (the live loop, ``clm demo``); True when it read them."""
+    """Store the active histories' changes unless the stored ones are current (the live loop,
+    ``clm demo``); True when it read them."""
     stage_id, _ = active_stage_model(db, workspace_id)
     health_id = active_scorecard_id(db, workspace_id)
     return readings_of(db).ensure(
@@ -385,10 +416,10 @@ def _moves(
     db: Database, workspace_id: int, stage_id: int, health_id: int, now: datetime, fresh: bool
 ) -> tuple[list[Delta], list[Delta], datetime | None, bool]:
     """(stage changes, health changes, when the stored part was read, whether it is
-    current): the stored days before the reading's cut and the changes since, read now."""
+    current): the stored reading's changes and those of the rows written since."""
     today = _midnight(now.date())
     if fresh:
-        past, _ = past_moves(db, stage_id, health_id, today)
+        stored, _ = stored_moves(db, stage_id, health_id, today)
         read_at, current = None, True
     else:
         reading, current = readings_of(db).get(
@@ -397,9 +428,9 @@ def _moves(
         )  # fmt: skip
         if reading is None:
             raise Unavailable("The stage and health history are still being read; try again")
-        past, read_at = reading.value, reading.computed_at
-    stage, health = recent_moves(db, stage_id, health_id, past.cut, today)
-    return past.stage + stage, past.health + health, read_at, current
+        stored, read_at = reading.value, reading.computed_at
+    stage, health = new_moves(db, stage_id, health_id, stored.tops, today)
+    return stored.stage + stage, stored.health + health, read_at, current
 
 
 def trends(

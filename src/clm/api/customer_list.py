@@ -3,16 +3,18 @@ the same query as CSV. (A path of its own: ``/customers/{id}`` owns every ``/cus
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError as PydanticError
+from sqlalchemy.sql.elements import ColumnElement
 
 from clm.api.deps import DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
 from clm.errors import FieldError, ValidationError
+from clm.lifecycle.catalog import get_stage_model
 from clm.lifecycle.customer_list import (
     MAX_COUNT,
     MAX_DAYS,
@@ -24,7 +26,10 @@ from clm.lifecycle.customer_list import (
     export_csv,
     list_customers,
 )
+from clm.lifecycle.health_inputs import get_scorecard
+from clm.lifecycle.history_filters import Direction, HistoryFilters, history_conditions
 from clm.lifecycle.saved_segments import conditions_of
+from clm.store.engine import Database
 from clm.store.storable import RowId
 
 router = APIRouter(prefix="/api/v1", tags=["customers"], route_class=ClmRoute)
@@ -79,6 +84,59 @@ def range_filters(
 Ranges = Annotated[RangeFilters, Depends(range_filters)]
 
 
+Moment = Annotated[datetime | None, Query(description="an instant (ISO 8601; UTC if no zone)")]
+
+
+def history_filters(
+    as_of: Annotated[
+        datetime | None,
+        Query(description="stage and health_state as they stood at this instant (ISO 8601)"),
+    ] = None,
+    moved_since: Annotated[
+        datetime | None, Query(description="moved after this instant (a window's start)")
+    ] = None,
+    moved_until: Moment = None,
+    moved: Annotated[
+        Direction | None, Query(description="moved up, down or new (first stage) in the window")
+    ] = None,
+    moved_to: Annotated[
+        str | None, Query(max_length=500, description="moved into one of these stages (commas)")
+    ] = None,
+    health_fell: Annotated[
+        bool, Query(description="health score lower at the window's end than at its start")
+    ] = False,
+) -> HistoryFilters:  # fmt: skip
+    """The list's filters on the stage and health history (``clm.lifecycle.history_filters``);
+    a window without its start is a field error (422)."""
+    history = HistoryFilters(
+        as_of=as_of, moved_since=moved_since, moved_until=moved_until, moved=moved,
+        moved_to=_split(moved_to), health_fell=health_fell,
+    )  # fmt: skip
+    if problems := history.errors():
+        raise ValidationError("Invalid customer list filter", problems)
+    return history
+
+
+History = Annotated[HistoryFilters, Depends(history_filters)]
+
+
+def _with_history(
+    db: Database, ws: int, query: CustomerQuery, history: HistoryFilters
+) -> tuple[CustomerQuery, list[ColumnElement[bool]]]:
+    """The query and the history filters as conditions; with ``as_of`` the stage and health
+    filters move from the current state to the history."""
+    if not history.active:
+        return query, []
+    stage_id = get_stage_model(db, ws)[0].id
+    health_id = get_scorecard(db, ws)[0]
+    extra = history_conditions(
+        history, query.stage, query.health_state, stage_id, health_id, datetime.now(UTC)
+    )
+    if history.as_of is not None:
+        query = query.model_copy(update={"stage": [], "health_state": []})
+    return query, extra
+
+
 def _split(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
@@ -107,6 +165,7 @@ def get_customer_list(
     db: DatabaseDep,
     key: Reader,
     ranges: Ranges,
+    history: History,
     q: Search = None,
     stage: Stages = None,
     health_state: States = None,
@@ -122,11 +181,15 @@ def get_customer_list(
     list is ``?health_state=at_risk,unhappy&sort=clv&order=desc``; ``segment`` keeps a saved
     segment's members; ``clv_min=100&unseen_days=30`` the valuable ones gone quiet (each
     range is a condition of a segment: ``health_score``, ``p_alive``, ``clv``, ``revenue``,
-    ``purchases``, ``last_seen_date``, ``last_seen_days``)."""
+    ``purchases``, ``last_seen_date``, ``last_seen_days``). The history filters open the
+    overview's numbers: ``stage=trial&as_of=2024-01-07T23:59:59Z`` who stood in trial then,
+    ``moved=up&moved_since=...&moved_until=...`` the week's movers up, ``moved_to=loyalty``
+    who moved into loyalty, ``health_fell=true`` whose score fell."""
     query = customer_query(q, stage, health_state, sort, order, page, per_page, rfm, ranges)
     ws = workspace_id(key)
     conditions = conditions_of(db, ws, segment) if segment is not None else []
-    return list_customers(db, ws, query, conditions=conditions)
+    query, extra = _with_history(db, ws, query, history)
+    return list_customers(db, ws, query, conditions=conditions, extra=extra)
 
 
 @router.get(
@@ -138,6 +201,7 @@ def get_customer_list_csv(
     db: DatabaseDep,
     key: Reader,
     ranges: Ranges,
+    history: History,
     q: Search = None,
     stage: Stages = None,
     health_state: States = None,
@@ -150,8 +214,9 @@ def get_customer_list_csv(
     query = customer_query(q, stage, health_state, sort, order, rfm=rfm, ranges=ranges)
     ws = workspace_id(key)
     conditions = conditions_of(db, ws, segment) if segment is not None else []
+    query, extra = _with_history(db, ws, query, history)
     return StreamingResponse(
-        export_csv(db, ws, query, conditions=conditions),
+        export_csv(db, ws, query, conditions=conditions, extra=extra),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="customers.csv"'},
     )

@@ -3,8 +3,9 @@ counts per stage and state at a date, transitions in a period. Workspace secret 
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -19,6 +20,7 @@ from clm.lifecycle import (
     TransitionPage,
     apply_stage_model,
     customer_lifecycle,
+    load_stage_model,
     stage_counts,
     transitions_between,
 )
@@ -27,7 +29,9 @@ from clm.lifecycle.current_state import current_counts
 from clm.lifecycle.health_counts import health_counts
 from clm.lifecycle.preview import preview_stage_model
 from clm.lifecycle.schemas import Preview
+from clm.store.engine import Database
 from clm.store.storable import Offset, RowId
+from clm.worker.jobs import JobPublic, Progress, get_job, submit
 
 router = APIRouter(prefix="/api/v1", tags=["lifecycle"], route_class=ClmRoute)
 
@@ -79,6 +83,7 @@ class ModelCheck(BaseModel):
     valid: bool
     errors: list[ModelProblem] = []
     preview: Preview | None = None
+    job: JobPublic | None = None  # a valid model whose preview is being computed: poll it
 
 
 @router.post("/lifecycle/model/preview")
@@ -86,14 +91,54 @@ def preview_model(body: StageModelIn, db: DatabaseDep, key: Configurer) -> Model
     """What a stage model (YAML) would give on this workspace's log, without storing it.
     An editor calls this as people type, so a model with mistakes is an ordinary answer
     (``valid: false`` and the line-numbered problems ``PUT /lifecycle/model`` would give as a
-    422), not an error status."""
+    422), not an error status. A valid model's preview recomputes the whole stage history
+    (seconds to minutes on a large log), so it is a background job: the answer carries the
+    ``job`` (poll ``GET /lifecycle/jobs/{id}``; its result is the preview), or the preview
+    itself when the same text was previewed within the last five minutes."""
+    ws = workspace_id(key)
     try:
-        preview = preview_stage_model(db, workspace_id(key), body.yaml)
+        load_stage_model(body.yaml)
     except ValidationError as problem:
         errors = [ModelProblem(loc=list(e.loc), message=e.message) for e in problem.errors]
         whole = [ModelProblem(loc=[], message=problem.message)]
         return ModelCheck(valid=False, errors=errors or whole)
-    return ModelCheck(valid=True, preview=preview)
+    with _PREVIEW_STATE:
+        db.extensions.setdefault(_NEWEST, {})[ws] = body.yaml
+    job = submit(db, ws, "stage_preview", {"yaml": body.yaml}, _preview_work(db, ws, body.yaml))
+    if job.status == "done" and job.result is not None:
+        return ModelCheck(valid=True, preview=Preview.model_validate(job.result))
+    return ModelCheck(valid=True, job=job)
+
+
+# One stage preview computes at a time in a process, and one whose text is no longer the
+# newest asked for in its workspace gives way (people type faster than a history is read).
+_NEWEST = "clm.api.lifecycle.newest_preview"
+_PREVIEW_STATE = threading.Lock()
+_PREVIEW_RUN = threading.Lock()
+
+
+def _preview_work(db: Database, ws: int, source: str) -> Any:
+    def work(progress: Progress) -> dict[str, Any]:
+        progress(0.0, "waiting for the previous preview")
+        with _PREVIEW_RUN:
+            with _PREVIEW_STATE:
+                newest = db.extensions.get(_NEWEST, {}).get(ws)
+            if newest != source:
+                raise ValidationError("superseded by a newer edit of the model")
+            preview = preview_stage_model(
+                db, ws, source,
+                progress=lambda what, done, total: progress(done / max(total, 1), what),
+            )  # fmt: skip
+        return preview.model_dump(mode="json")
+
+    return work
+
+
+@router.get("/lifecycle/jobs/{job_id}")
+def lifecycle_job(job_id: int, db: DatabaseDep, key: Configurer) -> JobPublic:
+    """A stage model preview's job: status, progress and, when done, the preview (shaped as
+    ``Preview``); a failed job says why."""
+    return get_job(db, workspace_id(key), job_id)
 
 
 @router.get("/customers/{customer_id}/lifecycle")

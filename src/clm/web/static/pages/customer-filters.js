@@ -5,6 +5,7 @@
 import { useState } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { label, money, number, thousands } from "../lib/format.js";
+import { historyChips } from "./customer-history.js";
 
 // kind: how a bound is typed and shown. P(alive) is a fraction in the URL, a percent here.
 const RANGES = [
@@ -72,7 +73,7 @@ export function chipsOf(view) {
     const days = Number(view.unseen_days);
     chips.push({ clear: ["unseen_days"], text: `Not seen for ${thousands(days)} ${days === 1 ? "day" : "days"}` });
   }
-  return chips;
+  return [...chips, ...historyChips(view)];
 }
 
 export function FilterChips({ view, show }) {

@@ -7,6 +7,7 @@ import { NO_REPEAT, customerName, day, label, money, pAlive, score, thousands } 
 import { navigate as go } from "../lib/router.js";
 import { SaveSegment } from "./segments.js";
 import { FilterChips, RangeForm, rangesOf } from "./customer-filters.js";
+import { hasHistory, historyOf } from "./customer-history.js";
 
 const COLUMNS = [
   { key: "id", title: "Customer", sort: "id" },
@@ -31,6 +32,7 @@ export function Customers({ params }) {
     page: Number(params.get("page") || 1),
     per_page: Number(params.get("per_page") || 50),
     ...rangesOf(params),
+    ...historyOf(params),
   };
   const list = useApi(`/customer-list${query(view)}`);
   const model = useApi("/lifecycle/counts");
@@ -61,7 +63,7 @@ export function Customers({ params }) {
       <button type="submit">Search</button>
       <button type="button" class="secondary" id="at-risk" onClick=${() => go(AT_RISK)}>At risk</button>
       <button type="button" class="secondary" id="export-csv" onClick=${() => download(`/customer-list.csv${query({ ...view, page: undefined, per_page: undefined })}`, "customers.csv")}>Export CSV</button>
-      <${SaveSegment} view=${view} />
+      ${hasHistory(view) ? null : html`<${SaveSegment} view=${view} />`}
     </form>
     <${RangeForm} view=${view} show=${show} error=${list.error} />
     <${FilterChips} view=${view} show=${show} />

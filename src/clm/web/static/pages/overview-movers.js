@@ -2,6 +2,7 @@
 // customer links to their 360.
 import { html } from "../lib/html.js";
 import { useApi, status } from "../lib/hooks.js";
+import { query } from "../lib/api.js";
 import { day, label, score, scoreChange, thousands } from "../lib/format.js";
 
 const name = (c) => c.name || c.email || c.user_id || `#${c.customer_id}`;
@@ -28,6 +29,9 @@ function StageMoves({ rows }) {
     </tr>`)}</tbody></table></div>`;
 }
 
+// The customer list of the movers' own window: the counts here and the list's total agree.
+const within = (m, filter) => `/customers${query({ ...filter, moved_since: m.since, moved_until: m.until })}`;
+
 export function Movers() {
   const found = useApi("/overview/movers?days=7&limit=8");
   const m = found.data;
@@ -35,9 +39,11 @@ export function Movers() {
     <h2>This week's biggest movers <span class="muted">(last 7 days)</span></h2>
     ${status(found)}
     ${m && html`<p id="movers-summary">
-      ${"Health fell for "}<strong>${thousands(m.health_fell)}</strong>${` and rose for ${thousands(m.health_rose)} customers; `}
-      <strong>${thousands(m.stage_moves.up)}</strong>${" moved up a stage, "}<strong>${thousands(m.stage_moves.down)}</strong>
-      ${` down, and ${thousands(m.stage_moves.new)} entered their first stage.`}</p>
+      ${"Health fell for "}<a id="movers-fell" href=${within(m, { health_fell: "true" })}><strong>${thousands(m.health_fell)}</strong></a>${` and rose for ${thousands(m.health_rose)} customers; `}
+      <a id="movers-up" href=${within(m, { moved: "up" })}><strong>${thousands(m.stage_movers.up)}</strong></a>${" moved up a stage, "}
+      <a id="movers-down" href=${within(m, { moved: "down" })}><strong>${thousands(m.stage_movers.down)}</strong></a>${" down, and "}
+      <a id="movers-new" href=${within(m, { moved: "new" })}>${thousands(m.stage_movers.new)}</a>${" entered their first stage."}
+      ${m.current ? "" : html` <span class="muted">(refreshing)</span>`}</p>
     <div class="panels">
       <div><h3>Health fell most</h3><${HealthFalls} rows=${m.health} /></div>
       <div><h3>Latest stage moves</h3><${StageMoves} rows=${m.stages} /></div>

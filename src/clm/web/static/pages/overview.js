@@ -1,7 +1,7 @@
 // Overview: the workspace at a glance. Counts now link to the customers behind them; the
 // charts show the same counts over a date range kept in the URL (?since=&until=&grain=), so a
 // view is a link and the back button restores it.
-import { useEffect } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { useApi, status } from "../lib/hooks.js";
 import { query } from "../lib/api.js";
@@ -109,9 +109,28 @@ function healthOption(trend) {
   return option;
 }
 
+// One point of a chart over time, its counts linking to the customers behind them then (the
+// list's as_of filter: stage and health as they stood at the point's instant). A click in the
+// chart picks the point; the select does the same from the keyboard.
+function PointCounts({ id, trend, series, param, names, picked, pick }) {
+  const n = Math.min(picked ?? trend.points.length - 1, trend.points.length - 1);
+  const point = trend.points[n];
+  if (!point) return null;
+  const entries = Object.entries(series).filter(([, counts]) => counts[n]);
+  return html`<div id=${id} class="point-counts">
+    <label>At the end of <select id=${`${id}-select`} value=${n} onChange=${(e) => pick(Number(e.currentTarget.value))}>
+      ${trend.points.map((p, i) => html`<option value=${i}>${p.label}</option>`)}
+    </select></label>
+    ${entries.length ? html`<ul class="inline-list">${entries.map(([name, counts]) => html`<li>
+      <a href=${`/customers${query({ [param]: name, as_of: point.at })}`}>${names(name)}: ${thousands(counts[n])}</a></li>`)}</ul>`
+      : html`<span class="muted">nobody yet</span>`}
+  </div>`;
+}
+
 // The stage now: counts linking to the list (the list's stage filter is "stage now").
 function StagesPanel({ counts, trend }) {
   const stages = Object.entries(counts.data?.stages || {});
+  const [picked, pick] = useState(null);
   return html`<div class="panel">
     <h2>Customers per stage <span id="stages-at" class="muted">${counts.data && stages.length ? asOf(counts.data.at) : ""}</span></h2>
     ${status(counts, { empty: "No stage history yet: run clm lifecycle run." })}
@@ -119,18 +138,21 @@ function StagesPanel({ counts, trend }) {
       ? html`<${Bars} id="stages" entries=${stages} href=${(stage) => `/customers${query({ stage })}`} />`
       : html`<p id="stages" class="muted">No stage history yet: run <code>clm lifecycle run</code>.</p>`)}
     ${status(trend)}
-    ${trend.data && html`<h3>Over time <span class="muted">(${trend.data.stage_model}, at the end of each ${trend.data.grain})</span></h3>
-      <${Chart} id="chart-stages" height=${300} option=${stackedArea(trend.data, trend.data.stages, stageColours(trend.data))} />`}
+    ${trend.data && html`<h3>Over time <span class="muted">(${trend.data.stage_model}, at the end of each ${trend.data.grain}${trend.data.current ? "" : "; refreshing: past days changed"})</span></h3>
+      <${Chart} id="chart-stages" height=${300} option=${stackedArea(trend.data, trend.data.stages, stageColours(trend.data))} onPoint=${pick} />
+      <${PointCounts} id="stages-point" trend=${trend.data} series=${trend.data.stages} param="stage" names=${label} picked=${picked} pick=${pick} />`}
   </div>`;
 }
 
 function HealthPanel({ counts, trend }) {
   const health = Object.entries(counts.data?.health || {});
+  const [picked, pick] = useState(null);
   return html`<div class="panel">
     <h2>Health</h2>
     ${counts.data && html`<${Bars} id="health" entries=${health} href=${(state) => `/customers${query({ health_state: HEALTH_STATE[state] || state })}`} />`}
     ${trend.data && html`<h3>Over time <span class="muted">(customers per state and the mean score)</span></h3>
-      <${Chart} id="chart-health" height=${300} option=${healthOption(trend.data)} />`}
+      <${Chart} id="chart-health" height=${300} option=${healthOption(trend.data)} onPoint=${pick} />
+      <${PointCounts} id="health-point" trend=${trend.data} series=${trend.data.health} param="health_state" names=${(s) => trend.data.health_labels[s] || label(s)} picked=${picked} pick=${pick} />`}
   </div>`;
 }
 

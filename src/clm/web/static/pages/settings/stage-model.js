@@ -3,6 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { html } from "../../lib/html.js";
 import { useApi, status } from "../../lib/hooks.js";
 import { api } from "../../lib/api.js";
+import { finished, progressText } from "../../lib/jobs.js";
 import { label, minute, thousands } from "../../lib/format.js";
 import { problems, useChecked } from "../../lib/debounce.js";
 
@@ -14,7 +15,17 @@ export function StageModel() {
   useEffect(() => {
     if (model.data && text === null) setText(model.data.yaml);
   }, [model.data]);
-  const check = useChecked(text, (yaml) => api("/lifecycle/model/preview", { method: "POST", body: { yaml } }), 500);
+  const [running, setRunning] = useState(null);
+  // A valid model's preview reads the whole history: a background job, polled with its progress.
+  const check = useChecked(text, async (yaml) => {
+    const answer = await api("/lifecycle/model/preview", { method: "POST", body: { yaml } });
+    if (!answer.valid || !answer.job) return answer;
+    try {
+      return { ...answer, preview: await finished("/lifecycle/jobs", answer.job, setRunning), job: null };
+    } finally {
+      setRunning(null);
+    }
+  }, 500);
   // The check answers 200 with valid: false and the problems (no 422 in the console per key).
   const answer = check.state === "ok" ? check.value : null;
   const found = check.state === "error" ? problems(check.error)
@@ -41,7 +52,7 @@ export function StageModel() {
         value=${text} onInput=${(e) => setText(e.currentTarget.value)}></textarea>
       <div class="toolbar">
         <button id="save-model" type="button" onClick=${save} disabled=${!valid}>Save as new version</button>
-        <span id="check-state" class="muted">${check.state === "checking" ? "Checking…" : valid ? "Valid." : found.length ? `${found.length} problem${found.length > 1 ? "s" : ""}.` : ""}</span>
+        <span id="check-state" class="muted">${check.state === "checking" ? (running ? `Previewing on the whole log: ${progressText(running)}` : "Checking…") : valid ? "Valid." : found.length ? `${found.length} problem${found.length > 1 ? "s" : ""}.` : ""}</span>
       </div>
       <p id="save-status" role="status">${saved}</p>`}
     </div>

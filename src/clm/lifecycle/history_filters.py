@@ -1,0 +1,193 @@
+"""The customer list's filters on the stage and health *history*, so every number of the
+overview opens exactly the customers behind it: who stood in a stage or health state at a
+past instant (a point of the over-time charts: ``as_of``), who moved into a stage or up or
+down the stage model in a window (this week's movers: ``moved_since`` ... ``moved_until``),
+and whose health score fell in it (``health_fell``).
+
+Each filter is a set of customer ids from the active stage model's transitions or the active
+scorecard's snapshots, read on their ``(definition, ts)`` and ``(definition, customer, ts)``
+indexes, applied to the stored state rows (``customer_states``) as ``customer_id IN (...)``.
+The definitions are the charts' and the movers' own: a customer's stage at an instant is the
+stage of their latest transition at or before it (``stage_counts``), their health the state
+of their latest snapshot at or before it (the later written of two in one second); a mover
+is counted as in ``clm.analytics.movers``, which reads the same selects.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, and_, desc, or_, select
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from clm.errors import FieldError
+from clm.store.models import CustomerState, HealthSnapshot, StageTransition
+
+Direction = Literal["up", "down", "new"]
+UP = ("forward", "skip", "reactivation")
+DOWN = ("backward", "exit")
+
+
+def direction_of(kind: str) -> Direction:
+    """A transition's direction: up, down, or new (a customer's first stage)."""
+    return "up" if kind in UP else "down" if kind in DOWN else "new"
+
+
+class HistoryFilters(BaseModel):
+    """Filters on the history. With ``as_of``, the list's ``stage`` and ``health_state`` mean
+    "at that instant" instead of "now". ``moved_since`` opens a window (to ``moved_until``,
+    default now) in which a customer moved (``moved``: up, down or new; ``moved_to``: into
+    one of these stages) or, with ``health_fell``, whose score at its end is below the score
+    at its start."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: datetime | None = None
+    moved_since: datetime | None = None
+    moved_until: datetime | None = None
+    moved: Direction | None = None
+    moved_to: Annotated[list[str], Field(description="into one of these stages")] = []
+    health_fell: bool = False
+
+    def errors(self) -> list[FieldError]:
+        problems = []
+        window = (self.moved, self.moved_to, self.health_fell, self.moved_until)
+        if self.moved_since is None and any(window):
+            problems.append(FieldError(("query", "moved_since"), "needed by the other moved_*"))
+        if self.moved_since and self.moved_until and self.moved_since >= self.moved_until:
+            problems.append(FieldError(("query", "moved_until"), "must be after moved_since"))
+        return problems
+
+    @property
+    def active(self) -> bool:
+        return self.as_of is not None or self.moved_since is not None
+
+
+def _ts(at: datetime) -> int:
+    return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
+
+
+def stage_at(definition_id: int, at: int, stages: list[str]) -> Select[Any]:
+    """Customers whose latest transition at or before ``at`` went into one of ``stages``."""
+    t, later = StageTransition, aliased(StageTransition)
+    newer = (
+        select(later.id)
+        .where(
+            later.definition_id == definition_id,
+            later.customer_id == t.customer_id,
+            later.ts <= at,
+            or_(later.ts > t.ts, and_(later.ts == t.ts, later.id > t.id)),
+        )
+        .exists()
+    )
+    return select(t.customer_id).where(
+        t.definition_id == definition_id, t.ts <= at, t.to_stage.in_(stages), ~newer
+    )
+
+
+def health_at(definition_id: int, at: int, states: list[str]) -> Select[Any]:
+    """Customers whose latest snapshot at or before ``at`` is in one of ``states``."""
+    h, later = HealthSnapshot, aliased(HealthSnapshot)
+    newer = (
+        select(later.id)
+        .where(
+            later.definition_id == definition_id,
+            later.customer_id == h.customer_id,
+            later.ts <= at,
+            or_(later.ts > h.ts, and_(later.ts == h.ts, later.id > h.id)),
+        )
+        .exists()
+    )
+    return select(h.customer_id).where(
+        h.definition_id == definition_id, h.ts <= at, h.state.in_(states), ~newer
+    )
+
+
+def moved_in(
+    definition_id: int, since: int, until: int, direction: Direction | None, stages: list[str]
+) -> Select[Any]:
+    """Customers with a transition in ``(since, until]`` of that direction and into one of
+    ``stages`` (either left out: any)."""
+    t = StageTransition
+    where = [t.definition_id == definition_id, t.ts > since, t.ts <= until]
+    if direction == "new":  # whatever is neither up nor down, as ``direction_of`` says
+        where.append(t.kind.not_in(UP + DOWN))
+    elif direction is not None:
+        where.append(t.kind.in_(UP if direction == "up" else DOWN))
+    if stages:
+        where.append(t.to_stage.in_(stages))
+    return select(t.customer_id).where(*where)
+
+
+def score_changes(definition_id: int, since: int, until: int) -> Any:
+    """Per customer with a snapshot in ``(since, until]`` and one at or before ``since``:
+    (customer_id, score_before, score_now, change, state_before, state_now) of their latest
+    snapshots at ``since`` and at ``until``: the movers' health
+    falls and rises (a customer first scored in the window has no "before")."""
+    h = HealthSnapshot
+    touched = (
+        select(h.customer_id)
+        .where(h.definition_id == definition_id, h.ts > since, h.ts <= until)
+        .group_by(h.customer_id)
+        .subquery()
+    )
+
+    def latest(at: int) -> Any:
+        inner = aliased(HealthSnapshot)
+        return (
+            select(inner.id)
+            .where(
+                inner.definition_id == definition_id,
+                inner.customer_id == touched.c.customer_id,
+                inner.ts <= at,
+            )
+            .order_by(desc(inner.ts), desc(inner.id))
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    pairs = select(
+        touched.c.customer_id, latest(since).label("before_id"), latest(until).label("now_id")
+    ).subquery()
+    before, now = aliased(HealthSnapshot), aliased(HealthSnapshot)
+    return (
+        select(
+            pairs.c.customer_id,
+            before.score.label("score_before"),
+            now.score.label("score_now"),
+            (now.score - before.score).label("change"),
+            before.state.label("state_before"),
+            now.state.label("state_now"),
+        )
+        .join(before, before.id == pairs.c.before_id)
+        .join(now, now.id == pairs.c.now_id)
+        .subquery()
+    )
+
+
+def history_conditions(
+    filters: HistoryFilters, stages: list[str], states: list[str], stage_id: int,
+    health_id: int, now: datetime,
+) -> list[ColumnElement[bool]]:  # fmt: skip
+    """The filters as conditions on ``customer_states`` (with ``as_of``, ``stages`` and
+    ``states`` are the list's stage and health filters, read at that instant instead)."""
+    found: list[ColumnElement[bool]] = []
+    ids = CustomerState.customer_id
+    if filters.as_of is not None:
+        at = _ts(filters.as_of)
+        if stages:
+            found.append(ids.in_(stage_at(stage_id, at, stages)))
+        if states:
+            found.append(ids.in_(health_at(health_id, at, states)))
+    if filters.moved_since is not None:
+        since = _ts(filters.moved_since)
+        until = _ts(filters.moved_until or now)
+        if filters.moved is not None or filters.moved_to or not filters.health_fell:
+            found.append(ids.in_(moved_in(stage_id, since, until, filters.moved, filters.moved_to)))
+        if filters.health_fell:
+            changes = score_changes(health_id, since, until)
+            found.append(ids.in_(select(changes.c.customer_id).where(changes.c.change < 0)))
+    return found
