@@ -33,6 +33,7 @@ from clm.lifecycle.scorecard_edit import (
     warm_snapshot,
 )
 from clm.store.engine import Database
+from clm.store.storable import RowId
 from clm.worker.jobs import JobPublic, Progress, get_job, submit
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"], route_class=ClmRoute)
@@ -183,7 +184,7 @@ def run_backtest(body: BacktestRequest, db: DatabaseDep, key: Configurer) -> Bac
 
 
 @router.get("/jobs/{job_id}")
-def health_job(job_id: int, db: DatabaseDep, key: Configurer) -> JobPublic:
+def health_job(job_id: RowId, db: DatabaseDep, key: Configurer) -> JobPublic:
     """A backtest's or a preview's job: status, progress and, when done, the result (a
     backtest's is its report, shaped as ``BacktestReport``); a failed job says why."""
     return get_job(db, workspace_id(key), job_id)
