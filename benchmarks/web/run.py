@@ -248,6 +248,12 @@ def pages(customer_id: int) -> dict[str, list[str]]:
         "customers, RFM filter": ["/api/v1/customer-list?rfm=Champions,Loyal&sort=revenue"
                                   "&order=desc"],
         "customers, lowest P(alive)": ["/api/v1/customer-list?sort=p_alive&order=asc&page=20"],
+        "customers, CLV and P(alive) ranges": ["/api/v1/customer-list?clv_min=50&p_alive_min=0.5"
+                                               "&sort=clv&order=desc"],
+        "customers, gone quiet and spent": ["/api/v1/customer-list?unseen_days=90&revenue_min=100"
+                                            "&sort=last_seen&order=desc"],
+        "customers, seen between days": ["/api/v1/customer-list?seen_from=2025-01-01"
+                                         "&seen_to=2025-06-30&sort=last_seen"],
         "customer 360": [c, f"{c}/lifecycle", f"{c}/predictions", f"{c}/timeline?limit=200",
                          f"{c}/notes", f"{c}/engagement"],
         "segments": ["/api/v1/segments"],

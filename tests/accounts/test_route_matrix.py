@@ -138,6 +138,7 @@ TABLE: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/engage/playbooks"): MARKETING,
     ("POST", "/api/v1/engage/playbooks/validate"): MARKETING,
     ("POST", "/api/v1/engage/playbooks/check"): MARKETING,
+    ("POST", "/api/v1/engage/playbooks/yaml"): MARKETING,
     ("POST", "/api/v1/engage/playbooks/source"): MARKETING,
     ("GET", "/api/v1/engage/playbooks/{name}/source"): READ,
     ("GET", "/api/v1/engage/playbooks/{name}/journeys"): READ,

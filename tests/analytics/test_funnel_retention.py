@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import insert
 
-from clm.analytics import FunnelQuery, RetentionQuery, churn_retention, funnel, parse_query
+from clm.analytics import (
+    FunnelQuery,
+    RetentionQuery,
+    churn_retention,
+    funnel,
+    parse_query,
+    prepare_source,
+)
 from clm.analytics.funnel import nearest_rank
 from clm.analytics.source import report_source
 from clm.errors import ValidationError
@@ -274,3 +281,21 @@ def test_at_risk_reads_the_scores_written_after_the_last_event(db: object, engin
     assert (before.revenue_12m, before.clv_12m) == (0.0, 0.0)
     # A later until reads the end-of-day scores, as the default does
     assert later.at_risk.customers == 2 and later.at_risk.clv_12m == 140.0
+
+
+@pytest.mark.parametrize("engine", ["sql", "duckdb"])
+def test_churn_of_a_stage_filter_after_prepare(scenario: Loaded, engine: str) -> None:
+    """The customers the filter keeps, with their own first purchases, also where the source
+    keeps the whole log's purchases (DuckDB after ``prepare_source``)."""
+    # until 03-05: in "churned" then are b (a lead who never bought) and c (since 02-01;
+    # back on 03-10, after until). Only c bought (first on 01-03).
+    with report_source(scenario.db, scenario.workspace_id, engine) as source:  # type: ignore[arg-type]
+        prepare_source(source)
+        report = churn_retention(source, parse_query(RetentionQuery, {
+            "since": SINCE, "until": "2024-03-05", "stage": "churned"}))  # fmt: skip
+    jan, feb, mar = report.periods
+    assert (jan.active_at_start, jan.new, jan.churned) == (0, 1, 0)
+    assert (feb.active_at_start, feb.new, feb.churned, feb.churn_rate) == (1, 0, 1, 1.0)
+    assert (mar.active_at_start, mar.new, mar.churned, mar.reactivated) == (0, 0, 0, 0)
+    assert mar.partial and not feb.partial
+    assert report.at_risk.alive_customers == 0  # c is churned at until

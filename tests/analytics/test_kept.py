@@ -363,3 +363,25 @@ def test_a_reading_stored_in_another_shape_is_read_again(db: Database) -> None:
     with db.session() as session:
         [row] = session.query(OverviewReading).filter_by(workspace_id=workspace_id).all()
     assert json.loads(row.value)["steps"] == [s.model_dump(mode="json") for s in found.steps]
+
+
+def test_a_reading_nobody_took_for_a_week_is_pruned_by_the_live_loop(db: Database) -> None:
+    workspace_id, _ = _write(db)
+    now = datetime.now(UTC)
+    with db.transaction() as session:  # a range somebody asked for 8 and 6 days ago
+        for days, since in ((8, "2020-01-01"), (6, "2021-01-01")):
+            session.add(OverviewReading(
+                workspace_id=workspace_id, kind="retention",
+                params=canonical({"since": since, "until": "2022-01-01"}), version="[]",
+                computed_at=now - timedelta(days=days), value="{}",
+            ))  # fmt: skip
+    refresh_overview(db, workspace_id, now)
+    with db.session() as session:
+        params = sorted(
+            r.params for r in session.query(OverviewReading).filter_by(kind="retention")
+        )
+    since, until = retention_trend.default_range(now.date())
+    assert params == sorted([
+        canonical({"since": "2021-01-01", "until": "2022-01-01"}),
+        canonical({"since": since.isoformat(), "until": until.isoformat()}),
+    ])  # fmt: skip

@@ -81,7 +81,8 @@ def test_a_playbook_is_checked_as_typed_saved_as_yaml_and_read_back(
         assert http.get("/api/v1/engage/playbooks").json() == []
 
         fixed = BROKEN.replace("dayz", "days")
-        assert http.post("/api/v1/engage/playbooks/check", json={"yaml": fixed}).json() == {
+        checked = http.post("/api/v1/engage/playbooks/check", json={"yaml": fixed}).json()
+        assert {k: checked[k] for k in ("valid", "errors", "name", "steps")} == {
             "valid": True, "errors": [], "name": "check-in", "steps": 3,
         }  # fmt: skip
         saved = http.post("/api/v1/engage/playbooks/source", json={"yaml": fixed})
@@ -356,3 +357,41 @@ def test_the_uplift_shown_matches_a_wald_interval_worked_by_hand(live_server: Li
     assert report["ci_low"] == pytest.approx(t_p - c_p - 1.96 * se, abs=2e-4)
     assert report["ci_high"] == pytest.approx(t_p - c_p + 1.96 * se, abs=2e-4)
     assert report["goal"] == "event Order Completed within 30d"
+
+
+def test_the_form_editor_reads_the_draft_and_writes_it_back_as_yaml(
+    live_server: LiveServer,
+) -> None:
+    tenant = make_tenant(live_server.db)
+    auth = {"Authorization": f"Bearer {tenant.secret_key}"}
+    with httpx.Client(base_url=live_server.url, headers=auth) as http:
+        # The check hands the YAML back as data, mistakes and all (the form shows it).
+        check = http.post("/api/v1/engage/playbooks/check", json={"yaml": BROKEN}).json()
+        assert check["valid"] is False
+        draft = check["draft"]
+        assert draft["steps"][1] == {"id": "pause", "type": "wait", "dayz": 3}
+        assert draft["trigger"] == {"type": "stage_changed", "to": "at_risk"}
+        # The form fixes the key and changes the channel; the server writes the YAML.
+        draft["steps"][1] = {"id": "pause", "type": "wait", "days": 3}
+        draft["steps"][0]["channel"] = "sms"
+        written = http.post("/api/v1/engage/playbooks/yaml", json={"draft": draft})
+        assert written.status_code == 200
+        text = written.json()["yaml"]
+        assert text.startswith("name: check-in\ndescription: ")  # in the order people write
+        assert "  - id: pause\n    type: wait\n    days: 3\n" in text
+        again = http.post("/api/v1/engage/playbooks/check", json={"yaml": text}).json()
+        assert (again["valid"], again["draft"]) == (True, draft)
+        # A mistake the form makes is named by the same check, with its line in that text.
+        draft["holdout"] = 0.9
+        text = http.post("/api/v1/engage/playbooks/yaml", json={"draft": draft}).json()["yaml"]
+        line = text.splitlines().index("holdout: 0.9") + 1
+        bad = http.post("/api/v1/engage/playbooks/check", json={"yaml": text}).json()
+        assert [e["message"].split(":")[0] for e in bad["errors"]] == [f"line {line}"]
+        assert "holdout" in str(bad["errors"][0]["loc"])
+        # Text that is not a mapping has no draft; a reader may not ask.
+        assert (
+            http.post("/api/v1/engage/playbooks/check", json={"yaml": "- a\n"}).json()["draft"]
+            is None
+        )
+        assert http.post("/api/v1/engage/playbooks/yaml", json={"draft": draft},
+                         headers={"Authorization": "Bearer nope"}).status_code == 401  # fmt: skip

@@ -34,7 +34,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Table, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -166,6 +166,16 @@ class Readings:
     ) -> Reading[T] | None:
         """The stored reading of ``kind`` at ``params`` (not this process's memory of it)."""
         return self._load(kind, (workspace_id, kind.name, canonical(dict(params))))
+
+    def prune(self, workspace_id: int, before: datetime) -> int:
+        """Delete the workspace's readings taken before ``before`` (ranges nobody asks for
+        any more; the live loop reads its defaults again at once); how many went."""
+        r = OverviewReading
+        with self.db.transaction() as session:
+            gone = session.execute(
+                delete(r).where(r.workspace_id == workspace_id, r.computed_at < before)
+            )
+        return int(gone.rowcount or 0)  # type: ignore[attr-defined]
 
     def forget(self) -> None:
         """Drop this process's memory (as a restart would); the stored readings stay."""

@@ -3,23 +3,29 @@ after a restart and after new events: the stage and health histories' past days,
 funnel, the year's churn and revenue retention and this week's movers. The live loop runs this
 after its passes (no cron), ``clm demo`` after building; each reading is read again only when
 its data moved and it is older than its kind's ``min_interval`` (``clm.analytics.kept``).
+Readings of other ranges, stored on demand, go after a week without being taken again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from clm.analytics.kept import readings_of
 from clm.analytics.movers import PAGE_QUERY, store_movers
 from clm.analytics.retention_trend import default_range, store_funnel, store_retention
 from clm.analytics.trends import store_past_moves
 from clm.store.engine import Database
 
+PRUNE_AFTER_DAYS = 7  # a reading not taken again for a week (a range nobody asks for) goes
+
 
 def refresh_overview(db: Database, workspace_id: int, now: datetime | None = None) -> list[str]:
     """Read again each default reading of the overview that is outdated; returns the kinds
     read (the cheap ones first, the whole-log reports last)."""
-    today = (now or datetime.now(UTC)).date()
+    moment = now or datetime.now(UTC)
+    readings_of(db).prune(workspace_id, moment - timedelta(days=PRUNE_AFTER_DAYS))
+    today = moment.date()
     since, until = default_range(today)
     steps: tuple[tuple[str, Callable[[], bool]], ...] = (
         ("trends", lambda: store_past_moves(db, workspace_id)),

@@ -5,7 +5,7 @@ referral program's funnel, and the task inbox's assign and complete."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -17,7 +17,12 @@ from clm.engage import repository as repo
 from clm.engage.playbooks import PlaybookPublic
 from clm.engage.playbooks import service as pb
 from clm.engage.playbooks.inflight import JourneyFilter, JourneyPage, journeys_in_flight
-from clm.engage.playbooks.source import parse_playbook_yaml, playbook_yaml
+from clm.engage.playbooks.source import (
+    draft_of,
+    draft_yaml,
+    parse_playbook_yaml,
+    playbook_yaml,
+)
 from clm.engage.referrals.stats import ReferralStats, referral_stats
 from clm.engage.surveys.results import (
     CommentPage,
@@ -52,6 +57,15 @@ class PlaybookCheck(BaseModel):
     errors: list[PlaybookProblem] = []
     name: str | None = None
     steps: int | None = None
+    draft: dict[str, Any] | None = Field(
+        None, description="the YAML as data, mistakes and all (a form editor shows it)"
+    )
+
+
+class PlaybookDraft(BaseModel):
+    """A playbook as a form holds it (perhaps with mistakes), to be written as YAML."""
+
+    draft: Annotated[dict[str, Any], Field(description="the playbook's fields, as in its YAML")]
 
 
 class PlaybookText(BaseModel):
@@ -66,15 +80,26 @@ def check_playbook(body: PlaybookSource, db: DatabaseDep, key: Marketer) -> Play
     """Check playbook YAML as it is typed. A playbook with mistakes is an ordinary answer
     (``valid: false`` and the line-numbered problems ``POST /playbooks/source`` would give as a
     422), not an error status, so an editor's keystrokes log no failed requests."""
+    draft = draft_of(body.yaml)
     try:
         definition = parse_playbook_yaml(body.yaml)
         pb.check_segment(db, workspace_id(key), definition)  # a saved segment it names exists
     except ValidationError as problem:
         errors = [PlaybookProblem(loc=list(e.loc), message=e.message) for e in problem.errors]
         return PlaybookCheck(
-            valid=False, errors=errors or [PlaybookProblem(loc=[], message=problem.message)]
+            valid=False,
+            errors=errors or [PlaybookProblem(loc=[], message=problem.message)],
+            draft=draft,
         )
-    return PlaybookCheck(valid=True, name=definition.name, steps=len(definition.steps))
+    return PlaybookCheck(valid=True, name=definition.name, steps=len(definition.steps), draft=draft)
+
+
+@router.post("/playbooks/yaml")
+def write_playbook_yaml(body: PlaybookDraft, key: Marketer) -> PlaybookSource:
+    """A form's playbook as YAML text (not checked: ``/playbooks/check`` does that, with the
+    line of each problem, so the form and the text editor share one set of checks)."""
+    del key  # only who may edit playbooks may ask
+    return PlaybookSource(yaml=draft_yaml(body.draft))
 
 
 @router.post("/playbooks/source", status_code=201)

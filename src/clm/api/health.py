@@ -29,10 +29,11 @@ from clm.lifecycle.scorecard_edit import (
     preview_scorecard,
     save_scorecard,
     scorecard_public,
-    snapshot_ready,
+    snapshot_size,
     warm_snapshot,
 )
 from clm.store.engine import Database
+from clm.store.storable import RowId
 from clm.worker.jobs import JobPublic, Progress, get_job, submit
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"], route_class=ClmRoute)
@@ -97,16 +98,29 @@ def check_scorecard(body: ScorecardEdit, db: DatabaseDep, key: Configurer) -> Sc
     answer (``valid: false`` with the problems ``PUT`` would give as a 422). A valid edit whose
     preview would first have to build every customer's features (seconds on a large workspace;
     kept afterwards while no event arrives) gets ``preview: null`` and the ``job`` building
-    them, shared by every edit meanwhile: ask again when it is done."""
+    them, shared by every edit meanwhile: ask again when it is done. Past
+    ``SYNC_PREVIEW_CUSTOMERS`` the preview itself is a job too (asked again, its answer)."""
     ws = workspace_id(key)
     try:
-        _, card, _ = get_definition(db, ws, "health")
+        info, card, _ = get_definition(db, ws, "health")
         edited_scorecard(card, body)
-        if not snapshot_ready(db, ws):
+        size = snapshot_size(db, ws)
+        if size is None:
             job = submit(db, ws, "health_snapshot", {}, lambda progress: _warm(db, ws, progress))
             # Done in another server process (each keeps its own snapshot): build it here.
             if job.status != "done":
                 return ScorecardCheck(valid=True, job=job)
+        elif size > SYNC_PREVIEW_CUSTOMERS:
+            # Scoring this many customers twice takes over ~300 ms: a job of its own.
+            params = {"scorecard": info.id, "edit": body.model_dump(mode="json")}
+            job = submit(
+                db, ws, "health_preview", params,
+                lambda _progress: preview_scorecard(db, ws, body).model_dump(mode="json"),
+                fresh_for=60,
+            )  # fmt: skip
+            if job.status == "done" and job.result is not None:
+                return ScorecardCheck(valid=True, preview=ScorecardPreview(**job.result))
+            return ScorecardCheck(valid=True, job=job)
         preview = preview_scorecard(db, ws, body)
     except ValidationError as problem:
         errors = [EditProblem(loc=list(e.loc), message=e.message) for e in problem.errors]
@@ -114,6 +128,11 @@ def check_scorecard(body: ScorecardEdit, db: DatabaseDep, key: Configurer) -> Sc
             valid=False, errors=errors or [EditProblem(loc=[], message=problem.message)]
         )
     return ScorecardCheck(valid=True, preview=preview)
+
+
+# Above this many customers a preview (two scorings of the kept snapshot: 0.33-0.35 s CPU at
+# 100,000, 0.13-0.19 s at the demo's 23,570) is answered by a job instead of in the request.
+SYNC_PREVIEW_CUSTOMERS = 50_000
 
 
 def _warm(db: Database, ws: int, progress: Progress) -> dict[str, int]:
@@ -165,7 +184,7 @@ def run_backtest(body: BacktestRequest, db: DatabaseDep, key: Configurer) -> Bac
 
 
 @router.get("/jobs/{job_id}")
-def health_job(job_id: int, db: DatabaseDep, key: Configurer) -> JobPublic:
+def health_job(job_id: RowId, db: DatabaseDep, key: Configurer) -> JobPublic:
     """A backtest's or a preview's job: status, progress and, when done, the result (a
     backtest's is its report, shaped as ``BacktestReport``); a failed job says why."""
     return get_job(db, workspace_id(key), job_id)

@@ -135,7 +135,7 @@ def _preview_work(db: Database, ws: int, source: str) -> Any:
 
 
 @router.get("/lifecycle/jobs/{job_id}")
-def lifecycle_job(job_id: int, db: DatabaseDep, key: Configurer) -> JobPublic:
+def lifecycle_job(job_id: RowId, db: DatabaseDep, key: Configurer) -> JobPublic:
     """A stage model preview's job: status, progress and, when done, the preview (shaped as
     ``Preview``); a failed job says why."""
     return get_job(db, workspace_id(key), job_id)

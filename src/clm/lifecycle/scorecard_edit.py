@@ -214,12 +214,12 @@ def _kept_snapshot(
     return None
 
 
-def snapshot_ready(db: Database, workspace_id: int) -> bool:
-    """Whether a preview now would reuse the kept feature snapshot (a fraction of a second)
-    rather than build it (seconds on a large workspace: the page then asks for a job)."""
+def snapshot_size(db: Database, workspace_id: int) -> int | None:
+    """How many customers the kept feature snapshot holds; None while there is none (or it
+    is out of date): the editor's previews score that many customers twice."""
     info, _, _ = get_definition(db, workspace_id, "health")
-    key = _snapshot_key(db, workspace_id, info.id)
-    return _kept_snapshot(db, workspace_id, key) is not None
+    kept = _kept_snapshot(db, workspace_id, _snapshot_key(db, workspace_id, info.id))
+    return None if kept is None else int(kept[1].num_rows)
 
 
 def warm_snapshot(db: Database, workspace_id: int) -> int:

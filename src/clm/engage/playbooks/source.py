@@ -84,6 +84,27 @@ def playbook_yaml(definition: dict[str, Any]) -> str:
     return yaml.dump(data, Dumper=_Indented, sort_keys=False, allow_unicode=True, width=100)
 
 
+_ORDER = ("name", "description", "trigger", "holdout", "reentry", "goal", "steps")
+
+
+def draft_of(text: str) -> dict[str, Any] | None:
+    """The YAML as plain data when it is a mapping, mistakes and all (what a form editor
+    shows), else None (text that is not YAML, or not a mapping)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def draft_yaml(draft: dict[str, Any]) -> str:
+    """A draft (perhaps with mistakes: the check names them by line) as YAML in the order
+    people write a playbook: what a form editor writes into the text."""
+    ordered = {k: draft[k] for k in _ORDER if k in draft}
+    ordered.update({k: v for k, v in draft.items() if k not in ordered})
+    return yaml.dump(ordered, Dumper=_Indented, sort_keys=False, allow_unicode=True, width=100)
+
+
 class _Indented(yaml.SafeDumper):
     """Lists indented under their key (``steps:`` then ``  - id: …``), as people write them."""
 

@@ -138,7 +138,7 @@ function StagesPanel({ counts, trend }) {
       ? html`<${Bars} id="stages" entries=${stages} href=${(stage) => `/customers${query({ stage })}`} />`
       : html`<p id="stages" class="muted">No stage history yet: run <code>clm lifecycle run</code>.</p>`)}
     ${status(trend)}
-    ${trend.data && html`<h3>Over time <span class="muted">(${trend.data.stage_model}, at the end of each ${trend.data.grain})</span></h3>
+    ${trend.data && html`<h3>Over time <span class="muted">(${trend.data.stage_model}, at the end of each ${trend.data.grain}${trend.data.current ? "" : "; refreshing: past days changed"})</span></h3>
       <${Chart} id="chart-stages" height=${300} option=${stackedArea(trend.data, trend.data.stages, stageColours(trend.data))} onPoint=${pick} />
       <${PointCounts} id="stages-point" trend=${trend.data} series=${trend.data.stages} param="stage" names=${label} picked=${picked} pick=${pick} />`}
   </div>`;

@@ -7,6 +7,7 @@ import { useApi, status } from "../../lib/hooks.js";
 import { api } from "../../lib/api.js";
 import { navigate } from "../../lib/router.js";
 import { problems, useChecked } from "../../lib/debounce.js";
+import { PlaybookForm } from "./playbook-form.js";
 
 const STARTER = `name: check-in
 description: A personal note when a customer turns at risk, then a call if they stay quiet
@@ -60,6 +61,10 @@ export function PlaybookEditor({ name }) {
   const [saved, setSaved] = useState("");
   const area = useRef(null);
   const gutter = useRef(null);
+  const [mode, setMode] = useState("yaml");
+  const [draft, setDraft] = useState(null);
+  const written = useRef(0);
+  const segments = useApi("/segments");
   useEffect(() => {
     if (source.data && text === null) setText(source.data.yaml);
   }, [source.data]);
@@ -71,6 +76,27 @@ export function PlaybookEditor({ name }) {
   const valid = Boolean(answer && answer.valid) && check.state !== "checking";
   const bad = new Set(found.map((p) => p.line).filter(Boolean));
   const lineCount = (text || "").split("\n").length;
+
+  // The form edits the draft the check read from the text; each change is written back as
+  // YAML by the server (answers that a newer change overtook are dropped).
+  const toForm = () => {
+    if (!answer || !answer.draft) return;
+    setDraft(answer.draft);
+    setMode("form");
+  };
+  const formChanged = (next) => {
+    setDraft(next);
+    const mine = ++written.current;
+    api("/engage/playbooks/yaml", { method: "POST", body: { draft: next } }).then(
+      (answer) => mine === written.current && setText(answer.yaml),
+      (error) => mine === written.current && setSaved(error.message),
+    );
+  };
+  const toLine = (line) => {
+    setMode("yaml");
+    setTimeout(() => area.current && caretTo(area.current, line), 0);
+  };
+  const canForm = Boolean(answer && answer.draft) && check.state !== "checking";
 
   async function save(event) {
     event.preventDefault();
@@ -88,7 +114,15 @@ export function PlaybookEditor({ name }) {
     <div class="panel editor">
       <h2>${title}</h2>
       ${name ? status(source) : null}
-      ${text !== null && html`<div class="code">
+      ${text !== null && html`<div class="toolbar edit-as" role="group" aria-label="Edit as">
+        <button type="button" id="edit-as-yaml" class=${mode === "yaml" ? "" : "secondary"} aria-pressed=${mode === "yaml" ? "true" : "false"}
+          onClick=${() => setMode("yaml")}>YAML</button>
+        <button type="button" id="edit-as-form" class=${mode === "form" ? "" : "secondary"} aria-pressed=${mode === "form" ? "true" : "false"}
+          disabled=${!canForm && mode !== "form"} title=${canForm ? "Edit with fields" : "The form opens once the YAML reads as a mapping"}
+          onClick=${() => { if (mode !== "form") toForm(); }}>Form</button>
+      </div>
+      ${mode === "form" && draft ? html`<${PlaybookForm} draft=${draft} onChange=${formChanged} segments=${(segments.data || []).map((x) => x.name)} />` : null}
+      <div class="code" hidden=${mode === "form"}>
         <div class="gutter" ref=${gutter} aria-hidden="true">${Array.from({ length: lineCount }, (_, i) => html`<div class=${bad.has(i + 1) ? "bad" : ""}>${i + 1}</div>`)}</div>
         <textarea id="playbook-yaml" aria-label="Playbook YAML" aria-describedby="playbook-check" spellcheck="false" wrap="off"
           ref=${area} value=${text} onInput=${(e) => setText(e.currentTarget.value)}
@@ -106,7 +140,7 @@ export function PlaybookEditor({ name }) {
     <div class="panel" id="playbook-check">
       <h2>Problems</h2>
       ${found.length ? html`<ul id="playbook-errors" class="problems plain">${found.map((p) => html`<li>
-          ${p.line ? html`<button type="button" class="link" onClick=${() => caretTo(area.current, p.line)}>line ${p.line}</button>: ` : null}${p.text}</li>`)}</ul>`
+          ${p.line ? html`<button type="button" class="link" onClick=${() => toLine(p.line)}>line ${p.line}</button>: ` : null}${p.text}</li>`)}</ul>`
         : html`<p class="muted">${valid ? "None: this playbook can be saved." : "Checked as you type."}</p>`}
       <h2 style="margin-top:1rem">Writing a playbook</h2>
       <dl class="facts small">

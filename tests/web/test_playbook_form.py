@@ -1,0 +1,126 @@
+"""The playbook form beside the YAML editor, in Debian's Chromium, by keyboard: the starter
+playbook opened as fields; the trigger changed to entering a saved segment, a send step moved
+to SMS, a wait added; the YAML holds every change; a mistake made in the form is named by the
+same check with its YAML line, and "line N" opens the text there; the saved playbook is what
+the form said. No console error; screenshots at 1280 and 400 px."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from clm.accounts import Role
+from clm.engage.playbooks import service as pb
+from clm.lifecycle.conditions import Condition
+from clm.lifecycle.saved_segments import SegmentCreate, create_segment
+from clm.store.engine import Database
+from clm.web import create_app
+from tests.accounts.conftest import PASSWORD, add_user
+from tests.conftest import free_port, make_tenant
+from tests.web.test_dashboard import browser_page, console_errors
+
+__all__ = ["browser_page"]
+SHOTS = Path(__file__).parent / "screenshots"
+
+
+@pytest.fixture
+def playbook_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
+    tenant = make_tenant(sqlite_db, "books")
+    add_user(sqlite_db, "growth@example.com", tenant.id, Role.MARKETER)
+    create_segment(sqlite_db, tenant.id, SegmentCreate(
+        name="Lapsing", conditions=[Condition(attr="last_seen_days", op="gt", value=30)]
+    ), "test")  # fmt: skip
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", sqlite_db, tenant.id
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 400])
+def test_the_form_and_the_yaml_edit_one_playbook_with_one_check(
+    playbook_site: tuple[str, Database, int], browser_page: object, width: int
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    url, db, workspace_id = playbook_site
+    page = browser_page
+    assert isinstance(page, Page)
+    page.set_viewport_size({"width": width, "height": 900})
+    SHOTS.mkdir(exist_ok=True)
+
+    def shot(name: str) -> None:
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        assert console_errors(page) == [], name
+
+    def yaml_text() -> str:
+        page.click("#edit-as-yaml")
+        text = page.input_value("#playbook-yaml")
+        return text
+
+    page.goto(url + "/engagement/new")
+    page.fill("#email", "growth@example.com")
+    page.fill("#password", PASSWORD)
+    page.press("#password", "Enter")
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 4 steps.")
+    page.focus("#edit-as-form")
+    page.keyboard.press("Enter")
+    expect(page.locator("#pb-name")).to_have_value("check-in")
+    expect(page.locator("#pb-trigger-type")).to_have_value("health_changed")
+    expect(page.locator("#pb-trigger-to")).to_have_value("at_risk")
+    # Trigger: entering the saved segment; step 1 by SMS; a wait added at the end.
+    page.focus("#pb-trigger-type")
+    page.select_option("#pb-trigger-type", "segment_entered")
+    page.select_option("#pb-trigger-segment", "Lapsing")
+    page.select_option("#pb-step-0-channel", "sms")
+    page.focus("#pb-add-step")
+    page.keyboard.press("Enter")
+    expect(page.locator("#pb-step-4-id")).to_be_focused()
+    page.fill("#pb-step-4-days", "")
+    page.focus("#pb-step-4-days")
+    page.keyboard.type("5")
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 5 steps.")
+    shot("playbook-form")
+    text = yaml_text()
+    assert "trigger:\n  type: segment_entered\n  segment: Lapsing\n" in text
+    assert "    channel: sms\n" in text
+    assert "  - id: step-5\n    type: wait\n    days: 5\n" in text
+    # A mistake made in the form: the check names it with its line in the YAML.
+    page.click("#edit-as-form")
+    page.fill("#pb-holdout", "0.9")
+    errors = page.locator("#playbook-errors li")
+    expect(errors).to_have_count(1)
+    expect(errors).to_contain_text("less than or equal to 0.5")
+    expect(page.locator("#save-playbook")).to_be_disabled()
+    shot("playbook-form-error")
+    line = int(errors.locator("button").inner_text().split()[1])
+    errors.locator("button").click()  # "line N" opens the YAML there
+    expect(page.locator("#playbook-yaml")).to_be_focused()
+    text = page.input_value("#playbook-yaml")
+    assert text.splitlines()[line - 1] == "holdout: 0.9"
+    page.click("#edit-as-form")
+    page.fill("#pb-holdout", "0.2")
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 5 steps.")
+    page.click("#save-playbook")
+    expect(page).to_have_url(url + "/engagement/playbooks/check-in")
+    [saved] = [p for p in pb.list_playbooks(db, workspace_id) if p.name == "check-in"]
+    definition = saved.definition
+    assert definition["trigger"]["type"] == "segment_entered"
+    assert definition["trigger"]["segment"] == "Lapsing"
+    assert definition["holdout"] == 0.2
+    assert definition["steps"][0]["channel"] == "sms"
+    assert (definition["steps"][4]["type"], definition["steps"][4]["days"]) == ("wait", 5)
+    shot("playbook-saved-from-form")
