@@ -16,7 +16,15 @@ from clm.cli import app
 from clm.demo import WORKSPACE, build_demo, cdnow_transactions
 from clm.store import customers as repo
 from clm.store.engine import Database
-from clm.store.models import Customer, EngageJourney, EngageMessage, Event, Workspace
+from clm.store.models import (
+    Customer,
+    EngageJourney,
+    EngageMessage,
+    Event,
+    Identity,
+    PredictionFit,
+    Workspace,
+)
 from tests.conftest import shared_data_file
 
 
@@ -61,7 +69,8 @@ def test_demo_purchases_are_the_cdnow_log(sqlite_db: Database) -> None:
     total, own, scored = counts()
     # Data = purchases + touchpoints; CLM's own events (scores, stage changes) come on top.
     assert total - own == summary.purchases + summary.touchpoints
-    assert scored == summary.predictions == 40
+    # Five fits (four weekly ones before the last day, then the last day), 40 customers each
+    assert summary.predictions == 40 and scored == 5 * 40
     again = build_demo(sqlite_db, customers=40)
     assert counts() == (total, own, scored)  # nothing doubled
     assert again.secret_key is None  # keys are issued once
@@ -153,3 +162,27 @@ def test_demo_command_builds_without_serving(tmp_path: Path) -> None:
     )
     assert again.exit_code == 0, again.output
     assert len(list(mailbox.glob("*.eml"))) == len(mails)  # nothing sent twice
+
+
+def test_demo_predictions_precede_the_overview_week(sqlite_db: Database) -> None:
+    """The live loop refits daily, so a running CLM knows every customer's P(alive) long before
+    this week; a demo with one fit at its end gave everyone their first P(alive) inside the
+    overview's 7-day window, and the movers read that as health falling for most customers."""
+    built_on = date(2026, 12, 6)
+    summary = build_demo(sqlite_db, customers=40, today=built_on)
+    # By hand: the last day is 2026-12-05; fits as of it and of the 4 weeks before, each
+    # stamped at the end of its day (midnight)
+    ends = [datetime(2026, 12, 6, tzinfo=UTC) - timedelta(weeks=w) for w in (4, 3, 2, 1, 0)]
+    with sqlite_db.session() as session:
+        fits = session.scalars(select(PredictionFit.as_of).order_by(PredictionFit.as_of)).all()
+        first = session.execute(
+            select(Identity.customer_id, func.min(Event.ts))
+            .join(Identity, Identity.id == Event.identity_id)
+            .where(Event.name == "Prediction Scored")
+            .group_by(Identity.customer_id)
+        ).all()
+    assert [f.replace(tzinfo=UTC) for f in fits] == ends
+    # The 40 first customers all bought in CDNOW's first quarter: each is scored from the first
+    # fit on, 4 weeks before the end, so none gets a first P(alive) in the last 7 days
+    assert len(first) == summary.customers == 40
+    assert {ts for _, ts in first} == {int(ends[0].timestamp())}

@@ -50,7 +50,7 @@ def acquisition(
     early = events.filter(events.ts < period.until)
     horizon = int(query.value_until.timestamp()) if query.value_until else None
     known = events if horizon is None else events.filter(events.ts < horizon)
-    bought = early.filter(early.name == PURCHASE)
+    bought = early.filter(early.name == PURCHASE, by_customer(early))
     first = bought.group_by("customer_id").aggregate(acquired_ts=bought.ts.min())
     first = first.filter(first.acquired_ts >= period.since)
     first = source.keyed(first, "customer_id")
@@ -75,7 +75,7 @@ def acquisition(
     per_value = new.group_by("value").aggregate(
         customers=ibis._.count(), scored=new.clv_12m.count(), clv=new.clv_12m.sum()
     )
-    paid = known.filter(known.revenue.notnull()).join(new, "customer_id")
+    paid = known.filter(known.revenue.notnull(), by_customer(known)).join(new, "customer_id")
     paid = paid.filter(paid.ts >= paid.acquired_ts)
     months = paid.group_by(
         "value", month=((paid.ts - paid.acquired_ts) // MONTH).cast("int64")
