@@ -45,6 +45,15 @@ class WorkspaceCreated(BaseModel):
     secret_key: str
 
 
+class WorkspaceAccess(WorkspacePublic):
+    """The workspace the caller opens and what the caller may do in it: the web app shows
+    only the actions these permissions allow (the same set every route checks)."""
+
+    role: str | None = None
+    key_kind: str | None = None
+    permissions: list[str]
+
+
 class KeyCreate(BaseModel):
     """A scoped key: ``write`` sends events, ``read`` reads, ``manage`` reads and changes
     (``secret`` is manage's older name)."""
@@ -84,9 +93,15 @@ def list_workspaces(db: DatabaseDep, _: AdminKey) -> list[WorkspacePublic]:
 
 
 @router.get("/workspace")
-def current_workspace(db: DatabaseDep, key: Reader) -> WorkspacePublic:
+def current_workspace(db: DatabaseDep, key: Reader) -> WorkspaceAccess:
     with db.session() as session:
-        return WorkspacePublic.model_validate(ws.get_workspace(session, workspace_id(key)))
+        workspace = WorkspacePublic.model_validate(ws.get_workspace(session, workspace_id(key)))
+    return WorkspaceAccess(
+        **workspace.model_dump(),
+        role=key.role,
+        key_kind=key.key_kind,
+        permissions=sorted(p.value for p in key.permissions),
+    )
 
 
 @router.get("/workspace/stats")

@@ -3,6 +3,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { html } from "./lib/html.js";
 import { api, useKey, usingKey } from "./lib/api.js";
+import { setAccess } from "./lib/access.js";
 import { match, setAppPaths, useLocation } from "./lib/router.js";
 import { NAV, ROUTES } from "./routes.js";
 
@@ -119,6 +120,7 @@ function App() {
 
   if (workspace === undefined) return html`<p class="loading muted">Loading…</p>`;
   if (workspace === null) return html`<${SignIn} onSignedIn=${setWorkspace} />`;
+  setAccess(workspace);
   return html`<${Shell} workspace=${workspace} onSignOut=${signOut} />`;
 }
 

@@ -7,6 +7,7 @@ import { Chart } from "../lib/chart.js";
 import { useApi, status } from "../lib/hooks.js";
 import { asOf, day, label, minute, money, number, pAlive, pct, score, thousands } from "../lib/format.js";
 import { EngagementPanels } from "./customer_engagement.js";
+import { can, lacks } from "../lib/access.js";
 
 const STATE = { happy: "happy and stable", at_risk: "happy but at risk", unhappy: "unhappy" };
 
@@ -177,12 +178,12 @@ function Notes({ id }) {
     }
   }
   return html`<div class="panel"><h2>Frontline notes</h2>
-    <form id="note-form" class="toolbar" onSubmit=${add}>
+    ${can("support") ? html`<form id="note-form" class="toolbar" onSubmit=${add}>
       <label>Note <textarea name="text" rows="2" cols="30" required></textarea></label>
       <label>Rating <select name="rating"><option value="">none</option>${[5, 4, 3, 2, 1].map((n) => html`<option value=${n}>${n}</option>`)}</select></label>
       <label>Author <input name="author" required key=${me?.email || ""} defaultValue=${me?.email || "me"} /></label>
       <button type="submit">Add note</button>
-    </form>
+    </form>` : html`<p class="muted small" id="note-denied">${lacks("support")}</p>`}
     <p class="error" role="alert">${error}</p>
     ${status(notes)}
     <ul id="notes" class="plain">${(notes.data || []).map((n) => html`<li><span class="muted">${minute(n.at)} · ${n.author}${n.rating ? ` · ${n.rating}/5` : ""}</span><br />${n.text}</li>`)}</ul>

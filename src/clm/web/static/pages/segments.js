@@ -10,6 +10,7 @@ import { NO_REPEAT, customerName, day, label, money, number, pAlive, pct, score,
 import { navigate as go } from "../lib/router.js";
 import { rangeConditions } from "./customer-filters.js";
 import { SegmentEditor } from "./segment-editor.js";
+import { can } from "../lib/access.js";
 
 const HEALTH = { happy: "happy and stable", at_risk: "happy but at risk", unhappy: "unhappy" };
 const NUMBERS = { health_score: "health score", p_alive: "P(alive)", clv: "CLV (12 mo)", revenue: "revenue", purchases: "purchases" };
@@ -72,6 +73,7 @@ export function SaveSegment({ view }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const conditions = filtersToConditions(view);
+  if (!can("marketing")) return null;
   if (!open) {
     return html`<button type="button" class="secondary" id="save-segment" disabled=${!conditions.length}
       title=${conditions.length ? "Save these filters as a named segment" : "Filter the list first"}
@@ -189,7 +191,7 @@ function SegmentPage({ id, params }) {
   const sizes = useApi(`/segments/${id}/sizes`);
   const list = useApi(`/segments/${id}/members${query(view)}`);
   const [error, setError] = useState(null);
-  const editing = params.get("edit") === "1";
+  const editing = params.get("edit") === "1" && can("marketing");
   const at = (change) => go(`/segments/${id}${query({ ...view, per_page: undefined, ...change })}`);
   const edited = (saved) => {
     if (saved) {
@@ -240,10 +242,10 @@ function SegmentPage({ id, params }) {
           <dt>Use it</dt><dd>playbook trigger <code>segment: ${s.name}</code>; report filter <code>saved_segment</code></dd>
         </dl>
         <div class="toolbar" style="margin-top:.75rem">
-          <button type="button" id="edit-segment" onClick=${() => at({ edit: 1 })}>Edit conditions</button>
+          ${can("marketing") ? html`<button type="button" id="edit-segment" onClick=${() => at({ edit: 1 })}>Edit conditions</button>` : null}
           <a class="button secondary" href=${`/reports?saved_segment=${encodeURIComponent(s.name)}`}>Reports for this segment</a>
-          <button type="button" class="secondary" id="delete-segment" disabled=${s.used_by.length > 0}
-            title=${s.used_by.length ? `Playbook ${s.used_by.join(", ")} triggers on it` : "Delete this segment"} onClick=${remove}>Delete</button>
+          ${can("marketing") ? html`<button type="button" class="secondary" id="delete-segment" disabled=${s.used_by.length > 0}
+            title=${s.used_by.length ? `Playbook ${s.used_by.join(", ")} triggers on it` : "Delete this segment"} onClick=${remove}>Delete</button>` : null}
         </div>
         ${s.used_by.length ? html`<p class="muted small" id="segment-used-by">Playbook ${s.used_by.join(", ")} triggers on it: it keeps its name and cannot be deleted while that playbook is active or paused.</p>` : null}
         ${problems(error)}

@@ -6,13 +6,14 @@ import { Health } from "./settings/health.js";
 import { Guardrails } from "./settings/guardrails.js";
 import { Members } from "./settings/members.js";
 import { Keys } from "./settings/keys.js";
+import { can, lacks } from "../lib/access.js";
 
 const TABS = [
   { name: "stage-model", title: "Stage model", page: StageModel },
   { name: "health", title: "Health scorecard", page: Health },
   { name: "guardrails", title: "Guardrails & channels", page: Guardrails },
   { name: "members", title: "Members", page: Members },
-  { name: "keys", title: "API keys", page: Keys },
+  { name: "keys", title: "API keys", page: Keys, permission: "configure" },
 ];
 
 export function Settings({ tab }) {
@@ -22,6 +23,7 @@ export function Settings({ tab }) {
     <div role="navigation" aria-label="Settings views" class="tabs"><ul>
       ${TABS.map((t) => html`<li><a href=${`/settings/${t.name}`} aria-current=${t === current ? "page" : undefined}>${t.title}</a></li>`)}
     </ul></div>
-    <${current.page} />
+    ${!current.permission || can(current.permission) ? html`<${current.page} />`
+      : html`<p class="muted denied" id="settings-denied">${lacks(current.permission)}</p>`}
   </section>`;
 }

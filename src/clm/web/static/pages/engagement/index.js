@@ -7,6 +7,7 @@ import { Surveys } from "./surveys.js";
 import { Referrals } from "./referrals.js";
 import { Testimonials } from "./testimonials.js";
 import { Tasks } from "./tasks.js";
+import { can, lacks } from "../../lib/access.js";
 
 const TABS = [
   { name: "playbooks", title: "Playbooks", href: "/engagement" },
@@ -28,6 +29,7 @@ export function Engagement({ tab, name, survey, edit, params }) {
       ${TABS.map((t) => html`<li><a href=${t.href} aria-current=${t.name === current ? "page" : undefined}>${t.title}</a></li>`)}
     </ul></div>
     ${!known ? html`<p>No view <code>${tab}</code> here. <a href="/engagement">Playbooks</a></p>`
+      : editing && !can("marketing") ? html`<p class="muted denied" id="editor-denied">${lacks("marketing")}</p>`
       : editing ? html`<${PlaybookEditor} key=${name || "new"} name=${name} />`
       : current === "surveys" ? html`<${Surveys} survey=${survey} params=${params} />`
       : current === "referrals" ? html`<${Referrals} />`

@@ -6,6 +6,7 @@ import { useApi, status } from "../../lib/hooks.js";
 import { api, query } from "../../lib/api.js";
 import { navigate } from "../../lib/router.js";
 import { label, minute, pct, thousands } from "../../lib/format.js";
+import { can, lacks } from "../../lib/access.js";
 
 // A trigger in words: its type and the fields set, leaving out empty ones and defaults.
 const TRIGGER_DEFAULTS = { offset_days: 0, yearly: false, every_days: 30 };
@@ -99,11 +100,12 @@ export function Playbooks({ name, params }) {
 
   return html`<div class="panel">
       <div class="toolbar"><h2 style="flex:1;margin:0">Playbooks</h2>
-        <a id="new-playbook" class="button" href="/engagement/new">New playbook</a></div>
+        ${can("marketing") ? html`<a id="new-playbook" class="button" href="/engagement/new">New playbook</a>` : null}</div>
+      ${can("marketing") ? null : html`<p class="muted small denied">${lacks("marketing")}</p>`}
       ${error ? html`<p class="error" role="alert">${error}</p>` : null}
       ${status(playbooks)}
       ${playbooks.data && (playbooks.data.length === 0
-        ? html`<p class="muted">No playbooks yet: write one with <a href="/engagement/new">New playbook</a>.</p>`
+        ? html`<p class="muted">No playbooks yet${can("marketing") ? html`: write one with <a href="/engagement/new">New playbook</a>` : ""}.</p>`
         : html`<div class="table-wrap"><table id="playbooks" class="stack">
           <thead><tr><th>name</th><th class="num">version</th><th>status</th><th>trigger</th><th>saved</th><th></th></tr></thead>
           <tbody>${playbooks.data.map((p) => html`<tr data-playbook=${p.name} aria-current=${p.name === name ? "true" : undefined}>
@@ -112,8 +114,8 @@ export function Playbooks({ name, params }) {
             <td data-label="status"><span class=${`pill ${p.status === "paused" ? "neutral" : "happy"}`} data-status>${label(p.status)}</span></td>
             <td data-label="trigger" class="wrap">${triggerText(p.definition.trigger)}</td>
             <td data-label="saved">${minute(p.created_at)}</td>
-            <td class="actions"><button class="secondary" type="button" data-toggle onClick=${() => toggle(p)}>${p.status === "paused" ? "Resume" : "Pause"}</button>
-              <a class="button secondary" href=${`/engagement/playbooks/${encodeURIComponent(p.name)}/edit`}>Edit</a></td>
+            <td class="actions">${can("marketing") ? html`<button class="secondary" type="button" data-toggle onClick=${() => toggle(p)}>${p.status === "paused" ? "Resume" : "Pause"}</button>
+              <a class="button secondary" href=${`/engagement/playbooks/${encodeURIComponent(p.name)}/edit`}>Edit</a>` : null}</td>
           </tr>`)}</tbody></table></div>`)}
     </div>
     ${name ? html`<div class="panels"><${PlaybookReport} key=${name} name=${name} /></div>

@@ -8,6 +8,7 @@ import { navigate } from "../../lib/router.js";
 import { label, minute, number, pct, thousands } from "../../lib/format.js";
 import { Chart } from "../../lib/chart.js";
 import { NewSurvey, SurveyFacts } from "./survey-form.js";
+import { can, lacks } from "../../lib/access.js";
 
 const GRAINS = ["month", "week", "quarter"];
 const TONES = [["", "all comments"], ["negative", "negative"], ["neutral", "neutral"], ["positive", "positive"]];
@@ -119,13 +120,13 @@ function Comments({ survey, params }) {
 export function Surveys({ survey, params }) {
   const list = useApi("/engage/surveys");
   const surveys = list.data || [];
-  const creating = params.get("create") === "1";
+  const creating = params.get("create") === "1" && can("marketing");
   const current = creating ? null : survey || (surveys[0] && surveys[0].key);
   const shown = surveys.find((s) => s.key === current);
   const grain = params.get("granularity") || "month";
   return html`<div class="panel">
       <div class="toolbar"><h2 style="flex:1;margin:0">Surveys</h2>
-        ${creating ? null : html`<button type="button" id="new-survey-button" onClick=${() => navigate("/engagement/surveys?create=1")}>New survey</button>`}</div>
+        ${creating || !can("marketing") ? null : html`<button type="button" id="new-survey-button" onClick=${() => navigate("/engagement/surveys?create=1")}>New survey</button>`}</div>
       ${status(list)}
       ${list.data && (surveys.length === 0
         ? html`<p class="muted">No surveys yet: create one here, or <code>clm survey apply file.yaml</code>.</p>`

@@ -6,6 +6,7 @@ import { useApi, status } from "../../lib/hooks.js";
 import { api } from "../../lib/api.js";
 import { navigate } from "../../lib/router.js";
 import { label, minute, thousands } from "../../lib/format.js";
+import { can } from "../../lib/access.js";
 
 function Assign({ task, onDone }) {
   const [owner, setOwner] = useState(task.owner || "");
@@ -55,10 +56,10 @@ export function Tasks({ params }) {
       <tbody>${data.map((t) => html`<tr data-task=${t.id}><td class="wrap">${t.title}</td>
         <td data-label="customer">${t.customer_id ? html`<a href=${`/customers/${t.customer_id}`}>#${t.customer_id}</a>` : "–"}</td>
         <td data-label="kind">${label(t.kind)}</td>
-        <td data-label="owner">${state === "open" ? html`<${Assign} key=${`${t.id}:${t.owner}`} task=${t} onDone=${change} />`
+        <td data-label="owner">${state === "open" && can("support") ? html`<${Assign} key=${`${t.id}:${t.owner}`} task=${t} onDone=${change} />`
           : t.owner || html`<span class="muted">unassigned</span>`}</td>
         <td data-label="created">${minute(t.created_at)}${t.closed_at ? html`<br /><span class="muted">done ${minute(t.closed_at)}</span>` : null}</td>
-        <td class="actions">${state === "open"
+        <td class="actions">${!can("support") ? null : state === "open"
           ? html`<button type="button" data-complete onClick=${() => change(t, { status: "done" })}>Complete</button>`
           : html`<button type="button" class="secondary" onClick=${() => change(t, { status: "open" })}>Reopen</button>`}</td></tr>`)}</tbody>
     </table></div>`)}

@@ -12,6 +12,7 @@ import { day, number, pct, thousands } from "../../lib/format.js";
 const auc = (value) => (value === null || value === undefined ? "–" : Number(value).toFixed(3));
 import { problems, useChecked } from "../../lib/debounce.js";
 import { Chart } from "../../lib/chart.js";
+import { can, lacks } from "../../lib/access.js";
 
 const SCORE = "health score";
 const ACTIVE = "active scorecard";
@@ -116,7 +117,8 @@ export function Health() {
   const edit = card ? editOf(card, weights, thresholds) : { weights: {} };
   const local = localProblems(edit);
   const editing = changes(edit);
-  const body = editing && !local.length ? JSON.stringify(edit) : null;
+  const may = can("configure");
+  const body = may && editing && !local.length ? JSON.stringify(edit) : null;
   // A first preview may wait for every customer's features (a job shared by every edit); once
   // it is done the same edit is asked again and answered at once.
   const check = useChecked(body, async (text) => {
@@ -192,8 +194,8 @@ export function Health() {
           ${field("at_risk_below", "At risk below (share of risk points)")}
         </div>
         <div class="toolbar">
-          <button id="save-scorecard" type="submit" disabled=${!preview}>Save as new version</button>
-          <button class="secondary" type="button" disabled=${!editing} onClick=${() => { setWeights({}); setThresholds({}); }}>Reset</button>
+          ${may ? html`<button id="save-scorecard" type="submit" disabled=${!preview}>Save as new version</button>
+          <button class="secondary" type="button" disabled=${!editing} onClick=${() => { setWeights({}); setThresholds({}); }}>Reset</button>` : html`<span class="muted denied">${lacks("configure")}</span>`}
           <span id="scorecard-state" class="muted">${!editing ? "No changes." : found.length ? `${found.length} problem${found.length > 1 ? "s" : ""}.`
             : warming ? `Reading every customer's features (once): ${progressText(warming)}`
             : check.state === "checking" ? "Checking…" : preview ? "Valid." : ""}</span>
@@ -222,8 +224,8 @@ export function Health() {
           ${["30", "60", "90", "180", "365"].map((d) => html`<option value=${d}>${d} days</option>`)}</select></label>
         <label>Cutoffs<select name="cutoffs" value=${cutoffs} onChange=${(e) => setCutoffs(e.currentTarget.value)}>
           ${["1", "2", "4"].map((n) => html`<option value=${n}>latest ${n}</option>`)}</select></label>
-        <button id="run-backtest" type="submit" disabled=${run.state === "running" || local.length > 0}>
-          ${editing ? "Backtest this edit" : "Backtest the active scorecard"}</button>
+        ${may ? html`<button id="run-backtest" type="submit" disabled=${run.state === "running" || local.length > 0}>
+          ${editing ? "Backtest this edit" : "Backtest the active scorecard"}</button>` : html`<span class="muted denied">${lacks("configure")}</span>`}
       </form>
       ${run.state === "running" ? html`<div id="backtest-running" aria-busy="true" role="status">
         <p class="muted">Backtesting ${cutoffs === "1" ? "the latest cutoff" : `the latest ${cutoffs} cutoffs`} in the background…

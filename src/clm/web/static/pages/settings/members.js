@@ -7,12 +7,14 @@ import { useApi, status } from "../../lib/hooks.js";
 import { api } from "../../lib/api.js";
 import { label, minute } from "../../lib/format.js";
 import { problems } from "../../lib/debounce.js";
+import { can } from "../../lib/access.js";
 
 const ROLES = ["owner", "admin", "marketer", "customer_success", "viewer"];  // most powerful first
 // (the add form lists them least powerful first: its default, and what a reset returns to, is viewer)
 
 export function Members() {
-  const members = useApi("/members");
+  const may = can("members");
+  const members = useApi(may ? "/members" : null);
   const [error, setError] = useState("");
   const [done, setDone] = useState("");
 
@@ -48,7 +50,7 @@ export function Members() {
     }
   }
 
-  if (members.error && [401, 403].includes(members.error.status)) {
+  if (!may || (members.error && [401, 403].includes(members.error.status))) {
     return html`<div class="panel"><h2>Members</h2><p id="members-denied" class="muted">Only an owner or an admin, signed in
       as themselves, manages the people of a workspace (a key never does).</p></div>`;
   }

@@ -6,6 +6,7 @@ import { api } from "../../lib/api.js";
 import { finished, progressText } from "../../lib/jobs.js";
 import { label, minute, thousands } from "../../lib/format.js";
 import { problems, useChecked } from "../../lib/debounce.js";
+import { can, lacks } from "../../lib/access.js";
 
 export function StageModel() {
   const model = useApi("/lifecycle/model");
@@ -17,7 +18,8 @@ export function StageModel() {
   }, [model.data]);
   const [running, setRunning] = useState(null);
   // A valid model's preview reads the whole history: a background job, polled with its progress.
-  const check = useChecked(text, async (yaml) => {
+  const may = can("configure");
+  const check = useChecked(may ? text : null, async (yaml) => {
     const answer = await api("/lifecycle/model/preview", { method: "POST", body: { yaml } });
     if (!answer.valid || !answer.job) return answer;
     try {
@@ -49,9 +51,9 @@ export function StageModel() {
       <h2>Stage model ${model.data ? html`<span class="muted">${model.data.definition.name} v${model.data.definition.version}</span>` : null}</h2>
       ${status(model)}
       ${text !== null && html`<textarea id="stage-yaml" aria-label="Stage model YAML" spellcheck="false" wrap="off"
-        value=${text} onInput=${(e) => setText(e.currentTarget.value)}></textarea>
+        value=${text} readOnly=${!may} onInput=${(e) => setText(e.currentTarget.value)}></textarea>
       <div class="toolbar">
-        <button id="save-model" type="button" onClick=${save} disabled=${!valid}>Save as new version</button>
+        ${may ? html`<button id="save-model" type="button" onClick=${save} disabled=${!valid}>Save as new version</button>` : html`<span class="muted denied">${lacks("configure")}</span>`}
         <span id="check-state" class="muted">${check.state === "checking" ? (running ? `Previewing on the whole log: ${progressText(running)}` : "Checking…") : valid ? "Valid." : found.length ? `${found.length} problem${found.length > 1 ? "s" : ""}.` : ""}</span>
       </div>
       <p id="save-status" role="status">${saved}</p>`}
