@@ -49,6 +49,9 @@ HEALTH = [  # (user, days ago, score, state); the last of each is the current sc
     ("a", 2, 45.0, "at_risk"),  # fell 35 this week
     ("c", 1, 20.0, "unhappy"),  # fell 30 this week
 ]
+# a's fall in the scorecard's words: days since last purchase 5 -> 40 took 35 of 80 points
+PARTS = {("a", 30): {"recency": {"value": 5.0, "weight": 100.0, "points": 80.0}},
+         ("a", 2): {"recency": {"value": 40.0, "weight": 100.0, "points": 45.0}}}  # fmt: skip
 CLV = {"a": 120.0, "c": 30.0, "b": 500.0}  # d has no prediction
 
 
@@ -83,7 +86,8 @@ def seed(db: Database) -> tuple[str, dict[str, int]]:
             ts, when = at(days)
             session.add(HealthSnapshot(
                 workspace_id=workspace_id, definition_id=health_id, customer_id=ids[user], ts=ts,
-                occurred_at=when, score=score, state=state, contributions={},
+                occurred_at=when, score=score, state=state,
+                contributions=PARTS.get((user, days), {}),
             ))  # fmt: skip
             current[user] = (ts, score, state)
         for user, (ts, score, state) in current.items():
@@ -166,6 +170,7 @@ def test_overview_numbers_and_their_customers(
     expect(falls).to_have_count(2)
     expect(falls.nth(0)).to_contain_text("a@example.com")
     expect(falls.nth(0)).to_contain_text("-35")
+    expect(falls.nth(0)).to_contain_text("days since last purchase: 40 (-35 points)")
     expect(falls.nth(1)).to_contain_text("c@example.com")
     moves = page.locator("#movers-stages tbody tr")
     expect(moves.nth(0)).to_contain_text("c@example.com")  # the latest first
