@@ -16,6 +16,7 @@ import pytest
 
 from clm.analytics import AcquisitionQuery, AttributionQuery, acquisition, attribution, parse_query
 from clm.analytics.source import report_source
+from clm.analytics.spend import import_spend, load_spend
 from clm.engage import eventlog
 from clm.ingest import ingest
 from clm.lifecycle.service import run_lifecycle
@@ -143,6 +144,35 @@ def test_acquisition_first_touch_is_the_customers(db: Database) -> None:
     with report_source(db, workspace_id) as source:
         report = acquisition(source, query)
     assert {c.value: c.new_customers for c in report.channels} == {"social": 1, "(direct)": 1}
+
+
+def test_acquisition_counts_only_the_customers_purchases(db: Database) -> None:
+    """An ``Order Completed`` CLM wrote (system channel) neither acquires a customer nor pays
+    back: r has only such a purchase (not new); p buys $10 on 01-05 (social), CLM writes a $50
+    one on 01-20, p buys $25 on 03-10. Social spend $30 for January: CAC 30; p's own revenue
+    per 30-day month from 01-05 is 10 (month 0), 25 (month 2) -> paid back in month 3 (the $50
+    would have paid back in month 1)."""
+    messages = [
+        event("p", "2024-01-03", "Page Viewed", "p1", channel="social"),
+        event("p", "2024-01-05", "Order Completed", "p2", revenue=10),
+        event("p", "2024-03-10", "Order Completed", "p3", revenue=25),
+    ]
+    workspace_id, _, _ = load(db, messages)
+    own = [
+        event("r", "2024-01-06", "Order Completed", "clm-r", revenue=100),
+        event("p", "2024-01-20", "Order Completed", "clm-p", revenue=50),
+    ]
+    for message in own:
+        message["context"] = {"channel": OWN_CHANNEL}
+    _write_own(db, workspace_id, own)
+    assert import_spend(db, workspace_id, "channel,month,amount\nsocial,2024-01,30\n") == 1
+    query = parse_query(AcquisitionQuery, {"since": "2024-01-01", "until": "2024-02-01"})
+    with report_source(db, workspace_id) as source:
+        report = acquisition(source, query, load_spend(db, workspace_id))
+    rows = {c.value: c for c in report.channels}
+    assert set(rows) == {"social"}
+    assert (rows["social"].new_customers, rows["social"].cac) == (1, 30.0)
+    assert rows["social"].payback_months == 3
 
 
 def test_lifecycle_reads_a_customer_event_whatever_its_message_id(db: Database) -> None:

@@ -5,7 +5,8 @@ CLV and payback of the customers acquired in a window are read up to the horizon
 whole log). Without ``since``/``until`` the window is the customers' span widened to whole
 spend periods (a month of spend is not cut where the first event happens to fall).
 
-* new customers: first purchase (``Order Completed``) in the period; their channel is the first
+* new customers: first purchase (``Order Completed``, the customer's own: not one CLM wrote)
+  in the period; their channel is the first
   touchpoint with a channel up to that purchase (``(direct)`` without one; CLM's own events
   and model scores are never touchpoints: ``source.by_customer``);
 * CAC = spend in the period (``spend``, pro rata) / new customers;
@@ -30,13 +31,15 @@ from clm.analytics.spend import SpendRow, spend_in_period
 PURCHASE, PREDICTION, DIRECT = "Order Completed", "Prediction Scored", "(direct)"
 MONTH = 30 * 86_400
 DEFINITIONS = {
-    "new customers": "first purchase in the acquisition window (since..until)",
+    "new customers": "first purchase of the customer's own (not one CLM wrote) in the "
+    "acquisition window (since..until)",
     "channel": "first touchpoint of the customer's own up to that purchase; CLM's events "
     "never count; (direct) without one",
     "CAC": "spend in the window (pro rata for partly covered spend periods) / new customers",
     "CLV 12m": "mean clv_12m of the new customers' latest score before the value horizon "
     "(value_until; default: the whole log)",
-    "payback": "30-day months after acquisition until revenue per customer reaches CAC",
+    "payback": "30-day months after acquisition until the customers' own revenue per customer "
+    "reaches CAC",
 }
 
 
@@ -50,7 +53,7 @@ def acquisition(
     early = events.filter(events.ts < period.until)
     horizon = int(query.value_until.timestamp()) if query.value_until else None
     known = events if horizon is None else events.filter(events.ts < horizon)
-    bought = early.filter(early.name == PURCHASE)
+    bought = early.filter(early.name == PURCHASE, by_customer(early))
     first = bought.group_by("customer_id").aggregate(acquired_ts=bought.ts.min())
     first = first.filter(first.acquired_ts >= period.since)
     first = source.keyed(first, "customer_id")
@@ -75,7 +78,7 @@ def acquisition(
     per_value = new.group_by("value").aggregate(
         customers=ibis._.count(), scored=new.clv_12m.count(), clv=new.clv_12m.sum()
     )
-    paid = known.filter(known.revenue.notnull()).join(new, "customer_id")
+    paid = known.filter(known.revenue.notnull(), by_customer(known)).join(new, "customer_id")
     paid = paid.filter(paid.ts >= paid.acquired_ts)
     months = paid.group_by(
         "value", month=((paid.ts - paid.acquired_ts) // MONTH).cast("int64")

@@ -107,11 +107,12 @@ class ReportSource:
         return self._bounds
 
     def _span(self, events: ir.Table) -> tuple[int, int] | None:
-        """(min, max) ts of ``events``, None when there are none. On SQLite and PostgreSQL as
-        two queries: a lone ``min`` or ``max`` is read from an end of the (workspace, ts) index
-        (the demo on SQLite: 0.2 s of CPU for one scan of the log -> 0.03 s); DuckDB and Spark
-        scan their snapshot once for both."""
-        if self.engine == "sql":
+        """(min, max) ts of ``events``, None when there are none. On SQLite as two queries: a
+        lone ``min`` or ``max`` is read from an end of the (workspace, ts) index (the demo:
+        0.2 s of CPU for one scan of the log -> 0.03 s). PostgreSQL reads an aggregate from an
+        index only over one table (the events view is a join), DuckDB and Spark scan their
+        snapshot: one pass for both."""
+        if self.engine == "sql" and self.backend.name == "sqlite":
             lo = self.run(events.aggregate(ts=events.ts.min())).column("ts")[0].as_py()
             hi = self.run(events.aggregate(ts=events.ts.max())).column("ts")[0].as_py()
         else:
