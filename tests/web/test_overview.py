@@ -275,3 +275,42 @@ def test_movers_and_past_points_click_through_to_exactly_their_customers(
     )
     assert listed == {"a@example.com"} and shown == 1
     assert console_errors(page) == []
+
+
+@pytest.mark.slow
+def test_the_customer_list_at_400_px_is_cards_sortable_by_keyboard(
+    site: tuple[str, str, dict[str, int]], browser_page: object
+) -> None:
+    """At 400 px the list shows each customer as a card (no sideways scrolling), its sort
+    buttons still there and usable from the keyboard."""
+    from playwright.sync_api import Page, expect
+
+    url, key, _ = site
+    page = browser_page
+    assert isinstance(page, Page)
+    page.set_viewport_size({"width": 400, "height": 900})
+    page.goto(f"{url}/customers")
+    page.fill("#key", key)
+    page.click("#login-form button")
+    expect(page.locator("#customer-table tbody tr")).to_have_count(5)
+    wide = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
+        " document.querySelector('#customer-table').parentElement.scrollWidth,"
+        " document.querySelector('#customer-table').parentElement.clientWidth]"
+    )
+    assert wide[0] <= wide[1] and wide[2] <= wide[3], wide
+    # each cell on a line of its own, labelled: a card
+    cell = page.locator("#customer-table tbody tr").first.locator("td[data-label='stage']")
+    assert cell.evaluate("e => getComputedStyle(e).display") == "block"
+    # sort by CLV from the keyboard: b 500, a 120, c 30 (d and e have none)
+    page.locator("#customer-table button.sort", has_text="CLV").focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{url}/customers?sort=clv&order=desc")
+    first = page.locator("#customer-table tbody tr td:first-child a")
+    expect(first.nth(0)).to_have_text("b@example.com")
+    expect(first.nth(1)).to_have_text("a@example.com")
+    expect(first.nth(2)).to_have_text("c@example.com")
+    page.wait_for_load_state("networkidle")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "customers-cards-400.png"), full_page=True)
+    assert console_errors(page) == []
