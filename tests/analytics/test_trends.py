@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 
 import httpx
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from clm.analytics.movers import MoversQuery, movers
 from clm.analytics.revenue_at_risk import revenue_at_risk
@@ -298,3 +298,29 @@ def test_the_stored_movers_equal_a_fresh_reading_and_follow_a_new_move(
     again = movers(db, workspace_id, MoversQuery(days=7))
     assert again.stage_moves["up"] + again.stage_moves["down"] == 1
     assert [m.customer_id for m in again.stages] == [customers["c"]]
+
+
+def test_a_health_mover_says_what_moved_the_score(db: Database) -> None:
+    """A fall in the week is often time passing (a purchase leaving the 365-day window), not a
+    new event: each mover names the factors that moved their score."""
+    workspace_id, customers = _write(db)
+    before = {
+        "recency": {"value": 10.0, "weight": 50.0, "points": 45.0},
+        "nps": {"value": 9, "weight": 50.0, "points": 35.0},
+    }  # 80 points
+    after = {"recency": {"value": 200.0, "weight": 50.0, "points": 20.0},
+             "nps": {"value": 9, "weight": 50.0, "points": 30.0}}  # 50 points  # fmt: skip
+    with db.transaction() as session:
+        for when, parts in (("2024-01-02", before), ("2024-01-12T06:00:00", after)):
+            row = session.scalars(
+                select(HealthSnapshot).where(
+                    HealthSnapshot.customer_id == customers["a"], HealthSnapshot.ts == ts(when)
+                )
+            ).one()
+            row.contributions = parts
+    found = movers(db, workspace_id, MoversQuery(days=7), now=datetime(2024, 1, 19, tzinfo=UTC))
+    # By hand: weights unchanged, so each factor's part is its change in points:
+    # recency 20 - 45 = -25, NPS 30 - 35 = -5; the biggest first, in the scorecard's words
+    [a] = found.health
+    assert a.moved_by == ["days since last purchase: 200 (-25 points)",
+                          "last NPS score: 9 (-5 points)"]  # fmt: skip

@@ -49,6 +49,9 @@ HEALTH = [  # (user, days ago, score, state); the last of each is the current sc
     ("a", 2, 45.0, "at_risk"),  # fell 35 this week
     ("c", 1, 20.0, "unhappy"),  # fell 30 this week
 ]
+# a's fall in the scorecard's words: days since last purchase 5 -> 40 took 35 of 80 points
+PARTS = {("a", 30): {"recency": {"value": 5.0, "weight": 100.0, "points": 80.0}},
+         ("a", 2): {"recency": {"value": 40.0, "weight": 100.0, "points": 45.0}}}  # fmt: skip
 CLV = {"a": 120.0, "c": 30.0, "b": 500.0}  # d has no prediction
 
 
@@ -83,7 +86,8 @@ def seed(db: Database) -> tuple[str, dict[str, int]]:
             ts, when = at(days)
             session.add(HealthSnapshot(
                 workspace_id=workspace_id, definition_id=health_id, customer_id=ids[user], ts=ts,
-                occurred_at=when, score=score, state=state, contributions={},
+                occurred_at=when, score=score, state=state,
+                contributions=PARTS.get((user, days), {}),
             ))  # fmt: skip
             current[user] = (ts, score, state)
         for user, (ts, score, state) in current.items():
@@ -166,6 +170,7 @@ def test_overview_numbers_and_their_customers(
     expect(falls).to_have_count(2)
     expect(falls.nth(0)).to_contain_text("a@example.com")
     expect(falls.nth(0)).to_contain_text("-35")
+    expect(falls.nth(0)).to_contain_text("days since last purchase: 40 (-35 points)")
     expect(falls.nth(1)).to_contain_text("c@example.com")
     moves = page.locator("#movers-stages tbody tr")
     expect(moves.nth(0)).to_contain_text("c@example.com")  # the latest first
@@ -269,4 +274,43 @@ def test_movers_and_past_points_click_through_to_exactly_their_customers(
         page, page.locator("#health-point a", has_text="happy and stable")
     )
     assert listed == {"a@example.com"} and shown == 1
+    assert console_errors(page) == []
+
+
+@pytest.mark.slow
+def test_the_customer_list_at_400_px_is_cards_sortable_by_keyboard(
+    site: tuple[str, str, dict[str, int]], browser_page: object
+) -> None:
+    """At 400 px the list shows each customer as a card (no sideways scrolling), its sort
+    buttons still there and usable from the keyboard."""
+    from playwright.sync_api import Page, expect
+
+    url, key, _ = site
+    page = browser_page
+    assert isinstance(page, Page)
+    page.set_viewport_size({"width": 400, "height": 900})
+    page.goto(f"{url}/customers")
+    page.fill("#key", key)
+    page.click("#login-form button")
+    expect(page.locator("#customer-table tbody tr")).to_have_count(5)
+    wide = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
+        " document.querySelector('#customer-table').parentElement.scrollWidth,"
+        " document.querySelector('#customer-table').parentElement.clientWidth]"
+    )
+    assert wide[0] <= wide[1] and wide[2] <= wide[3], wide
+    # each cell on a line of its own, labelled: a card
+    cell = page.locator("#customer-table tbody tr").first.locator("td[data-label='stage']")
+    assert cell.evaluate("e => getComputedStyle(e).display") == "block"
+    # sort by CLV from the keyboard: b 500, a 120, c 30 (d and e have none)
+    page.locator("#customer-table button.sort", has_text="CLV").focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{url}/customers?sort=clv&order=desc")
+    first = page.locator("#customer-table tbody tr td:first-child a")
+    expect(first.nth(0)).to_have_text("b@example.com")
+    expect(first.nth(1)).to_have_text("a@example.com")
+    expect(first.nth(2)).to_have_text("c@example.com")
+    page.wait_for_load_state("networkidle")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "customers-cards-400.png"), full_page=True)
     assert console_errors(page) == []

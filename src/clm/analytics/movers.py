@@ -21,9 +21,11 @@ from clm.analytics.kept import Kind, readings_of
 from clm.analytics.trends import active_scorecard_id, active_stage_model, history_version
 from clm.errors import Unavailable
 from clm.lifecycle.health import STATE_LABELS
+from clm.lifecycle.health_explain import drivers
+from clm.lifecycle.health_inputs import get_scorecard
 from clm.lifecycle.history_filters import DOWN, UP, Direction, direction_of, score_changes
 from clm.store.engine import Database
-from clm.store.models import Customer, StageTransition
+from clm.store.models import Customer, HealthSnapshot, StageTransition
 
 DAY = 86_400
 
@@ -50,6 +52,9 @@ class HealthMover(Who):
     change: float
     state_before: str
     state_now: str
+    moved_by: Annotated[
+        list[str], Field(description="the factors that moved the score most, in words")
+    ] = []
 
 
 class StageMove(Who):
@@ -111,6 +116,14 @@ def _health_movers(
     with db.session() as session:
         fell, rose = session.execute(counts).one()
         rows = session.execute(fallen).all()
+        parts = {
+            r.customer_id: (
+                _contributions(session, definition_id, r.customer_id, since),
+                _contributions(session, definition_id, r.customer_id, until),
+            )
+            for r in rows
+        }
+    _, card = get_scorecard(db, workspace_id)
     return (
         int(fell or 0),
         int(rose or 0),
@@ -122,10 +135,25 @@ def _health_movers(
                 change=round(r.change, 2),
                 state_before=STATE_LABELS.get(r.state_before, r.state_before),
                 state_now=STATE_LABELS.get(r.state_now, r.state_now),
+                moved_by=drivers(card, *parts[r.customer_id]),
             )
             for r in rows
         ],
     )
+
+
+def _contributions(session: Any, definition_id: int, customer_id: int, at: int) -> dict[str, Any]:
+    """The factor contributions of a customer's latest health snapshot at or before ``at``:
+    what says why a mover's score fell (a large drop in a week is often a purchase leaving the
+    365-day window, not a new event)."""
+    h = HealthSnapshot
+    found = session.scalar(
+        select(h.contributions)
+        .where(h.definition_id == definition_id, h.customer_id == customer_id, h.ts <= at)
+        .order_by(desc(h.ts), desc(h.id))
+        .limit(1)
+    )
+    return dict(found or {})
 
 
 def _stage_moves(

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -106,7 +107,28 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        before = MigrationContext.configure(connection).get_current_revision()
         command.upgrade(config, revision)
+        after = MigrationContext.configure(connection).get_current_revision()
+        if after != before and connection.dialect.name == "sqlite":
+            _restat_sqlite(connection)
+
+
+def _restat_sqlite(connection: Connection) -> None:
+    """Give a migration's new indexes planner statistics where the others have them.
+
+    SQLite plans with ``sqlite_stat1`` (a bulk import fills it): an index a migration adds
+    later has no row there, and beside indexes that do the planner misjudges it (a report on
+    the demo took 3.6 s of CPU against 2.0 s on a fresh build of the same data). A sampled
+    ``ANALYZE`` (``analysis_limit``) costs little even on a large log; a database never
+    analysed is left alone, so all its indexes stay on the same default estimates.
+    """
+    analysed = connection.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+    ).first()
+    if analysed:
+        connection.exec_driver_sql("PRAGMA analysis_limit = 1000")
+        connection.exec_driver_sql("ANALYZE")
 
 
 class WalCheckpointer:

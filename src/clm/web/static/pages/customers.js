@@ -69,17 +69,17 @@ export function Customers({ params }) {
     <${FilterChips} view=${view} show=${show} />
     <p id="customer-count" class="muted">${data ? `${thousands(data.total)} ${data.total === 1 ? "customer" : "customers"}` : ""}</p>
     ${status(list)}
-    ${data && html`<div class="table-wrap"><table id="customer-table">
-      <thead><tr>${COLUMNS.map((c) => html`<th class=${c.num ? "num" : ""} aria-sort=${c.sort && view.sort === c.sort ? (view.order === "desc" ? "descending" : "ascending") : undefined}>
+    ${data && html`<div class="table-wrap"><table id="customer-table" class="stack sortable">
+      <thead><tr>${COLUMNS.map((c) => html`<th class=${[c.num ? "num" : "", c.sort ? "" : "nosort"].join(" ").trim()} aria-sort=${c.sort && view.sort === c.sort ? (view.order === "desc" ? "descending" : "ascending") : undefined}>
         ${c.sort ? html`<button type="button" class="sort" onClick=${() => sortBy(c.sort)}>${c.title}${view.sort === c.sort ? (view.order === "desc" ? " ↓" : " ↑") : ""}</button>` : c.title}</th>`)}</tr></thead>
       <tbody>${data.items.map((c) => html`<tr>
         <td><a href=${`/customers/${c.id}`}>${customerName(c)}</a><br /><span class="muted">${[`#${c.id}`, ...[c.user_id, c.email].filter((v) => v && v !== customerName(c))].join(" · ")}</span></td>
-        <td>${c.stage ? html`<span class="pill">${label(c.stage)}</span>` : "–"}</td>
-        <td>${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${score(c.health_score)}` : "–"}</td>
-        <td class="num" title=${c.p_alive === 1 ? NO_REPEAT : undefined}>${pAlive(c.p_alive)}</td>
-        <td class="num">${money(c.clv)}</td>
-        <td>${day(c.last_seen_at)}</td>
-        <td class="wrap">${c.reasons.join("; ")}</td>
+        <td data-label="stage">${c.stage ? html`<span class="pill">${label(c.stage)}</span>` : "–"}</td>
+        <td data-label="health">${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${score(c.health_score)}` : "–"}</td>
+        <td data-label="P(alive)" class="num" title=${c.p_alive === 1 ? NO_REPEAT : undefined}>${pAlive(c.p_alive)}</td>
+        <td data-label="CLV (12 mo)" class="num">${money(c.clv)}</td>
+        <td data-label="last seen">${day(c.last_seen_at)}</td>
+        <td data-label=${c.reasons.length ? "top reasons" : undefined} class="wrap">${c.reasons.join("; ")}</td>
       </tr>`)}</tbody></table></div>
     <nav class="pager" aria-label="Pages">
       <button type="button" class="secondary" disabled=${view.page <= 1} onClick=${() => go(url({ ...view, page: view.page - 1 }))}>Previous</button>

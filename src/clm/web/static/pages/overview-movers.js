@@ -11,10 +11,11 @@ const ARROW = { up: "↑", down: "↓", new: "+" };
 function HealthFalls({ rows }) {
   if (rows.length === 0) return html`<p class="muted">No customer's health fell this week.</p>`;
   return html`<div class="table-wrap"><table id="movers-health">
-    <thead><tr><th>customer, state now</th><th class="num">score</th></tr></thead>
+    <thead><tr><th>customer, state now, what moved it</th><th class="num">score</th></tr></thead>
     <tbody>${rows.map((m) => html`<tr>
       <td class="who"><a href=${`/customers/${m.customer_id}`}>${name(m)}</a><br />
-        <span class=${m.state_now === m.state_before ? "muted" : "bad"}>${m.state_now === m.state_before ? m.state_now : `${m.state_before} → ${m.state_now}`}</span></td>
+        <span class=${m.state_now === m.state_before ? "muted" : "bad"}>${m.state_now === m.state_before ? m.state_now : `${m.state_before} → ${m.state_now}`}</span>
+        ${m.moved_by?.length ? html`<br /><span class="muted movers-why">${m.moved_by.join("; ")}</span>` : null}</td>
       <td class="num"><span class="bad">${scoreChange(m.change)}</span><br /><span class="muted">${score(m.score_before)} → ${score(m.score_now)}</span></td>
     </tr>`)}</tbody></table></div>`;
 }
