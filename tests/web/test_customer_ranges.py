@@ -121,6 +121,17 @@ def test_range_filters_by_keyboard_chips_back_button_and_save_as_segment(
     page.fill("#range-clv_max", "")
     page.press("#range-clv_max", "Enter")
     expect(page.locator("#customer-count")).to_have_text("1 customer")
+    # P(alive) is typed as a percent, so its error names the lower bound in percent (50, not
+    # the API's fraction 0.5).
+    page.fill("#range-p_alive_max", "20")
+    page.press("#range-p_alive_max", "Enter")
+    expect(page.locator("#range-p_alive_max-error")).to_have_text("is below the lower bound (50%)")
+    refused = console_errors(page)
+    assert len(refused) == 1 and "422" in refused[0], refused
+    refused.clear()  # the refused list request, on purpose
+    page.fill("#range-p_alive_max", "")
+    page.press("#range-p_alive_max", "Enter")
+    expect(page.locator("#customer-count")).to_have_text("1 customer")
     # Save as segment keeps every range; its members are the list's customers.
     page.click("#save-segment")
     form = page.locator("#save-segment-form")

@@ -101,8 +101,11 @@ function fieldErrors(error) {
 
 function Bound({ name, text, kind, value, problem: said }) {
   const [min, max, step] = LIMITS[kind] || [];
-  // The API bounds a fraction; this field takes a percent.
-  const problem = said && kind === "share" && !said.startsWith("is below the lower bound") ? "a percent from 0 to 100" : said;
+  // The API bounds a fraction and names the lower bound as one; this field takes a percent.
+  const problem = !said || kind !== "share" ? said
+    : said.startsWith("is below the lower bound")
+      ? said.replace(/\(([^)]+)\)$/, (_, bound) => `(${toInput(kind, bound)}%)`)
+      : "a percent from 0 to 100";
   return html`<label>${text}
     <input id=${`range-${name}`} name=${name} type="number" inputmode="decimal" min=${min} max=${max} step=${step}
       defaultValue=${toInput(kind, value)} aria-invalid=${problem ? "true" : undefined}
