@@ -225,14 +225,16 @@ def churn_retention(log: PeerLog) -> dict[str, Any]:
 
 def at_risk(log: PeerLog, first: pd.Series, moves: pd.DataFrame, until: int) -> tuple[Any, ...]:
     """Alive buyers at ``until`` (not in an exit stage); at risk by health state, else by their
-    latest P(alive) below 0.5: (alive, scored, with health, at risk, revenue 12m, CLV 12m)."""
+    latest P(alive) below 0.5: (alive, scored, with health, at risk, revenue 12m, CLV 12m).
+    The peers run the default period, so "latest" is every score and state CLM has, also those
+    stamped after the last event (a fit as of the last day is stamped at its end)."""
     stage = stage_at(first.index.to_series(), until, moves)
     alive = stage[~stage.isin(log.exits)].index
     e = log.events
-    scores = e[(e.name == PREDICTION) & e.p_alive.notna() & (e.ts < until)]
+    scores = e[(e.name == PREDICTION) & e.p_alive.notna()]
     latest = scores.sort_values(["ts", "message_id"]).drop_duplicates("customer_id", keep="last")
     latest = latest.set_index("customer_id")
-    h = log.health[log.health.ts < until].sort_values("ts")
+    h = log.health.sort_values("ts")
     state = h.groupby("customer_id").state.last().reindex(alive)
     p_alive, clv = latest.p_alive.reindex(alive), latest.clv_12m.reindex(alive)
     mine = log.mine
