@@ -72,6 +72,9 @@ def test_swagger_try_it_out_works_offline_with_a_key(
     bearer.locator("input").fill(tenant.secret_key)
     bearer.locator("button.authorize").click()
     bearer.locator("button.btn-done").click()
+    # Swagger UI draws a long spec's operations as they scroll into view, as a reader would
+    page.locator("#operations-tag-management").scroll_into_view_if_needed()
+    page.mouse.wheel(0, 400)
     operation = page.locator("#operations-management-current_workspace_api_v1_workspace_get")
     operation.locator(".opblock-summary").click()
     operation.locator("button.try-out__btn").click()

@@ -109,6 +109,10 @@ def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     expect(page.locator("#save-playbook")).to_be_disabled()
     _shot(page, f"engagement-editor-error-{width}")
     errors.get_by_role("button", name="line 14").click()  # the caret goes to the line
+    page.wait_for_function(
+        "() => { const t = document.querySelector('#playbook-yaml');"
+        " return t.selectionEnd > t.selectionStart; }"
+    )
     selected = page.evaluate(
         "() => { const t = document.querySelector('#playbook-yaml');"
         " return t.value.slice(t.selectionStart, t.selectionEnd); }"

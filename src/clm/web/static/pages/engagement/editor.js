@@ -93,7 +93,8 @@ export function PlaybookEditor({ name }) {
     );
   };
   const toLine = (line) => {
-    setMode("yaml");
+    if (mode === "yaml" && area.current) return caretTo(area.current, line); // at once
+    setMode("yaml"); // the text area shows on the next render
     setTimeout(() => area.current && caretTo(area.current, line), 0);
   };
   const canForm = Boolean(answer && answer.draft) && check.state !== "checking";
