@@ -5,22 +5,19 @@ names the secret it lacks. Screenshots at 1280 and 400 px."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from clm.accounts import Role
 from clm.engage import repository as repo
 from clm.engage.schemas import EmailProvider
 from clm.store.engine import Database
-from clm.web import create_app
 from tests.accounts.conftest import PASSWORD, add_user
-from tests.conftest import free_port, make_tenant
+from tests.conftest import make_tenant
+from tests.web.servers import serving
 from tests.web.test_dashboard import browser_page, console_errors
 
 __all__ = ["browser_page"]
@@ -36,17 +33,8 @@ def channel_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
             host="smtp.example.com", port=587, username="mailer",
             password=SecretStr("hunter2-smtp"), sender="Shop <hi@example.com>",
         ))  # fmt: skip
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", sqlite_db, tenant.id
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(sqlite_db) as url:
+        yield url, sqlite_db, tenant.id
 
 
 def _stored(db: Database, workspace_id: int, channel: str) -> dict[str, object]:

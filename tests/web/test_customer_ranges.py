@@ -6,22 +6,18 @@ segment's members are the same customers. No console error; screenshots at 1280 
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import uvicorn
 
 from clm.accounts import Role
 from clm.store.engine import Database
-from clm.web import create_app
 from tests.accounts.conftest import PASSWORD, add_user
-from tests.conftest import free_port
 from tests.lifecycle.test_customer_list import seed_shop
 from tests.lifecycle.test_customer_ranges import _score
+from tests.web.servers import serving
 from tests.web.test_dashboard import browser_page, console_errors
 
 __all__ = ["browser_page"]
@@ -33,17 +29,8 @@ def ranged_site(sqlite_db: Database) -> Iterator[tuple[str, dict[str, int]]]:
     workspace_id, ids = seed_shop(sqlite_db)
     _score(sqlite_db, workspace_id, ids)
     add_user(sqlite_db, "growth@example.com", workspace_id, Role.MARKETER)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", ids
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(sqlite_db) as url:
+        yield url, ids
 
 
 @pytest.mark.slow

@@ -6,22 +6,19 @@ the form said. No console error; screenshots at 1280 and 400 px."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from clm.accounts import Role
 from clm.engage.playbooks import service as pb
 from clm.lifecycle.conditions import Condition
 from clm.lifecycle.saved_segments import SegmentCreate, create_segment
 from clm.store.engine import Database
-from clm.web import create_app
 from tests.accounts.conftest import PASSWORD, add_user
-from tests.conftest import free_port, make_tenant
+from tests.conftest import make_tenant
+from tests.web.servers import serving
 from tests.web.test_dashboard import browser_page, console_errors
 
 __all__ = ["browser_page"]
@@ -35,17 +32,8 @@ def playbook_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
     create_segment(sqlite_db, tenant.id, SegmentCreate(
         name="Lapsing", conditions=[Condition(attr="last_seen_days", op="gt", value=30)]
     ), "test")  # fmt: skip
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", sqlite_db, tenant.id
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(sqlite_db) as url:
+        yield url, sqlite_db, tenant.id
 
 
 @pytest.mark.slow

@@ -6,24 +6,20 @@ deleted, and the page says why. Screenshots at 1280 and 400 px."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from clm.accounts import Role
 from clm.lifecycle.conditions import Condition
 from clm.lifecycle.saved_segments import SegmentCreate, create_segment, get_segment
 from clm.store import workspaces as ws
 from clm.store.engine import Database
-from clm.web import create_app
 from tests.accounts.conftest import PASSWORD, add_user
-from tests.conftest import free_port
 from tests.lifecycle.test_customer_list import seed_shop
+from tests.web.servers import serving
 from tests.web.test_dashboard import browser_page, console_errors
 
 __all__ = ["browser_page"]
@@ -46,21 +42,11 @@ def editor_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int, dict[
     ), "test")  # fmt: skip
     with sqlite_db.transaction() as session:
         secret = ws.issue_key(session, "secret", workspace_id).key
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    saved = httpx.post(f"{url}/api/v1/engage/playbooks/source", json={"yaml": PLAYBOOK},
-                       headers={"Authorization": f"Bearer {secret}"}, timeout=60)  # fmt: skip
-    assert saved.status_code == 201, saved.text
-    yield url, sqlite_db, workspace_id, {**ids, "big": big.id}, lapsing.id
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(sqlite_db) as url:
+        saved = httpx.post(f"{url}/api/v1/engage/playbooks/source", json={"yaml": PLAYBOOK},
+                           headers={"Authorization": f"Bearer {secret}"}, timeout=60)  # fmt: skip
+        assert saved.status_code == 201, saved.text
+        yield url, sqlite_db, workspace_id, {**ids, "big": big.id}, lapsing.id
 
 
 @pytest.mark.slow

@@ -5,21 +5,18 @@ replaced. No other console error; screenshots at 1280 and 400 px."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from clm.accounts import Role
 from clm.config import get_settings
 from clm.engage.surveys import service as surveys
 from clm.store.engine import Database
-from clm.web import create_app
 from tests.accounts.conftest import PASSWORD, add_user
-from tests.conftest import free_port, make_tenant
+from tests.conftest import make_tenant
+from tests.web.servers import serving
 from tests.web.test_dashboard import browser_page, console_errors
 
 __all__ = ["browser_page"]
@@ -30,17 +27,8 @@ SHOTS = Path(__file__).parent / "screenshots"
 def survey_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
     tenant = make_tenant(sqlite_db, "surveys")
     add_user(sqlite_db, "growth@example.com", tenant.id, Role.MARKETER)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", sqlite_db, tenant.id
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(sqlite_db) as url:
+        yield url, sqlite_db, tenant.id
 
 
 @pytest.mark.slow
