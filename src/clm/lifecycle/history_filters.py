@@ -72,37 +72,33 @@ def _ts(at: datetime) -> int:
 
 def stage_at(definition_id: int, at: int, stages: list[str]) -> Select[Any]:
     """Customers whose latest transition at or before ``at`` went into one of ``stages``."""
-    t, later = StageTransition, aliased(StageTransition)
-    newer = (
-        select(later.id)
-        .where(
-            later.definition_id == definition_id,
-            later.customer_id == t.customer_id,
-            later.ts <= at,
-            or_(later.ts > t.ts, and_(later.ts == t.ts, later.id > t.id)),
-        )
-        .exists()
-    )
-    return select(t.customer_id).where(
-        t.definition_id == definition_id, t.ts <= at, t.to_stage.in_(stages), ~newer
-    )
+    return _latest_in(StageTransition, "to_stage", definition_id, at, stages)
 
 
 def health_at(definition_id: int, at: int, states: list[str]) -> Select[Any]:
     """Customers whose latest snapshot at or before ``at`` is in one of ``states``."""
-    h, later = HealthSnapshot, aliased(HealthSnapshot)
+    return _latest_in(HealthSnapshot, "state", definition_id, at, states)
+
+
+def _latest_in(
+    model: type[StageTransition] | type[HealthSnapshot], column: str, definition_id: int,
+    at: int, values: list[str],
+) -> Select[Any]:  # fmt: skip
+    """Customers whose latest ``model`` row at or before ``at`` (ties by id) has ``column`` in
+    ``values``: no newer row of theirs exists up to ``at``."""
+    row, later = model, aliased(model)
     newer = (
         select(later.id)
         .where(
             later.definition_id == definition_id,
-            later.customer_id == h.customer_id,
+            later.customer_id == row.customer_id,
             later.ts <= at,
-            or_(later.ts > h.ts, and_(later.ts == h.ts, later.id > h.id)),
+            or_(later.ts > row.ts, and_(later.ts == row.ts, later.id > row.id)),
         )
         .exists()
     )
-    return select(h.customer_id).where(
-        h.definition_id == definition_id, h.ts <= at, h.state.in_(states), ~newer
+    return select(row.customer_id).where(
+        row.definition_id == definition_id, row.ts <= at, getattr(row, column).in_(values), ~newer
     )
 
 
