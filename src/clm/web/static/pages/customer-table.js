@@ -10,6 +10,7 @@ const COLUMNS = [
   { key: "health", title: "Health", sort: "health_score" },
   { key: "p_alive", title: "P(alive)", sort: "p_alive", num: true },
   { key: "clv", title: "CLV (12 mo)", sort: "clv", num: true },
+  { key: "purchases", title: "Purchases", sort: "purchases", num: true },
   { key: "last_seen", title: "Last seen", sort: "last_seen" },
   { key: "reasons", title: "Top reasons" },
 ];
@@ -28,6 +29,7 @@ export function CustomerTable({ id, data, view, sortBy, pageTo }) {
         <td data-label="health">${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${score(c.health_score)}` : "–"}</td>
         <td data-label="P(alive)" class="num" title=${c.p_alive === 1 ? NO_REPEAT : undefined}>${pAlive(c.p_alive)}</td>
         <td data-label="CLV (12 mo)" class="num">${money(c.clv)}</td>
+        <td data-label="purchases" class="num">${thousands(c.purchases)}</td>
         <td data-label="last seen">${day(c.last_seen_at)}</td>
         <td data-label=${c.reasons.length ? "top reasons" : undefined} class="wrap">${c.reasons.join("; ")}</td>
       </tr>`)}</tbody></table></div>
