@@ -5,8 +5,8 @@ has been observed, so the playbook report reads stored outcomes instead of probi
 Backfill: none here. Journeys start unobserved (goal_version NULL); the engagement tick, or
 the first report of a playbook, observes them (``clm.engage.playbooks.outcomes``).
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0023
+Revises: 0022
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022"
-down_revision = "0021"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
