@@ -17,9 +17,10 @@ log adds can change an outcome, and it is read after three cursors: goal events 
 person's journeys), stage transitions (a customer's history is replaced whole, so a change to
 it writes new rows; only a history emptied, by a purge of all their events, goes unseen) and
 merges (identity links: the person's events and history now include the other customer's).
-Those journeys are marked unobserved and probed again, so the result equals a full recompute. The journey's state plays no part: a completed, exited or failed journey, and a
-held-out (control) one that is never messaged, is observed the same way, for the whole window.
-An erasure deletes the person's journeys with their outcomes; a retention purge keeps the
+Those journeys are marked unobserved and probed again, so the result equals a full recompute.
+The journey's state plays no part: a completed, exited or failed journey, and a held-out
+(control) one that is never messaged, is observed the same way, for the whole window. An
+erasure deletes the person's journeys with their outcomes; a retention purge keeps the
 outcomes, as it keeps the stage history.
 
 The engagement tick observes every playbook; a report observes its playbook first, so the
