@@ -5,25 +5,18 @@ No console error; screenshots at 1280 and 400 px in ``tests/web/screenshots/``."
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import uvicorn
+from playwright.sync_api import Page, expect
 
 from clm.accounts import Role
 from clm.lifecycle.customer_list import CustomerQuery, list_customers
 from clm.store.engine import Database
-from clm.web import create_app
-from tests.accounts.conftest import PASSWORD, add_user
-from tests.conftest import free_port
+from tests.accounts.conftest import add_user
 from tests.lifecycle.test_customer_list import seed_shop
-from tests.web.test_dashboard import browser_page, console_errors
-
-__all__ = ["browser_page"]
-SHOTS = Path(__file__).parent / "screenshots"
+from tests.web.browser import Shot, sign_in
+from tests.web.servers import serving
 
 
 @pytest.fixture
@@ -34,42 +27,20 @@ def marketing_site(sqlite_db: Database) -> Iterator[tuple[str, list[int]]]:
     risky = list_customers(
         sqlite_db, workspace_id, CustomerQuery(health_state=["at_risk", "unhappy"])
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", sorted(r.id for r in risky.items)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(sqlite_db) as url:
+        yield url, sorted(r.id for r in risky.items)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 400])
 def test_filter_to_at_risk_save_a_segment_open_it_and_see_its_members(
-    marketing_site: tuple[str, list[int]], browser_page: object, width: int
+    marketing_site: tuple[str, list[int]], browser_page: Page, shot: Shot, width: int
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, risky = marketing_site
     assert risky, "seed_shop has at-risk customers"
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
-    SHOTS.mkdir(exist_ok=True)
-
-    def shot(name: str) -> None:
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        assert console_errors(page) == [], name
-
-    page.goto(url + "/segments")
-    page.fill("#email", "growth@example.com")
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
+    sign_in(page, url + "/segments", "growth@example.com")
     expect(page.locator("#no-segments")).to_be_visible()
     page.click("nav >> text=Customers")
     expect(page.locator("#save-segment")).to_be_disabled()  # nothing filtered: nothing to save
