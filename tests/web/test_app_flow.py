@@ -86,4 +86,4 @@ def test_sign_in_overview_list_at_risk_and_a_customer_360(
     for name in ("segments", "reports", "engagement", "settings"):
         page.click(f"nav >> text={name.capitalize()}")
         expect(page).to_have_url(f"{url}/{name}")
-        shot(name)
+        shot(f"nav-{name}")
