@@ -247,6 +247,9 @@ def pages(customer_id: int) -> dict[str, list[str]]:
         "customers, by last seen": ["/api/v1/customer-list?sort=last_seen&order=desc"],
         "customers, RFM filter": ["/api/v1/customer-list?rfm=Champions,Loyal&sort=revenue"
                                   "&order=desc"],
+        "customers, most purchases": ["/api/v1/customer-list?sort=purchases&order=desc"],
+        "customers, fewest purchases, page 20": ["/api/v1/customer-list?sort=purchases"
+                                                 "&order=asc&page=20"],
         "customers, lowest P(alive)": ["/api/v1/customer-list?sort=p_alive&order=asc&page=20"],
         "customers, CLV and P(alive) ranges": ["/api/v1/customer-list?clv_min=50&p_alive_min=0.5"
                                                "&sort=clv&order=desc"],

@@ -2,10 +2,12 @@
 filters", type bounds, Enter; the list, the URL and the chips agree with what ``seed_shop``
 wrote; a chip's × removes its filter and the back button brings it back; a bound above its
 pair is shown at its field (the API's 422); "Save as segment" keeps the ranges, and the
-segment's members are the same customers. No console error; screenshots at 1280 and 400 px."""
+segment's members are the same customers. The Purchases header sorts both ways. No console
+error; screenshots at 1280 and 400 px."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -60,6 +62,18 @@ def test_range_filters_by_keyboard_chips_back_button_and_save_as_segment(
     page.fill("#email", "growth@example.com")
     page.fill("#password", PASSWORD)
     page.press("#password", "Enter")
+    expect(page.locator("#customer-count")).to_have_text("4 customers")
+    # The Purchases header sorts most first, then fewest; ties (ann and bob, 1 each) by id.
+    bought = {ids["ann"]: 1, ids["bob"]: 1, ids["cid"]: 0, ids["dora"]: 2}
+    sort_button = page.locator("#customer-table th button", has_text="Purchases")
+    for order, shown in (("desc", "&order=desc"), ("asc", "")):  # asc, the default, unsaid
+        sort_button.click()
+        expect(page).to_have_url(f"{url}/customers?sort=purchases{shown}")
+        expected = sorted(bought, key=lambda c: (bought[c], c), reverse=order == "desc")
+        expect(page.locator("#customer-table tbody tr td:first-child .muted")).to_have_text(
+            [re.compile(rf"^#{c}\b") for c in expected]
+        )
+    page.goto(url + "/customers")
     expect(page.locator("#customer-count")).to_have_text("4 customers")
     # Keyboard only: focus the disclosure, open it, tab to the revenue bound, type, Enter.
     page.focus("#range-filters summary")

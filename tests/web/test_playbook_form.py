@@ -112,3 +112,39 @@ def test_the_form_and_the_yaml_edit_one_playbook_with_one_check(
     assert definition["steps"][0]["channel"] == "sms"
     assert (definition["steps"][4]["type"], definition["steps"][4]["days"]) == ("wait", 5)
     shot("playbook-saved-from-form")
+
+
+@pytest.mark.slow
+def test_a_form_edit_keeps_the_comments_typed_in_the_yaml(
+    playbook_site: tuple[str, Database, int], browser_page: object
+) -> None:
+    """The person's comments survive a form edit: typed into the YAML, one change in the form
+    (step 1 by SMS), back to the YAML: the comments are there, the channel changed, the check
+    still passes."""
+    from playwright.sync_api import Page, expect
+
+    from tests.engage.test_console import COMMENTED
+
+    url, _, _ = playbook_site
+    page = browser_page
+    assert isinstance(page, Page)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(url + "/engagement/new")
+    page.fill("#email", "growth@example.com")
+    page.fill("#password", PASSWORD)
+    page.press("#password", "Enter")
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 4 steps.")
+    page.fill("#playbook-yaml", COMMENTED)
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 2 steps.")
+    page.click("#edit-as-form")
+    page.select_option("#pb-step-0-channel", "sms")
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 2 steps.")
+    page.click("#edit-as-yaml")
+    text = page.input_value("#playbook-yaml")
+    comments = [line for line in COMMENTED.splitlines() if "#" in line]
+    assert len(comments) == 5 and all(line in text.splitlines() for line in comments), text
+    assert "      text: We noticed you have not been back.\n    channel: sms\n" in text
+    assert text.replace("    channel: sms\n", "") == COMMENTED  # nothing else moved
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(SHOTS / "playbook-form-comments-1280.png"), full_page=True)
+    assert console_errors(page) == []

@@ -990,6 +990,7 @@ class CustomerState(Base):
         Index("ix_customer_states_clv", "workspace_id", "clv_12m", "customer_id"),
         Index("ix_customer_states_rfm", "workspace_id", "rfm_segment", "customer_id"),
         Index("ix_customer_states_revenue", "workspace_id", "revenue", "customer_id"),
+        Index("ix_customer_states_purchases", "workspace_id", "purchases", "customer_id"),
         # A search (``LIKE '%text%'``) scans this narrow index instead of the wide rows.
         Index("ix_customer_states_search", "workspace_id", "search_text", "customer_id"),
     )
