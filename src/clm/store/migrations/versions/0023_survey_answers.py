@@ -6,8 +6,8 @@ The table starts empty: the first read of a survey's results, or the first engag
 fills it from the log (``clm.engage.surveys.stored_answers``), with the same code that keeps
 it up to date afterwards, rather than a second copy of that code frozen in this migration.
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0023
+Revises: 0022
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022"
-down_revision = "0021"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
