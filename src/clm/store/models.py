@@ -535,6 +535,13 @@ class EngageJourney(Base):
     enrolled_ts: Mapped[int] = mapped_column(BigInteger)
     trigger_message_id: Mapped[str | None] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    # The goal outcome, kept by ``clm.engage.playbooks.outcomes``: for which version of the
+    # playbook's goal (``EngagePlaybookGoal.version``; NULL: not yet observed), when it was
+    # first reached inside the window (NULL: not reached) and by what: the goal event's
+    # ``events.id``, or the goal stage entry's ``stage_transitions.id``.
+    goal_version: Mapped[int | None] = mapped_column(Integer)
+    goal_ts: Mapped[int | None] = mapped_column(BigInteger)
+    goal_source_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_engage_journeys_customer", "workspace_id", "playbook_name", "customer_id"),
@@ -544,6 +551,39 @@ class EngageJourney(Base):
         Index(
             "ix_engage_journeys_playbook_state", "workspace_id", "playbook_name", "state", "wake_at"
         ),
+        # The playbook report reads this index alone (its group order, no table row), and the
+        # goal observer finds the journeys not yet observed under the current goal by its prefix.
+        Index(
+            "ix_engage_journeys_goal",
+            "workspace_id",
+            "playbook_name",
+            "goal_version",
+            "arm",
+            "variant",
+            "state",
+            "goal_ts",
+        ),
+    )
+
+
+class EngagePlaybookGoal(Base):
+    """How far a playbook's goal outcomes are observed: the goal definition they answer (its
+    ``goal_key``, numbered by ``version``) and the log read so far: events, stage transitions
+    and identity links (merges) up to these ids."""
+
+    __tablename__ = "engage_playbook_goals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    playbook_name: Mapped[str] = mapped_column(String(64))
+    goal_key: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    event_cursor: Mapped[int] = mapped_column(BigInteger)
+    transition_cursor: Mapped[int] = mapped_column(BigInteger)
+    link_cursor: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "playbook_name", name="uq_engage_playbook_goal"),
     )
 
 

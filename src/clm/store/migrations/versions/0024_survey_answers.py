@@ -6,8 +6,8 @@ The table starts empty: the first read of a survey's results, or the first engag
 fills it from the log (``clm.engage.surveys.stored_answers``), with the same code that keeps
 it up to date afterwards, rather than a second copy of that code frozen in this migration.
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0024
+Revises: 0023
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0023"
-down_revision = "0022"
+revision = "0024"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
