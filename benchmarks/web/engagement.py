@@ -12,7 +12,9 @@ completed, 25% waiting, 15% running, 5% failed with an error), 20,000 referral c
 referral link clicks, 1,000 referrals (10% waiting for review, 20% rejected) and 500 open
 tasks. The seeded journeys' goal outcomes are then observed once, as the engagement tick
 would, and timed. Each view's time is the wall time of its calls made concurrently, as the
-browser does.
+browser does. The survey answers are inserted behind CLM's back, as an import of an old log
+would be: the first read folds them into the stored latest answers (the warm-up call, not
+timed).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from clm.engage.playbooks import service as pb
 from clm.engage.surveys import service as surveys
 from clm.engage.surveys.results import survey_results
 from clm.engage.surveys.schemas import SurveyDefinition
+from clm.engage.surveys.stored_answers import catch_up, invalidate_answers
 from clm.store.engine import Database
 from clm.web import create_app
 
@@ -210,6 +213,14 @@ def measure(url: str, key: str, repeat: int) -> dict[str, tuple[float, float]]:
     return results
 
 
+def refold_answers(db: Database) -> int:
+    """The stored survey answers rebuilt from the log: what the first read of a workspace
+    upgraded with answers in its log pays once (and a read after a retention purge)."""
+    with db.transaction() as session:
+        invalidate_answers(session, 1)
+    return catch_up(db, 1)
+
+
 def observe_seeded(db: Database) -> None:
     """The seeded journeys' goal outcomes observed, as the engagement tick would (the seed
     writes journeys straight into the table): timed on its own, as the full computation a
@@ -228,6 +239,7 @@ def in_process(db: Database, repeat: int = 3) -> dict[str, list[float]]:
         "playbook report (in-process)": lambda: pb.playbook_report(db, 1, "bench"),
         "goal outcomes, nothing new": lambda: outcomes.observe_all(db, 1),
         "survey results (in-process)": lambda: survey_results(db, 1, "nps"),
+        "survey answers refold (in-process)": lambda: refold_answers(db),
     }
     found = {}
     for name, call in calls.items():
