@@ -23,20 +23,20 @@ def _iso(days_ago: int) -> str:
 
 
 @pytest.fixture
-def quiet_shop(sqlite_db: Database) -> Iterator[tuple[str, Tenant]]:
+def quiet_shop(db: Database) -> Iterator[tuple[str, Tenant]]:
     """Dan bought 400 days ago; the workspace's last event (Eve's visit) was 200 days ago.
     Under classic (churned 365 days after the last purchase) Dan was converted at that last
     event and is churned now."""
-    tenant = make_tenant(sqlite_db, "quiet")
-    ingest(sqlite_db, tenant.id, [
+    tenant = make_tenant(db, "quiet")
+    ingest(db, tenant.id, [
         {"type": "identify", "userId": "dan", "messageId": "d1", "timestamp": _iso(401),
          "traits": {"email": "dan@example.com"}},
         {"type": "track", "userId": "dan", "event": "Order Completed", "messageId": "d2",
          "properties": {"revenue": 20}, "timestamp": _iso(400)},
         {"type": "page", "anonymousId": "eve", "messageId": "e1", "timestamp": _iso(200)},
     ])  # fmt: skip
-    run_lifecycle(sqlite_db, tenant.id)
-    with serving(sqlite_db) as url:
+    run_lifecycle(db, tenant.id)
+    with serving(db) as url:
         yield url, tenant
 
 

@@ -22,16 +22,16 @@ from tests.web.servers import serving
 
 
 @pytest.fixture
-def channel_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
-    tenant = make_tenant(sqlite_db, "channels")
-    add_user(sqlite_db, "ops@example.com", tenant.id, Role.ADMIN)
-    with sqlite_db.transaction() as session:
+def channel_site(db: Database) -> Iterator[tuple[str, Database, int]]:
+    tenant = make_tenant(db, "channels")
+    add_user(db, "ops@example.com", tenant.id, Role.ADMIN)
+    with db.transaction() as session:
         repo.set_provider(session, tenant.id, EmailProvider(
             host="smtp.example.com", port=587, username="mailer",
             password=SecretStr("hunter2-smtp"), sender="Shop <hi@example.com>",
         ))  # fmt: skip
-    with serving(sqlite_db) as url:
-        yield url, sqlite_db, tenant.id
+    with serving(db) as url:
+        yield url, db, tenant.id
 
 
 def _stored(db: Database, workspace_id: int, channel: str) -> dict[str, object]:

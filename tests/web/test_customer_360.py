@@ -41,18 +41,18 @@ def _regulars() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def shop(
-    sqlite_db: Database,
+    db: Database,
     smtp_sink: SmtpSink,  # noqa: F811 - the fixture
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> Iterator[tuple[str, Tenant, Seeded]]:
     engage_settings(monkeypatch, str(tmp_path / "data"))
-    tenant = make_tenant(sqlite_db, "shop")
-    seeded = seed(sqlite_db, tenant.id, (smtp_sink.host, smtp_sink.port))
-    ingest(sqlite_db, tenant.id, _regulars())  # a population for the purchase model to fit
+    tenant = make_tenant(db, "shop")
+    seeded = seed(db, tenant.id, (smtp_sink.host, smtp_sink.port))
+    ingest(db, tenant.id, _regulars())  # a population for the purchase model to fit
     # Ann bought on two days, Bob on one: BG/NBD gives Bob P(alive) 100% whatever happens
-    fit_workspace(sqlite_db, tenant.id, model="bgnbd", as_of=date(2026, 2, 28))
-    with serving(sqlite_db) as url:
+    fit_workspace(db, tenant.id, model="bgnbd", as_of=date(2026, 2, 28))
+    with serving(db) as url:
         yield url, tenant, seeded
     get_settings.cache_clear()
 

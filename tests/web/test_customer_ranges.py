@@ -24,11 +24,11 @@ from tests.web.servers import serving
 
 
 @pytest.fixture
-def ranged_site(sqlite_db: Database) -> Iterator[tuple[str, dict[str, int]]]:
-    workspace_id, ids = seed_shop(sqlite_db)
-    _score(sqlite_db, workspace_id, ids)
-    add_user(sqlite_db, "growth@example.com", workspace_id, Role.MARKETER)
-    with serving(sqlite_db) as url:
+def ranged_site(db: Database) -> Iterator[tuple[str, dict[str, int]]]:
+    workspace_id, ids = seed_shop(db)
+    _score(db, workspace_id, ids)
+    add_user(db, "growth@example.com", workspace_id, Role.MARKETER)
+    with serving(db) as url:
         yield url, ids
 
 

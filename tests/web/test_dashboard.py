@@ -16,9 +16,9 @@ from tests.web.servers import serving
 
 
 @pytest.fixture
-def site(sqlite_db: Database) -> Iterator[tuple[str, Tenant]]:
-    tenant = make_tenant(sqlite_db, "records")
-    ingest(sqlite_db, tenant.id, [
+def site(db: Database) -> Iterator[tuple[str, Tenant]]:
+    tenant = make_tenant(db, "records")
+    ingest(db, tenant.id, [
         {"type": "page", "anonymousId": "v1", "messageId": "1", "timestamp": "2026-01-01T09:00:00Z",
          "context": {"campaign": {"medium": "paid_search", "source": "google"}}},
         {"type": "identify", "anonymousId": "v1", "userId": "ann", "messageId": "2",
@@ -28,7 +28,7 @@ def site(sqlite_db: Database) -> Iterator[tuple[str, Tenant]]:
         {"type": "track", "userId": "bob", "event": "Email Opened", "messageId": "4",
          "properties": {"channel": "email"}, "timestamp": "2026-01-03T09:00:00Z"},
     ])  # fmt: skip
-    with serving(sqlite_db) as url:
+    with serving(db) as url:
         yield url, tenant
 
 

@@ -16,6 +16,8 @@ from tests.web.browser import console_errors
 from tests.web.test_dashboard import site
 
 __all__ = ["install_docs", "site"]
+# The pages draw the OpenAPI schema, the same whatever the database: one backend suffices.
+pytestmark = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 
 
 def _offline(page: Any) -> list[str]:

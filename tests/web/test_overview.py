@@ -102,9 +102,9 @@ def seed(db: Database) -> tuple[str, dict[str, int]]:
 
 
 @pytest.fixture
-def site(sqlite_db: Database) -> Iterator[tuple[str, str, dict[str, int]]]:
-    key, ids = seed(sqlite_db)
-    with serving(sqlite_db) as url:
+def site(db: Database) -> Iterator[tuple[str, str, dict[str, int]]]:
+    key, ids = seed(db)
+    with serving(db) as url:
         yield url, key, ids
 
 

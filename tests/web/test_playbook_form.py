@@ -23,14 +23,14 @@ from tests.web.servers import serving
 
 
 @pytest.fixture
-def playbook_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
-    tenant = make_tenant(sqlite_db, "books")
-    add_user(sqlite_db, "growth@example.com", tenant.id, Role.MARKETER)
-    create_segment(sqlite_db, tenant.id, SegmentCreate(
+def playbook_site(db: Database) -> Iterator[tuple[str, Database, int]]:
+    tenant = make_tenant(db, "books")
+    add_user(db, "growth@example.com", tenant.id, Role.MARKETER)
+    create_segment(db, tenant.id, SegmentCreate(
         name="Lapsing", conditions=[Condition(attr="last_seen_days", op="gt", value=30)]
     ), "test")  # fmt: skip
-    with serving(sqlite_db) as url:
-        yield url, sqlite_db, tenant.id
+    with serving(db) as url:
+        yield url, db, tenant.id
 
 
 @pytest.mark.slow

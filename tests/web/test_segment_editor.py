@@ -29,22 +29,22 @@ PLAYBOOK = (
 
 
 @pytest.fixture
-def editor_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int, dict[str, int], int]]:
-    workspace_id, ids = seed_shop(sqlite_db)
-    add_user(sqlite_db, "growth@example.com", workspace_id, Role.MARKETER)
-    big = create_segment(sqlite_db, workspace_id, SegmentCreate(
+def editor_site(db: Database) -> Iterator[tuple[str, Database, int, dict[str, int], int]]:
+    workspace_id, ids = seed_shop(db)
+    add_user(db, "growth@example.com", workspace_id, Role.MARKETER)
+    big = create_segment(db, workspace_id, SegmentCreate(
         name="Big spenders", conditions=[Condition(attr="revenue", op="gte", value=40)]
     ), "test")  # fmt: skip
-    lapsing = create_segment(sqlite_db, workspace_id, SegmentCreate(
+    lapsing = create_segment(db, workspace_id, SegmentCreate(
         name="Lapsing", conditions=[Condition(attr="last_seen_days", op="gt", value=30)]
     ), "test")  # fmt: skip
-    with sqlite_db.transaction() as session:
+    with db.transaction() as session:
         secret = ws.issue_key(session, "secret", workspace_id).key
-    with serving(sqlite_db) as url:
+    with serving(db) as url:
         saved = httpx.post(f"{url}/api/v1/engage/playbooks/source", json={"yaml": PLAYBOOK},
                            headers={"Authorization": f"Bearer {secret}"}, timeout=60)  # fmt: skip
         assert saved.status_code == 201, saved.text
-        yield url, sqlite_db, workspace_id, {**ids, "big": big.id}, lapsing.id
+        yield url, db, workspace_id, {**ids, "big": big.id}, lapsing.id
 
 
 @pytest.mark.slow

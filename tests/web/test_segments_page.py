@@ -21,14 +21,12 @@ from tests.web.servers import serving
 
 
 @pytest.fixture
-def marketing_site(sqlite_db: Database) -> Iterator[tuple[str, list[int]]]:
-    workspace_id, _ = seed_shop(sqlite_db)
-    add_user(sqlite_db, "growth@example.com", workspace_id, Role.MARKETER)
+def marketing_site(db: Database) -> Iterator[tuple[str, list[int]]]:
+    workspace_id, _ = seed_shop(db)
+    add_user(db, "growth@example.com", workspace_id, Role.MARKETER)
     # The at-risk customers, read straight from the list's query (the page must show these).
-    risky = list_customers(
-        sqlite_db, workspace_id, CustomerQuery(health_state=["at_risk", "unhappy"])
-    )
-    with serving(sqlite_db) as url:
+    risky = list_customers(db, workspace_id, CustomerQuery(health_state=["at_risk", "unhappy"]))
+    with serving(db) as url:
         yield url, sorted(r.id for r in risky.items)
 
 

@@ -34,11 +34,11 @@ def public_url(site: tuple[str, Tenant], monkeypatch: pytest.MonkeyPatch) -> Ite
 def test_a_person_signs_in_and_out_with_the_session_cookie(
     site: tuple[str, Tenant],  # noqa: F811
     browser_page: Page,
-    sqlite_db: Database,
+    db: Database,
     shot: Shot,
 ) -> None:
     url, tenant = site
-    add_user(sqlite_db, "viewer@example.com", tenant.id, Role.VIEWER)
+    add_user(db, "viewer@example.com", tenant.id, Role.VIEWER)
     page = browser_page
     page.goto(url + "/")
     page.fill("#email", "viewer@example.com")
@@ -72,13 +72,13 @@ def test_a_person_signs_in_and_out_with_the_session_cookie(
 def test_a_forgotten_password_is_reset_by_an_emailed_single_use_link(
     site: tuple[str, Tenant],  # noqa: F811
     browser_page: Page,
-    sqlite_db: Database,
+    db: Database,
     smtp_sink: SmtpSink,  # noqa: F811
     public_url: str,
 ) -> None:
     url, tenant = site
-    add_user(sqlite_db, "cs@example.com", tenant.id, Role.CUSTOMER_SUCCESS)
-    with sqlite_db.transaction() as session:
+    add_user(db, "cs@example.com", tenant.id, Role.CUSTOMER_SUCCESS)
+    with db.transaction() as session:
         provider = EmailProvider(host=smtp_sink.host, port=smtp_sink.port, sender="CLM <c@x.io>")
         engage_repo.set_provider(session, tenant.id, provider)
     page = browser_page

@@ -21,11 +21,11 @@ from tests.web.servers import serving
 
 
 @pytest.fixture
-def survey_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
-    tenant = make_tenant(sqlite_db, "surveys")
-    add_user(sqlite_db, "growth@example.com", tenant.id, Role.MARKETER)
-    with serving(sqlite_db) as url:
-        yield url, sqlite_db, tenant.id
+def survey_site(db: Database) -> Iterator[tuple[str, Database, int]]:
+    tenant = make_tenant(db, "surveys")
+    add_user(db, "growth@example.com", tenant.id, Role.MARKETER)
+    with serving(db) as url:
+        yield url, db, tenant.id
 
 
 @pytest.mark.slow
