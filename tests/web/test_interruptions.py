@@ -1,0 +1,94 @@
+"""What a person sees when the day is interrupted, in Debian's Chromium against the real app:
+the server stops mid-page and comes back (the panel says so and "Try again" reloads it), and a
+request the API refuses names the field at fault."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from clm.accounts import Role
+from clm.store.engine import Database
+from tests.accounts.conftest import PASSWORD, add_user
+from tests.conftest import free_port
+from tests.lifecycle.test_customer_list import seed_shop
+from tests.web.servers import serving
+from tests.web.test_dashboard import browser_page, console_errors
+
+__all__ = ["browser_page"]
+pytestmark = pytest.mark.slow
+
+UNREACHABLE = "Cannot reach the CLM server"
+
+
+@dataclass
+class Shop:
+    db: Database
+    workspace_id: int
+
+
+@pytest.fixture
+def shop(db: Database) -> Shop:
+    """seed_shop's four customers (Ann Lee, bob, cid, dora) and a person who may see them."""
+    workspace_id, _ = seed_shop(db)
+    add_user(db, "csm@example.com", workspace_id, Role.CUSTOMER_SUCCESS)
+    return Shop(db, workspace_id)
+
+
+@pytest.fixture
+def served(shop: Shop) -> Iterator[str]:
+    with serving(shop.db) as url:
+        yield url
+
+
+def _sign_in(page: Any, url: str, path: str) -> None:
+    page.goto(url + path)
+    page.fill("#email", "csm@example.com")
+    page.fill("#password", PASSWORD)
+    page.press("#password", "Enter")
+
+
+def test_a_stopped_server_is_said_in_words_and_try_again_reloads_once_it_is_back(
+    shop: Shop, browser_page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_page
+    port = free_port()
+    with serving(shop.db, port) as url:
+        _sign_in(page, url, "/customers")
+        expect(page.locator("#customer-count")).to_have_text("4 customers")
+    # The server is gone; the person searches anyway.
+    page.fill("#customer-search", "ann")
+    page.press("#customer-search", "Enter")
+    alert = page.locator("#customers p.error")
+    expect(alert).to_contain_text(UNREACHABLE)
+    assert "Failed to fetch" not in page.inner_text("main")
+    # Every failure logged was the refused connection, nothing thrown by the page.
+    assert console_errors(page)
+    assert all("ERR_CONNECTION_REFUSED" in e for e in console_errors(page)), console_errors(page)
+    with serving(shop.db, port):
+        alert.get_by_role("button", name="Try again").click()
+        # "ann" finds Ann Lee only (name and ann@example.com; bob@shop.io, dora@, cid do not).
+        expect(page.locator("#customer-count")).to_have_text("1 customer")
+        rows = page.locator("#customer-table tbody tr")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("Ann Lee")
+        expect(alert).to_have_count(0)
+
+
+def test_a_refused_request_says_which_field_and_why(served: str, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page, url = browser_page, served
+    _sign_in(page, url, "/customers?sort=nonsense")
+    # The API's 422 names the field; "Invalid request" alone would not say what to change.
+    refused = page.locator("#customers p.error")
+    expect(refused).to_contain_text("Invalid request (sort: Input should be")
+    page.goto(url + "/overview?since=2999-01-01")
+    expect(page.locator("#overview p.error").first).to_contain_text(
+        "Invalid range (since: must not be after until)"
+    )
