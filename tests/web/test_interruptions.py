@@ -1,17 +1,23 @@
 """What a person sees when the day is interrupted, in Debian's Chromium against the real app:
-the server stops mid-page and comes back (the panel says so and "Try again" reloads it), and a
-request the API refuses names the field at fault."""
+the server stops mid-page and comes back (the panel says so and "Try again" reloads it), the
+sign-in ends while a page is open (the sign-in form comes back, saying why, and signing in again
+returns to the same page), and a request the API refuses names the field at fault."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import update
 
 from clm.accounts import Role
+from clm.store import workspaces as ws
 from clm.store.engine import Database
+from clm.store.models import UserSession
 from tests.accounts.conftest import PASSWORD, add_user
 from tests.conftest import free_port
 from tests.lifecycle.test_customer_list import seed_shop
@@ -78,6 +84,64 @@ def test_a_stopped_server_is_said_in_words_and_try_again_reloads_once_it_is_back
         expect(rows).to_have_count(1)
         expect(rows.first).to_contain_text("Ann Lee")
         expect(alert).to_have_count(0)
+
+
+def _secret_key(db: Database, workspace_id: int) -> str:
+    with db.transaction() as session:
+        return ws.issue_key(session, "secret", workspace_id).key
+
+
+def test_a_revoked_key_brings_back_the_sign_in_form_which_returns_to_the_page(
+    shop: Shop, served: str, browser_page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    page, url = browser_page, served
+    mine, colleagues = (
+        _secret_key(shop.db, shop.workspace_id),
+        _secret_key(shop.db, shop.workspace_id),
+    )
+    page.goto(url + "/customers?q=ann")
+    page.fill("#key", mine)
+    page.press("#key", "Enter")
+    expect(page.locator("#customer-count")).to_have_text("1 customer")
+    # A colleague revokes the key this tab opened the workspace with.
+    bearer = {"Authorization": f"Bearer {colleagues}"}
+    keys = httpx.get(f"{url}/api/v1/keys", headers=bearer).json()
+    (key_id,) = [k["id"] for k in keys if mine.startswith(k["prefix"])]
+    assert httpx.delete(f"{url}/api/v1/keys/{key_id}", headers=bearer).status_code == 204
+    page.click("#at-risk")
+    expect(page.locator("#signed-out-notice")).to_contain_text("Your sign-in has ended")
+    expect(page.locator("#login-form")).to_be_visible()
+    assert "/customers?" in page.url  # the page the person was on, kept for after
+    page.fill("#key", colleagues)
+    page.press("#key", "Enter")
+    expect(page.locator("h1")).to_have_text("At-risk customers")
+    expect(page.locator("#signed-out-notice")).to_have_count(0)
+
+
+def test_an_expired_session_asks_to_sign_in_again_and_a_sign_out_does_not(
+    shop: Shop, served: str, browser_page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    page, url = browser_page, served
+    _sign_in(page, url, "/customers")
+    expect(page.locator("#customer-count")).to_have_text("4 customers")
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    with shop.db.transaction() as session:
+        session.execute(update(UserSession).values(expires_at=past))
+    page.click("header nav >> text=Segments")
+    expect(page.locator("#signed-out-notice")).to_contain_text("Sign in again")
+    assert page.url == url + "/segments"
+    page.fill("#email", "csm@example.com")
+    page.fill("#password", PASSWORD)
+    page.press("#password", "Enter")
+    expect(page.locator("#segments h1")).to_have_text("Segments")
+    # Signing out on purpose is not an ended sign-in.
+    page.click("#sign-out")
+    expect(page.locator("#signin-form")).to_be_visible()
+    expect(page.locator("#signed-out-notice")).to_have_count(0)
 
 
 def test_a_refused_request_says_which_field_and_why(served: str, browser_page: Any) -> None:

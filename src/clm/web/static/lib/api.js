@@ -23,6 +23,13 @@ export function usingKey() {
   return Boolean(sessionStorage.getItem(KEY));
 }
 
+// Called when the server stops knowing the caller (a session that expired or was signed out
+// elsewhere, a revoked key): the shell goes back to the sign-in form, keeping the page's URL.
+let signedOut = null;
+export function onSignedOut(listener) {
+  signedOut = listener;
+}
+
 function failed(message, status, errors = []) {
   return Object.assign(new Error(message), { status, errors });
 }
@@ -46,6 +53,7 @@ async function request(path, { method = "GET", body } = {}) {
   }
   if (!response.ok) {
     const answer = await response.json().catch(() => ({}));
+    if (response.status === 401 && signedOut) signedOut(answer.message);
     const fallback = response.status >= 500 ? `The server failed (HTTP ${response.status}). Try again in a moment.` : `HTTP ${response.status}`;
     throw failed(answer.message || fallback, response.status, answer.errors || []);
   }
