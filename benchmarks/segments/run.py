@@ -18,6 +18,7 @@ import json
 import os
 import socket
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +31,9 @@ from clm.lifecycle.current_state import rebuild_state
 from clm.lifecycle.saved_segments import record_sizes
 from clm.store.engine import Database
 from clm.web import create_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py
+from _db import add_migrate_option, open_existing
 
 HERE = Path(__file__).parent
 SEGMENTS: dict[str, list[dict[str, Any]]] = {
@@ -77,6 +81,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--data", type=Path, default=Path("/tmp/segments-bench"))
     parser.add_argument("--repeat", type=int, default=10)
+    add_migrate_option(parser)
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     path = args.data / f"segments-{args.customers}-{args.events}.sqlite"
@@ -93,7 +98,7 @@ def main() -> None:
         db.dispose()
         meta.write_text(json.dumps({"key": key, "workspace_id": workspace_id}))
     info = json.loads(meta.read_text())
-    db = Database.open(f"sqlite:///{path}")
+    db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

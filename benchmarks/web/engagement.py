@@ -46,6 +46,8 @@ from clm.store.engine import Database
 from clm.web import create_app
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py
+from _db import add_migrate_option, open_existing
 from run import SPAN, START, _stamp, build
 
 BOOK = {
@@ -259,6 +261,7 @@ def main() -> None:
     parser.add_argument("--answers", type=int, default=20_000)
     parser.add_argument("--journeys", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=10)
+    add_migrate_option(parser)
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     base = args.data / f"web-{args.customers}-{args.events}.sqlite"
@@ -276,7 +279,7 @@ def main() -> None:
         shutil.copyfile(base, path)
         seed(path, args.answers, args.journeys)
         print(f"seeded {path} in {time.perf_counter() - started:.0f} s")
-    db = Database.open(f"sqlite:///{path}", run_migrations=False)
+    db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
     observe_seeded(db)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

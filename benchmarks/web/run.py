@@ -20,6 +20,7 @@ import os
 import socket
 import sqlite3
 import statistics
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,9 @@ from clm.store import workspaces as ws
 from clm.store.engine import Database
 from clm.store.models import OverviewReading
 from clm.web import create_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py
+from _db import add_migrate_option, open_existing
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SPAN = 3 * 365 * 86_400
@@ -348,6 +352,7 @@ def main() -> None:
     parser.add_argument(
         "--calls", action="store_true", help="also time each call of the pages alone, in turn"
     )
+    add_migrate_option(parser)
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     path = args.data / f"web-{args.customers}-{args.events}.sqlite"
@@ -361,7 +366,7 @@ def main() -> None:
     built = json.loads(meta.read_text())
     key = built["key"]
     if "state_seconds" not in built:  # the stored current state, as the demo and worker keep it
-        db = Database.open(f"sqlite:///{path}")
+        db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
         cpu, wall = time.process_time(), time.perf_counter()
         report = rebuild_state(db, built.get("workspace_id", 1))
         built["state_seconds"] = round(time.perf_counter() - wall, 1)
@@ -370,7 +375,7 @@ def main() -> None:
         db.dispose()
         print(f"rebuilt {report.customers:,} customers' state in {built['state_seconds']} s "
               f"({built['state_cpu_seconds']} s CPU, load {os.getloadavg()[0]:.1f})")  # fmt: skip
-    db = Database.open(f"sqlite:///{path}")
+    db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
     if args.cold:
         with db.transaction() as session:
             session.execute(delete(OverviewReading))

@@ -15,17 +15,21 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import uvicorn
 from sqlalchemy import select
 
 from clm.store import workspaces
-from clm.store.engine import Database
 from clm.store.models import Workspace
 from clm.web import create_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py
+from _db import add_migrate_option, open_existing
 
 
 def main() -> None:
@@ -35,8 +39,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--stage-model", action="store_true", help="also the stage preview")
     parser.add_argument("--only-stage-model", action="store_true", help="the stage preview only")
+    add_migrate_option(parser)
     args = parser.parse_args()
-    db = Database.open(args.database, run_migrations=False)
+    db = open_existing(args.database, migrate=args.migrate)
     with db.transaction() as session:
         ws = session.scalar(select(Workspace.id).where(Workspace.slug == args.workspace))
         if ws is None:
