@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sqlite3
-import statistics
-import threading
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -28,7 +26,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import uvicorn
 from sqlalchemy import delete
 
 from clm.analytics.overview_readings import refresh_overview
@@ -39,6 +36,10 @@ from clm.store import workspaces as ws
 from clm.store.engine import Database
 from clm.store.models import OverviewReading
 from clm.web import create_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py, _http.py
+from _db import add_migrate_option, open_existing
+from _http import LoopbackServer, after_warm_up, load_page, percentiles
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SPAN = 3 * 365 * 86_400
@@ -283,22 +284,12 @@ def measure(
         for name in pages(1):
             if only and name not in only:
                 continue
-            times = []
-            for n in range(repeat + 1):
+
+            def load(name: str = name) -> float:  # a random customer's page each time
                 calls = pages(int(rng.integers(1, customers + 1)))[name]
-                started = time.perf_counter()
-                answers = list(pool.map(client.get, calls))
-                elapsed = time.perf_counter() - started
-                bad = [a for a in answers if a.status_code != 200]
-                if bad:
-                    raise SystemExit(f"{name}: {bad[0].request.url} {bad[0].status_code}")
-                if n:  # the first is a warm-up
-                    times.append(elapsed * 1000)
-            times.sort()
-            results[name] = {
-                "p50": statistics.median(times),
-                "p95": times[min(len(times) - 1, int(0.95 * len(times)))],
-            }
+                return load_page(client, pool, name, calls)
+
+            results[name] = percentiles(after_warm_up(load, repeat))
     return results
 
 
@@ -323,14 +314,7 @@ def single_calls(
                     label = call.replace(f"/customers/{customer}", "/customers/{id}")
                     if n:
                         times.setdefault(label.removeprefix("/api/v1/"), []).append(elapsed)
-    results = {}
-    for call, values in times.items():
-        values.sort()
-        results[call] = {
-            "p50": statistics.median(values),
-            "p95": values[min(len(values) - 1, int(0.95 * len(values)))],
-        }
-    return results
+    return {call: percentiles(values) for call, values in times.items()}
 
 
 def main() -> None:
@@ -348,6 +332,7 @@ def main() -> None:
     parser.add_argument(
         "--calls", action="store_true", help="also time each call of the pages alone, in turn"
     )
+    add_migrate_option(parser)
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     path = args.data / f"web-{args.customers}-{args.events}.sqlite"
@@ -361,7 +346,7 @@ def main() -> None:
     built = json.loads(meta.read_text())
     key = built["key"]
     if "state_seconds" not in built:  # the stored current state, as the demo and worker keep it
-        db = Database.open(f"sqlite:///{path}")
+        db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
         cpu, wall = time.process_time(), time.perf_counter()
         report = rebuild_state(db, built.get("workspace_id", 1))
         built["state_seconds"] = round(time.perf_counter() - wall, 1)
@@ -370,7 +355,7 @@ def main() -> None:
         db.dispose()
         print(f"rebuilt {report.customers:,} customers' state in {built['state_seconds']} s "
               f"({built['state_cpu_seconds']} s CPU, load {os.getloadavg()[0]:.1f})")  # fmt: skip
-    db = Database.open(f"sqlite:///{path}")
+    db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
     if args.cold:
         with db.transaction() as session:
             session.execute(delete(OverviewReading))
@@ -382,19 +367,11 @@ def main() -> None:
               f"load {os.getloadavg()[0]:.1f})")  # fmt: skip
     db.dispose()
     db = Database.open(f"sqlite:///{path}", run_migrations=False)  # a freshly started server
-    with socket.socket() as probe:  # a free ephemeral port on loopback
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
+    server = LoopbackServer(create_app(db))
     print(f"load before: {os.getloadavg()[0]:.1f}")
     only = [p.strip() for p in args.pages.split(";")] if args.pages else None
     cpu = time.process_time()
-    url = f"http://127.0.0.1:{port}"
+    url = server.url
     results = measure(url, key, args.repeat, args.customers, only)
     print(f"CPU of this process (server and client): {time.process_time() - cpu:.1f} s")
     print(f"load after: {os.getloadavg()[0]:.1f}")
@@ -405,7 +382,7 @@ def main() -> None:
         print(f"{'call':40} {'p50 ms':>8} {'p95 ms':>8}")
         for call, figures in single_calls(url, key, args.repeat, args.customers, only).items():
             print(f"{call:40} {figures['p50']:8.0f} {figures['p95']:8.0f}")
-    server.should_exit = True
+    server.stop()
     db.dispose()
 
 

@@ -2,9 +2,10 @@
 
 Journeys enrol and advance and their goal outcomes are observed, referrals are attributed,
 qualified and rewarded once their refund window has passed, events earn points and lapsed
-points expire. The worker runs it every minute for every workspace; ``clm playbook tick``
-and ``POST /api/v1/engage/tick`` run it on demand. Each part is idempotent, so running it
-twice, or from two places, is harmless.
+points expire, and new survey answers are folded into each response's stored latest answer
+(the survey results' table). The worker runs it every minute for every workspace; ``clm
+playbook tick`` and ``POST /api/v1/engage/tick`` run it on demand. Each part is idempotent, so
+running it twice, or from two places, is harmless.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from clm.engage.referrals import ledger
 from clm.engage.referrals import service as referrals
 from clm.engage.referrals.earning import earn_from_events
 from clm.engage.referrals.schemas import ReferralReport
+from clm.engage.surveys.stored_answers import catch_up
 from clm.store.engine import Database
 from clm.store.models import Workspace
 
@@ -73,6 +75,7 @@ def run_due(db: Database, workspace_id: int, now: datetime | None = None) -> Eng
     )
     earned = part("points earned", lambda: earn_from_events(db, workspace_id, at), 0)
     expired = part("points expired", lambda: ledger.expire(db, workspace_id, at), 0)
+    part("survey answers", lambda: catch_up(db, workspace_id), 0)
     return EngageTickReport(
         **journeys.model_dump(),
         referrals=referred,

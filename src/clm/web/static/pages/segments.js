@@ -74,7 +74,7 @@ export function SaveSegment({ view }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const conditions = filtersToConditions(view);
-  if (!can("marketing")) return null;
+  if (!can("segment.save")) return null;
   if (!open) {
     return html`<button type="button" class="secondary" id="save-segment" disabled=${!conditions.length}
       title=${conditions.length ? "Save these filters as a named segment" : "Filter the list first"}
@@ -183,7 +183,7 @@ function SegmentPage({ id, params }) {
   const sizes = useApi(`/segments/${id}/sizes`);
   const list = useApi(`/segments/${id}/members${query(view)}`);
   const [error, setError] = useState(null);
-  const editing = params.get("edit") === "1" && can("marketing");
+  const editing = params.get("edit") === "1" && can("segment.edit");
   const at = (change) => go(`/segments/${id}${query({ ...view, per_page: undefined, ...change })}`);
   const edited = (saved) => {
     if (saved) {
@@ -233,9 +233,9 @@ function SegmentPage({ id, params }) {
           <dt>Use it</dt><dd>playbook trigger <code>segment: ${s.name}</code>; report filter <code>saved_segment</code></dd>
         </dl>
         <div class="toolbar" style="margin-top:.75rem">
-          ${can("marketing") ? html`<button type="button" id="edit-segment" onClick=${() => at({ edit: 1 })}>Edit conditions</button>` : null}
+          ${can("segment.edit") ? html`<button type="button" id="edit-segment" onClick=${() => at({ edit: 1 })}>Edit conditions</button>` : null}
           <a class="button secondary" href=${`/reports?saved_segment=${encodeURIComponent(s.name)}`}>Reports for this segment</a>
-          ${can("marketing") ? html`<button type="button" class="secondary" id="delete-segment" disabled=${s.used_by.length > 0}
+          ${can("segment.delete") ? html`<button type="button" class="secondary" id="delete-segment" disabled=${s.used_by.length > 0}
             title=${s.used_by.length ? `Playbook ${s.used_by.join(", ")} triggers on it` : "Delete this segment"} onClick=${remove}>Delete</button>` : null}
         </div>
         ${s.used_by.length ? html`<p class="muted small" id="segment-used-by">Playbook ${s.used_by.join(", ")} triggers on it: it keeps its name and cannot be deleted while that playbook is active or paused.</p>` : null}
