@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Page, expect
 from sqlalchemy import update
 
 from clm.accounts import Role
@@ -21,10 +21,9 @@ from clm.store.models import UserSession
 from tests.accounts.conftest import PASSWORD, add_user
 from tests.conftest import free_port
 from tests.lifecycle.test_customer_list import seed_shop
+from tests.web.browser import console_errors, sign_in
 from tests.web.servers import serving
-from tests.web.test_dashboard import browser_page, console_errors
 
-__all__ = ["browser_page"]
 pytestmark = pytest.mark.slow
 
 UNREACHABLE = "Cannot reach the CLM server"
@@ -50,22 +49,13 @@ def served(shop: Shop) -> Iterator[str]:
         yield url
 
 
-def _sign_in(page: Any, url: str, path: str) -> None:
-    page.goto(url + path)
-    page.fill("#email", "csm@example.com")
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
-
-
 def test_a_stopped_server_is_said_in_words_and_try_again_reloads_once_it_is_back(
-    shop: Shop, browser_page: Any
+    shop: Shop, browser_page: Page
 ) -> None:
-    from playwright.sync_api import expect
-
     page = browser_page
     port = free_port()
     with serving(shop.db, port) as url:
-        _sign_in(page, url, "/customers")
+        sign_in(page, url + "/customers", "csm@example.com")
         expect(page.locator("#customer-count")).to_have_text("4 customers")
     # The server is gone; the person searches anyway.
     page.fill("#customer-search", "ann")
@@ -92,10 +82,8 @@ def _secret_key(db: Database, workspace_id: int) -> str:
 
 
 def test_a_revoked_key_brings_back_the_sign_in_form_which_returns_to_the_page(
-    shop: Shop, served: str, browser_page: Any
+    shop: Shop, served: str, browser_page: Page
 ) -> None:
-    from playwright.sync_api import expect
-
     page, url = browser_page, served
     mine, colleagues = (
         _secret_key(shop.db, shop.workspace_id),
@@ -121,12 +109,10 @@ def test_a_revoked_key_brings_back_the_sign_in_form_which_returns_to_the_page(
 
 
 def test_an_expired_session_asks_to_sign_in_again_and_a_sign_out_does_not(
-    shop: Shop, served: str, browser_page: Any
+    shop: Shop, served: str, browser_page: Page
 ) -> None:
-    from playwright.sync_api import expect
-
     page, url = browser_page, served
-    _sign_in(page, url, "/customers")
+    sign_in(page, url + "/customers", "csm@example.com")
     expect(page.locator("#customer-count")).to_have_text("4 customers")
     past = datetime.now(UTC) - timedelta(minutes=1)
     with shop.db.transaction() as session:
@@ -144,11 +130,9 @@ def test_an_expired_session_asks_to_sign_in_again_and_a_sign_out_does_not(
     expect(page.locator("#signed-out-notice")).to_have_count(0)
 
 
-def test_a_refused_request_says_which_field_and_why(served: str, browser_page: Any) -> None:
-    from playwright.sync_api import expect
-
+def test_a_refused_request_says_which_field_and_why(served: str, browser_page: Page) -> None:
     page, url = browser_page, served
-    _sign_in(page, url, "/customers?sort=nonsense")
+    sign_in(page, url + "/customers?sort=nonsense", "csm@example.com")
     # The API's 422 names the field; "Invalid request" alone would not say what to change.
     refused = page.locator("#customers p.error")
     expect(refused).to_contain_text("Invalid request (sort: Input should be")
