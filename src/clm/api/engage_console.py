@@ -176,7 +176,8 @@ def get_survey_comments(
     page: PageNumber = 1,
     per_page: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> CommentPage:
-    """A survey's comments, newest first, each with its VADER sentiment and tone."""
+    """A survey's comments, newest first, each with its VADER sentiment and tone: one per
+    response, its latest (a comment added later replaces the one given with the score)."""
     return survey_comments(
         db, workspace_id(key), survey_key, tone_filter=tone, page=page, per_page=per_page
     )
