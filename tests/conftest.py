@@ -94,6 +94,7 @@ _TABLES = (
     "engage_cursors",
     "engage_journey_log",
     "engage_journeys",
+    "engage_playbook_goals",
     "engage_playbooks",
     "engage_tasks",
     "engage_surveys",

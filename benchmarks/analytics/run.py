@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -51,6 +52,9 @@ from clm.analytics.spend import SpendRow
 from clm.lifecycle.columnar import duckdb_transitions
 from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.loader import shipped_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py
+from _db import add_migrate_option, open_existing
 
 
 @cache
@@ -284,7 +288,7 @@ def made_up_spend(db: Any, workspace_id: int) -> list[SpendRow]:
     ]  # fmt: skip
 
 
-def run_demo(url: str, workspace: str, names: list[str], pandas: bool) -> None:
+def run_demo(url: str, workspace: str, names: list[str], pandas: bool, migrate: bool) -> None:
     """Every report on the demo's database (``sql`` engine, a fresh source per report, as
     ``clm report NAME``), then the pandas peers, checked equal, with the ratio."""
     import peers  # beside this script
@@ -292,10 +296,9 @@ def run_demo(url: str, workspace: str, names: list[str], pandas: bool) -> None:
     from clm.analytics import open_report_source, run_on
     from clm.analytics.spend import load_spend
     from clm.lifecycle.catalog import get_stage_model
-    from clm.store.engine import Database
     from clm.store.workspaces import get_workspace
 
-    db = Database.open(url)
+    db = open_existing(url, migrate=migrate)
     with db.session() as session:
         ws_id = get_workspace(session, workspace).id
     spend = load_spend(db, ws_id) or made_up_spend(db, ws_id)
@@ -352,10 +355,11 @@ def main() -> None:
     parser.add_argument("--no-pandas", action="store_true", help="skip the pandas peers")
     parser.add_argument("--demo", help="a demo database URL: every report there, pandas beside")
     parser.add_argument("--demo-workspace", default="cdnow")
+    add_migrate_option(parser)
     args = parser.parse_args()
     if args.demo:
         names = [n for n in args.reports.split(",") if n]
-        run_demo(args.demo, args.demo_workspace, names, not args.no_pandas)
+        run_demo(args.demo, args.demo_workspace, names, not args.no_pandas, args.migrate)
         return
     generate = _lifecycle_generator()
     model = shipped_model("classic")

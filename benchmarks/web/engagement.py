@@ -10,7 +10,11 @@ by ``--answers`` of them over the three years (a comment on one in five, a secon
 the comment as the one-click flow writes it), a playbook with ``--journeys`` journeys (55%
 completed, 25% waiting, 15% running, 5% failed with an error), 20,000 referral codes, 5,000
 referral link clicks, 1,000 referrals (10% waiting for review, 20% rejected) and 500 open
-tasks. Each view's time is the wall time of its calls made concurrently, as the browser does.
+tasks. The seeded journeys' goal outcomes are then observed once, as the engagement tick
+would, and timed. Each view's time is the wall time of its calls made concurrently, as the
+browser does. The survey answers are inserted behind CLM's back, as an import of an old log
+would be: the first read folds them into the stored latest answers (the warm-up call, not
+timed).
 """
 
 from __future__ import annotations
@@ -19,27 +23,28 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import sqlite3
-import statistics
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
-import uvicorn
 
+from clm.engage.playbooks import outcomes
 from clm.engage.playbooks import service as pb
 from clm.engage.surveys import service as surveys
 from clm.engage.surveys.results import survey_results
 from clm.engage.surveys.schemas import SurveyDefinition
+from clm.engage.surveys.stored_answers import catch_up, invalidate_answers
 from clm.store.engine import Database
 from clm.web import create_app
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py, _http.py
+from _db import add_migrate_option, open_existing
+from _http import LoopbackServer, after_warm_up, load_page, percentiles
 from run import SPAN, START, _stamp, build
 
 BOOK = {
@@ -176,7 +181,7 @@ VIEWS = {
 }  # fmt: skip
 
 
-def measure(url: str, key: str, repeat: int) -> dict[str, tuple[float, float]]:
+def measure(url: str, key: str, repeat: int) -> dict[str, dict[str, float]]:
     headers = {"Authorization": f"Bearer {key}"}
     results = {}
     with (
@@ -184,35 +189,47 @@ def measure(url: str, key: str, repeat: int) -> dict[str, tuple[float, float]]:
         ThreadPoolExecutor(8) as pool,
     ):
         check = {"yaml": pb.parse_playbook(BOOK).model_dump_json()}
+
+        def checked() -> list[httpx.Response]:  # the editor checks its source as it opens
+            return [client.post("/api/v1/engage/playbooks/check", json=check)]
+
         for name, calls in VIEWS.items():
-            times = []
-            # The report reads every journey and its customer's goal events: seconds a call at
-            # 100k journeys, so three runs of it, not ``repeat``.
-            for n in range((min(repeat, 3) if "report" in name else repeat) + 1):
-                started = time.perf_counter()
-                answers = list(pool.map(client.get, calls))
-                if name.startswith("editor"):
-                    answers.append(client.post("/api/v1/engage/playbooks/check", json=check))
-                elapsed = time.perf_counter() - started
-                bad = [a for a in answers if a.status_code != 200]
-                if bad:
-                    raise SystemExit(f"{name}: {bad[0].request.url} {bad[0].status_code}")
-                if n:  # the first is a warm-up
-                    times.append(elapsed * 1000)
-            times.sort()
-            results[name] = (
-                statistics.median(times),
-                times[min(len(times) - 1, int(0.95 * len(times)))],
-            )
+
+            def load(name: str = name, calls: list[str] = calls) -> float:
+                also = checked if name.startswith("editor") else None
+                return load_page(client, pool, name, calls, also)
+
+            results[name] = percentiles(after_warm_up(load, repeat))
     return results
 
 
+def refold_answers(db: Database) -> int:
+    """The stored survey answers rebuilt from the log: what the first read of a workspace
+    upgraded with answers in its log pays once (and a read after a retention purge)."""
+    with db.transaction() as session:
+        invalidate_answers(session, 1)
+    return catch_up(db, 1)
+
+
+def observe_seeded(db: Database) -> None:
+    """The seeded journeys' goal outcomes observed, as the engagement tick would (the seed
+    writes journeys straight into the table): timed on its own, as the full computation a
+    goal change costs; then a report finds nothing to observe."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    probed = outcomes.observe_all(db, 1)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"goal outcomes observed for {probed:,} journeys (the full computation once):"
+          f" {wall:.1f} s wall, {cpu:.1f} s CPU")  # fmt: skip
+
+
 def in_process(db: Database, repeat: int = 3) -> dict[str, list[float]]:
-    """CPU ms of the two heaviest reads called directly (no HTTP), after a warm-up: on a
-    loaded machine CPU says more than wall time."""
+    """CPU ms of the heaviest reads called directly (no HTTP), after a warm-up: on a loaded
+    machine CPU says more than wall time."""
     calls = {
         "playbook report (in-process)": lambda: pb.playbook_report(db, 1, "bench"),
+        "goal outcomes, nothing new": lambda: outcomes.observe_all(db, 1),
         "survey results (in-process)": lambda: survey_results(db, 1, "nps"),
+        "survey answers refold (in-process)": lambda: refold_answers(db),
     }
     found = {}
     for name, call in calls.items():
@@ -234,6 +251,7 @@ def main() -> None:
     parser.add_argument("--answers", type=int, default=20_000)
     parser.add_argument("--journeys", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=10)
+    add_migrate_option(parser)
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     base = args.data / f"web-{args.customers}-{args.events}.sqlite"
@@ -251,26 +269,19 @@ def main() -> None:
         shutil.copyfile(base, path)
         seed(path, args.answers, args.journeys)
         print(f"seeded {path} in {time.perf_counter() - started:.0f} s")
-    db = Database.open(f"sqlite:///{path}", run_migrations=False)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
+    db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
+    observe_seeded(db)
+    server = LoopbackServer(create_app(db))
     load, cpu = os.getloadavg()[0], time.process_time()
-    results = measure(f"http://127.0.0.1:{port}", key, args.repeat)
+    results = measure(server.url, key, args.repeat)
     print(f"load before {load:.1f}, after {os.getloadavg()[0]:.1f};"
           f" CPU {time.process_time() - cpu:.1f} s (client and server, one process)")  # fmt: skip
     print(f"{'view':32} {'p50 ms':>8} {'p95 ms':>8}")
-    for name, (p50, p95) in results.items():
-        print(f"{name:32} {p50:8.0f} {p95:8.0f}")
+    for name, figures in results.items():
+        print(f"{name:32} {figures['p50']:8.0f} {figures['p95']:8.0f}")
     for name, cpus in in_process(db).items():
         print(f"{name:32} CPU ms {', '.join(f'{c:.0f}' for c in cpus)}")
-    server.should_exit = True
+    server.stop()
     db.dispose()
 
 

@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sqlite3
-import statistics
-import threading
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -28,10 +26,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import uvicorn
 from sqlalchemy import delete
 
 from clm.analytics.overview_readings import refresh_overview
+from clm.analytics.reports import REPORTS
+from clm.ingest import ingest
 from clm.lifecycle.catalog import get_stage_model
 from clm.lifecycle.current_state import rebuild_state
 from clm.lifecycle.health_inputs import get_scorecard
@@ -39,6 +38,10 @@ from clm.store import workspaces as ws
 from clm.store.engine import Database
 from clm.store.models import OverviewReading
 from clm.web import create_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py, _http.py
+from _db import add_migrate_option, open_existing
+from _http import LoopbackServer, after_warm_up, load_page, percentiles
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SPAN = 3 * 365 * 86_400
@@ -198,23 +201,29 @@ def _days_ago(days: int) -> str:
     return datetime.fromtimestamp(time.time() - days * 86_400, UTC).date().isoformat()
 
 
-# The overview's whole-history readings, stored (clm.analytics.kept): the first request of
-# each, timed once in a freshly started server, before the pages are measured warm. The last
-# but one is not a default of the page: the live loop does not store it, its first request
-# reads the log (and says "not ready" until it has).
-FIRST_READINGS = [
-    "/api/v1/overview/trends",
-    "/api/v1/overview/movers?days=7&limit=8",
-    "/api/v1/overview/retention",
-    "/api/v1/overview/retention?since=" + _days_ago(90),
-    "/api/v1/overview/funnel",
-]
+# The whole-history readings of the overview and the reports, stored (clm.analytics.kept):
+# the first request of each, timed once in a freshly started server, before the pages are
+# measured warm. The last of each group is not a default of its page: the live loop does not
+# store it, its first request reads the log (and says "not ready" until it has).
+FIRST_READINGS = {
+    "overview": [
+        "/api/v1/overview/trends",
+        "/api/v1/overview/movers?days=7&limit=8",
+        "/api/v1/overview/retention",
+        "/api/v1/overview/funnel",
+        "/api/v1/overview/retention?since=" + _days_ago(90),
+    ],
+    "reports": [
+        *(f"/api/v1/reports/{name}" for name in REPORTS),
+        "/api/v1/reports/churn_retention?granularity=quarter",
+    ],
+}
 
 
-def first_readings(client: httpx.Client) -> dict[str, float]:
-    """Seconds until each kept reading is ready (the retention answer says ``ready``)."""
+def first_readings(client: httpx.Client, calls: list[str]) -> dict[str, float]:
+    """Seconds until each kept reading is ready (the answer says ``ready``)."""
     seconds = {}
-    for call in FIRST_READINGS:
+    for call in calls:
         started = time.perf_counter()
         while True:
             answer = client.get(call)
@@ -247,6 +256,9 @@ def pages(customer_id: int) -> dict[str, list[str]]:
         "customers, by last seen": ["/api/v1/customer-list?sort=last_seen&order=desc"],
         "customers, RFM filter": ["/api/v1/customer-list?rfm=Champions,Loyal&sort=revenue"
                                   "&order=desc"],
+        "customers, most purchases": ["/api/v1/customer-list?sort=purchases&order=desc"],
+        "customers, fewest purchases, page 20": ["/api/v1/customer-list?sort=purchases"
+                                                 "&order=asc&page=20"],
         "customers, lowest P(alive)": ["/api/v1/customer-list?sort=p_alive&order=asc&page=20"],
         "customers, CLV and P(alive) ranges": ["/api/v1/customer-list?clv_min=50&p_alive_min=0.5"
                                                "&sort=clv&order=desc"],
@@ -259,6 +271,8 @@ def pages(customer_id: int) -> dict[str, list[str]]:
         "segments": ["/api/v1/segments"],
         "settings, health scorecard": ["/api/v1/health/scorecard"],
         "settings, guardrails": ["/api/v1/engage/policy", "/api/v1/engage/channels"],
+        # the Reports page opens on one report's default view (one call, kept: see above)
+        **{f"reports, {name}": [f"/api/v1/reports/{name}"] for name in REPORTS},
     }  # fmt: skip
 
 
@@ -272,30 +286,22 @@ def measure(
         httpx.Client(base_url=url, headers=headers, timeout=600) as client,
         ThreadPoolExecutor(8) as pool,
     ):
-        if not only or any(name.startswith("overview") for name in only):
+        for group, calls in FIRST_READINGS.items():
+            if only and not any(name.startswith(group) for name in only):
+                continue
             cpu = time.process_time()
-            for call, seconds in first_readings(client).items():
+            for call, seconds in first_readings(client, calls).items():
                 print(f"first request {call}: {seconds * 1000:.0f} ms")
             print(f"  (server process CPU meanwhile: {time.process_time() - cpu:.1f} s)")
         for name in pages(1):
             if only and name not in only:
                 continue
-            times = []
-            for n in range(repeat + 1):
+
+            def load(name: str = name) -> float:  # a random customer's page each time
                 calls = pages(int(rng.integers(1, customers + 1)))[name]
-                started = time.perf_counter()
-                answers = list(pool.map(client.get, calls))
-                elapsed = time.perf_counter() - started
-                bad = [a for a in answers if a.status_code != 200]
-                if bad:
-                    raise SystemExit(f"{name}: {bad[0].request.url} {bad[0].status_code}")
-                if n:  # the first is a warm-up
-                    times.append(elapsed * 1000)
-            times.sort()
-            results[name] = {
-                "p50": statistics.median(times),
-                "p95": times[min(len(times) - 1, int(0.95 * len(times)))],
-            }
+                return load_page(client, pool, name, calls)
+
+            results[name] = percentiles(after_warm_up(load, repeat))
     return results
 
 
@@ -320,14 +326,7 @@ def single_calls(
                     label = call.replace(f"/customers/{customer}", "/customers/{id}")
                     if n:
                         times.setdefault(label.removeprefix("/api/v1/"), []).append(elapsed)
-    results = {}
-    for call, values in times.items():
-        values.sort()
-        results[call] = {
-            "p50": statistics.median(values),
-            "p95": values[min(len(values) - 1, int(0.95 * len(values)))],
-        }
-    return results
+    return {call: percentiles(values) for call, values in times.items()}
 
 
 def main() -> None:
@@ -340,11 +339,18 @@ def main() -> None:
     parser.add_argument(
         "--cold",
         action="store_true",
-        help="delete the stored overview readings first (a server that never stored any)",
+        help="delete the stored readings first (a server that never stored any)",
     )
     parser.add_argument(
         "--calls", action="store_true", help="also time each call of the pages alone, in turn"
     )
+    parser.add_argument(
+        "--outdated",
+        action="store_true",
+        help="add one event after the live loop's step, so every stored reading is outdated:"
+        " the pages are measured while the server reads them again in the background",
+    )
+    add_migrate_option(parser)
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     path = args.data / f"web-{args.customers}-{args.events}.sqlite"
@@ -358,7 +364,7 @@ def main() -> None:
     built = json.loads(meta.read_text())
     key = built["key"]
     if "state_seconds" not in built:  # the stored current state, as the demo and worker keep it
-        db = Database.open(f"sqlite:///{path}")
+        db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
         cpu, wall = time.process_time(), time.perf_counter()
         report = rebuild_state(db, built.get("workspace_id", 1))
         built["state_seconds"] = round(time.perf_counter() - wall, 1)
@@ -367,31 +373,30 @@ def main() -> None:
         db.dispose()
         print(f"rebuilt {report.customers:,} customers' state in {built['state_seconds']} s "
               f"({built['state_cpu_seconds']} s CPU, load {os.getloadavg()[0]:.1f})")  # fmt: skip
-    db = Database.open(f"sqlite:///{path}")
+    db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
     if args.cold:
         with db.transaction() as session:
             session.execute(delete(OverviewReading))
     else:  # what the live loop (or clm demo) stores after its passes
         cpu, wall = time.process_time(), time.perf_counter()
         read = refresh_overview(db, built.get("workspace_id", 1))
-        print(f"live loop's overview step: read {read or 'nothing (all current)'} in "
+        print(f"live loop's readings step: read {read or 'nothing (all current)'} in "
               f"{time.perf_counter() - wall:.1f} s ({time.process_time() - cpu:.1f} s CPU, "
               f"load {os.getloadavg()[0]:.1f})")  # fmt: skip
+    if args.outdated:
+        stamp = datetime.now(UTC).isoformat()
+        order = {"type": "track", "userId": "u1", "event": "Order Completed",
+                 "messageId": f"outdated-{time.time_ns()}", "timestamp": stamp,
+                 "properties": {"revenue": 10}}  # fmt: skip
+        ingest(db, built.get("workspace_id", 1), [order])
+        print("one event added: every stored reading is outdated")
     db.dispose()
     db = Database.open(f"sqlite:///{path}", run_migrations=False)  # a freshly started server
-    with socket.socket() as probe:  # a free ephemeral port on loopback
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
+    server = LoopbackServer(create_app(db))
     print(f"load before: {os.getloadavg()[0]:.1f}")
     only = [p.strip() for p in args.pages.split(";")] if args.pages else None
     cpu = time.process_time()
-    url = f"http://127.0.0.1:{port}"
+    url = server.url
     results = measure(url, key, args.repeat, args.customers, only)
     print(f"CPU of this process (server and client): {time.process_time() - cpu:.1f} s")
     print(f"load after: {os.getloadavg()[0]:.1f}")
@@ -402,7 +407,7 @@ def main() -> None:
         print(f"{'call':40} {'p50 ms':>8} {'p95 ms':>8}")
         for call, figures in single_calls(url, key, args.repeat, args.customers, only).items():
             print(f"{call:40} {figures['p50']:8.0f} {figures['p95']:8.0f}")
-    server.should_exit = True
+    server.stop()
     db.dispose()
 
 

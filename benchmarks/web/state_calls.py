@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,9 @@ from clm.lifecycle.current_state import current_counts
 from clm.lifecycle.customer_list import CustomerQuery, SortKey, list_customers
 from clm.lifecycle.event_counts import workspace_stats
 from clm.store.engine import Database
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py
+from _db import add_migrate_option, open_existing
 
 
 def calls(db: Database, ws: int) -> dict[str, Callable[[], Any]]:
@@ -68,8 +72,9 @@ def main() -> None:
     parser.add_argument("database", type=Path)
     parser.add_argument("--workspace", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=5)
+    add_migrate_option(parser)
     args = parser.parse_args()
-    db = Database.open(f"sqlite:///{args.database}")
+    db = open_existing(f"sqlite:///{args.database}", migrate=args.migrate)
     print(f"load before: {os.getloadavg()[0]:.1f}")
     print(f"{'call':34} {'wall p50':>9} {'wall max':>9} {'cpu p50':>8}  (ms)")
     for name, call in calls(db, args.workspace).items():

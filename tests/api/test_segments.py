@@ -178,3 +178,69 @@ def test_a_draft_of_conditions_is_previewed_with_its_size_or_its_field_errors(
     assert saved.status_code == 422
     assert [e["loc"] for e in saved.json()["errors"]] == [["conditions", 0], ["conditions", 1]]
     assert httpx.get(f"{url}/{made['id']}", headers=mine).json()["used_by"] == []
+
+
+def test_members_take_the_customer_lists_filters_with_the_same_field_errors(
+    live_server: LiveServer,
+) -> None:
+    workspace, ids = seed_shop(live_server.db)
+    mine = bearer(_key(live_server, workspace))
+    url = f"{live_server.url}/api/v1"
+    buyers = {"name": "Buyers", "conditions": [{"attr": "purchases", "op": "gte", "value": 1}]}
+    made = httpx.post(f"{url}/segments", json=buyers, headers=mine)
+    assert made.status_code == 201, made.text
+    path = f"{url}/segments/{made.json()['id']}"
+
+    def members(**params: str | int) -> list[str]:
+        answer = httpx.get(f"{path}/members", params=params, headers=mine)
+        assert answer.status_code == 200, answer.text
+        by_id = {v: k for k, v in ids.items()}
+        return [by_id[row["id"]] for row in answer.json()["items"]]
+
+    def exported(**params: str | int) -> list[str]:
+        answer = httpx.get(f"{path}/members.csv", params=params, headers=mine)
+        assert answer.status_code == 200, answer.text
+        by_id = {v: k for k, v in ids.items()}
+        return [by_id[int(row["id"])] for row in csv.DictReader(io.StringIO(answer.text))]
+
+    # seed_shop, worked out by hand: buyers ann (30, last seen 400 days ago), bob (80, 2 days),
+    # dora (45 in two purchases, 5 days); cid never bought, so is never a member.
+    assert members(sort="revenue", order="desc") == ["bob", "dora", "ann"]
+    assert members(revenue_min=40, sort="revenue") == ["dora", "bob"]
+    assert members(q="example.com", sort="revenue") == ["ann", "dora"]
+    assert members(unseen_days=30) == ["ann"]
+    assert members(sort="revenue", order="desc", page=2, per_page=2) == ["ann"]
+    assert exported(q="example.com", sort="revenue", order="desc") == ["dora", "ann"]
+    assert exported(purchases_min=2) == ["dora"]
+    assert exported(sort="revenue") == ["ann", "dora", "bob"]  # the page's Export CSV
+    # The same bad parameters give the list's field errors, at their names.
+    for bad, field in (
+        ({"revenue_min": 50, "revenue_max": 10}, "revenue_max"),
+        ({"health_fell": "true"}, "moved_since"),
+        ({"rfm": "Royalty"}, "rfm"),
+        ({"health_state": "sad"}, "health_state"),
+    ):
+        for route in (f"{path}/members", f"{path}/members.csv", f"{url}/customer-list"):
+            answer = httpx.get(route, params=bad, headers=mine)
+            assert answer.status_code == 422, (route, bad, answer.text)
+            assert [e["loc"][-1] for e in answer.json()["errors"]] == [field], (route, bad)
+    for route in ("members", "members.csv"):
+        missing = httpx.get(f"{url}/segments/999999/{route}", params={"q": "a"}, headers=mine)
+        assert missing.status_code == 404
+
+
+def test_members_and_the_customer_list_document_the_same_parameters(
+    live_server: LiveServer,
+) -> None:
+    spec = httpx.get(f"{live_server.url}/openapi.json").json()["paths"]
+
+    def parameters(path: str, leave_out: set[str]) -> dict[str, object]:
+        found = spec[path]["get"]["parameters"]
+        return {p["name"]: p for p in found if p["name"] not in leave_out}
+
+    listed = parameters("/api/v1/customer-list", {"segment"})
+    assert {"q", "rfm", "clv_min", "unseen_days", "as_of", "health_fell", "page"} <= set(listed)
+    assert parameters("/api/v1/segments/{segment_id}/members", {"segment_id"}) == listed
+    csv_listed = parameters("/api/v1/customer-list.csv", {"segment"})
+    assert set(listed) - set(csv_listed) == {"page", "per_page"}
+    assert parameters("/api/v1/segments/{segment_id}/members.csv", {"segment_id"}) == csv_listed

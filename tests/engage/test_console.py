@@ -395,3 +395,54 @@ def test_the_form_editor_reads_the_draft_and_writes_it_back_as_yaml(
         )
         assert http.post("/api/v1/engage/playbooks/yaml", json={"draft": draft},
                          headers={"Authorization": "Bearer nope"}).status_code == 401  # fmt: skip
+
+
+COMMENTED = """\
+# Win back the customers who turn at risk (owner: growth team).
+name: check-in   # listed by this name
+description: A note when a customer turns at risk, then a call
+trigger:
+  type: health_changed
+  to: at_risk    # not unhappy: those get the survey
+
+holdout: 0.1
+steps:
+  # First a personal note.
+  - id: note
+    type: send
+    category: winback
+    content:
+      subject: "How are we doing, {{ first_name }}?"
+      text: We noticed you have not been back.
+  - id: call   # a person calls
+    type: task
+    title: Call the customer
+"""
+
+
+def test_a_form_edit_keeps_the_yaml_comments_and_layout(live_server: LiveServer) -> None:
+    """One form edit (the trigger's state) changes that one line of the person's text: every
+    comment, the blank line, the quoting and the indentation stay; the check still passes."""
+    tenant = make_tenant(live_server.db)
+    auth = {"Authorization": f"Bearer {tenant.secret_key}"}
+    with httpx.Client(base_url=live_server.url, headers=auth) as http:
+        check = http.post("/api/v1/engage/playbooks/check", json={"yaml": COMMENTED}).json()
+        assert check["valid"] is True
+        draft = check["draft"]
+        draft["trigger"]["to"] = "unhappy"
+        written = http.post(
+            "/api/v1/engage/playbooks/yaml", json={"draft": draft, "yaml": COMMENTED}
+        )
+        assert written.status_code == 200
+        text = written.json()["yaml"]
+        before, after = COMMENTED.splitlines(), text.splitlines()
+        changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+        assert changed == [
+            ("  to: at_risk    # not unhappy: those get the survey",
+             "  to: unhappy    # not unhappy: those get the survey"),
+        ]  # fmt: skip
+        again = http.post("/api/v1/engage/playbooks/check", json={"yaml": text}).json()
+        assert (again["valid"], again["draft"]) == (True, draft)
+        # Without the text (an older client) the draft is written afresh, comments and all gone.
+        fresh = http.post("/api/v1/engage/playbooks/yaml", json={"draft": draft}).json()["yaml"]
+        assert "#" not in fresh and yaml.safe_load(fresh) == draft

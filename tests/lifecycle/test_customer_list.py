@@ -159,6 +159,22 @@ def test_rfm_segments_filter_and_revenue_sorts(db: Database) -> None:
     assert _users(by_segment, ids) == ["bob", "ann", "dora", "cid"]  # A, L, P; none last
 
 
+def test_purchases_sorts_both_ways_with_ties_broken_by_id(db: Database) -> None:
+    ws, ids = seed_shop(db)
+    # Purchases by hand from seed_shop: ann 1, bob 1 (a tie), cid 0, dora 2.
+    bought = {"ann": 1, "bob": 1, "cid": 0, "dora": 2}
+    for order, reverse in (("asc", False), ("desc", True)):
+        expected = sorted(bought, key=lambda u: (bought[u], ids[u]), reverse=reverse)
+        query = CustomerQuery(sort=SortKey.purchases, order=order)
+        assert _users(list_customers(db, ws, query), ids) == expected, order
+        # Page by page (one a page) the same order: the tie is broken the same way each time.
+        paged = [
+            _users(list_customers(db, ws, query.model_copy(update={"per_page": 1, "page": n})), ids)
+            for n in range(1, 5)
+        ]
+        assert [p[0] for p in paged] == expected, order
+
+
 def test_the_http_list_validates_its_parameters(live_server: LiveServer) -> None:
     tenant = make_tenant(live_server.db, "http")
     ingest(live_server.db, tenant.id, [{"type": "page", "userId": "x", "messageId": "1"}])
@@ -166,6 +182,8 @@ def test_the_http_list_validates_its_parameters(live_server: LiveServer) -> None
         auth = {"Authorization": f"Bearer {tenant.secret_key}"}
         ok = client.get("/api/v1/customer-list?health_state=at_risk,unhappy&sort=clv", headers=auth)
         assert ok.status_code == 200 and ok.json()["total"] == 0
+        by_purchases = client.get("/api/v1/customer-list?sort=purchases&order=desc", headers=auth)
+        assert by_purchases.status_code == 200 and by_purchases.json()["total"] == 1
         bad_ones = ("health_state=sad", "sort=shoe_size", "per_page=0", "order=sideways",
                     "rfm=Champions,Royalty")  # fmt: skip
         for bad in bad_ones:

@@ -138,6 +138,7 @@ def test_a_range_of_the_sorted_column_reads_its_index(sqlite_db: Database) -> No
         (RangeFilters(clv_min=10), SortKey.clv, "ix_customer_states_clv"),
         (RangeFilters(unseen_days=30), SortKey.last_seen, "ix_customer_states_last_seen"),
         (RangeFilters(revenue_max=50), SortKey.revenue, "ix_customer_states_revenue"),
+        (RangeFilters(purchases_min=1), SortKey.purchases, "ix_customer_states_purchases"),
     ):
         query = CustomerQuery(ranges=ranges, sort=sort)
         statement = customer_filter(sqlite_db, ws, query, int(NOW.timestamp()))

@@ -6,55 +6,39 @@ screenshot of every page in ``tests/web/screenshots/`` (look at them)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from clm.accounts import Role
 from clm.store.engine import Database
-from tests.accounts.conftest import PASSWORD, add_user
+from tests.accounts.conftest import add_user
 from tests.lifecycle.test_customer_list import seed_shop
+from tests.web.browser import Shot, sign_in
 from tests.web.servers import serving
-from tests.web.test_dashboard import browser_page, console_errors
-
-__all__ = ["browser_page"]
-SHOTS = Path(__file__).parent / "screenshots"
 
 
 @pytest.fixture
-def shop(db: Database) -> Iterator[tuple[str, dict[str, int], str]]:
+def shop(db: Database) -> Iterator[tuple[str, dict[str, int]]]:
     """The seeded shop served over each backend (SQLite; PostgreSQL in its own schema)."""
     workspace_id, ids = seed_shop(db)
     add_user(db, "csm@example.com", workspace_id, Role.CUSTOMER_SUCCESS)
     with serving(db) as url:
-        # The screenshots of the SQLite run keep their names (the README shows them).
-        yield url, ids, "" if db.dialect == "sqlite" else f"-{db.dialect}"
+        yield url, ids
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 400])
 def test_sign_in_overview_list_at_risk_and_a_customer_360(
-    shop: tuple[str, dict[str, int], str], browser_page: object, width: int
+    shop: tuple[str, dict[str, int]], browser_page: Page, shot: Shot, width: int
 ) -> None:
-    from playwright.sync_api import Page, expect
-
-    url, ids, backend = shop
+    url, ids = shop
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
-    SHOTS.mkdir(exist_ok=True)
-
-    def shot(name: str) -> None:
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(SHOTS / f"{name}-{width}{backend}.png"), full_page=True)
-        assert console_errors(page) == [], name
-
     page.goto(url + "/customers")  # a deep link asks to sign in first, then opens
     expect(page.locator("#signin-form")).to_be_visible()
     shot("sign-in")
-    page.fill("#email", "csm@example.com")
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")  # the keyboard suffices
+    sign_in(page, url + "/customers", "csm@example.com")
     expect(page.locator("#customer-count")).to_have_text("4 customers")
     page.click("nav >> text=Overview")
     expect(page.locator("#stat-customers")).to_have_text("4")
@@ -102,4 +86,4 @@ def test_sign_in_overview_list_at_risk_and_a_customer_360(
     for name in ("segments", "reports", "engagement", "settings"):
         page.click(f"nav >> text={name.capitalize()}")
         expect(page).to_have_url(f"{url}/{name}")
-        shot(name)
+        shot(f"nav-{name}")

@@ -3,23 +3,19 @@ count stages at the workspace's last event while the pill used today), and say s
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import uvicorn
+from playwright.sync_api import Page, expect
 
 from clm.ingest import ingest
 from clm.lifecycle import run_lifecycle
 from clm.store.engine import Database
-from clm.web import create_app
-from tests.conftest import Tenant, free_port, make_tenant
-from tests.web.test_dashboard import browser_page
-
-__all__ = ["browser_page"]
+from tests.conftest import Tenant, make_tenant
+from tests.web.browser import sign_in_with_key
+from tests.web.servers import serving
 
 
 def _iso(days_ago: int) -> str:
@@ -27,30 +23,21 @@ def _iso(days_ago: int) -> str:
 
 
 @pytest.fixture
-def quiet_shop(sqlite_db: Database) -> Iterator[tuple[str, Tenant]]:
+def quiet_shop(db: Database) -> Iterator[tuple[str, Tenant]]:
     """Dan bought 400 days ago; the workspace's last event (Eve's visit) was 200 days ago.
     Under classic (churned 365 days after the last purchase) Dan was converted at that last
     event and is churned now."""
-    tenant = make_tenant(sqlite_db, "quiet")
-    ingest(sqlite_db, tenant.id, [
+    tenant = make_tenant(db, "quiet")
+    ingest(db, tenant.id, [
         {"type": "identify", "userId": "dan", "messageId": "d1", "timestamp": _iso(401),
          "traits": {"email": "dan@example.com"}},
         {"type": "track", "userId": "dan", "event": "Order Completed", "messageId": "d2",
          "properties": {"revenue": 20}, "timestamp": _iso(400)},
         {"type": "page", "anonymousId": "eve", "messageId": "e1", "timestamp": _iso(200)},
     ])  # fmt: skip
-    run_lifecycle(sqlite_db, tenant.id)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", tenant
-    server.should_exit = True
-    thread.join(timeout=10)
+    run_lifecycle(db, tenant.id)
+    with serving(db) as url:
+        yield url, tenant
 
 
 def _customer_id(url: str, tenant: Tenant, user_id: str) -> int:
@@ -62,16 +49,11 @@ def _customer_id(url: str, tenant: Tenant, user_id: str) -> int:
 
 
 def test_overview_and_customer_pill_agree_on_now(
-    quiet_shop: tuple[str, Tenant], browser_page: object
+    quiet_shop: tuple[str, Tenant], browser_page: Page
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant = quiet_shop
     page = browser_page
-    assert isinstance(page, Page)
-    page.goto(url + "/")
-    page.fill("#key", tenant.secret_key)
-    page.click("#login-form button")
+    sign_in_with_key(page, url + "/", tenant.secret_key)
     expect(page.locator("#stages-at")).to_have_text("now")
     churned = page.locator("#stages .bar", has_text="churned")
     expect(churned.locator(".n")).to_have_text("1")

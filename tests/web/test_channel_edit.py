@@ -6,35 +6,32 @@ names the secret it lacks. Screenshots at 1280 and 400 px."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 from pydantic import SecretStr
 
 from clm.accounts import Role
 from clm.engage import repository as repo
 from clm.engage.schemas import EmailProvider
 from clm.store.engine import Database
-from tests.accounts.conftest import PASSWORD, add_user
+from tests.accounts.conftest import add_user
 from tests.conftest import make_tenant
+from tests.web.browser import Shot, refused_once, sign_in
 from tests.web.servers import serving
-from tests.web.test_dashboard import browser_page, console_errors
-
-__all__ = ["browser_page"]
-SHOTS = Path(__file__).parent / "screenshots"
 
 
 @pytest.fixture
-def channel_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
-    tenant = make_tenant(sqlite_db, "channels")
-    add_user(sqlite_db, "ops@example.com", tenant.id, Role.ADMIN)
-    with sqlite_db.transaction() as session:
+def channel_site(db: Database) -> Iterator[tuple[str, Database, int]]:
+    tenant = make_tenant(db, "channels")
+    add_user(db, "ops@example.com", tenant.id, Role.ADMIN)
+    with db.transaction() as session:
         repo.set_provider(session, tenant.id, EmailProvider(
             host="smtp.example.com", port=587, username="mailer",
             password=SecretStr("hunter2-smtp"), sender="Shop <hi@example.com>",
         ))  # fmt: skip
-    with serving(sqlite_db) as url:
-        yield url, sqlite_db, tenant.id
+    with serving(db) as url:
+        yield url, db, tenant.id
 
 
 def _stored(db: Database, workspace_id: int, channel: str) -> dict[str, object]:
@@ -45,30 +42,12 @@ def _stored(db: Database, workspace_id: int, channel: str) -> dict[str, object]:
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 400])
 def test_edit_a_channel_keeping_or_replacing_its_secret(
-    channel_site: tuple[str, Database, int], browser_page: object, width: int
+    channel_site: tuple[str, Database, int], browser_page: Page, shot: Shot, width: int
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, db, workspace_id = channel_site
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
-    SHOTS.mkdir(exist_ok=True)
-
-    def shot(name: str) -> None:
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        assert console_errors(page) == [], name
-
-    def refused_once() -> None:
-        errors = console_errors(page)
-        assert len(errors) == 1 and "422" in errors[0], errors
-        errors.clear()  # the refused PATCH, on purpose
-
-    page.goto(url + "/settings/guardrails")
-    page.fill("#email", "ops@example.com")
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
+    sign_in(page, url + "/settings/guardrails", "ops@example.com")
     email = page.locator("li[data-channel=email]")
     expect(email).to_contain_text("set")  # the password, never shown back
     assert "hunter2" not in page.content()
@@ -91,7 +70,7 @@ def test_edit_a_channel_keeping_or_replacing_its_secret(
     page.press("#channel-email-port", "Enter")
     expect(page.locator("#channel-email-port-error")).to_contain_text("less than or equal to 65535")
     expect(page.locator("#channel-email-port")).to_have_attribute("aria-invalid", "true")
-    refused_once()
+    refused_once(page)  # the PATCH, on purpose
     shot("settings-channel-error")
     assert _stored(db, workspace_id, "email")["port"] == 2525
     # Replace the password explicitly.
@@ -112,7 +91,7 @@ def test_edit_a_channel_keeping_or_replacing_its_secret(
     page.fill("#channel-sms-sender", "+15550001")
     page.click("#channel-sms-save")
     expect(page.locator("#channel-sms-auth_token-error")).to_be_visible()
-    refused_once()
+    refused_once(page)  # the PATCH, on purpose
     page.fill("#channel-sms-auth_token", "hunter2-sms")
     page.click("#channel-sms-save")
     expect(page.locator("#channel-saved")).to_have_text("Saved sms (auth token replaced).")

@@ -5,26 +5,23 @@ buyer's P(alive) is not shown bare; no console errors; screenshots at 1280 and 4
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from playwright.sync_api import Page, expect
 
 from clm.config import get_settings
 from clm.ingest import ingest
 from clm.predictions import fit_workspace
 from clm.store.engine import Database
-from clm.web import create_app
-from tests.conftest import Tenant, free_port, make_tenant
+from tests.conftest import Tenant, make_tenant
 from tests.engage.conftest import SmtpSink, smtp_sink  # noqa: F401 - the fixture
+from tests.web.browser import Shot, console_errors, sign_in_with_key
 from tests.web.seed_360 import BLOCKED, Seeded, engage_settings, seed
-from tests.web.test_dashboard import browser_page, console_errors  # noqa: F401 - the fixture
-from tests.web.test_pages import SHOTS
+from tests.web.servers import serving
 
 
 def _regulars() -> list[dict[str, Any]]:
@@ -44,28 +41,19 @@ def _regulars() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def shop(
-    sqlite_db: Database,
+    db: Database,
     smtp_sink: SmtpSink,  # noqa: F811 - the fixture
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> Iterator[tuple[str, Tenant, Seeded]]:
     engage_settings(monkeypatch, str(tmp_path / "data"))
-    tenant = make_tenant(sqlite_db, "shop")
-    seeded = seed(sqlite_db, tenant.id, (smtp_sink.host, smtp_sink.port))
-    ingest(sqlite_db, tenant.id, _regulars())  # a population for the purchase model to fit
+    tenant = make_tenant(db, "shop")
+    seeded = seed(db, tenant.id, (smtp_sink.host, smtp_sink.port))
+    ingest(db, tenant.id, _regulars())  # a population for the purchase model to fit
     # Ann bought on two days, Bob on one: BG/NBD gives Bob P(alive) 100% whatever happens
-    fit_workspace(sqlite_db, tenant.id, model="bgnbd", as_of=date(2026, 2, 28))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", tenant, seeded
-    server.should_exit = True
-    thread.join(timeout=10)
+    fit_workspace(db, tenant.id, model="bgnbd", as_of=date(2026, 2, 28))
+    with serving(db) as url:
+        yield url, tenant, seeded
     get_settings.cache_clear()
 
 
@@ -73,17 +61,14 @@ def shop(
 @pytest.mark.parametrize("width", [1280, 400])
 def test_the_360_shows_every_panel_and_takes_a_note(
     shop: tuple[str, Tenant, Seeded],
-    browser_page: Any,  # noqa: F811 - the fixture
+    browser_page: Page,
+    shot: Shot,
     width: int,
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant, seeded = shop
-    page: Page = browser_page
+    page = browser_page
     page.set_viewport_size({"width": width, "height": 900})
-    page.goto(f"{url}/customers/{seeded.ann}")
-    page.fill("#key", tenant.secret_key)
-    page.click("#login-form button")
+    sign_in_with_key(page, f"{url}/customers/{seeded.ann}", tenant.secret_key)
     expect(page.locator("#customer-title")).to_contain_text("Ann Example")
     # last seen: her survey comment on 2026-02-21, not CLM's scores and messages of March
     expect(page.locator("#customer-summary")).to_contain_text("last seen 2026-02-21")
@@ -120,8 +105,7 @@ def test_the_360_shows_every_panel_and_takes_a_note(
     page.click("#note-form button")
     expect(page.locator("#notes li").first).to_contain_text("will try the new courier")
     expect(page.locator("#notes li").first).to_contain_text("4/5")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"customer-360-{width}.png"), full_page=True)
+    shot("customer-360-every-panel")
     # Bob bought once: BG/NBD cannot tell, and the page says so instead of 100%
     page.goto(f"{url}/customers/{seeded.bob}")
     expect(page.locator("#p-alive")).to_have_text("not informative")
@@ -129,5 +113,5 @@ def test_the_360_shows_every_panel_and_takes_a_note(
     expect(page.locator("#customer-referrals")).to_contain_text(
         f"Referred by customer {seeded.ann}"
     )
-    page.screenshot(path=str(SHOTS / f"customer-360-one-time-buyer-{width}.png"), full_page=True)
+    shot("customer-360-one-time-buyer")
     assert console_errors(page) == []

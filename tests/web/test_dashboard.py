@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
+from playwright.sync_api import Page, expect
 
 from clm.ingest import ingest
 from clm.store.engine import Database
-from clm.web import create_app
-from tests.conftest import IN_CI, Tenant, free_port, make_tenant
-
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.conftest import Tenant, make_tenant
+from tests.web.browser import console_errors, refused_once, sign_in_with_key
+from tests.web.servers import serving
 
 
 @pytest.fixture
-def site(sqlite_db: Database) -> Iterator[tuple[str, Tenant]]:
-    tenant = make_tenant(sqlite_db, "records")
-    ingest(sqlite_db, tenant.id, [
+def site(db: Database) -> Iterator[tuple[str, Tenant]]:
+    tenant = make_tenant(db, "records")
+    ingest(db, tenant.id, [
         {"type": "page", "anonymousId": "v1", "messageId": "1", "timestamp": "2026-01-01T09:00:00Z",
          "context": {"campaign": {"medium": "paid_search", "source": "google"}}},
         {"type": "identify", "anonymousId": "v1", "userId": "ann", "messageId": "2",
@@ -32,64 +28,18 @@ def site(sqlite_db: Database) -> Iterator[tuple[str, Tenant]]:
         {"type": "track", "userId": "bob", "event": "Email Opened", "messageId": "4",
          "properties": {"channel": "email"}, "timestamp": "2026-01-03T09:00:00Z"},
     ])  # fmt: skip
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", tenant
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-# Console messages of the page under test, for tests asserting that none is an error.
-CONSOLE: dict[int, list[str]] = {}
-
-
-def console_errors(page: object) -> list[str]:
-    """Errors the page logged (uncaught exceptions, failed loads), since it opened."""
-    return CONSOLE.get(id(page), [])
-
-
-@pytest.fixture
-def browser_page() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        if IN_CI:
-            pytest.fail("CI=true requires /usr/bin/chromium (scripts/setup installs it)")
-        pytest.skip("no /usr/bin/chromium: run scripts/setup as root to install it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        page = browser.new_page()
-        errors = CONSOLE.setdefault(id(page), [])
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        yield page
-        CONSOLE.pop(id(page), None)
-        browser.close()
+    with serving(db) as url:
+        yield url, tenant
 
 
 def test_the_app_opens_a_workspace_with_a_key_and_routes_by_url(
-    site: tuple[str, Tenant], browser_page: object
+    site: tuple[str, Tenant], browser_page: Page
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant = site
     page = browser_page
-    assert isinstance(page, Page)
-    page.goto(url + "/")
-    page.fill("#key", "clm_sk_wrong")
-    page.click("#login-form button")
+    sign_in_with_key(page, url + "/", "clm_sk_wrong")
     expect(page.locator("#login-error")).to_have_text("That key does not open a workspace.")
-    console_errors(page).clear()  # the refused key's 401, on purpose
+    refused_once(page, 401)  # the wrong key, on purpose
     page.fill("#key", tenant.secret_key)
     page.click("#login-form button")
     expect(page.locator("#stat-customers")).to_have_text("2")

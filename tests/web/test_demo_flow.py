@@ -33,14 +33,13 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Page, expect
 
 from tests.conftest import free_port
-from tests.web.test_dashboard import browser_page, console_errors
+from tests.web.browser import Shot, sign_in
 
-__all__ = ["browser_page"]
 pytestmark = pytest.mark.slow
 
-SHOTS = Path(__file__).parent / "screenshots"
 DEMO_CUSTOMERS = os.environ.get("CLM_DEMO_FLOW_CUSTOMERS", "3000")
 OWNER = "owner@cdnow.example"
 PASSWORD = "demo owner's long passphrase"
@@ -171,30 +170,19 @@ def people(n: int, noun: str) -> str:
 
 
 def test_a_day_on_the_demo_from_sign_in_to_a_paused_playbook(
-    demo: Demo, browser_page: object
+    demo: Demo, browser_page: Page, shot: Shot
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     page = browser_page
-    assert isinstance(page, Page)
     url = demo.url
-    SHOTS.mkdir(exist_ok=True)
     expect.set_options(timeout=30_000)
     states = _states(demo.database)
     print(f"demo build ({DEMO_CUSTOMERS} customers): {demo.build_seconds:.0f} s")
 
-    def shot(name: str, width: int = WIDE) -> None:
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(SHOTS / f"demo-{name}-{width}.png"), full_page=True)
-        assert console_errors(page) == [], name
-
     page.set_viewport_size({"width": WIDE, "height": 900})
     page.goto(url + "/")
     expect(page.locator("#signin-form")).to_be_visible()
-    shot("sign-in")
-    page.fill("#email", OWNER)
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
+    shot("demo-sign-in")
+    sign_in(page, url + "/", OWNER, PASSWORD)
 
     # The overview: the customers counted here are the demo's, and so is each stage's count.
     expect(page.locator("#stat-customers")).to_have_text(f"{len(states):,}")
@@ -220,7 +208,7 @@ def test_a_day_on_the_demo_from_sign_in_to_a_paused_playbook(
     expect(page.locator("#chart-health canvas")).to_be_visible()
     expect(page.locator("#funnel tbody tr").first).to_be_visible(timeout=SLOW)
     expect(page.locator("#chart-retention canvas")).to_be_visible(timeout=SLOW)
-    shot("overview")
+    shot("demo-overview")
 
     # A stage count into the list: the stage (short of churned) where most are at risk.
     risky = {"at_risk", "unhappy"}
@@ -232,7 +220,7 @@ def test_a_day_on_the_demo_from_sign_in_to_a_paused_playbook(
     bars.filter(has_text=stage.replace("_", " ")).locator(".n").click()
     expect(page).to_have_url(f"{url}/customers?stage={stage}")
     expect(page.locator("#customer-count")).to_have_text(people(stages[stage], "customer"))
-    shot("customers-stage")
+    shot("demo-customers-stage")
 
     # ... filtered to the customers at risk or unhappy among them.
     page.select_option("#filter-health", "at_risk,unhappy")
@@ -241,7 +229,7 @@ def test_a_day_on_the_demo_from_sign_in_to_a_paused_playbook(
     expect(page.locator("#customer-count")).to_have_text(people(at_risk_in[stage], "customer"))
     rows = page.locator("#customer-table tbody tr")
     expect(rows).to_have_count(min(50, at_risk_in[stage]))
-    shot("customers-at-risk")
+    shot("demo-customers-at-risk")
 
     # Saved as a segment: its members are those customers.
     page.click("#save-segment")
@@ -253,7 +241,7 @@ def test_a_day_on_the_demo_from_sign_in_to_a_paused_playbook(
     segment_path = page.url.removeprefix(url)
     expect(page.locator("#member-count")).to_have_text(people(at_risk_in[stage], "member"))
     expect(page.locator("#segment-sizes canvas")).to_be_visible()
-    shot("segment")
+    shot("demo-segment")
 
     # The members by CLV, most first, and the top one's 360, with a note added from it.
     page.click("#member-table th >> text=CLV")
@@ -296,7 +284,7 @@ def test_a_day_on_the_demo_from_sign_in_to_a_paused_playbook(
         customer_id,
     )
     assert notes == [(2, OWNER)]  # stored once, as the customer's event
-    shot("customer-360")
+    shot("demo-customer-360")
 
     # A one-time buyer's P(alive) is no 100% to trust (BG/NBD gives every one of them 1): the
     # list says so, and the customer at the top of P(alive) did buy on exactly one day.
@@ -312,7 +300,7 @@ def test_a_day_on_the_demo_from_sign_in_to_a_paused_playbook(
         one_timer,
     )
     assert days == [(1,)]
-    shot("customers-churned-by-p-alive")
+    shot("demo-customers-churned-by-p-alive")
 
     # Every report, each with its chart.
     page.click("nav >> text=Reports")
@@ -323,7 +311,7 @@ def test_a_day_on_the_demo_from_sign_in_to_a_paused_playbook(
         expect(page.locator(".report-table").first).to_be_visible()
         if name == "funnel":  # and the Sankey of every transition, loops and all
             expect(page.locator("#chart-sankey canvas")).to_be_visible()
-        shot(f"report-{name}")
+        shot(f"demo-report-{name}")
 
     # The stage model with a mistake: the line is named and nothing can be saved.
     page.click("nav >> text=Settings")
@@ -331,12 +319,12 @@ def test_a_day_on_the_demo_from_sign_in_to_a_paused_playbook(
     expect(editor).not_to_have_value("")
     expect(page.locator("#check-state")).to_have_text("Valid.")
     original = editor.input_value()
-    shot("settings-stage-model")
+    shot("demo-settings-stage-model")
     editor.fill(original.replace("    rule: identified", "    rules: identified", 1))
     wrong = original.splitlines().index("    rule: identified") + 1
     expect(page.locator("#model-errors")).to_contain_text(f"line {wrong}")
     expect(page.locator("#save-model")).to_be_disabled()
-    shot("settings-stage-model-error")
+    shot("demo-settings-stage-model-error")
     editor.fill(original)
     expect(page.locator("#check-state")).to_have_text("Valid.")
     models = _rows(demo.database, "SELECT count(*) FROM lifecycle_definitions WHERE kind='stages'")
@@ -352,7 +340,7 @@ def test_a_day_on_the_demo_from_sign_in_to_a_paused_playbook(
     assert _rows(demo.database, status)[0] == ("paused",)
     row.get_by_role("link", name="welcome").click()
     expect(page.locator("#playbook-report")).to_contain_text("welcome: report")
-    shot("engagement-playbook")
+    shot("demo-engagement-playbook")
 
     # The key pages at 400 px: nothing wider than the screen.
     page.set_viewport_size({"width": NARROW, "height": 900})
@@ -372,4 +360,4 @@ def test_a_day_on_the_demo_from_sign_in_to_a_paused_playbook(
         page.wait_for_load_state("networkidle")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= NARROW, f"{name} is {width} px wide at {NARROW} px"
-        shot(name, NARROW)
+        shot(f"demo-{name}")

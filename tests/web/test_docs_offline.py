@@ -8,12 +8,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from clm.web.docs import install_docs
 from tests.conftest import Tenant
-from tests.web.test_dashboard import browser_page, console_errors, site
+from tests.web.browser import console_errors
+from tests.web.test_dashboard import site
 
-__all__ = ["browser_page", "install_docs", "site"]
+__all__ = ["install_docs", "site"]
+# The pages draw the OpenAPI schema, the same whatever the database: one backend suffices.
+pytestmark = pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 
 
 def _offline(page: Any) -> list[str]:
@@ -34,13 +38,10 @@ def _offline(page: Any) -> list[str]:
 
 @pytest.mark.slow
 def test_redoc_renders_offline_without_console_errors(
-    site: tuple[str, Tenant], browser_page: object
+    site: tuple[str, Tenant], browser_page: Page
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, _ = site
     page = browser_page
-    assert isinstance(page, Page)
     refused = _offline(page)
     page.goto(url + "/redoc")
     # Redoc draws the operations' menu and the security scheme section from /openapi.json.
@@ -55,13 +56,10 @@ def test_redoc_renders_offline_without_console_errors(
 
 @pytest.mark.slow
 def test_swagger_try_it_out_works_offline_with_a_key(
-    site: tuple[str, Tenant], browser_page: object
+    site: tuple[str, Tenant], browser_page: Page
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant = site
     page = browser_page
-    assert isinstance(page, Page)
     refused = _offline(page)
     page.goto(url + "/docs")
     expect(page.locator(".swagger-ui .information-container")).to_contain_text(

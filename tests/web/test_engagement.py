@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from clm.engage import repository as repo
@@ -26,8 +27,8 @@ from clm.store.models import Customer, EngageTask
 from tests.conftest import Tenant
 from tests.engage.test_console import BROKEN, answer
 from tests.engage.test_referrals import PROGRAM, T0, referred
-from tests.web.test_dashboard import browser_page, console_errors  # noqa: F401 - the fixture
-from tests.web.test_pages import _shot, shop  # noqa: F401 - the fixture
+from tests.web.browser import Shot, console_errors, sign_in_with_key
+from tests.web.test_pages import shop  # noqa: F401 - the fixture
 
 UPGRADED = {
     "name": "upgraded",
@@ -81,19 +82,15 @@ def engaged(shop: tuple[str, Tenant], db: Database) -> Iterator[tuple[str, Tenan
 @pytest.mark.parametrize("width", [1280, 400])
 def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     engaged: tuple[str, Tenant],
-    browser_page: object,  # noqa: F811
+    browser_page: Page,
+    shot: Shot,
     db: Database,
     width: int,
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant = engaged
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
-    page.goto(url + "/engagement")
-    page.fill("#key", tenant.secret_key)
-    page.click("#login-form button")
+    sign_in_with_key(page, url + "/engagement", tenant.secret_key)
     expect(page.locator("tr[data-playbook=welcome]")).to_be_visible()
 
     # Write a playbook with a misspelt key: the problem names line 14, the gutter marks it,
@@ -107,7 +104,7 @@ def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     expect(errors).to_contain_text("unknown key 'dayz'; did you mean 'days'?")
     expect(page.locator(".gutter .bad")).to_have_text(["14"])
     expect(page.locator("#save-playbook")).to_be_disabled()
-    _shot(page, f"engagement-editor-error-{width}")
+    shot("engagement-editor-error")
     errors.get_by_role("button", name="line 14").click()  # the caret goes to the line
     page.wait_for_function(
         "() => { const t = document.querySelector('#playbook-yaml');"
@@ -134,7 +131,7 @@ def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     expect(page).to_have_url(f"{url}/engagement/playbooks/check-in/edit")
     expect(editor).to_have_value(re.compile(r"^name: check-in\n"))
     expect(page.locator("#check-state")).to_contain_text("Valid")
-    _shot(page, f"engagement-editor-{width}")
+    shot("engagement-editor")
     page.go_back()
     expect(page).to_have_url(f"{url}/engagement/playbooks/check-in")
 
@@ -145,7 +142,7 @@ def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     for i in range(2):
         expect(journeys.nth(i)).to_contain_text("tips (3 of 3)")
         expect(journeys.nth(i)).to_contain_text("until ")
-    _shot(page, f"engagement-journeys-{width}")
+    shot("engagement-journeys")
 
     # The referral program: the flagged referral with its fraud reason, approved.
     page.click("#engagement .tabs a[href='/engagement/referrals']")
@@ -153,7 +150,7 @@ def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     expect(queue.locator("tbody tr")).to_have_count(1)
     expect(queue).to_contain_text("email alias")
     expect(page.locator("#referral-stats")).to_contain_text("waiting for review")
-    _shot(page, f"engagement-referrals-{width}")
+    shot("engagement-referrals")
     queue.get_by_role("button", name="Approve").click()
     expect(page.locator("#engagement")).to_contain_text("No referral waits for review")
     [decided] = referrals.list_referrals(db, tenant.id)
@@ -164,7 +161,7 @@ def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     expect(page.locator("#survey-value")).to_have_text("+16.67")
     expect(page.locator("#chart-survey-trend canvas").first).to_be_visible()
     expect(page.locator("#survey-comments")).to_contain_text("negative")
-    _shot(page, f"engagement-surveys-{width}")
+    shot("engagement-surveys")
 
     # The detractors' follow-ups: assign one, complete the other.
     page.click("#engagement .tabs a[href='/engagement/tasks']")
@@ -176,7 +173,7 @@ def test_engagement_editor_journeys_referrals_surveys_and_tasks(
     # Stored: the form now shows the owner as saved, nothing left to assign.
     expect(first.get_by_role("button", name="Assign")).to_be_disabled()
     expect(first.locator("input[name=owner]")).to_have_value("sam@shop.test")
-    _shot(page, f"engagement-tasks-{width}")
+    shot("engagement-tasks")
     tasks.nth(1).get_by_role("button", name="Complete").click()
     expect(tasks).to_have_count(1)
     with db.session() as session:

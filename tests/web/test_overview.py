@@ -5,15 +5,12 @@ restores it), no console errors, and screenshots at 1280 and 400 px wide."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from playwright.sync_api import Page, expect
 from sqlalchemy import update
 
 from clm.lifecycle.current_state import rebuild_state
@@ -22,13 +19,10 @@ from clm.lifecycle.history import replace_history
 from clm.store import workspaces as ws
 from clm.store.engine import Database
 from clm.store.models import CustomerState, HealthScore, HealthSnapshot
-from clm.web import create_app
 from tests.analytics.logs import load
-from tests.conftest import free_port
-from tests.web.test_dashboard import browser_page, console_errors
+from tests.web.browser import Shot, console_errors, sign_in_with_key
+from tests.web.servers import serving
 
-__all__ = ["browser_page"]
-SHOTS = Path(__file__).parent / "screenshots"
 DAY = 86_400
 # Days before today's midnight (UTC). Now: a trial, b paying, c churned, d and e leads.
 MOVES = [  # (user, days ago, from, to, kind)
@@ -108,25 +102,14 @@ def seed(db: Database) -> tuple[str, dict[str, int]]:
 
 
 @pytest.fixture
-def site(sqlite_db: Database) -> Iterator[tuple[str, str, dict[str, int]]]:
-    key, ids = seed(sqlite_db)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sqlite_db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", key, ids
-    server.should_exit = True
-    thread.join(timeout=10)
+def site(db: Database) -> Iterator[tuple[str, str, dict[str, int]]]:
+    key, ids = seed(db)
+    with serving(db) as url:
+        yield url, key, ids
 
 
 def _listed(page: Any) -> set[str]:
     """The customers the list shows (their emails), once it has loaded."""
-    from playwright.sync_api import expect
-
     expect(page.locator("#customer-table")).to_be_visible()
     return {
         t.strip() for t in page.locator("#customer-table tbody td:first-child a").all_inner_texts()
@@ -136,17 +119,12 @@ def _listed(page: Any) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 400])
 def test_overview_numbers_and_their_customers(
-    site: tuple[str, str, dict[str, int]], browser_page: object, width: int
+    site: tuple[str, str, dict[str, int]], browser_page: Page, shot: Shot, width: int
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, key, ids = site
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
-    page.goto(f"{url}/overview")
-    page.fill("#key", key)
-    page.click("#login-form button")
+    sign_in_with_key(page, f"{url}/overview", key)
 
     expect(page.locator("#stat-customers")).to_have_text("5")
     expect(page.locator("#stat-revenue")).to_have_text("$40")  # b's one order
@@ -180,9 +158,7 @@ def test_overview_numbers_and_their_customers(
         expect(page.locator(f"{chart} canvas").first).to_be_visible()
     # the churn report's last whole month: b, the one buyer, bought 20 days ago
     expect(page.locator("#retention-last")).to_be_visible()
-    page.wait_for_load_state("networkidle")
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"overview-panels-{width}.png"), full_page=True)
+    shot("overview-panels")
 
     # a count clicks through to exactly the customers behind it
     page.locator("#stages .bar", has_text="lead").locator(".n").click()
@@ -210,8 +186,6 @@ def test_overview_numbers_and_their_customers(
 
 def _count_then_list(page: Any, link: Any) -> tuple[int, set[str]]:
     """The number a link shows, and the customers the list shows after following it."""
-    from playwright.sync_api import expect
-
     shown = int(link.inner_text().rsplit(" ", 1)[-1].replace(",", ""))
     link.click()
     expect(page.locator("#customer-count")).to_have_text(
@@ -223,18 +197,13 @@ def _count_then_list(page: Any, link: Any) -> tuple[int, set[str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 400])
 def test_movers_and_past_points_click_through_to_exactly_their_customers(
-    site: tuple[str, str, dict[str, int]], browser_page: object, width: int
+    site: tuple[str, str, dict[str, int]], browser_page: Page, shot: Shot, width: int
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, key, _ = site
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
     since = (datetime.now(UTC) - timedelta(days=40)).date().isoformat()
-    page.goto(f"{url}/overview?grain=day&since={since}")
-    page.fill("#key", key)
-    page.click("#login-form button")
+    sign_in_with_key(page, f"{url}/overview?grain=day&since={since}", key)
 
     # this week's movers (by hand, above): fell a and c; up a; down c; new e
     for link, customers in (("#movers-fell", {"a", "c"}), ("#movers-up", {"a"}),
@@ -243,8 +212,7 @@ def test_movers_and_past_points_click_through_to_exactly_their_customers(
         assert listed == {f"{u}@example.com" for u in customers} and shown == len(customers)
         expect(page.locator("#filter-chips")).to_contain_text("UTC")
         if link == "#movers-fell":
-            SHOTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(SHOTS / f"customers-movers-{width}.png"), full_page=True)
+            shot("customers-movers")
         page.go_back()
 
     # a click on the stage chart 25 days ago picks that day: a, b and c were leads then (b
@@ -262,8 +230,7 @@ def test_movers_and_past_points_click_through_to_exactly_their_customers(
     chart.click(position={"x": x, "y": y - 10})
     expect(page.locator("#stages-point-select")).to_have_value(str(index))
     expect(page.locator("#stages-point")).to_contain_text("lead: 3")
-    page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(SHOTS / f"overview-point-{width}.png"), full_page=True)
+    shot("overview-point")
     shown, listed = _count_then_list(page, page.locator("#stages-point a", has_text="lead"))
     assert listed == {"a@example.com", "b@example.com", "c@example.com"} and shown == 3
     expect(page.locator("#filter-chips")).to_contain_text("as of")
@@ -279,19 +246,14 @@ def test_movers_and_past_points_click_through_to_exactly_their_customers(
 
 @pytest.mark.slow
 def test_the_customer_list_at_400_px_is_cards_sortable_by_keyboard(
-    site: tuple[str, str, dict[str, int]], browser_page: object
+    site: tuple[str, str, dict[str, int]], browser_page: Page, shot: Shot
 ) -> None:
     """At 400 px the list shows each customer as a card (no sideways scrolling), its sort
     buttons still there and usable from the keyboard."""
-    from playwright.sync_api import Page, expect
-
     url, key, _ = site
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": 400, "height": 900})
-    page.goto(f"{url}/customers")
-    page.fill("#key", key)
-    page.click("#login-form button")
+    sign_in_with_key(page, f"{url}/customers", key)
     expect(page.locator("#customer-table tbody tr")).to_have_count(5)
     wide = page.evaluate(
         "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
@@ -310,7 +272,5 @@ def test_the_customer_list_at_400_px_is_cards_sortable_by_keyboard(
     expect(first.nth(0)).to_have_text("b@example.com")
     expect(first.nth(1)).to_have_text("a@example.com")
     expect(first.nth(2)).to_have_text("c@example.com")
-    page.wait_for_load_state("networkidle")
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / "customers-cards-400.png"), full_page=True)
+    shot("customers-cards")
     assert console_errors(page) == []

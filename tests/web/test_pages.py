@@ -5,23 +5,23 @@ line-numbered error before anything is saved."""
 
 from __future__ import annotations
 
-import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page, expect
 
+from clm.analytics.kept import readings_of
 from clm.engage.playbooks import service as pb
 from clm.ingest import ingest
 from clm.lifecycle import run_lifecycle
 from clm.store.engine import Database
+from tests.analytics.test_report_readings import gate  # noqa: F401 - the fixture
 from tests.conftest import Tenant, make_tenant
+from tests.web.browser import Shot, console_errors, sign_in_with_key
 from tests.web.servers import serving
-from tests.web.test_dashboard import browser_page, console_errors  # noqa: F401 - the fixture
-
-# Screenshots of every page go here (kept after the run) so people can look at them.
-SHOTS = Path(os.environ.get("CLM_SCREENSHOTS", "/tmp/clm-web-screenshots"))
 
 WELCOME = {
     "name": "welcome",
@@ -66,17 +66,6 @@ def shop(db: Database) -> Iterator[tuple[str, Tenant]]:
         yield url, tenant
 
 
-def _open(page: Any, url: str, tenant: Tenant, path: str) -> None:
-    page.goto(url + path)
-    page.fill("#key", tenant.secret_key)
-    page.click("#login-form button")
-
-
-def _shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 REPORT_CHARTS = {
     "funnel": "#chart-funnel",
     "churn_retention": "#chart-retention",
@@ -91,14 +80,12 @@ REPORT_CHARTS = {
 @pytest.mark.slow
 def test_each_report_draws_its_chart_and_tables(
     shop: tuple[str, Tenant],
-    browser_page: object,  # noqa: F811
+    browser_page: Page,
+    shot: Shot,
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant = shop
     page = browser_page
-    assert isinstance(page, Page)
-    _open(page, url, tenant, "/reports")
+    sign_in_with_key(page, url + "/reports", tenant.secret_key)
     for name, chart in REPORT_CHARTS.items():
         page.click(f"#reports .tabs a[href='/reports/{name}']")
         expect(page).to_have_url(f"{url}/reports/{name}")
@@ -108,7 +95,7 @@ def test_each_report_draws_its_chart_and_tables(
             expect(page.locator(f"{chart} canvas").first).to_be_visible()
         else:
             expect(page.locator("#no-chart")).to_contain_text("no survey answers")
-        _shot(page, f"report-{name}")
+        shot(f"report-{name}")
     # The funnel's first table counts the six customers the shop has, stage by stage.
     page.goto(url + "/reports/funnel")
     first = page.locator(".report-table").first
@@ -127,17 +114,55 @@ def test_each_report_draws_its_chart_and_tables(
 
 
 @pytest.mark.slow
-def test_a_playbook_is_paused_and_resumed_from_the_engagement_page(
+def test_a_report_says_computing_then_refreshing_and_never_shows_an_error(
     shop: tuple[str, Tenant],
-    browser_page: object,  # noqa: F811
+    browser_page: Page,
+    shot: Shot,
     db: Database,
+    gate: threading.Event,  # noqa: F811
 ) -> None:
-    from playwright.sync_api import Page, expect
-
+    """A first reading that takes long shows "computing…" and then the report (the page asks
+    again); after new events the stored report is shown "as of <time>, refreshing" while it
+    is read again, then the new one. The server runs in this process, so the test holds the
+    background computation at a gate."""
     url, tenant = shop
     page = browser_page
-    assert isinstance(page, Page)
-    _open(page, url, tenant, "/engagement")
+    try:
+        sign_in_with_key(page, url + "/reports/rfm", tenant.secret_key)
+        expect(page.locator("#report-computing")).to_contain_text("Computing")
+        shot("report-computing")
+        gate.set()
+        expect(page.locator("#chart-rfm canvas").first).to_be_visible(timeout=30_000)
+        expect(page.locator("#report-computing")).to_have_count(0)
+        expect(page.locator("#report-refreshing")).to_have_count(0)
+        gate.clear()
+        ingest(db, tenant.id, [{"type": "track", "userId": "u5", "event": "Order Completed",
+                                "properties": {"revenue": 70}, "messageId": "late-u5",
+                                "timestamp": "2026-03-05T09:00:00Z"}])  # fmt: skip
+        page.reload()
+        refreshing = page.locator("#report-refreshing")
+        expect(refreshing).to_contain_text("refreshing")
+        expect(refreshing).to_contain_text("as of ")
+        expect(page.locator("#chart-rfm canvas").first).to_be_visible()  # the older reading
+        shot("report-refreshing")
+        gate.set()
+        expect(refreshing).to_have_count(0, timeout=30_000)  # the new reading, asked again
+    finally:
+        gate.set()
+        readings_of(db).settle()
+    assert console_errors(page) == []
+
+
+@pytest.mark.slow
+def test_a_playbook_is_paused_and_resumed_from_the_engagement_page(
+    shop: tuple[str, Tenant],
+    browser_page: Page,
+    shot: Shot,
+    db: Database,
+) -> None:
+    url, tenant = shop
+    page = browser_page
+    sign_in_with_key(page, url + "/engagement", tenant.secret_key)
     row = page.locator("tr[data-playbook=welcome]")
     expect(row.locator("[data-status]")).to_have_text("active")
     row.locator("button").click()
@@ -146,7 +171,7 @@ def test_a_playbook_is_paused_and_resumed_from_the_engagement_page(
     row.get_by_role("link", name="welcome").click()
     expect(page).to_have_url(f"{url}/engagement/playbooks/welcome")
     expect(page.locator("#playbook-report")).to_contain_text("welcome: report")
-    _shot(page, "engagement")
+    shot("engagement-playbook-report")
     row.locator("button").click()
     expect(row.locator("[data-status]")).to_have_text("active")
     assert console_errors(page) == []
@@ -155,22 +180,20 @@ def test_a_playbook_is_paused_and_resumed_from_the_engagement_page(
 @pytest.mark.slow
 def test_a_stage_model_with_a_mistake_shows_the_line_before_anything_is_saved(
     shop: tuple[str, Tenant],
-    browser_page: object,  # noqa: F811
+    browser_page: Page,
+    shot: Shot,
     db: Database,
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant = shop
     page = browser_page
-    assert isinstance(page, Page)
-    _open(page, url, tenant, "/settings")
+    sign_in_with_key(page, url + "/settings", tenant.secret_key)
     editor = page.locator("#stage-yaml")
     expect(editor).not_to_have_value("")
     original = editor.input_value()
     # The model as it is previews to today's counts: nothing would change.
     expect(page.locator("#model-preview")).to_be_visible()
     expect(page.locator("#check-state")).to_have_text("Valid.")
-    _shot(page, "settings-stage-model")
+    shot("settings-stage-model")
     # A misspelt key on line 3 of a small model: the error names line 3, Save is disabled.
     mistake = "name: broken\nstages:\n  - name: lead\n    initial: true\n    rules: x\n"
     editor.fill(mistake)
@@ -178,7 +201,7 @@ def test_a_stage_model_with_a_mistake_shows_the_line_before_anything_is_saved(
     expect(errors).to_contain_text("line 5")
     expect(errors).to_contain_text("rules")
     expect(page.locator("#save-model")).to_be_disabled()
-    _shot(page, "settings-stage-model-error")
+    shot("settings-stage-model-error")
     # Back to the stored model: valid again; nothing was ever saved.
     editor.fill(original)
     expect(page.locator("#check-state")).to_have_text("Valid.")
@@ -190,19 +213,18 @@ def test_a_stage_model_with_a_mistake_shows_the_line_before_anything_is_saved(
     page.click("#key-form button")
     expect(page.locator("#new-key code")).to_contain_text("clm_rk_")
     expect(page.locator("#keys")).to_contain_text("reporting")
-    _shot(page, "settings-keys")
+    shot("settings-keys")
     assert console_errors(page) == []
 
 
 @pytest.mark.slow
 def test_a_testimonial_is_approved_from_the_queue_and_the_other_tabs_open(
     shop: tuple[str, Tenant],
-    browser_page: object,  # noqa: F811
+    browser_page: Page,
+    shot: Shot,
     db: Database,
 ) -> None:
     from datetime import UTC, datetime
-
-    from playwright.sync_api import Page, expect
 
     from clm.engage.referrals import testimonials
     from clm.engage.referrals.testimonials import TestimonialSubmit
@@ -216,11 +238,10 @@ def test_a_testimonial_is_approved_from_the_queue_and_the_other_tabs_open(
         body = TestimonialSubmit(token=token_of(links[who]), text=text, consent=True, rating=5)
         testimonials.submit(db, body, now)
     page = browser_page
-    assert isinstance(page, Page)
-    _open(page, url, tenant, "/engagement/testimonials")
+    sign_in_with_key(page, url + "/engagement/testimonials", tenant.secret_key)
     queue = page.locator("#testimonial-queue")
     expect(queue.locator("tbody tr")).to_have_count(2)
-    _shot(page, "engagement-testimonials")
+    shot("engagement-testimonials")
     queue.locator("tr", has_text="Fast and friendly").get_by_role("button", name="Approve").click()
     expect(queue.locator("tbody tr")).to_have_count(1)
     decided = {t.text: t.status for t in testimonials.list_testimonials(db, tenant.id)}
@@ -232,5 +253,5 @@ def test_a_testimonial_is_approved_from_the_queue_and_the_other_tabs_open(
     ):
         page.click(f"#engagement .tabs a[href='/engagement/{tab}']")
         expect(page.locator("#engagement")).to_contain_text(shown)
-        _shot(page, f"engagement-{tab}")
+        shot(f"engagement-empty-{tab}")
     assert console_errors(page) == []

@@ -7,62 +7,47 @@ the form said. No console error; screenshots at 1280 and 400 px."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from clm.accounts import Role
 from clm.engage.playbooks import service as pb
 from clm.lifecycle.conditions import Condition
 from clm.lifecycle.saved_segments import SegmentCreate, create_segment
 from clm.store.engine import Database
-from tests.accounts.conftest import PASSWORD, add_user
+from tests.accounts.conftest import add_user
 from tests.conftest import make_tenant
+from tests.web.browser import Shot, sign_in
 from tests.web.servers import serving
-from tests.web.test_dashboard import browser_page, console_errors
-
-__all__ = ["browser_page"]
-SHOTS = Path(__file__).parent / "screenshots"
 
 
 @pytest.fixture
-def playbook_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
-    tenant = make_tenant(sqlite_db, "books")
-    add_user(sqlite_db, "growth@example.com", tenant.id, Role.MARKETER)
-    create_segment(sqlite_db, tenant.id, SegmentCreate(
+def playbook_site(db: Database) -> Iterator[tuple[str, Database, int]]:
+    tenant = make_tenant(db, "books")
+    add_user(db, "growth@example.com", tenant.id, Role.MARKETER)
+    create_segment(db, tenant.id, SegmentCreate(
         name="Lapsing", conditions=[Condition(attr="last_seen_days", op="gt", value=30)]
     ), "test")  # fmt: skip
-    with serving(sqlite_db) as url:
-        yield url, sqlite_db, tenant.id
+    with serving(db) as url:
+        yield url, db, tenant.id
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 400])
 def test_the_form_and_the_yaml_edit_one_playbook_with_one_check(
-    playbook_site: tuple[str, Database, int], browser_page: object, width: int
+    playbook_site: tuple[str, Database, int], browser_page: Page, shot: Shot, width: int
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, db, workspace_id = playbook_site
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
-    SHOTS.mkdir(exist_ok=True)
-
-    def shot(name: str) -> None:
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        assert console_errors(page) == [], name
 
     def yaml_text() -> str:
         page.click("#edit-as-yaml")
         text = page.input_value("#playbook-yaml")
         return text
 
-    page.goto(url + "/engagement/new")
-    page.fill("#email", "growth@example.com")
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
+    sign_in(page, url + "/engagement/new", "growth@example.com")
     expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 4 steps.")
     page.focus("#edit-as-form")
     page.keyboard.press("Enter")
@@ -112,3 +97,31 @@ def test_the_form_and_the_yaml_edit_one_playbook_with_one_check(
     assert definition["steps"][0]["channel"] == "sms"
     assert (definition["steps"][4]["type"], definition["steps"][4]["days"]) == ("wait", 5)
     shot("playbook-saved-from-form")
+
+
+@pytest.mark.slow
+def test_a_form_edit_keeps_the_comments_typed_in_the_yaml(
+    playbook_site: tuple[str, Database, int], browser_page: Page, shot: Shot
+) -> None:
+    """The person's comments survive a form edit: typed into the YAML, one change in the form
+    (step 1 by SMS), back to the YAML: the comments are there, the channel changed, the check
+    still passes."""
+    from tests.engage.test_console import COMMENTED
+
+    url, _, _ = playbook_site
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, url + "/engagement/new", "growth@example.com")
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 4 steps.")
+    page.fill("#playbook-yaml", COMMENTED)
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 2 steps.")
+    page.click("#edit-as-form")
+    page.select_option("#pb-step-0-channel", "sms")
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 2 steps.")
+    page.click("#edit-as-yaml")
+    text = page.input_value("#playbook-yaml")
+    comments = [line for line in COMMENTED.splitlines() if "#" in line]
+    assert len(comments) == 5 and all(line in text.splitlines() for line in comments), text
+    assert "      text: We noticed you have not been back.\n    channel: sms\n" in text
+    assert text.replace("    channel: sms\n", "") == COMMENTED  # nothing else moved
+    shot("playbook-form-comments")

@@ -7,9 +7,8 @@ from the README's role table, not read from ``clm.accounts.roles``."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from clm.accounts import Role
@@ -17,10 +16,10 @@ from clm.lifecycle import saved_segments
 from clm.lifecycle.conditions import Condition
 from clm.store.engine import Database
 from clm.store.models import Customer
-from tests.accounts.conftest import PASSWORD, add_user
+from tests.accounts.conftest import add_user
 from tests.conftest import Tenant
-from tests.web.test_dashboard import browser_page, console_errors  # noqa: F401 - the fixture
-from tests.web.test_pages import _shot, shop  # noqa: F401 - the fixture
+from tests.web.browser import Shot, console_errors, sign_in
+from tests.web.test_pages import shop  # noqa: F401 - the fixture
 
 # (path, selector of an action that changes something) on each page; the permission the
 # route behind the action needs is in the comment.
@@ -56,17 +55,6 @@ SEEN = {
 }
 
 
-def _sign_in(page: Any, url: str, email: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(url + "/overview")
-    expect(page.locator("#email")).to_be_visible(timeout=60_000)  # a first load, under load
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("#signin-form button")
-    expect(page.locator("#sign-out")).to_be_visible()
-
-
 def _fill(path: str, segment: int, customer: int) -> str:
     return path.format(segment=segment, customer=customer)
 
@@ -91,14 +79,12 @@ def places(shop: tuple[str, Tenant], db: Database) -> tuple[str, int, int]:  # n
 @pytest.mark.slow
 def test_a_viewer_sees_no_action_it_may_not_take_and_no_console_error(
     places: tuple[str, int, int],
-    browser_page: object,  # noqa: F811
+    browser_page: Page,
+    shot: Shot,
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, segment, customer = places
     page = browser_page
-    assert isinstance(page, Page)
-    _sign_in(page, url, "viewer@example.com")
+    sign_in(page, url + "/overview", "viewer@example.com")
     me = page.evaluate("fetch('/api/v1/workspace').then((r) => r.json())")
     assert (me["role"], me["permissions"]) == ("viewer", ["read"])
     for path in SEEN:
@@ -117,24 +103,21 @@ def test_a_viewer_sees_no_action_it_may_not_take_and_no_console_error(
     )
     page.goto(url + f"/customers/{customer}")
     expect(page.locator("#note-denied")).to_contain_text("support permission")
-    _shot(page, "role-viewer-customer")
+    shot("role-viewer-customer")
     page.goto(url + "/engagement")
     expect(page.locator("#playbooks")).to_be_visible()
-    _shot(page, "role-viewer-engagement")
+    shot("role-viewer-engagement")
     assert console_errors(page) == []
 
 
 @pytest.mark.slow
 def test_an_owner_sees_every_action(
     places: tuple[str, int, int],
-    browser_page: object,  # noqa: F811
+    browser_page: Page,
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, segment, customer = places
     page = browser_page
-    assert isinstance(page, Page)
-    _sign_in(page, url, "owner@example.com")
+    sign_in(page, url + "/overview", "owner@example.com")
     me = page.evaluate("fetch('/api/v1/workspace').then((r) => r.json())")
     staff = ["audit", "configure", "marketing", "members", "read", "support"]
     assert (me["role"], me["permissions"]) == ("owner", staff)

@@ -7,23 +7,21 @@ deleted, and the page says why. Screenshots at 1280 and 400 px."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Page, expect
 
 from clm.accounts import Role
 from clm.lifecycle.conditions import Condition
 from clm.lifecycle.saved_segments import SegmentCreate, create_segment, get_segment
 from clm.store import workspaces as ws
 from clm.store.engine import Database
-from tests.accounts.conftest import PASSWORD, add_user
+from tests.accounts.conftest import add_user
 from tests.lifecycle.test_customer_list import seed_shop
+from tests.web.browser import Shot, refused_once, sign_in
 from tests.web.servers import serving
-from tests.web.test_dashboard import browser_page, console_errors
 
-__all__ = ["browser_page"]
-SHOTS = Path(__file__).parent / "screenshots"
 PLAYBOOK = (
     "name: lapsing\ntrigger:\n  type: segment_entered\n  segment: Lapsing\n"
     "steps:\n  - id: note\n    type: task\n    title: Call them\n"
@@ -31,46 +29,36 @@ PLAYBOOK = (
 
 
 @pytest.fixture
-def editor_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int, dict[str, int], int]]:
-    workspace_id, ids = seed_shop(sqlite_db)
-    add_user(sqlite_db, "growth@example.com", workspace_id, Role.MARKETER)
-    big = create_segment(sqlite_db, workspace_id, SegmentCreate(
+def editor_site(db: Database) -> Iterator[tuple[str, Database, int, dict[str, int], int]]:
+    workspace_id, ids = seed_shop(db)
+    add_user(db, "growth@example.com", workspace_id, Role.MARKETER)
+    big = create_segment(db, workspace_id, SegmentCreate(
         name="Big spenders", conditions=[Condition(attr="revenue", op="gte", value=40)]
     ), "test")  # fmt: skip
-    lapsing = create_segment(sqlite_db, workspace_id, SegmentCreate(
+    lapsing = create_segment(db, workspace_id, SegmentCreate(
         name="Lapsing", conditions=[Condition(attr="last_seen_days", op="gt", value=30)]
     ), "test")  # fmt: skip
-    with sqlite_db.transaction() as session:
+    with db.transaction() as session:
         secret = ws.issue_key(session, "secret", workspace_id).key
-    with serving(sqlite_db) as url:
+    with serving(db) as url:
         saved = httpx.post(f"{url}/api/v1/engage/playbooks/source", json={"yaml": PLAYBOOK},
                            headers={"Authorization": f"Bearer {secret}"}, timeout=60)  # fmt: skip
         assert saved.status_code == 201, saved.text
-        yield url, sqlite_db, workspace_id, {**ids, "big": big.id}, lapsing.id
+        yield url, db, workspace_id, {**ids, "big": big.id}, lapsing.id
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 400])
 def test_edit_conditions_with_a_live_count_field_errors_and_the_rename_rule(
-    editor_site: tuple[str, Database, int, dict[str, int], int], browser_page: object, width: int
+    editor_site: tuple[str, Database, int, dict[str, int], int],
+    browser_page: Page,
+    shot: Shot,
+    width: int,
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, db, workspace_id, ids, lapsing = editor_site
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
-    SHOTS.mkdir(exist_ok=True)
-
-    def shot(name: str) -> None:
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        assert console_errors(page) == [], name
-
-    page.goto(f"{url}/segments/{ids['big']}")
-    page.fill("#email", "growth@example.com")
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
+    sign_in(page, f"{url}/segments/{ids['big']}", "growth@example.com")
     # seed_shop's revenue: ann 30, bob 80, dora 45 (2 orders), cid none.
     expect(page.locator("#segment-size")).to_have_text("2")
     page.focus("#edit-segment")
@@ -118,9 +106,7 @@ def test_edit_conditions_with_a_live_count_field_errors_and_the_rename_rule(
     page.click("#save-segment-edit")
     expect(page.locator("#segment-refused")).to_contain_text("Invalid segment conditions")
     expect(page.locator("#cond-1-error")).to_have_text("true/false cannot be ordered")
-    refused = console_errors(page)
-    assert len(refused) == 1 and "422" in refused[0], refused
-    refused.clear()  # the refused PATCH, on purpose
+    refused_once(page)  # the PATCH, on purpose
     page.click("#cancel-segment-edit")
     expect(page.locator("#segment-editor")).to_have_count(0)
     assert len(get_segment(db, workspace_id, ids["big"]).conditions) == 2  # unchanged

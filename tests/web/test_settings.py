@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from clm.accounts import Role
 from clm.engage import repository as engage_repo
@@ -18,13 +19,10 @@ from clm.ingest import ingest
 from clm.lifecycle import run_lifecycle
 from clm.lifecycle.catalog import list_definitions
 from clm.store.engine import Database
-from tests.accounts.conftest import PASSWORD, add_user
+from tests.accounts.conftest import add_user
 from tests.conftest import Tenant, make_tenant
+from tests.web.browser import Shot, refused_once, sign_in, sign_in_with_key
 from tests.web.servers import serving
-from tests.web.test_dashboard import browser_page, console_errors
-from tests.web.test_pages import SHOTS
-
-__all__ = ["browser_page"]
 
 
 def _history() -> list[dict[str, Any]]:
@@ -52,38 +50,19 @@ def shop(db: Database) -> Iterator[tuple[str, Tenant, Database]]:
         yield url, tenant, db
 
 
-def _with_key(page: Any, url: str, tenant: Tenant, path: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(url + path)
-    expect(page.locator("#key")).to_be_visible(timeout=60_000)  # a first load, under load
-    page.fill("#key", tenant.secret_key)
-    page.click("#login-form button")
-
-
-def _shot(page: Any, name: str, db: Database, width: int) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(SHOTS / f"{name}-{db.dialect}-{width}.png"), full_page=True)
-    assert console_errors(page) == [], name
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 400])
 def test_a_weight_is_changed_previewed_backtested_and_saved(
-    shop: tuple[str, Tenant, Database], browser_page: object, width: int
+    shop: tuple[str, Tenant, Database], browser_page: Page, shot: Shot, width: int
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant, db = shop
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
-    _with_key(page, url, tenant, "/settings/health")
+    sign_in_with_key(page, url + "/settings/health", tenant.secret_key)
     factors = page.locator("#scorecard-factors tbody tr")
     expect(factors.first).to_be_visible()
     expect(page.locator("#scorecard-state")).to_have_text("No changes.")
-    _shot(page, "settings-health", db, width)
+    shot("settings-health")
     # A mistake first: a negative weight is named at once, Save stays off, nothing is asked.
     weight = page.locator("input[name=weight-frequency]")
     weight.fill("-2")
@@ -101,7 +80,7 @@ def test_a_weight_is_changed_previewed_backtested_and_saved(
     assert names[:2] == ["health score (this edit)", "active scorecard"], names
     assert {"recency", "frequency", "random"} <= {n.split(" beats")[0].strip() for n in names}
     expect(result.locator("#chart-backtest-lift canvas")).to_be_visible()
-    _shot(page, "settings-health-backtest", db, width)
+    shot("settings-health-backtest")
     page.click("#save-scorecard")
     expect(page.locator("#scorecard-saved")).to_contain_text("Saved default v2")
     versions = [(d.version, d.active) for d in list_definitions(db, tenant.id, "health")]
@@ -112,15 +91,12 @@ def test_a_weight_is_changed_previewed_backtested_and_saved(
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 400])
 def test_quiet_hours_set_wrong_show_the_error_at_the_field(
-    shop: tuple[str, Tenant, Database], browser_page: object, width: int
+    shop: tuple[str, Tenant, Database], browser_page: Page, shot: Shot, width: int
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant, db = shop
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
-    _with_key(page, url, tenant, "/settings/guardrails")
+    sign_in_with_key(page, url + "/settings/guardrails", tenant.secret_key)
     expect(page.locator("#quiet-start")).to_have_value("21:00")
     expect(page.locator("#channels-configured")).to_contain_text("email: not configured")
     page.fill("#quiet-start", "25:00")
@@ -131,8 +107,8 @@ def test_quiet_hours_set_wrong_show_the_error_at_the_field(
     expect(page.locator("#err-quiet_hours\\.default_timezone")).to_contain_text(
         "unknown time zone 'Mars/Olympus'"
     )
-    console_errors(page).clear()  # the refused PUT's 422, on purpose
-    _shot(page, "settings-guardrails-error", db, width)
+    refused_once(page)  # the PUT, on purpose
+    shot("settings-guardrails-error")
     with db.session() as session:  # nothing was stored
         assert engage_repo.get_policy(session, tenant.id).quiet_hours.start.hour == 21  # type: ignore[union-attr]
     page.fill("#quiet-start", "22:30")
@@ -149,26 +125,19 @@ def test_quiet_hours_set_wrong_show_the_error_at_the_field(
         "Europe/Paris",
     )
     assert policy.caps[0].max_messages == 2
-    _shot(page, "settings-guardrails", db, width)
+    shot("settings-guardrails")
 
 
 @pytest.mark.slow
 def test_an_owner_adds_a_member_and_a_key_is_told_it_cannot(
-    shop: tuple[str, Tenant, Database], browser_page: object
+    shop: tuple[str, Tenant, Database], browser_page: Page, shot: Shot
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant, db = shop
     page = browser_page
-    assert isinstance(page, Page)
-    _with_key(page, url, tenant, "/settings/members")
+    sign_in_with_key(page, url + "/settings/members", tenant.secret_key)
     expect(page.locator("#members-denied")).to_contain_text("a key never does")
-    console_errors(page).clear()  # the key's 403 on /members, on purpose
     page.evaluate("sessionStorage.clear()")
-    page.goto(url + "/settings/members")
-    page.fill("#email", "owner@example.com")
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
+    sign_in(page, url + "/settings/members", "owner@example.com")
     rows = page.locator("#members tbody tr")
     expect(rows).to_have_count(2)
     page.fill("#member-form input[name=email]", "new@example.com")
@@ -177,7 +146,7 @@ def test_an_owner_adds_a_member_and_a_key_is_told_it_cannot(
     expect(rows).to_have_count(3)
     page.select_option("tr[data-member='viewer@example.com'] select", "customer_success")
     expect(page.locator("#settings")).to_contain_text("viewer@example.com is now customer success")
-    _shot(page, "settings-members", db, 1280)
+    shot("settings-members")
     from clm.accounts import users
 
     with db.session() as session:

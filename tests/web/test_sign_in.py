@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from clm.accounts import Role
 from clm.config import get_settings
@@ -18,7 +18,8 @@ from clm.store.engine import Database
 from tests.accounts.conftest import PASSWORD, add_user
 from tests.conftest import Tenant
 from tests.engage.conftest import SmtpSink, smtp_sink  # noqa: F401 - the fixture
-from tests.web.test_dashboard import browser_page, site  # noqa: F401 - the fixtures
+from tests.web.browser import Shot, refused_once
+from tests.web.test_dashboard import site  # noqa: F401 - the fixture
 
 
 @pytest.fixture
@@ -32,26 +33,24 @@ def public_url(site: tuple[str, Tenant], monkeypatch: pytest.MonkeyPatch) -> Ite
 
 def test_a_person_signs_in_and_out_with_the_session_cookie(
     site: tuple[str, Tenant],  # noqa: F811
-    browser_page: object,  # noqa: F811
-    sqlite_db: Database,
-    tmp_path: Path,
+    browser_page: Page,
+    db: Database,
+    shot: Shot,
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant = site
-    add_user(sqlite_db, "viewer@example.com", tenant.id, Role.VIEWER)
+    add_user(db, "viewer@example.com", tenant.id, Role.VIEWER)
     page = browser_page
-    assert isinstance(page, Page)
     page.goto(url + "/")
     page.fill("#email", "viewer@example.com")
     page.fill("#password", "not the password")
     page.click("#signin-form button")
     expect(page.locator("#signin-error")).to_have_text("Wrong email or password.")
+    refused_once(page, 401)  # the wrong password, on purpose
     page.fill("#password", PASSWORD)
     page.click("#signin-form button")
     expect(page.locator("#stat-customers")).to_have_text("2")
     expect(page.locator("#stat-revenue")).to_have_text("$42")
-    page.screenshot(path=str(tmp_path / "signed-in.png"), full_page=True)
+    shot("signed-in")
     # The session cookie is HttpOnly: the page's scripts see only the CSRF token.
     cookies = page.evaluate("document.cookie")
     assert "clm_csrf=" in cookies and "clm_session" not in cookies
@@ -72,20 +71,17 @@ def test_a_person_signs_in_and_out_with_the_session_cookie(
 
 def test_a_forgotten_password_is_reset_by_an_emailed_single_use_link(
     site: tuple[str, Tenant],  # noqa: F811
-    browser_page: object,  # noqa: F811
-    sqlite_db: Database,
+    browser_page: Page,
+    db: Database,
     smtp_sink: SmtpSink,  # noqa: F811
     public_url: str,
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, tenant = site
-    add_user(sqlite_db, "cs@example.com", tenant.id, Role.CUSTOMER_SUCCESS)
-    with sqlite_db.transaction() as session:
+    add_user(db, "cs@example.com", tenant.id, Role.CUSTOMER_SUCCESS)
+    with db.transaction() as session:
         provider = EmailProvider(host=smtp_sink.host, port=smtp_sink.port, sender="CLM <c@x.io>")
         engage_repo.set_provider(session, tenant.id, provider)
     page = browser_page
-    assert isinstance(page, Page)
     page.goto(url + "/")
     page.click("text=Forgot your password?")
     # An unknown address gets the same answer, and no email.

@@ -6,58 +6,37 @@ replaced. No other console error; screenshots at 1280 and 400 px."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page, expect
 
 from clm.accounts import Role
 from clm.config import get_settings
 from clm.engage.surveys import service as surveys
 from clm.store.engine import Database
-from tests.accounts.conftest import PASSWORD, add_user
+from tests.accounts.conftest import add_user
 from tests.conftest import make_tenant
+from tests.web.browser import Shot, refused_once, sign_in
 from tests.web.servers import serving
-from tests.web.test_dashboard import browser_page, console_errors
-
-__all__ = ["browser_page"]
-SHOTS = Path(__file__).parent / "screenshots"
 
 
 @pytest.fixture
-def survey_site(sqlite_db: Database) -> Iterator[tuple[str, Database, int]]:
-    tenant = make_tenant(sqlite_db, "surveys")
-    add_user(sqlite_db, "growth@example.com", tenant.id, Role.MARKETER)
-    with serving(sqlite_db) as url:
-        yield url, sqlite_db, tenant.id
+def survey_site(db: Database) -> Iterator[tuple[str, Database, int]]:
+    tenant = make_tenant(db, "surveys")
+    add_user(db, "growth@example.com", tenant.id, Role.MARKETER)
+    with serving(db) as url:
+        yield url, db, tenant.id
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [1280, 400])
 def test_create_a_survey_by_keyboard_with_field_errors_and_see_its_link(
-    survey_site: tuple[str, Database, int], browser_page: object, width: int
+    survey_site: tuple[str, Database, int], browser_page: Page, shot: Shot, width: int
 ) -> None:
-    from playwright.sync_api import Page, expect
-
     url, db, workspace_id = survey_site
     page = browser_page
-    assert isinstance(page, Page)
     page.set_viewport_size({"width": width, "height": 900})
-    SHOTS.mkdir(exist_ok=True)
-
-    def shot(name: str) -> None:
-        page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        assert console_errors(page) == [], name
-
-    def refused_once() -> None:
-        errors = console_errors(page)
-        assert len(errors) == 1 and ("422" in errors[0] or "409" in errors[0]), errors
-        errors.clear()  # the refused POST, on purpose
-
-    page.goto(url + "/engagement/surveys")
-    page.fill("#email", "growth@example.com")
-    page.fill("#password", PASSWORD)
-    page.press("#password", "Enter")
+    sign_in(page, url + "/engagement/surveys", "growth@example.com")
     expect(page.locator("#engagement")).to_contain_text("No surveys yet")
     page.focus("#new-survey-button")
     page.keyboard.press("Enter")
@@ -74,7 +53,7 @@ def test_create_a_survey_by_keyboard_with_field_errors_and_see_its_link(
     expect(page.locator("#survey-subject-error")).to_contain_text("at least 1 character")
     expect(page.locator("#survey-key")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#survey-key")).to_be_focused()  # the first field at fault
-    refused_once()
+    refused_once(page)  # the POST, on purpose
     shot("survey-create-error")
     assert surveys.list_surveys(db, workspace_id) == []
     page.fill("#survey-key", "csat-after-ticket")
@@ -103,6 +82,6 @@ def test_create_a_survey_by_keyboard_with_field_errors_and_see_its_link(
     page.fill("#survey-question", "Something else?")
     page.click("#create-survey")
     expect(page.locator("#survey-key-error")).to_contain_text("exists already")
-    refused_once()
+    refused_once(page, 409)  # the POST, on purpose
     [kept] = surveys.list_surveys(db, workspace_id)
     assert kept.definition["question"] == "How did we do with your ticket?"

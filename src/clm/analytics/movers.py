@@ -3,9 +3,11 @@ moves (up or down the stage model), over the last few days, from the exact histo
 
 A health mover is a customer with a score both at the start of the window and now (their
 latest ``health_history`` snapshot at or before each instant) whose score now is lower;
-customers first scored inside the window have no "before" and are not movers. A stage move
-is a transition in the window, up (forward, skip, reactivation) or down (backward, exit);
-entries (a customer's first stage) are counted as new, not as moves.
+customers first scored inside the window are new, not movers: a first health score has no
+"before", and a first P(alive) (a model's first score) changes the score with no move of
+the customer's (a real install's first prediction fit would read as everyone's fall). A
+stage move is a transition in the window, up (forward, skip, reactivation) or down
+(backward, exit); entries (a customer's first stage) are counted as new, not as moves.
 """
 
 from __future__ import annotations

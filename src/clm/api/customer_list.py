@@ -3,8 +3,9 @@ the same query as CSV. (A path of its own: ``/customers/{id}`` owns every ``/cus
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
@@ -15,6 +16,7 @@ from clm.api.deps import DatabaseDep, Reader, workspace_id
 from clm.api.routing import ClmRoute
 from clm.errors import FieldError, ValidationError
 from clm.lifecycle.catalog import get_stage_model
+from clm.lifecycle.conditions import Condition
 from clm.lifecycle.customer_list import (
     MAX_COUNT,
     MAX_DAYS,
@@ -120,38 +122,19 @@ def history_filters(
 History = Annotated[HistoryFilters, Depends(history_filters)]
 
 
-def _with_history(
-    db: Database, ws: int, query: CustomerQuery, history: HistoryFilters
-) -> tuple[CustomerQuery, list[ColumnElement[bool]]]:
-    """The query and the history filters as conditions; with ``as_of`` the stage and health
-    filters move from the current state to the history."""
-    if not history.active:
-        return query, []
-    stage_id = get_stage_model(db, ws)[0].id
-    health_id = get_scorecard(db, ws)[0]
-    extra = history_conditions(
-        history, query.stage, query.health_state, stage_id, health_id, datetime.now(UTC)
-    )
-    if history.as_of is not None:
-        query = query.model_copy(update={"stage": [], "health_state": []})
-    return query, extra
-
-
 def _split(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 def customer_query(
     q: str | None, stage: str | None, health_state: str | None, sort: SortKey, order: str,
-    page: int = 1, per_page: int = 50, rfm: str | None = None,
-    ranges: RangeFilters | None = None,
+    rfm: str | None, ranges: RangeFilters,
 ) -> CustomerQuery:  # fmt: skip
     """The list's query from its URL parameters; a bad one is a field error (422)."""
     try:
         return CustomerQuery(
             q=q or None, stage=_split(stage), health_state=_split(health_state),
-            rfm=_split(rfm), sort=sort, order=order, page=page, per_page=per_page,
-            ranges=ranges or RangeFilters(),
+            rfm=_split(rfm), sort=sort, order=order, ranges=ranges,
         )  # fmt: skip
     except PydanticError as exc:
         problems = [
@@ -160,10 +143,16 @@ def customer_query(
         raise ValidationError("Invalid customer list query", problems) from None
 
 
-@router.get("/customer-list")
-def get_customer_list(
-    db: DatabaseDep,
-    key: Reader,
+@dataclass(frozen=True)
+class ListRequest:
+    """A view of the customer list as its URL asks for it: the query (search, filters, sort,
+    page) and the filters on the history."""
+
+    query: CustomerQuery
+    history: HistoryFilters
+
+
+def list_request(
     ranges: Ranges,
     history: History,
     q: Search = None,
@@ -171,10 +160,81 @@ def get_customer_list(
     health_state: States = None,
     sort: SortKey = SortKey.id,
     order: Order = "asc",
+    rfm: Rfm = None,
+) -> ListRequest:
+    """Every filter and the sort of the list's URL: one dependency, so the customer list, a
+    segment's members and both CSVs take the same parameters with the same field errors."""
+    return ListRequest(customer_query(q, stage, health_state, sort, order, rfm, ranges), history)
+
+
+def page_of(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
-    segment: SavedSegment = None,
-    rfm: Rfm = None,
+) -> tuple[int, int]:
+    """The page to show and its length."""
+    return page, per_page
+
+
+def paged_list_request(
+    request: Annotated[ListRequest, Depends(list_request)],
+    paging: Annotated[tuple[int, int], Depends(page_of)],
+) -> ListRequest:
+    """``list_request`` and the page to show (its parameters after the filters')."""
+    page, per_page = paging
+    query = request.query.model_copy(update={"page": page, "per_page": per_page})
+    return ListRequest(query, request.history)
+
+
+ListFilters = Annotated[ListRequest, Depends(list_request)]
+PagedListFilters = Annotated[ListRequest, Depends(paged_list_request)]
+
+
+def _filtered(
+    db: Database, ws: int, request: ListRequest, segment: int | None
+) -> tuple[CustomerQuery, list[Condition], list[ColumnElement[bool]]]:
+    """The query, the saved segment's conditions and the history filters as conditions; with
+    ``as_of`` the stage and health filters move from the current state to the history."""
+    query, history = request.query, request.history
+    conditions = conditions_of(db, ws, segment) if segment is not None else []
+    if not history.active:
+        return query, conditions, []
+    stage_id = get_stage_model(db, ws)[0].id
+    health_id = get_scorecard(db, ws)[0]
+    extra = history_conditions(
+        history, query.stage, query.health_state, stage_id, health_id, datetime.now(UTC)
+    )
+    if history.as_of is not None:
+        query = query.model_copy(update={"stage": [], "health_state": []})
+    return query, conditions, extra
+
+
+def customer_page(db: Database, ws: int, request: ListRequest, segment: int | None) -> CustomerList:
+    """One page of the customers ``request`` asks for (among a saved segment's members)."""
+    query, conditions, extra = _filtered(db, ws, request, segment)
+    return list_customers(db, ws, query, conditions=conditions, extra=extra)
+
+
+def customer_csv(
+    db: Database, ws: int, request: ListRequest, segment: int | None, filename: str
+) -> StreamingResponse:
+    """Every customer ``request`` asks for (among a saved segment's members), as a CSV
+    download; an unknown segment is a 404 before the first byte."""
+    query, conditions, extra = _filtered(db, ws, request, segment)
+    return StreamingResponse(
+        export_csv(db, ws, query, conditions=conditions, extra=extra),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+CSV_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "CSV, a header row first"}
+}
+
+
+@router.get("/customer-list")
+def get_customer_list(
+    db: DatabaseDep, key: Reader, request: PagedListFilters, segment: SavedSegment = None
 ) -> CustomerList:
     """Customers with stage, health, RFM segment, P(alive), CLV, revenue and last seen, read
     from each customer's stored current state (at most one live pass old); e.g. the at-risk
@@ -185,38 +245,12 @@ def get_customer_list(
     overview's numbers: ``stage=trial&as_of=2024-01-07T23:59:59Z`` who stood in trial then,
     ``moved=up&moved_since=...&moved_until=...`` the week's movers up, ``moved_to=loyalty``
     who moved into loyalty, ``health_fell=true`` whose score fell."""
-    query = customer_query(q, stage, health_state, sort, order, page, per_page, rfm, ranges)
-    ws = workspace_id(key)
-    conditions = conditions_of(db, ws, segment) if segment is not None else []
-    query, extra = _with_history(db, ws, query, history)
-    return list_customers(db, ws, query, conditions=conditions, extra=extra)
+    return customer_page(db, workspace_id(key), request, segment)
 
 
-@router.get(
-    "/customer-list.csv",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}, "description": "CSV, a header row first"}},
-)
+@router.get("/customer-list.csv", response_class=StreamingResponse, responses=CSV_RESPONSES)
 def get_customer_list_csv(
-    db: DatabaseDep,
-    key: Reader,
-    ranges: Ranges,
-    history: History,
-    q: Search = None,
-    stage: Stages = None,
-    health_state: States = None,
-    sort: SortKey = SortKey.id,
-    order: Order = "asc",
-    segment: SavedSegment = None,
-    rfm: Rfm = None,
+    db: DatabaseDep, key: Reader, request: ListFilters, segment: SavedSegment = None
 ) -> StreamingResponse:
     """Every customer the same filters match, as CSV."""
-    query = customer_query(q, stage, health_state, sort, order, rfm=rfm, ranges=ranges)
-    ws = workspace_id(key)
-    conditions = conditions_of(db, ws, segment) if segment is not None else []
-    query, extra = _with_history(db, ws, query, history)
-    return StreamingResponse(
-        export_csv(db, ws, query, conditions=conditions, extra=extra),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="customers.csv"'},
-    )
+    return customer_csv(db, workspace_id(key), request, segment, "customers.csv")

@@ -66,6 +66,14 @@ class PlaybookDraft(BaseModel):
     """A playbook as a form holds it (perhaps with mistakes), to be written as YAML."""
 
     draft: Annotated[dict[str, Any], Field(description="the playbook's fields, as in its YAML")]
+    yaml: Annotated[
+        str | None,
+        Field(
+            max_length=200_000,
+            description="the YAML the form is editing: the draft is written into it, keeping "
+            "its comments and layout (without it, or when it is not a mapping, written afresh)",
+        ),
+    ] = None
 
 
 class PlaybookText(BaseModel):
@@ -96,10 +104,11 @@ def check_playbook(body: PlaybookSource, db: DatabaseDep, key: Marketer) -> Play
 
 @router.post("/playbooks/yaml")
 def write_playbook_yaml(body: PlaybookDraft, key: Marketer) -> PlaybookSource:
-    """A form's playbook as YAML text (not checked: ``/playbooks/check`` does that, with the
-    line of each problem, so the form and the text editor share one set of checks)."""
+    """A form's playbook as YAML text, written into the text it came from so the comments and
+    layout stay (not checked: ``/playbooks/check`` does that, with the line of each problem,
+    so the form and the text editor share one set of checks)."""
     del key  # only who may edit playbooks may ask
-    return PlaybookSource(yaml=draft_yaml(body.draft))
+    return PlaybookSource(yaml=draft_yaml(body.draft, body.yaml))
 
 
 @router.post("/playbooks/source", status_code=201)
@@ -167,7 +176,8 @@ def get_survey_comments(
     page: PageNumber = 1,
     per_page: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> CommentPage:
-    """A survey's comments, newest first, each with its VADER sentiment and tone."""
+    """A survey's comments, newest first, each with its VADER sentiment and tone: one per
+    response, its latest (a comment added later replaces the one given with the score)."""
     return survey_comments(
         db, workspace_id(key), survey_key, tone_filter=tone, page=page, per_page=per_page
     )

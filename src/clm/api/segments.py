@@ -5,16 +5,20 @@ CSV, and the size over time. Reading needs ``read``; saving, changing and deleti
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from clm.accounts.audit import record_after
-from clm.api.customer_list import Order, Search, Stages, States, customer_query
+from clm.api.customer_list import (
+    CSV_RESPONSES,
+    ListFilters,
+    PagedListFilters,
+    customer_csv,
+    customer_page,
+)
 from clm.api.deps import DatabaseDep, Marketer, Reader, workspace_id
 from clm.api.routing import ClmRoute
-from clm.lifecycle.customer_list import MAX_PER_PAGE, CustomerList, SortKey
+from clm.lifecycle.customer_list import CustomerList
 from clm.lifecycle.saved_segments import (
     ConditionsDraft,
     SegmentCreate,
@@ -26,8 +30,6 @@ from clm.lifecycle.saved_segments import (
     delete_segment,
     get_segment,
     list_segments,
-    members,
-    members_csv,
     preview_conditions,
     sizes,
     update_segment,
@@ -92,42 +94,18 @@ def remove_segment(segment_id: RowId, db: DatabaseDep, key: Marketer) -> Respons
 
 @router.get("/{segment_id}/members")
 def get_members(
-    segment_id: RowId,
-    db: DatabaseDep,
-    key: Reader,
-    q: Search = None,
-    stage: Stages = None,
-    health_state: States = None,
-    sort: SortKey = SortKey.id,
-    order: Order = "asc",
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
+    segment_id: RowId, db: DatabaseDep, key: Reader, request: PagedListFilters
 ) -> CustomerList:
     """The segment's members now: the customer list (same columns, filters and sorts)."""
-    query = customer_query(q, stage, health_state, sort, order, page, per_page)
-    return members(db, workspace_id(key), segment_id, query)
+    return customer_page(db, workspace_id(key), request, segment_id)
 
 
-@router.get(
-    "/{segment_id}/members.csv",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}, "description": "CSV, a header row first"}},
-)
+@router.get("/{segment_id}/members.csv", response_class=StreamingResponse, responses=CSV_RESPONSES)
 def get_members_csv(
-    segment_id: RowId,
-    db: DatabaseDep,
-    key: Reader,
-    sort: SortKey = SortKey.id,
-    order: Order = "asc",
+    segment_id: RowId, db: DatabaseDep, key: Reader, request: ListFilters
 ) -> StreamingResponse:
-    """Every member of the segment, as CSV."""
-    query = customer_query(None, None, None, sort, order)
-    _, chunks = members_csv(db, workspace_id(key), segment_id, query)
-    return StreamingResponse(
-        chunks,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="segment-{segment_id}.csv"'},
-    )
+    """Every member of the segment the same filters match, as CSV."""
+    return customer_csv(db, workspace_id(key), request, segment_id, f"segment-{segment_id}.csv")
 
 
 @router.get("/{segment_id}/sizes")

@@ -53,6 +53,7 @@ class SortKey(StrEnum):
     p_alive = "p_alive"
     clv = "clv"
     revenue = "revenue"
+    purchases = "purchases"
     rfm = "rfm"
 
 
@@ -188,6 +189,7 @@ SORT_COLUMNS: dict[SortKey, Any] = {
     SortKey.p_alive: State.p_alive,
     SortKey.clv: State.clv_12m,
     SortKey.revenue: State.revenue,
+    SortKey.purchases: State.purchases,
     SortKey.rfm: State.rfm_segment,
 }
 

@@ -10,7 +10,8 @@ indexes, applied to the stored state rows (``customer_states``) as ``customer_id
 The definitions are the charts' and the movers' own: a customer's stage at an instant is the
 stage of their latest transition at or before it (``stage_counts``), their health the state
 of their latest snapshot at or before it (the later written of two in one second); a mover
-is counted as in ``clm.analytics.movers``, which reads the same selects.
+is counted as in ``clm.analytics.movers``, which reads the same selects (a customer first
+scored in the window, by health or by a model's P(alive), is new there and here).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from clm.errors import FieldError
-from clm.store.models import CustomerState, HealthSnapshot, StageTransition
+from clm.store.models import CustomerState, Event, HealthSnapshot, Identity, StageTransition
+from clm.store.own_events import MODEL_EVENTS
 
 Direction = Literal["up", "down", "new"]
 UP = ("forward", "skip", "reactivation")
@@ -118,11 +120,32 @@ def moved_in(
     return select(t.customer_id).where(*where)
 
 
+def first_model_score_in(since: int, until: int, customer_id: Any) -> ColumnElement[bool]:
+    """True for a customer (``customer_id``: a column to correlate with) whose first model
+    score (``MODEL_EVENTS``: P(alive)) is in ``(since, until]``: none before it, one in it.
+    (In that order: once fits are regular, most customers have an earlier score, and one
+    probe of the (identity, name, ts) index settles it.)"""
+    e, i = Event, Identity
+
+    def scored(*when: ColumnElement[bool]) -> ColumnElement[bool]:
+        return (
+            select(e.id)
+            .join(i, i.id == e.identity_id)
+            .where(i.customer_id == customer_id, e.name.in_(MODEL_EVENTS), *when)
+            .exists()
+        )
+
+    return and_(~scored(e.ts <= since), scored(e.ts > since, e.ts <= until))
+
+
 def score_changes(definition_id: int, since: int, until: int) -> Any:
     """Per customer with a snapshot in ``(since, until]`` and one at or before ``since``:
     (customer_id, score_before, score_now, change, state_before, state_now) of their latest
-    snapshots at ``since`` and at ``until``: the movers' health
-    falls and rises (a customer first scored in the window has no "before")."""
+    snapshots at ``since`` and at ``until``: the movers' health falls and rises.
+
+    Customers first scored in the window are new, not movers: a first health score has no
+    "before", and a first model score (P(alive)) joins the scorecard's factors at once, so the
+    first prediction fit would otherwise read as a week's fall for most repeat buyers."""
     h = HealthSnapshot
     touched = (
         select(h.customer_id)
@@ -149,6 +172,7 @@ def score_changes(definition_id: int, since: int, until: int) -> Any:
         touched.c.customer_id, latest(since).label("before_id"), latest(until).label("now_id")
     ).subquery()
     before, now = aliased(HealthSnapshot), aliased(HealthSnapshot)
+    first_scored = first_model_score_in(since, until, pairs.c.customer_id)
     return (
         select(
             pairs.c.customer_id,
@@ -160,6 +184,8 @@ def score_changes(definition_id: int, since: int, until: int) -> Any:
         )
         .join(before, before.id == pairs.c.before_id)
         .join(now, now.id == pairs.c.now_id)
+        # after the joins, so only the customers whose score moved are probed
+        .where(or_(now.score == before.score, ~first_scored))
         .subquery()
     )
 

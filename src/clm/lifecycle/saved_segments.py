@@ -13,7 +13,7 @@ starts on the day of the save, and ``backfilled`` says which.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -33,7 +33,6 @@ from clm.lifecycle.conditions import (
 from clm.lifecycle.customer_list import (
     CustomerList,
     CustomerQuery,
-    export_csv,
     list_customers,
     matching_ids,
 )
@@ -395,16 +394,6 @@ def members(db: Database, workspace_id: int, segment_id: int, query: CustomerQue
     """A page of the segment's members: the customer list with the segment applied."""
     conditions = conditions_of(db, workspace_id, segment_id)
     return list_customers(db, workspace_id, query, conditions=conditions)
-
-
-def members_csv(
-    db: Database, workspace_id: int, segment_id: int, query: CustomerQuery
-) -> tuple[str, Iterator[str]]:
-    """(segment name, CSV chunks) of every member."""
-    with db.session() as session:
-        row = _get(session, workspace_id, segment_id)
-        name, conditions = row.name, [Condition.model_validate(c) for c in row.conditions]
-    return name, export_csv(db, workspace_id, query, conditions=conditions)
 
 
 # --- size over time -------------------------------------------------------------------------

@@ -7,7 +7,8 @@ In one transaction, for the person a customer id names (every merged id included
    history, consents and their history, outbox messages, journeys, tasks, tokens, coupons,
    points, testimonials, referral codes, and any table added later), plus the rows reached
    through them (journey log, redemptions, the whole points transactions so the double-entry
-   ledger stays balanced, referrals on either side, suppressions of their addresses);
+   ledger stays balanced, referrals on either side, suppressions of their addresses), and
+   their stored survey answers (by identity);
 4. where another customer's rows name them, the naming is removed: an event of someone else
    that carried their user or anonymous id loses it; referral events of their referees lose
    the referrer id and code.
@@ -27,6 +28,7 @@ from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from clm.accounts import Actor, Principal, record
+from clm.engage.surveys.stored_answers import forget_identities, invalidate_answers
 from clm.lifecycle.current_state import invalidate_state
 from clm.privacy.person import Person, customer_tables, find_person
 from clm.store.engine import Database
@@ -170,6 +172,9 @@ def _erase(session: Session, person: Person, report: ErasureReport) -> None:
         _count(report, table.name, rowcount(
             delete(table).where(table.c.workspace_id == ws, column.in_(ids))
         ))  # fmt: skip
+    # Their stored survey answers (comments); the others' are refolded from the log later.
+    _count(report, "survey_answers", forget_identities(session, ws, person.identity_ids))
+    invalidate_answers(session, ws)
     # The person's own log, identities and customer rows, last (foreign keys).
     for chunk in _chunks(person.identity_ids):
         _count(report, "events", rowcount(delete(Event).where(Event.identity_id.in_(chunk))))

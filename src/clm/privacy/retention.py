@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, select
 
 from clm.accounts import Actor, Principal, record
+from clm.engage.surveys.stored_answers import invalidate_answers
 from clm.lifecycle.current_state import invalidate_state
 from clm.privacy.settings import get_privacy_settings
 from clm.store.engine import Database
@@ -75,6 +76,7 @@ def apply_retention(
     if report.purged:
         with db.transaction() as session:
             invalidate_state(session, workspace_id)  # counts and RFM: the next refresh rebuilds
+            invalidate_answers(session, workspace_id)  # purged answers leave the results now
             record(session, who, "events.retention_purge", f"workspace:{workspace_id}",
                    after={"purged": report.purged, "cutoff": cutoff.isoformat()},
                    workspace_id=workspace_id)  # fmt: skip

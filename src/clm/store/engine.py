@@ -23,6 +23,8 @@ import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
 from sqlalchemy import Connection, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -101,10 +103,30 @@ def create_db_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     )
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` with Alembic; safe to call on every start."""
+def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def pending_migrations(engine: Engine) -> list[str]:
+    """The migrations this code has that the database lacks, oldest first: empty when its
+    schema is this code's, or newer (a revision this code does not know, from a later
+    checkout). For a program that opens a database without migrating it, as a benchmark or
+    script opening a shared file must: a migration would change it for every other user."""
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    try:
+        missing = scripts.iterate_revisions("heads", current)
+        return [revision.revision for revision in reversed(list(missing))]
+    except ResolutionError:  # ``current`` is not in this code's chain: a newer schema
+        return []
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` with Alembic; safe to call on every start."""
+    config = _alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         before = MigrationContext.configure(connection).get_current_revision()

@@ -164,6 +164,7 @@ EVENT_KIND_INDEXES = {
     "ix_events_survey_answers": text("name = 'survey_answered'"),
     "ix_events_referral_clicks": text("name = 'Referral Link Clicked'"),
 }
+SURVEY_ANSWERS = EVENT_KIND_INDEXES["ix_events_survey_answers"]
 
 
 class Event(Base):
@@ -205,6 +206,14 @@ class Event(Base):
         *(
             Index(name, "workspace_id", "ts", sqlite_where=where, postgresql_where=where)
             for name, where in EVENT_KIND_INDEXES.items()
+        ),
+        # The survey answers past a cursor (``clm.engage.surveys.stored_answers``), by id.
+        Index(
+            "ix_events_survey_answer_ids",
+            "workspace_id",
+            "id",
+            sqlite_where=SURVEY_ANSWERS,
+            postgresql_where=SURVEY_ANSWERS,
         ),
     )
 
@@ -408,6 +417,8 @@ class EngageToken(Base):
 
     __table_args__ = (
         Index("ix_engage_tokens_subject", "workspace_id", "purpose", "customer_id", "issued_at"),
+        # A survey's "asked" count (its results): the links issued for it.
+        Index("ix_engage_tokens_survey", "workspace_id", "purpose", "subject"),
     )
 
 
@@ -425,6 +436,45 @@ class EngageSurvey(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp)
 
     __table_args__ = (UniqueConstraint("workspace_id", "key", name="uq_engage_survey"),)
+
+
+class SurveyAnswer(Base):
+    """Each survey response's latest answer: the score of its latest revision that has one,
+    the comment (and its sentiment) of its latest revision that has one, so a survey's results
+    are an indexed aggregate instead of a pass over every revision in the log.
+
+    Derived (``clm.engage.surveys.stored_answers``) from the ``survey_answered`` events, up to
+    the event id of its cursor; ``response_key`` is ``r:<response_id>`` (``m:<message_id>``
+    for an answer without one). The revision, time and message id of each half are its rank:
+    a revision arriving late replaces the stored one only when it ranks higher. ``identity_id``
+    (not the customer) so a merge is followed at read time, as the log's events follow it.
+    """
+
+    __tablename__ = "survey_answers"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    survey_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    response_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"))
+    score: Mapped[int | None] = mapped_column(Integer)
+    score_ts: Mapped[int | None] = mapped_column(BigInteger)
+    score_revision: Mapped[int | None] = mapped_column(Integer)
+    score_message_id: Mapped[str | None] = mapped_column(String(255))
+    comment: Mapped[str | None] = mapped_column(Text)
+    sentiment: Mapped[float | None] = mapped_column(Float)
+    comment_ts: Mapped[int | None] = mapped_column(BigInteger)
+    comment_revision: Mapped[int | None] = mapped_column(Integer)
+    comment_message_id: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        # The results: per day and score, read from the index alone.
+        Index("ix_survey_answers_scores", "workspace_id", "survey_key", "score_ts", "score"),
+        # The comments, newest first, paged.
+        Index("ix_survey_answers_comments", "workspace_id", "survey_key", "comment_ts"),
+        Index("ix_survey_answers_identity", "identity_id"),  # erasure, the FK's deletes
+    )
 
 
 class EngageTask(Base):
@@ -485,6 +535,13 @@ class EngageJourney(Base):
     enrolled_ts: Mapped[int] = mapped_column(BigInteger)
     trigger_message_id: Mapped[str | None] = mapped_column(String(255))
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
+    # The goal outcome, kept by ``clm.engage.playbooks.outcomes``: for which version of the
+    # playbook's goal (``EngagePlaybookGoal.version``; NULL: not yet observed), when it was
+    # first reached inside the window (NULL: not reached) and by what: the goal event's
+    # ``events.id``, or the goal stage entry's ``stage_transitions.id``.
+    goal_version: Mapped[int | None] = mapped_column(Integer)
+    goal_ts: Mapped[int | None] = mapped_column(BigInteger)
+    goal_source_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_engage_journeys_customer", "workspace_id", "playbook_name", "customer_id"),
@@ -494,6 +551,39 @@ class EngageJourney(Base):
         Index(
             "ix_engage_journeys_playbook_state", "workspace_id", "playbook_name", "state", "wake_at"
         ),
+        # The playbook report reads this index alone (its group order, no table row), and the
+        # goal observer finds the journeys not yet observed under the current goal by its prefix.
+        Index(
+            "ix_engage_journeys_goal",
+            "workspace_id",
+            "playbook_name",
+            "goal_version",
+            "arm",
+            "variant",
+            "state",
+            "goal_ts",
+        ),
+    )
+
+
+class EngagePlaybookGoal(Base):
+    """How far a playbook's goal outcomes are observed: the goal definition they answer (its
+    ``goal_key``, numbered by ``version``) and the log read so far: events, stage transitions
+    and identity links (merges) up to these ids."""
+
+    __tablename__ = "engage_playbook_goals"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    playbook_name: Mapped[str] = mapped_column(String(64))
+    goal_key: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    event_cursor: Mapped[int] = mapped_column(BigInteger)
+    transition_cursor: Mapped[int] = mapped_column(BigInteger)
+    link_cursor: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "playbook_name", name="uq_engage_playbook_goal"),
     )
 
 
@@ -940,6 +1030,7 @@ class CustomerState(Base):
         Index("ix_customer_states_clv", "workspace_id", "clv_12m", "customer_id"),
         Index("ix_customer_states_rfm", "workspace_id", "rfm_segment", "customer_id"),
         Index("ix_customer_states_revenue", "workspace_id", "revenue", "customer_id"),
+        Index("ix_customer_states_purchases", "workspace_id", "purchases", "customer_id"),
         # A search (``LIKE '%text%'``) scans this narrow index instead of the wide rows.
         Index("ix_customer_states_search", "workspace_id", "search_text", "customer_id"),
     )
@@ -982,7 +1073,8 @@ class EventCount(Base):
 
 class OverviewReading(Base):
     """One stored reading of an overview aggregate (a funnel, a retention trend, the stage and
-    health histories' daily changes, ...), so a freshly started server answers at once.
+    health histories' daily changes, ...) or of a report, so a freshly started server answers
+    at once.
 
     A cache with a version, never a second truth: ``version`` holds the cheap facts about the
     inputs (newest row ids, counts, definition ids) read before the computation, so a reader

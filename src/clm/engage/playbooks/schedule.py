@@ -1,9 +1,11 @@
 """The engagement tick: everything that happens with the passing of time, in one call.
 
-Journeys enrol and advance, referrals are attributed, qualified and rewarded once their refund
-window has passed, events earn points and lapsed points expire. The worker runs it every
-minute for every workspace; ``clm playbook tick`` and ``POST /api/v1/engage/tick`` run it on
-demand. Each part is idempotent, so running it twice, or from two places, is harmless.
+Journeys enrol and advance and their goal outcomes are observed, referrals are attributed,
+qualified and rewarded once their refund window has passed, events earn points and lapsed
+points expire, and new survey answers are folded into each response's stored latest answer
+(the survey results' table). The worker runs it every minute for every workspace; ``clm
+playbook tick`` and ``POST /api/v1/engage/tick`` run it on demand. Each part is idempotent, so
+running it twice, or from two places, is harmless.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from sqlalchemy import select
 
 from clm.engage import repository as repo
 from clm.engage.playbooks.journey_steps import TickReport, tick
+from clm.engage.playbooks.outcomes import observe_all
 from clm.engage.referrals import ledger
 from clm.engage.referrals import service as referrals
 from clm.engage.referrals.earning import earn_from_events
 from clm.engage.referrals.schemas import ReferralReport
+from clm.engage.surveys.stored_answers import ensure_answers
 from clm.store.engine import Database
 from clm.store.models import Workspace
 
@@ -35,6 +39,7 @@ class EngageTickReport(TickReport):
     referrals: ReferralReport | None = None  # None: the workspace has no referral program
     points_earned: int = 0
     points_expired: int = 0
+    goals_observed: int = 0  # journeys whose goal outcome was (re)computed
     errors: list[str] = Field(default_factory=list)  # parts that failed (logged), the rest ran
 
 
@@ -60,6 +65,7 @@ def run_due(db: Database, workspace_id: int, now: datetime | None = None) -> Eng
 
     empty = TickReport(enrolled=0, steps=0, sends=0, blocked=0, seconds=0.0)
     journeys = part("journeys", lambda: tick(db, workspace_id, at), empty)
+    observed = part("goal outcomes", lambda: observe_all(db, workspace_id), 0)
     with db.session() as session:
         has_program = repo.get_config(session, workspace_id, "program", "referral") is not None
     referred = (
@@ -69,11 +75,13 @@ def run_due(db: Database, workspace_id: int, now: datetime | None = None) -> Eng
     )
     earned = part("points earned", lambda: earn_from_events(db, workspace_id, at), 0)
     expired = part("points expired", lambda: ledger.expire(db, workspace_id, at), 0)
+    part("survey answers", lambda: ensure_answers(db, workspace_id), 0)
     return EngageTickReport(
         **journeys.model_dump(),
         referrals=referred,
         points_earned=earned,
         points_expired=expired,
+        goals_observed=observed,
         errors=errors,
     )
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError as PydanticError
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import func, select, update
 
 from clm.engage.delivery.templates import check
+from clm.engage.playbooks.outcomes import observe, watched_goal
 from clm.engage.playbooks.schemas import (
     ArmResult,
-    Goal,
     JourneyPublic,
     JourneyStepPublic,
     PlaybookDefinition,
@@ -26,16 +26,12 @@ from clm.engage.playbooks.schemas import (
     PlaybookReport,
 )
 from clm.errors import FieldError, NotFound, ValidationError
-from clm.lifecycle import get_stage_model
 from clm.lifecycle.saved_segments import segment_named, segment_names
 from clm.store.engine import Database
 from clm.store.models import (
     EngageJourney,
     EngageJourneyLog,
     EngagePlaybook,
-    Event,
-    Identity,
-    StageTransition,
 )
 
 SHIPPED = ("welcome", "winback", "advocacy_ask", "renewal_reminder")
@@ -197,9 +193,11 @@ def playbook_report(db: Database, workspace_id: int, name: str) -> PlaybookRepor
     """Goal conversion of treatment against the holdout, with the uplift's 95% Wald CI.
 
     A journey reached the goal when its customer has a goal event (or entered the goal stage)
-    within ``within_days`` of enrolment. One grouped query answers it: an indexed probe per
-    journey (the customer's identities, their events; or the customer's transitions) instead of
-    reading every enrolled customer's events into Python (12 s CPU at 100,000 journeys).
+    within ``within_days`` of enrolment. Each journey's outcome is stored on its row and kept
+    by the engagement tick (``outcomes``); the report brings its playbook's up to date (the
+    full computation once after a goal change, then only what the log added) and counts them
+    in one read of ``ix_engage_journeys_goal``, instead of probing the log per journey (0.5 s
+    CPU at 100,000 journeys).
     """
     with db.session() as session:
         current = session.scalars(
@@ -210,29 +208,43 @@ def playbook_report(db: Database, workspace_id: int, name: str) -> PlaybookRepor
         if current is None:
             raise NotFound(f"No playbook {name!r}")
         goal = PlaybookDefinition.model_validate(current.definition).goal
-        stage_model = get_stage_model(db, workspace_id)[0].id if goal and goal.stage else None
-        hit = _goal_reached(goal, stage_model)
+    version = (
+        observe(db, workspace_id, name, watched_goal(db, workspace_id, goal)).version
+        if goal
+        else None
+    )
+    with db.session() as session:
         groups = session.execute(
             select(
+                EngageJourney.goal_version,
                 EngageJourney.arm,
                 EngageJourney.variant,
                 EngageJourney.state,
                 func.count(),
-                func.coalesce(func.sum(hit), 0),
+                func.count(EngageJourney.goal_ts),
             )
             .where(EngageJourney.workspace_id == workspace_id, EngageJourney.playbook_name == name)
-            .group_by(EngageJourney.arm, EngageJourney.variant, EngageJourney.state)
+            # The index's own order: grouped as it is read, no sort.
+            .group_by(
+                EngageJourney.goal_version,
+                EngageJourney.arm,
+                EngageJourney.variant,
+                EngageJourney.state,
+            )
         ).all()
     arms: dict[str, list[int]] = {"treatment": [0, 0], "control": [0, 0]}
     variants: dict[str, list[int]] = {}
     states: dict[str, int] = {}
-    for arm, variant, state, enrolled, reached in groups:
+    for observed, arm, variant, state, enrolled, goals in groups:
+        # An outcome counts under the current goal only (one enrolled since the observation
+        # above has none yet: not reached until the next one).
+        reached = int(goals) if version is not None and observed == version else 0
         arms[arm][0] += int(enrolled)
-        arms[arm][1] += int(reached)
+        arms[arm][1] += reached
         if variant:
             variants.setdefault(variant, [0, 0])
             variants[variant][0] += int(enrolled)
-            variants[variant][1] += int(reached)
+            variants[variant][1] += reached
         states[state] = states.get(state, 0) + int(enrolled)
     t, c = _rate(*arms["treatment"]), _rate(*arms["control"])
     uplift = low = high = None
@@ -258,35 +270,6 @@ def playbook_report(db: Database, workspace_id: int, name: str) -> PlaybookRepor
         variants={k: _rate(*v) for k, v in variants.items()},
         states=states,
     )
-
-
-def _goal_reached(goal: Goal | None, stage_model: int | None) -> Any:
-    """1 when the journey's customer reached ``goal`` within its window of enrolment, else 0."""
-    if goal is None:
-        return literal(0)
-    start = EngageJourney.enrolled_ts
-    end = EngageJourney.enrolled_ts + goal.within_days * 86_400
-    if goal.stage:
-        found = select(literal(1)).where(
-            StageTransition.definition_id == stage_model,
-            StageTransition.customer_id == EngageJourney.customer_id,
-            StageTransition.to_stage == goal.stage,
-            StageTransition.ts.between(start, end),
-        )
-    else:
-        found = (
-            select(literal(1))
-            .select_from(Identity)
-            .join(Event, Event.identity_id == Identity.id)
-            # No workspace test on the events: the journey's customer is the workspace's, and so
-            # are its identities and their events; without it the probe reads the index alone.
-            .where(
-                Identity.customer_id == EngageJourney.customer_id,
-                Event.name == goal.event,
-                Event.ts.between(start, end),
-            )
-        )
-    return case((found.exists(), 1), else_=0)
 
 
 def journey_history(db: Database, workspace_id: int, customer_id: int) -> list[JourneyPublic]:

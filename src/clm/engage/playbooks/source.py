@@ -14,6 +14,7 @@ import yaml
 
 from clm.engage.delivery.templates import check
 from clm.engage.playbooks.schemas import PlaybookDefinition
+from clm.engage.playbooks.yaml_edit import edit_yaml
 from clm.errors import FieldError, ValidationError
 from clm.lifecycle.loader import line_for, load_yaml_model
 
@@ -97,12 +98,26 @@ def draft_of(text: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def draft_yaml(draft: dict[str, Any]) -> str:
-    """A draft (perhaps with mistakes: the check names them by line) as YAML in the order
-    people write a playbook: what a form editor writes into the text."""
+def draft_yaml(draft: dict[str, Any], text: str | None = None) -> str:
+    """A draft (perhaps with mistakes: the check names them by line) as YAML: what a form
+    editor writes into the text. Written into ``text`` (the YAML the form was editing) when it
+    is a mapping, so the person's comments and layout stay; else afresh, in the order people
+    write a playbook."""
+    if text is not None:
+        edited = edit_yaml(text, draft, _place)
+        if edited is not None:
+            return edited
     ordered = {k: draft[k] for k in _ORDER if k in draft}
     ordered.update({k: v for k, v in draft.items() if k not in ordered})
     return yaml.dump(ordered, Dumper=_Indented, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _place(keys: list[str], key: str) -> int:
+    """Where a new top-level key goes: after the keys that come before it in ``_ORDER``."""
+    if key not in _ORDER:
+        return len(keys)
+    before = set(_ORDER[: _ORDER.index(key)])
+    return max((i + 1 for i, k in enumerate(keys) if k in before), default=0)
 
 
 class _Indented(yaml.SafeDumper):

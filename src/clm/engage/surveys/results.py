@@ -4,7 +4,8 @@ of answers, the trend by period, and the comments with their sentiment.
 Answers are the ``survey_answered`` events CLM writes (``answers.py``). A response may be
 written twice (a comment added after a one-click answer is revision 2 of the same
 ``response_id``): it counts once, with its latest revision that has a score, as the feedback
-report counts it.
+report counts it, and shows its latest comment. Both are read from each response's stored
+latest answer (``stored_answers``), caught up with the log before each read.
 
 - NPS (0-10): % promoters (9-10) minus % detractors (0-6), from -100 to 100.
 - CSAT (1-5): % satisfied (4 or 5).
@@ -15,16 +16,19 @@ report counts it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, func, literal, select
+from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy.orm import Session
 
 from clm.engage.surveys.sentiment import NEGATIVE
-from clm.engage.surveys.service import EVENT, get_survey
+from clm.engage.surveys.service import DAY, get_survey
+from clm.engage.surveys.stored_answers import ensure_answers
 from clm.store.engine import Database
-from clm.store.models import Customer, EngageToken, Event, Identity
+from clm.store.models import Customer, EngageToken, Identity, SurveyAnswer
 
 Granularity = Literal["week", "month", "quarter"]
 POSITIVE = 0.05
@@ -74,45 +78,6 @@ class CommentPage(BaseModel):
     items: list[SurveyComment]
 
 
-def _answers_of(workspace_id: int, key: str) -> list[ColumnElement[bool]]:
-    # An answer is the customer's own doing (a touchpoint), not an event on CLM's channel.
-    return [
-        Event.workspace_id == workspace_id,
-        # Written inline, not bound: the partial index ix_events_survey_answers is used only
-        # when the planner sees the literal name its WHERE holds.
-        Event.name == literal(EVENT, literal_execute=True),
-        Event.properties["survey_id"].as_string() == key,
-    ]
-
-
-def _score(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def latest_answers(db: Database, workspace_id: int, key: str) -> list[tuple[int, int]]:
-    """(score, ts) of each response to the survey: its latest revision that has a score."""
-    props = Event.properties
-    with db.session() as session:
-        rows = session.execute(
-            # The fields, not the whole JSON: parsing every answer's document in Python was
-            # most of this read's time.
-            select(
-                Event.message_id,
-                Event.ts,
-                props["score"].as_float(),
-                props["response_id"].as_string(),
-                props["revision"].as_float(),
-            ).where(*_answers_of(workspace_id, key), props["score"].as_float().is_not(None))
-        ).all()
-    best: dict[str, tuple[int, int, str, int]] = {}
-    for message_id, ts, score, response_id, revision in rows:
-        response = f"r:{response_id}" if response_id else f"m:{message_id}"
-        rank = (int(revision or 1), int(ts), str(message_id), int(score))
-        if response not in best or rank > best[response]:
-            best[response] = rank
-    return [(score, ts) for _, ts, _, score in best.values()]
-
-
 def _period(ts: int, granularity: Granularity) -> str:
     day = datetime.fromtimestamp(ts, UTC)
     if granularity == "week":
@@ -123,35 +88,71 @@ def _period(ts: int, granularity: Granularity) -> str:
     return f"{day.year}-{day.month:02d}"
 
 
-def _split(kind: str, scores: list[int]) -> tuple[int, int, int]:
-    """(promoters, passives, detractors): NPS 9-10 / 7-8 / 0-6; CSAT 4-5 / 3 / 1-2."""
-    if kind == "nps":
-        high, low = sum(s >= 9 for s in scores), sum(s <= 6 for s in scores)
-    elif kind == "csat":
-        high, low = sum(s >= 4 for s in scores), sum(s <= 2 for s in scores)
-    else:
-        return 0, 0, 0
-    return high, len(scores) - high - low, low
+# Promoters score at least the first, detractors at most the second (NPS 9-10 / 0-6, CSAT
+# "satisfied" 4-5 / "dissatisfied" 1-2); other types split nobody.
+SPLITS = {"nps": (9, 6), "csat": (4, 2)}
 
 
-def _value(kind: str, scores: list[int]) -> float | None:
-    if not scores:
+@dataclass
+class Tally:
+    """Responses counted: how many, their scores' sum, promoters and detractors."""
+
+    responses: int = 0
+    total: int = 0
+    promoters: int = 0
+    detractors: int = 0
+
+    def add(self, other: Tally) -> None:
+        self.responses += other.responses
+        self.total += other.total
+        self.promoters += other.promoters
+        self.detractors += other.detractors
+
+
+def _value(kind: str, tally: Tally) -> float | None:
+    """NPS, CSAT % or the mean score (CES and custom surveys)."""
+    if not tally.responses:
         return None
-    promoters, _, detractors = _split(kind, scores)
     if kind == "nps":
-        return round(100 * (promoters - detractors) / len(scores), 2)
+        return round(100 * (tally.promoters - tally.detractors) / tally.responses, 2)
     if kind == "csat":
-        return round(100 * promoters / len(scores), 2)
-    return round(sum(scores) / len(scores), 4)
+        return round(100 * tally.promoters / tally.responses, 2)
+    return round(tally.total / tally.responses, 4)
 
 
 METRIC = {"nps": "NPS", "csat": "CSAT %", "ces": "CES"}
+
+
+def _scored(workspace_id: int, key: str) -> list[ColumnElement[bool]]:
+    return [
+        SurveyAnswer.workspace_id == workspace_id,
+        SurveyAnswer.survey_key == key,
+        SurveyAnswer.score.is_not(None),
+    ]
+
+
+def _by_day(session: Session, workspace_id: int, key: str, kind: str) -> list[tuple[int, Tally]]:
+    """Each day's tally, summed in the database over one index: at most 366 rows a year
+    however many answers there are (a week, month or quarter is a run of whole UTC days)."""
+    day = SurveyAnswer.score_ts // DAY
+    score = SurveyAnswer.score
+    high, low = SPLITS.get(kind, (None, None))
+    promoters = func.sum(case((score >= high, 1), else_=0)) if high is not None else literal(0)
+    detractors = func.sum(case((score <= low, 1), else_=0)) if low is not None else literal(0)
+    rows = session.execute(
+        select(day, func.count(), func.sum(score), promoters, detractors)
+        .where(*_scored(workspace_id, key))
+        .group_by(day)
+    ).all()
+    return [(int(d), Tally(int(n), int(total or 0), int(p or 0), int(m or 0)))
+            for d, n, total, p, m in rows if d is not None]  # fmt: skip
 
 
 def survey_results(
     db: Database, workspace_id: int, key: str, granularity: Granularity = "month"
 ) -> SurveyResults:
     """The survey's score, spread, response rate and trend (404 for an unknown survey)."""
+    ensure_answers(db, workspace_id)
     with db.session() as session:
         survey = get_survey(session, workspace_id, key)
         asked = session.scalar(
@@ -163,39 +164,48 @@ def survey_results(
         )
         comments = session.scalar(
             select(func.count()).where(
-                *_answers_of(workspace_id, key),
-                Event.properties["comment"].as_string().is_not(None),
+                SurveyAnswer.workspace_id == workspace_id,
+                SurveyAnswer.survey_key == key,
+                SurveyAnswer.comment_ts.is_not(None),
             )
         )
-    answers = latest_answers(db, workspace_id, key)
-    scores = [s for s, _ in answers]
-    low, high = survey.scale
-    by_period: dict[str, list[int]] = {}
-    for score, ts in answers:
-        by_period.setdefault(_period(ts, granularity), []).append(score)
+        days = _by_day(session, workspace_id, key, survey.type)
+        spread = dict(
+            session.execute(
+                select(SurveyAnswer.score, func.count())
+                .where(*_scored(workspace_id, key))
+                .group_by(SurveyAnswer.score)
+            ).all()
+        )
+    whole = Tally()
+    by_period: dict[str, Tally] = {}
+    for day, tally in days:
+        whole.add(tally)
+        by_period.setdefault(_period(day * DAY, granularity), Tally()).add(tally)
     trend = []
     for period in sorted(by_period):
         part = by_period[period]
-        promoters, _, detractors = _split(survey.type, part)
         value = _value(survey.type, part)
         assert value is not None
-        trend.append(PeriodScore(period=period, responses=len(part), value=value,
-                                 promoters=promoters, detractors=detractors))  # fmt: skip
-    promoters, passives, detractors = _split(survey.type, scores)
+        trend.append(PeriodScore(period=period, responses=part.responses, value=value,
+                                 promoters=part.promoters, detractors=part.detractors))  # fmt: skip
+    n = whole.responses
+    low, high = survey.scale
+    split = survey.type in SPLITS
     return SurveyResults(
         key=key,
         type=survey.type,
         metric=METRIC.get(survey.type, "mean score"),
         scale=(low, high),
         asked=int(asked or 0),
-        responses=len(scores),
-        response_rate=round(len(scores) / asked, 4) if asked else None,
-        value=_value(survey.type, scores) if survey.type in METRIC else _value("ces", scores),
-        mean_score=round(sum(scores) / len(scores), 4) if scores else None,
-        promoters=promoters,
-        passives=passives,
-        detractors=detractors,
-        distribution={str(s): scores.count(s) for s in range(low, high + 1)},
+        responses=n,
+        response_rate=round(n / asked, 4) if asked else None,
+        value=_value(survey.type, whole) if survey.type in METRIC else _value("ces", whole),
+        mean_score=round(whole.total / n, 4) if n else None,
+        promoters=whole.promoters,
+        passives=n - whole.promoters - whole.detractors if split else 0,
+        detractors=whole.detractors,
+        distribution={str(s): int(spread.get(s, 0)) for s in range(low, high + 1)},
         comments=int(comments or 0),
         trend=trend,
         granularity=granularity,
@@ -219,10 +229,15 @@ def survey_comments(
     page: int = 1,
     per_page: int = 20,
 ) -> CommentPage:
-    """The survey's comments, newest first, paged in the database."""
-    comment = Event.properties["comment"].as_string()
-    sentiment = Event.properties["sentiment"].as_float()
-    where = [*_answers_of(workspace_id, key), comment.is_not(None)]
+    """The survey's comments (each response's latest), newest first, paged in the database."""
+    ensure_answers(db, workspace_id)
+    answer = SurveyAnswer
+    sentiment = answer.sentiment
+    where = [
+        answer.workspace_id == workspace_id,
+        answer.survey_key == key,
+        answer.comment_ts.is_not(None),
+    ]
     if tone_filter == "positive":
         where.append(sentiment >= POSITIVE)
     elif tone_filter == "negative":
@@ -233,10 +248,10 @@ def survey_comments(
         get_survey(session, workspace_id, key)
         total = session.scalar(select(func.count()).where(*where)) or 0
         rows = session.execute(
-            select(Event.ts, Event.properties, Identity.customer_id)
-            .join(Identity, Identity.id == Event.identity_id)
+            select(answer.comment_ts, answer.score, answer.comment, sentiment, Identity.customer_id)
+            .join(Identity, Identity.id == answer.identity_id)
             .where(*where)
-            .order_by(Event.ts.desc(), Event.id.desc())
+            .order_by(answer.comment_ts.desc(), answer.response_key.desc())
             .limit(per_page)
             .offset((page - 1) * per_page)
         ).all()
@@ -250,17 +265,17 @@ def survey_comments(
             )
         }
     items = []
-    for ts, props, customer_id in rows:
+    for ts, score, comment, feeling, customer_id in rows:
+        assert ts is not None  # the rows with a comment have its time
         found = people.get(customer_id) if customer_id is not None else None
-        score = props.get("sentiment")
         items.append(
             SurveyComment(
                 customer_id=customer_id,
                 customer=(found.email or found.user_id or f"#{found.id}") if found else "–",
-                score=_score(props.get("score")),
-                comment=str(props.get("comment")),
-                sentiment=float(score) if isinstance(score, int | float) else None,
-                tone=tone(float(score) if isinstance(score, int | float) else None),
+                score=score,
+                comment=str(comment),
+                sentiment=feeling,
+                tone=tone(feeling),
                 at=datetime.fromtimestamp(int(ts), UTC),
             )
         )

@@ -178,12 +178,12 @@ function Notes({ id }) {
     }
   }
   return html`<div class="panel"><h2>Frontline notes</h2>
-    ${can("support") ? html`<form id="note-form" class="toolbar" onSubmit=${add}>
+    ${can("note.add") ? html`<form id="note-form" class="toolbar" onSubmit=${add}>
       <label>Note <textarea name="text" rows="2" cols="30" required></textarea></label>
       <label>Rating <select name="rating"><option value="">none</option>${[5, 4, 3, 2, 1].map((n) => html`<option value=${n}>${n}</option>`)}</select></label>
       <label>Author <input name="author" required key=${me?.email || ""} defaultValue=${me?.email || "me"} /></label>
       <button type="submit">Add note</button>
-    </form>` : html`<p class="muted small" id="note-denied">${lacks("support")}</p>`}
+    </form>` : html`<p class="muted small" id="note-denied">${lacks("note.add")}</p>`}
     <p class="error" role="alert">${error}</p>
     ${status(notes)}
     <ul id="notes" class="plain">${(notes.data || []).map((n) => html`<li><span class="muted">${minute(n.at)} · ${n.author}${n.rating ? ` · ${n.rating}/5` : ""}</span><br />${n.text}</li>`)}</ul>

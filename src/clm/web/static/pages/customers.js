@@ -3,21 +3,13 @@
 import { html } from "../lib/html.js";
 import { download, query } from "../lib/api.js";
 import { useApi, status } from "../lib/hooks.js";
-import { NO_REPEAT, customerName, day, label, money, pAlive, score, thousands } from "../lib/format.js";
+import { label, thousands } from "../lib/format.js";
 import { navigate as go } from "../lib/router.js";
 import { SaveSegment } from "./segments.js";
 import { FilterChips, RangeForm, rangesOf } from "./customer-filters.js";
 import { hasHistory, historyOf } from "./customer-history.js";
+import { CustomerTable } from "./customer-table.js";
 
-const COLUMNS = [
-  { key: "id", title: "Customer", sort: "id" },
-  { key: "stage", title: "Stage", sort: "stage" },
-  { key: "health", title: "Health", sort: "health_score" },
-  { key: "p_alive", title: "P(alive)", sort: "p_alive", num: true },
-  { key: "clv", title: "CLV (12 mo)", sort: "clv", num: true },
-  { key: "last_seen", title: "Last seen", sort: "last_seen" },
-  { key: "reasons", title: "Top reasons" },
-];
 const DEFAULTS = { q: "", stage: "", health_state: "", sort: "id", order: "asc", page: 1, per_page: 50 };
 export const AT_RISK = "/customers?health_state=at_risk%2Cunhappy&sort=clv&order=desc";
 const STATES = [["", "any health"], ["happy", "happy and stable"], ["at_risk", "happy but at risk"], ["unhappy", "unhappy"], ["at_risk,unhappy", "at risk or unhappy"]];
@@ -44,7 +36,6 @@ export function Customers({ params }) {
   };
   const show = (change) => go(url({ ...view, page: 1, ...change }));
   const data = list.data;
-  const pages = data ? Math.max(1, Math.ceil(data.total / data.per_page)) : 1;
   const sortBy = (key) => show({ sort: key, order: view.sort === key && view.order === "desc" ? "asc" : "desc" });
   const atRisk = view.health_state === "at_risk,unhappy";
 
@@ -69,22 +60,6 @@ export function Customers({ params }) {
     <${FilterChips} view=${view} show=${show} />
     <p id="customer-count" class="muted">${data ? `${thousands(data.total)} ${data.total === 1 ? "customer" : "customers"}` : ""}</p>
     ${status(list)}
-    ${data && html`<div class="table-wrap"><table id="customer-table" class="stack sortable">
-      <thead><tr>${COLUMNS.map((c) => html`<th class=${[c.num ? "num" : "", c.sort ? "" : "nosort"].join(" ").trim()} aria-sort=${c.sort && view.sort === c.sort ? (view.order === "desc" ? "descending" : "ascending") : undefined}>
-        ${c.sort ? html`<button type="button" class="sort" onClick=${() => sortBy(c.sort)}>${c.title}${view.sort === c.sort ? (view.order === "desc" ? " ↓" : " ↑") : ""}</button>` : c.title}</th>`)}</tr></thead>
-      <tbody>${data.items.map((c) => html`<tr>
-        <td><a href=${`/customers/${c.id}`}>${customerName(c)}</a><br /><span class="muted">${[`#${c.id}`, ...[c.user_id, c.email].filter((v) => v && v !== customerName(c))].join(" · ")}</span></td>
-        <td data-label="stage">${c.stage ? html`<span class="pill">${label(c.stage)}</span>` : "–"}</td>
-        <td data-label="health">${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${score(c.health_score)}` : "–"}</td>
-        <td data-label="P(alive)" class="num" title=${c.p_alive === 1 ? NO_REPEAT : undefined}>${pAlive(c.p_alive)}</td>
-        <td data-label="CLV (12 mo)" class="num">${money(c.clv)}</td>
-        <td data-label="last seen">${day(c.last_seen_at)}</td>
-        <td data-label=${c.reasons.length ? "top reasons" : undefined} class="wrap">${c.reasons.join("; ")}</td>
-      </tr>`)}</tbody></table></div>
-    <nav class="pager" aria-label="Pages">
-      <button type="button" class="secondary" disabled=${view.page <= 1} onClick=${() => go(url({ ...view, page: view.page - 1 }))}>Previous</button>
-      <span>Page ${thousands(view.page)} of ${thousands(pages)}</span>
-      <button type="button" class="secondary" disabled=${view.page >= pages} onClick=${() => go(url({ ...view, page: view.page + 1 }))}>Next</button>
-    </nav>`}
+    ${data && html`<${CustomerTable} id="customer-table" data=${data} view=${view} sortBy=${sortBy} pageTo=${(page) => go(url({ ...view, page }))} />`}
   </section>`;
 }

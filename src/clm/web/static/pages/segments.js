@@ -6,10 +6,11 @@ import { html } from "../lib/html.js";
 import { api, download, query } from "../lib/api.js";
 import { useApi, status } from "../lib/hooks.js";
 import { Chart } from "../lib/chart.js";
-import { NO_REPEAT, customerName, day, label, money, number, pAlive, pct, score, thousands } from "../lib/format.js";
+import { day, label, money, number, pct, thousands } from "../lib/format.js";
 import { navigate as go } from "../lib/router.js";
 import { rangeConditions } from "./customer-filters.js";
 import { SegmentEditor } from "./segment-editor.js";
+import { CustomerTable } from "./customer-table.js";
 import { can } from "../lib/access.js";
 
 const HEALTH = { happy: "happy and stable", at_risk: "happy but at risk", unhappy: "unhappy" };
@@ -73,7 +74,7 @@ export function SaveSegment({ view }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const conditions = filtersToConditions(view);
-  if (!can("marketing")) return null;
+  if (!can("segment.save")) return null;
   if (!open) {
     return html`<button type="button" class="secondary" id="save-segment" disabled=${!conditions.length}
       title=${conditions.length ? "Save these filters as a named segment" : "Filter the list first"}
@@ -169,15 +170,6 @@ function SegmentList() {
   </section>`;
 }
 
-const COLUMNS = [
-  { key: "id", title: "Customer", sort: "id" },
-  { key: "stage", title: "Stage", sort: "stage" },
-  { key: "health", title: "Health", sort: "health_score" },
-  { key: "p_alive", title: "P(alive)", sort: "p_alive", num: true },
-  { key: "clv", title: "CLV (12 mo)", sort: "clv", num: true },
-  { key: "last_seen", title: "Last seen", sort: "last_seen" },
-];
-
 function historyNote(sizes) {
   if (!sizes.history_from) return "";
   return sizes.backfilled
@@ -191,7 +183,7 @@ function SegmentPage({ id, params }) {
   const sizes = useApi(`/segments/${id}/sizes`);
   const list = useApi(`/segments/${id}/members${query(view)}`);
   const [error, setError] = useState(null);
-  const editing = params.get("edit") === "1" && can("marketing");
+  const editing = params.get("edit") === "1" && can("segment.edit");
   const at = (change) => go(`/segments/${id}${query({ ...view, per_page: undefined, ...change })}`);
   const edited = (saved) => {
     if (saved) {
@@ -214,7 +206,6 @@ function SegmentPage({ id, params }) {
   if (!segment.data) return html`<section class="page"><h1>Segment</h1>${status(segment)}</section>`;
   const s = segment.data;
   const data = list.data;
-  const pages = data ? Math.max(1, Math.ceil(data.total / data.per_page)) : 1;
   const series = sizeSeries(sizes.data?.points || [], sizes.data?.backfilled);
   const DAY_MS = 86400000;
   const first = series.length ? Date.parse(series[0][0]) : Date.now();
@@ -242,9 +233,9 @@ function SegmentPage({ id, params }) {
           <dt>Use it</dt><dd>playbook trigger <code>segment: ${s.name}</code>; report filter <code>saved_segment</code></dd>
         </dl>
         <div class="toolbar" style="margin-top:.75rem">
-          ${can("marketing") ? html`<button type="button" id="edit-segment" onClick=${() => at({ edit: 1 })}>Edit conditions</button>` : null}
+          ${can("segment.edit") ? html`<button type="button" id="edit-segment" onClick=${() => at({ edit: 1 })}>Edit conditions</button>` : null}
           <a class="button secondary" href=${`/reports?saved_segment=${encodeURIComponent(s.name)}`}>Reports for this segment</a>
-          ${can("marketing") ? html`<button type="button" class="secondary" id="delete-segment" disabled=${s.used_by.length > 0}
+          ${can("segment.delete") ? html`<button type="button" class="secondary" id="delete-segment" disabled=${s.used_by.length > 0}
             title=${s.used_by.length ? `Playbook ${s.used_by.join(", ")} triggers on it` : "Delete this segment"} onClick=${remove}>Delete</button>` : null}
         </div>
         ${s.used_by.length ? html`<p class="muted small" id="segment-used-by">Playbook ${s.used_by.join(", ")} triggers on it: it keeps its name and cannot be deleted while that playbook is active or paused.</p>` : null}
@@ -262,22 +253,7 @@ function SegmentPage({ id, params }) {
       <button type="button" class="secondary" id="export-segment" onClick=${() => download(`/segments/${id}/members.csv${query({ sort: view.sort, order: view.order })}`, `segment-${s.name}.csv`)}>Export CSV</button>
     </div>
     ${status(list)}
-    ${data && html`<div class="table-wrap"><table id="member-table">
-      <thead><tr>${COLUMNS.map((c) => html`<th class=${c.num ? "num" : ""} aria-sort=${view.sort === c.sort ? (view.order === "desc" ? "descending" : "ascending") : undefined}>
-        <button type="button" class="sort" onClick=${() => sortBy(c.sort)}>${c.title}${view.sort === c.sort ? (view.order === "desc" ? " ↓" : " ↑") : ""}</button></th>`)}</tr></thead>
-      <tbody>${data.items.map((c) => html`<tr>
-        <td><a href=${`/customers/${c.id}`}>${customerName(c)}</a><br /><span class="muted">#${c.id}</span></td>
-        <td>${c.stage ? html`<span class="pill">${label(c.stage)}</span>` : "–"}</td>
-        <td>${c.health_state ? html`<span class=${`pill ${c.health_state}`}>${c.health_label}</span> ${score(c.health_score)}` : "–"}</td>
-        <td class="num" title=${c.p_alive === 1 ? NO_REPEAT : undefined}>${pAlive(c.p_alive)}</td>
-        <td class="num">${money(c.clv)}</td>
-        <td>${day(c.last_seen_at)}</td>
-      </tr>`)}</tbody></table></div>
-    <nav class="pager" aria-label="Pages">
-      <button type="button" class="secondary" disabled=${view.page <= 1} onClick=${() => at({ page: view.page - 1 })}>Previous</button>
-      <span>Page ${thousands(view.page)} of ${thousands(pages)}</span>
-      <button type="button" class="secondary" disabled=${view.page >= pages} onClick=${() => at({ page: view.page + 1 })}>Next</button>
-    </nav>`}
+    ${data && html`<${CustomerTable} id="member-table" data=${data} view=${view} sortBy=${sortBy} pageTo=${(page) => at({ page })} />`}
   </section>`;
 }
 

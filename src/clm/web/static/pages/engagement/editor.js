@@ -77,8 +77,9 @@ export function PlaybookEditor({ name }) {
   const bad = new Set(found.map((p) => p.line).filter(Boolean));
   const lineCount = (text || "").split("\n").length;
 
-  // The form edits the draft the check read from the text; each change is written back as
-  // YAML by the server (answers that a newer change overtook are dropped).
+  // The form edits the draft the check read from the text; each change is written back into
+  // that text by the server, comments and layout kept (answers a newer change overtook are
+  // dropped).
   const toForm = () => {
     if (!answer || !answer.draft) return;
     setDraft(answer.draft);
@@ -87,7 +88,7 @@ export function PlaybookEditor({ name }) {
   const formChanged = (next) => {
     setDraft(next);
     const mine = ++written.current;
-    api("/engage/playbooks/yaml", { method: "POST", body: { draft: next } }).then(
+    api("/engage/playbooks/yaml", { method: "POST", body: { draft: next, yaml: text } }).then(
       (answer) => mine === written.current && setText(answer.yaml),
       (error) => mine === written.current && setSaved(error.message),
     );

@@ -1,7 +1,8 @@
 // The playbook form: trigger, audience (holdout, re-entry), goal and steps (send with
 // channel and content, wait, wait until, task, exit) as fields. It edits the same draft the
 // YAML holds: the draft comes from the server's check of the text (`draft`), and every change
-// is written back as YAML by the server (POST /engage/playbooks/yaml), so both editors share
+// is written back into the text by the server (POST /engage/playbooks/yaml: only what changed,
+// the comments and layout kept), so both editors share
 // one text, one check and its line-numbered problems. Keys the form has no field for (a
 // branch's conditions, a split's variants, a template) are kept as they are.
 import { html } from "../../lib/html.js";
