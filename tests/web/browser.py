@@ -14,6 +14,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 # Kept after the run (git ignores them) so people can look at every page the tests saw.
 SHOTS = Path(__file__).parent / "screenshots"
 FIRST_LOAD = 60_000  # ms: the app's first load on two busy cores can take this long
+# What the app shows while a panel's data is on its way (lib/hooks.js status(), app.js).
+BUSY = "[aria-busy=true], .loading"
 
 # Console errors of each open page, by id(page): filled by the browser_page fixture.
 CONSOLE: dict[int, list[str]] = {}
@@ -70,6 +72,9 @@ class Shot:
         self.test = test
 
     def __call__(self, name: str) -> None:
+        # The app moves between pages without loading a document, so "networkidle" may be
+        # long past: wait for its own signs of a panel still loading to go.
+        expect(self.page.locator(BUSY)).to_have_count(0)
         self.page.wait_for_load_state("networkidle")
         size = self.page.viewport_size
         width = size["width"] if size else 0
