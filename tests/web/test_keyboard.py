@@ -1,0 +1,68 @@
+"""The customer list and the overview from the keyboard alone, in Debian's Chromium against the
+real app on seed_shop's four customers (Ann Lee, bob, cid, dora): Enter in a field that filters
+the list keeps the caret in that field (the redrawn form used to drop it to the page's start)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from clm.accounts import Role
+from clm.store.engine import Database
+from tests.accounts.conftest import add_user
+from tests.lifecycle.test_customer_list import seed_shop
+from tests.web.browser import console_errors, sign_in
+from tests.web.servers import serving
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def shop(db: Database) -> Iterator[str]:
+    workspace_id, _ = seed_shop(db)
+    add_user(db, "csm@example.com", workspace_id, Role.OWNER)
+    with serving(db) as url:
+        yield url
+
+
+def focused_id(page: Page) -> str:
+    return str(page.evaluate("document.activeElement ? document.activeElement.id : ''"))
+
+
+def test_enter_in_a_filter_field_keeps_the_caret_there(shop: str, browser_page: Page) -> None:
+    page, url = browser_page, shop
+    sign_in(page, url + "/customers", "csm@example.com")
+    expect(page.locator("#customer-count")).to_have_text("4 customers")
+    page.focus("#customer-search")
+    page.keyboard.type("example.com")
+    page.keyboard.press("Enter")
+    # ann@example.com and dora@example.com; bob@shop.io and cid (no email) are not.
+    expect(page.locator("#customer-count")).to_have_text("2 customers")
+    assert focused_id(page) == "customer-search"
+    page.keyboard.type("x")  # the next keystroke lands in the box, not on the page
+    expect(page.locator("#customer-search")).to_have_value("example.comx")
+
+    # The range form: Enter in "purchases from" applies it and stays in the field.
+    page.click("#range-filters summary")
+    page.focus("#range-purchases_min")
+    page.keyboard.type("2")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(url + "/customers?q=example.com&purchases_min=2")
+    # dora bought twice (d1, d2); ann once.
+    expect(page.locator("#customer-count")).to_have_text("1 customer")
+    assert focused_id(page) == "range-purchases_min"
+
+    # The overview's date range: Enter in "From" redraws the charts, the caret stays.
+    page.goto(url + "/overview")
+    expect(page.locator("#stat-customers")).to_have_text("4")
+    expect(page.locator("#chart-stages canvas")).to_be_visible()  # the range filled in
+    page.focus("#range-since")
+    page.keyboard.type("01022026")  # mm/dd/yyyy in Chromium's en-US date field
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(url + "/overview?since=2026-01-02")
+    expect(page.locator("#chart-stages")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    assert focused_id(page) == "range-since"
+    assert console_errors(page) == []
