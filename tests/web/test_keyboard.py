@@ -1,6 +1,7 @@
 """The customer list and the overview from the keyboard alone, in Debian's Chromium against the
 real app on seed_shop's four customers (Ann Lee, bob, cid, dora): Enter in a field that filters
-the list keeps the caret in that field (the redrawn form used to drop it to the page's start)."""
+the list keeps the caret in that field (the redrawn form used to drop it to the page's start),
+and a search that finds no one says so."""
 
 from __future__ import annotations
 
@@ -65,4 +66,20 @@ def test_enter_in_a_filter_field_keeps_the_caret_there(shop: str, browser_page: 
     expect(page.locator("#chart-stages")).to_be_visible()
     page.wait_for_load_state("networkidle")
     assert focused_id(page) == "range-since"
+    assert console_errors(page) == []
+
+
+def test_a_search_that_finds_no_one_says_so(shop: str, browser_page: Page) -> None:
+    page, url = browser_page, shop
+    sign_in(page, url + "/customers?q=nobody-here", "csm@example.com")
+    expect(page.locator("#customer-count")).to_have_text("0 customers")
+    expect(page.locator("#customer-table-empty")).to_have_text("No customer matches these filters.")
+    # A page past the end (an old link) says where the list ends: 4 customers, 1 page of 50.
+    page.goto(url + "/customers?page=3")
+    expect(page.locator("#customer-table-empty")).to_have_text(
+        "Nothing on page 3: the list has 1 page."
+    )
+    page.goto(url + "/customers")
+    expect(page.locator("#customer-table tbody tr")).to_have_count(4)
+    expect(page.locator("#customer-table-empty")).to_have_count(0)
     assert console_errors(page) == []
