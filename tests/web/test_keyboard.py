@@ -1,7 +1,8 @@
 """The customer list and the overview from the keyboard alone, in Debian's Chromium against the
 real app on seed_shop's four customers (Ann Lee, bob, cid, dora): Enter in a field that filters
 the list keeps the caret in that field (the redrawn form used to drop it to the page's start),
-and a search that finds no one says so."""
+a search that finds no one says so, and Escape or Cancel closes "Save as segment" back onto its
+button."""
 
 from __future__ import annotations
 
@@ -82,4 +83,37 @@ def test_a_search_that_finds_no_one_says_so(shop: str, browser_page: Page) -> No
     page.goto(url + "/customers")
     expect(page.locator("#customer-table tbody tr")).to_have_count(4)
     expect(page.locator("#customer-table-empty")).to_have_count(0)
+    assert console_errors(page) == []
+
+
+def test_escape_or_cancel_closes_save_as_segment_onto_its_button(
+    shop: str, browser_page: Page
+) -> None:
+    page, url = browser_page, shop
+    sign_in(page, url + "/customers?q=example.com", "csm@example.com")
+    expect(page.locator("#customer-count")).to_have_text("2 customers")
+    page.focus("#save-segment")
+    page.keyboard.press("Enter")
+    expect(page.locator("#segment-name")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("#save-segment-form")).to_have_count(0)
+    expect(page.locator("#save-segment")).to_be_focused()
+    # Open again (the name field has the caret again); Escape on the Cancel button closes.
+    page.keyboard.press("Enter")
+    expect(page.locator("#segment-name")).to_be_focused()
+    page.keyboard.press("Tab")  # description
+    page.keyboard.press("Tab")  # Save
+    page.keyboard.press("Tab")  # Cancel
+    expect(page.locator("#save-segment-cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("#save-segment")).to_be_focused()
+    # And Enter on Cancel: closed, the keyboard back on the button.
+    page.keyboard.press("Enter")
+    expect(page.locator("#segment-name")).to_be_focused()
+    for _ in range(3):
+        page.keyboard.press("Tab")
+    expect(page.locator("#save-segment-cancel")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#save-segment-form")).to_have_count(0)
+    expect(page.locator("#save-segment")).to_be_focused()
     assert console_errors(page) == []
