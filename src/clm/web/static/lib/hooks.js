@@ -22,11 +22,24 @@ export function useApi(path) {
   return { ...state, reload: () => setRound((n) => n + 1) };
 }
 
-// The error or loading line for a panel, else null (the caller renders its data).
-export function status({ data, error, loading }, { empty } = {}) {
+// The API's message with what it says of each field ("Invalid range (since: must not be after
+// until)"): "Invalid request" alone does not tell a person what to change.
+export function errorText(error) {
+  const fields = (error.errors || []).map((e) => {
+    const where = (Array.isArray(e.loc) ? e.loc : [e.loc]).filter((p) => p && !["query", "path", "body"].includes(p));
+    return where.length ? `${where.join(".")}: ${e.message}` : e.message;
+  });
+  return fields.length ? `${error.message} (${fields.join("; ")})` : error.message;
+}
+
+// The error or loading line for a panel, else null (the caller renders its data). A server
+// that could not answer (stopped, restarting, failing) gets a "Try again" beside its message.
+export function status({ data, error, loading, reload }, { empty } = {}) {
   if (error) {
-    const text = error.status === 404 && empty ? empty : error.message;
-    return html`<p class=${error.status === 404 && empty ? "muted" : "error"} role="alert">${text}</p>`;
+    if (error.status === 404 && empty) return html`<p class="muted" role="alert">${empty}</p>`;
+    const retry = reload && (error.status === 0 || error.status >= 500);
+    return html`<p class="error" role="alert">${errorText(error)}${retry
+      ? html`${" "}<button type="button" class="secondary retry" onClick=${reload}>Try again</button>` : null}</p>`;
   }
   if (loading && data === undefined) return html`<p class="muted" aria-busy="true">Loading…</p>`;
   return null;

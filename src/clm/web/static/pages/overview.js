@@ -149,6 +149,7 @@ function HealthPanel({ counts, trend }) {
   const [picked, pick] = useState(null);
   return html`<div class="panel">
     <h2>Health</h2>
+    ${status(counts)}
     ${counts.data && html`<${Bars} id="health" entries=${health} href=${(state) => `/customers${query({ health_state: HEALTH_STATE[state] || state })}`} />`}
     ${trend.data && html`<h3>Over time <span class="muted">(customers per state and the mean score)</span></h3>
       <${Chart} id="chart-health" height=${300} option=${healthOption(trend.data)} onPoint=${pick} />
