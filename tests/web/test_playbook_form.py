@@ -6,6 +6,7 @@ the form said. No console error; screenshots at 1280 and 400 px."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -117,6 +118,8 @@ def test_a_form_edit_keeps_the_comments_typed_in_the_yaml(
     expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 2 steps.")
     page.click("#edit-as-form")
     page.select_option("#pb-step-0-channel", "sms")
+    # the server writes the change into the text: wait for its answer, then for the check
+    expect(page.locator("#playbook-yaml")).to_have_value(re.compile("channel: sms"))
     expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 2 steps.")
     page.click("#edit-as-yaml")
     text = page.input_value("#playbook-yaml")
