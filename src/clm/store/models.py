@@ -1076,7 +1076,8 @@ class EventCount(Base):
 
 class OverviewReading(Base):
     """One stored reading of an overview aggregate (a funnel, a retention trend, the stage and
-    health histories' daily changes, ...), so a freshly started server answers at once.
+    health histories' daily changes, ...) or of a report, so a freshly started server answers
+    at once.
 
     A cache with a version, never a second truth: ``version`` holds the cheap facts about the
     inputs (newest row ids, counts, definition ids) read before the computation, so a reader
