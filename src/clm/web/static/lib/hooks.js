@@ -44,3 +44,25 @@ export function status({ data, error, loading, reload }, { empty } = {}) {
   if (loading && data === undefined) return html`<p class="muted" aria-busy="true">Loading…</p>`;
   return null;
 }
+
+// useApi for a stored reading (clm.analytics.kept): while its first reading runs the answer
+// says `ready: false`, and this asks again every `every` ms until it lands. With `follow`, a
+// reading shown while it is refreshed (`current: false`) is asked for again too, a few times,
+// until a newer one arrives. `waiting`: no reading yet; `refreshing`: an older one is shown.
+export function useReading(path, { every = 4000, follow = false, tries = 12 } = {}) {
+  const answer = useApi(path);
+  const [asked, setAsked] = useState({ path, n: 0 });
+  const data = answer.data;
+  const waiting = data !== undefined && data.ready === false;
+  const refreshing = data !== undefined && data.ready !== false && data.current === false;
+  const n = asked.path === path ? asked.n : 0;
+  useEffect(() => {
+    if (!waiting && !(follow && refreshing && n < tries)) return undefined;
+    const timer = setTimeout(() => {
+      setAsked({ path, n: waiting ? 0 : n + 1 });
+      answer.reload();
+    }, waiting ? every : every * 2);
+    return () => clearTimeout(timer);
+  }, [data]);
+  return { ...answer, waiting, refreshing };
+}

@@ -1,9 +1,9 @@
 // Overview: the workspace at a glance. Counts now link to the customers behind them; the
 // charts show the same counts over a date range kept in the URL (?since=&until=&grain=), so a
 // view is a link and the back button restores it.
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { html } from "../lib/html.js";
-import { useApi, status } from "../lib/hooks.js";
+import { useApi, useReading, status } from "../lib/hooks.js";
 import { query } from "../lib/api.js";
 import { navigate } from "../lib/router.js";
 import { Chart } from "../lib/chart.js";
@@ -159,14 +159,9 @@ function HealthPanel({ counts, trend }) {
 
 // Churn and revenue retention per month: the churn_retention report's own figures.
 function RetentionPanel({ view }) {
-  const report = useApi(`/overview/retention${query({ since: view.since, until: view.until })}`);
+  const report = useReading(`/overview/retention${query({ since: view.since, until: view.until })}`);
   const r = report.data?.ready ? report.data : null;
-  const waiting = report.data && !report.data.ready;
-  useEffect(() => {
-    if (!waiting) return undefined;
-    const timer = setTimeout(report.reload, 4000); // the first reading of a large log runs on
-    return () => clearTimeout(timer);
-  }, [report.data]);
+  const { waiting } = report;
   const whole = r ? r.periods.filter((p) => !p.partial) : [];
   const last = whole[whole.length - 1];
   const buyers = r && r.periods.some((p) => p.active_at_start || p.new || p.revenue);
@@ -198,13 +193,8 @@ function RetentionPanel({ view }) {
 // the median days it took. Its counts are of entries over time, not of customers standing in
 // a stage now, so they link to the report rather than to the list.
 function Funnel() {
-  const report = useApi("/overview/funnel");
-  const waiting = report.data && !report.data.ready;
-  useEffect(() => {
-    if (!waiting) return undefined;
-    const timer = setTimeout(report.reload, 4000); // the first reading of a large log runs on
-    return () => clearTimeout(timer);
-  }, [report.data]);
+  const report = useReading("/overview/funnel");
+  const { waiting } = report;
   const steps = report.data?.steps || [];
   return html`<div class="panel"><h2>Stage funnel <a class="small" href="/reports/funnel">report</a></h2>
     ${status(report, { empty: "No stage history yet." })}
