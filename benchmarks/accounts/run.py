@@ -18,14 +18,12 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import uvicorn
 from sqlalchemy import create_engine, text, update
 
 from clm.accounts.keys import principal_for_key
@@ -33,6 +31,9 @@ from clm.api.app import create_app
 from clm.store import workspaces as ws
 from clm.store.engine import Database
 from clm.store.models import ApiKey
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_http.py
+from _http import LoopbackServer
 
 POSTGRES = os.environ.get(
     "CLM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -49,25 +50,10 @@ def _median_us(fn: object, calls: int, rounds: int = 5) -> float:
     return statistics.median(per_round)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _track_rate(db: Database, write_key: str, requests: int) -> float:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
+    server = LoopbackServer(create_app(db))
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", auth=(write_key, "")) as client:
+        with httpx.Client(base_url=server.url, auth=(write_key, "")) as client:
             body = {"type": "track", "userId": "u1", "event": "Bench"}
             for i in range(20):
                 client.post("/v1/track", json={**body, "messageId": f"warm-{i}"})
@@ -79,8 +65,7 @@ def _track_rate(db: Database, write_key: str, requests: int) -> float:
                 )
             return requests / (time.perf_counter() - start)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.stop()
 
 
 def bench(name: str, db: Database, calls: int, requests: int) -> None:

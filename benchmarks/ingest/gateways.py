@@ -29,19 +29,13 @@ import orjson
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_http.py
+from _http import free_port
 from run import database_url, drop_schema, messages, send_all
 
 from clm.store import workspaces as ws
 from clm.store.bulk import refresh_statistics
 from clm.store.engine import Database
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(url: str, folder: Path) -> tuple[str, subprocess.Popen[bytes]]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,13 +39,10 @@ from clm.store.engine import Database
 from clm.store.models import Identity, StageTransition
 from clm.store.workspaces import create_workspace, issue_key
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_http.py
+from _http import free_port
+
 SECRET = "benchmark-secret-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Sink:

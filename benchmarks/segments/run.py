@@ -16,24 +16,22 @@ import argparse
 import importlib.util
 import json
 import os
-import socket
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from clm.lifecycle.current_state import rebuild_state
 from clm.lifecycle.saved_segments import record_sizes
 from clm.store.engine import Database
 from clm.web import create_app
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py, _http.py
 from _db import add_migrate_option, open_existing
+from _http import LoopbackServer, percentiles
 
 HERE = Path(__file__).parent
 SEGMENTS: dict[str, list[dict[str, Any]]] = {
@@ -67,12 +65,7 @@ def _timed(call: Any, repeat: int) -> dict[str, float]:
         if n:
             walls.append((time.perf_counter() - wall) * 1000)
             cpus.append((time.process_time() - cpu) * 1000)
-    walls.sort()
-    return {
-        "p50": statistics.median(walls),
-        "p95": walls[min(len(walls) - 1, int(0.95 * len(walls)))],
-        "cpu": statistics.median(cpus),
-    }
+    return {**percentiles(walls), "cpu": statistics.median(cpus)}
 
 
 def main() -> None:
@@ -99,21 +92,11 @@ def main() -> None:
         meta.write_text(json.dumps({"key": key, "workspace_id": workspace_id}))
     info = json.loads(meta.read_text())
     db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
+    server = LoopbackServer(create_app(db))
     load = os.getloadavg()[0]
     rows: list[tuple[str, dict[str, float]]] = []
     headers = {"Authorization": f"Bearer {info['key']}"}
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{port}/api/v1", headers=headers, timeout=600
-    ) as client:
+    with httpx.Client(base_url=f"{server.url}/api/v1", headers=headers, timeout=600) as client:
         for segment in client.get("/segments").json():  # a rerun starts clean
             client.delete(f"/segments/{segment['id']}")
         ids = {}
@@ -154,7 +137,7 @@ def main() -> None:
             lambda: get(f"/segments/{ids['at risk (health)']}/members.csv"), 1)))  # fmt: skip
     daily = _timed(lambda: record_sizes(db, info["workspace_id"], _tomorrow()), 1)
     rows.append(("live loop: the day's sizes of all 5", daily))
-    server.should_exit = True
+    server.stop()
     print(f"load (1 min) {load:.1f} before, {os.getloadavg()[0]:.1f} after")
     print("| call | p50 ms | p95 ms | CPU ms (median) |\n|---|---|---|---|")
     for name, t in rows:

@@ -23,18 +23,14 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import sqlite3
-import statistics
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import numpy as np
-import uvicorn
 
 from clm.engage.playbooks import outcomes
 from clm.engage.playbooks import service as pb
@@ -46,8 +42,9 @@ from clm.store.engine import Database
 from clm.web import create_app
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py, _http.py
 from _db import add_migrate_option, open_existing
+from _http import LoopbackServer, after_warm_up, load_page, percentiles
 from run import SPAN, START, _stamp, build
 
 BOOK = {
@@ -184,7 +181,7 @@ VIEWS = {
 }  # fmt: skip
 
 
-def measure(url: str, key: str, repeat: int) -> dict[str, tuple[float, float]]:
+def measure(url: str, key: str, repeat: int) -> dict[str, dict[str, float]]:
     headers = {"Authorization": f"Bearer {key}"}
     results = {}
     with (
@@ -192,24 +189,17 @@ def measure(url: str, key: str, repeat: int) -> dict[str, tuple[float, float]]:
         ThreadPoolExecutor(8) as pool,
     ):
         check = {"yaml": pb.parse_playbook(BOOK).model_dump_json()}
+
+        def checked() -> list[httpx.Response]:  # the editor checks its source as it opens
+            return [client.post("/api/v1/engage/playbooks/check", json=check)]
+
         for name, calls in VIEWS.items():
-            times = []
-            for n in range(repeat + 1):
-                started = time.perf_counter()
-                answers = list(pool.map(client.get, calls))
-                if name.startswith("editor"):
-                    answers.append(client.post("/api/v1/engage/playbooks/check", json=check))
-                elapsed = time.perf_counter() - started
-                bad = [a for a in answers if a.status_code != 200]
-                if bad:
-                    raise SystemExit(f"{name}: {bad[0].request.url} {bad[0].status_code}")
-                if n:  # the first is a warm-up
-                    times.append(elapsed * 1000)
-            times.sort()
-            results[name] = (
-                statistics.median(times),
-                times[min(len(times) - 1, int(0.95 * len(times)))],
-            )
+
+            def load(name: str = name, calls: list[str] = calls) -> float:
+                also = checked if name.startswith("editor") else None
+                return load_page(client, pool, name, calls, also)
+
+            results[name] = percentiles(after_warm_up(load, repeat))
     return results
 
 
@@ -281,25 +271,17 @@ def main() -> None:
         print(f"seeded {path} in {time.perf_counter() - started:.0f} s")
     db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
     observe_seeded(db)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
+    server = LoopbackServer(create_app(db))
     load, cpu = os.getloadavg()[0], time.process_time()
-    results = measure(f"http://127.0.0.1:{port}", key, args.repeat)
+    results = measure(server.url, key, args.repeat)
     print(f"load before {load:.1f}, after {os.getloadavg()[0]:.1f};"
           f" CPU {time.process_time() - cpu:.1f} s (client and server, one process)")  # fmt: skip
     print(f"{'view':32} {'p50 ms':>8} {'p95 ms':>8}")
-    for name, (p50, p95) in results.items():
-        print(f"{name:32} {p50:8.0f} {p95:8.0f}")
+    for name, figures in results.items():
+        print(f"{name:32} {figures['p50']:8.0f} {figures['p95']:8.0f}")
     for name, cpus in in_process(db).items():
         print(f"{name:32} CPU ms {', '.join(f'{c:.0f}' for c in cpus)}")
-    server.should_exit = True
+    server.stop()
     db.dispose()
 
 

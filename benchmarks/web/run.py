@@ -17,11 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sqlite3
-import statistics
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -29,20 +26,22 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import uvicorn
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 
 from clm.analytics.overview_readings import refresh_overview
+from clm.analytics.reports import REPORTS
+from clm.ingest import ingest
 from clm.lifecycle.catalog import get_stage_model
 from clm.lifecycle.current_state import rebuild_state
 from clm.lifecycle.health_inputs import get_scorecard
 from clm.store import workspaces as ws
 from clm.store.engine import Database
-from clm.store.models import OverviewReading
+from clm.store.models import OverviewReading, StageTransition
 from clm.web import create_app
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py, _http.py
 from _db import add_migrate_option, open_existing
+from _http import LoopbackServer, after_warm_up, load_page, percentiles
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 SPAN = 3 * 365 * 86_400
@@ -60,7 +59,8 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
         workspace = ws.create_workspace(session, "bench")
         secret = ws.issue_key(session, "secret", workspace.id)
         workspace_id, key = workspace.id, secret.key
-    stage_id = get_stage_model(db, workspace_id)[0].id
+    stage_info, stage_model = get_stage_model(db, workspace_id)
+    stage_id = stage_info.id
     health_id = get_scorecard(db, workspace_id)[0]
     db.dispose()
     rng = np.random.default_rng(seed)
@@ -157,8 +157,9 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
         for s in range(steps):
             stage = STAGES[min(start + s * 2, 5)]
             frm = None if s == 0 else STAGES[min(start + (s - 1) * 2, 5)]
+            kind = stage_model.transition_kind(frm, stage)
             transitions.append((workspace_id, stage_id, c, at, _stamp(at), frm, stage,
-                                "event", f"stage:{stage}", None, 1))  # fmt: skip
+                                kind, f"stage:{stage}", None, 1))  # fmt: skip
             at += int(rng.integers(86_400, 200 * 86_400))
     con.executemany(
         "INSERT INTO stage_transitions (workspace_id, definition_id, customer_id, ts, occurred_at,"
@@ -198,27 +199,52 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
     return workspace_id, key
 
 
+def set_transition_kinds(db: Database, workspace_id: int) -> int:
+    """Give the transitions of a file built before the builder wrote kinds their stage model's
+    kind (it wrote ``event`` for all, which is neither up nor down: the list's ``moved=up``
+    selected nobody); the number of transitions changed."""
+    info, model = get_stage_model(db, workspace_id)
+    t, changed = StageTransition, 0
+    old = [t.definition_id == info.id, t.kind == "event"]
+    with db.transaction() as session:
+        pairs = session.execute(select(t.from_stage, t.to_stage).where(*old).distinct()).all()
+        for source, target in pairs:
+            came_from = t.from_stage.is_(None) if source is None else t.from_stage == source
+            changed += session.execute(
+                update(t)
+                .where(*old, came_from, t.to_stage == target)
+                .values(kind=model.transition_kind(source, target))
+            ).rowcount
+    return changed
+
+
 def _days_ago(days: int) -> str:
     return datetime.fromtimestamp(time.time() - days * 86_400, UTC).date().isoformat()
 
 
-# The overview's whole-history readings, stored (clm.analytics.kept): the first request of
-# each, timed once in a freshly started server, before the pages are measured warm. The last
-# but one is not a default of the page: the live loop does not store it, its first request
-# reads the log (and says "not ready" until it has).
-FIRST_READINGS = [
-    "/api/v1/overview/trends",
-    "/api/v1/overview/movers?days=7&limit=8",
-    "/api/v1/overview/retention",
-    "/api/v1/overview/retention?since=" + _days_ago(90),
-    "/api/v1/overview/funnel",
-]
+# The whole-history readings of the overview and the reports, stored (clm.analytics.kept):
+# the first request of each, timed once in a freshly started server, before the pages are
+# measured warm. The last of each group is not a default of its page: the live loop does not
+# store it, its first request reads the log (and says "not ready" until it has).
+FIRST_READINGS = {
+    "overview": [
+        "/api/v1/overview/trends",
+        "/api/v1/overview/movers?days=7&limit=8",
+        "/api/v1/overview/retention",
+        "/api/v1/overview/funnel",
+        "/api/v1/overview/retention?since=" + _days_ago(90),
+    ],
+    "reports": [
+        *(f"/api/v1/reports/{name}" for name in REPORTS),
+        "/api/v1/reports/churn_retention?granularity=quarter",
+    ],
+}
 
 
-def first_readings(client: httpx.Client) -> dict[str, float]:
-    """Seconds until each kept reading is ready (the retention answer says ``ready``)."""
+def first_readings(client: httpx.Client, calls: list[str]) -> dict[str, float]:
+    """Seconds until each kept reading is ready (the answer says ``ready``)."""
     seconds = {}
-    for call in FIRST_READINGS:
+    for call in calls:
         started = time.perf_counter()
         while True:
             answer = client.get(call)
@@ -229,6 +255,42 @@ def first_readings(client: httpx.Client) -> dict[str, float]:
             time.sleep(2)
         seconds[call] = time.perf_counter() - started
     return seconds
+
+
+def _instant(seconds_ago: int) -> str:
+    return datetime.fromtimestamp(time.time() - seconds_ago, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# A week with stage moves in the built history (its transitions end in mid-2026: nobody
+# moved this week there) and a day in it, for the overview's click-throughs to the list.
+MOVES_WEEK = "moved_since=2025-03-03T00:00:00Z&moved_until=2025-03-10T00:00:00Z"
+PAST_DAY = "as_of=2025-06-30T23:59:59Z"
+
+
+def click_throughs() -> dict[str, list[str]]:
+    """The customer list as the overview's numbers open it (``clm.lifecycle.history_filters``):
+    a chart point's stage or health (``as_of``), a week's movers (``moved``, ``moved_to``)
+    and this week's health falls (the movers' window: the last 7 days), each at the list's
+    default page size, with the list page's other call; also with a sort."""
+    fell = f"health_fell=true&moved_since={_instant(7 * 86_400)}&moved_until={_instant(0)}"
+    health_day = f"as_of={_instant(30 * 86_400)}"
+    views = {
+        "stage on a past day": f"stage=retention&{PAST_DAY}",
+        "stage on a past day, by CLV": f"stage=retention&{PAST_DAY}&sort=clv&order=desc",
+        "at risk 30 days ago": f"health_state=at_risk,unhappy&{health_day}",
+        "at risk 30 days ago, by revenue": f"health_state=at_risk,unhappy&{health_day}"
+                                           "&sort=revenue&order=desc",
+        "moved up in a week": f"moved=up&{MOVES_WEEK}",
+        "moved up in a week, by last seen": f"moved=up&{MOVES_WEEK}&sort=last_seen&order=desc",
+        "moved down in a week": f"moved=down&{MOVES_WEEK}",
+        "moved into loyalty in a week": f"moved_to=loyalty&{MOVES_WEEK}",
+        "health fell this week": fell,
+        "health fell this week, lowest score": f"{fell}&sort=health_score&order=asc",
+    }  # fmt: skip
+    return {
+        f"customers, {name}": [f"/api/v1/customer-list?{params}", "/api/v1/lifecycle/counts"]
+        for name, params in views.items()
+    }
 
 
 def pages(customer_id: int) -> dict[str, list[str]]:
@@ -261,11 +323,14 @@ def pages(customer_id: int) -> dict[str, list[str]]:
                                             "&sort=last_seen&order=desc"],
         "customers, seen between days": ["/api/v1/customer-list?seen_from=2025-01-01"
                                          "&seen_to=2025-06-30&sort=last_seen"],
+        **click_throughs(),
         "customer 360": [c, f"{c}/lifecycle", f"{c}/predictions", f"{c}/timeline?limit=200",
                          f"{c}/notes", f"{c}/engagement"],
         "segments": ["/api/v1/segments"],
         "settings, health scorecard": ["/api/v1/health/scorecard"],
         "settings, guardrails": ["/api/v1/engage/policy", "/api/v1/engage/channels"],
+        # the Reports page opens on one report's default view (one call, kept: see above)
+        **{f"reports, {name}": [f"/api/v1/reports/{name}"] for name in REPORTS},
     }  # fmt: skip
 
 
@@ -279,30 +344,26 @@ def measure(
         httpx.Client(base_url=url, headers=headers, timeout=600) as client,
         ThreadPoolExecutor(8) as pool,
     ):
-        if not only or any(name.startswith("overview") for name in only):
+        for group, calls in FIRST_READINGS.items():
+            if only and not any(name.startswith(group) for name in only):
+                continue
             cpu = time.process_time()
-            for call, seconds in first_readings(client).items():
+            for call, seconds in first_readings(client, calls).items():
                 print(f"first request {call}: {seconds * 1000:.0f} ms")
             print(f"  (server process CPU meanwhile: {time.process_time() - cpu:.1f} s)")
+        for name, calls in click_throughs().items():  # a filter selecting nobody measures nothing
+            if not only or name in only:
+                total = client.get(calls[0]).raise_for_status().json()["total"]
+                print(f"{name}: {total:,} customers")
         for name in pages(1):
             if only and name not in only:
                 continue
-            times = []
-            for n in range(repeat + 1):
+
+            def load(name: str = name) -> float:  # a random customer's page each time
                 calls = pages(int(rng.integers(1, customers + 1)))[name]
-                started = time.perf_counter()
-                answers = list(pool.map(client.get, calls))
-                elapsed = time.perf_counter() - started
-                bad = [a for a in answers if a.status_code != 200]
-                if bad:
-                    raise SystemExit(f"{name}: {bad[0].request.url} {bad[0].status_code}")
-                if n:  # the first is a warm-up
-                    times.append(elapsed * 1000)
-            times.sort()
-            results[name] = {
-                "p50": statistics.median(times),
-                "p95": times[min(len(times) - 1, int(0.95 * len(times)))],
-            }
+                return load_page(client, pool, name, calls)
+
+            results[name] = percentiles(after_warm_up(load, repeat))
     return results
 
 
@@ -327,14 +388,7 @@ def single_calls(
                     label = call.replace(f"/customers/{customer}", "/customers/{id}")
                     if n:
                         times.setdefault(label.removeprefix("/api/v1/"), []).append(elapsed)
-    results = {}
-    for call, values in times.items():
-        values.sort()
-        results[call] = {
-            "p50": statistics.median(values),
-            "p95": values[min(len(values) - 1, int(0.95 * len(values)))],
-        }
-    return results
+    return {call: percentiles(values) for call, values in times.items()}
 
 
 def main() -> None:
@@ -347,10 +401,16 @@ def main() -> None:
     parser.add_argument(
         "--cold",
         action="store_true",
-        help="delete the stored overview readings first (a server that never stored any)",
+        help="delete the stored readings first (a server that never stored any)",
     )
     parser.add_argument(
         "--calls", action="store_true", help="also time each call of the pages alone, in turn"
+    )
+    parser.add_argument(
+        "--outdated",
+        action="store_true",
+        help="add one event after the live loop's step, so every stored reading is outdated:"
+        " the pages are measured while the server reads them again in the background",
     )
     add_migrate_option(parser)
     args = parser.parse_args()
@@ -376,41 +436,42 @@ def main() -> None:
         print(f"rebuilt {report.customers:,} customers' state in {built['state_seconds']} s "
               f"({built['state_cpu_seconds']} s CPU, load {os.getloadavg()[0]:.1f})")  # fmt: skip
     db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
+    if changed := set_transition_kinds(db, built.get("workspace_id", 1)):
+        print(f"gave {changed:,} stage transitions their kind (entry, skip, exit, ...)")
     if args.cold:
         with db.transaction() as session:
             session.execute(delete(OverviewReading))
     else:  # what the live loop (or clm demo) stores after its passes
         cpu, wall = time.process_time(), time.perf_counter()
         read = refresh_overview(db, built.get("workspace_id", 1))
-        print(f"live loop's overview step: read {read or 'nothing (all current)'} in "
+        print(f"live loop's readings step: read {read or 'nothing (all current)'} in "
               f"{time.perf_counter() - wall:.1f} s ({time.process_time() - cpu:.1f} s CPU, "
               f"load {os.getloadavg()[0]:.1f})")  # fmt: skip
+    if args.outdated:
+        stamp = datetime.now(UTC).isoformat()
+        order = {"type": "track", "userId": "u1", "event": "Order Completed",
+                 "messageId": f"outdated-{time.time_ns()}", "timestamp": stamp,
+                 "properties": {"revenue": 10}}  # fmt: skip
+        ingest(db, built.get("workspace_id", 1), [order])
+        print("one event added: every stored reading is outdated")
     db.dispose()
     db = Database.open(f"sqlite:///{path}", run_migrations=False)  # a freshly started server
-    with socket.socket() as probe:  # a free ephemeral port on loopback
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
+    server = LoopbackServer(create_app(db))
     print(f"load before: {os.getloadavg()[0]:.1f}")
     only = [p.strip() for p in args.pages.split(";")] if args.pages else None
     cpu = time.process_time()
-    url = f"http://127.0.0.1:{port}"
+    url = server.url
     results = measure(url, key, args.repeat, args.customers, only)
     print(f"CPU of this process (server and client): {time.process_time() - cpu:.1f} s")
     print(f"load after: {os.getloadavg()[0]:.1f}")
-    print(f"{'page':28} {'p50 ms':>8} {'p95 ms':>8}")
+    print(f"{'page':50} {'p50 ms':>8} {'p95 ms':>8}")
     for name, figures in results.items():
-        print(f"{name:28} {figures['p50']:8.0f} {figures['p95']:8.0f}")
+        print(f"{name:50} {figures['p50']:8.0f} {figures['p95']:8.0f}")
     if args.calls:
         print(f"{'call':40} {'p50 ms':>8} {'p95 ms':>8}")
         for call, figures in single_calls(url, key, args.repeat, args.customers, only).items():
             print(f"{call:40} {figures['p50']:8.0f} {figures['p95']:8.0f}")
-    server.should_exit = True
+    server.stop()
     db.dispose()
 
 

@@ -14,22 +14,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
-import uvicorn
 from sqlalchemy import select
 
 from clm.store import workspaces
 from clm.store.models import Workspace
 from clm.web import create_app
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py, _http.py
 from _db import add_migrate_option, open_existing
+from _http import LoopbackServer
 
 
 def main() -> None:
@@ -47,18 +45,10 @@ def main() -> None:
         if ws is None:
             raise SystemExit(f"no workspace {args.workspace!r}")
         key = workspaces.issue_key(session, "manage", ws).key
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
+    server = LoopbackServer(create_app(db))
     print(f"load before: {os.getloadavg()[0]:.1f}")
     with httpx.Client(
-        base_url=f"http://127.0.0.1:{port}/api/v1/health",
+        base_url=f"{server.url}/api/v1/health",
         headers={"Authorization": f"Bearer {key}"},
         timeout=600,
     ) as client:
@@ -109,7 +99,7 @@ def main() -> None:
                 f" {time.perf_counter() - wall:7.2f} s wall {time.process_time() - cpu:7.2f} s CPU"
             )
     print(f"load after: {os.getloadavg()[0]:.1f}")
-    server.should_exit = True
+    server.stop()
     db.dispose()
 
 

@@ -27,6 +27,7 @@ from clm.analytics import retention_trend
 from clm.analytics import trends as trends_module
 from clm.analytics.kept import canonical, readings_of
 from clm.analytics.overview_readings import refresh_overview
+from clm.analytics.reports import REPORTS
 from clm.analytics.retention_trend import funnel_summary
 from clm.analytics.retention_trend import retention_trend as retention
 from clm.analytics.trends import (
@@ -226,10 +227,12 @@ def test_the_live_loop_step_stores_each_default_reading_once(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workspace_id, _ = _write(db)
-    assert refresh_overview(db, workspace_id) == ["trends", "movers", "funnel", "retention"]
+    reports = [f"report:{name}" for name in REPORTS]  # each report's default view too
+    overview = ["trends", "movers", "funnel", "retention"]
+    assert refresh_overview(db, workspace_id) == overview + reports
     with db.session() as session:
         kinds = sorted(r.kind for r in session.query(OverviewReading))
-    assert kinds == ["funnel", "movers", "retention", "trends"]
+    assert kinds == sorted(overview + reports)
     assert refresh_overview(db, workspace_id) == []  # nothing moved: nothing read
     # a new event: the reports' inputs moved, but they were read under their interval ago
     ingest(db, workspace_id, [event("b", "2024-02-10", "Signed Up", "late-b")])

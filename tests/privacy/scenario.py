@@ -14,6 +14,7 @@ from clm.engage.delivery import outbox
 from clm.engage.referrals import ledger
 from clm.engage.referrals.coupons import CouponCreate, create_coupon
 from clm.engage.schemas import Content, Policy, SendRequest
+from clm.engage.surveys.stored_answers import catch_up
 from clm.ingest import ingest
 from clm.lifecycle.health_service import run_health
 from clm.lifecycle.service import run_lifecycle
@@ -289,3 +290,10 @@ def _engage(db: Database, ws: int, ada: int, bob: int) -> None:
                 created_at=NOW,
             )
         )
+    # Her NPS answer with a comment naming her, folded into the stored survey answers.
+    answer = {"survey_id": "nps", "survey_type": "nps", "response_id": "jti-ada", "revision": 1,
+              "score": 4, "comment": "Ada Lovelace: slow delivery", "sentiment": -0.3}  # fmt: skip
+    survey = {"type": "track", "userId": "ada-1001", "event": "survey_answered",
+              "messageId": "a-nps", "properties": answer, "timestamp": _at(21)}  # fmt: skip
+    assert ingest(db, ws, [survey]).stored == 1
+    assert catch_up(db, ws) == 1

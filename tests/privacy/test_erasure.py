@@ -102,6 +102,7 @@ def test_after_erasure_nothing_names_the_person(db: Database) -> None:
         "engage_coupon_redemptions",
         "engage_testimonials",
         "engage_tasks",
+        "survey_answers",
     ):
         assert table in seen, table
     # By hand: March has Ada (200) and Bob (50) as new customers, both enter the funnel.

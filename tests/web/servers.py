@@ -16,9 +16,10 @@ from tests.conftest import free_port
 
 
 @contextmanager
-def serving(db: Database) -> Iterator[str]:
-    """The app's base URL while it serves ``db``."""
-    port = free_port()
+def serving(db: Database, port: int | None = None) -> Iterator[str]:
+    """The app's base URL while it serves ``db`` (on ``port`` if given: a test that stops the
+    server and starts it again keeps the page's address)."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(db), host="127.0.0.1", port=port, log_level="warning")
     )

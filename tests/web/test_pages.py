@@ -5,6 +5,7 @@ line-numbered error before anything is saved."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from clm.analytics.kept import readings_of
 from clm.engage.playbooks import service as pb
 from clm.ingest import ingest
 from clm.lifecycle import run_lifecycle
 from clm.store.engine import Database
+from tests.analytics.test_report_readings import gate  # noqa: F401 - the fixture
 from tests.conftest import Tenant, make_tenant
 from tests.web.browser import Shot, console_errors, sign_in_with_key
 from tests.web.servers import serving
@@ -107,6 +110,46 @@ def test_each_report_draws_its_chart_and_tables(
     text = Path(download.value.path()).read_text(encoding="utf-8")
     header = page.locator(".report-table").first.locator("thead th").all_inner_texts()
     assert text.splitlines()[0] == ",".join(header)
+    assert console_errors(page) == []
+
+
+@pytest.mark.slow
+def test_a_report_says_computing_then_refreshing_and_never_shows_an_error(
+    shop: tuple[str, Tenant],
+    browser_page: Page,
+    shot: Shot,
+    db: Database,
+    gate: threading.Event,  # noqa: F811
+) -> None:
+    """A first reading that takes long shows "computing…" and then the report (the page asks
+    again); after new events the stored report is shown "as of <time>, refreshing" while it
+    is read again, then the new one. The server runs in this process, so the test holds the
+    background computation at a gate."""
+    url, tenant = shop
+    page = browser_page
+    try:
+        sign_in_with_key(page, url + "/reports/rfm", tenant.secret_key)
+        expect(page.locator("#report-computing")).to_contain_text("Computing")
+        shot("report-computing")
+        gate.set()
+        expect(page.locator("#chart-rfm canvas").first).to_be_visible(timeout=30_000)
+        expect(page.locator("#report-computing")).to_have_count(0)
+        expect(page.locator("#report-refreshing")).to_have_count(0)
+        gate.clear()
+        ingest(db, tenant.id, [{"type": "track", "userId": "u5", "event": "Order Completed",
+                                "properties": {"revenue": 70}, "messageId": "late-u5",
+                                "timestamp": "2026-03-05T09:00:00Z"}])  # fmt: skip
+        page.reload()
+        refreshing = page.locator("#report-refreshing")
+        expect(refreshing).to_contain_text("refreshing")
+        expect(refreshing).to_contain_text("as of ")
+        expect(page.locator("#chart-rfm canvas").first).to_be_visible()  # the older reading
+        shot("report-refreshing")
+        gate.set()
+        expect(refreshing).to_have_count(0, timeout=30_000)  # the new reading, asked again
+    finally:
+        gate.set()
+        readings_of(db).settle()
     assert console_errors(page) == []
 
 

@@ -17,8 +17,9 @@ runs is seen by the next request. A request (``Readings.get``):
 
 A refresh writes its reading with an upsert that keeps the newer of two readings (by the
 time each began), so two processes refreshing at once leave one whole, newest reading. The
-live loop refreshes the overview's default readings after its passes, ``clm demo`` after
-building (``clm.analytics.overview_readings``); a request refreshes the rest on demand.
+live loop refreshes the overview's and the reports' default readings after its passes, ``clm
+demo`` after building (``clm.analytics.overview_readings``; the reports' readings are
+``clm.analytics.report_readings``); a request refreshes the rest on demand.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from clm.analytics.calendar import Granularity
 from clm.analytics.segments import rfm_scores
 from clm.analytics.source import ReportSource, by_customer
 from clm.errors import FieldError, ValidationError
+from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.conditions import RFM_SEGMENTS
 
 SEGMENTS = RFM_SEGMENTS
@@ -159,7 +160,7 @@ class Period:
 
 def resolve_period(source: ReportSource, query: ReportQuery) -> Period:
     """The query's period, defaulting to the customers' events; checks stages named in it."""
-    _check_stages(source, query)
+    check_stages(source.model, query)
     bounds = source.bounds()
     until = int(query.until.timestamp()) if query.until else (bounds[1] + 1 if bounds else 1)
     since = int(query.since.timestamp()) if query.since else (bounds[0] if bounds else 0)
@@ -172,11 +173,15 @@ def resolve_period(source: ReportSource, query: ReportQuery) -> Period:
     return Period(since, until)
 
 
-def _check_stages(source: ReportSource, query: ReportQuery) -> None:
-    known = [s.name for s in source.model.stages]
+STAGE_FIELDS = ("stage", "from_stage", "to_stage")  # the parameters that name a stage
+
+
+def check_stages(model: CompiledModel, query: ReportQuery) -> None:
+    """Refuse a query naming a stage the stage model does not have (one error per field)."""
+    known = [s.name for s in model.stages]
     errors = [
         FieldError((name,), f"unknown stage {value!r}; stages: {', '.join(known)}")
-        for name in ("stage", "from_stage", "to_stage")
+        for name in STAGE_FIELDS
         if (value := getattr(query, name, None)) is not None and value not in known
     ]
     if errors:

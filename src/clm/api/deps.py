@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -112,14 +111,22 @@ def caller(request: Request, db: Database) -> Principal | None:
     return active.principal if active else None
 
 
-def require(permission: Permission) -> Callable[[Request, Database], Principal]:
+class Require:
+    """The dependency for routes that need ``permission``. It names the permission, so each
+    route's need is read from its own dependencies (``ClmRoute`` puts it in the OpenAPI
+    operation as ``x-permission``, and the web app's buttons follow it)."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+        self.__name__ = f"require_{permission}"
+
+    def __call__(self, request: Request, db: DatabaseDep) -> Principal:
+        return authorize(caller(request, db), self.permission)
+
+
+def require(permission: Permission) -> Require:
     """The dependency for routes that need ``permission``."""
-
-    def dependency(request: Request, db: DatabaseDep) -> Principal:
-        return authorize(caller(request, db), permission)
-
-    dependency.__name__ = f"require_{permission}"
-    return dependency
+    return Require(permission)
 
 
 def _signed_in(request: Request, db: DatabaseDep) -> ActiveSession:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
 from clm.accounts import keys, record
 from clm.api.deps import AdminKey, Configurer, DatabaseDep, Reader, workspace_id
-from clm.api.routing import ClmRoute
+from clm.api.routing import ClmRoute, route_permissions
 from clm.lifecycle import event_counts
 from clm.store import customers as repo
 from clm.store import workspaces as ws
@@ -52,6 +52,14 @@ class WorkspaceAccess(WorkspacePublic):
     role: str | None = None
     key_kind: str | None = None
     permissions: list[str]
+    route_permissions: Annotated[
+        dict[str, str],
+        Field(
+            description="``METHOD /path`` -> the permission that route needs, read from the "
+            "routes' own dependencies: the web app offers an action when the caller holds "
+            "the permission of the route it calls"
+        ),
+    ]
 
 
 class KeyCreate(BaseModel):
@@ -93,14 +101,18 @@ def list_workspaces(db: DatabaseDep, _: AdminKey) -> list[WorkspacePublic]:
 
 
 @router.get("/workspace")
-def current_workspace(db: DatabaseDep, key: Reader) -> WorkspaceAccess:
+def current_workspace(request: Request, db: DatabaseDep, key: Reader) -> WorkspaceAccess:
     with db.session() as session:
         workspace = WorkspacePublic.model_validate(ws.get_workspace(session, workspace_id(key)))
+    state = request.app.state
+    if not hasattr(state, "route_permissions"):  # the routes are fixed once the app serves
+        state.route_permissions = route_permissions(request.app.routes)
     return WorkspaceAccess(
         **workspace.model_dump(),
         role=key.role,
         key_kind=key.key_kind,
         permissions=sorted(p.value for p in key.permissions),
+        route_permissions=state.route_permissions,
     )
 
 

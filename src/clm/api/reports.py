@@ -9,6 +9,7 @@ rows with the CSV's fields.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -24,12 +25,13 @@ from clm.analytics import (
     run_report,
     store_spend,
 )
+from clm.analytics.report_readings import KeptReport, kept_report
 from clm.api.deps import DatabaseDep, Marketer, Reader, workspace_id
 from clm.api.routing import ClmRoute, utf8_text
 from clm.errors import FieldError, NotFound, ValidationError
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"], route_class=ClmRoute)
-RESERVED = ("engine",)  # query parameters of the endpoint, not of the report
+RESERVED = ("engine", "fresh")  # query parameters of the endpoint, not of the report
 
 
 class ReportInfo(BaseModel):
@@ -54,16 +56,36 @@ def get_report(
     db: DatabaseDep,
     key: Reader,
     engine: Annotated[Literal["sql", "duckdb"], Query(description="where to compute")] = "sql",
+    fresh: Annotated[
+        bool, Query(description="compute now instead of answering with the stored reading")
+    ] = False,
 ) -> dict[str, Any]:
-    """One report of the caller's workspace, e.g. ``/funnel?since=2024-01-01&stage=paying``."""
+    """One report of the caller's workspace, e.g. ``/funnel?since=2024-01-01&stage=paying``.
+
+    Answered from its stored reading (``clm.analytics.report_readings``): ``current`` False
+    while the data has moved since ``computed_at`` and a refresh runs; ``ready`` False (no
+    figures) while the first reading of these parameters runs: ask again. ``fresh=true`` (or
+    ``engine=duckdb``) computes it now."""
     known = report_name(name)
     if known is None:
         raise NotFound(f"No report {name!r}; reports: {', '.join(REPORTS)}")
     params = {k: v for k, v in request.query_params.items() if k not in RESERVED}
-    report = run_report(db, workspace_id(key), known, params, engine=engine)
+    if engine != "sql":
+        began = datetime.now(UTC)
+        kept = KeptReport(run_report(db, workspace_id(key), known, params, engine=engine),
+                          True, began)  # fmt: skip
+    else:
+        kept = kept_report(db, workspace_id(key), known, params, fresh=fresh)
+    state = {
+        "ready": kept.report is not None,
+        "current": kept.current,
+        "computed_at": kept.computed_at.isoformat() if kept.computed_at else None,
+    }
+    if kept.report is None:
+        return {"report": known, "tables": [], **state}
     # The same tables the CLI prints and writes as CSV, so the web page shows them as they are.
-    tables = [table.model_dump(mode="json") for table in report.tables()]
-    return {**report.model_dump(mode="json"), "tables": tables}
+    tables = [table.model_dump(mode="json") for table in kept.report.tables()]
+    return {**kept.report.model_dump(mode="json"), "tables": tables, **state}
 
 
 async def _spend_rows(request: Request) -> list[SpendRow]:

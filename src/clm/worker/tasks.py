@@ -6,10 +6,11 @@
   the running one go round once more, so no nudge is lost and none runs twice at once.
 * ``clm.live.sweep`` (every minute): a pass for every workspace, the safety net for anything a
   crash or a missed nudge left behind, and what moves a quiet workspace along with the clock.
-* ``clm.live.readings(workspace_id)``: after each pass, the overview's default readings that
-  the pass outdated are read again and stored (``clm.analytics.overview_readings``), off the
-  pass's own thread, so the page answers at once and a slow whole-log report never holds up
-  stages and health. One at a time per workspace; each reading at most once per its interval.
+* ``clm.live.readings(workspace_id)``: after each pass, the overview's and each report's
+  default readings that the pass outdated are read again and stored
+  (``clm.analytics.overview_readings``), off the pass's own thread, so the pages answer at
+  once and a slow whole-log report never holds up stages and health. One at a time per
+  workspace; each reading at most once per its interval.
 * ``clm.live.refit(workspace_id)`` and ``clm.live.daily`` (at ``CLM_LIVE_PREDICT_HOUR`` UTC):
   predictions refitted after a large import and once a day; the new scores are events, so the
   pass enqueued after a refit carries them into stages and health.

@@ -25,7 +25,7 @@ from clm.engage.referrals import ledger
 from clm.engage.referrals import service as referrals
 from clm.engage.referrals.earning import earn_from_events
 from clm.engage.referrals.schemas import ReferralReport
-from clm.engage.surveys.stored_answers import catch_up
+from clm.engage.surveys.stored_answers import ensure_answers
 from clm.store.engine import Database
 from clm.store.models import Workspace
 
@@ -75,7 +75,7 @@ def run_due(db: Database, workspace_id: int, now: datetime | None = None) -> Eng
     )
     earned = part("points earned", lambda: earn_from_events(db, workspace_id, at), 0)
     expired = part("points expired", lambda: ledger.expire(db, workspace_id, at), 0)
-    part("survey answers", lambda: catch_up(db, workspace_id), 0)
+    part("survey answers", lambda: ensure_answers(db, workspace_id), 0)
     return EngageTickReport(
         **journeys.model_dump(),
         referrals=referred,

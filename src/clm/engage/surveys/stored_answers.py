@@ -15,8 +15,8 @@ rebuild by construction, and the tests check it against the old pass over the lo
 
 The rows are kept by a cursor over the log (``engage_cursors``): ``catch_up`` folds the
 ``survey_answered`` events past it, found through a partial index of them by id, so no other
-event and no ingestion pays for it. The engagement tick runs it, and every read runs
-``ensure_answers`` first (one index probe when nothing is new), so an answer acknowledged a
+event and no ingestion pays for it. The engagement tick and every read run it through
+``ensure_answers`` (one index probe when nothing is new), so an answer acknowledged a
 moment ago is in the results at once, whichever path wrote it (the answer link, the tracking
 API, an import). A workspace upgraded with answers in its log is filled by its first read or
 tick. A change of the definitions here (``VERSION``) or a deletion of events (retention,
@@ -257,8 +257,9 @@ def catch_up(db: Database, workspace_id: int) -> int:
     return read
 
 
-def ensure_answers(db: Database, workspace_id: int) -> None:
-    """Catch the stored rows up before a read, if any answer arrived since (an index probe)."""
+def ensure_answers(db: Database, workspace_id: int) -> int:
+    """Catch the stored rows up if any answer arrived since (an index probe; no write lock
+    taken when nothing is new); returns the events read."""
     with db.session() as session:
         top = session.scalar(
             select(func.max(Event.id)).where(
@@ -269,7 +270,8 @@ def ensure_answers(db: Database, workspace_id: int) -> None:
         done = cursor(session, workspace_id, CURSOR)
         current = cursor(session, workspace_id, VERSION_CURSOR) == VERSION
     if not current or int(top or 0) > done:
-        catch_up(db, workspace_id)
+        return catch_up(db, workspace_id)
+    return 0
 
 
 def invalidate_answers(session: Session, workspace_id: int) -> None:

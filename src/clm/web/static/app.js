@@ -2,14 +2,14 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { html } from "./lib/html.js";
-import { api, useKey, usingKey } from "./lib/api.js";
+import { api, onSignedOut, useKey, usingKey } from "./lib/api.js";
 import { setAccess } from "./lib/access.js";
 import { match, setAppPaths, useLocation } from "./lib/router.js";
 import { NAV, ROUTES } from "./routes.js";
 
 setAppPaths(NAV.map((item) => item.href));
 
-function SignIn({ onSignedIn }) {
+function SignIn({ onSignedIn, notice }) {
   const [signinError, setSigninError] = useState("");
   const [keyError, setKeyError] = useState("");
 
@@ -45,6 +45,7 @@ function SignIn({ onSignedIn }) {
 
   return html`<main id="login" class="signin">
     <h1>Sign in to CLM</h1>
+    ${notice ? html`<p id="signed-out-notice" class="note" role="status">${notice}</p>` : null}
     <form id="signin-form" onSubmit=${signIn}>
       <label>Email <input id="email" name="email" type="email" autocomplete="username" placeholder="you@example.com" required /></label>
       <label>Password <input id="password" name="password" type="password" autocomplete="current-password" required /></label>
@@ -98,6 +99,15 @@ function Shell({ workspace, onSignOut }) {
 function App() {
   // undefined: still asking; null: signed out; else the workspace the caller opens.
   const [workspace, setWorkspace] = useState(undefined);
+  // Why the sign-in form is back while a page was open (a session that ended, a revoked key).
+  const [notice, setNotice] = useState("");
+  // Set as the page renders, before any of its requests can answer. Only while a workspace is
+  // open: the sign-in form's own 401s are its wrong passwords.
+  onSignedOut(workspace ? () => {
+    useKey(null);
+    setNotice("Your sign-in has ended: the session expired or was signed out elsewhere, or the key was revoked. Sign in again to go on where you were.");
+    setWorkspace(null);
+  } : null);
   useEffect(() => {
     // A key for this tab, else a live session cookie, else the sign-in form. Without either
     // there is nothing to ask (and no 401 in the console).
@@ -113,13 +123,16 @@ function App() {
   }, []);
 
   async function signOut() {
+    onSignedOut(null); // leaving on purpose: no "your sign-in has ended" on the way out
     if (usingKey()) useKey(null);
     else await api("/auth/logout", { method: "POST" }).catch(() => {});
     setWorkspace(null);
   }
 
   if (workspace === undefined) return html`<p class="loading muted">Loading…</p>`;
-  if (workspace === null) return html`<${SignIn} onSignedIn=${setWorkspace} />`;
+  if (workspace === null) {
+    return html`<${SignIn} notice=${notice} onSignedIn=${(opened) => { setNotice(""); setWorkspace(opened); }} />`;
+  }
   setAccess(workspace);
   return html`<${Shell} workspace=${workspace} onSignOut=${signOut} />`;
 }

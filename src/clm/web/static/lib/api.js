@@ -23,21 +23,39 @@ export function usingKey() {
   return Boolean(sessionStorage.getItem(KEY));
 }
 
+// Called when the server stops knowing the caller (a session that expired or was signed out
+// elsewhere, a revoked key): the shell goes back to the sign-in form, keeping the page's URL.
+let signedOut = null;
+export function onSignedOut(listener) {
+  signedOut = listener;
+}
+
+function failed(message, status, errors = []) {
+  return Object.assign(new Error(message), { status, errors });
+}
+
+// Said when fetch itself fails: the server is stopped or restarting, or the network is down.
+export const UNREACHABLE = "Cannot reach the CLM server: it may be stopped or restarting. Try again in a moment.";
+
 async function request(path, { method = "GET", body } = {}) {
   const headers = authHeaders(method);
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(`/api/v1${path}`, {
-    method,
-    headers,
-    credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  let response;
+  try {
+    response = await fetch(`/api/v1${path}`, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw failed(UNREACHABLE, 0);
+  }
   if (!response.ok) {
     const answer = await response.json().catch(() => ({}));
-    const error = new Error(answer.message || `HTTP ${response.status}`);
-    error.status = response.status;
-    error.errors = answer.errors || [];
-    throw error;
+    if (response.status === 401 && signedOut) signedOut(answer.message);
+    const fallback = response.status >= 500 ? `The server failed (HTTP ${response.status}). Try again in a moment.` : `HTTP ${response.status}`;
+    throw failed(answer.message || fallback, response.status, answer.errors || []);
   }
   return response;
 }

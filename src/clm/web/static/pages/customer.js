@@ -146,12 +146,14 @@ function Timeline({ id, changes }) {
       <span class="muted">${thousands(shown.length)} of the latest ${thousands(all.length)}</span>
     </div>
     ${status(events)}
-    <div class="table-wrap"><table><thead><tr><th>time</th><th>what</th><th>channel</th><th>campaign</th><th class="num">revenue</th></tr></thead>
+    <div class="table-wrap"><table id="timeline-table" class="stack"><thead><tr><th>time</th><th>what</th><th>channel</th><th>campaign</th><th class="num">revenue</th></tr></thead>
       <tbody id="customer-timeline">${shown.map((e) => {
         const own = describe(e, changes);
         return html`<tr class=${own ? "own" : ""}><td>${minute(e.timestamp)}</td>
           <td class="wrap">${own || html`<strong>${e.name || e.type}</strong> <span class="muted">${e.type}</span>${details(e)}`}</td>
-          <td>${e.channel || ""}</td><td>${e.campaign || ""}</td><td class="num">${e.revenue === null ? "" : money(e.revenue, e.currency || "USD")}</td></tr>`;
+          <td data-label=${e.channel ? "channel" : undefined}>${e.channel || null}</td>
+          <td data-label=${e.campaign ? "campaign" : undefined}>${e.campaign || null}</td>
+          <td data-label=${e.revenue === null ? undefined : "revenue"} class="num">${e.revenue === null ? null : money(e.revenue, e.currency || "USD")}</td></tr>`;
       })}</tbody></table></div>
   </div>`;
 }
@@ -178,12 +180,12 @@ function Notes({ id }) {
     }
   }
   return html`<div class="panel"><h2>Frontline notes</h2>
-    ${can("support") ? html`<form id="note-form" class="toolbar" onSubmit=${add}>
+    ${can("note.add") ? html`<form id="note-form" class="toolbar" onSubmit=${add}>
       <label>Note <textarea name="text" rows="2" cols="30" required></textarea></label>
       <label>Rating <select name="rating"><option value="">none</option>${[5, 4, 3, 2, 1].map((n) => html`<option value=${n}>${n}</option>`)}</select></label>
       <label>Author <input name="author" required key=${me?.email || ""} defaultValue=${me?.email || "me"} /></label>
       <button type="submit">Add note</button>
-    </form>` : html`<p class="muted small" id="note-denied">${lacks("support")}</p>`}
+    </form>` : html`<p class="muted small" id="note-denied">${lacks("note.add")}</p>`}
     <p class="error" role="alert">${error}</p>
     ${status(notes)}
     <ul id="notes" class="plain">${(notes.data || []).map((n) => html`<li><span class="muted">${minute(n.at)} · ${n.author}${n.rating ? ` · ${n.rating}/5` : ""}</span><br />${n.text}</li>`)}</ul>

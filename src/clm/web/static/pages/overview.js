@@ -1,9 +1,9 @@
 // Overview: the workspace at a glance. Counts now link to the customers behind them; the
 // charts show the same counts over a date range kept in the URL (?since=&until=&grain=), so a
 // view is a link and the back button restores it.
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { html } from "../lib/html.js";
-import { useApi, status } from "../lib/hooks.js";
+import { useApi, useReading, status } from "../lib/hooks.js";
 import { query } from "../lib/api.js";
 import { navigate } from "../lib/router.js";
 import { Chart } from "../lib/chart.js";
@@ -59,8 +59,8 @@ function RangeForm({ view, shown }) {
   });
   return html`<form id="range" class="toolbar" aria-label="Date range of the charts"
       onSubmit=${(e) => { e.preventDefault(); apply(e.currentTarget, e.currentTarget.grain.value); }}>
-    <label>From <input name="since" type="date" key=${`s${view.since}${shown.since}`} defaultValue=${view.since || shown.since || ""} /></label>
-    <label>To <input name="until" type="date" key=${`u${view.until}${shown.until}`} defaultValue=${view.until || shown.until || ""} /></label>
+    <label>From <input id="range-since" name="since" type="date" key=${view.since || `default ${shown.since}`} defaultValue=${view.since || shown.since || ""} /></label>
+    <label>To <input id="range-until" name="until" type="date" key=${view.until || `default ${shown.until}`} defaultValue=${view.until || shown.until || ""} /></label>
     <label>Points <select name="grain" value=${view.grain} onChange=${(e) => apply(e.currentTarget.form, e.currentTarget.value)}>
       <option value="day">daily</option><option value="week">weekly</option><option value="month">monthly</option>
     </select></label>
@@ -149,6 +149,7 @@ function HealthPanel({ counts, trend }) {
   const [picked, pick] = useState(null);
   return html`<div class="panel">
     <h2>Health</h2>
+    ${status(counts)}
     ${counts.data && html`<${Bars} id="health" entries=${health} href=${(state) => `/customers${query({ health_state: HEALTH_STATE[state] || state })}`} />`}
     ${trend.data && html`<h3>Over time <span class="muted">(customers per state and the mean score)</span></h3>
       <${Chart} id="chart-health" height=${300} option=${healthOption(trend.data)} onPoint=${pick} />
@@ -158,14 +159,9 @@ function HealthPanel({ counts, trend }) {
 
 // Churn and revenue retention per month: the churn_retention report's own figures.
 function RetentionPanel({ view }) {
-  const report = useApi(`/overview/retention${query({ since: view.since, until: view.until })}`);
+  const report = useReading(`/overview/retention${query({ since: view.since, until: view.until })}`);
   const r = report.data?.ready ? report.data : null;
-  const waiting = report.data && !report.data.ready;
-  useEffect(() => {
-    if (!waiting) return undefined;
-    const timer = setTimeout(report.reload, 4000); // the first reading of a large log runs on
-    return () => clearTimeout(timer);
-  }, [report.data]);
+  const { waiting } = report;
   const whole = r ? r.periods.filter((p) => !p.partial) : [];
   const last = whole[whole.length - 1];
   const buyers = r && r.periods.some((p) => p.active_at_start || p.new || p.revenue);
@@ -197,13 +193,8 @@ function RetentionPanel({ view }) {
 // the median days it took. Its counts are of entries over time, not of customers standing in
 // a stage now, so they link to the report rather than to the list.
 function Funnel() {
-  const report = useApi("/overview/funnel");
-  const waiting = report.data && !report.data.ready;
-  useEffect(() => {
-    if (!waiting) return undefined;
-    const timer = setTimeout(report.reload, 4000); // the first reading of a large log runs on
-    return () => clearTimeout(timer);
-  }, [report.data]);
+  const report = useReading("/overview/funnel");
+  const { waiting } = report;
   const steps = report.data?.steps || [];
   return html`<div class="panel"><h2>Stage funnel <a class="small" href="/reports/funnel">report</a></h2>
     ${status(report, { empty: "No stage history yet." })}

@@ -1,10 +1,10 @@
 // Reports: each of `clm report`'s seven reports at a URL of its own (/reports/<name>?since=..),
 // its chart, and its tables with CSV -- the same parameters drive all three.
 import { html } from "../lib/html.js";
-import { useApi, status } from "../lib/hooks.js";
+import { useReading, status } from "../lib/hooks.js";
 import { query } from "../lib/api.js";
 import { navigate } from "../lib/router.js";
-import { day, label, thousands } from "../lib/format.js";
+import { day, label, minute, thousands } from "../lib/format.js";
 import { Chart } from "../lib/chart.js";
 import { DataTable } from "../lib/table.js";
 
@@ -171,13 +171,15 @@ function Form({ spec, params }) {
 function Report({ spec, params }) {
   const wanted = {};
   for (const name of spec.params) if (params.get(name)) wanted[name] = params.get(name);
-  const report = useApi(`/reports/${spec.name}${query(wanted)}`);
-  const r = report.data;
+  const report = useReading(`/reports/${spec.name}${query(wanted)}`, { follow: true });
+  const r = report.data?.ready ? report.data : null;
   const charts = r ? CHARTS[spec.name](r).filter(Boolean) : [];
   return html`
     <${Form} spec=${spec} params=${params} />
     ${status(report)}
-    ${r && html`<p id="report-period" class="muted">${day(r.since)} to ${day(r.until)}</p>
+    ${report.waiting ? html`<p id="report-computing" class="muted" aria-busy="true">Computing… the first reading of this report with these parameters reads the whole log; it shows here when done.</p>` : null}
+    ${r && html`<p id="report-period" class="muted">${day(r.since)} to ${day(r.until)}${r.current ? null
+      : html`<span id="report-refreshing">; as of ${minute(r.computed_at)} UTC, refreshing (the data changed since)</span>`}</p>
       ${charts.length === 0 ? html`<p id="no-chart" class="panel muted">Nothing to chart in this period${spec.name === "feedback" ? ": no survey answers" : ""}.</p>` : null}
       <div class="panels">${charts.map((c) => html`<div class="panel">
         ${c.title ? html`<h2>${c.title}</h2>` : null}

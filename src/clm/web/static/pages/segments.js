@@ -74,11 +74,11 @@ export function SaveSegment({ view }) {
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
   const conditions = filtersToConditions(view);
-  if (!can("marketing")) return null;
+  if (!can("segment.save")) return null;
   if (!open) {
     return html`<button type="button" class="secondary" id="save-segment" disabled=${!conditions.length}
       title=${conditions.length ? "Save these filters as a named segment" : "Filter the list first"}
-      onClick=${() => setOpen(true)}>Save as segment</button>`;
+      onClick=${() => { setOpen(true); setTimeout(() => document.getElementById("segment-name")?.focus()); }}>Save as segment</button>`;
   }
   // Not a <form>: it sits inside the list's search form, so Enter in a field saves here.
   const save = async () => {
@@ -102,18 +102,25 @@ export function SaveSegment({ view }) {
     if (event.key === "Enter") {
       event.preventDefault();
       save();
-    } else if (event.key === "Escape") {
-      setOpen(false);
     }
   };
-  return html`<div class="panel save-segment" id="save-segment-form" role="group" aria-labelledby="save-segment-title">
+  // Closing hands the keyboard back to the button that opened the form, not the page's start.
+  const close = () => {
+    setOpen(false);
+    setError(null);
+    setTimeout(() => document.getElementById("save-segment")?.focus());
+  };
+  const onEscape = (event) => {
+    if (event.key === "Escape") close();
+  };
+  return html`<div class="panel save-segment" id="save-segment-form" role="group" aria-labelledby="save-segment-title" onKeyDown=${onEscape}>
     <h2 id="save-segment-title">Save as segment</h2>
     <${Conditions} conditions=${conditions} />
     <div class="toolbar">
       <label>Name <input id="segment-name" maxlength="100" autofocus onKeyDown=${onKey} /></label>
       <label>Description <input id="segment-description" maxlength="2000" onKeyDown=${onKey} /></label>
       <button type="button" id="save-segment-confirm" disabled=${busy} onClick=${save}>Save</button>
-      <button type="button" class="secondary" onClick=${() => { setOpen(false); setError(null); }}>Cancel</button>
+      <button type="button" class="secondary" id="save-segment-cancel" onClick=${close}>Cancel</button>
     </div>
     ${problems(error)}
   </div>`;
@@ -183,7 +190,7 @@ function SegmentPage({ id, params }) {
   const sizes = useApi(`/segments/${id}/sizes`);
   const list = useApi(`/segments/${id}/members${query(view)}`);
   const [error, setError] = useState(null);
-  const editing = params.get("edit") === "1" && can("marketing");
+  const editing = params.get("edit") === "1" && can("segment.edit");
   const at = (change) => go(`/segments/${id}${query({ ...view, per_page: undefined, ...change })}`);
   const edited = (saved) => {
     if (saved) {
@@ -233,9 +240,9 @@ function SegmentPage({ id, params }) {
           <dt>Use it</dt><dd>playbook trigger <code>segment: ${s.name}</code>; report filter <code>saved_segment</code></dd>
         </dl>
         <div class="toolbar" style="margin-top:.75rem">
-          ${can("marketing") ? html`<button type="button" id="edit-segment" onClick=${() => at({ edit: 1 })}>Edit conditions</button>` : null}
+          ${can("segment.edit") ? html`<button type="button" id="edit-segment" onClick=${() => at({ edit: 1 })}>Edit conditions</button>` : null}
           <a class="button secondary" href=${`/reports?saved_segment=${encodeURIComponent(s.name)}`}>Reports for this segment</a>
-          ${can("marketing") ? html`<button type="button" class="secondary" id="delete-segment" disabled=${s.used_by.length > 0}
+          ${can("segment.delete") ? html`<button type="button" class="secondary" id="delete-segment" disabled=${s.used_by.length > 0}
             title=${s.used_by.length ? `Playbook ${s.used_by.join(", ")} triggers on it` : "Delete this segment"} onClick=${remove}>Delete</button>` : null}
         </div>
         ${s.used_by.length ? html`<p class="muted small" id="segment-used-by">Playbook ${s.used_by.join(", ")} triggers on it: it keeps its name and cannot be deleted while that playbook is active or paused.</p>` : null}

@@ -13,7 +13,7 @@ const TABS = [
   { name: "health", title: "Health scorecard", page: Health },
   { name: "guardrails", title: "Guardrails & channels", page: Guardrails },
   { name: "members", title: "Members", page: Members },
-  { name: "keys", title: "API keys", page: Keys, permission: "configure" },
+  { name: "keys", title: "API keys", page: Keys, action: "keys.list" },
 ];
 
 export function Settings({ tab }) {
@@ -23,7 +23,7 @@ export function Settings({ tab }) {
     <div role="navigation" aria-label="Settings views" class="tabs"><ul>
       ${TABS.map((t) => html`<li><a href=${`/settings/${t.name}`} aria-current=${t === current ? "page" : undefined}>${t.title}</a></li>`)}
     </ul></div>
-    ${!current.permission || can(current.permission) ? html`<${current.page} />`
-      : html`<p class="muted denied" id="settings-denied">${lacks(current.permission)}</p>`}
+    ${!current.action || can(current.action) ? html`<${current.page} />`
+      : html`<p class="muted denied" id="settings-denied">${lacks(current.action)}</p>`}
   </section>`;
 }

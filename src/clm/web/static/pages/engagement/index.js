@@ -29,7 +29,7 @@ export function Engagement({ tab, name, survey, edit, params }) {
       ${TABS.map((t) => html`<li><a href=${t.href} aria-current=${t.name === current ? "page" : undefined}>${t.title}</a></li>`)}
     </ul></div>
     ${!known ? html`<p>No view <code>${tab}</code> here. <a href="/engagement">Playbooks</a></p>`
-      : editing && !can("marketing") ? html`<p class="muted denied" id="editor-denied">${lacks("marketing")}</p>`
+      : editing && !can("playbook.edit") ? html`<p class="muted denied" id="editor-denied">${lacks("playbook.edit")}</p>`
       : editing ? html`<${PlaybookEditor} key=${name || "new"} name=${name} />`
       : current === "surveys" ? html`<${Surveys} survey=${survey} params=${params} />`
       : current === "referrals" ? html`<${Referrals} />`

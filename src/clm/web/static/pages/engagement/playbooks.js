@@ -100,12 +100,12 @@ export function Playbooks({ name, params }) {
 
   return html`<div class="panel">
       <div class="toolbar"><h2 style="flex:1;margin:0">Playbooks</h2>
-        ${can("marketing") ? html`<a id="new-playbook" class="button" href="/engagement/new">New playbook</a>` : null}</div>
-      ${can("marketing") ? null : html`<p class="muted small denied">${lacks("marketing")}</p>`}
+        ${can("playbook.edit") ? html`<a id="new-playbook" class="button" href="/engagement/new">New playbook</a>` : null}</div>
+      ${can("playbook.edit") ? null : html`<p class="muted small denied">${lacks("playbook.edit")}</p>`}
       ${error ? html`<p class="error" role="alert">${error}</p>` : null}
       ${status(playbooks)}
       ${playbooks.data && (playbooks.data.length === 0
-        ? html`<p class="muted">No playbooks yet${can("marketing") ? html`: write one with <a href="/engagement/new">New playbook</a>` : ""}.</p>`
+        ? html`<p class="muted">No playbooks yet${can("playbook.edit") ? html`: write one with <a href="/engagement/new">New playbook</a>` : ""}.</p>`
         : html`<div class="table-wrap"><table id="playbooks" class="stack">
           <thead><tr><th>name</th><th class="num">version</th><th>status</th><th>trigger</th><th>saved</th><th></th></tr></thead>
           <tbody>${playbooks.data.map((p) => html`<tr data-playbook=${p.name} aria-current=${p.name === name ? "true" : undefined}>
@@ -114,8 +114,8 @@ export function Playbooks({ name, params }) {
             <td data-label="status"><span class=${`pill ${p.status === "paused" ? "neutral" : "happy"}`} data-status>${label(p.status)}</span></td>
             <td data-label="trigger" class="wrap">${triggerText(p.definition.trigger)}</td>
             <td data-label="saved">${minute(p.created_at)}</td>
-            <td class="actions">${can("marketing") ? html`<button class="secondary" type="button" data-toggle onClick=${() => toggle(p)}>${p.status === "paused" ? "Resume" : "Pause"}</button>
-              <a class="button secondary" href=${`/engagement/playbooks/${encodeURIComponent(p.name)}/edit`}>Edit</a>` : null}</td>
+            <td class="actions">${can(p.status === "paused" ? "playbook.resume" : "playbook.pause") ? html`<button class="secondary" type="button" data-toggle onClick=${() => toggle(p)}>${p.status === "paused" ? "Resume" : "Pause"}</button>` : null}
+              ${can("playbook.edit") ? html`<a class="button secondary" href=${`/engagement/playbooks/${encodeURIComponent(p.name)}/edit`}>Edit</a>` : null}</td>
           </tr>`)}</tbody></table></div>`)}
     </div>
     ${name ? html`<div class="panels"><${PlaybookReport} key=${name} name=${name} /></div>

@@ -4,10 +4,10 @@ import { html } from "../../lib/html.js";
 import { useApi, status } from "../../lib/hooks.js";
 import { can, lacks } from "../../lib/access.js";
 
-export function Queue({ id, title, path, empty, columns, row, decide, onDecided, permission }) {
+export function Queue({ id, title, path, empty, columns, row, decide, onDecided, action }) {
   const items = useApi(path);
   const [error, setError] = useState("");
-  const may = can(permission);
+  const may = can(action);
   async function act(item, approve) {
     setError("");
     try {
@@ -28,6 +28,6 @@ export function Queue({ id, title, path, empty, columns, row, decide, onDecided,
         <button type="button" onClick=${() => act(item, true)}>Approve</button>
         <button class="secondary" type="button" onClick=${() => act(item, false)}>Reject</button></td>` : null}</tr>`)}</tbody>
     </table></div>`)}
-    ${may ? null : html`<p class="muted small denied">${lacks(permission)}</p>`}
+    ${may ? null : html`<p class="muted small denied">${lacks(action)}</p>`}
   </div>`;
 }

@@ -32,7 +32,7 @@ function Stats({ stats }) {
 export function Referrals() {
   const stats = useApi("/engage/referrals/stats");
   return html`<${Stats} stats=${stats} />
-    <${Queue} permission="support" id="referral-queue" title="Referrals waiting for review" path="/engage/referrals?status=review"
+    <${Queue} action="referral.review" id="referral-queue" title="Referrals waiting for review" path="/engage/referrals?status=review"
       empty="No referral waits for review: the fraud checks flagged none."
       columns=${["code", "referrer", "referee", "why it was flagged"]}
       row=${(r) => html`<td><code>${r.code}</code></td>

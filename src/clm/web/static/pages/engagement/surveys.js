@@ -120,13 +120,13 @@ function Comments({ survey, params }) {
 export function Surveys({ survey, params }) {
   const list = useApi("/engage/surveys");
   const surveys = list.data || [];
-  const creating = params.get("create") === "1" && can("marketing");
+  const creating = params.get("create") === "1" && can("survey.create");
   const current = creating ? null : survey || (surveys[0] && surveys[0].key);
   const shown = surveys.find((s) => s.key === current);
   const grain = params.get("granularity") || "month";
   return html`<div class="panel">
       <div class="toolbar"><h2 style="flex:1;margin:0">Surveys</h2>
-        ${creating || !can("marketing") ? null : html`<button type="button" id="new-survey-button" onClick=${() => navigate("/engagement/surveys?create=1")}>New survey</button>`}</div>
+        ${creating || !can("survey.create") ? null : html`<button type="button" id="new-survey-button" onClick=${() => navigate("/engagement/surveys?create=1")}>New survey</button>`}</div>
       ${status(list)}
       ${list.data && (surveys.length === 0
         ? html`<p class="muted">No surveys yet: create one here, or <code>clm survey apply file.yaml</code>.</p>`

@@ -56,10 +56,10 @@ export function Tasks({ params }) {
       <tbody>${data.map((t) => html`<tr data-task=${t.id}><td class="wrap">${t.title}</td>
         <td data-label="customer">${t.customer_id ? html`<a href=${`/customers/${t.customer_id}`}>#${t.customer_id}</a>` : "–"}</td>
         <td data-label="kind">${label(t.kind)}</td>
-        <td data-label="owner">${state === "open" && can("support") ? html`<${Assign} key=${`${t.id}:${t.owner}`} task=${t} onDone=${change} />`
+        <td data-label="owner">${state === "open" && can("task.update") ? html`<${Assign} key=${`${t.id}:${t.owner}`} task=${t} onDone=${change} />`
           : t.owner || html`<span class="muted">unassigned</span>`}</td>
         <td data-label="created">${minute(t.created_at)}${t.closed_at ? html`<br /><span class="muted">done ${minute(t.closed_at)}</span>` : null}</td>
-        <td class="actions">${!can("support") ? null : state === "open"
+        <td class="actions">${!can("task.update") ? null : state === "open"
           ? html`<button type="button" data-complete onClick=${() => change(t, { status: "done" })}>Complete</button>`
           : html`<button type="button" class="secondary" onClick=${() => change(t, { status: "open" })}>Reopen</button>`}</td></tr>`)}</tbody>
     </table></div>`)}

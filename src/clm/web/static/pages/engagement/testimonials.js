@@ -5,7 +5,7 @@ import { minute } from "../../lib/format.js";
 import { Queue } from "./queue.js";
 
 export function Testimonials() {
-  return html`<${Queue} permission="marketing" id="testimonial-queue" title="Testimonials waiting for approval" path="/engage/testimonials?status=pending"
+  return html`<${Queue} action="testimonial.review" id="testimonial-queue" title="Testimonials waiting for approval" path="/engage/testimonials?status=pending"
     empty="No testimonial waits for approval."
     columns=${["from", "rating", "text", "consent", "received"]}
     row=${(t) => html`<td>${t.display_name}${t.customer_id ? html` <a href=${`/customers/${t.customer_id}`}>#${t.customer_id}</a>` : null}</td>

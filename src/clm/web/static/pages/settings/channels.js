@@ -121,7 +121,7 @@ export function Channels() {
       const c = channels.data[name];
       return html`<li data-channel=${name}>
         <div class="toolbar channel-head"><span style="flex:1"><b>${name}</b>: ${c ? "configured" : html`<span class="muted">not configured</span>`}</span>
-          ${editing === name || !can("configure") ? null : html`<button type="button" class="secondary" id=${`edit-channel-${name}`}
+          ${editing === name || !can("channel.edit") ? null : html`<button type="button" class="secondary" id=${`edit-channel-${name}`}
             onClick=${() => { setSaved(""); setEditing(name); }}>${c ? "Edit" : "Set up"}</button>`}</div>
         ${editing === name ? html`<${ChannelForm} name=${name} current=${c} onDone=${done} />`
           : c ? html`<dl class="facts">${Object.entries(c).map(([k, v]) => html`<dt>${label(k)}</dt><dd>${shownValue(v)}</dd>`)}</dl>` : null}

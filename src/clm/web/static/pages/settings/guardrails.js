@@ -119,7 +119,7 @@ function Policy() {
       <label>First retry after (seconds)<input name="backoff_seconds" inputmode="decimal" size="6" value=${form.backoff_seconds} onInput=${set("backoff_seconds")} data-field="backoff_seconds" ...${invalid("backoff_seconds")} />${problem("backoff_seconds")}</label>
     </div></fieldset>
     ${rest.length ? html`<ul id="policy-errors" class="problems" role="alert">${rest.map((path) => html`<li>${path ? `${path}: ` : ""}${errors[path].join("; ")}</li>`)}</ul>` : null}
-    <div class="toolbar">${can("configure") ? html`<button id="save-policy" type="submit">Save guardrails</button>` : html`<span class="muted denied">${lacks("configure")}</span>`}
+    <div class="toolbar">${can("policy.save") ? html`<button id="save-policy" type="submit">Save guardrails</button>` : html`<span class="muted denied">${lacks("policy.save")}</span>`}
       <span id="policy-saved" role="status" class="ok">${saved}</span></div>
   </form>`;
 }

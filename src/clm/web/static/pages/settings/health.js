@@ -117,7 +117,7 @@ export function Health() {
   const edit = card ? editOf(card, weights, thresholds) : { weights: {} };
   const local = localProblems(edit);
   const editing = changes(edit);
-  const may = can("configure");
+  const may = can("scorecard.save");
   const body = may && editing && !local.length ? JSON.stringify(edit) : null;
   // A first preview may wait for every customer's features (a job shared by every edit); once
   // it is done the same edit is asked again and answered at once.
@@ -195,7 +195,7 @@ export function Health() {
         </div>
         <div class="toolbar">
           ${may ? html`<button id="save-scorecard" type="submit" disabled=${!preview}>Save as new version</button>
-          <button class="secondary" type="button" disabled=${!editing} onClick=${() => { setWeights({}); setThresholds({}); }}>Reset</button>` : html`<span class="muted denied">${lacks("configure")}</span>`}
+          <button class="secondary" type="button" disabled=${!editing} onClick=${() => { setWeights({}); setThresholds({}); }}>Reset</button>` : html`<span class="muted denied">${lacks("scorecard.save")}</span>`}
           <span id="scorecard-state" class="muted">${!editing ? "No changes." : found.length ? `${found.length} problem${found.length > 1 ? "s" : ""}.`
             : warming ? `Reading every customer's features (once): ${progressText(warming)}`
             : check.state === "checking" ? "Checking…" : preview ? "Valid." : ""}</span>
@@ -224,8 +224,8 @@ export function Health() {
           ${["30", "60", "90", "180", "365"].map((d) => html`<option value=${d}>${d} days</option>`)}</select></label>
         <label>Cutoffs<select name="cutoffs" value=${cutoffs} onChange=${(e) => setCutoffs(e.currentTarget.value)}>
           ${["1", "2", "4"].map((n) => html`<option value=${n}>latest ${n}</option>`)}</select></label>
-        ${may ? html`<button id="run-backtest" type="submit" disabled=${run.state === "running" || local.length > 0}>
-          ${editing ? "Backtest this edit" : "Backtest the active scorecard"}</button>` : html`<span class="muted denied">${lacks("configure")}</span>`}
+        ${can("scorecard.backtest") ? html`<button id="run-backtest" type="submit" disabled=${run.state === "running" || local.length > 0}>
+          ${editing ? "Backtest this edit" : "Backtest the active scorecard"}</button>` : html`<span class="muted denied">${lacks("scorecard.backtest")}</span>`}
       </form>
       ${run.state === "running" ? html`<div id="backtest-running" aria-busy="true" role="status">
         <p class="muted">Backtesting ${cutoffs === "1" ? "the latest cutoff" : `the latest ${cutoffs} cutoffs`} in the background…

@@ -13,7 +13,7 @@ const ROLES = ["owner", "admin", "marketer", "customer_success", "viewer"];  // 
 // (the add form lists them least powerful first: its default, and what a reset returns to, is viewer)
 
 export function Members() {
-  const may = can("members");
+  const may = can("members.manage");
   const members = useApi(may ? "/members" : null);
   const [error, setError] = useState("");
   const [done, setDone] = useState("");

@@ -18,7 +18,7 @@ export function StageModel() {
   }, [model.data]);
   const [running, setRunning] = useState(null);
   // A valid model's preview reads the whole history: a background job, polled with its progress.
-  const may = can("configure");
+  const may = can("stage-model.save");
   const check = useChecked(may ? text : null, async (yaml) => {
     const answer = await api("/lifecycle/model/preview", { method: "POST", body: { yaml } });
     if (!answer.valid || !answer.job) return answer;
@@ -53,7 +53,7 @@ export function StageModel() {
       ${text !== null && html`<textarea id="stage-yaml" aria-label="Stage model YAML" spellcheck="false" wrap="off"
         value=${text} readOnly=${!may} onInput=${(e) => setText(e.currentTarget.value)}></textarea>
       <div class="toolbar">
-        ${may ? html`<button id="save-model" type="button" onClick=${save} disabled=${!valid}>Save as new version</button>` : html`<span class="muted denied">${lacks("configure")}</span>`}
+        ${may ? html`<button id="save-model" type="button" onClick=${save} disabled=${!valid}>Save as new version</button>` : html`<span class="muted denied">${lacks("stage-model.save")}</span>`}
         <span id="check-state" class="muted">${check.state === "checking" ? (running ? `Previewing on the whole log: ${progressText(running)}` : "Checking…") : valid ? "Valid." : found.length ? `${found.length} problem${found.length > 1 ? "s" : ""}.` : ""}</span>
       </div>
       <p id="save-status" role="status">${saved}</p>`}
