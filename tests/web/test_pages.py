@@ -130,7 +130,7 @@ def test_a_report_says_computing_then_refreshing_and_never_shows_an_error(
     try:
         sign_in_with_key(page, url + "/reports/rfm", tenant.secret_key)
         expect(page.locator("#report-computing")).to_contain_text("Computing")
-        shot("report-computing")
+        shot("report-computing", loading=True)
         gate.set()
         expect(page.locator("#chart-rfm canvas").first).to_be_visible(timeout=30_000)
         expect(page.locator("#report-computing")).to_have_count(0)
