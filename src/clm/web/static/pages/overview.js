@@ -59,8 +59,8 @@ function RangeForm({ view, shown }) {
   });
   return html`<form id="range" class="toolbar" aria-label="Date range of the charts"
       onSubmit=${(e) => { e.preventDefault(); apply(e.currentTarget, e.currentTarget.grain.value); }}>
-    <label>From <input name="since" type="date" key=${`s${view.since}${shown.since}`} defaultValue=${view.since || shown.since || ""} /></label>
-    <label>To <input name="until" type="date" key=${`u${view.until}${shown.until}`} defaultValue=${view.until || shown.until || ""} /></label>
+    <label>From <input id="range-since" name="since" type="date" key=${view.since || `default ${shown.since}`} defaultValue=${view.since || shown.since || ""} /></label>
+    <label>To <input id="range-until" name="until" type="date" key=${view.until || `default ${shown.until}`} defaultValue=${view.until || shown.until || ""} /></label>
     <label>Points <select name="grain" value=${view.grain} onChange=${(e) => apply(e.currentTarget.form, e.currentTarget.value)}>
       <option value="day">daily</option><option value="week">weekly</option><option value="month">monthly</option>
     </select></label>
