@@ -10,8 +10,8 @@ field, with wall and CPU seconds per run.
     python benchmarks/analytics/same_json.py compare old-1m.json new-1m.json
 
 ``run`` pays the default period's bounds before timing (the first report on a source pays
-them; in run.py the funnel), then computes what the code keeps per source (if it has
-``keep_first_purchases``, timed apart), then each report ``--repeat`` times. ``--demo`` opens the
+them; in run.py the funnel), then computes what the code keeps per source (``prepare_source``,
+as run.py does; timed apart), then each report ``--repeat`` times. ``--demo`` opens the
 database without migrating it (a shared demo must not be changed) and a fresh source per run,
 as ``clm report NAME`` does. ``compare`` exits 1 and prints each difference.
 """
@@ -85,15 +85,18 @@ def run(args: argparse.Namespace) -> None:
         source = timed("open kept tables", lambda: kept_source(args.kept))
         timed("bounds", source.bounds)
         try:
-            from clm.analytics.retention import keep_first_purchases
-        except ImportError:  # code from before churn kept anything
+            from clm.analytics import prepare_source
+        except ImportError:  # code from before sources kept anything
             pass
         else:
-            timed("keep churn tables", lambda: keep_first_purchases(source))
+            timed("prepare_source", lambda: prepare_source(source))
+        from run import SPEND  # the benchmark's spend rows: acquisition's CAC and payback too
+
         for name in args.reports.split(","):
             query = parse_query(REPORTS[name].query, params)
+            extra = (SPEND,) if name == "acquisition" else ()
             for _ in range(args.repeat):
-                out[name] = timed(name, lambda: run_on(source, name, query))  # noqa: B023
+                out[name] = timed(name, lambda: REPORTS[name].run(source, query, *extra))  # noqa: B023
     else:
         from clm.analytics import open_report_source
         from clm.store.engine import Database

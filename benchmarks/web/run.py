@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 
 from clm.analytics.overview_readings import refresh_overview
 from clm.analytics.reports import REPORTS
@@ -36,7 +36,7 @@ from clm.lifecycle.current_state import rebuild_state
 from clm.lifecycle.health_inputs import get_scorecard
 from clm.store import workspaces as ws
 from clm.store.engine import Database
-from clm.store.models import OverviewReading
+from clm.store.models import OverviewReading, StageTransition
 from clm.web import create_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/_db.py, _http.py
@@ -59,7 +59,8 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
         workspace = ws.create_workspace(session, "bench")
         secret = ws.issue_key(session, "secret", workspace.id)
         workspace_id, key = workspace.id, secret.key
-    stage_id = get_stage_model(db, workspace_id)[0].id
+    stage_info, stage_model = get_stage_model(db, workspace_id)
+    stage_id = stage_info.id
     health_id = get_scorecard(db, workspace_id)[0]
     db.dispose()
     rng = np.random.default_rng(seed)
@@ -156,8 +157,9 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
         for s in range(steps):
             stage = STAGES[min(start + s * 2, 5)]
             frm = None if s == 0 else STAGES[min(start + (s - 1) * 2, 5)]
+            kind = stage_model.transition_kind(frm, stage)
             transitions.append((workspace_id, stage_id, c, at, _stamp(at), frm, stage,
-                                "event", f"stage:{stage}", None, 1))  # fmt: skip
+                                kind, f"stage:{stage}", None, 1))  # fmt: skip
             at += int(rng.integers(86_400, 200 * 86_400))
     con.executemany(
         "INSERT INTO stage_transitions (workspace_id, definition_id, customer_id, ts, occurred_at,"
@@ -195,6 +197,25 @@ def build(path: Path, customers: int, events: int, seed: int = 7) -> tuple[int, 
     con.execute("ANALYZE")
     con.close()
     return workspace_id, key
+
+
+def set_transition_kinds(db: Database, workspace_id: int) -> int:
+    """Give the transitions of a file built before the builder wrote kinds their stage model's
+    kind (it wrote ``event`` for all, which is neither up nor down: the list's ``moved=up``
+    selected nobody); the number of transitions changed."""
+    info, model = get_stage_model(db, workspace_id)
+    t, changed = StageTransition, 0
+    old = [t.definition_id == info.id, t.kind == "event"]
+    with db.transaction() as session:
+        pairs = session.execute(select(t.from_stage, t.to_stage).where(*old).distinct()).all()
+        for source, target in pairs:
+            came_from = t.from_stage.is_(None) if source is None else t.from_stage == source
+            changed += session.execute(
+                update(t)
+                .where(*old, came_from, t.to_stage == target)
+                .values(kind=model.transition_kind(source, target))
+            ).rowcount
+    return changed
 
 
 def _days_ago(days: int) -> str:
@@ -236,6 +257,45 @@ def first_readings(client: httpx.Client, calls: list[str]) -> dict[str, float]:
     return seconds
 
 
+RUN_STARTED = int(time.time())  # "this week" is the week before the run: the same every load
+
+
+def _instant(seconds_ago: int) -> str:
+    return datetime.fromtimestamp(RUN_STARTED - seconds_ago, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# A week with stage moves in the built history (its transitions end in mid-2026: nobody
+# moved this week there) and a day in it, for the overview's click-throughs to the list.
+MOVES_WEEK = "moved_since=2025-03-03T00:00:00Z&moved_until=2025-03-10T00:00:00Z"
+PAST_DAY = "as_of=2025-06-30T23:59:59Z"
+
+
+def click_throughs() -> dict[str, list[str]]:
+    """The customer list as the overview's numbers open it (``clm.lifecycle.history_filters``):
+    a chart point's stage or health (``as_of``), a week's movers (``moved``, ``moved_to``)
+    and this week's health falls (the movers' window: the last 7 days), each at the list's
+    default page size, with the list page's other call; also with a sort."""
+    fell = f"health_fell=true&moved_since={_instant(7 * 86_400)}&moved_until={_instant(0)}"
+    health_day = f"as_of={_instant(30 * 86_400)}"
+    views = {
+        "stage on a past day": f"stage=retention&{PAST_DAY}",
+        "stage on a past day, by CLV": f"stage=retention&{PAST_DAY}&sort=clv&order=desc",
+        "at risk 30 days ago": f"health_state=at_risk,unhappy&{health_day}",
+        "at risk 30 days ago, by revenue": f"health_state=at_risk,unhappy&{health_day}"
+                                           "&sort=revenue&order=desc",
+        "moved up in a week": f"moved=up&{MOVES_WEEK}",
+        "moved up in a week, by last seen": f"moved=up&{MOVES_WEEK}&sort=last_seen&order=desc",
+        "moved down in a week": f"moved=down&{MOVES_WEEK}",
+        "moved into loyalty in a week": f"moved_to=loyalty&{MOVES_WEEK}",
+        "health fell this week": fell,
+        "health fell this week, lowest score": f"{fell}&sort=health_score&order=asc",
+    }  # fmt: skip
+    return {
+        f"customers, {name}": [f"/api/v1/customer-list?{params}", "/api/v1/lifecycle/counts"]
+        for name, params in views.items()
+    }
+
+
 def pages(customer_id: int) -> dict[str, list[str]]:
     """Each page and the /api/v1 calls it makes on opening."""
     c = f"/api/v1/customers/{customer_id}"
@@ -266,6 +326,7 @@ def pages(customer_id: int) -> dict[str, list[str]]:
                                             "&sort=last_seen&order=desc"],
         "customers, seen between days": ["/api/v1/customer-list?seen_from=2025-01-01"
                                          "&seen_to=2025-06-30&sort=last_seen"],
+        **click_throughs(),
         "customer 360": [c, f"{c}/lifecycle", f"{c}/predictions", f"{c}/timeline?limit=200",
                          f"{c}/notes", f"{c}/engagement"],
         "segments": ["/api/v1/segments"],
@@ -293,6 +354,10 @@ def measure(
             for call, seconds in first_readings(client, calls).items():
                 print(f"first request {call}: {seconds * 1000:.0f} ms")
             print(f"  (server process CPU meanwhile: {time.process_time() - cpu:.1f} s)")
+        for name, calls in click_throughs().items():  # a filter selecting nobody measures nothing
+            if not only or name in only:
+                total = client.get(calls[0]).raise_for_status().json()["total"]
+                print(f"{name}: {total:,} customers")
         for name in pages(1):
             if only and name not in only:
                 continue
@@ -374,6 +439,8 @@ def main() -> None:
         print(f"rebuilt {report.customers:,} customers' state in {built['state_seconds']} s "
               f"({built['state_cpu_seconds']} s CPU, load {os.getloadavg()[0]:.1f})")  # fmt: skip
     db = open_existing(f"sqlite:///{path}", migrate=args.migrate)
+    if changed := set_transition_kinds(db, built.get("workspace_id", 1)):
+        print(f"gave {changed:,} stage transitions their kind (entry, skip, exit, ...)")
     if args.cold:
         with db.transaction() as session:
             session.execute(delete(OverviewReading))
@@ -400,9 +467,9 @@ def main() -> None:
     results = measure(url, key, args.repeat, args.customers, only)
     print(f"CPU of this process (server and client): {time.process_time() - cpu:.1f} s")
     print(f"load after: {os.getloadavg()[0]:.1f}")
-    print(f"{'page':28} {'p50 ms':>8} {'p95 ms':>8}")
+    print(f"{'page':50} {'p50 ms':>8} {'p95 ms':>8}")
     for name, figures in results.items():
-        print(f"{name:28} {figures['p50']:8.0f} {figures['p95']:8.0f}")
+        print(f"{name:50} {figures['p50']:8.0f} {figures['p95']:8.0f}")
     if args.calls:
         print(f"{'call':40} {'p50 ms':>8} {'p95 ms':>8}")
         for call, figures in single_calls(url, key, args.repeat, args.customers, only).items():

@@ -115,9 +115,18 @@ def keep_attribution_inputs(source: ReportSource, dimension: str = "channel") ->
 
 def _kept_touches(source: ReportSource, dimension: str) -> Touchpoints:
     expr = _touches(source, source.events, dimension, None)
-    return source.kept(
-        f"attribution touchpoints {dimension}", lambda: Touchpoints.from_arrow(source.run(expr))
-    )
+    return source.kept(_touches_name(dimension), lambda: Touchpoints.from_arrow(source.run(expr)))
+
+
+def kept_touchpoints(source: ReportSource, dimension: str) -> Touchpoints | None:
+    """The whole log's touchpoints of ``dimension`` if this source keeps them already (a
+    snapshot source after ``prepare_source`` or an attribution report), else None."""
+    kept = source.kept_already(_touches_name(dimension))
+    return kept if isinstance(kept, Touchpoints) else None
+
+
+def _touches_name(dimension: str) -> str:
+    return f"attribution touchpoints {dimension}"
 
 
 def _kept_stays(source: ReportSource) -> Stays:

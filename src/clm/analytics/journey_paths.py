@@ -93,6 +93,18 @@ class Touchpoints:
             origin=origin, width=width,
         )  # fmt: skip
 
+    def firsts(self) -> pa.Table:
+        """``customer_id, first_ts, value``: each customer's first touchpoint (by time, then
+        message id), one row per customer in customer order."""
+        starts = np.zeros(len(self.customers), np.int64)
+        starts[1:] = self.block_end[: len(self.customers) - 1]
+        values = pa.array(self.values, pa.string()).take(pa.array(self.code[starts]))
+        return pa.table({
+            "customer_id": pa.array(self.customers, pa.int64()),
+            "first_ts": pa.array(self.ts[starts], pa.int64()),
+            "value": values,
+        })  # fmt: skip
+
     def before(self, until: int) -> Touchpoints:
         """The touchpoints before ``until`` (this object when all are)."""
         if not len(self.ts) or int(self.ts.max()) < until:

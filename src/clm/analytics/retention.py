@@ -80,9 +80,10 @@ def _in(column: ir.StringValue, names: list[str]) -> ir.BooleanValue:
 
 def retention_events(events: ir.Table) -> ir.Table:
     """The only events this report reads: the customers' own purchases and revenue, and the
-    prediction scores (whoever wrote them), with the columns it reads."""
+    prediction scores (whoever wrote them), with the columns it reads. The acquisition report
+    reads the same from a snapshot source (its scores' ``clv_12m``: a score with either)."""
     own = by_customer(events) & ((events.name == PURCHASE) | events.revenue.notnull())
-    scored = (events.name == PREDICTION) & events.p_alive.notnull()
+    scored = (events.name == PREDICTION) & (events.p_alive.notnull() | events.clv_12m.notnull())
     kept = events.filter(own | scored)
     return kept.select(
         "customer_id", "ts", "message_id", "name", "channel", "revenue", "p_alive", "clv_12m"

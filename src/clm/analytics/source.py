@@ -151,6 +151,19 @@ class ReportSource:
         value: T = self._kept[name]
         return value
 
+    def kept_already(self, name: str) -> object | None:
+        """What ``kept`` holds under ``name`` if something computed it already (a report, or
+        ``prepare_source``), else None: for a report that reads a kept value when there is
+        one but would pay more to build it than to go without (one-shot sources)."""
+        return self._kept.get(name)
+
+    def view(self, name: str, rows: pa.Table) -> ir.Table:
+        """``rows`` (Arrow, computed in Python) as a view named ``name`` on this source's
+        engine, to join with its tables. A bare memtable would do on DuckDB, but Spark does not
+        register one inside a cached table (``reuse``)."""
+        with quiet_engines():
+            return self.backend.create_view(name, ibis.memtable(rows), overwrite=True)
+
     def reuse(self, expr: ir.Table, join_key: str | None = None) -> ir.Table:
         """``expr`` computed once into a temporary table on DuckDB and Spark, where that saves
         re-reading the log. SQL engines keep it inline (SQLite's planner indexes a subquery for

@@ -201,8 +201,9 @@ def _filtered(
     stage_id = get_stage_model(db, ws)[0].id
     health_id = get_scorecard(db, ws)[0]
     extra = history_conditions(
-        history, query.stage, query.health_state, stage_id, health_id, datetime.now(UTC)
-    )
+        history, query.stage, query.health_state, stage_id, health_id, datetime.now(UTC),
+        db.engine.dialect.name,
+    )  # fmt: skip
     if history.as_of is not None:
         query = query.model_copy(update={"stage": [], "health_state": []})
     return query, conditions, extra

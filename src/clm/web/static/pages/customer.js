@@ -146,12 +146,14 @@ function Timeline({ id, changes }) {
       <span class="muted">${thousands(shown.length)} of the latest ${thousands(all.length)}</span>
     </div>
     ${status(events)}
-    <div class="table-wrap"><table><thead><tr><th>time</th><th>what</th><th>channel</th><th>campaign</th><th class="num">revenue</th></tr></thead>
+    <div class="table-wrap"><table id="timeline-table" class="stack"><thead><tr><th>time</th><th>what</th><th>channel</th><th>campaign</th><th class="num">revenue</th></tr></thead>
       <tbody id="customer-timeline">${shown.map((e) => {
         const own = describe(e, changes);
         return html`<tr class=${own ? "own" : ""}><td>${minute(e.timestamp)}</td>
           <td class="wrap">${own || html`<strong>${e.name || e.type}</strong> <span class="muted">${e.type}</span>${details(e)}`}</td>
-          <td>${e.channel || ""}</td><td>${e.campaign || ""}</td><td class="num">${e.revenue === null ? "" : money(e.revenue, e.currency || "USD")}</td></tr>`;
+          <td data-label=${e.channel ? "channel" : undefined}>${e.channel || null}</td>
+          <td data-label=${e.campaign ? "campaign" : undefined}>${e.campaign || null}</td>
+          <td data-label=${e.revenue === null ? undefined : "revenue"} class="num">${e.revenue === null ? null : money(e.revenue, e.currency || "USD")}</td></tr>`;
       })}</tbody></table></div>
   </div>`;
 }
