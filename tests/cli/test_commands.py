@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from clm.cli import app
+from clm.engage.playbooks import service as pb
+from clm.store.engine import Database
+from clm.store.models import Workspace
 
 
 def run(tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -121,3 +125,26 @@ def test_input_a_model_refuses_is_a_clear_error_not_a_traceback(tmp_path: Path) 
     code, out = run(tmp_path, "referral", "create", str(tmp_path / "referral.yaml"), "-w", "shop")
     assert code == 1 and "error: invalid ReferralProgram: referrer_points" in out
     assert "Traceback" not in out
+
+
+def test_a_playbook_applied_from_a_file_keeps_its_text(tmp_path: Path) -> None:
+    """The web editor reopens a playbook applied by the CLI as its file says, comments and
+    all; applying it again with a changed comment only replaces the text of that version."""
+    from tests.engage.test_console import COMMENTED
+
+    run(tmp_path, "workspace", "create", "shop")
+    path = tmp_path / "check-in.yaml"
+    path.write_text(COMMENTED)
+    code, out = run(tmp_path, "playbook", "apply", str(path), "-w", "shop")
+    assert code == 0 and "version 1" in out, out
+    path.write_text(COMMENTED.replace("# a person calls", "# someone calls"))
+    code, out = run(tmp_path, "playbook", "apply", str(path), "-w", "shop")
+    assert code == 0 and "version 1" in out, out
+    db = Database.open(f"sqlite:///{tmp_path / 'clm.sqlite'}")
+    try:
+        with db.session() as session:
+            workspace_id = session.scalars(select(Workspace.id)).one()
+        found, text = pb.playbook_version(db, workspace_id, "check-in")
+        assert (found.version, text) == (1, path.read_text())
+    finally:
+        db.engine.dispose()

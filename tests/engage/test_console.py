@@ -446,3 +446,46 @@ def test_a_form_edit_keeps_the_yaml_comments_and_layout(live_server: LiveServer)
         # Without the text (an older client) the draft is written afresh, comments and all gone.
         fresh = http.post("/api/v1/engage/playbooks/yaml", json={"draft": draft}).json()["yaml"]
         assert "#" not in fresh and yaml.safe_load(fresh) == draft
+
+
+def test_the_yaml_is_read_back_as_saved_and_a_json_save_leaves_no_stale_text(
+    live_server: LiveServer,
+) -> None:
+    """Saved as commented YAML, read back byte for byte; a change of comments only replaces
+    the text of the same version; a changed definition saved as JSON is a new version whose
+    YAML is its definition (the old text is not served for it); each version keeps its own."""
+    tenant = make_tenant(live_server.db)
+    auth = {"Authorization": f"Bearer {tenant.secret_key}"}
+    source = "/api/v1/engage/playbooks/check-in/source"
+    with httpx.Client(base_url=live_server.url, headers=auth) as http:
+        saved = http.post("/api/v1/engage/playbooks/source", json={"yaml": COMMENTED})
+        assert (saved.status_code, saved.json()["version"]) == (201, 1)
+        got = http.get(source).json()
+        assert (got["yaml"], got["version"], got["as_saved"]) == (COMMENTED, 1, True)
+        # Only a comment changed: the same playbook, so no new version, but the new text.
+        recommented = COMMENTED.replace("# a person calls", "# the account manager calls")
+        assert http.post("/api/v1/engage/playbooks/source",
+                         json={"yaml": recommented}).json()["version"] == 1  # fmt: skip
+        assert http.get(source).json()["yaml"] == recommented
+        # Saved as JSON with a changed holdout: version 2, served as its own definition.
+        changed = yaml.safe_load(COMMENTED) | {"holdout": 0.2}
+        assert http.post("/api/v1/engage/playbooks", json=changed).json()["version"] == 2
+        got = http.get(source).json()
+        assert (got["version"], got["as_saved"]) == (2, False)
+        assert "#" not in got["yaml"] and "holdout: 0.2\n" in got["yaml"]
+        assert pb.parse_playbook(got["yaml"]) == pb.parse_playbook(changed)
+        # The commented text again (holdout 0.1): version 3 with its text; the same definition
+        # then saved as JSON is not a new version and leaves that text, which still says it.
+        assert http.post("/api/v1/engage/playbooks/source",
+                         json={"yaml": COMMENTED}).json()["version"] == 3  # fmt: skip
+        same = http.post("/api/v1/engage/playbooks", json=yaml.safe_load(COMMENTED)).json()
+        assert same["version"] == 3
+        assert http.get(source).json()["yaml"] == COMMENTED
+        # Every version keeps its own text.
+        assert http.get(source, params={"version": 1}).json()["yaml"] == recommented
+        old = http.get(source, params={"version": 2}).json()
+        assert (old["as_saved"], old["status"]) == (False, "retired")
+        assert pb.parse_playbook(old["yaml"]) == pb.parse_playbook(changed)
+        assert http.get(source, params={"version": 4}).status_code == 404
+        bad = http.get(source, params={"version": 0})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["loc"][-1] == "version"

@@ -6,6 +6,7 @@ the form said. No console error; screenshots at 1280 and 400 px."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -117,6 +118,8 @@ def test_a_form_edit_keeps_the_comments_typed_in_the_yaml(
     expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 2 steps.")
     page.click("#edit-as-form")
     page.select_option("#pb-step-0-channel", "sms")
+    # the server writes the change into the text: wait for its answer, then for the check
+    expect(page.locator("#playbook-yaml")).to_have_value(re.compile("channel: sms"))
     expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 2 steps.")
     page.click("#edit-as-yaml")
     text = page.input_value("#playbook-yaml")
@@ -125,3 +128,40 @@ def test_a_form_edit_keeps_the_comments_typed_in_the_yaml(
     assert "      text: We noticed you have not been back.\n    channel: sms\n" in text
     assert text.replace("    channel: sms\n", "") == COMMENTED  # nothing else moved
     shot("playbook-form-comments")
+
+
+@pytest.mark.slow
+def test_saved_yaml_reopens_with_its_comments(
+    playbook_site: tuple[str, Database, int], browser_page: Page, shot: Shot
+) -> None:
+    """Commented YAML typed and saved, the page reloaded: the editor shows the text as typed;
+    a form edit of it (step 1 by SMS) saved as version 2 and reloaded keeps the comments too."""
+    from tests.engage.test_console import COMMENTED
+
+    url, db, workspace_id = playbook_site
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, url + "/engagement/new", "growth@example.com")
+    page.fill("#playbook-yaml", COMMENTED)
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 2 steps.")
+    page.click("#save-playbook")
+    expect(page).to_have_url(url + "/engagement/playbooks/check-in")
+    page.goto(url + "/engagement/playbooks/check-in/edit")
+    page.reload()
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 2 steps.")
+    assert page.input_value("#playbook-yaml") == COMMENTED
+    page.click("#edit-as-form")
+    page.select_option("#pb-step-0-channel", "sms")
+    expected = COMMENTED.replace(
+        "not been back.\n", "not been back.\n    channel: sms\n"
+    )  # the one line the form adds, under the step's content
+    expect(page.locator("#playbook-yaml")).to_have_value(expected)
+    page.click("#save-playbook")
+    expect(page).to_have_url(url + "/engagement/playbooks/check-in")
+    page.goto(url + "/engagement/playbooks/check-in/edit")
+    page.reload()
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 2 steps.")
+    assert page.input_value("#playbook-yaml") == expected
+    shot("playbook-reopened-with-comments")
+    [saved] = [p for p in pb.list_playbooks(db, workspace_id) if p.name == "check-in"]
+    assert (saved.version, saved.definition["steps"][0]["channel"]) == (2, "sms")

@@ -31,7 +31,7 @@ from clm.engage.surveys.results import (
     survey_comments,
     survey_results,
 )
-from clm.errors import NotFound, ValidationError
+from clm.errors import ValidationError
 from clm.store.storable import RowId
 
 router = APIRouter(prefix="/api/v1/engage", tags=["engage"], route_class=ClmRoute)
@@ -81,6 +81,10 @@ class PlaybookText(BaseModel):
     version: int
     status: str
     yaml: str
+    as_saved: bool = Field(
+        description="the text as it was saved, comments and layout kept; false when the "
+        "version was saved as JSON (or before texts were kept) and its YAML is rebuilt"
+    )
 
 
 @router.post("/playbooks/check")
@@ -119,7 +123,7 @@ def save_playbook_source(
     way keep their version unless ``migrate``); 422 with line-numbered problems."""
     definition = parse_playbook_yaml(body.yaml)
     old = {p.name: p for p in pb.list_playbooks(db, workspace_id(key))}.get(definition.name)
-    saved = pb.apply_playbook(db, workspace_id(key), definition, migrate=migrate)
+    saved = pb.apply_playbook(db, workspace_id(key), definition, migrate=migrate, source=body.yaml)
     if old is None or old.version != saved.version:
         record_after(
             db, key, "playbook.save", f"playbook:{saved.name}",
@@ -129,16 +133,22 @@ def save_playbook_source(
 
 
 @router.get("/playbooks/{name}/source")
-def get_playbook_source(name: str, db: DatabaseDep, key: Reader) -> PlaybookText:
-    """The current version of a playbook as YAML, for the editor (defaults left out)."""
-    found = {p.name: p for p in pb.list_playbooks(db, workspace_id(key))}.get(name)
-    if found is None:
-        raise NotFound(f"No playbook {name!r}")
+def get_playbook_source(
+    name: str,
+    db: DatabaseDep,
+    key: Reader,
+    version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+) -> PlaybookText:
+    """The current version of a playbook (or the one numbered ``version``) as YAML, for the
+    editor: the text it was saved as, comments and layout kept, or for a version saved as JSON
+    its definition written as YAML (defaults left out)."""
+    found, text = pb.playbook_version(db, workspace_id(key), name, version)
     return PlaybookText(
         name=found.name,
         version=found.version,
         status=found.status,
-        yaml=playbook_yaml(found.definition),
+        yaml=playbook_yaml(found.definition) if text is None else text,
+        as_saved=text is not None,
     )
 
 

@@ -108,8 +108,10 @@ def playbook_apply(
     """Store a playbook as its active version (a changed one becomes a new version)."""
     from clm.engage.playbooks import apply_playbook, parse_playbook
 
+    text = path.read_text()
     with open_workspace(database_url, workspace) as (db, ws_id):
-        saved = apply_playbook(db, ws_id, parse_playbook(path.read_text()), migrate=migrate)
+        # the file's text is kept with its version: the web editor reopens it, comments and all
+        saved = apply_playbook(db, ws_id, parse_playbook(text), migrate=migrate, source=text)
     console.print(f"Playbook [bold]{saved.name}[/bold] version {saved.version} ({saved.status}).")
 
 

@@ -507,6 +507,9 @@ class EngagePlaybook(Base):
     name: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
     definition: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    # The YAML this version was saved as (comments and layout kept): NULL for a version saved
+    # as JSON or stored before 0025, whose YAML is rebuilt from ``definition``.
+    source: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16))  # active | paused | retired
     created_at: Mapped[datetime] = mapped_column(Timestamp)
 

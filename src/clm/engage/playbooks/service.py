@@ -81,9 +81,22 @@ def _public(row: EngagePlaybook) -> PlaybookPublic:
 
 
 def apply_playbook(
-    db: Database, workspace_id: int, definition: PlaybookDefinition, *, migrate: bool = False
+    db: Database,
+    workspace_id: int,
+    definition: PlaybookDefinition,
+    *,
+    migrate: bool = False,
+    source: str | None = None,
 ) -> PlaybookPublic:
-    """Store ``definition`` as the active version (unchanged definitions are not re-stored)."""
+    """Store ``definition`` as the active version (unchanged definitions are not re-stored).
+
+    ``source`` is the text ``definition`` was parsed from, kept with its version so an editor
+    reopens what was saved, comments and all. The stored text always parses to its version's
+    definition: a changed definition saved without text (JSON) is a new version without text
+    (its YAML is rebuilt); the same definition in a text that differs only in comments or
+    layout replaces the current version's text without a new version (journeys are
+    untouched); the same definition without text keeps the current text.
+    """
     check_segment(db, workspace_id, definition)
     data = definition.model_dump(mode="json", by_alias=True)
     with db.transaction() as session:
@@ -96,12 +109,15 @@ def apply_playbook(
             .limit(1)
         ).first()
         if latest is not None and latest.definition == data:
+            if source is not None:
+                latest.source = source
             return _public(latest)
         row = EngagePlaybook(
             workspace_id=workspace_id,
             name=definition.name,
             version=(latest.version + 1) if latest else 1,
             definition=data,
+            source=source,
             status=latest.status if latest and latest.status == "paused" else "active",
             created_at=datetime.now(UTC),
         )
@@ -164,6 +180,26 @@ def list_playbooks(db: Database, workspace_id: int) -> list[PlaybookPublic]:
             .order_by(EngagePlaybook.name)
         )
         return [_public(r) for r in rows]
+
+
+def playbook_version(
+    db: Database, workspace_id: int, name: str, version: int | None = None
+) -> tuple[PlaybookPublic, str | None]:
+    """A playbook's current version (or the one numbered ``version``, retired or not) and the
+    text it was saved as: None for a version saved as JSON or stored before texts were kept."""
+    query = select(EngagePlaybook).where(
+        EngagePlaybook.workspace_id == workspace_id, EngagePlaybook.name == name
+    )
+    if version is None:
+        query = query.where(EngagePlaybook.status != "retired")
+    else:
+        query = query.where(EngagePlaybook.version == version)
+    with db.session() as session:
+        row = session.scalars(query.order_by(EngagePlaybook.version.desc())).first()
+        if row is None:
+            at = "" if version is None else f" version {version}"
+            raise NotFound(f"No playbook {name!r}{at}")
+        return _public(row), row.source
 
 
 def set_paused(db: Database, workspace_id: int, name: str, paused: bool) -> PlaybookPublic:

@@ -9,10 +9,25 @@ export function currentLocation() {
 
 export function navigate(url, { replace = false } = {}) {
   if (url === location.pathname + location.search) return;
+  const focused = document.activeElement?.id;
   if (replace) history.replaceState(null, "", url);
   else history.pushState(null, "", url);
   for (const listener of listeners) listener();
   window.scrollTo(0, 0);
+  if (focused) keepFocus(focused);
+}
+
+// A form redrawn for the new URL (its fields refilled from it, e.g. the search box after Enter)
+// would drop the keyboard's place to the page's start: the field of the same id gets it back.
+function keepFocus(id) {
+  setTimeout(() => {
+    if (document.activeElement && document.activeElement !== document.body) return;
+    const field = document.getElementById(id);
+    if (!field) return;
+    field.focus({ preventScroll: true });
+    // The caret after the text, where typing left it (number and date fields have no caret).
+    if (["text", "search"].includes(field.type)) field.setSelectionRange(field.value.length, field.value.length);
+  });
 }
 
 addEventListener("popstate", () => {

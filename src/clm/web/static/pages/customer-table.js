@@ -32,7 +32,10 @@ export function CustomerTable({ id, data, view, sortBy, pageTo }) {
         <td data-label="purchases" class="num">${thousands(c.purchases)}</td>
         <td data-label="last seen">${day(c.last_seen_at)}</td>
         <td data-label=${c.reasons.length ? "top reasons" : undefined} class="wrap">${c.reasons.join("; ")}</td>
-      </tr>`)}</tbody></table></div>
+      </tr>`)}</tbody></table>
+      ${data.items.length === 0 ? html`<p id=${`${id}-empty`} class="muted empty" role="status">${data.total
+        ? `Nothing on page ${thousands(view.page)}: the list has ${thousands(pages)} ${pages === 1 ? "page" : "pages"}.`
+        : "No customer matches these filters."}</p>` : null}</div>
     <nav class="pager" aria-label="Pages">
       <button type="button" class="secondary" disabled=${view.page <= 1} onClick=${() => pageTo(view.page - 1)}>Previous</button>
       <span>Page ${thousands(view.page)} of ${thousands(pages)}</span>

@@ -7,7 +7,7 @@ import { useApi, useReading, status } from "../lib/hooks.js";
 import { query } from "../lib/api.js";
 import { navigate } from "../lib/router.js";
 import { Chart } from "../lib/chart.js";
-import { asOf, label, money, number, pct, thousands } from "../lib/format.js";
+import { asOf, day, label, money, number, pct, thousands } from "../lib/format.js";
 import { AT_RISK } from "./customers.js";
 import { Movers } from "./overview-movers.js";
 
@@ -59,8 +59,8 @@ function RangeForm({ view, shown }) {
   });
   return html`<form id="range" class="toolbar" aria-label="Date range of the charts"
       onSubmit=${(e) => { e.preventDefault(); apply(e.currentTarget, e.currentTarget.grain.value); }}>
-    <label>From <input name="since" type="date" key=${`s${view.since}${shown.since}`} defaultValue=${view.since || shown.since || ""} /></label>
-    <label>To <input name="until" type="date" key=${`u${view.until}${shown.until}`} defaultValue=${view.until || shown.until || ""} /></label>
+    <label>From <input id="range-since" name="since" type="date" key=${view.since || `default ${shown.since}`} defaultValue=${view.since || shown.since || ""} /></label>
+    <label>To <input id="range-until" name="until" type="date" key=${view.until || `default ${shown.until}`} defaultValue=${view.until || shown.until || ""} /></label>
     <label>Points <select name="grain" value=${view.grain} onChange=${(e) => apply(e.currentTarget.form, e.currentTarget.value)}>
       <option value="day">daily</option><option value="week">weekly</option><option value="month">monthly</option>
     </select></label>
@@ -109,6 +109,10 @@ function healthOption(trend) {
   return option;
 }
 
+// The day a point's counts stand at: a week's or month's last day (its label is its first), or
+// "now" for the period still running, so "At the end of" names the moment the links list.
+const pointDay = (point) => (asOf(point.at) === "now" ? "now" : day(point.at));
+
 // One point of a chart over time, its counts linking to the customers behind them then (the
 // list's as_of filter: stage and health as they stood at the point's instant). A click in the
 // chart picks the point; the select does the same from the keyboard.
@@ -119,7 +123,7 @@ function PointCounts({ id, trend, series, param, names, picked, pick }) {
   const entries = Object.entries(series).filter(([, counts]) => counts[n]);
   return html`<div id=${id} class="point-counts">
     <label>At the end of <select id=${`${id}-select`} value=${n} onChange=${(e) => pick(Number(e.currentTarget.value))}>
-      ${trend.points.map((p, i) => html`<option value=${i}>${p.label}</option>`)}
+      ${trend.points.map((p, i) => html`<option value=${i}>${pointDay(p)}</option>`)}
     </select></label>
     ${entries.length ? html`<ul class="inline-list">${entries.map(([name, counts]) => html`<li>
       <a href=${`/customers${query({ [param]: name, as_of: point.at })}`}>${names(name)}: ${thousands(counts[n])}</a></li>`)}</ul>`

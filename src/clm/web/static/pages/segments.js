@@ -78,7 +78,7 @@ export function SaveSegment({ view }) {
   if (!open) {
     return html`<button type="button" class="secondary" id="save-segment" disabled=${!conditions.length}
       title=${conditions.length ? "Save these filters as a named segment" : "Filter the list first"}
-      onClick=${() => setOpen(true)}>Save as segment</button>`;
+      onClick=${() => { setOpen(true); setTimeout(() => document.getElementById("segment-name")?.focus()); }}>Save as segment</button>`;
   }
   // Not a <form>: it sits inside the list's search form, so Enter in a field saves here.
   const save = async () => {
@@ -102,18 +102,25 @@ export function SaveSegment({ view }) {
     if (event.key === "Enter") {
       event.preventDefault();
       save();
-    } else if (event.key === "Escape") {
-      setOpen(false);
     }
   };
-  return html`<div class="panel save-segment" id="save-segment-form" role="group" aria-labelledby="save-segment-title">
+  // Closing hands the keyboard back to the button that opened the form, not the page's start.
+  const close = () => {
+    setOpen(false);
+    setError(null);
+    setTimeout(() => document.getElementById("save-segment")?.focus());
+  };
+  const onEscape = (event) => {
+    if (event.key === "Escape") close();
+  };
+  return html`<div class="panel save-segment" id="save-segment-form" role="group" aria-labelledby="save-segment-title" onKeyDown=${onEscape}>
     <h2 id="save-segment-title">Save as segment</h2>
     <${Conditions} conditions=${conditions} />
     <div class="toolbar">
       <label>Name <input id="segment-name" maxlength="100" autofocus onKeyDown=${onKey} /></label>
       <label>Description <input id="segment-description" maxlength="2000" onKeyDown=${onKey} /></label>
       <button type="button" id="save-segment-confirm" disabled=${busy} onClick=${save}>Save</button>
-      <button type="button" class="secondary" onClick=${() => { setOpen(false); setError(null); }}>Cancel</button>
+      <button type="button" class="secondary" id="save-segment-cancel" onClick=${close}>Cancel</button>
     </div>
     ${problems(error)}
   </div>`;
