@@ -175,6 +175,9 @@ def test_api_preview_answers_the_problems_or_the_counts_and_stores_nothing(
     # order is decades ago now: churned.
     assert preview["customers"] == 1 and preview["transitions"] == 3
     assert {k: v for k, v in preview["counts"].items() if v} == {"churned": 1}
+    # The model's order (classic.yaml), which the counts' keys lose on PostgreSQL (jsonb).
+    classic = ["reach", "acquisition", "conversion", "retention", "loyalty", "churned"]
+    assert preview["stages"] == classic
     assert client.post(url, json={"yaml": 3}, headers=headers).status_code == 422
     before = client.get("/api/v1/lifecycle/model", headers=headers).json()["definition"]
     client.post(url, json={"yaml": good.replace("name: classic", "name: other")}, headers=headers)

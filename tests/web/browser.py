@@ -13,7 +13,9 @@ from tests.accounts.conftest import PASSWORD
 CHROMIUM = Path("/usr/bin/chromium")
 # Kept after the run (git ignores them) so people can look at every page the tests saw.
 SHOTS = Path(__file__).parent / "screenshots"
-FIRST_LOAD = 60_000  # ms: the app's first load on two busy cores can take this long
+FIRST_LOAD = 60_000  # ms: a first load or reading on two busy cores can take this long
+# What the app shows while a panel's data is on its way (lib/hooks.js status(), app.js).
+BUSY = "[aria-busy=true], .loading"
 
 # Console errors of each open page, by id(page): filled by the browser_page fixture.
 CONSOLE: dict[int, list[str]] = {}
@@ -69,7 +71,12 @@ class Shot:
         self.suffix = "" if backend == "sqlite" else f"-{backend}"
         self.test = test
 
-    def __call__(self, name: str) -> None:
+    def __call__(self, name: str, *, loading: bool = False) -> None:
+        """``loading``: the test shows a panel while it loads, on purpose."""
+        # The app moves between pages without loading a document, so "networkidle" may be
+        # long past: wait for its own signs of a panel still loading to go.
+        if not loading:
+            expect(self.page.locator(BUSY)).to_have_count(0, timeout=FIRST_LOAD)
         self.page.wait_for_load_state("networkidle")
         size = self.page.viewport_size
         width = size["width"] if size else 0

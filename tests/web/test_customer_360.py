@@ -20,7 +20,7 @@ from clm.store.engine import Database
 from tests.conftest import Tenant, make_tenant
 from tests.engage.conftest import SmtpSink, smtp_sink  # noqa: F401 - the fixture
 from tests.web.browser import Shot, console_errors, sign_in_with_key
-from tests.web.seed_360 import BLOCKED, Seeded, engage_settings, seed
+from tests.web.seed_360 import BLOCKED, GOOD_COMMENT, Seeded, engage_settings, seed
 from tests.web.servers import serving
 
 
@@ -98,6 +98,14 @@ def test_the_360_shows_every_panel_and_takes_a_note(
     expect(page.locator("#health-trend canvas")).to_have_count(1)
     expect(page.locator("#customer-timeline")).to_contain_text("last NPS score: 3")
     expect(page.locator("#health-changes")).to_contain_text("last NPS score: 3")
+    # Traits and an event's properties listed by name on both backends (PostgreSQL's jsonb keeps
+    # no sender's key order): seed_360's traits; her CSAT answer of 2026-02-21 as seed_360
+    # writes it (survey id, type, score, comment; response id and revision are not shown).
+    expect(page.locator("#customer-traits dt")).to_have_text(["email", "name", "phone"])
+    answered = page.locator("#customer-timeline tr", has_text=GOOD_COMMENT)
+    expect(answered.locator("span.muted").last).to_have_text(
+        f"comment {GOOD_COMMENT}, score 4, survey id support, survey type csat"
+    )
     # two purchase days: a P(alive) worth showing
     expect(page.locator("#p-alive")).to_contain_text("%")
     page.fill("#note-form textarea", f"Called at {width} px: will try the new courier")

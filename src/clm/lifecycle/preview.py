@@ -43,6 +43,7 @@ def preview_stage_model(
         model=model.name,
         customers=len(current),
         counts=counts,
+        stages=[s.name for s in model.stages],
         transitions=len(rows),
         sample=[
             TransitionPublic(

@@ -127,5 +127,8 @@ class Preview(BaseModel):
     model: str
     customers: int
     counts: dict[str, int]
+    # The model's stage order, which ``counts`` cannot carry: a preview runs as a job whose
+    # result PostgreSQL keeps as jsonb, and jsonb orders an object's keys by their length.
+    stages: list[str] = []
     transitions: int
     sample: list[TransitionPublic]

@@ -49,3 +49,7 @@ export const pAlive = (value) => (value === 1 ? "no repeat yet" : pct(value));
 export const customerName = (c) => c.name || c.email || c.user_id || `#${c.id}`;
 
 export const label = (name) => (name ? String(name).replaceAll("_", " ") : DASH);
+
+// A stored object's entries by key. SQLite keeps the sender's key order, PostgreSQL (jsonb)
+// orders keys by length: listed by key, traits and event properties read the same on both.
+export const byKey = (object) => Object.entries(object || {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

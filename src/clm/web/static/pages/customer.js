@@ -5,7 +5,7 @@ import { html } from "../lib/html.js";
 import { api, usingKey } from "../lib/api.js";
 import { Chart } from "../lib/chart.js";
 import { useApi, status } from "../lib/hooks.js";
-import { asOf, day, label, minute, money, number, pAlive, pct, score, thousands } from "../lib/format.js";
+import { asOf, byKey, day, label, minute, money, number, pAlive, pct, score, thousands } from "../lib/format.js";
 import { EngagementPanels } from "./customer_engagement.js";
 import { can, lacks } from "../lib/access.js";
 
@@ -53,7 +53,7 @@ export function describe(event, changes) {
     case "Message Blocked":
       return `Message ${p.category ? `(${label(p.category)}) ` : ""}blocked on ${p.message_channel || "a channel"}: ${p.reason || "no reason given"}`;
     default: {
-      const detail = Object.entries(p).filter(([k]) => !["customer_id", "definition_id"].includes(k)).slice(0, 4)
+      const detail = byKey(p).filter(([k]) => !["customer_id", "definition_id"].includes(k)).slice(0, 4)
         .map(([k, v]) => `${label(k)} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
       return `${event.name || event.type}${detail ? `: ${detail}` : ""}`;
     }
@@ -122,9 +122,9 @@ function Predictions({ predictions }) {
 
 const HIDDEN = new Set(["customer_id", "revenue", "currency", "response_id", "revision", "message_id"]);
 
-// A customer's own event: its first few properties, short ("score 3, comment Delivery was…").
+// A customer's own event: its first few properties by name, short ("comment Delivery was…, score 3").
 function details(event) {
-  const shown = Object.entries(event.properties || {}).filter(([k, v]) => !HIDDEN.has(k) && v !== null && typeof v !== "object").slice(0, 4)
+  const shown = byKey(event.properties).filter(([k, v]) => !HIDDEN.has(k) && v !== null && typeof v !== "object").slice(0, 4)
     .map(([k, v]) => `${label(k)} ${String(v).length > 60 ? `${String(v).slice(0, 57)}…` : v}`);
   return shown.length ? html`<br /><span class="muted">${shown.join(", ")}</span>` : "";
 }
@@ -223,7 +223,7 @@ export function Customer({ id }) {
         <ul id="customer-identities" class="plain">${c.identities.map((i) => html`<li>${i.kind}: ${i.value} <span class="muted">since ${day(i.first_seen_at)}</span></li>`)}</ul>
         ${c.merged_ids.length > 0 && html`<p class="muted">Merged from customers ${c.merged_ids.join(", ")}.</p>`}
         ${c.resolution.length > 0 && html`<h3>How they were resolved</h3><ul class="plain">${c.resolution.map((r) => html`<li>${r.kind} ${r.value}: ${r.outcome} <span class="muted">${r.reason}</span></li>`)}</ul>`}
-        ${Object.keys(c.traits || {}).length > 0 && html`<h3>Traits</h3><dl class="facts">${Object.entries(c.traits).map(([k, v]) => html`<dt>${k}</dt><dd>${typeof v === "object" ? JSON.stringify(v) : String(v)}</dd>`)}</dl>`}
+        ${Object.keys(c.traits || {}).length > 0 && html`<h3>Traits</h3><dl id="customer-traits" class="facts">${byKey(c.traits).map(([k, v]) => html`<dt>${k}</dt><dd>${typeof v === "object" ? JSON.stringify(v) : String(v)}</dd>`)}</dl>`}
       </div>
       ${engagement.data ? html`<${EngagementPanels} engagement=${engagement.data} />` : html`<div class="panel"><h2>Engagement</h2>${status(engagement)}</div>`}
     </div>

@@ -65,7 +65,7 @@ export function StageModel() {
         <p class="muted">${thousands(preview.customers)} customers, ${thousands(preview.transitions)} transitions under <b>${preview.model}</b>.</p>
         <div class="table-wrap"><table>
           <thead><tr><th>stage</th><th class="num">now</th><th class="num">with this model</th><th class="num">change</th></tr></thead>
-          <tbody>${[...new Set([...Object.keys(preview.counts), ...Object.keys(now)])].map((stage) => {
+          <tbody>${[...new Set([...(preview.stages || []), ...Object.keys(preview.counts), ...Object.keys(now)])].map((stage) => {
             const before = now[stage] || 0;
             const after = preview.counts[stage] || 0;
             const delta = after - before;
