@@ -84,7 +84,9 @@ def _rows(db: Database, workspace_id: int, engine: str, prepare: bool, params: d
     with report_source(db, workspace_id, engine, spark=spark) as source:  # type: ignore[arg-type]
         if prepare:
             prepare_source(source)
-            # the kept path is the one under test: attribution's touchpoints are there
+            # the kept path is the one under test: churn's tables and attribution's
+            # touchpoints are there
+            assert source.derives("retention_events", "first_purchases") == source.snapshot
             assert (kept_touchpoints(source, "channel") is not None) == source.snapshot
         report = acquisition(source, query, load_spend(db, workspace_id))
     return {c.value: (c.new_customers, c.spend, c.cac, c.clv_12m, c.clv_to_cac, c.payback_months)

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from clm.accounts import Role
 from clm.ingest import ingest
 from clm.lifecycle import run_lifecycle
+from clm.lifecycle.current_state import refresh_state
 from clm.lifecycle.health_current import score_health
 from clm.store.engine import Database
 from tests.accounts.conftest import add_user
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 NAME = "Maximilian Alexander Konstantin von Hohenzollern-Sigmaringen-Wittelsbach der Dritte"
 EMAIL = "maximilian.alexander.konstantin.vonhohenzollernsigmaringen@a-very-long-domain.example.com"
+VISITS = 10_000
 COMPANY = "Internationale Handelsgesellschaft für Schallplatten und Tonträger mbH & Co. KG"
 
 # Widths the page and its parts must keep to, measured in the browser: the document's own,
@@ -32,6 +34,12 @@ COMPANY = "Internationale Handelsgesellschaft für Schallplatten und Tonträger 
 OVERFLOWING = """(selector) => [...document.querySelectorAll(selector)]
   .filter((e) => e.scrollWidth > e.clientWidth + 1)
   .map((e) => `${e.tagName}.${e.className} ${e.scrollWidth} > ${e.clientWidth}`)"""
+
+# Elements taller than one line of their text: a number or a short label broken in two.
+ONE_LINE = """(selector) => [...document.querySelectorAll(selector)]
+  .filter((e) => e.getClientRects().length > 1
+    || e.getBoundingClientRect().height > 1.5 * parseFloat(getComputedStyle(e).lineHeight))
+  .map((e) => e.textContent)"""
 
 
 @pytest.fixture
@@ -44,8 +52,14 @@ def shop(db: Database) -> Iterator[str]:
          "properties": {"revenue": 1234567.89}, "timestamp": _at(19),
          "context": {"campaign": {"medium": "paid_search", "source": "google", "name": "spring"}}},
     ])  # fmt: skip
+    # Ten thousand visits: the overview's touchpoint count reads "10,010", five digits wide.
+    ingest(db, workspace_id, [
+        {"type": "page", "userId": "max", "messageId": f"v{n}", "timestamp": _at(21)}
+        for n in range(VISITS)
+    ])  # fmt: skip
     run_lifecycle(db, workspace_id, now=NOW, settle_seconds=0)
     score_health(db, workspace_id, now=NOW)
+    refresh_state(db, workspace_id, now=NOW)  # the live loop's pass after an import this big
     add_user(db, "csm@example.com", workspace_id, Role.OWNER)
     with serving(db) as url:
         yield url
@@ -79,5 +93,11 @@ def test_a_long_named_customer_fits_a_phone(shop: str, browser_page: Page) -> No
     page.goto(url + "/overview")
     expect(page.locator("#health .bar").first).to_be_visible()
     assert page.evaluate(OVERFLOWING, "#health .name, #stages .name") == []
+    # and each count on one line ("17,66" over "0" when the page let words break)
+    channels = page.locator("#channels .bar")
+    # No channel: seed_shop's 9 events (none names one), max's identify and the visits; max's
+    # purchase came from paid search.
+    expect(channels.filter(has_text="no channel").locator(".n")).to_have_text(f"{VISITS + 10:,}")
+    assert page.evaluate(ONE_LINE, "#health .n, #stages .n, #channels .n") == []
     assert page.evaluate("document.documentElement.scrollWidth") <= 400
     assert console_errors(page) == []

@@ -157,6 +157,11 @@ class ReportSource:
         one but would pay more to build it than to go without (one-shot sources)."""
         return self._kept.get(name)
 
+    def derives(self, *names: str) -> bool:
+        """True when this source keeps the ``derived`` tables ``names`` already, as
+        ``kept_already`` for values."""
+        return all(name in self._derived for name in names)
+
     def view(self, name: str, rows: pa.Table) -> ir.Table:
         """``rows`` (Arrow, computed in Python) as a view named ``name`` on this source's
         engine, to join with its tables. A bare memtable would do on DuckDB, but Spark does not
