@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 from sqlalchemy import delete
 
-from clm.analytics import retention_trend
+from clm.analytics import report_readings, retention_trend
 from clm.analytics import trends as trends_module
 from clm.analytics.kept import canonical, readings_of
 from clm.analytics.overview_readings import refresh_overview
@@ -162,6 +162,7 @@ def test_a_restarted_process_answers_from_storage_and_follows_new_history(
 
         monkeypatch.setattr(trends_module, "stored_moves", no_log_reading)
         monkeypatch.setattr(retention_trend, "run_report", no_log_reading)
+        monkeypatch.setattr(report_readings, "run_report", no_log_reading)
         again = trends(restarted, workspace_id, query)
         assert again.current and again.computed_at == first.computed_at
         assert (again.stages, again.health, again.mean_health) == (
@@ -176,9 +177,8 @@ def test_a_restarted_process_answers_from_storage_and_follows_new_history(
         outdated = funnel_summary(restarted, workspace_id)
         assert not outdated.current and outdated.steps == funnel.steps
         monkeypatch.undo()
-        monkeypatch.setattr(
-            retention_trend, "FUNNEL", replace(retention_trend.FUNNEL, min_interval=0.0)
-        )
+        funnel_kind = replace(report_readings.KINDS["funnel"], min_interval=0.0)
+        monkeypatch.setitem(report_readings.KINDS, "funnel", funnel_kind)
         renewed = funnel_summary(restarted, workspace_id)  # starts the refresh (last one failed)
         for _ in range(20):  # a loaded machine may need more than one look
             readings_of(restarted).settle()
@@ -228,7 +228,7 @@ def test_the_live_loop_step_stores_each_default_reading_once(
 ) -> None:
     workspace_id, _ = _write(db)
     reports = [f"report:{name}" for name in REPORTS]  # each report's default view too
-    overview = ["trends", "movers", "funnel", "retention"]
+    overview = ["trends", "movers", "retention"]  # the funnel: the funnel report's reading
     assert refresh_overview(db, workspace_id) == overview + reports
     with db.session() as session:
         kinds = sorted(r.kind for r in session.query(OverviewReading))
@@ -237,11 +237,11 @@ def test_the_live_loop_step_stores_each_default_reading_once(
     # a new event: the reports' inputs moved, but they were read under their interval ago
     ingest(db, workspace_id, [event("b", "2024-02-10", "Signed Up", "late-b")])
     assert refresh_overview(db, workspace_id) == []
-    for name in ("FUNNEL", "RETENTION"):
-        monkeypatch.setattr(
-            retention_trend, name, replace(getattr(retention_trend, name), min_interval=0.0)
-        )
-    assert refresh_overview(db, workspace_id) == ["funnel", "retention"]
+    no_interval = replace(retention_trend.RETENTION, min_interval=0.0)
+    monkeypatch.setattr(retention_trend, "RETENTION", no_interval)
+    funnel_kind = replace(report_readings.KINDS["funnel"], min_interval=0.0)
+    monkeypatch.setitem(report_readings.KINDS, "funnel", funnel_kind)
+    assert refresh_overview(db, workspace_id) == ["retention", "report:funnel"]
     # the page's default range, read from storage without computing
     since, until = retention_trend.default_range(datetime.now(UTC).date())
     monkeypatch.setattr(retention_trend, "run_report", lambda *a, **k: 1 / 0)
@@ -292,6 +292,7 @@ def test_a_restarted_server_answers_the_overview_from_storage(
 
     monkeypatch.setattr(trends_module, "stored_moves", no_log_reading)
     monkeypatch.setattr(retention_trend, "run_report", no_log_reading)
+    monkeypatch.setattr(report_readings, "run_report", no_log_reading)
     try:
         with _server(restarted) as url:
             trend = httpx.get(f"{url}/trends", headers=auth, params=params).json()
@@ -361,7 +362,7 @@ def test_a_reading_stored_in_another_shape_is_read_again(db: Database) -> None:
     workspace_id, _ = _write(db)
     with db.transaction() as session:
         session.add(OverviewReading(
-            workspace_id=workspace_id, kind="funnel", params="{}", version="[]",
+            workspace_id=workspace_id, kind="report:funnel", params="{}", version="[]",
             computed_at=datetime(2020, 1, 1, tzinfo=UTC), value='{"shape": "old"}',
         ))  # fmt: skip
     found = funnel_summary(db, workspace_id)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from clm.accounts.audit import Actor
-from clm.analytics import retention_trend
+from clm.analytics import report_readings, retention_trend
 from clm.analytics.kept import readings_of
 from clm.analytics.retention_trend import funnel_summary
 from clm.analytics.retention_trend import retention_trend as retention
@@ -69,10 +69,10 @@ def test_an_erasure_in_a_quiet_workspace_outdates_the_overview(
     assert not outdated_funnel.current and outdated_funnel.steps == funnel.steps
     assert not outdated_trend.current and outdated_trend.periods == trend.periods
 
-    for kind in ("FUNNEL", "RETENTION"):
-        monkeypatch.setattr(
-            retention_trend, kind, replace(getattr(retention_trend, kind), min_interval=0.0)
-        )
+    no_interval = replace(retention_trend.RETENTION, min_interval=0.0)
+    monkeypatch.setattr(retention_trend, "RETENTION", no_interval)
+    funnel_kind = replace(report_readings.KINDS["funnel"], min_interval=0.0)
+    monkeypatch.setitem(report_readings.KINDS, "funnel", funnel_kind)
 
     def renewed_funnel() -> Any:
         readings_of(db).settle()

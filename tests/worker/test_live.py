@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from clm.analytics import REPORTS
 from clm.config import Settings
 from clm.engage import repository as repo
 from clm.engage.playbooks import service as pb
@@ -142,7 +143,8 @@ def test_a_pass_of_the_worker_stores_the_overviews_readings(db: Database) -> Non
     live.run_pass(workspace_id)  # immediate: the pass, then the readings task it enqueues
     with db.session() as session:
         kinds = sorted(r.kind for r in session.query(OverviewReading))
-    assert kinds == ["funnel", "movers", "retention", "trends"]
+    reports = [f"report:{name}" for name in REPORTS]  # the funnel's too: the overview's funnel
+    assert kinds == sorted(["movers", "retention", "trends", *reports])
     restarted = Database.open(url, run_migrations=False)
     try:
         found = funnel_summary(restarted, workspace_id)

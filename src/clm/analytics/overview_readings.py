@@ -18,7 +18,7 @@ from clm.analytics.kept import readings_of
 from clm.analytics.movers import PAGE_QUERY, store_movers
 from clm.analytics.report_readings import store_report
 from clm.analytics.reports import REPORTS
-from clm.analytics.retention_trend import default_range, store_funnel, store_retention
+from clm.analytics.retention_trend import default_range, store_retention
 from clm.analytics.trends import store_past_moves
 from clm.store.engine import Database
 
@@ -35,7 +35,6 @@ def refresh_overview(db: Database, workspace_id: int, now: datetime | None = Non
     steps: tuple[tuple[str, Callable[[], bool]], ...] = (
         ("trends", lambda: store_past_moves(db, workspace_id)),
         ("movers", lambda: store_movers(db, workspace_id, PAGE_QUERY)),
-        ("funnel", lambda: store_funnel(db, workspace_id)),
         ("retention", lambda: store_retention(db, workspace_id, since, until)),
         *((f"report:{name}", partial(store_report, db, workspace_id, name)) for name in REPORTS),
     )

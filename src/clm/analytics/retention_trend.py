@@ -1,12 +1,13 @@
 """Churn and revenue retention per month for the overview: the ``churn_retention`` report's
 own periods (buyers only, partial periods marked, NRR/GRR left out where partial), and the
-stage funnel: stored readings (``clm.analytics.kept``) because each report reads the whole
-log. A reading is current while what its report reads is unchanged: the same facts as the
-Reports page's readings (``report_readings.inputs_version``: the newest event, identity link,
-erasure or purge, transition or health snapshot, and the active definitions); an older one
-is served, marked not current, while it is re-read in the background. Only the very first
-reading of a workspace (before the live loop or ``clm demo`` stored one) makes a request
-wait; the answer then says ``ready: false`` and the page asks again.
+stage funnel (the funnel report's stored default view, ``clm.analytics.report_readings``):
+stored readings (``clm.analytics.kept``) because each report reads the whole log. A reading
+is current while what its report reads is unchanged: the same facts as the Reports page's
+readings (``report_readings.inputs_version``: the newest event, identity link, erasure or
+purge, transition or health snapshot, and the active definitions); an older one is served,
+marked not current, while it is re-read in the background. Only the very first reading of a
+workspace (before the live loop or ``clm demo`` stored one) makes a request wait; the answer
+then says ``ready: false`` and the page asks again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, TypeAdapter
 
 from clm.analytics.kept import Kind, readings_of
-from clm.analytics.report_readings import inputs_version
+from clm.analytics.report_readings import inputs_version, kept_report
 from clm.analytics.reports import REPORTS, run_report
 from clm.analytics.retention import DEFINITIONS
 from clm.analytics.schemas import FunnelReport, FunnelStep, RetentionPeriod, RetentionReport
@@ -105,7 +106,7 @@ def retention_trend(db: Database, workspace_id: int, since: date, until: date) -
 
 
 class FunnelSummary(BaseModel):
-    """The funnel report's steps (entered, went on, conversion, median days), kept as above."""
+    """The funnel report's steps (entered, went on, conversion, median days)."""
 
     steps: list[FunnelStep]
     definitions: dict[str, str]
@@ -114,38 +115,15 @@ class FunnelSummary(BaseModel):
     current: bool
 
 
-def _funnel(db: Database, workspace_id: int) -> tuple[FunnelSummary, dict[str, Any]]:
-    began, version = datetime.now(UTC), report_version(db, workspace_id, "funnel")
-    report = run_report(db, workspace_id, "funnel", {})
-    assert isinstance(report, FunnelReport)
-    return FunnelSummary(
-        steps=report.steps, definitions=report.definitions, computed_at=began,
-        ready=True, current=True,
-    ), version  # fmt: skip
-
-
-FUNNEL = Kind("funnel", TypeAdapter(FunnelSummary), wait=WAIT, min_interval=REFRESH_EVERY)
-
-
-def store_funnel(db: Database, workspace_id: int) -> bool:
-    """Store the funnel unless the stored one is current or young (the live loop, ``clm
-    demo``); True when it read it."""
-    return readings_of(db).ensure(
-        FUNNEL, workspace_id, {},
-        version=lambda _: report_version(db, workspace_id, "funnel"),
-        compute=lambda: _funnel(db, workspace_id),
-    )  # fmt: skip
-
-
 def funnel_summary(db: Database, workspace_id: int) -> FunnelSummary:
-    """The stage funnel over the whole log (the funnel report with its defaults); ``ready``
-    False (no steps) while the first reading is still running."""
-    reading, current = readings_of(db).get(
-        FUNNEL, workspace_id, {},
-        version=lambda _: report_version(db, workspace_id, "funnel"),
-        compute=lambda: _funnel(db, workspace_id),
-    )  # fmt: skip
-    if reading is None:
+    """The stage funnel over the whole log: the Reports page's stored reading of the funnel
+    report's default view (``report_readings.kept_report``), one reading for both pages;
+    ``ready`` False (no steps) while the first reading is still running."""
+    kept = kept_report(db, workspace_id, "funnel", {})
+    if kept.report is None:
         return FunnelSummary(steps=[], definitions={}, computed_at=None, ready=False, current=False)
-    found = reading.value
-    return found if current else found.model_copy(update={"current": False})
+    assert isinstance(kept.report, FunnelReport)
+    return FunnelSummary(
+        steps=kept.report.steps, definitions=kept.report.definitions,
+        computed_at=kept.computed_at, ready=True, current=kept.current,
+    )  # fmt: skip
