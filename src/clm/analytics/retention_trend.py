@@ -1,27 +1,27 @@
 """Churn and revenue retention per month for the overview: the ``churn_retention`` report's
 own periods (buyers only, partial periods marked, NRR/GRR left out where partial), and the
 stage funnel: stored readings (``clm.analytics.kept``) because each report reads the whole
-log. A reading is current while the newest event, transition and health snapshot ids and the
-active definitions are unchanged; an older one is served, marked not current, while it is
-re-read in the background. Only the very first reading of a workspace (before the live loop
-or ``clm demo`` stored one) makes a request wait; the answer then says ``ready: false`` and
-the page asks again.
+log. A reading is current while what its report reads is unchanged: the same facts as the
+Reports page's readings (``report_readings.inputs_version``: the newest event, identity link,
+erasure or purge, transition or health snapshot, and the active definitions); an older one
+is served, marked not current, while it is re-read in the background. Only the very first
+reading of a workspace (before the live loop or ``clm demo`` stored one) makes a request
+wait; the answer then says ``ready: false`` and the page asks again.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, TypeAdapter
-from sqlalchemy import func, select
 
 from clm.analytics.kept import Kind, readings_of
-from clm.analytics.reports import run_report
+from clm.analytics.report_readings import inputs_version
+from clm.analytics.reports import REPORTS, run_report
 from clm.analytics.retention import DEFINITIONS
 from clm.analytics.schemas import FunnelReport, FunnelStep, RetentionPeriod, RetentionReport
 from clm.store.engine import Database
-from clm.store.models import Event, HealthSnapshot, LifecycleDefinition, StageTransition
 
 DEFAULT_SPAN_DAYS = 365  # the overview's default range: the last year
 WAIT = 5.0  # seconds a request waits for a first reading before answering "not ready"
@@ -39,29 +39,17 @@ class RetentionTrend(BaseModel):
     current: Annotated[bool, Field(description="False: the data moved since; being refreshed")]
 
 
-def report_version(db: Database, workspace_id: int) -> tuple[int, ...]:
-    """What the report depends on, cheaply: the newest row ids (primary keys, one index probe
-    each) and the active definitions' ids."""
-    with db.session() as session:
-        newest = [
-            int(session.scalar(select(func.max(column))) or 0)
-            for column in (Event.id, StageTransition.id, HealthSnapshot.id)
-        ]
-        active = session.scalars(
-            select(LifecycleDefinition.id)
-            .where(
-                LifecycleDefinition.workspace_id == workspace_id,
-                LifecycleDefinition.active.is_(True),
-            )
-            .order_by(LifecycleDefinition.id)
-        ).all()
-    return (*newest, *(int(a) for a in active))
+def report_version(db: Database, workspace_id: int, name: str) -> dict[str, Any]:
+    """What report ``name`` reads, cheaply: the facts a Reports page reading of it is versioned
+    by (``clm.analytics.report_readings.inputs_version``), so an identity merge or an erasure
+    outdates the overview as it does the report, even in a workspace with no new event."""
+    return inputs_version(db, workspace_id, REPORTS[name].reads)
 
 
 def _compute(
     db: Database, workspace_id: int, since: date, until: date
-) -> tuple[RetentionTrend, tuple[int, ...]]:
-    began, version = datetime.now(UTC), report_version(db, workspace_id)
+) -> tuple[RetentionTrend, dict[str, Any]]:
+    began, version = datetime.now(UTC), report_version(db, workspace_id, "churn_retention")
     params = {
         "since": since.isoformat(),
         "until": (until + timedelta(days=1)).isoformat(),
@@ -93,7 +81,7 @@ def store_retention(db: Database, workspace_id: int, since: date, until: date) -
     ``clm demo``); True when it read it."""
     return readings_of(db).ensure(
         RETENTION, workspace_id, retention_params(since, until),
-        version=lambda _: report_version(db, workspace_id),
+        version=lambda _: report_version(db, workspace_id, "churn_retention"),
         compute=lambda: _compute(db, workspace_id, since, until),
     )  # fmt: skip
 
@@ -103,7 +91,7 @@ def retention_trend(db: Database, workspace_id: int, since: date, until: date) -
     ``ready`` False (no periods) while the first reading is still running."""
     reading, current = readings_of(db).get(
         RETENTION, workspace_id, retention_params(since, until),
-        version=lambda _: report_version(db, workspace_id),
+        version=lambda _: report_version(db, workspace_id, "churn_retention"),
         compute=lambda: _compute(db, workspace_id, since, until),
     )  # fmt: skip
     if reading is None:
@@ -126,8 +114,8 @@ class FunnelSummary(BaseModel):
     current: bool
 
 
-def _funnel(db: Database, workspace_id: int) -> tuple[FunnelSummary, tuple[int, ...]]:
-    began, version = datetime.now(UTC), report_version(db, workspace_id)
+def _funnel(db: Database, workspace_id: int) -> tuple[FunnelSummary, dict[str, Any]]:
+    began, version = datetime.now(UTC), report_version(db, workspace_id, "funnel")
     report = run_report(db, workspace_id, "funnel", {})
     assert isinstance(report, FunnelReport)
     return FunnelSummary(
@@ -144,7 +132,7 @@ def store_funnel(db: Database, workspace_id: int) -> bool:
     demo``); True when it read it."""
     return readings_of(db).ensure(
         FUNNEL, workspace_id, {},
-        version=lambda _: report_version(db, workspace_id),
+        version=lambda _: report_version(db, workspace_id, "funnel"),
         compute=lambda: _funnel(db, workspace_id),
     )  # fmt: skip
 
@@ -154,7 +142,7 @@ def funnel_summary(db: Database, workspace_id: int) -> FunnelSummary:
     False (no steps) while the first reading is still running."""
     reading, current = readings_of(db).get(
         FUNNEL, workspace_id, {},
-        version=lambda _: report_version(db, workspace_id),
+        version=lambda _: report_version(db, workspace_id, "funnel"),
         compute=lambda: _funnel(db, workspace_id),
     )  # fmt: skip
     if reading is None:

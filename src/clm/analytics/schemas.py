@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -73,7 +73,7 @@ class Reentry(BaseModel):
 
 
 class FunnelReport(Report):
-    report: str = "funnel"
+    report: Literal["funnel"] = "funnel"
     model: str
     at: datetime
     counts: list[StageCount]
@@ -143,7 +143,7 @@ class AtRisk(BaseModel):
 
 
 class RetentionReport(Report):
-    report: str = "churn_retention"
+    report: Literal["churn_retention"] = "churn_retention"
     granularity: str
     churn_stages: list[str]
     periods: list[RetentionPeriod]
@@ -190,7 +190,7 @@ class CohortRow(BaseModel):
 
 
 class CohortReport(Report):
-    report: str = "cohorts"
+    report: Literal["cohorts"] = "cohorts"
     cohort_by: str
     returning_event: str = "Order Completed"
     cohorts: list[CohortRow]
@@ -244,7 +244,7 @@ class ScoreCell(BaseModel):
 
 
 class RfmReport(Report):
-    report: str = "rfm"
+    report: Literal["rfm"] = "rfm"
     segments: list[SegmentSummary]
     grid: list[ScoreCell]
     movement: list[SegmentMove]
@@ -298,7 +298,7 @@ class PairAttribution(BaseModel):
 
 
 class AttributionReport(Report):
-    report: str = "attribution"
+    report: Literal["attribution"] = "attribution"
     dimension: str
     lookback_days: float
     half_life_days: float
@@ -336,7 +336,7 @@ class ChannelEconomics(BaseModel):
 
 
 class AcquisitionReport(Report):
-    report: str = "acquisition"
+    report: Literal["acquisition"] = "acquisition"
     dimension: str
     value_until: datetime | None = None  # the value horizon (None: the whole log)
     channels: list[ChannelEconomics]
@@ -368,7 +368,7 @@ class FeedbackRow(BaseModel):
 
 
 class FeedbackReport(Report):
-    report: str = "feedback"
+    report: Literal["feedback"] = "feedback"
     granularity: str
     over_time: list[FeedbackRow]
     by_stage: list[FeedbackRow]

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from starlette.concurrency import run_in_threadpool
 
 from clm.analytics import (
@@ -26,6 +26,16 @@ from clm.analytics import (
     store_spend,
 )
 from clm.analytics.report_readings import KeptReport, kept_report
+from clm.analytics.schemas import (
+    AcquisitionReport,
+    AttributionReport,
+    CohortReport,
+    FeedbackReport,
+    FunnelReport,
+    ReportTable,
+    RetentionReport,
+    RfmReport,
+)
 from clm.api.deps import DatabaseDep, Marketer, Reader, workspace_id
 from clm.api.routing import ClmRoute, utf8_text
 from clm.errors import FieldError, NotFound, ValidationError
@@ -43,13 +53,89 @@ class SpendImported(BaseModel):
     stored: int
 
 
+class Reading(BaseModel):
+    """A report's figures as the API answers them: the report's own fields, its ``tables``
+    (those the CLI prints and writes as CSV, so the web page shows them as they are) and the
+    state of its stored reading: ``current`` False while the data has moved since
+    ``computed_at`` and a refresh runs."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    ready: Literal[True] = True
+    current: bool
+    computed_at: datetime | None
+    # Named apart from the figures' ``tables()`` (which lays them out); "tables" on the wire.
+    laid_out: list[ReportTable] = Field(alias="tables")
+
+
+class PendingReading(BaseModel):
+    """A report whose first reading of these parameters is running: no figures yet
+    (``ready`` False, ``tables`` empty); ask again."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    report: str
+    ready: Literal[False] = False
+    current: bool
+    computed_at: datetime | None = None
+    tables: list[ReportTable] = []
+
+
+# One answer model per report (the report's fields, then the reading's), so /docs and /redoc
+# name each report's fields; ``report`` says which one it is.
+class FunnelReading(Reading, FunnelReport):
+    """The stage funnel and velocity (``/reports/funnel``)."""
+
+
+class RetentionReading(Reading, RetentionReport):
+    """Churn and retention (``/reports/churn_retention``)."""
+
+
+class CohortReading(Reading, CohortReport):
+    """The cohort retention matrix (``/reports/cohorts``)."""
+
+
+class RfmReading(Reading, RfmReport):
+    """RFM segments and movement (``/reports/rfm``)."""
+
+
+class AttributionReading(Reading, AttributionReport):
+    """Touchpoint attribution (``/reports/attribution``)."""
+
+
+class AcquisitionReading(Reading, AcquisitionReport):
+    """CAC, CLV:CAC and payback (``/reports/acquisition``)."""
+
+
+class FeedbackReading(Reading, FeedbackReport):
+    """NPS, CSAT and CES (``/reports/feedback``)."""
+
+
+def _kind(answer: Any) -> str:
+    """Which model an answer is: its report's when it has figures, else ``pending``."""
+    if isinstance(answer, dict):
+        return str(answer.get("report")) if answer.get("ready") else "pending"
+    return str(answer.report) if answer.ready else "pending"
+
+
+ReportAnswer = Annotated[
+    Annotated[FunnelReading, Tag("funnel")]
+    | Annotated[RetentionReading, Tag("churn_retention")]
+    | Annotated[CohortReading, Tag("cohorts")]
+    | Annotated[RfmReading, Tag("rfm")]
+    | Annotated[AttributionReading, Tag("attribution")]
+    | Annotated[AcquisitionReading, Tag("acquisition")]
+    | Annotated[FeedbackReading, Tag("feedback")]
+    | Annotated[PendingReading, Tag("pending")],
+    Discriminator(_kind),
+]
+
+
 @router.get("")
 def list_reports(_: Reader) -> list[ReportInfo]:
     """The reports this API serves."""
     return [ReportInfo(name=name, description=spec.description) for name, spec in REPORTS.items()]
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_model=ReportAnswer)
 def get_report(
     name: str,
     request: Request,
@@ -76,16 +162,10 @@ def get_report(
                           True, began)  # fmt: skip
     else:
         kept = kept_report(db, workspace_id(key), known, params, fresh=fresh)
-    state = {
-        "ready": kept.report is not None,
-        "current": kept.current,
-        "computed_at": kept.computed_at.isoformat() if kept.computed_at else None,
-    }
+    state = {"current": kept.current, "computed_at": kept.computed_at}
     if kept.report is None:
-        return {"report": known, "tables": [], **state}
-    # The same tables the CLI prints and writes as CSV, so the web page shows them as they are.
-    tables = [table.model_dump(mode="json") for table in kept.report.tables()]
-    return {**kept.report.model_dump(mode="json"), "tables": tables, **state}
+        return {"report": known, "ready": False, **state}
+    return {**dict(kept.report), "tables": kept.report.tables(), "ready": True, **state}
 
 
 async def _spend_rows(request: Request) -> list[SpendRow]:

@@ -12,7 +12,8 @@ last looked (an event-id cursor), plus any it is told about (health re-scored by
 Both run the same statement, the refresh restricted to those customers, so the incremental path
 equals the rebuild by construction; the property tests check it. Readers call ``ensure_fresh``
 first: a backlog of a few thousand events is caught up on the spot (a customer written a moment
-ago is listed), a bigger one (an import) is left to the live loop.
+ago is listed), a bigger one (an import) on a background thread of the reading process while
+the read serves the stored rows, marked as refreshing.
 
 Definitions, as of the moment of the refresh:
 
@@ -36,7 +37,9 @@ delete events, call ``invalidate_state`` for the same effect.
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -95,6 +98,10 @@ STAGES_CURSOR, HEALTH_CURSOR = "state.stages", "state.health"
 CHUNK = 500  # customer ids per statement (well under every driver's parameter limit)
 REBUILD_AT = 20_000  # touched customers beyond which one rebuild is cheaper than the chunks
 READ_REFRESH = 5_000  # new events a read catches up on itself (``ensure_fresh``)
+READ_WAIT = 10.0  # seconds a read waits for rows never built (100,000 customers take ~60 s)
+EXTENSION = "clm.lifecycle.current_state"  # the background refresher's name in ``db.extensions``
+_REFRESHERS = threading.Lock()
+log = logging.getLogger("clm.lifecycle.current_state")
 
 SEGMENTS = (
     "Champions", "Loyal", "Can't lose them", "At risk", "New", "Promising",
@@ -475,10 +482,17 @@ def _purchase_since(session: Session, workspace_id: int, after: int, upto: int) 
     return found is not None
 
 
-def ensure_fresh(db: Database, workspace_id: int, *, max_events: int = READ_REFRESH) -> bool:
-    """Catch the rows up before a read when few events arrived since the last refresh, so a
-    list read right after a write shows it; a bigger backlog (an import) is left to the live
-    loop, and the read sees rows at most one pass old. Returns whether it refreshed."""
+def ensure_fresh(db: Database, workspace_id: int, *, max_events: int | None = None) -> bool:
+    """Catch the rows up before a read; True when they are current, False while a background
+    refresh is catching them up (the caller says "refreshing").
+
+    Up to ``READ_REFRESH`` new events (a customer written a moment ago) are caught up on the
+    spot. A bigger backlog (an import) is caught up on a thread of this process, as the kept
+    readings are (``clm.analytics.kept``): ``clm serve`` alone runs no live loop (that is
+    ``clm worker``), so leaving it to the loop left the list behind for good. Meanwhile the
+    read serves the stored rows, never fewer customers than they held; rows never built at
+    all wait up to ``READ_WAIT`` seconds for their first build, as there is nothing to serve."""
+    limit = READ_REFRESH if max_events is None else max_events
     with db.session() as session:
         done = session.scalar(
             select(EngageCursor.last_event_id).where(
@@ -487,11 +501,74 @@ def ensure_fresh(db: Database, workspace_id: int, *, max_events: int = READ_REFR
         )
         top = _top_event_id(session, workspace_id)
     if done is not None and done >= top:
-        return False
-    if top - (done or 0) > max_events:
-        return False
-    refresh_state(db, workspace_id)
-    return True
+        return True
+    if top - (done or 0) <= limit:
+        refresh_state(db, workspace_id)
+        return True
+    thread = _refresher(db).start(workspace_id)
+    if done is None:
+        thread.join(READ_WAIT)
+        return not thread.is_alive() and _refresher(db).caught_up(workspace_id, top)
+    return False
+
+
+class _Refresher:
+    """One background ``refresh_state`` at a time per workspace, in this process."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+        self._threads: dict[int, threading.Thread] = {}
+
+    def start(self, workspace_id: int) -> threading.Thread:
+        """The running refresh of the workspace, or a new one."""
+        with self._lock:
+            thread = self._threads.get(workspace_id)
+            if thread is None or not thread.is_alive():
+                thread = threading.Thread(
+                    target=self._run, args=(workspace_id,), name="clm-state-refresh", daemon=True
+                )
+                self._threads[workspace_id] = thread
+                thread.start()
+            return thread
+
+    def _run(self, workspace_id: int) -> None:
+        try:
+            refresh_state(self.db, workspace_id)
+        except Exception:  # the next read starts another; the error is kept in the log
+            log.exception("background state refresh failed", extra={"workspace_id": workspace_id})
+
+    def caught_up(self, workspace_id: int, top: int) -> bool:
+        with self.db.session() as session:
+            done = session.scalar(
+                select(EngageCursor.last_event_id).where(
+                    EngageCursor.workspace_id == workspace_id,
+                    EngageCursor.consumer == EVENTS_CURSOR,
+                )
+            )
+        return done is not None and done >= top
+
+    def settle(self, timeout: float) -> None:
+        with self._lock:
+            threads = list(self._threads.values())
+        for thread in threads:
+            thread.join(timeout)
+
+
+def _refresher(db: Database) -> _Refresher:
+    with _REFRESHERS:
+        found = db.extensions.get(EXTENSION)
+        if not isinstance(found, _Refresher):
+            found = db.extensions[EXTENSION] = _Refresher(db)
+        return found
+
+
+def settle_refreshes(db: Database, timeout: float = 60.0) -> None:
+    """Wait for the background refreshes ``ensure_fresh`` started (tests, a clean shutdown)."""
+    with _REFRESHERS:
+        found = db.extensions.get(EXTENSION)
+    if isinstance(found, _Refresher):
+        found.settle(timeout)
 
 
 def current_counts(db: Database, workspace_id: int) -> tuple[dict[str, int], dict[str, int]]:

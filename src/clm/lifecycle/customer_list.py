@@ -170,6 +170,11 @@ class CustomerList(BaseModel):
     total: int
     page: int
     per_page: int
+    refreshing: bool = Field(
+        False,
+        description="the rows are being caught up with an import: the list is as of the last "
+        "refresh (every customer it held is still listed); ask again for the newer rows",
+    )
 
 
 def _labels_of(db: Database, workspace_id: int) -> dict[str, str]:
@@ -347,7 +352,7 @@ def list_customers(
 ) -> CustomerList:  # fmt: skip
     """One page of the customer list and the total that match (and meet ``conditions`` and
     the ``extra`` SQLAlchemy conditions over ``CustomerState``)."""
-    ensure_fresh(db, workspace_id)
+    current = ensure_fresh(db, workspace_id)
     at = int((now or datetime.now(UTC)).timestamp())
     statement, counted = _select(db, workspace_id, query, at, conditions, extra)
     labels = _labels_of(db, workspace_id)
@@ -360,6 +365,7 @@ def list_customers(
         total=total,
         page=query.page,
         per_page=query.per_page,
+        refreshing=not current,
     )
 
 
