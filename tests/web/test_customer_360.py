@@ -81,7 +81,7 @@ def test_the_360_shows_every_panel_and_takes_a_note(
     # 120 + 30 - 50 points; the ledger newest first
     expect(page.locator("#points-balance")).to_have_text("100")
     expect(page.locator("#points-ledger tbody tr")).to_have_count(3)
-    expect(page.locator("#points-ledger tbody tr").first).to_contain_text("-50")
+    expect(page.locator("#points-ledger tbody tr").first).to_contain_text("\u221250")  # minus
     expect(page.locator("#customer-coupons")).to_contain_text("ANN-10OFF")
     expect(page.locator("#customer-coupons")).to_contain_text("$10 off")
     expect(page.locator("#customer-coupons")).to_contain_text("usable")
