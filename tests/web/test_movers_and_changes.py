@@ -150,7 +150,8 @@ def test_signed_differences_use_the_minus_sign_and_percentage_points(
           const f = await import("/lib/format.js");
           return [f.percentagePoints(0.05 - 0.176), f.percentagePoints(0.042),
                   f.percentagePoints(-0.0004), f.percentagePoints(null), f.difference(-1234),
-                  f.difference(50), f.difference(0), f.scoreChange(-35.4), f.scoreChange(-0.2)];
+                  f.difference(50), f.difference(0), f.scoreChange(-35.4), f.scoreChange(-0.2),
+                  f.signedNumber(-50), f.signedNumber(16.6667), f.signedNumber(-0.004)];
         }"""
     )
     assert shown == [
@@ -162,6 +163,9 @@ def test_signed_differences_use_the_minus_sign_and_percentage_points(
         "+50",
         "0",
         f"{MINUS}35",
+        "0",
+        f"{MINUS}50",
+        "+16.67",
         "0",
     ]
 
