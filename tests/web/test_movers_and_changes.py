@@ -1,14 +1,16 @@
 """Small things the UX audit found, in Debian's Chromium against the real app over the
 overview's seeded workspace (``test_overview.seed``): the movers panel shown "(refreshing)"
 asks again until the new reading lands, the 360 lists only changes of health that moved,
-and signed differences are written with the minus sign (U+2212) and shares' differences in
-percentage points."""
+and signed differences are written with the minus sign (U+2212) and shares' differences
+(a playbook's uplift) in percentage points."""
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,10 +18,15 @@ from playwright.sync_api import Page, expect
 
 from clm.analytics import movers as movers_module
 from clm.analytics.kept import readings_of
+from clm.engage.playbooks import service as pb
+from clm.engage.playbooks.journey_steps import tick
 from clm.lifecycle.health_inputs import get_scorecard
+from clm.store import workspaces
 from clm.store.engine import Database
 from clm.store.models import Customer, HealthSnapshot
+from tests.engage.test_playbooks import NOW, orders, population, stage_changes
 from tests.web.browser import console_errors, sign_in_with_key
+from tests.web.servers import serving
 from tests.web.test_overview import DAY, site  # noqa: F401 - the fixture
 
 MINUS = "\u2212"
@@ -143,7 +150,8 @@ def test_signed_differences_use_the_minus_sign_and_percentage_points(
           const f = await import("/lib/format.js");
           return [f.percentagePoints(0.05 - 0.176), f.percentagePoints(0.042),
                   f.percentagePoints(-0.0004), f.percentagePoints(null), f.difference(-1234),
-                  f.difference(50), f.difference(0), f.scoreChange(-35.4), f.scoreChange(-0.2)];
+                  f.difference(50), f.difference(0), f.scoreChange(-35.4), f.scoreChange(-0.2),
+                  f.signedNumber(-50), f.signedNumber(16.6667), f.signedNumber(-0.004)];
         }"""
     )
     assert shown == [
@@ -156,4 +164,59 @@ def test_signed_differences_use_the_minus_sign_and_percentage_points(
         "0",
         f"{MINUS}35",
         "0",
+        f"{MINUS}50",
+        "+16.67",
+        "0",
     ]
+
+
+def _shown_points(text: str) -> float:
+    """A difference as the page writes it ("−41.7 pp", "+4.2 pp"), as a number: the minus
+    must be U+2212 and the unit percentage points."""
+    match = re.fullmatch(r"([+\u2212]?)([0-9.,]+) pp", text.strip())
+    assert match, text
+    value = float(match.group(2).replace(",", ""))
+    return -value if match.group(1) == MINUS else value
+
+
+@pytest.mark.slow
+def test_a_playbooks_uplift_reads_in_percentage_points_with_the_minus_sign(
+    db: Database, browser_page: Page
+) -> None:
+    """A playbook that does worse than its holdout (one in four treated buy, two in three of
+    the holdout): its uplift and 95% interval, recomputed here from the journeys' arms (Wald),
+    read "−… pp" on the playbook page, and the page says it is worse than the holdout."""
+    ws, ids = population(db, 120)
+    book = pb.parse_playbook({
+        "name": "convert", "trigger": {"type": "stage_changed", "to": "conversion"},
+        "goal": {"event": "Order Completed", "within_days": 30}, "holdout": 0.3,
+        "steps": [{"id": "hi", "type": "send", "category": "welcome",
+                   "content": {"subject": "Hi", "text": "Hello"}}],
+    })  # fmt: skip
+    pb.apply_playbook(db, ws, book)
+    users = list(ids)
+    stage_changes(db, ws, users, "conversion", NOW)
+    tick(db, ws, NOW)
+    arms = {u: pb.journey_history(db, ws, ids[u])[0].arm for u in users}
+    treated = [u for u in users if arms[u] == "treatment"]
+    control = [u for u in users if arms[u] == "control"]
+    orders(db, ws, treated[::4] + control[::3] + control[1::3], NOW + timedelta(days=3))
+    t_p = len(treated[::4]) / len(treated)
+    c_p = (len(control[::3]) + len(control[1::3])) / len(control)
+    se = math.sqrt(t_p * (1 - t_p) / len(treated) + c_p * (1 - c_p) / len(control))
+    uplift = 100 * (t_p - c_p)
+    with db.transaction() as session:
+        key = workspaces.issue_key(session, "secret", ws).key
+    page = browser_page
+    with serving(db) as url:
+        sign_in_with_key(page, f"{url}/engagement/playbooks/convert", key)
+        shown = page.locator("#uplift")
+        expect(shown).to_contain_text("worse than the holdout")
+        text = shown.inner_text()
+    first, interval = text.split("(95% CI ")
+    low, high = interval.split(":")[0].split(" to ")
+    assert _shown_points(first) == pytest.approx(uplift, abs=0.051)
+    assert _shown_points(low) == pytest.approx(uplift - 196 * se, abs=0.06)
+    assert _shown_points(high) == pytest.approx(uplift + 196 * se, abs=0.06)
+    assert "-" not in text and "%" not in text.replace("95% CI", "")
+    assert console_errors(page) == []

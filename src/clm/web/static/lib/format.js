@@ -25,7 +25,10 @@ const signedFormat = (digits) => new Intl.NumberFormat(locale, { maximumFraction
 const signedWhole = signedFormat(0);
 const signedTenths = signedFormat(1);
 const withMinus = (format, value) => format.formatToParts(value).map((p) => (p.type === "minusSign" ? MINUS : p.value)).join("");
+const signedDecimal = signedFormat(2);
 export const difference = (value) => (missing(value) ? DASH : withMinus(signedWhole, value));
+// A signed value with decimals: an NPS (−100 to +100), a sentiment.
+export const signedNumber = (value) => (missing(value) ? DASH : withMinus(signedDecimal, value));
 export const scoreChange = (value) => (missing(value) ? DASH : withMinus(signedWhole, Math.round(value) || 0));
 // A difference of two shares (ratios) in percentage points: 0.05 - 0.176 is "−12.6 pp", not
 // "-12.6%" (that would be a change relative to the share).
