@@ -322,5 +322,5 @@ def test_a_health_mover_says_what_moved_the_score(db: Database) -> None:
     # By hand: weights unchanged, so each factor's part is its change in points:
     # recency 20 - 45 = -25, NPS 30 - 35 = -5; the biggest first, in the scorecard's words
     [a] = found.health
-    assert a.moved_by == ["days since last purchase: 200 (-25 points)",
-                          "last NPS score: 9 (-5 points)"]  # fmt: skip
+    assert a.moved_by == ["Days since last purchase: 200 days (\u221225 points)",
+                          "Last NPS score: 9 of 10 (\u22125 points)"]  # fmt: skip

@@ -15,6 +15,7 @@ from clm.lifecycle import run_lifecycle
 from clm.lifecycle.customer import customer_lifecycle
 from clm.lifecycle.customer_list import CustomerQuery, SortKey, export_csv, list_customers
 from clm.lifecycle.health_current import score_health
+from clm.lifecycle.health_explain import EXIT_REASON
 from clm.store.engine import Database
 from clm.store.models import Event, Identity
 from tests.conftest import LiveServer, make_tenant
@@ -95,9 +96,14 @@ def test_stage_and_health_columns_and_filters_agree_with_each_customers_page(
         assert row.stage == (state.stage.stage if state.stage else None), user
         assert row.health_state == (state.health.state if state.health else None), user
         if state.health and state.health.state != "happy":
-            # The stored score's losing factors, named as the customer's health page names them.
+            # The stored score's losing factors in the words of the customer's health page
+            # ("Days since last purchase: 161 days (\u221217 points)"), which puts the exit
+            # stage's own line first.
             labels = {f.label for f in state.health.factors}
             assert row.reasons and all(r.split(":")[0] in labels for r in row.reasons)
+            assert all(r.endswith(("point)", "points)")) and "(\u2212" in r for r in row.reasons)
+            same = [r for r in state.health.reasons if r != EXIT_REASON]
+            assert row.reasons[: len(same)] == same
     for stage in {s.stage.stage for s in truth.values() if s.stage}:
         expected = sorted(ids[u] for u, s in truth.items() if s.stage and s.stage.stage == stage)
         found = list_customers(db, ws, CustomerQuery(stage=[stage]))

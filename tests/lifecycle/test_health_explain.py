@@ -12,7 +12,8 @@ from clm.ingest.service import ingest
 from clm.lifecycle import apply_stage_model, customer_lifecycle, run_lifecycle, shipped_model_text
 from clm.lifecycle.catalog import save_definition
 from clm.lifecycle.health_current import score_health
-from clm.lifecycle.health_explain import health_stored
+from clm.lifecycle.health_explain import health_stored, reason, shown, signed_points, value_words
+from clm.lifecycle.health_inputs import get_scorecard
 from clm.lifecycle.health_service import health_history, health_now, run_health
 from clm.store.engine import Database
 from clm.store.models import Customer
@@ -57,9 +58,21 @@ def test_a_churned_customer_without_feedback_is_not_called_happy(db: Database) -
     # state is at risk by the risk axis alone; no survey, rating or ticket says how they feel.
     assert gone.state == "at_risk"
     assert gone.sentiment_known is False
-    assert gone.state_label == "at risk (no feedback yet)"
-    assert "happy" not in gone.state_label
-    assert gone.reasons[0].startswith("in an exit stage (churned)")
+    # one name per state everywhere; ``sentiment_known`` says no feedback backs it
+    assert gone.state_label == "happy but at risk"
+    # present: recency 20, cadence 15, frequency 40, engagement 3 (a stated prior), stage 10
+    # = 88 nominal, scaled to 100. Frequency (no purchase in 365 days) loses 40/88 = 45.5
+    # points, recency (390 days, past 365) 20/88 = 22.7.
+    assert gone.reasons == [
+        "Churned (exit stage): never counted as happy and stable",
+        "Purchases in the last 365 days: 0 purchases (\u221245 points)",
+        "Days since last purchase: 390 days (\u221223 points)",
+    ]
+    # the stage factor in words: churned, its 10/88 = 11.4 points lost
+    stage = next(f for f in gone.factors if f.factor == "stage")
+    assert (stage.value, stage.label) == (0.0, "Stage")
+    card = get_scorecard(db, workspace_id)[1]
+    assert reason(card, stage) == "Stage: churned (exit stage) (\u221211 points)"
     # the promoter who buys every 20 days is happy, and the words say so
     fan = health_stored(db, workspace_id, ids["fan"], when)
     assert fan is not None and fan.sentiment_known is True
@@ -111,7 +124,7 @@ def test_each_change_says_what_moved_it(db: Database) -> None:
     # NPS 9 -> 45: 94.5. Day 2: 49 + NPS 3 -> 15: 64, sentiment 15 of 50 < 0.5: unhappy.
     assert [h.score for h in history] == pytest.approx([100.0, 94.5, 64.0])
     assert [h.state_label for h in history] == [
-        "stable (no feedback yet)",
+        "happy and stable",
         "happy and stable",
         "unhappy",
     ]
@@ -119,11 +132,11 @@ def test_each_change_says_what_moved_it(db: Database) -> None:
     # A part: change in points less change in weight at the old score's rate. Day 1 (old
     # score 100): NPS arrives, 45 - 50 x 1.0 = -5; recency -50.5 + 50 x 1.0 = -0.5, under a
     # point. They add up to the move, 94.5 - 100.
-    assert history[1].drivers == ["last NPS score: 9 (-5 points)"]
+    assert history[1].drivers == ["Last NPS score: 9 of 10 (\u22125 points)"]
     assert history[2].from_score == pytest.approx(94.5)
     assert history[2].from_state == "happy"
     # day 2: weights unchanged; NPS 45 -> 15 is -30, recency -0.5 is not a driver
-    assert history[2].drivers == ["last NPS score: 3 (-30 points)"]
+    assert history[2].drivers == ["Last NPS score: 3 of 10 (\u221230 points)"]
     assert history[2].from_state_label == "happy and stable"
 
 
@@ -138,7 +151,7 @@ def test_a_factor_arriving_is_credited_with_its_distance_from_the_old_score() ->
     total_before, _, before = score(card, {"days_since_last_purchase": 40 * DAY})
     total_after, _, after = score(card, {"days_since_last_purchase": 40 * DAY, "last_nps": 10})
     assert (total_before, total_after) == pytest.approx((60.0, 80.0))
-    assert drivers(card, before, after) == ["last NPS score: 10 (+20 points)"]
+    assert drivers(card, before, after) == ["Last NPS score: 10 of 10 (+20 points)"]
 
 
 @settings(max_examples=200, deadline=None)
@@ -186,3 +199,39 @@ def test_the_drivers_parts_add_up_to_the_move(
     parts = driver_parts(card, before, after)
     # recency is present in both, so the weights add up to 100 both times
     assert sum(parts.values()) == pytest.approx(after_total - before_total, abs=1e-3)
+
+
+def test_values_read_for_people_with_their_unit() -> None:
+    """What a customer-success manager would write: units, whole counts, a real minus sign."""
+    from clm.lifecycle.loader import default_scorecard_text, load_scorecard
+
+    card = load_scorecard(default_scorecard_text())
+    words = {
+        "stage": [(0.0, "churned (exit stage)"), (1.0, "active")],
+        "recency": [(160.86, "161 days"), (1.0, "1 day")],
+        "cadence": [(7.92, "silent for 7.9\u00d7 their usual gap between purchases")],
+        "frequency": [(1.0, "1 purchase"), (3.0, "3 purchases")],
+        "engagement": [(0.79, "79% of their usual activity")],
+        "p_alive": [(0.4, "40% likely to buy again")],
+        "payments": [(2.0, "2 failed payments")],
+        "nps": [(3.0, "3 of 10")],
+        "frontline": [(3.92, "3.9 of 5")],
+        "comment": [(-0.6, "negative (\u22120.6)"), (0.0, "neutral (0)")],
+        "tickets": [(None, "no data")],
+    }
+    for key, cases in words.items():
+        for value, expected in cases:
+            assert value_words(card, key, value) == expected, (key, value)
+    assert [signed_points(d) for d in (-10.75, 0.4, 1.2, 20.0)] == [
+        "\u221211 points",
+        "0 points",
+        "+1 point",
+        "+20 points",
+    ]
+    assert [shown(v) for v in (7.92, 160.86, 1234.0, 2.0, -0.04)] == [
+        "7.9",
+        "161",
+        "1,234",
+        "2",
+        "0",
+    ]

@@ -126,7 +126,7 @@ def test_a_churned_customer_is_never_happy_and_stable(db: Database) -> None:
     assert stored.contributions["stage"]["points"] == 0.0
     explained = health_now(db, workspace_id, ids["loyal"], at(290 * DAY + 366 * DAY))
     assert explained is not None and explained.state == "at_risk"
-    assert explained.reasons[0].startswith("in an exit stage")
+    assert explained.reasons[0] == "Churned (exit stage): never counted as happy and stable"
     assert explained.next_action
 
 

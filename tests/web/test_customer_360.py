@@ -81,7 +81,7 @@ def test_the_360_shows_every_panel_and_takes_a_note(
     # 120 + 30 - 50 points; the ledger newest first
     expect(page.locator("#points-balance")).to_have_text("100")
     expect(page.locator("#points-ledger tbody tr")).to_have_count(3)
-    expect(page.locator("#points-ledger tbody tr").first).to_contain_text("-50")
+    expect(page.locator("#points-ledger tbody tr").first).to_contain_text("\u221250")  # minus
     expect(page.locator("#customer-coupons")).to_contain_text("ANN-10OFF")
     expect(page.locator("#customer-coupons")).to_contain_text("$10 off")
     expect(page.locator("#customer-coupons")).to_contain_text("usable")
@@ -96,8 +96,8 @@ def test_the_360_shows_every_panel_and_takes_a_note(
     expect(page.locator("#customer-journeys")).to_contain_text("welcome v1: waiting at step hello")
     # health: the NPS of 3 is why she turned unhappy, said on the timeline and in the changes
     expect(page.locator("#health-trend canvas")).to_have_count(1)
-    expect(page.locator("#customer-timeline")).to_contain_text("last NPS score: 3")
-    expect(page.locator("#health-changes")).to_contain_text("last NPS score: 3")
+    expect(page.locator("#customer-timeline")).to_contain_text("Last NPS score: 3 of 10 (\u2212")
+    expect(page.locator("#health-changes")).to_contain_text("Last NPS score: 3 of 10 (\u2212")
     # Traits and an event's properties listed by name on both backends (PostgreSQL's jsonb keeps
     # no sender's key order): seed_360's traits; her CSAT answer of 2026-02-21 as seed_360
     # writes it (survey id, type, score, comment; response id and revision are not shown).

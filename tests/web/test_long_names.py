@@ -81,7 +81,7 @@ def test_a_long_named_customer_fits_a_phone(shop: str, browser_page: Page) -> No
     names = page.locator("#health-detail .bars .name")
     assert names.count() >= 10
     assert page.evaluate(OVERFLOWING, "#health-detail .bars .name") == []
-    assert "purchases, last 365 days" in names.all_inner_texts()
+    assert "Purchases in the last 365 days" in names.all_inner_texts()
     # The timeline's purchase: its revenue, channel and campaign labelled on its card.
     purchase = page.locator("#customer-timeline tr", has_text="Order Completed")
     expect(purchase).to_contain_text("$1,234,568")

@@ -33,8 +33,8 @@ from clm.lifecycle.conditions import (
     compile_conditions,
 )
 from clm.lifecycle.current_state import ensure_fresh
-from clm.lifecycle.health import STATE_LABELS
-from clm.lifecycle.health_explain import shown
+from clm.lifecycle.health import STATE_LABELS, CompiledScorecard
+from clm.lifecycle.health_explain import losing_reasons
 from clm.lifecycle.health_inputs import get_scorecard
 from clm.store.engine import Database
 from clm.store.models import SEARCH_INDEX, Customer, CustomerState, HealthScore
@@ -177,12 +177,11 @@ class CustomerList(BaseModel):
     )
 
 
-def _labels_of(db: Database, workspace_id: int) -> dict[str, str]:
-    """Factor labels of the active scorecard: one indexed read (the compiled scorecard is
-    cached by its text in the catalog; a cache by id would go wrong where ids repeat, as in a
-    database emptied and refilled)."""
-    card = get_scorecard(db, workspace_id)[1]
-    return {name: factor.label or name for name, factor in card.factors.items()}
+def _scorecard_of(db: Database, workspace_id: int) -> CompiledScorecard:
+    """The active scorecard, for the reasons' words: one indexed read (the compiled scorecard
+    is cached by its text in the catalog; a cache by id would go wrong where ids repeat, as in
+    a database emptied and refilled)."""
+    return get_scorecard(db, workspace_id)[1]
 
 
 State = CustomerState
@@ -303,25 +302,7 @@ def _select(
     return statement.order_by(*order), counted
 
 
-def _reasons(contributions: dict[str, Any] | None, labels: dict[str, str]) -> list[str]:
-    """The factors costing the most points, in words (as the customer's health page says)."""
-    if not contributions:
-        return []
-    losing = []
-    for factor, part in contributions.items():
-        if not isinstance(part, dict):
-            continue
-        points, weight = float(part.get("points") or 0), float(part.get("weight") or 0)
-        if weight - points >= 0.5:
-            losing.append((points - weight, factor, part.get("value"), points, weight))
-    losing.sort()
-    return [
-        f"{labels.get(f, f)}: {shown(v)} (earns {p:.0f} of {w:.0f} points)"
-        for _, f, v, p, w in losing[:3]
-    ]
-
-
-def _row(raw: Any, labels: dict[str, str]) -> CustomerRow:
+def _row(raw: Any, card: CompiledScorecard) -> CustomerRow:
     traits = raw.traits or {}
     contributions = raw.contributions
     if isinstance(contributions, str):
@@ -335,7 +316,9 @@ def _row(raw: Any, labels: dict[str, str]) -> CustomerRow:
         health_state=raw.state,
         health_label=STATE_LABELS.get(raw.state) if raw.state else None,
         health_score=raw.score,
-        reasons=_reasons(contributions, labels) if raw.state in ("at_risk", "unhappy") else [],
+        reasons=losing_reasons(card, contributions or {})
+        if raw.state in ("at_risk", "unhappy")
+        else [],
         rfm_segment=raw.rfm_segment,
         p_alive=raw.p_alive,
         clv=raw.clv,
@@ -355,13 +338,13 @@ def list_customers(
     current = ensure_fresh(db, workspace_id)
     at = int((now or datetime.now(UTC)).timestamp())
     statement, counted = _select(db, workspace_id, query, at, conditions, extra)
-    labels = _labels_of(db, workspace_id)
+    card = _scorecard_of(db, workspace_id)
     page = statement.limit(query.per_page).offset((query.page - 1) * query.per_page)
     with db.session() as session:
         total = int(session.scalar(counted) or 0)
         rows = session.execute(page).all()
     return CustomerList(
-        items=[_row(r, labels) for r in rows],
+        items=[_row(r, card) for r in rows],
         total=total,
         page=query.page,
         per_page=query.per_page,
@@ -383,13 +366,13 @@ def export_csv(
     ensure_fresh(db, workspace_id)
     at = int((now or datetime.now(UTC)).timestamp())
     statement = _select(db, workspace_id, query, at, conditions, extra)[0].limit(EXPORT_LIMIT)
-    labels = _labels_of(db, workspace_id)
+    card = _scorecard_of(db, workspace_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     with db.session() as session:
         for raw in session.execute(statement).yield_per(2_000):
-            row = _row(raw, labels)
+            row = _row(raw, card)
             writer.writerow([
                 row.id, row.user_id or "", row.email or "", row.name or "", row.stage or "",
                 row.health_state or "", "" if row.health_score is None else row.health_score,

@@ -35,13 +35,6 @@ STATE_LABELS = {
     "at_risk": "happy but at risk",
     "unhappy": "unhappy",
 }
-# Without any sentiment evidence (no survey answer, rating, ticket, complaint or refund) the
-# words say so instead of calling the customer happy: the state is decided by risk alone.
-UNKNOWN_SENTIMENT_LABELS = {
-    "happy": "stable (no feedback yet)",
-    "at_risk": "at risk (no feedback yet)",
-    "unhappy": "unhappy",
-}
 DEFAULT_ACTIONS = {
     "happy": "Keep as is: a good moment to ask for a review or a referral.",
     "at_risk": "Reach out before they drift away: check in, or remind them what is new.",
@@ -51,9 +44,10 @@ CADENCE_FEATURES = ("first_purchase", "last_purchase", "purchase_count")
 Floats = npt.NDArray[np.float64]
 
 
-def state_label(state: str, sentiment_known: bool = True) -> str:
-    """A state in words; "happy" only where some sentiment evidence says so."""
-    return (STATE_LABELS if sentiment_known else UNKNOWN_SENTIMENT_LABELS)[state]
+def state_label(state: str) -> str:
+    """A state in words: one name per state everywhere (the API's counts are keyed by it);
+    where no feedback backs "happy", ``sentiment_known`` says so beside it."""
+    return STATE_LABELS[state]
 
 
 @cache

@@ -20,7 +20,7 @@ from clm.lifecycle.schemas import FactorContribution, HealthPublic
 from clm.store.engine import Database
 from clm.store.models import Customer, HealthScore
 
-EXIT_REASON = "in an exit stage (churned): never counted as stable"
+EXIT_REASON = "Churned (exit stage): never counted as happy and stable"
 
 
 def factor_list(card: CompiledScorecard, parts: dict[str, Any]) -> list[FactorContribution]:
@@ -29,7 +29,7 @@ def factor_list(card: CompiledScorecard, parts: dict[str, Any]) -> list[FactorCo
     factors = [
         FactorContribution(
             factor=key,
-            label=card.factors[key].label or key,
+            label=factor_label(card, key),
             axis=card.factors[key].axis,
             value=c.get("value"),
             points=round(float(c.get("points") or 0.0), 2),
@@ -56,7 +56,7 @@ def explain_parts(
     """Score, state and factors, the top reasons and the suggested next action."""
     factors = factor_list(card, parts)
     losing = [f for f in factors if f.weight - f.points >= 0.5]
-    reasons = [reason(f) for f in losing[:3]]
+    reasons = [reason(card, f) for f in losing[:3]]
     if exit_stage:
         reasons.insert(0, EXIT_REASON)
     action = card.action(state)
@@ -68,7 +68,7 @@ def explain_parts(
         at=at,
         score=round(total, 2),
         state=state,
-        state_label=state_label(state, known),
+        state_label=state_label(state),
         sentiment_known=known,
         factors=factors,
         reasons=reasons[:3],
@@ -84,23 +84,96 @@ def sentiment_known(card: CompiledScorecard, parts: dict[str, Any]) -> bool:
     )
 
 
+MINUS = "\u2212"  # a typographic minus sign, as the web's format helpers print
+
+
 def shown(value: Any) -> str:
-    """A factor's value for people: 2.5, 3, 161 (days), 1,234, yes/no: two decimals below 10,
-    one below 100, none above (546.4 days or 160.86 days read as noise)."""
+    """A number for people: 2.5, 3, 161, 1,234, \u22120.6, yes/no: one decimal below 10, none
+    above (7.92 or 160.86 read as noise)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        places = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
-        text = f"{value:,.{places}f}"
-        return text.rstrip("0").rstrip(".") if places else text
+        text = f"{value:,.{1 if abs(value) < 10 else 0}f}"
+        text = text.removesuffix(".0")
+        return "0" if text == "-0" else text.replace("-", MINUS)
     return str(value)
 
 
-def reason(factor: FactorContribution) -> str:
+def signed_points(delta: float) -> str:
+    """A move in points with its sign: "\u221211 points", "+5 points", "1 point"."""
+    whole = round(delta)
+    sign = MINUS if whole < 0 else "+" if whole > 0 else ""
+    return f"{sign}{abs(whole)} {'point' if abs(whole) == 1 else 'points'}"
+
+
+def _count(value: float, one: str, many: str) -> str:
+    whole = round(value)
+    return f"{whole:,} {one if whole == 1 else many}"
+
+
+# How a feature's value reads, with its unit: what a customer-success manager would write.
+_OUT_OF = {"last_nps": 10, "last_csat": 5, "frontline_rating": 5}
+_COUNTS = {
+    "purchases_365d": ("purchase", "purchases"),
+    "failed_payments_90d": ("failed payment", "failed payments"),
+    "downgrades_90d": ("downgrade", "downgrades"),
+    "open_tickets": ("open ticket", "open tickets"),
+    "complaints_90d": ("complaint", "complaints"),
+    "refunds_90d": ("refund", "refunds"),
+}
+_SHARES = {"p_alive": "likely to buy again", "engagement_trend": "of their usual activity"}
+
+
+def value_words(card: CompiledScorecard, key: str, value: Any) -> str:
+    """A factor's value in words with its unit: "churned (exit stage)", "161 days",
+    "3 of 10", "2 failed payments", "40% likely to buy again"; rounded for people."""
+    factor = card.factors[key]
+    if value is None:
+        return "no data"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return shown(value)
+    number = float(value)
+    if math.isnan(number):
+        return "no data"
+    if factor.kind == "stage":  # the factor reads 1 - (in an exit stage)
+        return "churned (exit stage)" if number < 0.5 else "active"
+    if factor.kind == "cadence":
+        return f"silent for {shown(number)}\u00d7 their usual gap between purchases"
+    if factor.transform == "sentiment":
+        tone = "positive" if number >= 0.05 else "negative" if number <= -0.05 else "neutral"
+        return f"{tone} ({shown(number)})"
+    feature = factor.feature or ""
+    if feature in _OUT_OF:
+        return f"{shown(number)} of {_OUT_OF[feature]}"
+    if feature in _COUNTS:
+        return _count(number, *_COUNTS[feature])
+    if feature in _SHARES:
+        return f"{round(100 * number)}% {_SHARES[feature]}"
+    declared = card.feature_set.features.get(feature)
+    if declared is not None and declared.type == "days":
+        return _count(number, "day", "days")
+    return shown(number)
+
+
+def factor_label(card: CompiledScorecard, key: str) -> str:
+    """A factor's name as a sentence starts: "Days since last purchase"."""
+    label = card.factors[key].label or key.replace("_", " ")
+    return label[:1].upper() + label[1:]
+
+
+def reason(card: CompiledScorecard, factor: FactorContribution) -> str:
+    """What a factor costs the score: "Stage: churned (exit stage) (\u221211 points)"."""
     return (
-        f"{factor.label}: {shown(factor.value)} "
-        f"(earns {factor.points:.0f} of {factor.weight:.0f} points)"
+        f"{factor_label(card, factor.factor)}: "
+        f"{value_words(card, factor.factor, factor.value)} "
+        f"({signed_points(factor.points - factor.weight)})"
     )
+
+
+def losing_reasons(card: CompiledScorecard, parts: dict[str, Any], top: int = 3) -> list[str]:
+    """The factors costing the most points (half a point or more), in words."""
+    losing = [f for f in factor_list(card, parts) if f.weight - f.points >= 0.5]
+    return [reason(card, f) for f in losing[:top]]
 
 
 def driver_parts(
@@ -131,7 +204,7 @@ def drivers(
     card: CompiledScorecard, before: dict[str, Any], after: dict[str, Any], top: int = 2
 ) -> list[str]:
     """The factors that moved the score most between two scores (``driver_parts``), in words:
-    "last NPS score: 3 (-14 points)"; parts under one point are left out."""
+    "Last NPS score: 3 of 10 (\u221214 points)"; parts under one point are left out."""
     moves = sorted(
         (-abs(delta), key, delta)
         for key, delta in driver_parts(card, before, after).items()
@@ -139,10 +212,8 @@ def drivers(
     )
     out = []
     for _, key, delta in moves[:top]:
-        value = (after.get(key) or {}).get("value")
-        label = card.factors[key].label or key
-        what = "no data" if value is None else shown(value)
-        out.append(f"{label}: {what} ({delta:+.0f} points)")
+        what = value_words(card, key, (after.get(key) or {}).get("value"))
+        out.append(f"{factor_label(card, key)}: {what} ({signed_points(delta)})")
     return out
 
 

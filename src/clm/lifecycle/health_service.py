@@ -40,7 +40,7 @@ from clm.lifecycle.health import (
     state_label,
 )
 from clm.lifecycle.health_current import HealthSummary, Step, score_health
-from clm.lifecycle.health_explain import drivers, explain_parts, sentiment_known
+from clm.lifecycle.health_explain import drivers, explain_parts
 from clm.lifecycle.health_inputs import (
     exit_flags_at,
     get_scorecard,
@@ -240,15 +240,11 @@ def health_history(
                     at=r.occurred_at,
                     score=r.score,
                     state=r.state,
-                    state_label=state_label(r.state, sentiment_known(card, parts)),
+                    state_label=state_label(r.state),
                     cause_message_id=r.cause_message_id,
                     from_score=before.score if before is not None else None,
                     from_state=before.state if before is not None else None,
-                    from_state_label=state_label(
-                        before.state, sentiment_known(card, dict(before.contributions or {}))
-                    )
-                    if before is not None
-                    else None,
+                    from_state_label=state_label(before.state) if before is not None else None,
                     drivers=drivers(card, dict(before.contributions or {}), parts)
                     if before is not None
                     else [],

@@ -84,8 +84,8 @@ class HealthPublic(BaseModel):
     at: datetime
     score: float
     state: str  # happy | at_risk | unhappy
-    # "happy and stable" | "happy but at risk" | "unhappy"; without any sentiment evidence
-    # "stable (no feedback yet)" | "at risk (no feedback yet)": nothing says they are happy
+    # "happy and stable" | "happy but at risk" | "unhappy", the same names everywhere;
+    # ``sentiment_known`` false says no feedback backs "happy" (the 360 says so beside it)
     state_label: str
     sentiment_known: bool = True  # some sentiment factor (survey, rating, ticket...) has data
     factors: list[FactorContribution]
@@ -96,7 +96,7 @@ class HealthPublic(BaseModel):
 class HealthChange(BaseModel):
     """One stored change of a customer's health, and what moved it: ``drivers`` are the
     factors whose points changed most since the previous change, in words
-    ("last NPS score 3 (-20 points)"); empty for the first score."""
+    ("Last NPS score: 3 of 10 (\u221220 points)"); empty for the first score."""
 
     at: datetime
     score: float

@@ -17,8 +17,22 @@ export const pct = (ratio) => (missing(ratio) ? DASH : percent.format(ratio));
 export const short = (value) => (missing(value) ? DASH : compact.format(value));
 // A health score (0-100) is read as a whole number: 16, not 15.52 (-0 is 0).
 export const score = (value) => (missing(value) ? DASH : integer.format(Math.round(value) || 0));
-const signed = new Intl.NumberFormat(locale, { maximumFractionDigits: 0, signDisplay: "exceptZero" });
-export const scoreChange = (value) => (missing(value) ? DASH : signed.format(Math.round(value) || 0));
+
+// A signed difference: "+3", "−12" with the minus sign (U+2212), not a hyphen, whatever the
+// locale writes; no sign when it rounds to zero ("exceptZero").
+const MINUS = "\u2212";
+const signedFormat = (digits) => new Intl.NumberFormat(locale, { maximumFractionDigits: digits, signDisplay: "exceptZero" });
+const signedWhole = signedFormat(0);
+const signedTenths = signedFormat(1);
+const withMinus = (format, value) => format.formatToParts(value).map((p) => (p.type === "minusSign" ? MINUS : p.value)).join("");
+const signedDecimal = signedFormat(2);
+export const difference = (value) => (missing(value) ? DASH : withMinus(signedWhole, value));
+// A signed value with decimals: an NPS (−100 to +100), a sentiment.
+export const signedNumber = (value) => (missing(value) ? DASH : withMinus(signedDecimal, value));
+export const scoreChange = (value) => (missing(value) ? DASH : withMinus(signedWhole, Math.round(value) || 0));
+// A difference of two shares (ratios) in percentage points: 0.05 - 0.176 is "−12.6 pp", not
+// "-12.6%" (that would be a change relative to the share).
+export const percentagePoints = (ratio) => (missing(ratio) ? DASH : `${withMinus(signedTenths, 100 * ratio)} pp`);
 
 const currencies = new Map();
 export function money(value, currency = "USD") {

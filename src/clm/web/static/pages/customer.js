@@ -95,8 +95,14 @@ function HealthTrend({ history, health }) {
   return html`<${Chart} id="health-trend" option=${option} height=${160} />`;
 }
 
+// A change worth a line: its score moved by a whole point as shown, or its state or reasons
+// changed. The API keeps every stored change (the chart draws them all); "16 → 16" with no
+// reason says nothing to a person.
+const worthShowing = (h) => h.from_score !== null
+  && (score(h.score) !== score(h.from_score) || h.state !== h.from_state || h.drivers.length > 0);
+
 function HealthChanges({ history }) {
-  const moved = history.filter((h) => h.from_score !== null).slice(-5).reverse();
+  const moved = history.filter(worthShowing).slice(-5).reverse();
   if (!moved.length) return null;
   return html`<ul id="health-changes" class="plain">${moved.map((h) => html`<li><span class="muted">${day(h.at)}</span>${" "}
     ${score(h.from_score)} → <strong>${score(h.score)}</strong>${" "}${h.state !== h.from_state ? html`<span class=${`pill ${h.state}`}>${h.state_label}</span>` : ""}

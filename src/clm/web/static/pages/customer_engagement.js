@@ -2,7 +2,7 @@
 // surveys and comments with sentiment, referrals, points and coupons, messages sent and
 // blocked with their reasons and the playbook that sent them, journeys, follow-up tasks.
 import { html } from "../lib/html.js";
-import { day, label, minute, money, number, thousands } from "../lib/format.js";
+import { difference, day, label, minute, money, number, thousands } from "../lib/format.js";
 
 const SENTIMENT = { positive: "happy", negative: "unhappy", neutral: "neutral" };
 const SCALES = { nps: 10, csat: 5, ces: 7 };
@@ -35,7 +35,7 @@ function Advocacy({ e }) {
     <p>Balance <strong id="points-balance">${thousands(e.points_balance)}</strong> points</p>
     ${e.points.length > 0 && html`<div class="table-wrap"><table id="points-ledger"><thead><tr><th>date</th><th>what</th><th class="num">points</th></tr></thead>
       <tbody>${e.points.slice(0, 10).map((p) => html`<tr><td>${day(p.created_at)}</td><td>${label(p.kind)}${p.memo ? `: ${p.memo}` : ""}</td>
-        <td class="num">${p.amount > 0 ? "+" : ""}${thousands(p.amount)}</td></tr>`)}</tbody></table></div>`}
+        <td class="num">${difference(p.amount)}</td></tr>`)}</tbody></table></div>`}
     <h3>Coupons</h3>
     ${e.coupons.length ? html`<ul id="customer-coupons" class="plain">${e.coupons.map((c) => html`<li><code>${c.code}</code>${" "}${c.kind === "percent" ? `${number(c.value)}% off` : `${money(c.value)} off`}${c.min_order ? ` orders over ${money(c.min_order)}` : ""}: <strong>${c.status}</strong> <span class="muted">${thousands(c.redemptions)} of ${thousands(c.max_redemptions)} used${c.expires_at ? `, expires ${day(c.expires_at)}` : ""}</span></li>`)}</ul>`
       : html`<p class="muted">No coupons.</p>`}

@@ -1,5 +1,6 @@
 // Customers: search, filter, sort and page (all in the database), CSV of the same query. The
 // URL holds the whole view, so a filtered list is a link and the back button restores it.
+import { useEffect } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { download, query } from "../lib/api.js";
 import { useApi, status } from "../lib/hooks.js";
@@ -36,6 +37,12 @@ export function Customers({ params }) {
   };
   const show = (change) => go(url({ ...view, page: 1, ...change }));
   const data = list.data;
+  // After a big import the server serves the rows it had while it catches up: ask again.
+  useEffect(() => {
+    if (!data?.refreshing) return undefined;
+    const timer = setTimeout(list.reload, 4000);
+    return () => clearTimeout(timer);
+  }, [data]);
   const sortBy = (key) => show({ sort: key, order: view.sort === key && view.order === "desc" ? "asc" : "desc" });
   const atRisk = view.health_state === "at_risk,unhappy";
 
@@ -58,7 +65,8 @@ export function Customers({ params }) {
     </form>
     <${RangeForm} view=${view} show=${show} error=${list.error} />
     <${FilterChips} view=${view} show=${show} />
-    <p id="customer-count" class="muted">${data ? `${thousands(data.total)} ${data.total === 1 ? "customer" : "customers"}` : ""}</p>
+    <p id="customer-count" class="muted">${data ? `${thousands(data.total)} ${data.total === 1 ? "customer" : "customers"}` : ""}${data?.refreshing
+      ? html` <span id="customer-refreshing">(refreshing after an import)</span>` : null}</p>
     ${status(list)}
     ${data && html`<${CustomerTable} id="customer-table" data=${data} view=${view} sortBy=${sortBy} pageTo=${(page) => go(url({ ...view, page }))} />`}
   </section>`;

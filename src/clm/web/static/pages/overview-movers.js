@@ -1,7 +1,7 @@
 // This week's biggest movers: whose health fell most, and who moved up or down a stage; each
 // customer links to their 360.
 import { html } from "../lib/html.js";
-import { useApi, status } from "../lib/hooks.js";
+import { useReading, status } from "../lib/hooks.js";
 import { query } from "../lib/api.js";
 import { day, label, score, scoreChange, thousands } from "../lib/format.js";
 
@@ -34,7 +34,8 @@ function StageMoves({ rows }) {
 const within = (m, filter) => `/customers${query({ ...filter, moved_since: m.since, moved_until: m.until })}`;
 
 export function Movers() {
-  const found = useApi("/overview/movers?days=7&limit=8");
+  // An older reading shown while it is re-read is asked for again until the new one lands.
+  const found = useReading("/overview/movers?days=7&limit=8", { follow: true });
   const m = found.data;
   return html`<div id="movers" class="panel">
     <h2>This week's biggest movers <span class="muted">(last 7 days)</span></h2>
@@ -44,7 +45,7 @@ export function Movers() {
       <a id="movers-up" href=${within(m, { moved: "up" })}><strong>${thousands(m.stage_movers.up)}</strong></a>${" moved up a stage, "}
       <a id="movers-down" href=${within(m, { moved: "down" })}><strong>${thousands(m.stage_movers.down)}</strong></a>${" down, and "}
       <a id="movers-new" href=${within(m, { moved: "new" })}>${thousands(m.stage_movers.new)}</a>${" entered their first stage."}
-      ${m.current ? "" : html` <span class="muted">(refreshing)</span>`}</p>
+      ${m.current ? "" : html` <span id="movers-refreshing" class="muted">(refreshing)</span>`}</p>
     <div class="panels">
       <div><h3>Health fell most</h3><${HealthFalls} rows=${m.health} /></div>
       <div><h3>Latest stage moves</h3><${StageMoves} rows=${m.stages} /></div>

@@ -5,7 +5,7 @@ import { html } from "../../lib/html.js";
 import { useApi, status } from "../../lib/hooks.js";
 import { api, query } from "../../lib/api.js";
 import { navigate } from "../../lib/router.js";
-import { label, minute, pct, thousands } from "../../lib/format.js";
+import { label, minute, pct, percentagePoints, thousands } from "../../lib/format.js";
 import { can, lacks } from "../../lib/access.js";
 
 // A trigger in words: its type and the fields set, leaving out empty ones and defaults.
@@ -29,7 +29,7 @@ function PlaybookReport({ name }) {
       <dt>goal</dt><dd>${r.goal || "none set: uplift needs a goal"}</dd>
       <dt>treated</dt><dd>${thousands(r.treatment.enrolled)} enrolled, ${thousands(r.treatment.reached_goal)} reached the goal (${pct(r.treatment.rate)})</dd>
       <dt>holdout</dt><dd>${thousands(r.control.enrolled)} enrolled, ${thousands(r.control.reached_goal)} reached the goal (${pct(r.control.rate)})</dd>
-      <dt>uplift</dt><dd id="uplift">${r.uplift === null ? "not enough data" : html`${r.uplift > 0 ? "+" : ""}${pct(r.uplift)} <span class="muted">(95% CI ${pct(r.ci_low)} to ${pct(r.ci_high)}${r.ci_low > 0 ? ": better than the holdout" : r.ci_high < 0 ? ": worse than the holdout" : ": not distinguishable from the holdout"})</span>`}</dd>
+      <dt>uplift</dt><dd id="uplift">${r.uplift === null ? "not enough data" : html`${percentagePoints(r.uplift)} <span class="muted">(95% CI ${percentagePoints(r.ci_low)} to ${percentagePoints(r.ci_high)}${r.ci_low > 0 ? ": better than the holdout" : r.ci_high < 0 ? ": worse than the holdout" : ": not distinguishable from the holdout"})</span>`}</dd>
       ${Object.keys(r.variants).length ? html`<dt>variants</dt><dd>${Object.entries(r.variants).map(([v, a]) => html`<span class="pill">${v}: ${pct(a.rate)} of ${thousands(a.enrolled)}</span>`)}</dd>` : null}
     </dl>`}
   </div>`;

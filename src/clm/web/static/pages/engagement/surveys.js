@@ -5,7 +5,7 @@ import { html } from "../../lib/html.js";
 import { useApi, status } from "../../lib/hooks.js";
 import { query } from "../../lib/api.js";
 import { navigate } from "../../lib/router.js";
-import { label, minute, number, pct, thousands } from "../../lib/format.js";
+import { label, minute, number, pct, signedNumber, thousands } from "../../lib/format.js";
 import { Chart } from "../../lib/chart.js";
 import { NewSurvey, SurveyFacts } from "./survey-form.js";
 import { can, lacks } from "../../lib/access.js";
@@ -13,10 +13,9 @@ import { can, lacks } from "../../lib/access.js";
 const GRAINS = ["month", "week", "quarter"];
 const TONES = [["", "all comments"], ["negative", "negative"], ["neutral", "neutral"], ["positive", "positive"]];
 
-const signed = (value) => (value === null || value === undefined ? "–" : `${value > 0 ? "+" : ""}${number(value)}`);
 function scoreText(r) {
   if (r.value === null) return "–";
-  if (r.type === "nps") return signed(r.value);
+  if (r.type === "nps") return signedNumber(r.value);
   if (r.type === "csat") return pct(r.value / 100);
   return number(r.value);
 }
@@ -41,7 +40,7 @@ function trendOption(r) {
     series: [
       { name: "responses", type: "bar", yAxisIndex: 1, data: r.trend.map((p) => p.responses), itemStyle: { color: "#c9d6f2" } },
       { name: r.metric, type: "line", data: r.trend.map((p) => p.value), symbolSize: 8, itemStyle: { color: "#2456c7" },
-        label: { show: r.trend.length <= 12, position: "top", formatter: (p) => (nps ? signed(p.value) : number(p.value)) } },
+        label: { show: r.trend.length <= 12, position: "top", formatter: (p) => (nps ? signedNumber(p.value) : number(p.value)) } },
     ],
   };
 }
@@ -105,7 +104,7 @@ function Comments({ survey, params }) {
     ${status(list)}
     ${data && (data.items.length === 0 ? html`<p class="muted">No comments${tone ? ` with a ${tone} tone` : ""}.</p>` : html`<ul class="plain comments">
       ${data.items.map((c) => html`<li>
-        <div><span class=${`pill ${c.tone === "negative" ? "unhappy" : c.tone === "positive" ? "happy" : "neutral"}`}>${c.tone} ${c.sentiment === null ? "" : signed(c.sentiment)}</span>
+        <div><span class=${`pill ${c.tone === "negative" ? "unhappy" : c.tone === "positive" ? "happy" : "neutral"}`}>${c.tone} ${c.sentiment === null ? "" : signedNumber(c.sentiment)}</span>
           <b>score ${c.score ?? "–"}</b> · ${c.customer_id ? html`<a href=${`/customers/${c.customer_id}`}>${c.customer}</a>` : c.customer} · <span class="muted">${minute(c.at)}</span></div>
         <p class="comment">${c.comment}</p></li>`)}
     </ul>

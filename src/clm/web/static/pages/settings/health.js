@@ -6,7 +6,7 @@ import { html } from "../../lib/html.js";
 import { useApi, status } from "../../lib/hooks.js";
 import { api } from "../../lib/api.js";
 import { finished, progressText } from "../../lib/jobs.js";
-import { day, number, pct, thousands } from "../../lib/format.js";
+import { difference, day, number, pct, thousands } from "../../lib/format.js";
 
 // An AUC to three places: two hide the differences people tune weights for.
 const auc = (value) => (value === null || value === undefined ? "–" : Number(value).toFixed(3));
@@ -53,7 +53,7 @@ function StatesTable({ preview }) {
     <tbody>${Object.keys(preview.before).map((state) => {
       const delta = preview.after[state] - preview.before[state];
       return html`<tr><td>${state}</td><td class="num">${thousands(preview.before[state])}</td>
-        <td class="num">${thousands(preview.after[state])}</td><td class="num">${delta > 0 ? "+" : ""}${thousands(delta)}</td></tr>`;
+        <td class="num">${thousands(preview.after[state])}</td><td class="num">${difference(delta)}</td></tr>`;
     })}</tbody></table></div>`;
 }
 

@@ -4,7 +4,7 @@ import { html } from "../../lib/html.js";
 import { useApi, status } from "../../lib/hooks.js";
 import { api } from "../../lib/api.js";
 import { finished, progressText } from "../../lib/jobs.js";
-import { label, minute, thousands } from "../../lib/format.js";
+import { difference, label, minute, thousands } from "../../lib/format.js";
 import { problems, useChecked } from "../../lib/debounce.js";
 import { can, lacks } from "../../lib/access.js";
 
@@ -70,7 +70,7 @@ export function StageModel() {
             const after = preview.counts[stage] || 0;
             const delta = after - before;
             return html`<tr><td>${label(stage)}</td><td class="num">${thousands(before)}</td><td class="num">${thousands(after)}</td>
-              <td class="num">${delta > 0 ? "+" : ""}${thousands(delta)}</td></tr>`;
+              <td class="num">${difference(delta)}</td></tr>`;
           })}</tbody>
         </table></div>
         ${preview.sample.length ? html`<h2 style="margin-top:1rem">Sample transitions</h2>
