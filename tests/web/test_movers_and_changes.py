@@ -17,9 +17,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from clm.analytics import movers as movers_module
+from clm.analytics import retention_trend
 from clm.analytics.kept import readings_of
 from clm.engage.playbooks import service as pb
 from clm.engage.playbooks.journey_steps import tick
+from clm.ingest import ingest
 from clm.lifecycle.health_inputs import get_scorecard
 from clm.store import workspaces
 from clm.store.engine import Database
@@ -106,6 +108,58 @@ def test_a_refreshing_movers_panel_updates_without_a_reload(
         expect(first.locator("td.num .bad")).to_have_text(f"{MINUS}50")
     finally:
         movers_gate.set()
+        readings_of(db).settle()
+    assert console_errors(page) == []
+
+
+@pytest.fixture
+def retention_gate(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The overview's churn reading waits for the gate (open at first) and may be read again
+    at once (no 300 s spacing)."""
+    opened = threading.Event()
+    opened.set()
+    direct = retention_trend.run_report
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        assert opened.wait(60)
+        return direct(*args, **kwargs)
+
+    monkeypatch.setattr(retention_trend, "run_report", slow)
+    monkeypatch.setattr(
+        retention_trend, "RETENTION", replace(retention_trend.RETENTION, min_interval=0.0)
+    )
+    yield opened
+    opened.set()
+
+
+@pytest.mark.slow
+def test_a_refreshing_churn_panel_updates_without_a_reload(
+    site: tuple[str, str, dict[str, int]],  # noqa: F811 - the fixture
+    browser_page: Page,
+    db: Database,
+    retention_gate: threading.Event,
+) -> None:
+    """A new event outdates the stored churn reading: the panel says it is refreshing while it
+    is read again, then shows the new reading by itself (it asked again, no reload)."""
+    url, key, ids = site
+    page = browser_page
+    note = page.locator("#retention-refreshing")
+    try:
+        sign_in_with_key(page, f"{url}/overview", key)
+        expect(page.locator("#retention-last")).to_be_visible()
+        expect(note).to_have_count(0)
+        retention_gate.clear()
+        viewed = {"type": "track", "userId": "a", "event": "Product Viewed",
+                  "messageId": "late-a", "timestamp": datetime.now(UTC).isoformat()}  # fmt: skip
+        ingest(db, _workspace(db, ids["a"]), [viewed])
+        page.reload()
+        expect(note).to_be_visible()
+        expect(page.locator("#retention-last")).to_be_visible()  # the older reading meanwhile
+        retention_gate.set()
+        expect(note).to_have_count(0, timeout=40_000)
+        expect(page.locator("#retention-last")).to_be_visible()
+    finally:
+        retention_gate.set()
         readings_of(db).settle()
     assert console_errors(page) == []
 

@@ -163,7 +163,7 @@ function HealthPanel({ counts, trend }) {
 
 // Churn and revenue retention per month: the churn_retention report's own figures.
 function RetentionPanel({ view }) {
-  const report = useReading(`/overview/retention${query({ since: view.since, until: view.until })}`);
+  const report = useReading(`/overview/retention${query({ since: view.since, until: view.until })}`, { follow: true });
   const r = report.data?.ready ? report.data : null;
   const { waiting } = report;
   const whole = r ? r.periods.filter((p) => !p.partial) : [];
@@ -188,7 +188,7 @@ function RetentionPanel({ view }) {
         ],
       }} />
       <p class="muted small">Buyers only: ${r.definitions.churned}. NRR/GRR: ${r.definitions["NRR/GRR"]}.
-        ${r.current ? "" : " Refreshing: these figures are from before the latest events."}
+        ${r.current ? "" : html`<span id="retention-refreshing"> Refreshing: these figures are from before the latest events.</span>`}
         ${" "}<a href=${`/reports/churn_retention${query({ since: view.since, until: view.until })}`}>The full report</a></p>`}
   </div>`;
 }
@@ -197,7 +197,7 @@ function RetentionPanel({ view }) {
 // the median days it took. Its counts are of entries over time, not of customers standing in
 // a stage now, so they link to the report rather than to the list.
 function Funnel() {
-  const report = useReading("/overview/funnel");
+  const report = useReading("/overview/funnel", { follow: true });
   const { waiting } = report;
   const steps = report.data?.steps || [];
   return html`<div class="panel"><h2>Stage funnel <a class="small" href="/reports/funnel">report</a></h2>
