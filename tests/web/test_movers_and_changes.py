@@ -60,20 +60,26 @@ def _workspace(db: Database, customer_id: int) -> int:
         return int(customer.workspace_id)
 
 
-@pytest.fixture
-def movers_gate(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The movers' background reading waits for the gate (open at first); a reading may be
-    refreshed at once (no 30 s spacing)."""
+def _gate(monkeypatch: pytest.MonkeyPatch, module: Any, compute: str, kind: str) -> threading.Event:
+    """``module.compute`` (a stored reading's computation) waits for the returned gate (open
+    at first), and ``module.kind`` may be read again at once (no spacing between refreshes)."""
     opened = threading.Event()
     opened.set()
-    direct = movers_module._reading
+    direct = getattr(module, compute)
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         assert opened.wait(60)
         return direct(*args, **kwargs)
 
-    monkeypatch.setattr(movers_module, "_reading", slow)
-    monkeypatch.setattr(movers_module, "MOVERS", replace(movers_module.MOVERS, min_interval=0.0))
+    monkeypatch.setattr(module, compute, slow)
+    monkeypatch.setattr(module, kind, replace(getattr(module, kind), min_interval=0.0))
+    return opened
+
+
+@pytest.fixture
+def movers_gate(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The movers' background reading waits for the gate."""
+    opened = _gate(monkeypatch, movers_module, "_reading", "MOVERS")
     yield opened
     opened.set()
 
@@ -114,20 +120,8 @@ def test_a_refreshing_movers_panel_updates_without_a_reload(
 
 @pytest.fixture
 def retention_gate(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The overview's churn reading waits for the gate (open at first) and may be read again
-    at once (no 300 s spacing)."""
-    opened = threading.Event()
-    opened.set()
-    direct = retention_trend.run_report
-
-    def slow(*args: Any, **kwargs: Any) -> Any:
-        assert opened.wait(60)
-        return direct(*args, **kwargs)
-
-    monkeypatch.setattr(retention_trend, "run_report", slow)
-    monkeypatch.setattr(
-        retention_trend, "RETENTION", replace(retention_trend.RETENTION, min_interval=0.0)
-    )
+    """The overview's churn reading waits for the gate."""
+    opened = _gate(monkeypatch, retention_trend, "run_report", "RETENTION")
     yield opened
     opened.set()
 
