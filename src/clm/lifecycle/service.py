@@ -85,7 +85,7 @@ def compute_transitions(
 
 
 def settled_event_id(
-    db: Database, workspace_id: int, fallback: int, settle_seconds: float = 5.0
+    db: Database, workspace_id: int, fallback: int, settle_seconds: float | None = None
 ) -> int:
     """The watermark a run may record: every event with an id at or below it is committed
     (and so read by the run), or never will be (``clm.store.settled``). If a writer that may
@@ -185,7 +185,7 @@ def run_lifecycle(
     announce_events: bool = True,
     now: datetime | None = None,
     spark: Any = None,
-    settle_seconds: float = 5.0,
+    settle_seconds: float | None = None,
 ) -> RunResult:
     """Recompute the whole stage history of a workspace under its active model."""
     clock, started = time.perf_counter(), _now()
@@ -227,7 +227,7 @@ def update_lifecycle(
     announce_events: bool = True,
     now: datetime | None = None,
     spark: Any = None,
-    settle_seconds: float = 5.0,
+    settle_seconds: float | None = None,
 ) -> RunResult:
     """Recompute only the customers touched by events since the last run (or all, the first
     time); equal to a full run by construction, proven by the property tests."""
