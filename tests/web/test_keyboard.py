@@ -15,7 +15,7 @@ from clm.accounts import Role
 from clm.store.engine import Database
 from tests.accounts.conftest import add_user
 from tests.lifecycle.test_customer_list import seed_shop
-from tests.web.browser import console_errors, sign_in
+from tests.web.browser import Shot, console_errors, sign_in
 from tests.web.servers import serving
 
 pytestmark = pytest.mark.slow
@@ -116,4 +116,58 @@ def test_escape_or_cancel_closes_save_as_segment_onto_its_button(
     page.keyboard.press("Enter")
     expect(page.locator("#save-segment-form")).to_have_count(0)
     expect(page.locator("#save-segment")).to_be_focused()
+    assert console_errors(page) == []
+
+
+def focused_text(page: Page) -> str:
+    """The tag and text of the element that has the keyboard, e.g. ``H1 Customers``."""
+    return str(
+        page.evaluate(
+            "document.activeElement ? document.activeElement.tagName + ' '"
+            " + document.activeElement.textContent.trim() : ''"
+        )
+    )
+
+
+def test_a_new_page_puts_the_keyboard_on_its_heading(
+    shop: str, browser_page: Page, shot: Shot
+) -> None:
+    """Enter on a navigation link (or on a link that goes with the old page, or Back) lands on
+    the new page's heading: a screen reader reads it, the next Tab goes into the page. A tab
+    inside a page keeps the keyboard on the tab row."""
+    page, url = browser_page, shop
+    sign_in(page, url + "/overview", "csm@example.com")
+    expect(page.locator("#stat-customers")).to_have_text("4")
+    page.focus("header nav a[href='/customers']")
+    page.keyboard.press("Enter")
+    expect(page.locator("#customer-count")).to_have_text("4 customers")
+    expect(page.locator("main h1")).to_be_focused()
+    assert focused_text(page) == "H1 Customers"
+    shot("keyboard-new-page-heading")
+    # The next Tab goes into the page (the search box is its first field), not the nav.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.querySelector('main').contains(document.activeElement)")
+
+    # A customer's link goes with the list: the keyboard lands on the customer's heading.
+    page.focus("#customer-table tbody a >> nth=0")
+    page.keyboard.press("Enter")
+    expect(page.locator("#customer-title")).to_be_visible()
+    expect(page.locator("#customer-title")).to_be_focused()
+
+    # Back: the list's heading again.
+    page.go_back()
+    expect(page.locator("#customer-count")).to_have_text("4 customers")
+    expect(page.locator("main h1")).to_be_focused()
+    assert focused_text(page) == "H1 Customers"
+
+    # A tab of Settings is a part of the page: the keyboard stays on the tab row.
+    page.focus("header nav a[href='/settings']")
+    page.keyboard.press("Enter")
+    expect(page.locator("main h1")).to_be_focused()
+    assert focused_text(page) == "H1 Settings"
+    page.focus("#settings .tabs a[href='/settings/health']")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(url + "/settings/health")
+    expect(page.locator("#scorecard-form")).to_be_visible()
+    assert focused_text(page) == "A Health scorecard"
     assert console_errors(page) == []
