@@ -9,11 +9,26 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from clm.engage.playbooks import outcomes
 from clm.engage.playbooks import service as pb
 from clm.engage.playbooks.journey_steps import tick
+from clm.engage.playbooks.schemas import Goal
+from clm.engage.referrals.earning import (
+    EarningRule,
+    PointsProgram,
+    earn_from_events,
+    set_points_program,
+)
+from clm.engage.referrals.ledger import balance_in
+from clm.engage.surveys.stored_answers import catch_up
 from clm.store.engine import Database
 from clm.store.models import EngageJourney, EngageMessage
+from tests.engage.test_playbook_outcomes import BASE, DAY, GOAL, Log, _book, check
 from tests.engage.test_playbooks import NOW, orders, population, stage_changes
+from tests.engage.test_stored_answers import MARCH, answered
+from tests.engage.test_stored_answers import log as log_answers
+from tests.engage.test_stored_answers import stored as stored_answers
+from tests.engage.test_stored_answers import workspace as answers_workspace
 from tests.late_writer import late_event, settle_quickly
 
 
@@ -67,3 +82,49 @@ def test_a_late_order_still_wakes_the_waiting_journey(db: Database) -> None:
         query = select(EngageJourney.customer_id, EngageJourney.state)
         states = {c: s for c, s in session.execute(query)}
     assert states == {ids["u0"]: "exited", ids["u1"]: "exited"}  # the order ended both waits
+
+
+def test_a_late_goal_event_still_reaches_the_goal(db: Database) -> None:
+    """The goal cursors run over every workspace's rows: another shop's event commits under a
+    larger id while this shop's purchase is in flight."""
+    log, other = Log(db, "shop", 2), Log(db, "other", 1)
+    book = pb.apply_playbook(db, log.ws, _book("buy", {"event": GOAL, "within_days": 10}))
+    journey_of = log.customer("user_id", "u0")
+    log.enrol(book.id, "buy", journey_of, BASE)
+    outcomes.observe_all(db, log.ws)
+    goal = {"type": "track", "name": GOAL, "ts": BASE + DAY}
+    with late_event(db, log.ws, "id-0", message_id="goal-late", **goal) as commit_late:
+        other.track("u0", GOAL, BASE + DAY)  # a larger id, committed first
+        outcomes.observe_all(db, log.ws)
+        late_id = commit_late()
+    outcomes.observe_all(db, log.ws)
+    assert list(check(log, "buy", Goal(event=GOAL, within_days=10)).values()) == [
+        (BASE + DAY, late_id)
+    ]
+
+
+def test_a_late_survey_answer_is_still_stored(db: Database) -> None:
+    ws = answers_workspace(db)
+    log_answers(db, ws, [answered("u0", "a0", MARCH, survey_id="nps", score=7)])
+    log_answers(db, ws, [answered("u1", "b0", MARCH, survey_id="nps", score=3)])
+    catch_up(db, ws)
+    late = {"properties": {"survey_id": "nps", "score": 10, "response_id": "late"}}
+    with late_event(db, ws, "a0", message_id="a-late", **late) as commit_late:
+        log_answers(db, ws, [answered("u1", "b1", MARCH, survey_id="nps", score=9)])
+        catch_up(db, ws)
+        commit_late()
+    catch_up(db, ws)
+    assert sorted(score for _, _, _, score, *_ in stored_answers(db, ws)) == [3, 7, 9, 10]
+
+
+def test_a_late_purchase_still_earns_its_points(db: Database) -> None:
+    ws, ids = population(db, 2)
+    set_points_program(db, ws, PointsProgram(rules=[EarningRule(points_per_unit=1)]))
+    late = {"type": "track", "name": "Order Completed", "properties": {"revenue": 20}}
+    with late_event(db, ws, "id-0", message_id="o-u0-late", **late) as commit_late:
+        orders(db, ws, ["u1"], NOW)  # a larger id, committed first (revenue 20)
+        earn_from_events(db, ws, NOW)
+        commit_late()
+    earn_from_events(db, ws, NOW)
+    with db.session() as session:
+        assert [balance_in(session, ws, ids[u]) for u in ("u0", "u1")] == [20, 20]
