@@ -1,6 +1,7 @@
-"""Engagement's id cursors on PostgreSQL: an event committed after a larger id (its writer drew
-the id first) is still read, by playbook enrolment and wake-ups, goal outcomes, survey answers
-and points earning (``clm.store.settled``). SQLite has one writer: ids commit in order."""
+"""Engagement's id cursors on PostgreSQL: a row committed after a larger id (its writer drew the
+id first) is still read by playbook enrolment and wake-ups, goal outcomes, survey answers,
+points earning and health-triggered enrolment (``clm.store.settled``). SQLite has one writer:
+ids commit in order."""
 
 from __future__ import annotations
 
@@ -21,15 +22,17 @@ from clm.engage.referrals.earning import (
 )
 from clm.engage.referrals.ledger import balance_in
 from clm.engage.surveys.stored_answers import catch_up
+from clm.lifecycle.health import STATE_LABELS
+from clm.lifecycle.health_current import score_health
 from clm.store.engine import Database
-from clm.store.models import EngageJourney, EngageMessage
+from clm.store.models import EngageJourney, EngageMessage, HealthSnapshot
 from tests.engage.test_playbook_outcomes import BASE, DAY, GOAL, Log, _book, check
 from tests.engage.test_playbooks import NOW, orders, population, stage_changes
 from tests.engage.test_stored_answers import MARCH, answered
 from tests.engage.test_stored_answers import log as log_answers
 from tests.engage.test_stored_answers import stored as stored_answers
 from tests.engage.test_stored_answers import workspace as answers_workspace
-from tests.late_writer import late_event, settle_quickly
+from tests.late_writer import late_event, late_row, settle_quickly
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +131,31 @@ def test_a_late_purchase_still_earns_its_points(db: Database) -> None:
     earn_from_events(db, ws, NOW)
     with db.session() as session:
         assert [balance_in(session, ws, ids[u]) for u in ("u0", "u1")] == [20, 20]
+
+
+def test_a_late_health_snapshot_still_enrols_its_customer(db: Database) -> None:
+    ws, ids = population(db, 2)
+    score_health(db, ws, now=NOW)
+    with db.session() as session:
+        first = {
+            s.customer_id: s for s in session.scalars(select(HealthSnapshot))
+        }  # one snapshot each
+    target = next(s for s in STATE_LABELS if s not in {first[c].state for c in ids.values()})
+    book = {"name": "check-in", "trigger": {"type": "health_changed", "to": target},
+            "holdout": 0.0, "steps": [{"id": "call", "type": "task", "title": "Call"}]}  # fmt: skip
+    pb.apply_playbook(db, ws, pb.parse_playbook(book))
+    tick(db, ws, NOW)  # nobody is in the target state yet
+    later = {"state": target, "ts": first[ids["u0"]].ts + 60}
+    u0_first = HealthSnapshot.id == first[ids["u0"]].id
+    with late_row(db, HealthSnapshot, u0_first, **later) as commit_late:
+        with db.transaction() as session:  # a larger id, committed first
+            u1 = first[ids["u1"]]
+            session.add(HealthSnapshot(**{
+                **{c.name: getattr(u1, c.name) for c in HealthSnapshot.__table__.columns},
+                "id": None, "state": target, "ts": u1.ts + 60,
+            }))  # fmt: skip
+        tick(db, ws, NOW)
+        commit_late()
+    tick(db, ws, NOW)
+    for user in ("u0", "u1"):
+        assert [j.playbook for j in pb.journey_history(db, ws, ids[user])] == ["check-in"]
