@@ -32,6 +32,7 @@ from clm.lifecycle.history import announce, replace_history, transition_rows
 from clm.lifecycle.plan import required_properties, transitions
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
+from clm.store.locks import one_at_a_time
 from clm.store.models import Customer, Event, Identity, LifecycleRun, StageTransition
 from clm.store.own_events import LIFECYCLE_OUTPUTS, own_event_clause
 
@@ -346,11 +347,16 @@ def tick(
     now: datetime | None = None,
     engine: EngineName = "duckdb",
 ) -> RunResult:
-    """The scheduled job: take in new events, then announce every transition now due."""
-    result = update_lifecycle(db, workspace_id, model_name=model_name, engine=engine, now=now)
-    info, model = get_stage_model(db, workspace_id, model_name)
-    with db.transaction() as session:
-        written = announce(db, session, workspace_id, info.id, model, now or _now())
+    """The scheduled job: take in new events, then announce every transition now due.
+
+    One tick per workspace at a time, across processes (two workers, a shell's ``clm lifecycle
+    tick``): two interleaved incremental updates could each store the same customer's history.
+    """
+    with one_at_a_time(db, "lifecycle", workspace_id):
+        result = update_lifecycle(db, workspace_id, model_name=model_name, engine=engine, now=now)
+        info, model = get_stage_model(db, workspace_id, model_name)
+        with db.transaction() as session:
+            written = announce(db, session, workspace_id, info.id, model, now or _now())
     return result.model_copy(
         update={"mode": "tick", "events_written": result.events_written + written}
     )

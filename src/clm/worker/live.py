@@ -21,9 +21,11 @@ A pass is what cron used to be asked to do, in the order each step needs the one
 5. Saved segments: the first pass of each UTC day records every segment's size
    (``clm.lifecycle.saved_segments.record_sizes``), their size-over-time chart.
 
-Every step is idempotent, so a pass run twice, or by two workers, changes nothing more. The
-pass then says when the next one is due (the next scheduled transition or journey wake-up), so
-the worker can wake exactly then instead of on the next minute.
+Every step is idempotent, so a pass run twice changes nothing more; passes of one workspace
+run one at a time across processes (``clm.store.locks``), so two workers wait for each other
+rather than interleave their reads and writes. The pass then says when the next one is due
+(the next scheduled transition or journey wake-up), so the worker can wake exactly then
+instead of on the next minute.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from clm.lifecycle.current_state import StateReport, refresh_state
 from clm.lifecycle.saved_segments import record_sizes
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
+from clm.store.locks import one_at_a_time
 from clm.store.models import (
     EngageJourney,
     Event,
@@ -170,7 +173,13 @@ def live_pass(
     settings: Settings | None = None,
 ) -> LiveReport:
     """Bring one workspace up to date as of ``now`` (default: the clock)."""
-    settings = settings or get_settings()
+    with one_at_a_time(db, "live", workspace_id):
+        return _live_pass(db, workspace_id, now, settings or get_settings())
+
+
+def _live_pass(
+    db: Database, workspace_id: int, now: datetime | None, settings: Settings
+) -> LiveReport:
     clock = time.perf_counter()
     at = now or datetime.now(UTC)
     stages = tick(db, workspace_id, now=at)
