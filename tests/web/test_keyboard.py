@@ -7,6 +7,7 @@ button."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -170,4 +171,70 @@ def test_a_new_page_puts_the_keyboard_on_its_heading(
     expect(page).to_have_url(url + "/settings/health")
     expect(page.locator("#scorecard-form")).to_be_visible()
     assert focused_text(page) == "A Health scorecard"
+    assert console_errors(page) == []
+
+
+def test_arrow_keys_on_a_filter_select_ask_once_the_choice_is_made(
+    shop: str, browser_page: Page, shot: Shot
+) -> None:
+    """Chromium fires "change" for every arrow key on a closed select: the Stage and Health
+    filters used to ask for the list (and add a history entry) at each option passed. Now the
+    choice applies on Enter, on leaving the field or with Search; a mouse pick applies at once.
+    Each commit waits for its own answer, by which time a request of an arrow key before it
+    would have been sent."""
+    page, url = browser_page, shop
+    sign_in(page, url + "/customers", "csm@example.com")
+    expect(page.locator("#customer-count")).to_have_text("4 customers")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/customer-list?" in r.url else None)
+
+    def answered() -> Any:
+        return page.expect_response(lambda r: "/customer-list?" in r.url)
+
+    expect(page.locator("#filter-stage option").nth(3)).to_be_attached()  # the stages came
+    page.focus("#filter-stage")
+    for _ in range(3):
+        page.keyboard.press("ArrowDown")
+    chosen = page.eval_on_selector("#filter-stage", "s => s.value")
+    assert chosen and page.url == url + "/customers"  # the third stage on show, not applied
+    with answered():
+        page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{url}/customers?stage={chosen}")
+    assert len(asked) == 1 and f"stage={chosen}" in asked[0], asked
+    expect(page.locator("#filter-stage")).to_be_focused()
+
+    # Health: two steps down, then Tab away applies "happy but at risk" once.
+    page.focus("#filter-health")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    with answered():
+        page.keyboard.press("Tab")
+    expect(page).to_have_url(f"{url}/customers?stage={chosen}&health_state=at_risk")
+    assert len(asked) == 2, asked
+
+    # Escape after moving puts back the filter in force, and leaving then asks nothing.
+    page.focus("#filter-health")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Escape")
+    expect(page.locator("#filter-health")).to_have_value("at_risk")
+    page.keyboard.press("Tab")
+    expect(page).to_have_url(f"{url}/customers?stage={chosen}&health_state=at_risk")
+
+    # A choice moved to and sent with Search: one request with it.
+    page.goto(url + "/customers")
+    expect(page.locator("#customer-count")).to_have_text("4 customers")
+    asked.clear()
+    page.focus("#filter-health")
+    page.keyboard.press("ArrowDown")  # happy and stable
+    with answered():
+        page.click("#customer-toolbar-search")
+    expect(page).to_have_url(url + "/customers?health_state=happy")
+    expect(page.locator("#customer-count")).to_have_text("2 customers")
+    assert len(asked) == 1, asked
+
+    # The mouse: a pick from the list applies at once.
+    page.select_option("#filter-health", "")
+    expect(page).to_have_url(url + "/customers")
+    expect(page.locator("#customer-count")).to_have_text("4 customers")
+    shot("keyboard-filter-select")
     assert console_errors(page) == []
