@@ -2,6 +2,7 @@
 // uplift with its 95% interval) and its journeys in flight, paged in the database.
 import { useState } from "preact/hooks";
 import { html } from "../../lib/html.js";
+import { CommitSelect } from "../../lib/select.js";
 import { useApi, status } from "../../lib/hooks.js";
 import { api, query } from "../../lib/api.js";
 import { navigate } from "../../lib/router.js";
@@ -58,9 +59,9 @@ function Journeys({ name, params }) {
   return html`<div class="panel" id="journeys">
     <h2>Journeys</h2>
     <div class="toolbar">
-      <label>Show <select id="journey-state" value=${state} onChange=${(e) => show({ state: e.currentTarget.value === "in_flight" ? "" : e.currentTarget.value, page: "" })}>
+      <label>Show <${CommitSelect} id="journey-state" value=${state} commit=${(chosen) => show({ state: chosen === "in_flight" ? "" : chosen, page: "" })}>
         ${JOURNEY_STATES.map(([value, text]) => html`<option value=${value}>${text}</option>`)}
-      </select></label>
+      <//></label>
       <span class="muted">${counts.length ? counts.map(([s, n]) => `${thousands(n)} ${label(s)}`).join(" · ") : ""}</span>
     </div>
     ${status(list)}

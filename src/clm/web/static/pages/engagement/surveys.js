@@ -2,6 +2,7 @@
 // detractors 0-6; CSAT = % answering 4-5; CES = mean), its trend, the spread of answers and
 // the comments with their sentiment, paged in the database.
 import { html } from "../../lib/html.js";
+import { CommitSelect } from "../../lib/select.js";
 import { useApi, status } from "../../lib/hooks.js";
 import { query } from "../../lib/api.js";
 import { navigate } from "../../lib/router.js";
@@ -80,8 +81,8 @@ function Results({ survey, grain }) {
       ${r.responses === 0 ? html`<p class="panel muted" id="no-answers">No answers to this survey yet.</p>` : html`<div class="panels">
         <div class="panel">
           <div class="toolbar"><h2 style="flex:1;margin:0">${r.metric} over time</h2>
-            <label>Per <select id="survey-grain" value=${grain} onChange=${(e) => navigate(`${base}${query({ granularity: e.currentTarget.value === "month" ? "" : e.currentTarget.value })}`)}>
-              ${GRAINS.map((g) => html`<option value=${g}>${g}</option>`)}</select></label></div>
+            <label>Per <${CommitSelect} id="survey-grain" value=${grain} commit=${(g) => navigate(`${base}${query({ granularity: g === "month" ? "" : g })}`)}>
+              ${GRAINS.map((g) => html`<option value=${g}>${g}</option>`)}<//></label></div>
           <${Chart} id="chart-survey-trend" option=${trendOption(r)} height=${280} />
         </div>
         <div class="panel"><h2>Answers by score</h2><${Chart} id="chart-survey-spread" option=${spreadOption(r)} height=${280} /></div>
@@ -99,8 +100,8 @@ function Comments({ survey, params }) {
   const pages = data ? Math.max(1, Math.ceil(data.total / data.per_page)) : 1;
   return html`<div class="panel" id="survey-comments">
     <div class="toolbar"><h2 style="flex:1;margin:0">Comments ${data ? html`<span class="muted">${thousands(data.total)}</span>` : null}</h2>
-      <label>Tone <select id="comment-tone" value=${tone} onChange=${(e) => show({ tone: e.currentTarget.value })}>
-        ${TONES.map(([value, text]) => html`<option value=${value}>${text}</option>`)}</select></label></div>
+      <label>Tone <${CommitSelect} id="comment-tone" value=${tone} commit=${(chosen) => show({ tone: chosen })}>
+        ${TONES.map(([value, text]) => html`<option value=${value}>${text}</option>`)}<//></label></div>
     ${status(list)}
     ${data && (data.items.length === 0 ? html`<p class="muted">No comments${tone ? ` with a ${tone} tone` : ""}.</p>` : html`<ul class="plain comments">
       ${data.items.map((c) => html`<li>

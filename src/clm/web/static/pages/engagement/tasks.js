@@ -2,6 +2,7 @@
 // assign to someone, complete, reopen. Filters live in the URL.
 import { useState } from "preact/hooks";
 import { html } from "../../lib/html.js";
+import { CommitSelect } from "../../lib/select.js";
 import { useApi, status } from "../../lib/hooks.js";
 import { api } from "../../lib/api.js";
 import { navigate } from "../../lib/router.js";
@@ -44,10 +45,10 @@ export function Tasks({ params }) {
   const data = tasks.data;
   return html`<div class="panel"><h2>${state === "done" ? "Completed" : "Open"} follow-up tasks ${data ? html`<span class="muted">${thousands(data.length)}</span>` : null}</h2>
     <div class="toolbar">
-      <label>Show <select id="task-status" value=${state} onChange=${(e) => show({ status: e.currentTarget.value === "open" ? "" : e.currentTarget.value })}>
-        <option value="open">open</option><option value="done">completed</option></select></label>
-      <label>Owner <select id="task-owner" value=${owner === null ? "*" : owner === "" ? "" : "name"} onChange=${(e) => show({ owner: e.currentTarget.value === "*" ? null : e.currentTarget.value === "" ? "" : owner || "" })}>
-        <option value="*">anyone</option><option value="">unassigned</option>${owner ? html`<option value="name">${owner}</option>` : null}</select></label>
+      <label>Show <${CommitSelect} id="task-status" value=${state} commit=${(chosen) => show({ status: chosen === "open" ? "" : chosen })}>
+        <option value="open">open</option><option value="done">completed</option><//></label>
+      <label>Owner <${CommitSelect} id="task-owner" value=${owner === null ? "*" : owner === "" ? "" : "name"} commit=${(chosen) => show({ owner: chosen === "*" ? null : chosen === "" ? "" : owner || "" })}>
+        <option value="*">anyone</option><option value="">unassigned</option>${owner ? html`<option value="name">${owner}</option>` : null}<//></label>
     </div>
     ${error ? html`<p class="error" role="alert">${error}</p>` : null}
     ${status(tasks)}
