@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -165,3 +166,69 @@ def test_saved_yaml_reopens_with_its_comments(
     shot("playbook-reopened-with-comments")
     [saved] = [p for p in pb.list_playbooks(db, workspace_id) if p.name == "check-in"]
     assert (saved.version, saved.definition["steps"][0]["channel"]) == (2, "sms")
+
+
+@pytest.mark.slow
+def test_arrow_keys_on_the_form_selects_change_the_playbook_once_the_choice_is_made(
+    playbook_site: tuple[str, Database, int], browser_page: Page, shot: Shot
+) -> None:
+    """Chromium fires "change" for every arrow key on a closed select: each was a POST that
+    wrote the draft into the YAML, and passing a trigger type dropped the fields of the one
+    left (the starter's "to: at_risk" gone on the way back). Now arrows only move the choice,
+    Escape puts back the one in force, Enter or leaving the field applies it once, and a mouse
+    pick applies at once. Each commit waits for its own answer, by which time a request of an
+    arrow key before it would have been sent."""
+    url, _, _ = playbook_site
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, url + "/engagement/new", "growth@example.com")
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 4 steps.")
+    page.click("#edit-as-form")
+    written: list[str] = []
+
+    def sent(request: Any) -> None:
+        if "/playbooks/yaml" in request.url:
+            written.append(request.post_data or "")
+
+    page.on("request", sent)
+
+    def answered() -> Any:
+        return page.expect_response(lambda r: "/playbooks/yaml" in r.url)
+
+    # Through three trigger types and back with Escape: the health trigger and its state kept.
+    kind = page.locator("#pb-trigger-type")
+    kind.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowDown")
+    expect(kind).to_have_value("schedule")
+    expect(page.locator("#pb-trigger-to")).to_have_value("at_risk")  # not applied yet
+    page.keyboard.press("Escape")
+    expect(kind).to_have_value("health_changed")
+    # Step 1's channel: three arrows, Tab away writes the one shown, once.
+    channel = page.locator("#pb-step-0-channel")
+    channel.focus()
+    for key in ("ArrowDown", "ArrowDown", "ArrowUp"):
+        page.keyboard.press(key)
+    chosen = channel.input_value()
+    assert chosen in ("email", "sms", "webhook")
+    with answered():
+        page.keyboard.press("Tab")
+    assert len(written) == 1 and f'"channel":"{chosen}"' in written[0], written
+    expect(page.locator("#playbook-yaml")).to_have_value(re.compile(f"channel: {chosen}"))
+    # Three trigger types down and Enter: one write, the schedule's field in view.
+    kind.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowDown")
+    with answered():
+        page.keyboard.press("Enter")
+    expect(page.locator("#pb-trigger-every_days")).to_be_visible()
+    assert len(written) == 2 and '"type":"schedule"' in written[1], written
+    expect(kind).to_be_focused()
+    # The mouse: a pick applies at once.
+    with answered():
+        page.select_option("#pb-trigger-type", "event")
+    expect(page.locator("#pb-trigger-event")).to_be_visible()
+    assert len(written) == 3, written
+    page.fill("#pb-trigger-event", "Signed Up")
+    expect(page.locator("#check-state")).to_contain_text("Valid: check-in, 4 steps.")
+    shot("playbook-form-selects")

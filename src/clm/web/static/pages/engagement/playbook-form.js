@@ -4,8 +4,11 @@
 // is written back into the text by the server (POST /engage/playbooks/yaml: only what changed,
 // the comments and layout kept), so both editors share
 // one text, one check and its line-numbered problems. Keys the form has no field for (a
-// branch's conditions, a split's variants, a template) are kept as they are.
+// branch's conditions, a split's variants, a template) are kept as they are. A select's choice
+// counts once made (lib/select.js): each arrow key through the trigger types was a request, and
+// passing a type dropped the fields of the one left ("to: at_risk" gone on the way back).
 import { html } from "../../lib/html.js";
+import { CommitSelect } from "../../lib/select.js";
 import { label } from "../../lib/format.js";
 
 const TRIGGERS = ["stage_changed", "health_changed", "event", "date", "schedule", "segment_entered"];
@@ -48,10 +51,10 @@ function Field({ id, title, kind, value, onChange, segments }) {
   let input;
   if (kind === "health" || kind === "channel" || kind === "segment") {
     const options = kind === "health" ? HEALTH : kind === "channel" ? CHANNELS : segments;
-    input = html`<select id=${id} value=${text} onChange=${change}>
+    input = html`<${CommitSelect} id=${id} value=${text} commit=${(choice) => onChange(typed(kind, choice))}>
       ${kind === "channel" ? null : html`<option value="">choose…</option>`}
       ${options.map((o) => html`<option value=${o}>${label(o)}</option>`)}
-      ${text && !options.includes(text) ? html`<option value=${text}>${text}</option>` : null}</select>`;
+      ${text && !options.includes(text) ? html`<option value=${text}>${text}</option>` : null}<//>`;
   } else if (kind === "long") {
     input = html`<textarea id=${id} rows="3" value=${text} onInput=${change}></textarea>`;
   } else {
@@ -67,8 +70,8 @@ function StepCard({ step, index, count, change, move, remove }) {
     <div class="pb-step-head">
       <span class="pb-step-n">${index + 1}.</span>
       <label>Id<input id=${`${base}-id`} value=${shown(step.id)} onInput=${(e) => change({ ...step, id: e.currentTarget.value })} /></label>
-      <label>Type<select id=${`${base}-type`} value=${step.type} onChange=${(e) => change({ ...step, type: e.currentTarget.value })}>
-        ${STEP_TYPES.map((t) => html`<option value=${t}>${label(t)}</option>`)}</select></label>
+      <label>Type<${CommitSelect} id=${`${base}-type`} value=${step.type} commit=${(type) => change({ ...step, type })}>
+        ${STEP_TYPES.map((t) => html`<option value=${t}>${label(t)}</option>`)}<//></label>
       <span class="pb-step-moves">
         <button type="button" class="secondary" aria-label=${`Move step ${index + 1} up`} disabled=${index === 0} onClick=${() => move(-1)}>↑</button>
         <button type="button" class="secondary" aria-label=${`Move step ${index + 1} down`} disabled=${index === count - 1} onClick=${() => move(1)}>↓</button>
@@ -106,9 +109,9 @@ export function PlaybookForm({ draft, onChange, segments }) {
       <${Field} id="pb-description" title="Description" kind="text" value=${draft.description} onChange=${(v) => set("description", v)} />
     </div>
     <fieldset class="plainset"><legend>Trigger</legend><div class="pb-fields">
-      <label>When<select id="pb-trigger-type" value=${trigger.type || ""} onChange=${(e) => setTrigger(e.currentTarget.value)}>
+      <label>When<${CommitSelect} id="pb-trigger-type" value=${trigger.type || ""} commit=${setTrigger}>
         ${trigger.type ? null : html`<option value="">choose…</option>`}
-        ${TRIGGERS.map((t) => html`<option value=${t}>${label(t)}</option>`)}</select></label>
+        ${TRIGGERS.map((t) => html`<option value=${t}>${label(t)}</option>`)}<//></label>
       ${(TRIGGER_FIELDS[trigger.type] || []).map(([key, title, kind]) => html`<${Field} id=${`pb-trigger-${key}`} title=${title} kind=${kind}
         value=${trigger[key]} segments=${segments} onChange=${(v) => set(`trigger.${key}`, v)} />`)}
     </div></fieldset>
