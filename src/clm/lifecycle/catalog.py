@@ -25,6 +25,7 @@ from clm.errors import NotFound
 from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.loader import (
     default_scorecard_text,
+    in_current_words,
     load_scorecard,
     load_stage_model,
     shipped_model_text,
@@ -142,7 +143,8 @@ def get_definition(
         # (a workspace from before "one active model" may still have several marked active).
         row = session.scalars(query.order_by(LifecycleDefinition.id.desc())).first()
         info = DefinitionInfo.model_validate(row) if row else None
-        source = row.source if row else ""
+        # An untouched former default scorecard reads in today's words (loader.in_current_words).
+        source = (in_current_words(row.source) if kind == "health" else row.source) if row else ""
     if info is None:
         if name is not None or version is not None:
             raise NotFound(

@@ -92,6 +92,7 @@ from clm.store.models import (
     table_of,
 )
 from clm.store.own_events import MODEL_EVENTS, own_event_clause
+from clm.store.settled import settled_top
 
 # More cursors (see ``event_counts``): the definitions the rows were computed under.
 STAGES_CURSOR, HEALTH_CURSOR = "state.stages", "state.health"
@@ -400,13 +401,16 @@ def refresh_state(
     stage_id = active_definition_id(db, workspace_id, "stages")
     health_id = active_definition_id(db, workspace_id, "health")
     removed, rfm = 0, False
+    # Only as far as every smaller id is committed (read before the write transaction, which
+    # on SQLite holds the writer lock): a later commit under the cursor would never be counted.
+    settled = settled_top(db, "events", workspace_id=workspace_id)
     with db.transaction() as session:
         events = _cursor_row(session, workspace_id, EVENTS_CURSOR, lock=True)
         marks = {
             name: _cursor_row(session, workspace_id, name, lock=False)
             for name in (VERSION_CURSOR, STAGES_CURSOR, HEALTH_CURSOR)
         }
-        top = _top_event_id(session, workspace_id)
+        top = max(settled or 0, events.last_event_id)  # None: a writer may hold a smaller id
         stale = (
             marks[VERSION_CURSOR].last_event_id != STATE_VERSION  # 0: never built, invalidated
             or marks[STAGES_CURSOR].last_event_id != stage_id

@@ -57,6 +57,7 @@ from clm.store.models import (
     StageTransition,
 )
 from clm.store.own_events import HEALTH_CHANGED, MODEL_EVENTS, own_event_clause
+from clm.store.settled import settled_top
 from clm.worker.health import rescore_health
 
 log = logging.getLogger("clm.worker")
@@ -78,12 +79,6 @@ class LiveReport:
     refit_due: bool
     next_due: datetime | None
     seconds: float
-
-
-def _top_event_id(db: Database, workspace_id: int) -> int:
-    with db.session() as session:
-        found = session.scalar(select(func.max(Event.id)).where(Event.workspace_id == workspace_id))
-    return int(found or 0)
 
 
 def health_inputs_changed(db: Database, workspace_id: int, after: int, upto: int) -> list[int]:
@@ -187,10 +182,12 @@ def _live_pass(
     # slowest step; playbooks triggered by the health changes act right after it.
     engage = [run_due(db, workspace_id, at)]
     sent = drain_once(db)
-    top = _top_event_id(db, workspace_id)
+    # Only as far as every smaller id is committed: a later commit under it would be missed.
+    settled = settled_top(db, "events", workspace_id=workspace_id)
     with db.session() as session:
         health_from = cursor(session, workspace_id, HEALTH_CURSOR)
         predict_from = cursor(session, workspace_id, PREDICT_CURSOR)
+        top = health_from if settled is None else max(settled, health_from)
         if predict_from == 0 and _has_fit(session, workspace_id):
             predict_from = top  # fitted before the worker first looked: only count from here
     touched = health_inputs_changed(db, workspace_id, health_from, top)
