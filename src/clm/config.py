@@ -109,6 +109,19 @@ class Settings(BaseSettings):
     def queue_target(self) -> str:
         return self.queue_url or str(self.data_dir / "engage-queue.sqlite")
 
+    def served_public_url(self, host: str, port: int) -> str:
+        """Where public links point for a server on ``host:port``: ``CLM_PUBLIC_URL`` when it
+        is set (environment or ``.env``), else that server's own address, so a survey link of
+        ``clm serve --port 9000`` does not send people to the default port. A wildcard bind is
+        reached on loopback from this machine."""
+        if "public_url" in self.model_fields_set:
+            return self.public_url
+        wildcard = host in ("", "0.0.0.0")  # noqa: S104 (reading a bind address, not binding)
+        reach = "127.0.0.1" if wildcard else "[::1]" if host == "::" else host
+        if ":" in reach and not reach.startswith("["):
+            reach = f"[{reach}]"
+        return f"http://{reach}:{port}"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

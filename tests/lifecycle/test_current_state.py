@@ -31,6 +31,7 @@ from clm.privacy.erasure import erase_customer
 from clm.store.customers import workspace_stats as scan_stats
 from clm.store.engine import Database
 from clm.store.models import Customer, CustomerState, Event, Identity
+from tests.late_writer import late_event, settle_quickly
 from tests.lifecycle.logs import DAY, at, message, new_workspace
 
 NOW = at(400 * DAY)
@@ -359,3 +360,27 @@ def test_an_erasure_makes_the_next_refresh_a_rebuild_and_the_counts_stay_exact(
     # monetary ann 1, dora 3 (score = rank * 5 // 2 + 1): ann Lost, dora Need attention.
     segments = {u: _rows(db, ws)[c]["rfm_segment"] for u, c in _customer_of(db, ws).items()}
     assert segments == {"ann": "Lost", "cid": None, "dora": "Need attention"}
+
+
+def test_an_event_committed_after_a_larger_id_is_still_read(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: ann's writer draws an id, cid's event commits under a larger one and a
+    refresh runs, then ann's commits; the next refresh must still rewrite ann's row."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: ids commit in order")
+    settle_quickly(monkeypatch)
+    ws = new_workspace(db)
+    ingest(db, ws, SHOP)
+    rebuild_state(db, ws, now=NOW)
+    seen = int(at(399 * DAY + 60).timestamp())
+    with late_event(db, ws, "a0", message_id="a-late", type="page", ts=seen) as commit_late:
+        ingest(db, ws, [message("cid", 399 * DAY + 30, "c2", kind="page")])
+        refresh_state(db, ws, now=NOW)
+        commit_late()
+    refresh_state(db, ws, now=NOW)
+    ids = _customer_of(db, ws)
+    assert _rows(db, ws)[ids["ann"]]["last_seen_ts"] == seen
+    with db.session() as session:
+        scanned = scan_stats(session, ws)
+    assert workspace_stats(db, ws).events == scanned.events == len(SHOP) + 2

@@ -100,4 +100,11 @@ def test_a_long_named_customer_fits_a_phone(shop: str, browser_page: Page) -> No
     expect(channels.filter(has_text="no channel").locator(".n")).to_have_text(f"{VISITS + 10:,}")
     assert page.evaluate(ONE_LINE, "#health .n, #stages .n, #channels .n") == []
     assert page.evaluate("document.documentElement.scrollWidth") <= 400
+
+    # On a laptop the seven counters share one row: a seven-figure revenue read "$1,234,58"
+    # over "4" (the full demo's "$2,500,31" over "6").
+    page.set_viewport_size({"width": 1280, "height": 900})
+    expect(page.locator("#stat-revenue")).to_contain_text("$1,2")
+    assert page.evaluate(ONE_LINE, ".cards .value") == []
+    assert page.evaluate(OVERFLOWING, ".cards .card, .cards .value") == []
     assert console_errors(page) == []

@@ -127,3 +127,40 @@ def test_an_owner_sees_every_action(
     expect(page.locator(".denied")).to_have_count(0)
     page.wait_for_load_state("networkidle")
     assert console_errors(page) == []
+
+
+@pytest.mark.slow
+def test_customer_success_sees_todays_stage_counts_beside_the_model(
+    shop: tuple[str, Tenant],  # noqa: F811 - the fixture
+    db: Database,
+    browser_page: Page,
+    shot: Shot,
+) -> None:
+    """The preview of a changed stage model needs the configure permission: a customer-success
+    person (read and support) had an empty "What would change" panel beside the read-only
+    model. Now that panel is today's customers per stage, saying why there is no preview."""
+    url, tenant = shop
+    add_user(db, "cs@example.com", tenant.id, Role.CUSTOMER_SUCCESS)
+    page = browser_page
+    sign_in(page, url + "/settings/stage-model", "cs@example.com")
+    counts = page.evaluate("fetch('/api/v1/lifecycle/counts').then((r) => r.json())")["stages"]
+    assert sum(counts.values()) > 0
+    expect(page.locator("#stage-yaml")).to_have_attribute("readonly", "")
+    panel = page.locator("#model-now")
+    expect(panel.locator("h2")).to_have_text("Customers per stage now")
+    expect(page.locator("#preview-denied")).to_have_text(
+        "What a changed model would move is previewed for those who may edit it."
+    )
+    expect(page.locator(".denied")).to_have_text(  # under the model: which permission
+        "Needs the configure permission, which the customer success role lacks."
+    )
+    rows = panel.locator("tbody tr")
+    expect(rows).to_have_count(len(counts))
+    shown = {
+        row.locator("td").nth(0).inner_text(): row.locator("td").nth(1).inner_text()
+        for row in rows.all()
+    }
+    assert sorted(shown.values()) == sorted(f"{n:,}" for n in counts.values())
+    expect(page.locator("text=What would change")).to_have_count(0)
+    shot("role-customer-success-stage-model")
+    assert console_errors(page) == []

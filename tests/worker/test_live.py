@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from clm.analytics import REPORTS
 from clm.config import Settings
 from clm.engage import repository as repo
@@ -15,6 +17,7 @@ from clm.lifecycle import stage_at
 from clm.store.engine import Database
 from clm.worker import live_pass
 from tests.engage.conftest import SmtpSink
+from tests.late_writer import late_event, settle_quickly
 from tests.lifecycle.logs import DAY, at, message, new_workspace
 
 SETTINGS = Settings()
@@ -152,3 +155,25 @@ def test_a_pass_of_the_worker_stores_the_overviews_readings(db: Database) -> Non
         restarted.dispose()
     assert found.ready and found.current and found.steps
     live.queue.database().dispose()
+
+
+def test_a_customers_event_committed_after_a_larger_id_is_still_rescored(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: ada's writer draws an id, bob's event commits under a larger one and a pass
+    runs, then ada's commits; her new event must still change health's inputs."""
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: ids commit in order")
+    settle_quickly(monkeypatch)
+    workspace_id = new_workspace(db)
+    shop = [message(u, 0, f"{u}0", "Order Completed", revenue=9) for u in ("ada", "bob")]
+    ingest(db, workspace_id, shop)
+    now = at(3 * DAY)
+    assert live_pass(db, workspace_id, now=now, settings=SETTINGS).health_rescored == 2
+    page = {"type": "page", "name": None, "ts": int(at(2 * DAY).timestamp())}
+    with late_event(db, workspace_id, "ada0", message_id="ada-late", **page) as commit_late:
+        ingest(db, workspace_id, [message("bob", 2 * DAY, "bob-page", kind="page")])
+        first = live_pass(db, workspace_id, now=now, settings=SETTINGS)
+        commit_late()
+    second = live_pass(db, workspace_id, now=now, settings=SETTINGS)
+    assert first.health_rescored + second.health_rescored == 2  # bob and ada, once each

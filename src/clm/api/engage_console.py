@@ -123,11 +123,21 @@ def save_playbook_source(
     way keep their version unless ``migrate``); 422 with line-numbered problems."""
     definition = parse_playbook_yaml(body.yaml)
     old = {p.name: p for p in pb.list_playbooks(db, workspace_id(key))}.get(definition.name)
+    old_text = pb.playbook_version(db, workspace_id(key), old.name)[1] if old else None
     saved = pb.apply_playbook(db, workspace_id(key), definition, migrate=migrate, source=body.yaml)
+    target = f"playbook:{saved.name}"
     if old is None or old.version != saved.version:
         record_after(
-            db, key, "playbook.save", f"playbook:{saved.name}",
+            db, key, "playbook.save", target,
             before=old.definition if old else None, after=saved.definition,
+        )  # fmt: skip
+    elif old_text != body.yaml:
+        # Comments or layout only: the same version with a new text, audited like any save
+        # (who changed the playbook's text and when), the texts standing for the definitions.
+        record_after(
+            db, key, "playbook.save", target,
+            before={"version": old.version, "source": old_text},
+            after={"version": saved.version, "source": body.yaml},
         )  # fmt: skip
     return saved
 

@@ -92,6 +92,8 @@ def serve(
     writer.start()
     os.environ.update({**writer.environment, "CLM_DATABASE_URL": url})
     os.environ.setdefault("CLM_LIVE_NUDGE", "true")  # stored events wake `clm worker`
+    # Links made while serving (survey, unsubscribe, reset) point at this server unless told.
+    os.environ["CLM_PUBLIC_URL"] = settings.served_public_url(bind_host, bind_port)
     get_settings.cache_clear()  # this process serves too when workers == 1
     console.print(f"CLM on http://{bind_host}:{bind_port}  (dashboard: /, API docs: /docs)")
     try:

@@ -182,3 +182,27 @@ def cell(value: Any) -> str:
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M:%S}"
     return str(value)
+
+
+MINUS = "\u2212"  # a typographic minus sign, as the web app's format helpers print
+
+
+def _tenths(value: float) -> str:
+    """1,234.5 or 3 (a whole number keeps no ".0"), without sign."""
+    text = f"{abs(value):,.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def percent(ratio: float | None) -> str:
+    """A share as people read it: 0.176 is "17.6%" (the web app's ``pct``)."""
+    return "" if ratio is None else f"{MINUS if ratio < 0 else ''}{_tenths(100 * ratio)}%"
+
+
+def percentage_points(ratio: float | None) -> str:
+    """A difference of two shares in percentage points: 0.032 is "+3.2 pp", -0.004 "−0.4 pp",
+    with no sign when it rounds to zero (the web app's ``percentagePoints``)."""
+    if ratio is None:
+        return ""
+    text = _tenths(100 * ratio)
+    sign = "" if text == "0" else "+" if ratio > 0 else MINUS
+    return f"{sign}{text} pp"

@@ -88,7 +88,7 @@ def _engage(
     by a worker process while the API is served, or once, right here, with ``--no-serve``."""
     with _environment(
         CLM_QUEUE_URL=str(folder / "queue.sqlite"),
-        CLM_PUBLIC_URL=os.environ.get("CLM_PUBLIC_URL", f"http://127.0.0.1:{port}"),
+        CLM_PUBLIC_URL=get_settings().served_public_url("127.0.0.1", port),
         CLM_LIVE_NUDGE=os.environ.get("CLM_LIVE_NUDGE", "true"),  # live events wake the worker
     ):
         _engage_in(db, url, summary, mailbox, serve_api, port, keys)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -16,10 +16,15 @@ from clm.cli._common import (
     console,
     friendly_errors,
     open_workspace,
+    percent,
+    percentage_points,
     print_json,
     print_listing,
     print_table,
 )
+
+if TYPE_CHECKING:
+    from clm.engage.playbooks.schemas import PlaybookReport
 
 survey_app = typer.Typer(help="NPS, CSAT, CES and custom surveys.", no_args_is_help=True)
 playbook_app = typer.Typer(
@@ -183,7 +188,7 @@ def playbook_report(
         f"{name}: goal {report.goal}",
         ["arm", "enrolled", "reached goal", "rate"],
         [
-            (arm, r.enrolled, r.reached_goal, r.rate)
+            (arm, r.enrolled, r.reached_goal, percent(r.rate))
             for arm, r in [
                 ("treatment", report.treatment),
                 ("control", report.control),
@@ -191,7 +196,24 @@ def playbook_report(
             ]
         ],
     )
-    console.print(f"uplift {report.uplift} (95% CI {report.ci_low} .. {report.ci_high})")
+    console.print(uplift_sentence(report), soft_wrap=True)
+
+
+def uplift_sentence(report: PlaybookReport) -> str:
+    """The uplift as the web app says it: "uplift +3.2 pp (95% CI −0.4 to +6.8 pp): not
+    distinguishable from the holdout"."""
+    if report.uplift is None or report.ci_low is None or report.ci_high is None:
+        return "uplift: not enough data (a goal, and journeys in both arms)"
+    low = percentage_points(report.ci_low).removesuffix(" pp")
+    verdict = (
+        "better than the holdout" if report.ci_low > 0
+        else "worse than the holdout" if report.ci_high < 0
+        else "not distinguishable from the holdout"
+    )  # fmt: skip
+    return (
+        f"uplift {percentage_points(report.uplift)} "
+        f"(95% CI {low} to {percentage_points(report.ci_high)}): {verdict}"
+    )
 
 
 @playbook_app.command("pause")

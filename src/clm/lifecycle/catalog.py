@@ -19,17 +19,20 @@ from typing import Any, Literal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from clm.errors import NotFound
 from clm.lifecycle.compiled import CompiledModel
 from clm.lifecycle.loader import (
     default_scorecard_text,
+    in_current_words,
     load_scorecard,
     load_stage_model,
     shipped_model_text,
 )
 from clm.lifecycle.schemas import DefinitionInfo
 from clm.store.engine import Database
+from clm.store.locks import one_at_a_time
 from clm.store.models import LifecycleDefinition
 
 Kind = Literal["stages", "health"]
@@ -47,46 +50,54 @@ def save_definition(db: Database, workspace_id: int, kind: Kind, source: str) ->
     """Validate ``source`` and store it as the next version of its name, made active."""
     compiled = _compile(kind, source)
     with db.transaction() as session:
-        latest = session.scalar(
-            select(func.max(LifecycleDefinition.version)).where(
-                LifecycleDefinition.workspace_id == workspace_id,
-                LifecycleDefinition.kind == kind,
-                LifecycleDefinition.name == compiled.name,
-            )
-        )
-        before = session.scalars(
-            select(LifecycleDefinition)
-            .where(
-                LifecycleDefinition.workspace_id == workspace_id,
-                LifecycleDefinition.kind == kind,
-                LifecycleDefinition.active.is_(True),
-            )
-            .order_by(LifecycleDefinition.id.desc())
-        ).first()
-        replaced = DefinitionInfo.model_validate(before) if before is not None else None
-        session.execute(
-            update(LifecycleDefinition)
-            .where(
-                LifecycleDefinition.workspace_id == workspace_id,
-                LifecycleDefinition.kind == kind,
-            )
-            .values(active=False)
-        )
-        row = LifecycleDefinition(
-            workspace_id=workspace_id,
-            kind=kind,
-            name=compiled.name,
-            version=(latest or 0) + 1,
-            source=source,
-            active=True,
-            created_at=datetime.now(UTC),
-        )
-        session.add(row)
-        session.flush()
-        info = DefinitionInfo.model_validate(row)
+        info, replaced = _save_in(session, workspace_id, kind, compiled.name, source)
     if replaced is not None:
         replaced.active = False
     return info.model_copy(update={"replaced": replaced})
+
+
+def _active_row(session: Session, workspace_id: int, kind: Kind) -> LifecycleDefinition | None:
+    return session.scalars(
+        select(LifecycleDefinition)
+        .where(
+            LifecycleDefinition.workspace_id == workspace_id,
+            LifecycleDefinition.kind == kind,
+            LifecycleDefinition.active.is_(True),
+        )
+        .order_by(LifecycleDefinition.id.desc())
+    ).first()
+
+
+def _save_in(
+    session: Session, workspace_id: int, kind: Kind, name: str, source: str
+) -> tuple[DefinitionInfo, DefinitionInfo | None]:
+    """Store the next version of ``name``, made the one active: (it, the one it replaced)."""
+    latest = session.scalar(
+        select(func.max(LifecycleDefinition.version)).where(
+            LifecycleDefinition.workspace_id == workspace_id,
+            LifecycleDefinition.kind == kind,
+            LifecycleDefinition.name == name,
+        )
+    )
+    before = _active_row(session, workspace_id, kind)
+    replaced = DefinitionInfo.model_validate(before) if before is not None else None
+    session.execute(
+        update(LifecycleDefinition)
+        .where(LifecycleDefinition.workspace_id == workspace_id, LifecycleDefinition.kind == kind)
+        .values(active=False)
+    )
+    row = LifecycleDefinition(
+        workspace_id=workspace_id,
+        kind=kind,
+        name=name,
+        version=(latest or 0) + 1,
+        source=source,
+        active=True,
+        created_at=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()  # two storing one version at once: the unique (..., version) refuses one
+    return DefinitionInfo.model_validate(row), replaced
 
 
 def apply_stage_model(db: Database, workspace_id: int, source: str) -> DefinitionInfo:
@@ -132,7 +143,8 @@ def get_definition(
         # (a workspace from before "one active model" may still have several marked active).
         row = session.scalars(query.order_by(LifecycleDefinition.id.desc())).first()
         info = DefinitionInfo.model_validate(row) if row else None
-        source = row.source if row else ""
+        # An untouched former default scorecard reads in today's words (loader.in_current_words).
+        source = (in_current_words(row.source) if kind == "health" else row.source) if row else ""
     if info is None:
         if name is not None or version is not None:
             raise NotFound(
@@ -142,12 +154,30 @@ def get_definition(
             )
         default = shipped_model_text("classic") if kind == "stages" else default_scorecard_text()
         try:
-            info = save_definition(db, workspace_id, kind, default)
+            installed = _install_default(db, workspace_id, kind, default)
         except IntegrityError:
-            # Another request of a new workspace installed the default at the same moment.
+            installed = None  # a model applied by hand at this moment took the version
+        if installed is None:  # someone else's default (or model) is there now: read it
             return get_definition(db, workspace_id, kind)
-        source = default
+        info, source = installed, default
     return info, _compile(kind, source), source
+
+
+def _install_default(
+    db: Database, workspace_id: int, kind: Kind, source: str
+) -> DefinitionInfo | None:
+    """Store the shipped default, made active, unless the workspace has an active definition of
+    this kind by now (None).
+
+    One installer at a time per workspace, across processes, looking again under the lock:
+    several processes find a new workspace empty at once (two workers and the server on its
+    first events), and one that stored its default after another's commit made a second
+    version the active one, so stages were computed and announced under both."""
+    compiled = _compile(kind, source)
+    with one_at_a_time(db, "definitions", workspace_id), db.transaction() as session:
+        if _active_row(session, workspace_id, kind) is not None:
+            return None
+        return _save_in(session, workspace_id, kind, compiled.name, source)[0]
 
 
 def get_stage_model(

@@ -96,6 +96,7 @@ from clm.store.models import (
     table_of,
 )
 from clm.store.own_events import MODEL_EVENTS, own_event_clause
+from clm.store.settled import settled_top
 
 if sys.platform != "win32":
     import fcntl
@@ -418,9 +419,12 @@ def _refresh(
         or marks[STAGES_CURSOR] != stage_id
         or marks[HEALTH_CURSOR] != health_id
     )
+    # Only as far as every smaller id is committed: a later commit under the cursor would
+    # never be counted (None: a writer may hold a smaller id; the cursor stays).
+    settled = settled_top(db, "events", workspace_id=workspace_id)
+    top = max(settled or 0, after)
     orphans: list[int] = []
     with db.session() as session:
-        top = _top_event_id(session, workspace_id)
         if not (rebuild or stale):
             touched = _customers_with_events(session, workspace_id, after, top)
             ids = sorted({*touched, *(int(c) for c in customer_ids)})

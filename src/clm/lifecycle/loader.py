@@ -7,6 +7,7 @@ starts with ``line N:``. The shipped models live in ``data/models/*.yaml``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
@@ -223,3 +224,44 @@ def shipped_model(name: str = "classic") -> CompiledModel:
 
 def default_scorecard_text() -> str:
     return str(_data_dir().joinpath("scorecards/default.yaml").read_text())
+
+
+# The default scorecards shipped before this one, by the SHA-256 of their text (the two since
+# silence became evidence; older ones had other factors). A workspace installs the default once
+# and keeps that text, so one that never edited it would show the old encoding-note labels
+# ("stage (exit stage: 0)") forever. Read-time, such an untouched text speaks the current
+# default's words; its weights, thresholds and stored row stay as they are, and a scorecard
+# anyone edited (any other text) is never touched.
+_FORMER_DEFAULTS = frozenset({
+    "e471cf53ee02c0f5434f95fb3d6cf7f431904bc522e229ab8f07c25d4a70a35d",  # first, 2026-12-06
+    "a38ff2195f53fbf3983f78d126031c847b4300da940796866355a8e477ecc674",  # CDNOW weights
+})  # fmt: skip
+_CURRENT_WORDS = {
+    "days since last purchase": "Days since last purchase",
+    "silence, in their usual gaps between purchases": "Silence against their buying rhythm",
+    "purchases, last 365 days": "Purchases in the last 365 days",
+    "engagement vs own 6-month average (none in 6 months: 0)":
+        "Engagement against their 6-month average",
+    "P(alive), repeat buyers": "Chance they buy again (repeat buyers)",
+    "failed payments, 90 days": "Failed payments in 90 days",
+    "downgrades, 90 days": "Downgrades in 90 days",
+    "stage (exit stage: 0)": "Stage",
+    "Win back: they have left (exit stage).": "Win back: they have churned.",
+    "last NPS score": "Last NPS score",
+    "last CSAT score": "Last CSAT score",
+    "survey comment sentiment": "Tone of their survey comment",
+    "open support tickets": "Open support tickets",
+    "complaints, 90 days": "Complaints in 90 days",
+    "refunds, 90 days": "Refunds in 90 days",
+    "frontline rating (half weight every 90 days)": "Frontline rating",
+}  # fmt: skip
+
+
+def in_current_words(source: str) -> str:
+    """A scorecard text as it reads today: an untouched former default with the current
+    default's factor labels and actions, any other text unchanged."""
+    if hashlib.sha256(source.encode()).hexdigest() not in _FORMER_DEFAULTS:
+        return source
+    for old, new in _CURRENT_WORDS.items():
+        source = source.replace(f'"{old}"', f'"{new}"')
+    return source

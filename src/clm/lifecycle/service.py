@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from clm.lifecycle.catalog import get_stage_model
 from clm.lifecycle.columnar import duckdb_transitions
@@ -32,8 +32,10 @@ from clm.lifecycle.history import announce, replace_history, transition_rows
 from clm.lifecycle.plan import required_properties, transitions
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
+from clm.store.locks import one_at_a_time
 from clm.store.models import Customer, Event, Identity, LifecycleRun, StageTransition
 from clm.store.own_events import LIFECYCLE_OUTPUTS, own_event_clause
+from clm.store.settled import settled_top
 
 Progress = Callable[[str], None]
 StepProgress = Callable[[str, int, int], None]  # what is being done, steps done, steps in all
@@ -83,62 +85,15 @@ def compute_transitions(
     return result
 
 
-def _last_event_id(db: Database, workspace_id: int) -> int:
-    with db.session() as session:
-        found = session.scalar(select(func.max(Event.id)).where(Event.workspace_id == workspace_id))
-    return int(found or 0)
-
-
-# The largest visible id and, read in the same statement, the transactions open at that
-# instant that can hold an event id: those with a lock on the events table or on its id
-# sequence (``nextval`` keeps its lock until the transaction ends; such a transaction may have
-# no xid yet, so it is found by its pid and start time, not in the snapshot's xid list).
-_SNAPSHOT = text(
-    "SELECT (SELECT max(id) FROM events WHERE workspace_id = :ws), "
-    "ARRAY(SELECT DISTINCT a.pid::text || ' ' || a.xact_start::text "
-    "FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid "
-    "WHERE l.locktype = 'relation' AND l.database = "
-    "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-    "AND l.relation IN ("
-    "CAST('events' AS regclass), CAST(pg_get_serial_sequence('events', 'id') AS regclass)) "
-    "AND a.pid <> pg_backend_pid() AND a.xact_start IS NOT NULL)"
-)
-_STILL_OPEN = text(
-    "SELECT count(*) FROM pg_stat_activity "
-    "WHERE pid::text || ' ' || xact_start::text = ANY(CAST(:open AS text[]))"
-)
-
-
 def settled_event_id(
-    db: Database, workspace_id: int, fallback: int, settle_seconds: float = 5.0
+    db: Database, workspace_id: int, fallback: int, settle_seconds: float | None = None
 ) -> int:
     """The watermark a run may record: every event with an id at or below it is committed
-    (and so read by the run), or never will be.
-
-    On PostgreSQL the largest visible id is not enough: a transaction may draw an id from the
-    sequence, another commit a larger one, and the first commit after the run has read the
-    log; ``id > watermark`` would then miss that event for good. Ids are drawn in increasing
-    order, so an uncommitted id below the largest visible one belongs to a transaction open at
-    that instant that has drawn from the events' sequence. The run waits (at most
-    ``settle_seconds``) for those to end, and reads the log only after. If one is still open,
-    the previous watermark (``fallback``) is kept and the next update re-processes the
-    overlap, which is idempotent. SQLite has a single writer, whose transaction (ids
-    included) is committed or invisible as a whole."""
-    if db.dialect != "postgresql":
-        return _last_event_id(db, workspace_id)
-    with db.engine.connect() as conn:
-        found, open_then = conn.execute(_SNAPSHOT, {"ws": workspace_id}).one()
-        conn.commit()  # pg_stat_activity is read once per transaction
-        deadline = time.monotonic() + settle_seconds
-        while open_then:
-            still = conn.execute(_STILL_OPEN, {"open": list(open_then)}).scalar()
-            conn.commit()
-            if not still:
-                break
-            if time.monotonic() >= deadline:
-                return fallback
-            time.sleep(0.05)
-    return int(found or 0)
+    (and so read by the run), or never will be (``clm.store.settled``). If a writer that may
+    hold a smaller id is still open after ``settle_seconds``, the previous watermark
+    (``fallback``) is kept and the next update re-processes the overlap, which is idempotent."""
+    top = settled_top(db, "events", workspace_id=workspace_id, settle_seconds=settle_seconds)
+    return fallback if top is None else top
 
 
 def _watermark(db: Database, definition_id: int) -> int | None:
@@ -231,7 +186,7 @@ def run_lifecycle(
     announce_events: bool = True,
     now: datetime | None = None,
     spark: Any = None,
-    settle_seconds: float = 5.0,
+    settle_seconds: float | None = None,
 ) -> RunResult:
     """Recompute the whole stage history of a workspace under its active model."""
     clock, started = time.perf_counter(), _now()
@@ -273,7 +228,7 @@ def update_lifecycle(
     announce_events: bool = True,
     now: datetime | None = None,
     spark: Any = None,
-    settle_seconds: float = 5.0,
+    settle_seconds: float | None = None,
 ) -> RunResult:
     """Recompute only the customers touched by events since the last run (or all, the first
     time); equal to a full run by construction, proven by the property tests."""
@@ -346,11 +301,16 @@ def tick(
     now: datetime | None = None,
     engine: EngineName = "duckdb",
 ) -> RunResult:
-    """The scheduled job: take in new events, then announce every transition now due."""
-    result = update_lifecycle(db, workspace_id, model_name=model_name, engine=engine, now=now)
-    info, model = get_stage_model(db, workspace_id, model_name)
-    with db.transaction() as session:
-        written = announce(db, session, workspace_id, info.id, model, now or _now())
+    """The scheduled job: take in new events, then announce every transition now due.
+
+    One tick per workspace at a time, across processes (two workers, a shell's ``clm lifecycle
+    tick``): two interleaved incremental updates could each store the same customer's history.
+    """
+    with one_at_a_time(db, "lifecycle", workspace_id):
+        result = update_lifecycle(db, workspace_id, model_name=model_name, engine=engine, now=now)
+        info, model = get_stage_model(db, workspace_id, model_name)
+        with db.transaction() as session:
+            written = announce(db, session, workspace_id, info.id, model, now or _now())
     return result.model_copy(
         update={"mode": "tick", "events_written": result.events_written + written}
     )

@@ -21,9 +21,11 @@ A pass is what cron used to be asked to do, in the order each step needs the one
 5. Saved segments: the first pass of each UTC day records every segment's size
    (``clm.lifecycle.saved_segments.record_sizes``), their size-over-time chart.
 
-Every step is idempotent, so a pass run twice, or by two workers, changes nothing more. The
-pass then says when the next one is due (the next scheduled transition or journey wake-up), so
-the worker can wake exactly then instead of on the next minute.
+Every step is idempotent, so a pass run twice changes nothing more; passes of one workspace
+run one at a time across processes (``clm.store.locks``), so two workers wait for each other
+rather than interleave their reads and writes. The pass then says when the next one is due
+(the next scheduled transition or journey wake-up), so the worker can wake exactly then
+instead of on the next minute.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from clm.lifecycle.current_state import StateReport, refresh_state
 from clm.lifecycle.saved_segments import record_sizes
 from clm.lifecycle.schemas import RunResult
 from clm.store.engine import Database
+from clm.store.locks import one_at_a_time
 from clm.store.models import (
     EngageJourney,
     Event,
@@ -54,6 +57,7 @@ from clm.store.models import (
     StageTransition,
 )
 from clm.store.own_events import HEALTH_CHANGED, MODEL_EVENTS, own_event_clause
+from clm.store.settled import settled_top
 from clm.worker.health import rescore_health
 
 log = logging.getLogger("clm.worker")
@@ -75,12 +79,6 @@ class LiveReport:
     refit_due: bool
     next_due: datetime | None
     seconds: float
-
-
-def _top_event_id(db: Database, workspace_id: int) -> int:
-    with db.session() as session:
-        found = session.scalar(select(func.max(Event.id)).where(Event.workspace_id == workspace_id))
-    return int(found or 0)
 
 
 def health_inputs_changed(db: Database, workspace_id: int, after: int, upto: int) -> list[int]:
@@ -170,7 +168,13 @@ def live_pass(
     settings: Settings | None = None,
 ) -> LiveReport:
     """Bring one workspace up to date as of ``now`` (default: the clock)."""
-    settings = settings or get_settings()
+    with one_at_a_time(db, "live", workspace_id):
+        return _live_pass(db, workspace_id, now, settings or get_settings())
+
+
+def _live_pass(
+    db: Database, workspace_id: int, now: datetime | None, settings: Settings
+) -> LiveReport:
     clock = time.perf_counter()
     at = now or datetime.now(UTC)
     stages = tick(db, workspace_id, now=at)
@@ -178,10 +182,12 @@ def live_pass(
     # slowest step; playbooks triggered by the health changes act right after it.
     engage = [run_due(db, workspace_id, at)]
     sent = drain_once(db)
-    top = _top_event_id(db, workspace_id)
+    # Only as far as every smaller id is committed: a later commit under it would be missed.
+    settled = settled_top(db, "events", workspace_id=workspace_id)
     with db.session() as session:
         health_from = cursor(session, workspace_id, HEALTH_CURSOR)
         predict_from = cursor(session, workspace_id, PREDICT_CURSOR)
+        top = health_from if settled is None else max(settled, health_from)
         if predict_from == 0 and _has_fit(session, workspace_id):
             predict_from = top  # fitted before the worker first looked: only count from here
     touched = health_inputs_changed(db, workspace_id, health_from, top)

@@ -28,6 +28,7 @@ from clm.lifecycle.conditions import conditions_hold, describe
 from clm.lifecycle.saved_segments import segment_named
 from clm.store.engine import Database
 from clm.store.models import Customer, EngageJourney, HealthSnapshot
+from clm.store.settled import settled_top
 
 log = logging.getLogger(__name__)
 _STATE_TRIGGERS = ("date", "schedule", "health_changed", "segment_entered")
@@ -106,6 +107,11 @@ def _enroll_health(
     db: Database, workspace_id: int, book_id: int, book: PlaybookDefinition, now: datetime
 ) -> int:
     consumer = f"health:{book.name}"
+    # Only as far as every smaller id is committed (PostgreSQL commits ids out of order): a
+    # snapshot committed later under the cursor would never enrol its customer.
+    top = settled_top(db, "health_history", workspace_id=workspace_id)
+    if top is None:  # a writer that may hold a smaller id is still open: the next tick
+        return 0
     with db.session() as session:
         after = cursor(session, workspace_id, consumer)
         rows = session.execute(
@@ -116,7 +122,11 @@ def _enroll_health(
                 HealthSnapshot.ts,
                 HealthSnapshot.state,
             )
-            .where(HealthSnapshot.workspace_id == workspace_id, HealthSnapshot.id > after)
+            .where(
+                HealthSnapshot.workspace_id == workspace_id,
+                HealthSnapshot.id > after,
+                HealthSnapshot.id <= top,
+            )
             .order_by(HealthSnapshot.id)
         ).all()
         candidates = []

@@ -33,6 +33,7 @@ from clm.store.models import (
     EngagePlaybook,
     table_of,
 )
+from clm.store.settled import settled_top
 
 log = logging.getLogger("clm.engage.journeys")
 SCAN = 50_000
@@ -180,12 +181,11 @@ def enroll_from_events(db: Database, workspace_id: int, now: datetime) -> int:
             )
         )
         start = cursor(session, workspace_id, "playbooks")
-        top = (
-            session.scalar(
-                text("SELECT max(id) FROM events WHERE workspace_id = :ws"), {"ws": workspace_id}
-            )
-            or 0
-        )
+    # Only as far as every smaller id is committed (PostgreSQL commits ids out of order): an
+    # event committed later under the cursor would never enrol or wake anyone.
+    top = settled_top(db, "events", workspace_id=workspace_id)
+    if top is None:  # a writer that may hold a smaller id is still open: next tick
+        top = start
     triggers = {b.trigger.event_name for _, b in books if b.trigger.event_name}
     names = sorted(n for n in triggers | waits if n)
     enrolled = 0

@@ -56,6 +56,7 @@ from clm.store.models import (
     StageTransition,
     table_of,
 )
+from clm.store.settled import settled_tops
 
 log = logging.getLogger("clm.engage.outcomes")
 BATCH = 2_000  # journeys probed and written a transaction: the writer lock is held briefly
@@ -111,9 +112,13 @@ def observe(db: Database, workspace_id: int, name: str, watched: WatchedGoal) ->
             and not _unobserved(session, workspace_id, name, 1)
         ):
             return Observed(state.version, 0)
+    settled = settled_tops(db, ("events", "stage_transitions", "identity_links"))
     with db.transaction() as session:
         state = _locked_state(session, db.dialect, workspace_id, name, watched.key)
-        tops = _tops(session)
+        # Only as far as every smaller id is committed (PostgreSQL commits ids out of order):
+        # a goal event, transition or merge committed later under a cursor is never seen.
+        done = _cursors(state)
+        tops = done if settled is None else _Tops(*map(max, zip(settled, done, strict=True)))
         if state.goal_key != watched.key:  # a new version: every journey observed again
             state.goal_key, state.version = watched.key, state.version + 1
             _forget(session, workspace_id, name, None)
@@ -259,7 +264,8 @@ def _cursors(state: EngagePlaybookGoal) -> _Tops:
 
 
 def _tops(session: Session) -> _Tops:
-    """The newest row of each log read: all workspaces' (the primary key's last entry)."""
+    """The newest row of each log read: all workspaces' (the primary key's last entry);
+    nothing new past the cursors when they are all reached."""
     return _Tops(
         int(session.scalar(select(func.max(Event.id))) or 0),
         int(session.scalar(select(func.max(StageTransition.id))) or 0),

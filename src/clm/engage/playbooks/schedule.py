@@ -27,6 +27,7 @@ from clm.engage.referrals.earning import earn_from_events
 from clm.engage.referrals.schemas import ReferralReport
 from clm.engage.surveys.stored_answers import ensure_answers
 from clm.store.engine import Database
+from clm.store.locks import one_at_a_time
 from clm.store.models import Workspace
 
 log = logging.getLogger("clm.engage.schedule")
@@ -49,7 +50,16 @@ def run_due(db: Database, workspace_id: int, now: datetime | None = None) -> Eng
     Each part runs on its own: a failure in one (logged, and listed in ``errors``) does not
     stop the others, so a broken journey never holds up referral rewards or points. Inside
     the journeys, a failure is kept to the one customer and step it happened at.
+
+    One tick per workspace at a time, across processes: the parts read then write in several
+    transactions, and two interleaved ticks (the worker's minute tick beside a live pass) each
+    enrolled the same customer on PostgreSQL, who got two welcome emails.
     """
+    with one_at_a_time(db, "engage", workspace_id):
+        return _run_due(db, workspace_id, now)
+
+
+def _run_due(db: Database, workspace_id: int, now: datetime | None) -> EngageTickReport:
     at = now or datetime.now(UTC)
     errors: list[str] = []
 

@@ -20,6 +20,7 @@ from clm.engage import repository as repo
 from clm.engage.playbooks.journeys import cursor, set_cursor
 from clm.engage.referrals import ledger
 from clm.store.engine import Database
+from clm.store.settled import settled_top
 
 _CONSUMER = "points"
 _SCAN = 20_000
@@ -86,9 +87,14 @@ def earn_from_events(db: Database, workspace_id: int, now: datetime) -> int:
     marks = ", ".join(f":n{i}" for i in range(len(names)))
     sql = text(
         "SELECT id, customer_id, name, message_id, properties, ts "  # noqa: S608
-        f"FROM customer_events WHERE workspace_id = :ws AND id > :after AND name IN ({marks}) "
-        "ORDER BY id LIMIT :limit"
+        f"FROM customer_events WHERE workspace_id = :ws AND id > :after AND id <= :top "
+        f"AND name IN ({marks}) ORDER BY id LIMIT :limit"
     )
+    # Only as far as every smaller id is committed (PostgreSQL commits ids out of order): a
+    # purchase committed later under the cursor would never earn.
+    top = settled_top(db, "events", workspace_id=workspace_id)
+    if top is None:  # a writer that may hold a smaller id is still open: the next tick
+        return 0
     credited = 0
     while True:
         with db.transaction() as session:
@@ -98,6 +104,7 @@ def earn_from_events(db: Database, workspace_id: int, now: datetime) -> int:
                 {
                     "ws": workspace_id,
                     "after": after,
+                    "top": top,
                     "limit": _SCAN,
                     **{f"n{i}": n for i, n in enumerate(names)},
                 },

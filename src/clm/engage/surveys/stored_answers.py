@@ -40,6 +40,7 @@ from clm.engage.playbooks.journeys import cursor, set_cursor
 from clm.engage.surveys.service import EVENT
 from clm.store.engine import Database
 from clm.store.models import Event, SurveyAnswer, table_of
+from clm.store.settled import settled_top
 
 CURSOR, VERSION_CURSOR = "surveys.answers", "surveys.answers.version"
 VERSION = 1  # of the definitions below: a change refolds every workspace's log
@@ -142,7 +143,7 @@ def _lock(session: Session, workspace_id: int) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
-def _answer_events(session: Session, workspace_id: int, after: int) -> list[Any]:
+def _answer_events(session: Session, workspace_id: int, after: int, upto: int) -> list[Any]:
     return list(
         session.execute(
             select(Event.id, Event.identity_id, Event.message_id, Event.ts, Event.properties)
@@ -151,6 +152,7 @@ def _answer_events(session: Session, workspace_id: int, after: int) -> list[Any]
                 # Inline, so the planner matches the partial index's WHERE.
                 Event.name == literal(EVENT, literal_execute=True),
                 Event.id > after,
+                Event.id <= upto,
             )
             .order_by(Event.id)
             .limit(CHUNK)
@@ -241,13 +243,19 @@ def catch_up(db: Database, workspace_id: int) -> int:
     """Fold the survey answers logged since the last catch-up into the stored rows (all of
     them after a change of ``VERSION`` or an invalidation); returns the events read."""
     read = 0
+    # Only as far as every smaller id is committed (PostgreSQL commits ids out of order): an
+    # answer committed later under the cursor would never be folded. A writer that may hold a
+    # smaller id still open: the rows stay as they are until the next catch-up.
+    top = settled_top(db, "events", workspace_id=workspace_id)
+    if top is None:
+        return 0
     with db.transaction() as session:
         _lock(session, workspace_id)
         done = cursor(session, workspace_id, CURSOR)
         if cursor(session, workspace_id, VERSION_CURSOR) != VERSION:
             session.execute(delete(SurveyAnswer).where(SurveyAnswer.workspace_id == workspace_id))
             done = 0
-        while events := _answer_events(session, workspace_id, done):
+        while events := _answer_events(session, workspace_id, done, top):
             _fold_events(session, workspace_id, events)
             done, read = int(events[-1].id), read + len(events)
             if len(events) < CHUNK:

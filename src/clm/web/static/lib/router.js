@@ -7,31 +7,57 @@ export function currentLocation() {
   return { path: location.pathname, params: new URLSearchParams(location.search) };
 }
 
+// The path on screen, to tell a new page from a new query on the same page.
+let shownPath = location.pathname;
+
 export function navigate(url, { replace = false } = {}) {
   if (url === location.pathname + location.search) return;
-  const focused = document.activeElement?.id;
+  const focused = document.activeElement;
   if (replace) history.replaceState(null, "", url);
   else history.pushState(null, "", url);
   for (const listener of listeners) listener();
   window.scrollTo(0, 0);
-  if (focused) keepFocus(focused);
+  settleFocus(focused);
 }
 
-// A form redrawn for the new URL (its fields refilled from it, e.g. the search box after Enter)
+// Where the keyboard goes once the new URL is drawn (after Preact's render, hence the timeout).
+// A form redrawn for a new query (its fields refilled from it, e.g. the search box after Enter)
 // would drop the keyboard's place to the page's start: the field of the same id gets it back.
-function keepFocus(id) {
+// A new page reached from the navigation, or from a control that is gone with the old page,
+// puts the keyboard (and a screen reader) on the new page's heading, not on the link left behind.
+function settleFocus(before) {
+  const newPage = location.pathname !== shownPath;
+  shownPath = location.pathname;
   setTimeout(() => {
-    if (document.activeElement && document.activeElement !== document.body) return;
-    const field = document.getElementById(id);
-    if (!field) return;
-    field.focus({ preventScroll: true });
-    // The caret after the text, where typing left it (number and date fields have no caret).
-    if (["text", "search"].includes(field.type)) field.setSelectionRange(field.value.length, field.value.length);
+    const active = document.activeElement;
+    const lost = !active || active === document.body || !active.isConnected;
+    if (lost && before?.id && refocus(before.id)) return;
+    const fromShell = Boolean(before?.closest?.("header.top"));
+    if (newPage && (lost || fromShell)) focusHeading();
   });
 }
 
+function refocus(id) {
+  const field = document.getElementById(id);
+  if (!field) return false;
+  field.focus({ preventScroll: true });
+  // The caret after the text, where typing left it (number and date fields have no caret).
+  if (["text", "search"].includes(field.type)) field.setSelectionRange(field.value.length, field.value.length);
+  return document.activeElement === field;
+}
+
+function focusHeading() {
+  const main = document.getElementById("main");
+  if (!main) return;
+  const heading = main.querySelector("h1");
+  if (heading && !heading.hasAttribute("tabindex")) heading.setAttribute("tabindex", "-1");
+  (heading || main).focus({ preventScroll: true });
+}
+
 addEventListener("popstate", () => {
+  const focused = document.activeElement;
   for (const listener of listeners) listener();
+  settleFocus(focused);
 });
 
 // Same-origin links to app pages move through history instead of reloading the page.

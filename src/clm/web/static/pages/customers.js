@@ -1,6 +1,6 @@
 // Customers: search, filter, sort and page (all in the database), CSV of the same query. The
 // URL holds the whole view, so a filtered list is a link and the back button restores it.
-import { useEffect } from "preact/hooks";
+import { useEffect, useRef } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { download, query } from "../lib/api.js";
 import { useApi, status } from "../lib/hooks.js";
@@ -14,6 +14,35 @@ import { CustomerTable } from "./customer-table.js";
 const DEFAULTS = { q: "", stage: "", health_state: "", sort: "id", order: "asc", page: 1, per_page: 50 };
 export const AT_RISK = "/customers?health_state=at_risk%2Cunhappy&sort=clv&order=desc";
 const STATES = [["", "any health"], ["happy", "happy and stable"], ["at_risk", "happy but at risk"], ["unhappy", "unhappy"], ["at_risk,unhappy", "at risk or unhappy"]];
+
+// Keys that move a closed select's choice in Chromium, each firing "change" on the way.
+const MOVES = new Set(["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"]);
+
+// A filter's select that asks for the list once the choice is made: a pick from the open
+// list (mouse, or Enter in it), Enter, leaving the field, or the Search button. Arrow keys (and
+// type-ahead letters) on the closed select only move the choice: Chromium fires "change" for
+// each of them, and each would have been a query and a history entry. Escape puts back the
+// filter in force.
+function FilterSelect({ id, name, value, apply, children }) {
+  const moving = useRef(false);
+  const commit = (choice) => {
+    if (choice !== value) apply(choice);
+  };
+  const onKeyDown = (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      commit(e.currentTarget.value);
+    } else if (e.key === "Escape") {
+      e.currentTarget.value = value;
+    } else if (MOVES.has(e.key) || (e.key.length === 1 && e.key !== " " && !e.ctrlKey && !e.metaKey && !e.altKey)) {
+      moving.current = true;
+    }
+  };
+  return html`<select id=${id} name=${name} value=${value} onKeyDown=${onKeyDown}
+    onKeyUp=${() => { moving.current = false; }}
+    onChange=${(e) => { if (!moving.current) commit(e.currentTarget.value); }}
+    onBlur=${(e) => commit(e.currentTarget.value)}>${children}</select>`;
+}
 
 export function Customers({ params }) {
   const view = {
@@ -48,17 +77,21 @@ export function Customers({ params }) {
 
   return html`<section id="customers" class="page">
     <h1>${atRisk ? "At-risk customers" : "Customers"}</h1>
-    <form class="toolbar" role="search" onSubmit=${(e) => { e.preventDefault(); show({ q: e.currentTarget.q.value.trim() }); }}>
+    <form class="toolbar" role="search" onSubmit=${(e) => {
+      e.preventDefault();
+      const form = e.currentTarget;
+      show({ q: form.q.value.trim(), stage: form.stage.value, health_state: form.health_state.value });
+    }}>
       <label>Search <input id="customer-search" name="q" type="search" key=${view.q} defaultValue=${view.q} placeholder="name, email or id" /></label>
-      <label>Stage <select id="filter-stage" value=${view.stage} onChange=${(e) => show({ stage: e.currentTarget.value })}>
+      <label>Stage <${FilterSelect} id="filter-stage" name="stage" value=${view.stage} apply=${(stage) => show({ stage })}>
         <option value="">any stage</option>
         ${stages.map((s) => html`<option value=${s}>${label(s)}</option>`)}
         ${view.stage && !stages.includes(view.stage) && html`<option value=${view.stage}>${label(view.stage)}</option>`}
-      </select></label>
-      <label>Health <select id="filter-health" value=${view.health_state} onChange=${(e) => show({ health_state: e.currentTarget.value })}>
+      <//></label>
+      <label>Health <${FilterSelect} id="filter-health" name="health_state" value=${view.health_state} apply=${(health_state) => show({ health_state })}>
         ${STATES.map(([value, text]) => html`<option value=${value}>${text}</option>`)}
-      </select></label>
-      <button type="submit">Search</button>
+      <//></label>
+      <button type="submit" id="customer-toolbar-search">Search</button>
       <button type="button" class="secondary" id="at-risk" onClick=${() => go(AT_RISK)}>At risk</button>
       <button type="button" class="secondary" id="export-csv" onClick=${() => download(`/customer-list.csv${query({ ...view, page: undefined, per_page: undefined })}`, "customers.csv")}>Export CSV</button>
       ${hasHistory(view) ? null : html`<${SaveSegment} view=${view} />`}

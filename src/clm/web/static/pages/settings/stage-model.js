@@ -1,4 +1,5 @@
-// Settings: the stage model in a YAML editor, validated and previewed as you type.
+// Settings: the stage model in a YAML editor, validated and previewed as you type. A role that
+// may not edit it (the preview needs the same permission) sees the model and today's counts.
 import { useEffect, useState } from "preact/hooks";
 import { html } from "../../lib/html.js";
 import { useApi, status } from "../../lib/hooks.js";
@@ -58,7 +59,16 @@ export function StageModel() {
       </div>
       <p id="save-status" role="status">${saved}</p>`}
     </div>
-    <div class="panel">
+    ${may ? null : html`<div class="panel" id="model-now">
+      <h2>Customers per stage now</h2>
+      <p class="muted" id="preview-denied">What a changed model would move is previewed for those who may edit it.</p>
+      ${status(counts)}
+      ${counts.data && html`<div class="table-wrap"><table>
+        <thead><tr><th>stage</th><th class="num">customers</th></tr></thead>
+        <tbody>${Object.entries(now).map(([stage, count]) => html`<tr><td>${label(stage)}</td><td class="num">${thousands(count)}</td></tr>`)}</tbody>
+      </table></div>`}
+    </div>`}
+    ${may && html`<div class="panel" id="model-change">
       <h2>What would change</h2>
       ${found.length ? html`<ul id="model-errors" class="problems" role="alert">${found.map((p) => html`<li>${p}</li>`)}</ul>` : null}
       ${preview && html`<div id="model-preview">
@@ -77,6 +87,6 @@ export function StageModel() {
           <ul class="plain">${preview.sample.map((t) => html`<li>
             <a href=${`/customers/${t.customer_id}`}>#${t.customer_id}</a>${` ${minute(t.at)}: ${t.from_stage ? label(t.from_stage) : "(new)"} → ${label(t.to_stage)} `}<span class="muted">by ${t.rule} (${t.cause})</span></li>`)}</ul>` : null}
       </div>`}
-    </div>
+    </div>`}
   </div>`;
 }

@@ -1,0 +1,78 @@
+"""Named locks that hold across threads and processes, for work that must run one at a time.
+
+Some jobs read, decide and then write in several transactions (the engagement tick reads its
+cursor and who is already enrolled, then enrols; the live pass recomputes stage histories then
+announces them). Each transaction is sound on its own, but two runners interleaving them (the
+worker's minute tick beside a live pass, two ``clm worker`` processes, ``clm playbook tick``
+from a shell) both see "not enrolled yet" and both enrol: one customer, two welcome emails.
+These locks make such a job run alone per workspace.
+
+- PostgreSQL: a session advisory lock on a connection of its own, released when the block
+  ends or, if the process dies, when its connection drops.
+- SQLite file: ``flock`` on a side file next to the database (one per lock name; SQLite has one
+  writer anyway, so workspaces sharing it costs nothing). The kernel drops it if the process
+  dies.
+- In-memory SQLite: a lock of this process (nobody else can open that database).
+
+A second runner waits for the first rather than skipping: what it was asked to do (a nudge
+after new events) may postdate the first runner's reads, and the wait is short.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import text
+
+from clm.store.engine import Database
+
+if sys.platform != "win32":
+    import fcntl
+
+_LOCAL = "store.locks"
+
+
+def _key(name: str) -> int:
+    """The lock name as a signed 32-bit int, the first half of PostgreSQL's two-int key."""
+    return zlib.crc32(name.encode()) - (1 << 31)
+
+
+@contextmanager
+def one_at_a_time(db: Database, name: str, workspace_id: int) -> Iterator[None]:
+    """Run the block alone: no other thread or process holds ``(name, workspace_id)`` meanwhile.
+
+    Not re-entrant: a block must not ask again for the lock it holds (it would wait forever).
+    """
+    if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+        raise ValueError(f"lock name {name!r}: lowercase letters, digits, - and _ only")
+    if db.dialect == "postgresql":
+        with db.engine.connect() as connection:
+            params = {"k": _key(name), "w": workspace_id}
+            connection.execute(text("SELECT pg_advisory_lock(:k, :w)"), params)
+            connection.commit()  # the lock is the session's: no transaction left open
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:k, :w)"), params)
+                connection.commit()
+        return
+    path = db.sqlite_file
+    if path is None or sys.platform == "win32":
+        locks: dict[tuple[str, int], threading.Lock] = db.extensions.setdefault(_LOCAL, {})
+        with locks.setdefault((name, workspace_id), threading.Lock()):
+            yield
+        return
+    # A descriptor per holder: flock locks belong to the open file, so two threads of one
+    # process, each with its own descriptor, exclude each other as two processes do.
+    fd = os.open(f"{path}-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks with the GIL released
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
