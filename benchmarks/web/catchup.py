@@ -11,7 +11,8 @@ views spread over the customers (one each by default: every row is rewritten), a
 read: ``ensure_fresh`` starts the catch-up on a thread, as ``clm serve`` does. Meanwhile a
 writer thread of the same process, as the server's ingestion writer is, makes one small write
 transaction every ``--every`` ms (``db.transaction()``, one cursor row updated: the wait for the
-lock and nothing else; ``--writer ingest`` ingests one event instead) and times each. The
+lock and nothing else; ``--writer ingest`` ingests one event instead) and times each, with
+a WAL checkpointer thread running as beside the server's ingestion writer. The
 same writes are first timed on an idle database. Printed: the catch-up's wall time, and the
 writes' p50, p99 and max, with the load (1 min) before and after.
 
@@ -166,6 +167,7 @@ def main() -> None:
     imported = args.customers if args.import_events is None else args.import_events
     _append_import(run, workspace_id, args.customers, imported)
     db = Database.open(f"sqlite:///{run}")  # our copy: migrated as any file we create
+    checkpointer = db.start_checkpointer()  # as the server's ingestion writer runs one
     with db.transaction() as session:
         session.add(EngageCursor(workspace_id=workspace_id, consumer=WRITER, last_event_id=0))
     print(f"{imported:,} events imported past the rows' cursor; writer: {args.writer}, "
@@ -184,6 +186,7 @@ def main() -> None:
     print(f"catch-up of {args.customers:,} customers: {seconds:.1f} s wall")
     print(f"during the catch-up: {_summary(busy.waits)}")
     print(f"load (1 min) after: {os.getloadavg()[0]:.1f}")
+    db.stop_checkpointer(checkpointer)
     db.dispose()
 
 

@@ -5,12 +5,15 @@ customer, one row each in ``customer_states``, so that a list of 100,000 custome
 sorts and counts on an index instead of re-deriving each column from the event log.
 
 The rows are a cache of the log and of the derived tables (``stage_transitions``,
-``health_scores``), recomputable at any time: ``rebuild_state`` writes every row of a workspace
-in two set-based statements, and ``refresh_state`` (called by the live loop after each pass and
-by a prediction refit) rewrites only the rows of the customers whose events arrived since it
-last looked (an event-id cursor), plus any it is told about (health re-scored by the clock).
-Both run the same statement, the refresh restricted to those customers, so the incremental path
-equals the rebuild by construction; the property tests check it. Readers call ``ensure_fresh``
+``health_scores``), recomputable at any time: ``rebuild_state`` rewrites every row of a
+workspace, and ``refresh_state`` (called by the live loop after each pass and by a prediction
+refit) only the rows of the customers whose events arrived since it last looked (an event-id
+cursor), plus any it is told about (health re-scored by the clock). Both run the same statement
+over chunks of customers, so the incremental path equals the rebuild by construction; the
+property tests check it. Each chunk is computed outside any write transaction and written in a
+short one of its own: on SQLite an ingestion batch waits for one chunk's write at most, never
+for a whole catch-up (a minute at 100,000 customers; ``benchmarks/web/catchup.py``). Readers
+call ``ensure_fresh``
 first: a backlog of a few thousand events is caught up on the spot (a customer written a moment
 ago is listed), a bigger one (an import) on a background thread of the reading process while
 the read serves the stored rows, marked as refreshing.
@@ -107,7 +110,7 @@ CHUNK = 500  # customer rows per write transaction (and ids per statement)
 COMPUTE = 2_000  # customers computed per read (well under every driver's parameter limit)
 REBUILD_AT = 20_000  # touched customers beyond which one rebuild is cheaper than the chunks
 READ_REFRESH = 5_000  # new events a read catches up on itself (``ensure_fresh``)
-READ_WAIT = 10.0  # seconds a read waits for rows never built (100,000 customers take ~60 s)
+READ_WAIT = 10.0  # seconds a read waits for rows never built (100,000 customers take 1-2 min)
 EXTENSION = "clm.lifecycle.current_state"  # the background refresher's name in ``db.extensions``
 _REFRESHERS = threading.Lock()
 log = logging.getLogger("clm.lifecycle.current_state")
@@ -400,12 +403,11 @@ def _refresh(
     and written ``CHUNK`` at a time, each chunk in a write transaction of its own, so an
     ingestion batch waits for SQLite's single writer lock one chunk's write at most; then
     the changed RFM segments, in chunks; and last the tally and the cursors, in one short
-    transaction. The
-    cursors move only then, so a refresh that fails midway leaves them where they were and
-    the next one rewrites the same customers again. An event arriving meanwhile has a
-    higher id than the cursor will hold: the next refresh rewrites its customer. A chunk
-    written after an invalidation (an erasure) would hold erased data: each chunk checks
-    the mark under its write lock and the refresh stops there, leaving the rebuild due.
+    transaction. The cursors move only then, so a refresh that fails midway leaves them where
+    they were and the next one rewrites the same customers again. An event arriving meanwhile
+    has a higher id than the cursor will hold: the next refresh rewrites its customer. A
+    chunk written after an invalidation (an erasure) could hold erased data: each chunk
+    checks the mark under its write lock and the refresh stops there, the rebuild due.
     """
     clock = time.perf_counter()
     at = now or datetime.now(UTC)
@@ -445,21 +447,21 @@ def _refresh(
             for chunk in _chunks(block):
                 rows = [by_customer[c] for c in chunk if c in by_customer]
                 with db.transaction() as session:
-                    _check_version(session, workspace_id, version)
                     removed += _write_chunk(session, chunk, rows)
+                    _check_version(session, workspace_id, version)
                 written += len(rows)
         for chunk in _chunks(orphans):  # rows of customers gone (merged away, deleted)
             with db.transaction() as session:
-                _check_version(session, workspace_id, version)
                 removed += _delete_rows(session, CustomerState.customer_id.in_(chunk))
+                _check_version(session, workspace_id, version)
         rfm = rfm or removed > 0
         if rfm:
             with db.session() as session:
                 changes = _rfm_changes(session, workspace_id)
             for start in range(0, len(changes), CHUNK):
                 with db.transaction() as session:
-                    _check_version(session, workspace_id, version)
                     _write_segments(session, changes[start : start + CHUNK])
+                    _check_version(session, workspace_id, version)
         with db.transaction() as session:
             _check_version(session, workspace_id, version)
             events = _cursor_row(session, workspace_id, EVENTS_CURSOR, lock=True)
@@ -474,7 +476,7 @@ def _refresh(
             ):
                 _cursor_row(session, workspace_id, name, lock=False).last_event_id = value
     except _Invalidated:
-        log.info("state refresh stopped: rows invalidated", extra={"workspace_id": workspace_id})
+        log.info("state refresh stopped: invalidated", extra={"workspace_id": workspace_id})
     return StateReport(
         workspace_id=workspace_id,
         rebuilt=everyone,
@@ -509,8 +511,10 @@ def _cursor_values(session: Session, workspace_id: int, names: Sequence[str]) ->
 
 
 def _check_version(session: Session, workspace_id: int, version: int) -> None:
-    """Stop a refresh whose rows were invalidated since it started (locks the mark on
-    PostgreSQL, so an invalidation commits either before this write or after it)."""
+    """Stop (roll back) a refresh whose rows were invalidated since it started. Last in a
+    chunk's transaction, locking the mark on PostgreSQL: an invalidation commits either
+    before (seen here) or after this chunk; an erasure that deleted a row of the chunk first
+    is waited for, never waits for us (no deadlock)."""
     found = session.scalar(
         select(EngageCursor.last_event_id)
         .where(EngageCursor.workspace_id == workspace_id, EngageCursor.consumer == VERSION_CURSOR)
