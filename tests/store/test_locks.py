@@ -172,7 +172,7 @@ def test_engagement_ticks_racing_each_other_enrol_and_send_once(db: Database) ->
         start.wait()
         try:
             run_due(db, shop.id, now)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             failures.append(exc)
 
     threads = [threading.Thread(target=tick) for _ in range(6)]

@@ -238,3 +238,16 @@ def test_arrow_keys_on_a_filter_select_ask_once_the_choice_is_made(
     expect(page.locator("#customer-count")).to_have_text("4 customers")
     shot("keyboard-filter-select")
     assert console_errors(page) == []
+
+    # The overview's "Points" select likewise: an arrow shows "monthly", Enter redraws.
+    page.goto(url + "/overview")
+    expect(page.locator("#stat-customers")).to_have_text("4")
+    grain = page.locator("#range select[name=grain]")
+    grain.focus()
+    page.keyboard.press("ArrowDown")
+    expect(grain).to_have_value("month")
+    assert page.url == url + "/overview"
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(url + "/overview?grain=month")
+    expect(grain).to_be_focused()
+    assert console_errors(page) == []

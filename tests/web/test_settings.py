@@ -146,6 +146,28 @@ def test_an_owner_adds_a_member_and_a_key_is_told_it_cannot(
     expect(rows).to_have_count(3)
     page.select_option("tr[data-member='viewer@example.com'] select", "customer_success")
     expect(page.locator("#settings")).to_contain_text("viewer@example.com is now customer success")
+    # From the keyboard: arrows on a closed role select only move the choice (Chromium fires
+    # "change" at each; each was a stored, audited role), Enter stores the one chosen.
+    puts: list[str] = []
+    page.on("request", lambda r: puts.append(r.post_data or "") if r.method == "PUT" else None)
+    role = page.locator("tr[data-member='new@example.com'] select")
+    role.focus()
+    page.keyboard.press("ArrowDown")  # customer success
+    page.keyboard.press("ArrowDown")  # viewer
+    expect(role).to_have_value("viewer")
+    with page.expect_response(lambda r: r.request.method == "PUT"):
+        page.keyboard.press("Enter")
+    expect(page.locator("#settings")).to_contain_text("new@example.com is now viewer")
+    assert len(puts) == 1 and '"viewer"' in puts[0], puts
+    page.keyboard.press("Tab")  # leaving it after: nothing more is sent
+    expect(page.locator("#settings")).to_contain_text("new@example.com is now viewer")
+    assert len(puts) == 1, puts
+    page.keyboard.press("Shift+Tab")
+    expect(role).to_be_focused()
+    page.keyboard.press("ArrowUp")  # customer success ...
+    page.keyboard.press("Escape")  # ... no: viewer again
+    expect(role).to_have_value("viewer")
+    page.keyboard.press("Tab")
     shot("settings-members")
     from clm.accounts import users
 
@@ -154,5 +176,6 @@ def test_an_owner_adds_a_member_and_a_key_is_told_it_cannot(
     assert roles == {
         "owner@example.com": "owner",
         "viewer@example.com": "customer_success",
-        "new@example.com": "marketer",
+        "new@example.com": "viewer",
     }
+    assert len(puts) == 1, puts

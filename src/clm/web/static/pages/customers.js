@@ -1,11 +1,12 @@
 // Customers: search, filter, sort and page (all in the database), CSV of the same query. The
 // URL holds the whole view, so a filtered list is a link and the back button restores it.
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect } from "preact/hooks";
 import { html } from "../lib/html.js";
 import { download, query } from "../lib/api.js";
 import { useApi, status } from "../lib/hooks.js";
 import { label, thousands } from "../lib/format.js";
 import { navigate as go } from "../lib/router.js";
+import { CommitSelect } from "../lib/select.js";
 import { SaveSegment } from "./segments.js";
 import { FilterChips, RangeForm, rangesOf } from "./customer-filters.js";
 import { hasHistory, historyOf } from "./customer-history.js";
@@ -14,35 +15,6 @@ import { CustomerTable } from "./customer-table.js";
 const DEFAULTS = { q: "", stage: "", health_state: "", sort: "id", order: "asc", page: 1, per_page: 50 };
 export const AT_RISK = "/customers?health_state=at_risk%2Cunhappy&sort=clv&order=desc";
 const STATES = [["", "any health"], ["happy", "happy and stable"], ["at_risk", "happy but at risk"], ["unhappy", "unhappy"], ["at_risk,unhappy", "at risk or unhappy"]];
-
-// Keys that move a closed select's choice in Chromium, each firing "change" on the way.
-const MOVES = new Set(["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"]);
-
-// A filter's select that asks for the list once the choice is made: a pick from the open
-// list (mouse, or Enter in it), Enter, leaving the field, or the Search button. Arrow keys (and
-// type-ahead letters) on the closed select only move the choice: Chromium fires "change" for
-// each of them, and each would have been a query and a history entry. Escape puts back the
-// filter in force.
-function FilterSelect({ id, name, value, apply, children }) {
-  const moving = useRef(false);
-  const commit = (choice) => {
-    if (choice !== value) apply(choice);
-  };
-  const onKeyDown = (e) => {
-    if (e.key === "Enter") {
-      e.preventDefault();
-      commit(e.currentTarget.value);
-    } else if (e.key === "Escape") {
-      e.currentTarget.value = value;
-    } else if (MOVES.has(e.key) || (e.key.length === 1 && e.key !== " " && !e.ctrlKey && !e.metaKey && !e.altKey)) {
-      moving.current = true;
-    }
-  };
-  return html`<select id=${id} name=${name} value=${value} onKeyDown=${onKeyDown}
-    onKeyUp=${() => { moving.current = false; }}
-    onChange=${(e) => { if (!moving.current) commit(e.currentTarget.value); }}
-    onBlur=${(e) => commit(e.currentTarget.value)}>${children}</select>`;
-}
 
 export function Customers({ params }) {
   const view = {
@@ -83,12 +55,12 @@ export function Customers({ params }) {
       show({ q: form.q.value.trim(), stage: form.stage.value, health_state: form.health_state.value });
     }}>
       <label>Search <input id="customer-search" name="q" type="search" key=${view.q} defaultValue=${view.q} placeholder="name, email or id" /></label>
-      <label>Stage <${FilterSelect} id="filter-stage" name="stage" value=${view.stage} apply=${(stage) => show({ stage })}>
+      <label>Stage <${CommitSelect} id="filter-stage" name="stage" value=${view.stage} commit=${(stage) => show({ stage })}>
         <option value="">any stage</option>
         ${stages.map((s) => html`<option value=${s}>${label(s)}</option>`)}
         ${view.stage && !stages.includes(view.stage) && html`<option value=${view.stage}>${label(view.stage)}</option>`}
       <//></label>
-      <label>Health <${FilterSelect} id="filter-health" name="health_state" value=${view.health_state} apply=${(health_state) => show({ health_state })}>
+      <label>Health <${CommitSelect} id="filter-health" name="health_state" value=${view.health_state} commit=${(health_state) => show({ health_state })}>
         ${STATES.map(([value, text]) => html`<option value=${value}>${text}</option>`)}
       <//></label>
       <button type="submit" id="customer-toolbar-search">Search</button>

@@ -6,6 +6,7 @@ import { html } from "../lib/html.js";
 import { useApi, useReading, status } from "../lib/hooks.js";
 import { query } from "../lib/api.js";
 import { navigate } from "../lib/router.js";
+import { CommitSelect } from "../lib/select.js";
 import { Chart } from "../lib/chart.js";
 import { asOf, day, label, money, number, pct, thousands } from "../lib/format.js";
 import { AT_RISK } from "./customers.js";
@@ -61,9 +62,9 @@ function RangeForm({ view, shown }) {
       onSubmit=${(e) => { e.preventDefault(); apply(e.currentTarget, e.currentTarget.grain.value); }}>
     <label>From <input id="range-since" name="since" type="date" key=${view.since || `default ${shown.since}`} defaultValue=${view.since || shown.since || ""} /></label>
     <label>To <input id="range-until" name="until" type="date" key=${view.until || `default ${shown.until}`} defaultValue=${view.until || shown.until || ""} /></label>
-    <label>Points <select name="grain" value=${view.grain} onChange=${(e) => apply(e.currentTarget.form, e.currentTarget.value)}>
+    <label>Points <${CommitSelect} name="grain" value=${view.grain} commit=${(grain) => apply(document.getElementById("range"), grain)}>
       <option value="day">daily</option><option value="week">weekly</option><option value="month">monthly</option>
-    </select></label>
+    <//></label>
     <button type="submit">Show</button>
     <span class="presets">${PRESETS.map((p) => html`<a class="preset" href=${`/overview${query({ since: daysBefore(p.days), grain: p.grain === "week" ? "" : p.grain })}`}>${p.text}</a>`)}</span>
   </form>`;

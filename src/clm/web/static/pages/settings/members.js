@@ -8,6 +8,7 @@ import { api } from "../../lib/api.js";
 import { label, minute } from "../../lib/format.js";
 import { problems } from "../../lib/debounce.js";
 import { can } from "../../lib/access.js";
+import { CommitSelect } from "../../lib/select.js";
 
 const ROLES = ["owner", "admin", "marketer", "customer_success", "viewer"];  // most powerful first
 // (the add form lists them least powerful first: its default, and what a reset returns to, is viewer)
@@ -69,8 +70,8 @@ export function Members() {
       <tbody>${members.data.map((person) => {
         const role = person.memberships[0]?.role;
         return html`<tr data-member=${person.email}><td>${person.email}${person.disabled_at ? html` <span class="pill unhappy">disabled</span>` : null}</td>
-          <td><select aria-label=${`role of ${person.email}`} value=${role} onChange=${(e) => put(person.email, e.currentTarget.value)}>
-            ${ROLES.map((r) => html`<option value=${r}>${label(r)}</option>`)}</select></td>
+          <td><${CommitSelect} aria-label=${`role of ${person.email}`} value=${role} commit=${(chosen) => put(person.email, chosen)}>
+            ${ROLES.map((r) => html`<option value=${r}>${label(r)}</option>`)}<//></td>
           <td>${person.has_password ? "set" : "not yet (reset link)"}</td><td>${minute(person.created_at)}</td>
           <td><button class="secondary" type="button" onClick=${() => remove(person)}>Remove</button></td></tr>`;
       })}</tbody></table></div>`}
