@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from clm.config import Settings, get_settings
 from clm.engage.delivery import Queue, make_queue
+from clm.engage.delivery.worker import stop_gently_on_sigterm
 from clm.errors import ValidationError
 from clm.store.models import Workspace
 from clm.worker.live import live_pass
@@ -152,7 +153,8 @@ class LiveQueue:
         self.run_pass(workspace_id)
 
     def run(self, workers: int = 2) -> None:
-        """Run the consumer in this process until SIGINT or SIGTERM."""
+        """Run the consumer in this process until SIGINT or SIGTERM (either lets the running
+        tasks finish; a second one stops at once)."""
         consumer = self.huey.create_consumer(
             workers=workers,
             worker_type="thread",
@@ -160,7 +162,7 @@ class LiveQueue:
             initial_delay=min(0.1, self.settings.live_poll_seconds),
             max_delay=self.settings.live_poll_seconds,
         )
-        consumer.run()
+        stop_gently_on_sigterm(consumer).run()
 
 
 def make_live_queue(database_url: str | None = None, settings: Settings | None = None) -> LiveQueue:
