@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pydantic
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from clm.config import get_settings
@@ -21,6 +21,7 @@ from clm.ingest.normalize import EventRecord, FieldValueError, to_record
 from clm.ingest.schemas import MESSAGE_TYPES, IngestResult, Rejected, message_adapter
 from clm.store.bulk import insert_prepared, json_text, select_in, sqlite_datetimes
 from clm.store.engine import Database
+from clm.store.locks import until_commit
 from clm.store.own_events import reserved_channel_error
 from clm.store.storable import without_nul
 from clm.store.tombstones import erased_keys, has_tombstones
@@ -176,9 +177,8 @@ def store_batches_in(
         unique.setdefault(record.message_id, record)
     fresh: list[EventRecord] = []
     if unique:
-        if session.get_bind().dialect.name == "postgresql":
-            # One writer per workspace at a time: identity merges must see each other.
-            session.execute(text("SELECT pg_advisory_xact_lock(:ws)"), {"ws": workspace_id})
+        # One writer per workspace at a time: identity merges must see each other.
+        until_commit(session, "ingest", workspace_id)
         existing = _existing_message_ids(session, workspace_id, list(unique))
         fresh = [record for key, record in unique.items() if key not in existing]
         fresh = _drop_erased(session.connection(), workspace_id, fresh)

@@ -43,6 +43,7 @@ from clm.store.bulk import (
 )
 from clm.store.engine import Database
 from clm.store.ids import allocate_ids
+from clm.store.locks import until_commit
 from clm.store.models import Customer, Identity, table_of
 from clm.store.tombstones import erased_keys, has_tombstones
 
@@ -314,9 +315,8 @@ def _user_identities(db: Database, workspace_id: int, rows: pl.DataFrame) -> pl.
     new customers, each with its identity and the link that explains it (``new``, ``event``)."""
     firsts = rows.group_by("_customer").agg(pl.col("_when").min()).sort("_when", "_customer")
     with db.transaction() as session:
-        if db.dialect == "postgresql":
-            # The HTTP writer's lock: the two never create the same person twice.
-            session.execute(text("SELECT pg_advisory_xact_lock(:ws)"), {"ws": workspace_id})
+        # The HTTP writer's lock: the two never create the same person twice.
+        until_commit(session, "ingest", workspace_id)
         known = _known_user_ids(session, workspace_id, firsts["_customer"].to_list())
         fresh = firsts.join(known, on="_customer", how="anti")
         made = _create_customers(session, workspace_id, fresh)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from clm.accounts import Actor, Principal, record
@@ -32,6 +32,7 @@ from clm.engage.surveys.stored_answers import forget_identities, invalidate_answ
 from clm.lifecycle.current_state import invalidate_state
 from clm.privacy.person import Person, customer_tables, find_person
 from clm.store.engine import Database
+from clm.store.locks import until_commit
 from clm.store.models import (
     Customer,
     EngageCoupon,
@@ -77,10 +78,9 @@ def erase_customer(
     """Erase the person ``customer_id`` names; see the module docstring for what happens."""
     key = tombstone_key()
     with db.transaction() as session:
-        if db.dialect == "postgresql":
-            # The ingestion writer's lock: a batch resolving this person's identifiers either
-            # commits before (and is erased) or waits and meets the tombstones.
-            session.execute(text("SELECT pg_advisory_xact_lock(:ws)"), {"ws": workspace_id})
+        # The ingestion writer's lock: a batch resolving this person's identifiers either
+        # commits before (and is erased) or waits and meets the tombstones.
+        until_commit(session, "ingest", workspace_id)
         person = find_person(session, workspace_id, customer_id)
         report = ErasureReport(person.root, [i for i in person.customer_ids if i != person.root])
         report.tombstones = _write_tombstones(session, person, key)

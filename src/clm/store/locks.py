@@ -5,7 +5,8 @@ cursor and who is already enrolled, then enrols; the live pass recomputes stage 
 announces them). Each transaction is sound on its own, but two runners interleaving them (the
 worker's minute tick beside a live pass, two ``clm worker`` processes, ``clm playbook tick``
 from a shell) both see "not enrolled yet" and both enrol: one customer, two welcome emails.
-These locks make such a job run alone per workspace.
+These locks make such a job run alone per workspace. ``until_commit`` is the short form, for
+work that fits in one transaction (one ingestion batch, one balance change).
 
 - PostgreSQL: a session advisory lock on a connection of its own, released when the block
   ends or, if the process dies, when its connection drops.
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from clm.store.engine import Database
 
@@ -43,6 +45,21 @@ def _key(name: str) -> int:
     return zlib.crc32(name.encode()) - (1 << 31)
 
 
+def _int4(key: int) -> int:
+    """``key`` folded into PostgreSQL's signed 32-bit range (a collision only makes two holders
+    take turns needlessly)."""
+    return (key + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def until_commit(session: Session, name: str, key: int) -> None:
+    """Hold ``(name, key)`` until ``session``'s transaction ends, so writers of one thing take
+    turns. PostgreSQL only: a SQLite write transaction already holds the one writer's lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:k, :w)"), {"k": _key(name), "w": _int4(key)}
+        )
+
+
 @contextmanager
 def one_at_a_time(db: Database, name: str, workspace_id: int) -> Iterator[None]:
     """Run the block alone: no other thread or process holds ``(name, workspace_id)`` meanwhile.
@@ -53,7 +70,7 @@ def one_at_a_time(db: Database, name: str, workspace_id: int) -> Iterator[None]:
         raise ValueError(f"lock name {name!r}: lowercase letters, digits, - and _ only")
     if db.dialect == "postgresql":
         with db.engine.connect() as connection:
-            params = {"k": _key(name), "w": workspace_id}
+            params = {"k": _key(name), "w": _int4(workspace_id)}
             connection.execute(text("SELECT pg_advisory_lock(:k, :w)"), params)
             connection.commit()  # the lock is the session's: no transaction left open
             try:

@@ -118,7 +118,7 @@ def earn_from_events(db: Database, workspace_id: int, now: datetime) -> int:
                     points = points_for(rule, str(name), props)
                     if points <= 0:
                         continue
-                    ledger._lock(session, workspace_id, int(customer_id))
+                    ledger._lock(session, int(customer_id))
                     expires = at + timedelta(days=rule.expires_days) if rule.expires_days else None
                     if ledger.post(
                         session,

@@ -10,17 +10,17 @@ refused, so a customer's balance never goes negative.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clm.errors import Conflict, ValidationError
 from clm.store.engine import Database
+from clm.store.locks import until_commit
 from clm.store.models import EngageLedgerEntry
 
 EntryKind = Literal["earn", "redeem", "expire", "reward"]
@@ -45,11 +45,9 @@ def account(customer_id: int) -> str:
     return f"customer:{customer_id}"
 
 
-def _lock(session: Session, workspace_id: int, customer_id: int) -> None:
-    """Serialise balance-changing work per customer (SQLite already holds the writer lock)."""
-    if session.get_bind().dialect.name == "postgresql":
-        key = zlib.crc32(f"ledger:{workspace_id}:{customer_id}".encode())
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+def _lock(session: Session, customer_id: int) -> None:
+    """Serialise balance-changing work per customer (ids are unique across workspaces)."""
+    until_commit(session, "ledger", customer_id)
 
 
 def _exists(session: Session, workspace_id: int, txn_id: str) -> bool:
@@ -180,7 +178,7 @@ def earn(
     if points <= 0:
         raise ValidationError("Points to earn must be positive")
     with db.transaction() as session:
-        _lock(session, workspace_id, customer_id)
+        _lock(session, customer_id)
         post(
             session,
             workspace_id,
@@ -209,7 +207,7 @@ def redeem_in(
     the balance is short. Returns the new balance."""
     if points <= 0:
         raise ValidationError("Points to redeem must be positive")
-    _lock(session, workspace_id, customer_id)
+    _lock(session, customer_id)
     if _exists(session, workspace_id, txn_id):
         return balance_in(session, workspace_id, customer_id)
     expire_in(session, workspace_id, customer_id, now)

@@ -28,17 +28,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, text
+from sqlalchemy import delete, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from clm.engage.playbooks.journeys import cursor, set_cursor
 from clm.engage.surveys.service import EVENT
 from clm.store.engine import Database
+from clm.store.locks import until_commit
 from clm.store.models import Event, SurveyAnswer, table_of
 from clm.store.settled import settled_top
 
@@ -137,10 +137,8 @@ def fold(stored: Latest | None, revision: Revision) -> Latest:
 
 
 def _lock(session: Session, workspace_id: int) -> None:
-    """One catch-up per workspace at a time (SQLite's writer lock already serialises them)."""
-    if session.get_bind().dialect.name == "postgresql":
-        key = zlib.crc32(f"survey-answers:{workspace_id}".encode())
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    """One catch-up per workspace at a time."""
+    until_commit(session, "survey-answers", workspace_id)
 
 
 def _answer_events(session: Session, workspace_id: int, after: int, upto: int) -> list[Any]:
