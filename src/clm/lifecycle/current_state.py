@@ -5,12 +5,15 @@ customer, one row each in ``customer_states``, so that a list of 100,000 custome
 sorts and counts on an index instead of re-deriving each column from the event log.
 
 The rows are a cache of the log and of the derived tables (``stage_transitions``,
-``health_scores``), recomputable at any time: ``rebuild_state`` writes every row of a workspace
-in two set-based statements, and ``refresh_state`` (called by the live loop after each pass and
-by a prediction refit) rewrites only the rows of the customers whose events arrived since it
-last looked (an event-id cursor), plus any it is told about (health re-scored by the clock).
-Both run the same statement, the refresh restricted to those customers, so the incremental path
-equals the rebuild by construction; the property tests check it. Readers call ``ensure_fresh``
+``health_scores``), recomputable at any time: ``rebuild_state`` rewrites every row of a
+workspace, and ``refresh_state`` (called by the live loop after each pass and by a prediction
+refit) only the rows of the customers whose events arrived since it last looked (an event-id
+cursor), plus any it is told about (health re-scored by the clock). Both run the same statement
+over chunks of customers, so the incremental path equals the rebuild by construction; the
+property tests check it. Each chunk is computed outside any write transaction and written in a
+short one of its own: on SQLite an ingestion batch waits for one chunk's write at most, never
+for a whole catch-up (a minute at 100,000 customers; ``benchmarks/web/catchup.py``). Readers
+call ``ensure_fresh``
 first: a backlog of a few thousand events is caught up on the spot (a customer written a moment
 ago is listed), a bigger one (an import) on a background thread of the reading process while
 the read serves the stored rows, marked as refreshing.
@@ -38,10 +41,12 @@ delete events, call ``invalidate_state`` for the same effect.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +57,7 @@ from sqlalchemy import (
     Numeric,
     Select,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -59,6 +65,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -70,8 +77,8 @@ from clm.lifecycle.event_counts import (
     EVENTS_CURSOR,
     STATE_VERSION,
     VERSION_CURSOR,
-    add_events,
-    recount_events,
+    store_tally,
+    tally_events,
 )
 from clm.lifecycle.health import STATE_LABELS
 from clm.lifecycle.health_counts import health_counts
@@ -94,12 +101,16 @@ from clm.store.models import (
 from clm.store.own_events import MODEL_EVENTS, own_event_clause
 from clm.store.settled import settled_top
 
+if sys.platform != "win32":
+    import fcntl
+
 # More cursors (see ``event_counts``): the definitions the rows were computed under.
 STAGES_CURSOR, HEALTH_CURSOR = "state.stages", "state.health"
-CHUNK = 500  # customer ids per statement (well under every driver's parameter limit)
+CHUNK = 500  # customer rows per write transaction (and ids per statement)
+COMPUTE = 2_000  # customers computed per read (well under every driver's parameter limit)
 REBUILD_AT = 20_000  # touched customers beyond which one rebuild is cheaper than the chunks
 READ_REFRESH = 5_000  # new events a read catches up on itself (``ensure_fresh``)
-READ_WAIT = 10.0  # seconds a read waits for rows never built (100,000 customers take ~60 s)
+READ_WAIT = 10.0  # seconds a read waits for rows never built (100,000 customers take 1-2 min)
 EXTENSION = "clm.lifecycle.current_state"  # the background refresher's name in ``db.extensions``
 _REFRESHERS = threading.Lock()
 log = logging.getLogger("clm.lifecycle.current_state")
@@ -268,14 +279,6 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def _write(session: Session, rows: Select[Any], where: ColumnElement[bool]) -> int:
-    """Insert the rows; returns how many there are now under ``where`` (drivers disagree on
-    an ``INSERT ... SELECT``'s row count)."""
-    table = table_of(CustomerState)
-    session.execute(insert(table).from_select([table.c[c] for c in COLUMNS], rows))
-    return int(session.scalar(select(func.count()).select_from(table).where(where)) or 0)
-
-
 def _score(rank: Any, n: Any) -> Any:
     """A quintile score 1-5 from a 1-based rank, as ``clm.analytics.segments._score`` does from
     its 0-based one: ``rank * 5 // n + 1``."""
@@ -299,9 +302,11 @@ def segment_case(r: Any, fm: Any) -> Any:
     )
 
 
-def _refresh_rfm(session: Session, workspace_id: int) -> None:
-    """Every buyer's RFM segment from the stored purchases: recency ranks the last purchase,
-    frequency the count, monetary the revenue, each among all buyers of the workspace."""
+def _rfm_changes(session: Session, workspace_id: int) -> list[tuple[int, str | None]]:
+    """The rows whose RFM segment differs from the one their stored purchases give: recency
+    ranks the last purchase, frequency the count, monetary the revenue, each among all buyers
+    of the workspace; a customer who never bought has none. Read before the writes (one
+    window query over this table), written in chunks."""
     state = CustomerState
     n = func.count().over()
     ranked = (
@@ -320,23 +325,11 @@ def _refresh_rfm(session: Session, workspace_id: int) -> None:
     segments = select(ranked.c.customer_id, segment_case(ranked.c.r, fm).label("segment")).subquery(
         "segments"
     )
-    session.execute(
-        update(state)
-        .where(
-            state.customer_id == segments.c.customer_id,
-            state.rfm_segment.is_distinct_from(segments.c.segment),
-        )
-        .values(rfm_segment=segments.c.segment)
-    )
-    session.execute(
-        update(state)
-        .where(
-            state.workspace_id == workspace_id,
-            state.purchases == 0,
-            state.rfm_segment.is_not(None),
-        )
-        .values(rfm_segment=None)
-    )
+    want = dict(session.execute(select(segments.c.customer_id, segments.c.segment)).all())
+    rows = session.execute(
+        select(state.customer_id, state.rfm_segment).where(state.workspace_id == workspace_id)
+    )  # apart: SQLite would evaluate the window query again for each row of a join
+    return [(int(c), want.get(c)) for c, old in rows if old != want.get(c)]
 
 
 def _cursor_row(session: Session, workspace_id: int, name: str, lock: bool) -> EngageCursor:
@@ -362,19 +355,14 @@ def _top_event_id(session: Session, workspace_id: int) -> int:
     return int(found or 0)
 
 
-def _rebuild(
-    session: Session, workspace_id: int, now: datetime, stage_id: int, health_id: int
-) -> int:
-    session.execute(delete(CustomerState).where(CustomerState.workspace_id == workspace_id))
-    rows = _state_rows(workspace_id, int(now.timestamp()), stage_id, health_id, None, now)
-    written = _write(session, rows, CustomerState.workspace_id == workspace_id)
-    _refresh_rfm(session, workspace_id)
-    return written
+def _chunks(ids: Sequence[int], size: int | None = None) -> Iterable[list[int]]:
+    size = size or CHUNK
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
 
 
-def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
-    for start in range(0, len(ids), CHUNK):
-        yield list(ids[start : start + CHUNK])
+class _Invalidated(Exception):
+    """The rows were invalidated (an erasure, a retention purge) while a refresh ran."""
 
 
 def rebuild_state(db: Database, workspace_id: int, *, now: datetime | None = None) -> StateReport:
@@ -393,67 +381,224 @@ def refresh_state(
     """Bring the rows up to date as of ``now``: those of customers with events since the last
     refresh, of ``customer_ids`` (e.g. re-scored by the clock), and remove merged-away ones.
 
-    A rebuild instead when asked, when the rows were never built, were computed under another
-    stage model, scorecard or ``STATE_VERSION``, or when too many customers are touched.
+    All customers instead (a rebuild) when asked, when the rows were never built, were
+    computed under another stage model, scorecard or ``STATE_VERSION``, or when too many
+    customers are touched. Waits for a refresh of the workspace running elsewhere.
+    """
+    with _refresh_lock(db, workspace_id, wait=True):
+        return _refresh(db, workspace_id, now, customer_ids, rebuild)
+
+
+def _refresh(
+    db: Database,
+    workspace_id: int,
+    now: datetime | None,
+    customer_ids: Iterable[int],
+    rebuild: bool,
+) -> StateReport:
+    """The refresh, under the workspace's refresh lock, in bounded write transactions.
+
+    Everything is read first, outside any write transaction: the cursors, the customers to
+    rewrite, the event tally; then ``COMPUTE`` customers at a time are computed in a read,
+    and written ``CHUNK`` at a time, each chunk in a write transaction of its own, so an
+    ingestion batch waits for SQLite's single writer lock one chunk's write at most; then
+    the changed RFM segments, in chunks; and last the tally and the cursors, in one short
+    transaction. The cursors move only then, so a refresh that fails midway leaves them where
+    they were and the next one rewrites the same customers again. An event arriving meanwhile
+    has a higher id than the cursor will hold: the next refresh rewrites its customer. A
+    chunk written after an invalidation (an erasure) could hold erased data: each chunk
+    checks the mark under its write lock and the refresh stops there, the rebuild due.
     """
     clock = time.perf_counter()
     at = now or datetime.now(UTC)
+    now_ts = int(at.timestamp())
     stage_id = active_definition_id(db, workspace_id, "stages")
     health_id = active_definition_id(db, workspace_id, "health")
-    removed, rfm = 0, False
-    # Only as far as every smaller id is committed (read before the write transaction, which
-    # on SQLite holds the writer lock): a later commit under the cursor would never be counted.
+    marks = _start_marks(db, workspace_id)
+    after, version = marks[EVENTS_CURSOR], marks[VERSION_CURSOR]
+    stale = (
+        version != STATE_VERSION  # 0 or below: never built, invalidated
+        or marks[STAGES_CURSOR] != stage_id
+        or marks[HEALTH_CURSOR] != health_id
+    )
+    # Only as far as every smaller id is committed: a later commit under the cursor would
+    # never be counted (None: a writer may hold a smaller id; the cursor stays).
     settled = settled_top(db, "events", workspace_id=workspace_id)
-    with db.transaction() as session:
-        events = _cursor_row(session, workspace_id, EVENTS_CURSOR, lock=True)
-        marks = {
-            name: _cursor_row(session, workspace_id, name, lock=False)
-            for name in (VERSION_CURSOR, STAGES_CURSOR, HEALTH_CURSOR)
-        }
-        top = max(settled or 0, events.last_event_id)  # None: a writer may hold a smaller id
-        stale = (
-            marks[VERSION_CURSOR].last_event_id != STATE_VERSION  # 0: never built, invalidated
-            or marks[STAGES_CURSOR].last_event_id != stage_id
-            or marks[HEALTH_CURSOR].last_event_id != health_id
-        )
-        touched: list[int] = []
+    top = max(settled or 0, after)
+    orphans: list[int] = []
+    with db.session() as session:
         if not (rebuild or stale):
-            touched = _customers_with_events(session, workspace_id, events.last_event_id, top)
-            touched = sorted({*touched, *(int(c) for c in customer_ids)})
-            rebuild = len(touched) > REBUILD_AT
-        if rebuild or stale:
-            written, rfm = _rebuild(session, workspace_id, at, stage_id, health_id), True
-        else:
-            written = 0
-            now_ts = int(at.timestamp())
-            for chunk in _chunks(touched):
-                merged_away = (  # the index, or SQLite's statistics make it scan (see store)
-                    select(Customer.id)
-                    .where(Customer.merged_into_id.in_(chunk))
-                    .with_hint(Customer, "INDEXED BY ix_customers_merged_into", "sqlite")
-                )
-                removed += _delete_rows(session, CustomerState.customer_id.in_(merged_away))
-                _delete_rows(session, CustomerState.customer_id.in_(chunk))
-                rows = _state_rows(workspace_id, now_ts, stage_id, health_id, chunk, at)
-                written += _write(session, rows, CustomerState.customer_id.in_(chunk))
-            if removed or _purchase_since(session, workspace_id, events.last_event_id, top):
-                _refresh_rfm(session, workspace_id)
-                rfm = True
-        if rebuild or stale:
-            recount_events(session, workspace_id, top)
-        else:
-            add_events(session, workspace_id, events.last_event_id, top)
-        events.last_event_id = top
-        marks[VERSION_CURSOR].last_event_id = STATE_VERSION
-        marks[STAGES_CURSOR].last_event_id = stage_id
-        marks[HEALTH_CURSOR].last_event_id = health_id
+            touched = _customers_with_events(session, workspace_id, after, top)
+            ids = sorted({*touched, *(int(c) for c in customer_ids)})
+            rebuild = len(ids) > REBUILD_AT
+        everyone = rebuild or stale
+        if everyone:
+            ids, orphans = _everyone(session, workspace_id)
+        rfm = everyone or _purchase_since(session, workspace_id, after, top)
+        tally = tally_events(session, workspace_id, 0 if everyone else after, top)
+    written = removed = 0
+    try:
+        for block in _chunks(ids, COMPUTE):
+            with db.session() as session:  # computed outside the write transaction
+                computed = session.execute(
+                    _state_rows(workspace_id, now_ts, stage_id, health_id, block, at)
+                ).all()
+            by_customer = {int(row[0]): row for row in computed}
+            for chunk in _chunks(block):
+                rows = [by_customer[c] for c in chunk if c in by_customer]
+                with db.transaction() as session:
+                    removed += _write_chunk(session, chunk, rows)
+                    _check_version(session, workspace_id, version)
+                written += len(rows)
+        for chunk in _chunks(orphans):  # rows of customers gone (merged away, deleted)
+            with db.transaction() as session:
+                removed += _delete_rows(session, CustomerState.customer_id.in_(chunk))
+                _check_version(session, workspace_id, version)
+        rfm = rfm or removed > 0
+        if rfm:
+            with db.session() as session:
+                changes = _rfm_changes(session, workspace_id)
+            for start in range(0, len(changes), CHUNK):
+                with db.transaction() as session:
+                    _write_segments(session, changes[start : start + CHUNK])
+                    _check_version(session, workspace_id, version)
+        with db.transaction() as session:
+            _check_version(session, workspace_id, version)
+            events = _cursor_row(session, workspace_id, EVENTS_CURSOR, lock=True)
+            if events.last_event_id != after:  # another refresh ran without the lock
+                raise _Invalidated
+            store_tally(session, workspace_id, tally, replace=everyone)
+            events.last_event_id = top
+            for name, value in (
+                (VERSION_CURSOR, STATE_VERSION),
+                (STAGES_CURSOR, stage_id),
+                (HEALTH_CURSOR, health_id),
+            ):
+                _cursor_row(session, workspace_id, name, lock=False).last_event_id = value
+    except _Invalidated:
+        log.info("state refresh stopped: invalidated", extra={"workspace_id": workspace_id})
     return StateReport(
         workspace_id=workspace_id,
-        rebuilt=rebuild or stale,
+        rebuilt=everyone,
         customers=written,
         removed=removed,
         rfm_refreshed=rfm,
         seconds=round(time.perf_counter() - clock, 3),
+    )
+
+
+def _start_marks(db: Database, workspace_id: int) -> dict[str, int]:
+    """The four cursors' values, creating the missing rows (a short write, once)."""
+    names = (EVENTS_CURSOR, VERSION_CURSOR, STAGES_CURSOR, HEALTH_CURSOR)
+    with db.session() as session:
+        found = _cursor_values(session, workspace_id, names)
+    if len(found) < len(names):
+        with db.transaction() as session:
+            for name in names:
+                _cursor_row(session, workspace_id, name, lock=False)
+        with db.session() as session:
+            found = _cursor_values(session, workspace_id, names)
+    return found
+
+
+def _cursor_values(session: Session, workspace_id: int, names: Sequence[str]) -> dict[str, int]:
+    rows = session.execute(
+        select(EngageCursor.consumer, EngageCursor.last_event_id).where(
+            EngageCursor.workspace_id == workspace_id, EngageCursor.consumer.in_(names)
+        )
+    )
+    return {str(name): int(value) for name, value in rows}
+
+
+def _check_version(session: Session, workspace_id: int, version: int) -> None:
+    """Stop (roll back) a refresh whose rows were invalidated since it started. Last in a
+    chunk's transaction, locking the mark on PostgreSQL: an invalidation commits either
+    before (seen here) or after this chunk; an erasure that deleted a row of the chunk first
+    is waited for, never waits for us (no deadlock)."""
+    found = session.scalar(
+        select(EngageCursor.last_event_id)
+        .where(EngageCursor.workspace_id == workspace_id, EngageCursor.consumer == VERSION_CURSOR)
+        .with_for_update()
+    )
+    if found is not None and int(found) != version:
+        raise _Invalidated
+
+
+def _everyone(session: Session, workspace_id: int) -> tuple[list[int], list[int]]:
+    """Every live customer of the workspace, and the stored rows of customers not live."""
+    live = [
+        int(c)
+        for c in session.scalars(
+            select(Customer.id)
+            .where(Customer.workspace_id == workspace_id, Customer.merged_into_id.is_(None))
+            .order_by(Customer.id)
+        )
+    ]
+    stored = session.scalars(
+        select(CustomerState.customer_id).where(CustomerState.workspace_id == workspace_id)
+    )
+    keep = set(live)
+    return live, sorted(int(c) for c in stored if int(c) not in keep)
+
+
+def _write_chunk(session: Session, chunk: list[int], rows: Sequence[Any]) -> int:
+    """Make the chunk's stored rows ``rows``; returns the rows of merged-away customers removed.
+
+    A stored row is updated in place, its RFM segment kept (segments move only with a
+    purchase or a merge, and then the refresh recomputes them all) and its search text set
+    only when it changed: the search index's trigger and the table's other indexes are not
+    rewritten for nothing (a delete and insert of 500 rows took 0.4 s under SQLite's write
+    lock, this 0.08 s). New customers' rows are inserted; the chunk's other rows (customers
+    no longer live) deleted."""
+    merged_away = (  # the index, or SQLite's statistics make it scan (see store)
+        select(Customer.id)
+        .where(Customer.merged_into_id.in_(chunk))
+        .with_hint(Customer, "INDEXED BY ix_customers_merged_into", "sqlite")
+    )
+    removed = _delete_rows(session, CustomerState.customer_id.in_(merged_away))
+    stored = dict(
+        session.execute(
+            select(CustomerState.customer_id, CustomerState.search_text).where(
+                CustomerState.customer_id.in_(chunk)
+            )
+        ).all()
+    )
+    fresh = [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+    gone = set(stored) - {value["customer_id"] for value in fresh}
+    if gone:
+        _delete_rows(session, CustomerState.customer_id.in_(sorted(gone)))
+    table = table_of(CustomerState)
+    new = [value for value in fresh if value["customer_id"] not in stored]
+    if new:
+        session.execute(insert(table), new)
+    for same_text in (True, False):
+        columns = [c for c in COLUMNS if c not in _KEPT and (c != "search_text" or not same_text)]
+        changed = [
+            {"b_customer": value["customer_id"], **{f"b_{c}": value[c] for c in columns}}
+            for value in fresh
+            if value["customer_id"] in stored
+            and (stored[value["customer_id"]] == value["search_text"]) == same_text
+        ]
+        if changed:
+            session.execute(
+                update(table)
+                .where(table.c.customer_id == bindparam("b_customer"))
+                .values({c: bindparam(f"b_{c}") for c in columns}),
+                changed,
+            )
+    return removed
+
+
+_KEPT = ("customer_id", "workspace_id", "rfm_segment")  # never changed by a row's update
+
+
+def _write_segments(session: Session, changes: Sequence[tuple[int, str | None]]) -> None:
+    table = table_of(CustomerState)
+    session.execute(
+        update(table)
+        .where(table.c.customer_id == bindparam("b_customer"))
+        .values(rfm_segment=bindparam("b_segment")),
+        [{"b_customer": c, "b_segment": s} for c, s in changes],
     )
 
 
@@ -486,16 +631,64 @@ def _purchase_since(session: Session, workspace_id: int, after: int, upto: int) 
     return found is not None
 
 
+@contextmanager
+def _refresh_lock(db: Database, workspace_id: int, *, wait: bool) -> Iterator[bool]:
+    """One refresh of a workspace at a time, across processes (``clm serve``'s catch-up and
+    ``clm worker``'s live loop): the chunks of two refreshes interleaved could leave an older
+    computation of a row over a newer one. Yields False (without waiting) when another holds
+    it and ``wait`` is False. PostgreSQL: an advisory lock of the schema and workspace, on a
+    connection of its own; SQLite: ``flock`` on a side file (a lock in this process where
+    there is no file); neither holds a transaction open."""
+    if db.dialect == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            key = {"key": f"clm.state:{workspace_id}"}
+            call = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+            got = connection.execute(
+                text(f"SELECT {call}(hashtext(current_schema() || :key))"), key
+            ).scalar()
+            held = wait or bool(got)
+            try:
+                yield held
+            finally:
+                if held:
+                    connection.execute(
+                        text("SELECT pg_advisory_unlock(hashtext(current_schema() || :key))"), key
+                    )
+        return
+    path = db.sqlite_file
+    if path is None or sys.platform == "win32":
+        with _REFRESHERS:
+            lock = db.extensions.setdefault(f"{EXTENSION}.lock.{workspace_id}", threading.Lock())
+        held = lock.acquire(blocking=wait)
+        try:
+            yield held
+        finally:
+            if held:
+                lock.release()
+        return
+    fd = os.open(f"{path}-state-{workspace_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
+        except BlockingIOError:
+            held = False
+        yield held
+    finally:
+        os.close(fd)  # releases the flock
+
+
 def ensure_fresh(db: Database, workspace_id: int, *, max_events: int | None = None) -> bool:
     """Catch the rows up before a read; True when they are current, False while a background
     refresh is catching them up (the caller says "refreshing").
 
     Up to ``READ_REFRESH`` new events (a customer written a moment ago) are caught up on the
-    spot. A bigger backlog (an import) is caught up on a thread of this process, as the kept
-    readings are (``clm.analytics.kept``): ``clm serve`` alone runs no live loop (that is
-    ``clm worker``), so leaving it to the loop left the list behind for good. Meanwhile the
-    read serves the stored rows, never fewer customers than they held; rows never built at
-    all wait up to ``READ_WAIT`` seconds for their first build, as there is nothing to serve."""
+    spot, unless a refresh is running already (then it will). A bigger backlog (an import) is
+    caught up on a thread of this process, as the kept readings are
+    (``clm.analytics.kept``): ``clm serve`` alone runs no live loop (that is ``clm worker``),
+    so leaving it to the loop left the list behind for good. Meanwhile the read serves the
+    stored rows, never fewer customers than they held; rows never built at all wait up to
+    ``READ_WAIT`` seconds for their first build, as there is nothing to serve."""
     limit = READ_REFRESH if max_events is None else max_events
     with db.session() as session:
         done = session.scalar(
@@ -507,8 +700,12 @@ def ensure_fresh(db: Database, workspace_id: int, *, max_events: int | None = No
     if done is not None and done >= top:
         return True
     if top - (done or 0) <= limit:
-        refresh_state(db, workspace_id)
-        return True
+        with _refresh_lock(db, workspace_id, wait=False) as held:
+            if held:
+                _refresh(db, workspace_id, None, (), False)
+                return True
+        if done is not None:
+            return False  # a refresh is running (a catch-up, the live loop's)
     thread = _refresher(db).start(workspace_id)
     if done is None:
         thread.join(READ_WAIT)
@@ -627,8 +824,12 @@ def _marks(session: Session, workspace_id: int) -> dict[str, int]:
 
 
 def invalidate_state(session: Session, workspace_id: int) -> None:
-    """Make the next refresh a rebuild (after events were deleted: erasure, retention)."""
-    _cursor_row(session, workspace_id, VERSION_CURSOR, lock=False).last_event_id = 0
+    """Make the next refresh a rebuild (after events were deleted: erasure, retention).
+
+    The mark takes a value below any earlier one (0: never built, then -1, -2 ...), so a
+    refresh running meanwhile sees it changed, however it started, and stops."""
+    row = _cursor_row(session, workspace_id, VERSION_CURSOR, lock=True)
+    row.last_event_id = min(row.last_event_id, 0) - 1
 
 
 def forget_customers(session: Session, workspace_id: int, customer_ids: Sequence[int]) -> None:

@@ -90,9 +90,23 @@ def _tally(
     }
 
 
-def add_events(session: Session, workspace_id: int, after: int, upto: int) -> None:
-    """Add the events of ids in ``(after, upto]`` to the stored tally (inside the refresh)."""
-    for (kind, channel), new in _tally(session, workspace_id, after, upto).items():
+def tally_events(
+    session: Session, workspace_id: int, after: int, upto: int
+) -> dict[tuple[str, str], Tally]:
+    """The events of ids in ``(after, upto]`` per type and channel: read by the refresh before
+    its write transaction (a rebuild's recount is a scan of the whole log)."""
+    return _tally(session, workspace_id, after, upto)
+
+
+def store_tally(
+    session: Session, workspace_id: int, tally: dict[tuple[str, str], Tally], *, replace: bool
+) -> None:
+    """Add ``tally`` to the stored counts, or make it the counts (``replace``: a rebuild), in
+    the refresh's transaction that moves the cursor past those events."""
+    if replace:
+        session.execute(delete(EventCount).where(EventCount.workspace_id == workspace_id))
+        session.flush()
+    for (kind, channel), new in tally.items():
         row = session.get(EventCount, (workspace_id, kind, channel))
         if row is None:
             session.add(EventCount(
@@ -106,13 +120,6 @@ def add_events(session: Session, workspace_id: int, after: int, upto: int) -> No
         row.events, row.purchases, row.revenue = total.events, total.purchases, total.revenue
         row.first_ts, row.last_ts = total.first_ts, total.last_ts
     session.flush()
-
-
-def recount_events(session: Session, workspace_id: int, upto: int) -> None:
-    """Recount every event of ids up to ``upto`` (inside a rebuild)."""
-    session.execute(delete(EventCount).where(EventCount.workspace_id == workspace_id))
-    session.flush()
-    add_events(session, workspace_id, 0, upto)
 
 
 def _stored(session: Session, workspace_id: int) -> tuple[dict[tuple[str, str], Tally], int]:
