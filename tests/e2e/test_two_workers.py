@@ -26,6 +26,7 @@ from segment.analytics import Client
 from sqlalchemy import func, select
 
 from clm.engage.eventlog import PREFIX
+from clm.engage.playbooks.schedule import run_due
 from clm.engage.schemas import EmailProvider
 from clm.lifecycle import get_stage_model, reference_history, stage_at
 from clm.lifecycle.engines import export_events
@@ -269,12 +270,30 @@ def test_two_workers_welcome_each_purchaser_once(
     two_workers: tuple[int, list[subprocess.Popen[bytes]]],
     tmp_path: Path,
 ) -> None:
-    """A burst of purchasers while two workers run: one welcome email and one journey each,
-    and stage histories equal to a full recompute."""
+    """A burst of purchasers while two workers run, and the engagement tick asked for on
+    demand meanwhile (``POST /api/v1/engage/tick`` and ``clm playbook tick`` run it beside the
+    workers): one welcome email and one journey each, stage histories equal to a recompute."""
     port, workers = two_workers
     users = [_user(i) for i in range(CUSTOMERS)]
-    send_burst(port, live_shop, users, lambda batch: None)
-    wait_until_done(db, live_shop, users, smtp_sink, tmp_path)
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def on_demand() -> None:
+        while not done.wait(0.05):
+            try:
+                run_due(db, live_shop.id)
+            except BaseException as exc:
+                failures.append(exc)
+
+    ticking = threading.Thread(target=on_demand, daemon=True)
+    ticking.start()
+    try:
+        send_burst(port, live_shop, users, lambda batch: None)
+        wait_until_done(db, live_shop, users, smtp_sink, tmp_path)
+    finally:
+        done.set()
+        ticking.join(60)
+    assert failures == []
     for worker in workers:
         stop(worker)  # nothing left in flight when the mail is counted
     assert _welcomes(smtp_sink) == Counter({_address(u): 1 for u in users}), _logs(tmp_path)
