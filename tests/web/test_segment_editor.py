@@ -7,6 +7,7 @@ deleted, and the page says why. Screenshots at 1280 and 400 px."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -124,3 +125,63 @@ def test_edit_conditions_with_a_live_count_field_errors_and_the_rename_rule(
     expect(page.locator(".conditions")).to_contain_text("last seen more than 60 days ago")
     assert get_segment(db, workspace_id, lapsing).name == "Lapsing"
     shot("segment-after-edit")
+
+
+@pytest.mark.slow
+def test_arrow_keys_on_a_condition_select_keep_the_value_and_preview_once(
+    editor_site: tuple[str, Database, int, dict[str, int], int],
+    browser_page: Page,
+    shot: Shot,
+) -> None:
+    """Chromium fires "change" for every arrow key on a closed select: arrows through a
+    condition's fields dropped its value at the first field of another kind (revenue >= 40
+    passing "Last seen on (day)" came back empty), and each choice passed was previewed. Now
+    arrows only move the choice, Escape puts back the one in force, Enter applies it with one
+    preview, and a mouse pick applies at once."""
+    url, _, _, ids, _ = editor_site
+    page = browser_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_in(page, f"{url}/segments/{ids['big']}?edit=1", "growth@example.com")
+    preview = page.locator("#segment-preview")
+    expect(preview).to_contain_text("2 customers would match now")
+    asked: list[str] = []
+
+    def previewed(request: Any) -> None:
+        if "/segments/preview" in request.url:
+            asked.append(request.post_data or "")
+
+    page.on("request", previewed)
+
+    def answered() -> Any:
+        return page.expect_response(lambda r: "/segments/preview" in r.url)
+
+    field, value = page.locator("#cond-0-attr"), page.locator("#cond-0-value")
+    field.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowDown")
+    expect(field).to_have_value("last_seen_date")
+    for _ in range(3):
+        page.keyboard.press("ArrowUp")
+    expect(field).to_have_value("revenue")
+    expect(value).to_have_value("40")  # was dropped on the way
+    for _ in range(3):
+        page.keyboard.press("ArrowDown")
+    page.keyboard.press("Escape")
+    expect(field).to_have_value("revenue")
+    expect(value).to_have_value("40")
+    for key in ("ArrowUp", "ArrowDown", "ArrowDown"):  # CLV, revenue, purchases
+        page.keyboard.press(key)
+    expect(field).to_have_value("purchases")
+    with answered():
+        page.keyboard.press("Enter")
+    expect(value).to_have_value("40")  # a number field like revenue: the value kept
+    expect(preview).to_contain_text("0 customers would match now")
+    assert len(asked) == 1 and '"attr":"purchases"' in asked[0], asked
+    expect(field).to_be_focused()
+    # The mouse: a pick applies at once (one purchase or more: ann, bob, dora).
+    with answered():
+        page.select_option("#cond-0-op", "gt")
+    page.fill("#cond-0-value", "0")
+    expect(preview).to_contain_text("3 customers would match now")
+    assert '"op":"gt"' in asked[1], asked
+    shot("segment-editor-selects")

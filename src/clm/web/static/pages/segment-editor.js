@@ -1,9 +1,12 @@
 // The segment editor: its name, description and conditions as rows of field, operator and
 // value, the members it would have checked as you type (POST /segments/preview answers a
 // draft with mistakes as valid: false, so typing fills no console), and the API's own field
-// errors shown at the row they name. A segment a playbook triggers on keeps its name.
+// errors shown at the row they name. A segment a playbook triggers on keeps its name. A
+// condition's selects apply a choice once made (lib/select.js): arrow keys through the fields
+// dropped the value at the first field of another kind, and each was a preview of a draft not meant.
 import { useState } from "preact/hooks";
 import { html } from "../lib/html.js";
+import { CommitSelect } from "../lib/select.js";
 import { api } from "../lib/api.js";
 import { useApi } from "../lib/hooks.js";
 import { useChecked } from "../lib/debounce.js";
@@ -86,11 +89,11 @@ function ValueInput({ row, index, field, stages, change, invalid }) {
   if (row.op === "exists") return html`<span class="muted small cond-value">(no value)</span>`;
   const choices = row.attr === "stage" ? stages.map((s) => [s, label(s)]) : row.attr === "health" ? HEALTH : row.attr === "rfm" ? RFM.map((r) => [r, r]) : null;
   if (choices && row.op !== "in") {
-    return html`<select ...${common} class="cond-value" value=${row.text} onChange=${(e) => change({ text: e.currentTarget.value })}>
+    return html`<${CommitSelect} ...${common} class="cond-value" value=${row.text} commit=${(text) => change({ text })}>
       <option value="">choose…</option>
       ${choices.map(([value, text]) => html`<option value=${value}>${text}</option>`)}
       ${row.text && !choices.some(([v]) => v === row.text) ? html`<option value=${row.text}>${row.text}</option>` : null}
-    </select>`;
+    <//>`;
   }
   const type = field.kind === "date" && row.op !== "in" ? "date" : "text";
   const hint = row.op === "in" ? (choices ? choices.map(([v]) => v).join(", ") : "a, b, c") : field.kind === "number" ? "a number" : "";
@@ -107,14 +110,14 @@ function ConditionRow({ row, index, stages, change, remove, problems }) {
   };
   return html`<li class="cond-row" data-index=${index}>
     <div class="cond-fields">
-      <select id=${`cond-${index}-attr`} aria-label=${`Condition ${index + 1} field`} value=${row.attr} onChange=${(e) => pick(e.currentTarget.value)}>
+      <${CommitSelect} id=${`cond-${index}-attr`} aria-label=${`Condition ${index + 1} field`} value=${row.attr} commit=${pick}>
         ${FIELDS.map((f) => html`<option value=${f.attr}>${f.title}</option>`)}
-      </select>
+      <//>
       ${field.kind === "trait" ? html`<input id=${`cond-${index}-trait`} class="cond-trait" aria-label=${`Condition ${index + 1} trait name`}
         placeholder="trait name, e.g. plan" value=${row.trait} onInput=${(e) => change({ trait: e.currentTarget.value })} />` : null}
-      <select id=${`cond-${index}-op`} aria-label=${`Condition ${index + 1} operator`} value=${row.op} onChange=${(e) => change({ op: e.currentTarget.value })}>
+      <${CommitSelect} id=${`cond-${index}-op`} aria-label=${`Condition ${index + 1} operator`} value=${row.op} commit=${(op) => change({ op })}>
         ${ops.map((op) => html`<option value=${op}>${OP_TEXT[op]}</option>`)}
-      </select>
+      <//>
       <${ValueInput} row=${row} index=${index} field=${field} stages=${stages} change=${change} invalid=${Boolean(problems)} />
       <button type="button" class="secondary cond-remove" aria-label=${`Remove condition ${index + 1}`} onClick=${remove}>Remove</button>
     </div>
