@@ -80,9 +80,10 @@ def test_another_process_waits_until_the_holder_lets_go(db: Database) -> None:
         waiting = _try_in_thread(db, 7)
         # Not granted while the other process holds it (a broken lock is granted at once).
         assert not waiting.wait(1.0)
-        if db.dialect == "postgresql":  # SQLite's workspaces share one writer, and the lock
-            other_workspace = _try_in_thread(db, 8)
-            assert other_workspace.wait(30), "another workspace's lock is not held by anyone"
+        other_workspace = _try_in_thread(db, 8)
+        assert other_workspace.wait(30), "another workspace's lock is not held by anyone"
+        with one_at_a_time(db, "engage", 7, wait=False) as held:
+            assert held is False  # asked not to wait: told at once that another holds it
         assert holder.stdin is not None and holder.stdout is not None
         holder.stdin.write("\n")
         holder.stdin.flush()
@@ -129,6 +130,13 @@ def test_two_threads_of_one_process_exclude_each_other(db: Database) -> None:
     for thread in threads:
         thread.join()
     assert most == 1
+
+
+def test_without_waiting_the_lock_is_held_when_free(db: Database) -> None:
+    with one_at_a_time(db, "state", 3, wait=False) as held:
+        assert held is True
+        with one_at_a_time(db, "state", 4, wait=False) as other:
+            assert other is True
 
 
 def test_lock_names_are_plain_words(db: Database) -> None:

@@ -41,12 +41,10 @@ delete events, call ``invalidate_state`` for the same effect.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,7 +63,6 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -86,6 +83,7 @@ from clm.lifecycle.health_inputs import get_scorecard
 from clm.lifecycle.queries import stage_counts
 from clm.predictions.repository import PURCHASE_EVENT, SCORE_EVENT
 from clm.store.engine import Database
+from clm.store.locks import one_at_a_time
 from clm.store.models import (
     Customer,
     CustomerState,
@@ -100,9 +98,6 @@ from clm.store.models import (
 )
 from clm.store.own_events import MODEL_EVENTS, own_event_clause
 from clm.store.settled import settled_top
-
-if sys.platform != "win32":
-    import fcntl
 
 # More cursors (see ``event_counts``): the definitions the rows were computed under.
 STAGES_CURSOR, HEALTH_CURSOR = "state.stages", "state.health"
@@ -385,7 +380,10 @@ def refresh_state(
     computed under another stage model, scorecard or ``STATE_VERSION``, or when too many
     customers are touched. Waits for a refresh of the workspace running elsewhere.
     """
-    with _refresh_lock(db, workspace_id, wait=True):
+    # One refresh of a workspace at a time, across processes (``clm serve``'s catch-up and
+    # ``clm worker``'s live loop): two refreshes' chunks interleaved could leave an older
+    # computation of a row over a newer one.
+    with one_at_a_time(db, "state", workspace_id):
         return _refresh(db, workspace_id, now, customer_ids, rebuild)
 
 
@@ -631,53 +629,6 @@ def _purchase_since(session: Session, workspace_id: int, after: int, upto: int) 
     return found is not None
 
 
-@contextmanager
-def _refresh_lock(db: Database, workspace_id: int, *, wait: bool) -> Iterator[bool]:
-    """One refresh of a workspace at a time, across processes (``clm serve``'s catch-up and
-    ``clm worker``'s live loop): the chunks of two refreshes interleaved could leave an older
-    computation of a row over a newer one. Yields False (without waiting) when another holds
-    it and ``wait`` is False. PostgreSQL: an advisory lock of the schema and workspace, on a
-    connection of its own; SQLite: ``flock`` on a side file (a lock in this process where
-    there is no file); neither holds a transaction open."""
-    if db.dialect == "postgresql":
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            key = {"key": f"clm.state:{workspace_id}"}
-            call = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-            got = connection.execute(
-                text(f"SELECT {call}(hashtext(current_schema() || :key))"), key
-            ).scalar()
-            held = wait or bool(got)
-            try:
-                yield held
-            finally:
-                if held:
-                    connection.execute(
-                        text("SELECT pg_advisory_unlock(hashtext(current_schema() || :key))"), key
-                    )
-        return
-    path = db.sqlite_file
-    if path is None or sys.platform == "win32":
-        with _REFRESHERS:
-            lock = db.extensions.setdefault(f"{EXTENSION}.lock.{workspace_id}", threading.Lock())
-        held = lock.acquire(blocking=wait)
-        try:
-            yield held
-        finally:
-            if held:
-                lock.release()
-        return
-    fd = os.open(f"{path}-state-{workspace_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            held = True
-        except BlockingIOError:
-            held = False
-        yield held
-    finally:
-        os.close(fd)  # releases the flock
-
-
 def ensure_fresh(db: Database, workspace_id: int, *, max_events: int | None = None) -> bool:
     """Catch the rows up before a read; True when they are current, False while a background
     refresh is catching them up (the caller says "refreshing").
@@ -700,7 +651,7 @@ def ensure_fresh(db: Database, workspace_id: int, *, max_events: int | None = No
     if done is not None and done >= top:
         return True
     if top - (done or 0) <= limit:
-        with _refresh_lock(db, workspace_id, wait=False) as held:
+        with one_at_a_time(db, "state", workspace_id, wait=False) as held:
             if held:
                 _refresh(db, workspace_id, None, (), False)
                 return True
