@@ -6,8 +6,9 @@ import base64
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from clm.config import get_settings
 from clm.engage import repository as repo
 from clm.engage.delivery import deliver as delivery
 from clm.engage.delivery import outbox
@@ -216,3 +217,41 @@ def test_quiet_hours_hold_then_send_and_unsubscribe_before_delivery_wins(
     report = delivery.deliver_due(db, now=datetime(2024, 6, 12, 23, 0, tzinfo=UTC))
     assert (report.claimed, report.sent, report.blocked) == (1, 0, 1)
     assert [m["To"] for m in smtp_sink.messages] == ["zoe@example.com"]
+
+
+def test_a_send_whose_event_a_killed_worker_never_wrote_is_logged_by_the_sweep(
+    db: Database,
+) -> None:
+    """The state a SIGKILL leaves between marking a message sent (right after SMTP's 250) and
+    writing the batch's events: the sweep writes the event once, dated when it was sent."""
+    ws = setup_workspace(db)
+    ada = add_customer(db, ws, "ada")
+    bob = add_customer(db, ws, "bob")
+    for customer in (ada, bob):
+        consent(db, ws, customer)
+    decided = outbox.send(db, ws, [welcome(ada, "w-ada"), welcome(bob, "w-bob")], now=NOON)
+    assert [d.status for d in decided] == ["pending", "pending"]
+    sent_at = {ada: NOON + timedelta(seconds=5), bob: NOON + timedelta(minutes=10)}
+    with db.transaction() as session:
+        for customer, at in sent_at.items():  # what the recorder commits, and nothing after
+            session.execute(
+                update(EngageMessage)
+                .where(EngageMessage.customer_id == customer)
+                .values(status="sent", sent_at=at, lease_until=None)
+            )
+    # Bob's send is younger than a lease: his batch may still be writing its events.
+    lease = timedelta(seconds=get_settings().engage_lease_seconds)
+    now = NOON + timedelta(minutes=10) + lease / 2
+    assert delivery.log_missed_sends(db, now) == 1
+    assert delivery.log_missed_sends(db, now) == 0  # written once
+    assert delivery.log_missed_sends(db, now + lease) == 1  # Bob's, once his lease is over
+    assert delivery.log_missed_sends(db, now + lease) == 0
+    with db.session() as session:
+        logged = session.execute(
+            select(Event.message_id, Event.ts, Event.properties).where(Event.name == "Email Sent")
+        ).all()
+    assert sorted((m, ts) for m, ts, _ in logged) == [
+        ("clm-engage-sent-w-ada", int(sent_at[ada].timestamp())),
+        ("clm-engage-sent-w-bob", int(sent_at[bob].timestamp())),
+    ]
+    assert {p["category"] for _, _, p in logged} == {"welcome"}

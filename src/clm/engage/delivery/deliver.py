@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Executable, and_, bindparam, func, or_, select, update
+from sqlalchemy import Executable, and_, bindparam, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from clm.config import get_settings
@@ -43,7 +43,7 @@ from clm.engage.schemas import (
 )
 from clm.errors import NotFound
 from clm.store.engine import Database
-from clm.store.models import EngageMessage, table_of
+from clm.store.models import EngageMessage, Event, table_of
 
 log = logging.getLogger("clm.engage.delivery")
 _MESSAGES = table_of(EngageMessage)
@@ -407,12 +407,60 @@ def _finish(
             )
 
 
+# How far back the sweep looks for a sent message without its event (by when it was due).
+MISSED_WINDOW = timedelta(hours=6)
+
+
+def log_missed_sends(db: Database, now: datetime | None = None) -> int:
+    """Write the "Email Sent" (SMS, webhook) event of each message marked sent whose event was
+    never written, dated when it was sent; returns how many.
+
+    A message is marked sent the moment the server accepts it, and its event is written after
+    the batch: a worker killed in between (SIGKILL, OOM, power) left a message sent with no
+    trace on the customer's timeline, in the playbook report or in frequency caps that count
+    events. The worker's minute sweep runs this. Events keep their message ids, so writing one
+    twice stores it once.
+    """
+    at = now or datetime.now(UTC)
+    settle = timedelta(seconds=get_settings().engage_lease_seconds)  # a live batch's own write
+    m = EngageMessage
+    logged = select(Event.id).where(
+        Event.workspace_id == m.workspace_id,
+        Event.message_id == literal(f"{eventlog.PREFIX}sent-").concat(m.idempotency_key),
+    )
+    columns = (m.id, m.workspace_id, m.customer_id, m.channel, m.purpose, m.category, m.address,
+               m.idempotency_key, m.attempts, m.sent_at)  # fmt: skip
+    with db.session() as session:
+        rows = session.execute(
+            select(*columns).where(
+                m.status == "sent",  # with the due time: ix_engage_messages_due
+                m.next_attempt_at >= at - MISSED_WINDOW,
+                m.sent_at <= at - settle,
+                m.customer_id.is_not(None),
+                ~exists(logged),
+            )
+        ).all()
+    if not rows:
+        return 0
+    missed = [
+        Claimed(r.id, r.workspace_id, r.customer_id, r.channel, r.purpose, r.category,
+                r.address, {}, r.idempotency_key, r.attempts)
+        for r in rows
+    ]  # fmt: skip
+    sent_at = {r.id: r.sent_at if r.sent_at.tzinfo else r.sent_at.replace(tzinfo=UTC) for r in rows}
+    _sent_events(db, missed, dict.fromkeys(sent_at), {}, at, times=sent_at)
+    log.warning("sent messages without their event logged", extra={"messages": len(missed)})
+    return len(missed)
+
+
 def _sent_events(
     db: Database,
     claimed: list[Claimed],
     outcomes: dict[int, str | None],
     revoked: dict[int, str],
     at: datetime,
+    *,
+    times: dict[int, datetime] | None = None,
 ) -> None:
     by_workspace: dict[int, list[Claimed]] = {}
     for m in claimed:
@@ -438,7 +486,7 @@ def _sent_events(
                         "category": m.category,
                         **({"reason": revoked[m.id]} if blocked else {}),
                     },
-                    at,
+                    times[m.id] if times else at,
                     channel=m.channel,
                 )
             )

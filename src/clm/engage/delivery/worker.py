@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 
 from clm.config import Settings, get_settings
 from clm.engage.delivery import outbox
-from clm.engage.delivery.deliver import deliver_due
+from clm.engage.delivery.deliver import deliver_due, log_missed_sends
 from clm.store.engine import Database
 from clm.store.models import EngageMessage
 
@@ -77,6 +77,12 @@ class Queue:
             return sent
 
         def sweep() -> None:
+            # The safety net: what a killed worker left (its leases run out, then this drains
+            # them) and the events of messages it sent but never logged.
+            try:
+                log_missed_sends(self.database())
+            except Exception:
+                log.exception("logging missed sends failed")
             self.drain()
 
         def engage_tick() -> int:
