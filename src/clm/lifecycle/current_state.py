@@ -733,7 +733,9 @@ def current_counts(db: Database, workspace_id: int) -> tuple[dict[str, int], dic
     health_id = active_definition_id(db, workspace_id, "health")
     state = CustomerState
     with db.session() as session:
-        marks = _marks(session, workspace_id)
+        marks = _cursor_values(
+            session, workspace_id, (VERSION_CURSOR, STAGES_CURSOR, HEALTH_CURSOR)
+        )
         fresh = marks.get(VERSION_CURSOR) == STATE_VERSION
         if not (fresh and marks.get(STAGES_CURSOR) == info.id):
             by_stage = None
@@ -762,16 +764,6 @@ def current_counts(db: Database, workspace_id: int) -> tuple[dict[str, int], dic
     health = dict.fromkeys(STATE_LABELS.values(), 0)
     health.update({STATE_LABELS.get(str(name), str(name)): int(n) for name, n in by_health})
     return stages, health
-
-
-def _marks(session: Session, workspace_id: int) -> dict[str, int]:
-    rows = session.execute(
-        select(EngageCursor.consumer, EngageCursor.last_event_id).where(
-            EngageCursor.workspace_id == workspace_id,
-            EngageCursor.consumer.in_([VERSION_CURSOR, STAGES_CURSOR, HEALTH_CURSOR]),
-        )
-    )
-    return {str(name): int(value) for name, value in rows}
 
 
 def invalidate_state(session: Session, workspace_id: int) -> None:

@@ -60,10 +60,11 @@ def _finite(amount: Any) -> Any:
     return case((amount.between(-sys.float_info.max, sys.float_info.max), amount), else_=None)
 
 
-def _tally(
+def tally_events(
     session: Session, workspace_id: int, after: int, upto: int | None
 ) -> dict[tuple[str, str], Tally]:
-    """The events of ids in ``(after, upto]`` (``upto`` None: to the end), per type and channel."""
+    """The events of ids in ``(after, upto]`` (``upto`` None: to the end), per type and channel
+    (the refresh reads it before its write transaction: a rebuild's is a scan of the log)."""
     bought = Event.name == PURCHASE
     where = [Event.workspace_id == workspace_id, Event.id > after]
     if upto is not None:
@@ -88,14 +89,6 @@ def _tally(
         )
         for kind, chan, n, bought_n, revenue, first, last in rows
     }
-
-
-def tally_events(
-    session: Session, workspace_id: int, after: int, upto: int
-) -> dict[tuple[str, str], Tally]:
-    """The events of ids in ``(after, upto]`` per type and channel: read by the refresh before
-    its write transaction (a rebuild's recount is a scan of the whole log)."""
-    return _tally(session, workspace_id, after, upto)
 
 
 def store_tally(
@@ -158,7 +151,7 @@ def workspace_stats(db: Database, workspace_id: int) -> WorkspaceStats:
     (after merges) and how many of them are identified."""
     with db.session() as session:
         stored, done = _stored(session, workspace_id)
-        groups = _merged([stored, _tally(session, workspace_id, done, None)])
+        groups = _merged([stored, tally_events(session, workspace_id, done, None)])
         live = (Customer.workspace_id == workspace_id) & Customer.merged_into_id.is_(None)
         identified = Customer.user_id.is_not(None) | Customer.email.is_not(None)
         customers, known = session.execute(

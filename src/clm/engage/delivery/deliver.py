@@ -447,7 +447,7 @@ def log_missed_sends(db: Database, now: datetime | None = None) -> int:
                 r.address, {}, r.idempotency_key, r.attempts)
         for r in rows
     ]  # fmt: skip
-    sent_at = {r.id: r.sent_at if r.sent_at.tzinfo else r.sent_at.replace(tzinfo=UTC) for r in rows}
+    sent_at = {r.id: r.sent_at for r in rows}  # a UTC column: aware on both databases
     _sent_events(db, missed, dict.fromkeys(sent_at), {}, at, times=sent_at)
     log.warning("sent messages without their event logged", extra={"messages": len(missed)})
     return len(missed)
